@@ -1,0 +1,45 @@
+# The two commands: `make run` (serve the example) and `make test` (the whole suite).
+# Both create .venv and install what they need on a fresh machine.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EXAMPLE := examples/banking77
+PORT ?= 8000
+
+.PHONY: run test bench lint train clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+$(EXAMPLE)/artifacts/model.joblib: $(STAMP) $(EXAMPLE)/data.py $(EXAMPLE)/train.py
+	cd $(EXAMPLE) && ../../$(BIN)/python train.py
+
+train: $(EXAMPLE)/artifacts/model.joblib
+
+run: train
+	@echo ""
+	@echo "Serving the banking77 intent router on http://127.0.0.1:$(PORT). Call it with:"
+	@echo "  curl -s localhost:$(PORT)/predict -H 'content-type: application/json' -d '{\"text\": \"I still have not received my card\"}'"
+	@echo "Stop it with Ctrl-C."
+	@echo ""
+	$(BIN)/shipway serve $(EXAMPLE) --port $(PORT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/mypy
+
+bench: $(STAMP) train
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) $(EXAMPLE)/artifacts $(EXAMPLE)/build .shipway

@@ -1,0 +1,51 @@
+"""shipway: from a scientist's predict() to a production model service.
+
+    import shipway
+    pipeline = shipway.Service(predict).setup()
+    pipeline.run({"text": "hello"})
+"""
+
+from shipway.core.pipeline import Pipeline
+from shipway.core.service import Service
+from shipway.core.settings import Settings, load_settings
+from shipway.core.stage import Stage
+from shipway.core.trace import StageRecord, Trace
+from shipway.errors import (
+    ConfigError,
+    InputError,
+    LoadError,
+    OutputError,
+    Overloaded,
+    PayloadError,
+    PredictError,
+    PredictTimeout,
+    ServiceError,
+    ShipwayError,
+    StoreError,
+    StoreUnavailable,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "InputError",
+    "LoadError",
+    "OutputError",
+    "Overloaded",
+    "PayloadError",
+    "Pipeline",
+    "PredictError",
+    "PredictTimeout",
+    "Service",
+    "ServiceError",
+    "Settings",
+    "ShipwayError",
+    "Stage",
+    "StageRecord",
+    "StoreError",
+    "StoreUnavailable",
+    "Trace",
+    "__version__",
+    "load_settings",
+]

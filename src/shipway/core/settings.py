@@ -1,0 +1,153 @@
+"""Settings, declared once as data.
+
+`SETTINGS` feeds the shipway.toml parser, the CLI flags, validation and
+docs/settings.md (a test keeps that page in step). Environment variables are
+for secrets and deployment only: see `ENVIRONMENT`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shipway.errors import ConfigError
+
+__all__ = ["ENVIRONMENT", "SETTINGS", "Setting", "Settings", "load_settings"]
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    key: str  # dotted: "serve.port" is `port` under `[serve]` in shipway.toml
+    type: type
+    default: Any
+    help: str
+    flag: str | None = None  # the `shipway serve` flag, when there is one
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("name", str, "", "Service name, shown in logs, metrics and the store. Default: the project folder's name."),
+    Setting("service", str, "service.py", "The file (relative to the project) or dotted module that defines predict()."),
+    Setting("artifacts", str, "artifacts", "Folder passed to load(); its manifest.json gives the model, dataset and run ids."),
+    Setting("version", str, "", "Model version tag. Default: `version` in artifacts/manifest.json, else a hash of the artifacts."),
+    Setting("serve.host", str, "127.0.0.1", "Address to listen on; 0.0.0.0 in a container.", flag="--host"),
+    Setting("serve.port", int, 8000, "TCP port to listen on.", flag="--port", minimum=0, maximum=65535),
+    Setting("serve.workers", int, 1, "Worker processes. A worker that dies is replaced.", flag="--workers", minimum=1, maximum=256),
+    Setting("serve.preload", bool, True, "Run load() once before forking so workers share the model's memory. Turn off for models that are not fork-safe.", flag="--preload/--no-preload"),
+    Setting("serve.max_body_bytes", int, 1_048_576, "Largest request body accepted; larger ones get 413.", minimum=1),
+    Setting("serve.predict_timeout_s", float, 10.0, "A prediction that takes longer gets 504.", flag="--predict-timeout", minimum=0.001),
+    Setting("serve.graceful_timeout_s", float, 30.0, "On SIGTERM, how long in-flight requests may take to finish.", minimum=0),
+    Setting("serve.access_log", bool, False, "Log one JSON line per request (costs throughput).", flag="--access-log/--no-access-log"),
+    Setting("batching.max_batch_size", int, 64, "Most items run in one call of predict_batch.", flag="--max-batch-size", minimum=1),
+    Setting("batching.max_wait_ms", float, 2.0, "Longest an item waits for its batch to fill; under load batches fill without waiting.", flag="--max-wait-ms", minimum=0),
+    Setting("batching.max_queue_wait_ms", float, 1000.0, "Requests whose expected queue wait exceeds this get 503 with Retry-After instead of waiting.", minimum=1),
+    Setting("batching.max_queue", int, 10_000, "Hard cap on queued items per worker; beyond it, 503.", minimum=1),
+    Setting("log.enabled", bool, True, "Record predictions in the store's prediction log.", flag="--log/--no-log"),
+    Setting("log.sample_rate", float, 1.0, "Share of predictions logged, 0 to 1.", minimum=0, maximum=1),
+    Setting("log.flush_interval_s", float, 0.5, "How often logged predictions are written; a hard kill loses at most this much.", minimum=0.01, maximum=1.0),
+    Setting("log.spool_dir", str, ".shipway/spool", "Where predictions wait on local disk while the store is unreachable."),
+    Setting("store.url", str, "sqlite:///.shipway/shipway.db", "The store: sqlite:///file.db (embedded, default) or postgresql://user@host/db. Env SHIPWAY_STORE_URL overrides.", flag="--store"),
+)
+
+ENVIRONMENT: dict[str, str] = {
+    "SHIPWAY_STORE_URL": "Overrides store.url (keep database passwords out of shipway.toml).",
+    "SHIPWAY_ADMIN_TOKEN": "Bearer token that admin operations require.",
+}
+
+BY_KEY = {s.key: s for s in SETTINGS}
+
+
+class Settings(Mapping[str, Any]):
+    """Validated values for every setting, by dotted key, plus the project folder."""
+
+    def __init__(self, values: dict[str, Any], root: Path) -> None:
+        self._values = values
+        self.root = root
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Any:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def path(self, key: str) -> Path:
+        """A path setting resolved against the project folder."""
+        return (self.root / self[key]).resolve()
+
+    def replace(self, **overrides: Any) -> Settings:
+        """A copy with `serve__port=...`-style overrides (double underscore for the dot)."""
+        values = dict(self._values)
+        for name, value in overrides.items():
+            key = name.replace("__", ".")
+            values[key] = _check(BY_KEY[key], value, "override")
+        return Settings(values, self.root)
+
+
+def load_settings(root: Path, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Defaults, then shipway.toml in `root`, then env, then `overrides` (CLI flags)."""
+    values = {s.key: s.default for s in SETTINGS}
+    file = root / "shipway.toml"
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text())
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{file} is not valid TOML: {err}. Fix the syntax at that line.") from err
+        for key, value in _flatten(data):
+            setting = BY_KEY.get(key)
+            if setting is None:
+                raise ConfigError(_unknown(key, file))
+            values[key] = _check(setting, value, str(file))
+    if os.environ.get("SHIPWAY_STORE_URL"):
+        values["store.url"] = os.environ["SHIPWAY_STORE_URL"]
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key not in BY_KEY:
+            raise ConfigError(_unknown(key, "the overrides"))
+        values[key] = _check(BY_KEY[key], value, "the command line")
+    if not values["name"]:
+        values["name"] = root.resolve().name
+    return Settings(values, root.resolve())
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.extend(_flatten(value, dotted + "."))
+        else:
+            out.append((dotted, value))
+    return out
+
+
+def _unknown(key: str, where: object) -> str:
+    close = difflib.get_close_matches(key, BY_KEY, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"unknown setting {key!r} in {where}.{hint} The settings are listed in docs/settings.md."
+
+
+def _check(setting: Setting, value: Any, where: str) -> Any:
+    kind = setting.type
+    ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        raise ConfigError(
+            f"setting {setting.key!r} in {where} must be {kind.__name__}, got {value!r} "
+            f"({type(value).__name__}). Default: {setting.default!r}."
+        )
+    if setting.minimum is not None and value < setting.minimum:
+        raise ConfigError(f"setting {setting.key!r} in {where} is {value!r}; it must be at least {setting.minimum:g}.")
+    if setting.maximum is not None and value > setting.maximum:
+        raise ConfigError(f"setting {setting.key!r} in {where} is {value!r}; it must be at most {setting.maximum:g}.")
+    return value

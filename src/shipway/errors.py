@@ -1,0 +1,107 @@
+"""Every error shipway raises, rooted at one class.
+
+    ShipwayError
+    ├── ConfigError          a setting or shipway.toml is wrong
+    ├── ServiceError         service.py does not follow the protocol
+    │   └── LoadError        load() failed or its artifacts are missing
+    ├── InputError           an input does not match the input schema (4xx)
+    │   └── PayloadError     a body that is not JSON or is too large
+    ├── PredictError         user code raised inside a stage or predict (500)
+    ├── OutputError          predict returned what the output schema rejects (500)
+    ├── PredictTimeout       predict took longer than its timeout (504)
+    ├── Overloaded           the queue cannot be served within its wait (503)
+    └── StoreError           the store failed
+        └── StoreUnavailable the store cannot be reached right now
+
+Messages name the thing, show the bad value, and say how to fix it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ConfigError",
+    "InputError",
+    "LoadError",
+    "OutputError",
+    "Overloaded",
+    "PayloadError",
+    "PredictError",
+    "PredictTimeout",
+    "ServiceError",
+    "ShipwayError",
+    "StoreError",
+    "StoreUnavailable",
+]
+
+
+class ShipwayError(Exception):
+    """The root of every error shipway raises on purpose."""
+
+
+class ConfigError(ShipwayError):
+    """A setting, a flag or shipway.toml holds a value shipway cannot use."""
+
+
+class ServiceError(ShipwayError):
+    """A service definition breaks the protocol (no predict, bad signature...)."""
+
+
+class LoadError(ServiceError):
+    """load() raised, or the artifacts it needs are missing."""
+
+
+class InputError(ShipwayError):
+    """An input fails the service's input schema.
+
+    `details` lists one dict per problem: `loc` (the path to the field), `msg`,
+    `type` and, where known, `input` (the bad value).
+    """
+
+    status = 422
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.details = details or []
+
+
+class PayloadError(InputError):
+    """A request body that is not JSON, not the right shape, or too large."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class PredictError(ShipwayError):
+    """User code raised inside a stage; `stage` names it."""
+
+    def __init__(self, stage: str, cause: BaseException) -> None:
+        super().__init__(f"stage {stage!r} raised {type(cause).__name__}: {cause}")
+        self.stage = stage
+        self.cause = cause
+
+
+class OutputError(ShipwayError):
+    """predict returned a value the output schema rejects."""
+
+
+class PredictTimeout(ShipwayError):
+    """A prediction did not finish within the configured timeout."""
+
+
+class Overloaded(ShipwayError):
+    """More requests are queued than can be served within the allowed wait."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class StoreError(ShipwayError):
+    """The store failed: bad URL, schema mismatch, or a query error."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached now; callers may spool and retry later."""

@@ -1,0 +1,157 @@
+"""What every store backend offers, and the pieces the backends share."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from shipway.errors import StoreError
+from shipway.store.records import PredictionRecord
+
+__all__ = ["COLUMNS", "Store", "check_schema_version", "record_from_row", "safe_url"]
+
+# The order of columns in every INSERT and SELECT, so rows map to records by position.
+COLUMNS: tuple[str, ...] = (
+    "request_id",
+    "ts",
+    "service",
+    "model_version",
+    "latency_ms",
+    "inputs",
+    "outputs",
+    "rules_version",
+    "dataset_version",
+    "run_id",
+    "status",
+)
+
+
+class Store(abc.ABC):
+    """A place to keep what shipway records, reached through a URL.
+
+    The constructor only stores its arguments; `open()` connects and brings the
+    schema up to date. A store is safe to share between threads. Use it as a
+    context manager to open and close it.
+    """
+
+    #: The URL with any password masked, for messages and logs.
+    url: str
+
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Connect and create or migrate the schema; a second call does nothing.
+
+        Raises StoreUnavailable if the server or file cannot be reached now, and
+        StoreError for a URL that can never work or a schema this version of
+        shipway does not know.
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the connection; a closed store can be opened again."""
+
+    @abc.abstractmethod
+    def write_predictions(self, records: Sequence[PredictionRecord]) -> None:
+        """Store `records` in one transaction: all of them or none.
+
+        A record whose `(request_id, ts)` is already stored is skipped. Raises
+        StoreUnavailable when the store cannot be reached, so the caller can
+        spool the batch and retry; StoreError when the store refuses the data.
+        """
+
+    @abc.abstractmethod
+    def read_predictions(
+        self,
+        *,
+        service: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = None,
+    ) -> list[PredictionRecord]:
+        """Records with `since <= ts < until`, oldest first, at most `limit`."""
+
+    @abc.abstractmethod
+    def count_predictions(self, service: str | None = None) -> int:
+        """How many records are stored, for one service or all."""
+
+    def __enter__(self) -> Store:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+
+def safe_url(url: str) -> str:
+    """`url` with its password replaced by `***`, fit for logs and error messages."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if not password:
+        return url
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def record_from_row(row: Sequence[Any]) -> PredictionRecord:
+    """Build a record from a row selected in `COLUMNS` order."""
+    return PredictionRecord(
+        request_id=row[0],
+        ts=row[1],
+        service=row[2],
+        model_version=row[3],
+        latency_ms=row[4],
+        inputs=bytes(row[5]),
+        outputs=bytes(row[6]),
+        rules_version=row[7],
+        dataset_version=row[8],
+        run_id=row[9],
+        status=row[10],
+    )
+
+
+def check_schema_version(found: int, known: int, url: str) -> None:
+    """Refuse a schema written by a newer shipway than this one."""
+    if found > known:
+        raise StoreError(
+            f"the store at {url} has schema version {found}, but this shipway only "
+            f"knows versions up to {known}; upgrade shipway "
+            "(pip install -U shipway) on every process that uses this store"
+        )
+
+
+def where_clause(
+    service: str | None, since: float | None, until: float | None, placeholder: str
+) -> tuple[str, list[Any]]:
+    """The WHERE clause shared by both backends' reads; `placeholder` is `?` or `%s`."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if service is not None:
+        conditions.append(f"service = {placeholder}")
+        params.append(service)
+    if since is not None:
+        conditions.append(f"ts >= {placeholder}")
+        params.append(since)
+    if until is not None:
+        conditions.append(f"ts < {placeholder}")
+        params.append(until)
+    return (" WHERE " + " AND ".join(conditions)) if conditions else "", params
+
+
+def check_limit(limit: int | None) -> None:
+    """Reject a negative or non-integer limit with a message that says what is valid."""
+    if limit is not None and (not isinstance(limit, int) or limit < 0):
+        raise StoreError(f"limit must be a non-negative integer or None, got {limit!r}")

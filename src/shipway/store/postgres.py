@@ -1,0 +1,269 @@
+"""The shared store: PostgreSQL through psycopg 3, for several replicas or machines."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg.adapt import Buffer, Loader
+from psycopg.conninfo import conninfo_to_dict
+
+from shipway.errors import StoreError, StoreUnavailable
+from shipway.store.base import (
+    COLUMNS,
+    Store,
+    check_limit,
+    check_schema_version,
+    record_from_row,
+    safe_url,
+    where_clause,
+)
+from shipway.store.records import PredictionRecord
+
+__all__ = ["PostgresStore"]
+
+SCHEMES = ("postgresql", "postgres")
+URL_EXAMPLE = "postgresql://user:password@db.example.com:5432/shipway"
+
+# Each entry brings the schema from the previous version to this one; append only.
+_MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
+    (
+        1,
+        (
+            # ts stays a float of unix seconds so that records round-trip exactly.
+            """CREATE TABLE predictions (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                request_id TEXT NOT NULL,
+                ts DOUBLE PRECISION NOT NULL,
+                service TEXT NOT NULL,
+                model_version TEXT NOT NULL,
+                latency_ms DOUBLE PRECISION NOT NULL,
+                inputs JSONB NOT NULL,
+                outputs JSONB NOT NULL,
+                rules_version TEXT,
+                dataset_version TEXT,
+                run_id TEXT,
+                status INTEGER NOT NULL,
+                UNIQUE (request_id, ts)
+            )""",
+            "CREATE INDEX predictions_service_ts ON predictions (service, ts)",
+            "CREATE INDEX predictions_ts ON predictions (ts)",
+        ),
+    ),
+]
+SCHEMA_VERSION = _MIGRATIONS[-1][0]
+
+# Any constant works, as long as every shipway uses the same one: it serialises
+# migrations when several replicas start at once.
+_MIGRATION_LOCK_KEY = 0x5B1F_7A7
+
+_INSERT = (
+    f"INSERT INTO predictions ({', '.join(COLUMNS)}) "
+    "VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s) "
+    "ON CONFLICT (request_id, ts) DO NOTHING"
+)
+_SELECT = "SELECT " + ", ".join(COLUMNS)
+
+# Applied unless the URL sets them: without them a server that vanishes without
+# closing the socket would hang the caller for minutes instead of failing fast.
+_CONNECT_DEFAULTS: dict[str, Any] = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 15,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
+
+
+class _JsonBytes(Loader):
+    """Return json/jsonb columns as the bytes of their text, never parsed."""
+
+    def load(self, data: Buffer) -> bytes:
+        return bytes(data)
+
+
+class PostgresStore(Store):
+    """A store in a PostgreSQL database, reached through a `postgresql://` URL.
+
+    After a lost connection the call that noticed raises StoreUnavailable and the
+    next call connects again. `options=-csearch_path=...` in the URL selects a
+    schema other than `public`.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = safe_url(url)
+        self._dsn = url
+        self._conn: psycopg.Connection[Any] | None = None
+        self._opened = False
+        # psycopg serialises calls on a connection, but reconnecting must not race.
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        with self._lock:
+            if self._opened and self._conn is not None and not self._conn.closed:
+                return
+            self._conn = self._connect()
+            self._opened = True
+
+    def close(self) -> None:
+        with self._lock:
+            self._opened = False
+            self._discard()
+
+    def write_predictions(self, records: Sequence[PredictionRecord]) -> None:
+        if not records:
+            return
+        try:
+            rows = [
+                (
+                    r.request_id,
+                    r.ts,
+                    r.service,
+                    r.model_version,
+                    r.latency_ms,
+                    r.inputs.decode(),
+                    r.outputs.decode(),
+                    r.rules_version,
+                    r.dataset_version,
+                    r.run_id,
+                    r.status,
+                )
+                for r in records
+            ]
+        except UnicodeDecodeError as exc:
+            raise StoreError(
+                f"cannot write to the PostgreSQL store {self.url}: a record's inputs or "
+                f"outputs are not UTF-8 JSON ({exc}); pass JSON documents encoded as UTF-8"
+            ) from exc
+        with self._lock:
+            conn = self._connection()
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    cur.executemany(_INSERT, rows)
+            except psycopg.Error as exc:
+                raise self._error(exc, "write to") from exc
+
+    def read_predictions(
+        self,
+        *,
+        service: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = None,
+    ) -> list[PredictionRecord]:
+        check_limit(limit)
+        where, params = where_clause(service, since, until, "%s")
+        sql = f"{_SELECT} FROM predictions{where} ORDER BY ts, id"
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(limit)
+        return [record_from_row(row) for row in self._query(sql, params)]
+
+    def count_predictions(self, service: str | None = None) -> int:
+        where, params = where_clause(service, None, None, "%s")
+        rows = self._query(f"SELECT COUNT(*) FROM predictions{where}", params)
+        return int(rows[0][0])
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        with self._lock:
+            conn = self._connection()
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(sql, params)  # type: ignore[arg-type]  # built from constants
+                    return cur.fetchall()
+            except psycopg.Error as exc:
+                raise self._error(exc, "read from") from exc
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        """The live connection, reconnecting if the last one was lost."""
+        if not self._opened:
+            raise StoreError(f"the PostgreSQL store {self.url} is not open; call open() first")
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._discard()
+            self._conn = self._connect()
+        return self._conn
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        given = self._check_url()
+        defaults = {k: v for k, v in _CONNECT_DEFAULTS.items() if k not in given}
+        try:
+            conn = psycopg.connect(self._dsn, autocommit=True, **defaults)
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(
+                f"cannot connect to the PostgreSQL store {self.url}: {str(exc).strip()}; "
+                "check that the server is running and that the host, port, user, "
+                "password and database in the URL are right"
+            ) from exc
+        except psycopg.Error as exc:
+            raise self._bad_url(str(exc)) from exc
+        conn.adapters.register_loader("jsonb", _JsonBytes)
+        conn.adapters.register_loader("json", _JsonBytes)
+        try:
+            self._migrate(conn)
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, psycopg.Error):
+                raise self._error(exc, "create the schema in") from exc
+            raise
+        return conn
+
+    def _check_url(self) -> dict[str, Any]:
+        """The URL's parameters; StoreError if libpq could never use them."""
+        try:
+            given = conninfo_to_dict(self._dsn)
+        except psycopg.Error as exc:
+            raise self._bad_url(str(exc)) from exc
+        ports = str(given.get("port", "5432"))
+        if not all(p.strip().isdigit() for p in ports.split(",") if p.strip()):
+            raise self._bad_url(f"the port {ports!r} is not a number")
+        return given
+
+    def _bad_url(self, reason: str) -> StoreError:
+        return StoreError(
+            f"bad PostgreSQL store URL {self.url}: {reason}; expected "
+            f"postgresql://[user[:password]@]host[:port]/database, for example {URL_EXAMPLE}"
+        )
+
+    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_KEY,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version "
+                "(version INTEGER NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+            current = int(row[0]) if row else 0
+            check_schema_version(current, SCHEMA_VERSION, self.url)
+            for version, statements in _MIGRATIONS:
+                if version > current:
+                    for statement in statements:
+                        conn.execute(statement)  # type: ignore[arg-type]  # constants
+                    conn.execute(
+                        "INSERT INTO schema_version VALUES (%s, %s)", (version, time.time())
+                    )
+
+    def _discard(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg.Error:
+                pass  # a broken connection may fail to close; it is gone either way
+            self._conn = None
+
+    def _error(self, exc: psycopg.Error, action: str) -> StoreError:
+        # OperationalError covers a lost connection, a server shutting down, too many
+        # connections, a full disk: all worth retrying later. InterfaceError is a
+        # connection psycopg already knows is closed.
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            self._discard()
+            return StoreUnavailable(
+                f"cannot {action} the PostgreSQL store {self.url}: {str(exc).strip()}; "
+                "the next call will reconnect"
+            )
+        return StoreError(
+            f"the PostgreSQL store {self.url} failed to {action}: {str(exc).strip()}"
+        )

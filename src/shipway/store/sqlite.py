@@ -1,0 +1,259 @@
+"""The embedded store: one SQLite file that several worker processes share."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from shipway.errors import StoreError, StoreUnavailable
+from shipway.store.base import (
+    COLUMNS,
+    Store,
+    check_limit,
+    check_schema_version,
+    record_from_row,
+    where_clause,
+)
+from shipway.store.records import PredictionRecord
+
+__all__ = ["SQLiteStore"]
+
+SCHEME = "sqlite"
+URL_EXAMPLE = "sqlite:///shipway.db (relative to the project) or sqlite:////var/lib/shipway.db"
+MEMORY = ":memory:"
+
+# Each entry brings the schema from the previous version to this one; append only.
+_MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
+    (
+        1,
+        (
+            """CREATE TABLE predictions (
+                id INTEGER PRIMARY KEY,
+                request_id TEXT NOT NULL,
+                ts REAL NOT NULL,
+                service TEXT NOT NULL,
+                model_version TEXT NOT NULL,
+                latency_ms REAL NOT NULL,
+                inputs TEXT NOT NULL,
+                outputs TEXT NOT NULL,
+                rules_version TEXT,
+                dataset_version TEXT,
+                run_id TEXT,
+                status INTEGER NOT NULL,
+                UNIQUE (request_id, ts)
+            )""",
+            "CREATE INDEX predictions_service_ts ON predictions (service, ts)",
+            "CREATE INDEX predictions_ts ON predictions (ts)",
+        ),
+    ),
+]
+SCHEMA_VERSION = _MIGRATIONS[-1][0]
+
+# The JSON documents arrive as bytes and are stored as TEXT so that SQLite's json
+# functions work on them; CAST does the conversion without a Python decode.
+_INSERT = (
+    f"INSERT OR IGNORE INTO predictions ({', '.join(COLUMNS)}) "
+    "VALUES (?, ?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), ?, ?, ?, ?)"
+)
+_SELECT = "SELECT " + ", ".join(
+    f"CAST({c} AS BLOB)" if c in ("inputs", "outputs") else c for c in COLUMNS
+)
+
+# Primary result codes that mean "not now" rather than "never": locked by another
+# writer for longer than the busy timeout, disk full, file or folder not reachable.
+_UNAVAILABLE_CODES = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
+
+
+class SQLiteStore(Store):
+    """A store in one SQLite file, in WAL mode so readers never block the writer.
+
+    Several processes may write the same file: each transaction waits up to
+    `busy_timeout_s` for the others before giving up with StoreUnavailable.
+    """
+
+    def __init__(self, path: Path | str, *, busy_timeout_s: float = 10.0) -> None:
+        self.path = path if str(path) == MEMORY else Path(path)
+        self.url = f"sqlite:///{path}"
+        self._busy_timeout_s = busy_timeout_s
+        self._conn: sqlite3.Connection | None = None
+        # One connection serves every thread; the lock keeps transactions apart.
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, base_dir: Path | None = None) -> SQLiteStore:
+        """Parse `sqlite:///relative.db` (against base_dir) or `sqlite:////absolute.db`."""
+        prefix = f"{SCHEME}:///"
+        if not url.startswith(prefix) or url == prefix:
+            raise StoreError(
+                f"bad SQLite store URL {url!r}: expected sqlite:/// followed by a path, "
+                f"for example {URL_EXAMPLE}"
+            )
+        raw = url[len(prefix) :]
+        if raw == MEMORY:
+            return cls(MEMORY)
+        path = Path(raw)
+        if not path.is_absolute():
+            path = (base_dir or Path.cwd()) / path
+        return cls(path)
+
+    def open(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                return
+            if isinstance(self.path, Path):
+                try:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreUnavailable(
+                        f"cannot create the folder {str(self.path.parent)!r} for the SQLite "
+                        f"store {self.url}: {exc}; check that the path is a writable folder"
+                    ) from exc
+            conn: sqlite3.Connection | None = None
+            try:
+                # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a writer
+                # takes the lock up front and waits for it instead of failing mid-way.
+                conn = sqlite3.connect(
+                    str(self.path),
+                    timeout=self._busy_timeout_s,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
+                # In WAL mode NORMAL survives a process crash; only a power cut can
+                # lose the last transactions, a fair price for a prediction log.
+                conn.execute("PRAGMA synchronous=NORMAL")
+                self._migrate(conn)
+            except sqlite3.Error as exc:
+                if conn is not None:
+                    conn.close()
+                raise self._error(exc, "open") from exc
+            except BaseException:
+                if conn is not None:
+                    conn.close()
+                raise
+            self._conn = conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        with _transaction(conn):
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version "
+                "(version INTEGER NOT NULL, applied_at REAL NOT NULL)"
+            )
+            found = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+            current = int(found.fetchone()[0])
+            check_schema_version(current, SCHEMA_VERSION, self.url)
+            for version, statements in _MIGRATIONS:
+                if version > current:
+                    for statement in statements:
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO schema_version VALUES (?, ?)", (version, time.time())
+                    )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def write_predictions(self, records: Sequence[PredictionRecord]) -> None:
+        if not records:
+            return
+        rows = [
+            (
+                r.request_id,
+                r.ts,
+                r.service,
+                r.model_version,
+                r.latency_ms,
+                r.inputs,
+                r.outputs,
+                r.rules_version,
+                r.dataset_version,
+                r.run_id,
+                r.status,
+            )
+            for r in records
+        ]
+        with self._lock:
+            conn = self._connection()
+            try:
+                with _transaction(conn):
+                    conn.executemany(_INSERT, rows)
+            except sqlite3.Error as exc:
+                raise self._error(exc, "write to") from exc
+
+    def read_predictions(
+        self,
+        *,
+        service: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = None,
+    ) -> list[PredictionRecord]:
+        check_limit(limit)
+        where, params = where_clause(service, since, until, "?")
+        sql = f"{_SELECT} FROM predictions{where} ORDER BY ts, id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        rows = self._query(sql, params)
+        return [record_from_row(row) for row in rows]
+
+    def count_predictions(self, service: str | None = None) -> int:
+        where, params = where_clause(service, None, None, "?")
+        rows = self._query(f"SELECT COUNT(*) FROM predictions{where}", params)
+        return int(rows[0][0])
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        with self._lock:
+            conn = self._connection()
+            try:
+                return conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise self._error(exc, "read from") from exc
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"the SQLite store {self.url} is not open; call open() first")
+        return self._conn
+
+    def _error(self, exc: sqlite3.Error, action: str) -> StoreError:
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is not None and code & 0xFF in _UNAVAILABLE_CODES:
+            return StoreUnavailable(
+                f"cannot {action} the SQLite store {self.url}: {exc}; check that the "
+                "folder is writable and the disk not full (another process holding a "
+                f"write lock longer than {self._busy_timeout_s} s also causes this)"
+            )
+        return StoreError(f"the SQLite store {self.url} failed to {action}: {exc}")
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error (a failed COMMIT too)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise

@@ -1,0 +1,99 @@
+"""Shared fixtures: real servers on real sockets, started the way users start them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = Path(__file__).resolve().parent / "services"
+SHIPWAY = [sys.executable, "-m", "shipway"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A `shipway serve` process and how to reach it."""
+
+    proc: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+    store_url: str
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.log}")
+            try:
+                if httpx.get(self.url + "/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"server not ready after {timeout} s:\n{self.log}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError(f"server did not stop within {timeout} s:\n{self.log}") from None
+
+
+def start_server(target: Path | str, tmp: Path, *args: str, store_url: str | None = None,
+                 env: dict[str, str] | None = None, wait: bool = True) -> Server:
+    port = free_port()
+    store_url = store_url or f"sqlite:///{tmp / 'store.db'}"
+    log_path = tmp / f"server-{port}.log"
+    cmd = [*SHIPWAY, "serve", str(target), "--port", str(port), "--store", store_url, *args]
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env.pop("SHIPWAY_STORE_URL", None)
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=tmp)
+    server = Server(proc, f"http://127.0.0.1:{port}", log_path, store_url)
+    if wait:
+        server.wait_ready()
+    return server
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[object]:
+    """Start servers with `serve(target, *flags)`; each is stopped after the test."""
+    started: list[Server] = []
+
+    def _start(target: Path | str, *args: str, **kwargs: object) -> Server:
+        server = start_server(target, tmp_path, *args, **kwargs)  # type: ignore[arg-type]
+        started.append(server)
+        return server
+
+    yield _start
+    for server in started:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait()
