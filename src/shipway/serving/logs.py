@@ -16,7 +16,7 @@ __all__ = ["JsonFormatter", "configure_logging", "request_id_var"]
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("shipway_request_id", default=None)
 
 # Attributes every LogRecord has; anything else was passed in `extra=` and is kept.
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):

@@ -47,6 +47,10 @@ def openapi_document(pipeline: Pipeline, name: str, version: str) -> dict[str, A
     def schema_of(hint_schema: Any) -> dict[str, Any]:
         schema = hint_schema.json_schema(ref_template=REF)
         components.update(schema.pop("$defs", {}))
+        title = schema.get("title")
+        if schema.get("type") == "object" and title and title.isidentifier():
+            components[title] = schema  # a named model: one definition, referenced
+            return {"$ref": REF.format(model=title)}
         return schema
 
     inp, out = schema_of(pipeline.input_schema), schema_of(pipeline.output_schema)

@@ -82,13 +82,15 @@ def serve(service: Service, settings: Settings) -> int:
         "workers": workers,
         "worker_class": f"{ShipwayWorker.__module__}.{ShipwayWorker.__qualname__}",
         "preload_app": settings["serve.preload"],
-        "graceful_timeout": settings["serve.graceful_timeout_s"],
+        "graceful_timeout": max(1, round(settings["serve.graceful_timeout_s"])),
         "timeout": max(30, int(settings["serve.predict_timeout_s"] * 3)),
         "keepalive": 5,
         "logconfig_dict": log_config,
         "child_exit": _child_exit,
         "when_ready": _when_ready,
         "proc_name": f"shipway-{settings['name']}",
+        # gunicorn's control socket is one fixed path per user: two services would collide.
+        "control_socket_disable": True,
     }
     app = App(service, settings)
     try:

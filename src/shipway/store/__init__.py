@@ -41,8 +41,7 @@ def store_from_url(url: str, base_dir: Path | None = None) -> Store:
             ) from exc
         return PostgresStore(url)
     raise StoreError(
-        f"unknown store URL {safe_url(url)!r}: the scheme must be one of {_SCHEMES}, "
-        f"for example {_EXAMPLES}"
+        f"unknown store URL {safe_url(url)!r}: the scheme must be one of {_SCHEMES}, for example {_EXAMPLES}"
     )
 
 

@@ -60,9 +60,18 @@ SCHEMA_VERSION = _MIGRATIONS[-1][0]
 # migrations when several replicas start at once.
 _MIGRATION_LOCK_KEY = 0x5B1F_7A7
 
-_INSERT = (
-    f"INSERT INTO predictions ({', '.join(COLUMNS)}) "
-    "VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s) "
+# Batches are COPYed into a per-connection temporary table, then moved with
+# INSERT ... SELECT: COPY is about twice as fast as executemany, and only INSERT
+# can skip rows already stored (which makes spool replays idempotent).
+_INCOMING = "shipway_predictions_in"
+_CREATE_INCOMING = f"""CREATE TEMPORARY TABLE IF NOT EXISTS {_INCOMING} (
+    request_id TEXT, ts DOUBLE PRECISION, service TEXT, model_version TEXT,
+    latency_ms DOUBLE PRECISION, inputs JSONB, outputs JSONB, rules_version TEXT,
+    dataset_version TEXT, run_id TEXT, status INTEGER
+) ON COMMIT DELETE ROWS"""
+_COPY = f"COPY {_INCOMING} ({', '.join(COLUMNS)}) FROM STDIN"
+_MOVE = (
+    f"INSERT INTO predictions ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} FROM {_INCOMING} "
     "ON CONFLICT (request_id, ts) DO NOTHING"
 )
 _SELECT = "SELECT " + ", ".join(COLUMNS)
@@ -143,7 +152,10 @@ class PostgresStore(Store):
             conn = self._connection()
             try:
                 with conn.transaction(), conn.cursor() as cur:
-                    cur.executemany(_INSERT, rows)
+                    with cur.copy(_COPY) as copy:
+                        for row in rows:
+                            copy.write_row(row)
+                    cur.execute(_MOVE)
             except psycopg.Error as exc:
                 raise self._error(exc, "write to") from exc
 
@@ -173,7 +185,7 @@ class PostgresStore(Store):
             conn = self._connection()
             try:
                 with conn.cursor() as cur:
-                    cur.execute(sql, params)  # type: ignore[arg-type]  # built from constants
+                    cur.execute(sql, params)
                     return cur.fetchall()
             except psycopg.Error as exc:
                 raise self._error(exc, "read from") from exc
@@ -204,6 +216,7 @@ class PostgresStore(Store):
         conn.adapters.register_loader("json", _JsonBytes)
         try:
             self._migrate(conn)
+            conn.execute(_CREATE_INCOMING)
         except BaseException as exc:
             conn.close()
             if isinstance(exc, psycopg.Error):
@@ -241,10 +254,8 @@ class PostgresStore(Store):
             for version, statements in _MIGRATIONS:
                 if version > current:
                     for statement in statements:
-                        conn.execute(statement)  # type: ignore[arg-type]  # constants
-                    conn.execute(
-                        "INSERT INTO schema_version VALUES (%s, %s)", (version, time.time())
-                    )
+                        conn.execute(statement)
+                    conn.execute("INSERT INTO schema_version VALUES (%s, %s)", (version, time.time()))
 
     def _discard(self) -> None:
         if self._conn is not None:
@@ -261,9 +272,6 @@ class PostgresStore(Store):
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
             self._discard()
             return StoreUnavailable(
-                f"cannot {action} the PostgreSQL store {self.url}: {str(exc).strip()}; "
-                "the next call will reconnect"
+                f"cannot {action} the PostgreSQL store {self.url}: {str(exc).strip()}; the next call will reconnect"
             )
-        return StoreError(
-            f"the PostgreSQL store {self.url} failed to {action}: {str(exc).strip()}"
-        )
+        return StoreError(f"the PostgreSQL store {self.url} failed to {action}: {str(exc).strip()}")

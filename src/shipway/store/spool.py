@@ -146,7 +146,7 @@ class Spool:
         # Lock under a hidden name, then rename: a replayer must never see the
         # file before its owner holds the lock, or it could delete it under us.
         hidden = self.directory / f".{name}.tmp"
-        f = open(hidden, "ab")  # noqa: SIM115  # stays open until close()
+        f = open(hidden, "ab")  # stays open until close()
         _lock(f, blocking=True)
         path = self.directory / name
         os.replace(hidden, path)
@@ -158,7 +158,7 @@ class Spool:
 def _claim(path: Path) -> IO[bytes] | None:
     """The file opened and locked for replay, or None if another process has it."""
     try:
-        f = open(path, "rb")  # noqa: SIM115  # the caller closes it
+        f = open(path, "rb")  # the caller closes it
     except FileNotFoundError:
         return None
     if not _lock(f, blocking=False):
@@ -175,9 +175,7 @@ def _claim(path: Path) -> IO[bytes] | None:
     return f
 
 
-def _chunks(
-    f: IO[bytes], size: int, damaged: list[bytes]
-) -> Iterator[list[PredictionRecord]]:
+def _chunks(f: IO[bytes], size: int, damaged: list[bytes]) -> Iterator[list[PredictionRecord]]:
     chunk: list[PredictionRecord] = []
     for line in f:
         if not line.strip():

@@ -60,9 +60,7 @@ _INSERT = (
     f"INSERT OR IGNORE INTO predictions ({', '.join(COLUMNS)}) "
     "VALUES (?, ?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), ?, ?, ?, ?)"
 )
-_SELECT = "SELECT " + ", ".join(
-    f"CAST({c} AS BLOB)" if c in ("inputs", "outputs") else c for c in COLUMNS
-)
+_SELECT = "SELECT " + ", ".join(f"CAST({c} AS BLOB)" if c in ("inputs", "outputs") else c for c in COLUMNS)
 
 # Primary result codes that mean "not now" rather than "never": locked by another
 # writer for longer than the busy timeout, disk full, file or folder not reachable.
@@ -101,8 +99,7 @@ class SQLiteStore(Store):
         prefix = f"{SCHEME}:///"
         if not url.startswith(prefix) or url == prefix:
             raise StoreError(
-                f"bad SQLite store URL {url!r}: expected sqlite:/// followed by a path, "
-                f"for example {URL_EXAMPLE}"
+                f"bad SQLite store URL {url!r}: expected sqlite:/// followed by a path, for example {URL_EXAMPLE}"
             )
         raw = url[len(prefix) :]
         if raw == MEMORY:
@@ -152,8 +149,7 @@ class SQLiteStore(Store):
     def _migrate(self, conn: sqlite3.Connection) -> None:
         with _transaction(conn):
             conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version "
-                "(version INTEGER NOT NULL, applied_at REAL NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at REAL NOT NULL)"
             )
             found = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version")
             current = int(found.fetchone()[0])
@@ -162,9 +158,7 @@ class SQLiteStore(Store):
                 if version > current:
                     for statement in statements:
                         conn.execute(statement)
-                    conn.execute(
-                        "INSERT INTO schema_version VALUES (?, ?)", (version, time.time())
-                    )
+                    conn.execute("INSERT INTO schema_version VALUES (?, ?)", (version, time.time()))
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,89 @@
+"""BANKING77 intent router: a customer-support message in, its intent and runners-up out.
+
+A plain module following shipway's service protocol; `shipway serve examples/banking77`
+imports it. Train the model first with `python train.py`.
+"""
+
+from pathlib import Path
+
+import joblib
+import numpy as np
+from pydantic import BaseModel, Field
+from sklearn.pipeline import Pipeline
+
+ALTERNATIVES = 3
+
+
+class Message(BaseModel):
+    """A customer's message to support."""
+
+    # The pattern rejects whitespace-only text, which would otherwise get a confident guess.
+    text: str = Field(
+        min_length=1,
+        max_length=2000,
+        pattern=r"\S",
+        description="The customer's message, as typed.",
+        examples=["I am still waiting on my card?"],
+    )
+
+
+class Alternative(BaseModel):
+    intent: str = Field(description="One of the 77 BANKING77 intents.")
+    probability: float = Field(ge=0.0, le=1.0)
+
+
+class Intent(BaseModel):
+    """The most likely intent, and the next most likely ones for routing fallbacks."""
+
+    intent: str = Field(description="The most likely of the 77 BANKING77 intents.")
+    probability: float = Field(ge=0.0, le=1.0)
+    alternatives: list[Alternative] = Field(
+        description=f"The {ALTERNATIVES} next most likely intents after `intent`, most likely first."
+    )
+
+
+def load(artifacts: Path) -> Pipeline:
+    """Load the pipeline written by train.py."""
+    return joblib.load(Path(artifacts) / "model.joblib")
+
+
+def normalise(message: Message) -> Message:
+    """Collapse runs of whitespace to one space, as data.py does to the training texts."""
+    text = " ".join(message.text.split())
+    return message if text == message.text else Message(text=text)
+
+
+def predict_batch(model: Pipeline, messages: list[Message]) -> list[Intent]:
+    """Classify all messages with one predict_proba call; same order as `messages`."""
+    if not messages:
+        return []
+    proba = model.predict_proba([m.text for m in messages])
+    k = ALTERNATIVES + 1
+    # argpartition finds each row's top k in linear time; only those k are then sorted.
+    top = np.argpartition(-proba, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(proba, top, axis=1), axis=1, kind="stable")
+    top = np.take_along_axis(top, order, axis=1)
+    # One conversion to Python lists for the whole batch, not one per item.
+    intents = model.classes_[top].tolist()
+    probabilities = np.take_along_axis(proba, top, axis=1).tolist()
+    construct_intent, construct_alternative = Intent.model_construct, Alternative.model_construct
+    return [
+        construct_intent(
+            intent=names[0],
+            probability=probs[0],
+            alternatives=[
+                construct_alternative(intent=name, probability=p)
+                for name, p in zip(names[1:], probs[1:], strict=True)
+            ],
+        )
+        for names, probs in zip(intents, probabilities, strict=True)
+    ]
+
+
+def predict(model: Pipeline, message: Message) -> Intent:
+    """Classify one message; the same code path as predict_batch, so the answers match."""
+    return predict_batch(model, [message])[0]
+
+
+before = [normalise]
+example = Message(text="I am still waiting on my card?")

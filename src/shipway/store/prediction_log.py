@@ -1,0 +1,419 @@
+"""The prediction log: records from the request path, written in batches off it.
+
+`append()` is all the request path pays: a sampling draw and a deque append.
+One daemon thread swaps the buffer out every `flush_interval_s`, redacts, and
+writes the batch in one transaction. When the store is down the batch goes to
+a spool on local disk, and the spool is replayed when the store comes back.
+
+Guarantee: `close()` loses nothing (what the store did not take is spooled);
+a hard kill loses at most what was appended in the last flush interval
+(0.5 s by default; keep it at or under 1 s) plus the batch being written.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from random import random
+from types import TracebackType
+
+import orjson
+
+from shipway.errors import ConfigError, StoreError, StoreUnavailable
+from shipway.store.base import Store
+from shipway.store.records import PredictionRecord
+from shipway.store.redaction import Redact, redact_batch
+from shipway.store.spool import Spool, encode_line
+
+__all__ = ["PredictionLog"]
+
+logger = logging.getLogger("shipway.store")
+
+# Even with a healthy store, look now and then for spool files a dead process left.
+_ORPHAN_SCAN_S = 30.0
+_COUNTERS = (
+    "written",
+    "spooled",
+    "replayed",
+    "dropped",
+    "sampled_out",
+    "redacted_out",
+    "redaction_failed",
+    "rejected",
+)
+
+
+class PredictionLog:
+    """Asynchronous, batched writer of prediction records to a store.
+
+    The constructor only stores its arguments: call `start()` (or use `with`),
+    then `append()` from the request path and `close()` on shutdown. A relative
+    `spool_dir` resolves against `base_dir`, like a relative SQLite path.
+    """
+
+    def __init__(
+        self,
+        store_url: str,
+        *,
+        base_dir: Path | None = None,
+        flush_interval_s: float = 0.5,
+        spool_dir: Path,
+        sample_rate: float = 1.0,
+        redact: Redact | None = None,
+        max_buffer: int = 100_000,
+        retry_interval_s: float = 2.0,
+    ) -> None:
+        _check_number("flush_interval_s", flush_interval_s, 0.0, None, "for example 0.5")
+        _check_number("sample_rate", sample_rate, 0.0, 1.0, "1.0 logs every request")
+        _check_number("retry_interval_s", retry_interval_s, 0.0, None, "for example 2.0")
+        if not isinstance(max_buffer, int) or max_buffer < 1:
+            raise ConfigError(f"max_buffer must be a positive integer, got {max_buffer!r}")
+        self.store_url = store_url
+        self.base_dir = base_dir
+        self.flush_interval_s = flush_interval_s
+        spool_dir = Path(spool_dir)
+        if base_dir is not None and not spool_dir.is_absolute():
+            spool_dir = base_dir / spool_dir
+        self.spool_dir = spool_dir
+        self.sample_rate = sample_rate
+        self.redact = redact
+        self.max_buffer = max_buffer
+        self.retry_interval_s = retry_interval_s
+
+        self._buffer: deque[PredictionRecord] = deque()
+        # Wake the writer early once an interval's worth of traffic is waiting.
+        self._wake_at = max(1, min(10_000, max_buffer // 4))
+        self._counts = dict.fromkeys(_COUNTERS, 0)
+        self._counts_lock = threading.Lock()
+        self._in_flight = 0
+        self._held: list[PredictionRecord] = []  # a batch neither store nor disk took
+        self._store: Store | None = None
+        self._spool = Spool(spool_dir)
+        self._store_up = False
+        self._down_logged = False
+        self._next_retry = 0.0
+        self._next_scan = 0.0
+        self._wake = threading.Event()
+        self._flush_cond = threading.Condition()
+        self._flush_requested = 0
+        self._flush_done = 0
+        self._stopping = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    # -- the request path -------------------------------------------------------
+
+    def append(self, record: PredictionRecord) -> None:
+        """Queue one record; O(1), never blocks, never raises, does no I/O."""
+        if self.sample_rate < 1.0 and random() >= self.sample_rate:
+            self._count("sampled_out")
+            return
+        buffer = self._buffer
+        if self._closed or len(buffer) >= self.max_buffer:
+            self._count("dropped")
+            return
+        buffer.append(record)  # deque.append is atomic: no lock needed
+        if len(buffer) == self._wake_at:
+            self._wake.set()
+
+    # -- life cycle --------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the writer thread; a store that is down only means spooling.
+
+        Raises StoreError for a URL no backend accepts, and does nothing if
+        already started.
+        """
+        if self._thread is not None or self._closed:
+            return
+        from shipway.store import store_from_url  # the package imports this module
+
+        self._store = store_from_url(self.store_url, self.base_dir)
+        self._thread = threading.Thread(target=self._run, name="shipway-prediction-log", daemon=True)
+        self._thread.start()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Write (or spool) everything appended so far; False if not done in `timeout`."""
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return not self._buffer and not self._held
+        with self._flush_cond:
+            self._flush_requested += 1
+            target = self._flush_requested
+        self._wake.set()
+        with self._flush_cond:
+            done = self._flush_cond.wait_for(lambda: self._flush_done >= target, timeout)
+        return done and not self._held
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Flush, spool what the store did not take, stop the thread, close the store.
+
+        A second call does nothing. If the writer is stuck (a store call hanging
+        past `timeout`), what is still buffered is spooled from this thread.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        thread = self._thread
+        if thread is not None:
+            self._stopping = True
+            self._wake.set()
+            thread.join(timeout)
+            if not thread.is_alive():
+                return
+            logger.warning(
+                "prediction log writer did not finish within %s s; spooling %d buffered "
+                "records to %s from the closing thread",
+                timeout,
+                len(self._buffer),
+                self.spool_dir,
+            )
+        leftover = self._drain()
+        if leftover:
+            # A Spool of our own: the writer thread, if alive, may still use its one.
+            spool = Spool(self.spool_dir)
+            try:
+                spool.append(leftover)
+                self._count("spooled", len(leftover))
+            except OSError:
+                logger.exception("cannot spool %d records to %s", len(leftover), self.spool_dir)
+                self._count("dropped", len(leftover))
+            finally:
+                spool.close()
+
+    def __enter__(self) -> PredictionLog:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def stats(self) -> dict[str, int | bool]:
+        """Counters since start, plus `pending` (not yet written) and `store_up`."""
+        with self._counts_lock:
+            stats: dict[str, int | bool] = dict(self._counts)
+        stats["pending"] = len(self._buffer) + self._in_flight + len(self._held)
+        stats["store_up"] = self._store_up
+        return stats
+
+    # -- the writer thread --------------------------------------------------------
+
+    def _run(self) -> None:
+        self._recover()
+        while True:
+            self._wake.wait(self.flush_interval_s)
+            self._wake.clear()
+            stopping = self._stopping
+            with self._flush_cond:
+                target = self._flush_requested
+            try:
+                self._cycle()
+            except Exception:  # the thread must survive anything; the batch is held
+                logger.exception("prediction log writer failed; will retry")
+            with self._flush_cond:
+                self._flush_done = target
+                self._flush_cond.notify_all()
+            if stopping:
+                break
+        self._shutdown()
+
+    def _cycle(self) -> None:
+        now = time.monotonic()
+        if not self._store_up and now >= self._next_retry:
+            self._recover()
+        elif self._store_up and now >= self._next_scan:
+            self._recover()
+        held, self._held = self._held, []
+        batch = self._drain()
+        self._in_flight = len(held) + len(batch)
+        try:
+            self._deliver(held)  # already redacted
+            self._process(batch)
+        finally:
+            self._in_flight = 0
+
+    def _shutdown(self) -> None:
+        # Appends that raced with close() land here; after this, append() drops.
+        try:
+            held, self._held = self._held, []
+            self._deliver(held)
+            self._process(self._drain())
+        except Exception:
+            logger.exception("prediction log writer failed while closing")
+        self._spool.close()
+        if self._store is not None:
+            try:
+                self._store.close()
+            except StoreError:
+                logger.exception("closing the prediction store failed")
+        if self._held:
+            logger.error(
+                "prediction log closed with %d records that neither the store nor the "
+                "spool at %s accepted; they are lost",
+                len(self._held),
+                self.spool_dir,
+            )
+            self._count("dropped", len(self._held))
+            self._held = []
+
+    def _drain(self) -> list[PredictionRecord]:
+        # popleft, not a swap: an append racing with a swap could land in a deque
+        # the writer has already read.
+        buffer = self._buffer
+        return [buffer.popleft() for _ in range(len(buffer))]
+
+    def _process(self, batch: list[PredictionRecord]) -> None:
+        """Redact a fresh batch, then deliver it."""
+        if batch:
+            self._deliver(self._redacted(batch) if self.redact is not None else batch)
+
+    def _deliver(self, records: list[PredictionRecord]) -> None:
+        """To the store if it is up, else to the spool, else keep in memory."""
+        if not records:
+            return
+        if self._store_up:
+            try:
+                self._count("written", self._write(records))
+                return
+            except StoreUnavailable as exc:
+                self._mark_down(exc)
+        try:
+            self._spool.append(records)
+            self._count("spooled", len(records))
+        except OSError:
+            logger.exception(
+                "cannot spool %d prediction records to %s; keeping them in memory",
+                len(records),
+                self.spool_dir,
+            )
+            self._held = records[-self.max_buffer :]
+            self._count("dropped", len(records) - len(self._held))
+        except Exception as exc:  # a record the spool cannot encode: keep it aside
+            self._reject(records, exc)
+
+    def _write(self, records: list[PredictionRecord]) -> int:
+        """Write a batch; if the store refuses it, write one by one and reject the bad.
+
+        Returns how many were written; raises StoreUnavailable (the caller spools).
+        """
+        assert self._store is not None  # set by start() before the thread runs
+        try:
+            self._store.write_predictions(records)
+            return len(records)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            if len(records) == 1:
+                self._reject(records, exc)
+                return 0
+            logger.warning("the store refused a batch of %d (%s); retrying one by one", len(records), exc)
+        written = 0
+        for record in records:
+            written += self._write([record])
+        return written
+
+    def _reject(self, records: Sequence[PredictionRecord], exc: Exception) -> None:
+        lines = []
+        for r in records:
+            try:
+                lines.append(encode_line(r))
+            except Exception:
+                lines.append(orjson.dumps({"unreadable_record": repr(r)}))
+        try:
+            path = self._spool.reject(lines)
+        except OSError:
+            logger.exception("cannot keep %d rejected records", len(records))
+            self._count("dropped", len(records))
+            return
+        logger.error("the store refused %d prediction record(s): %s; kept in %s", len(records), exc, path)
+        self._count("rejected", len(records))
+
+    def _redacted(self, batch: list[PredictionRecord]) -> list[PredictionRecord]:
+        assert self.redact is not None
+        result = redact_batch(batch, self.redact)
+        if result.dropped:
+            self._count("redacted_out", result.dropped)
+        if result.failures:
+            self._count("redaction_failed", len(result.failures))
+            request_id, first = result.failures[0]
+            logger.error(
+                "the redact hook failed on %d of %d records (first: request %s); stored "
+                'them with inputs and outputs replaced by {"redaction_failed": true}',
+                len(result.failures),
+                len(batch),
+                request_id,
+                exc_info=first,
+            )
+        return result.records
+
+    def _recover(self) -> None:
+        """Open the store and replay the spool; on success the store is up."""
+        assert self._store is not None
+        now = time.monotonic()
+        self._next_retry = now + self.retry_interval_s
+        self._next_scan = now + _ORPHAN_SCAN_S
+        was_down = self._down_logged
+        try:
+            self._store.open()
+            replayed = self._spool.replay(self._replay_chunk)
+        except StoreError as exc:  # StoreUnavailable, or a URL or schema that cannot work
+            self._mark_down(exc)
+            return
+        except OSError:
+            # An unreadable spool file must not keep a healthy store from being used.
+            logger.exception("cannot replay the prediction spool at %s", self.spool_dir)
+            replayed = 0
+        self._store_up = True
+        self._down_logged = False
+        if was_down or replayed:
+            logger.info(
+                "prediction store %s is up; replayed %d spooled records",
+                self._store.url,
+                replayed,
+            )
+
+    def _replay_chunk(self, records: list[PredictionRecord]) -> None:
+        self._count("replayed", self._write(records))
+
+    def _mark_down(self, exc: StoreError) -> None:
+        if not self._down_logged:
+            self._down_logged = True
+            # Unavailable is expected now and then; any other StoreError needs a person.
+            level = logging.WARNING if isinstance(exc, StoreUnavailable) else logging.ERROR
+            logger.log(
+                level,
+                "prediction store unavailable, spooling to %s and retrying every %s s: %s",
+                self.spool_dir,
+                self.retry_interval_s,
+                exc,
+            )
+        else:
+            logger.debug("prediction store still unavailable: %s", exc)
+        self._store_up = False
+        self._next_retry = time.monotonic() + self.retry_interval_s
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._counts_lock:
+            self._counts[name] += n
+
+
+def _check_number(name: str, value: float, low: float, high: float | None, hint: str) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    # With an upper bound the range is closed; without one the value must exceed low.
+    if ok and high is not None:
+        ok = low <= value <= high
+    elif ok:
+        ok = value > low
+    if not ok:
+        valid = f"between {low} and {high}" if high is not None else f"greater than {low}"
+        raise ConfigError(f"{name} must be a number {valid}, got {value!r}; {hint}")

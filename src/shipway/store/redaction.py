@@ -1,0 +1,58 @@
+"""Running the user's redact hook over a batch, off the request path."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+
+from shipway.store.records import PredictionRecord
+
+__all__ = ["REDACTION_FAILED", "Redact", "Redacted", "redact_batch"]
+
+#: Called with {"inputs": ..., "outputs": ..., "request_id": ...}; returns the same
+#: shape to store, or None to store nothing.
+Redact = Callable[[dict[str, Any]], dict[str, Any] | None]
+
+#: What replaces inputs and outputs when the hook fails: the row is kept, the body never.
+REDACTION_FAILED = orjson.dumps({"redaction_failed": True})
+
+
+@dataclasses.dataclass(slots=True)
+class Redacted:
+    """A batch after redaction, with what happened to the rest."""
+
+    records: list[PredictionRecord]
+    dropped: int = 0  # the hook returned None
+    failures: list[tuple[str, Exception]] = dataclasses.field(default_factory=list)
+
+
+def redact_batch(batch: Sequence[PredictionRecord], redact: Redact) -> Redacted:
+    """Pass each record's parsed documents through `redact` and re-serialise the result.
+
+    Never raises for a failing hook: the record is kept with both documents
+    replaced by REDACTION_FAILED, and the failure is reported in `failures`.
+    """
+    result = Redacted(records=[])
+    for r in batch:
+        try:
+            redacted = redact(
+                {
+                    "inputs": orjson.loads(r.inputs),
+                    "outputs": orjson.loads(r.outputs),
+                    "request_id": r.request_id,
+                }
+            )
+            if redacted is None:
+                result.dropped += 1
+                continue
+            inputs = orjson.dumps(redacted["inputs"])
+            outputs = orjson.dumps(redacted["outputs"])
+        except Exception as exc:
+            # Storing the raw body would leak exactly what the hook exists to hide.
+            result.failures.append((r.request_id, exc))
+            inputs = outputs = REDACTION_FAILED
+        result.records.append(dataclasses.replace(r, inputs=inputs, outputs=outputs))
+    return result
