@@ -48,3 +48,10 @@ def test_bad_toml(tmp_path: Path) -> None:
 def test_store_url_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHIPWAY_STORE_URL", "postgresql://u@h/db")
     assert load_settings(tmp_path)["store.url"] == "postgresql://u@h/db"
+
+
+def test_settings_page_is_generated_from_the_code() -> None:
+    from shipway.core.settings import settings_markdown
+
+    page = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
+    assert page.read_text() == settings_markdown(), "regenerate: shipway settings --markdown > docs/settings.md"

@@ -41,9 +41,9 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-def read_rows(path: Path, labels: set[str]) -> list[tuple[int, str, str]]:
-    """Return (line, text, label) for each record, whitespace-normalised, labels checked."""
-    rows = []
+def read_rows(path: Path, labels: set[str]) -> list[Row]:
+    """Return (text, label) for each record, whitespace-normalised, labels checked."""
+    rows: list[Row] = []
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
@@ -63,17 +63,17 @@ def read_rows(path: Path, labels: set[str]) -> list[tuple[int, str, str]]:
                     f"{len(labels)} in categories.json (e.g. {sorted(labels)[:3]}); fix the "
                     f"row or add the label to categories.json."
                 )
-            rows.append((start, text, label))
+            rows.append((text, label))
             start = reader.line_num + 1
     return rows
 
 
-def clean(rows: list[tuple[int, str, str]]) -> tuple[list[Row], int, int]:
+def clean(rows: list[Row]) -> tuple[list[Row], int, int]:
     """Drop empty texts and exact (text, label) duplicates; return kept rows and both counts."""
     kept: list[Row] = []
     seen: set[Row] = set()
     empty = duplicate = 0
-    for _, text, label in rows:
+    for text, label in rows:
         if not text:
             empty += 1
         elif (text, label) in seen:
@@ -108,16 +108,13 @@ def write_csv(path: Path, rows: list[Row]) -> bytes:
     return path.read_bytes()
 
 
-def build_dataset(
-    src: Path, out: Path, *, valid_fraction: float = VALID_FRACTION, seed: int = SEED
-) -> dict:
+def build_dataset(src: Path, out: Path, *, valid_fraction: float = VALID_FRACTION, seed: int = SEED) -> dict:
     """Build train/valid/test CSVs and manifest.json from `src` into `out`; return the manifest."""
     src, out = Path(src), Path(out)
     labels = json.loads((src / "categories.json").read_text(encoding="utf-8"))
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise DatasetError(
-            f"{src / 'categories.json'}: expected a JSON list of label strings, "
-            f"got {type(labels).__name__}."
+            f"{src / 'categories.json'}: expected a JSON list of label strings, got {type(labels).__name__}."
         )
     label_set = set(labels)
 
@@ -151,10 +148,7 @@ def build_dataset(
             "test": {"empty": test_empty, "duplicate": test_dups},
         },
         "rows": {name: len(splits[name]) for name in SPLITS},
-        "labels": {
-            name: dict(sorted(Counter(label for _, label in splits[name]).items()))
-            for name in SPLITS
-        },
+        "labels": {name: dict(sorted(Counter(label for _, label in splits[name]).items())) for name in SPLITS},
         "files": {name: hashlib.sha256(content).hexdigest() for name, content in files.items()},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

@@ -61,19 +61,18 @@ def predict_batch(model: Pipeline, messages: list[Message]) -> list[Intent]:
     k = ALTERNATIVES + 1
     # argpartition finds each row's top k in linear time; only those k are then sorted.
     top = np.argpartition(-proba, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(proba, top, axis=1), axis=1, kind="stable")
-    top = np.take_along_axis(top, order, axis=1)
+    top_proba = np.take_along_axis(proba, top, axis=1)
+    order = np.argsort(-top_proba, axis=1, kind="stable")
     # One conversion to Python lists for the whole batch, not one per item.
-    intents = model.classes_[top].tolist()
-    probabilities = np.take_along_axis(proba, top, axis=1).tolist()
+    intents = model.classes_[np.take_along_axis(top, order, axis=1)].tolist()
+    probabilities = np.take_along_axis(top_proba, order, axis=1).tolist()
     construct_intent, construct_alternative = Intent.model_construct, Alternative.model_construct
     return [
         construct_intent(
             intent=names[0],
             probability=probs[0],
             alternatives=[
-                construct_alternative(intent=name, probability=p)
-                for name, p in zip(names[1:], probs[1:], strict=True)
+                construct_alternative(intent=name, probability=p) for name, p in zip(names[1:], probs[1:], strict=True)
             ],
         )
         for names, probs in zip(intents, probabilities, strict=True)

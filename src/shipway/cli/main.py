@@ -11,7 +11,7 @@ import click
 import orjson
 
 from shipway.core.service import Service, import_service, read_ids
-from shipway.core.settings import ENVIRONMENT, SETTINGS, Settings, load_settings
+from shipway.core.settings import ENVIRONMENT, SETTINGS, Settings, load_settings, settings_markdown
 from shipway.errors import ShipwayError
 
 __all__ = ["main"]
@@ -98,8 +98,12 @@ def predict(target: str, item: str, trace: bool) -> None:
 
 
 @main.command()
-def settings() -> None:
+@click.option("--markdown", is_flag=True, help="Print docs/settings.md instead.")
+def settings(markdown: bool) -> None:
     """List every setting with its default, flag and meaning."""
+    if markdown:
+        click.echo(settings_markdown(), nl=False)
+        return
     for s in SETTINGS:
         flag = f"  [{s.flag}]" if s.flag else ""
         click.echo(f"{s.key} = {s.default!r}  ({s.type.__name__}){flag}\n    {s.help}")

@@ -17,7 +17,7 @@ from typing import Any
 
 from shipway.errors import ConfigError
 
-__all__ = ["ENVIRONMENT", "SETTINGS", "Setting", "Settings", "load_settings"]
+__all__ = ["ENVIRONMENT", "SETTINGS", "Setting", "Settings", "load_settings", "settings_markdown"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,3 +151,53 @@ def _check(setting: Setting, value: Any, where: str) -> Any:
     if setting.maximum is not None and value > setting.maximum:
         raise ConfigError(f"setting {setting.key!r} in {where} is {value!r}; it must be at most {setting.maximum:g}.")
     return value
+
+
+def settings_markdown() -> str:
+    """docs/settings.md, generated from SETTINGS (`shipway settings --markdown`)."""
+    lines = [
+        "# Settings",
+        "",
+        "Generated from `shipway.core.settings.SETTINGS` by `shipway settings --markdown > docs/settings.md`;",
+        "a test fails when this page and the code disagree.",
+        "",
+        "Each setting is read, in order of precedence, from the `shipway serve` flag (where there is one),",
+        "the environment (only `SHIPWAY_STORE_URL`), `shipway.toml` in the project folder, and the default.",
+        "In `shipway.toml` a dotted key `serve.port` is `port` under a `[serve]` table.",
+        "Paths are relative to the project folder.",
+        "",
+        "| key | type | default | flag | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for s in SETTINGS:
+        bounds = ""
+        if s.minimum is not None or s.maximum is not None:
+            lo = "" if s.minimum is None else f"{s.minimum:g}"
+            hi = "" if s.maximum is None else f"{s.maximum:g}"
+            bounds = f" Range: {lo} to {hi}." if lo and hi else (f" At least {lo}." if lo else f" At most {hi}.")
+        flag = f"`{s.flag}`" if s.flag else ""
+        lines.append(f"| `{s.key}` | {s.type.__name__} | `{s.default!r}` | {flag} | {s.help}{bounds} |")
+    lines += ["", "## Environment", "", "| variable | meaning |", "|---|---|"]
+    lines += [f"| `{name}` | {text} |" for name, text in ENVIRONMENT.items()]
+    lines += [
+        "",
+        "## Example",
+        "",
+        "```toml",
+        'name = "banking77"',
+        'service = "service.py"',
+        "",
+        "[serve]",
+        "port = 8000",
+        "workers = 2",
+        "",
+        "[batching]",
+        "max_batch_size = 64",
+        "max_wait_ms = 2.0",
+        "",
+        "[log]",
+        "sample_rate = 1.0",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)

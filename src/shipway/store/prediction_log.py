@@ -19,7 +19,6 @@ from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from random import random
-from types import TracebackType
 
 import orjson
 
@@ -35,16 +34,7 @@ logger = logging.getLogger("shipway.store")
 
 # Even with a healthy store, look now and then for spool files a dead process left.
 _ORPHAN_SCAN_S = 30.0
-_COUNTERS = (
-    "written",
-    "spooled",
-    "replayed",
-    "dropped",
-    "sampled_out",
-    "redacted_out",
-    "redaction_failed",
-    "rejected",
-)
+_COUNTERS = ("written", "spooled", "replayed", "dropped", "sampled_out", "redacted_out", "redaction_failed", "rejected")
 
 
 class PredictionLog:
@@ -163,15 +153,15 @@ class PredictionLog:
             self._stopping = True
             self._wake.set()
             thread.join(timeout)
-            if not thread.is_alive():
-                return
-            logger.warning(
-                "prediction log writer did not finish within %s s; spooling %d buffered "
-                "records to %s from the closing thread",
-                timeout,
-                len(self._buffer),
-                self.spool_dir,
-            )
+            if thread.is_alive():
+                logger.warning(
+                    "prediction log writer did not finish within %s s; spooling %d buffered "
+                    "records to %s from the closing thread",
+                    timeout,
+                    len(self._buffer),
+                    self.spool_dir,
+                )
+        # Also catches an append that passed the closed check just before close().
         leftover = self._drain()
         if leftover:
             # A Spool of our own: the writer thread, if alive, may still use its one.
@@ -189,12 +179,7 @@ class PredictionLog:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     @property
@@ -301,10 +286,13 @@ class PredictionLog:
         except Exception as exc:  # a record the spool cannot encode: keep it aside
             self._reject(records, exc)
 
-    def _write(self, records: list[PredictionRecord]) -> int:
-        """Write a batch; if the store refuses it, write one by one and reject the bad.
+    def _write(self, records: list[PredictionRecord], *, top: bool = True) -> int:
+        """Write a batch; if the store refuses it, split it to find and reject the bad records.
 
-        Returns how many were written; raises StoreUnavailable (the caller spools).
+        Halving costs about log2(n) transactions per bad record, where one transaction
+        per record would stall the writer on a large batch. Returns how many were
+        written; raises StoreUnavailable (the caller spools the whole batch, and the
+        store ignores the part already written when the spool is replayed).
         """
         assert self._store is not None  # set by start() before the thread runs
         try:
@@ -316,11 +304,10 @@ class PredictionLog:
             if len(records) == 1:
                 self._reject(records, exc)
                 return 0
-            logger.warning("the store refused a batch of %d (%s); retrying one by one", len(records), exc)
-        written = 0
-        for record in records:
-            written += self._write([record])
-        return written
+            if top:
+                logger.warning("the store refused a batch of %d (%s); looking for the bad records", len(records), exc)
+        half = len(records) // 2
+        return self._write(records[:half], top=False) + self._write(records[half:], top=False)
 
     def _reject(self, records: Sequence[PredictionRecord], exc: Exception) -> None:
         lines = []
@@ -376,11 +363,7 @@ class PredictionLog:
         self._store_up = True
         self._down_logged = False
         if was_down or replayed:
-            logger.info(
-                "prediction store %s is up; replayed %d spooled records",
-                self._store.url,
-                replayed,
-            )
+            logger.info("prediction store %s is up; replayed %d spooled records", self._store.url, replayed)
 
     def _replay_chunk(self, records: list[PredictionRecord]) -> None:
         self._count("replayed", self._write(records))

@@ -1,0 +1,284 @@
+"""Run every serving benchmark side by side and write docs/benchmarks.md.
+
+    make bench            # or: .venv/bin/python bench/run.py [--duration 10]
+
+Each server is pinned to CPU 0 and wrk to CPU 1 (taskset), 64 connections,
+POSTing short customer messages (bench/post.lua). Baselines run in the same
+invocation, so the ratios compare like with like on a shared, noisy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+BIN = Path(sys.executable).parent
+STACKS = BENCH / "stacks"
+IDENTITY = ROOT / "tests" / "services" / "identity"
+BANKING77 = ROOT / "examples" / "banking77"
+LUA = BENCH / "post.lua"
+SERVER_CPU, LOAD_CPU = "0", "1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(url: str, timeout: float = 60.0) -> float:
+    """Poll until the server answers: GET /ready for shipway, POST /predict for bare apps."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        try:
+            if url.endswith("/predict"):
+                response = httpx.post(url, json={"text": "up?"}, timeout=1)
+            else:
+                response = httpx.get(url, timeout=1)
+            if response.status_code == 200:
+                return time.perf_counter() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.01)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout} s")
+
+
+def start(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        ["taskset", "-c", SERVER_CPU, *cmd], cwd=cwd, env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def wrk(url: str, duration: int, connections: int = 64) -> dict[str, Any]:
+    out = subprocess.run(
+        ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(LUA), url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    lat = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
+    return {
+        "rps": rps,
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": sum(map(int, errors.groups())) if errors else 0,
+        "p50": lat.get("50"), "p99": lat.get("99"),
+    }
+
+
+def measure(name: str, cmd: list[str], cwd: Path, duration: int, env: dict[str, str] | None = None,
+            ready_path: str = "/ready", port: int = 0) -> dict[str, Any]:
+    proc = start(cmd, cwd, env)
+    try:
+        wait_for(f"http://127.0.0.1:{port}{ready_path}")
+        wrk(f"http://127.0.0.1:{port}/predict", 2)  # warm-up, not counted
+        result = wrk(f"http://127.0.0.1:{port}/predict", duration)
+    finally:
+        stop(proc)
+    result["name"] = name
+    print(f"  {name:<44} {result['rps']:>9.0f} req/s  p50 {result['p50']:>8}  p99 {result['p99']:>8}  "
+          f"non-2xx {result['non_2xx']}", flush=True)
+    return result
+
+
+def uvicorn_cmd(app: str, port: int) -> list[str]:
+    return [str(BIN / "uvicorn"), app, "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+            "--no-access-log", "--log-level", "warning"]
+
+
+def shipway_cmd(target: Path, port: int, store: Path, *flags: str) -> list[str]:
+    return [str(BIN / "shipway"), "serve", str(target), "--port", str(port), "--store", f"sqlite:///{store}", *flags]
+
+
+def startup_times(target: Path, work: Path, runs: int = 5) -> list[float]:
+    times = []
+    for i in range(runs):
+        port = free_port()
+        started = time.perf_counter()
+        proc = start(shipway_cmd(target, port, work / f"startup-{i}.db"), work)
+        try:
+            wait_for(f"http://127.0.0.1:{port}/ready")
+            times.append(time.perf_counter() - started)
+        finally:
+            stop(proc)
+    return times
+
+
+def model_load_seconds() -> float:
+    code = (
+        "import sys, time; sys.path.insert(0, sys.argv[1]); t = time.perf_counter(); "
+        "import service; service.load(sys.argv[1] + '/artifacts'); print(time.perf_counter() - t)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(BANKING77)], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
+def offline_items_per_second() -> float:
+    code = (
+        "import sys, time, csv; sys.path.insert(0, sys.argv[1]); import service; "
+        "m = service.load(sys.argv[1] + '/artifacts'); "
+        "rows = [service.Message(text=r['text']) for r in csv.DictReader(open(sys.argv[1] + '/data/test.csv'))]; "
+        "batches = [rows[i:i + 64] for i in range(0, len(rows) - 63, 64)]; service.predict_batch(m, batches[0]); "
+        "t = time.perf_counter(); n = sum(len(service.predict_batch(m, b)) for b in batches); "
+        "print(n / (time.perf_counter() - t))"
+    )
+    out = subprocess.run(["taskset", "-c", SERVER_CPU, sys.executable, "-c", code, str(BANKING77)],
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds of load per measurement")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed: apt-get install wrk (make bench does it)")
+    if not (BANKING77 / "artifacts" / "model.joblib").exists():
+        sys.exit("train the example first: make train")
+    work = Path(tempfile.mkdtemp(prefix="shipway-bench-"))
+    d = args.duration
+    results: dict[str, Any] = {}
+
+    print("HTTP stacks, JSON echo:", flush=True)
+    for key, name, cmd_fn in (
+        ("starlette_echo", "bare Starlette on uvicorn (baseline)", lambda p: uvicorn_cmd("starlette_echo:app", p)),
+        ("raw_uvicorn_echo", "raw ASGI on uvicorn+uvloop+httptools", lambda p: uvicorn_cmd("raw_asgi_echo:app", p)),
+        ("raw_granian_echo", "raw ASGI on granian", lambda p: [
+            str(BIN / "granian"), "--interface", "asgi", "--port", str(p), "--workers", "1", "--no-ws",
+            "--log-level", "warning", "raw_asgi_echo:app"]),
+        ("sanic_echo", "bare Sanic", lambda p: [
+            str(BIN / "sanic"), "sanic_echo:app", "--port", str(p), "--single-process", "--no-access-logs"]),
+    ):
+        p = free_port()
+        results[key] = measure(name, cmd_fn(p), STACKS, d, port=p, ready_path="/predict")
+
+    print("shipway identity service (schema validation on):", flush=True)
+    for key, name, flags in (
+        ("identity_log_on", "shipway identity, prediction log on", ()),
+        ("identity_log_off", "shipway identity, prediction log off", ("--no-log",)),
+    ):
+        p = free_port()
+        results[key] = measure(name, shipway_cmd(IDENTITY, p, work / f"{key}.db", *flags), work, d, port=p)
+
+    print("banking77 model:", flush=True)
+    p = free_port()
+    results["banking77_starlette"] = measure(
+        "bare Starlette, one predict per request (baseline)", uvicorn_cmd("starlette_banking77:app", p), STACKS, d,
+        env={"BANKING77_ARTIFACTS": str(BANKING77 / "artifacts")}, port=p, ready_path="/predict",
+    )
+    for key, name, flags in (
+        ("banking77_log_on", "shipway banking77, batching, log on", ()),
+        ("banking77_log_off", "shipway banking77, batching, log off", ("--no-log",)),
+    ):
+        p = free_port()
+        results[key] = measure(name, shipway_cmd(BANKING77, p, work / f"{key}.db", *flags), work, d, port=p)
+    results["offline_items_per_s"] = offline_items_per_second()
+
+    print("start-up:", flush=True)
+    results["startup_identity_s"] = startup_times(IDENTITY, work)
+    results["startup_banking77_s"] = startup_times(BANKING77, work)
+    results["banking77_load_s"] = model_load_seconds()
+    shutil.rmtree(work, ignore_errors=True)
+
+    (BENCH / "results").mkdir(exist_ok=True)
+    (BENCH / "results" / "latest.json").write_text(json.dumps(results, indent=2))
+    args.out.write_text(render(results, d))
+    print(f"wrote {args.out}")
+
+
+def render(r: dict[str, Any], duration: int) -> str:
+    def row(key: str, base: str | None = None) -> str:
+        x = r[key]
+        ratio = f"{x['rps'] / r[base]['rps']:.2f}x" if base else "1.00x (baseline)"
+        return f"| {x['name']} | {x['rps']:,.0f} | {ratio} | {x['p50']} | {x['p99']} | {x['non_2xx'] + x['socket_errors']} |"
+
+    head = "| server | req/s | ratio | p50 | p99 | non-2xx + socket errors |\n|---|---:|---:|---:|---:|---:|"
+    id_ratio = r["identity_log_on"]["rps"] / r["starlette_echo"]["rps"]
+    b_ratio = r["banking77_log_on"]["rps"] / r["banking77_starlette"]["rps"]
+    log_cost_id = 1 - r["identity_log_on"]["rps"] / r["identity_log_off"]["rps"]
+    log_cost_b = 1 - r["banking77_log_on"]["rps"] / r["banking77_log_off"]["rps"]
+    s_id = statistics.median(r["startup_identity_s"])
+    s_b = statistics.median(r["startup_banking77_s"])
+    load = r["banking77_load_s"]
+    verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
+    return f"""# Benchmarks
+
+Produced by `make bench` (`.venv/bin/python bench/run.py --duration {duration}`), all rows in one run,
+on {platform.node() and 'this'} machine: {os.cpu_count()} cores, Python {platform.python_version()}.
+Each server is pinned to CPU {SERVER_CPU} and the load generator (wrk, one thread, 64 connections,
+{duration} s after a 2 s warm-up) to CPU {LOAD_CPU}; bodies are short customer messages
+(`bench/post.lua`). shipway runs as users run it: `shipway serve`, one gunicorn worker, SQLite store.
+The machine is shared, so compare ratios within this page, not absolute numbers across runs.
+Raw numbers: `bench/results/latest.json`.
+
+## Targets
+
+| figure | target | measured | |
+|---|---|---|---|
+| identity service vs bare Starlette echo | at least 0.75x | {id_ratio:.2f}x | {verdict(id_ratio >= 0.75)} |
+| banking77 with batching vs one-at-a-time Starlette | at least 6x, zero non-2xx | {b_ratio:.2f}x, {r['banking77_log_on']['non_2xx'] + r['banking77_log_on']['socket_errors']} non-2xx | {verdict(b_ratio >= 6 and r['banking77_log_on']['non_2xx'] == 0)} |
+| cost of prediction logging (identity) | at most 5% | {log_cost_id * 100:.1f}% | {verdict(log_cost_id <= 0.05)} |
+| cost of prediction logging (banking77) | at most 5% | {log_cost_b * 100:.1f}% | {verdict(log_cost_b <= 0.05)} |
+| `shipway serve` to ready, identity (no model) | under 1.5 s | {s_id:.2f} s (median of {len(r['startup_identity_s'])}) | {verdict(s_id < 1.5)} |
+| `shipway serve` to ready, banking77, minus its {load:.2f} s model load | under 1.5 s | {s_b - load:.2f} s ({s_b:.2f} s in all) | {verdict(s_b - load < 1.5)} |
+
+## HTTP stack: JSON echo, no validation
+
+The stack was chosen by this measurement: a plain ASGI app on uvicorn with uvloop and httptools.
+
+{head}
+{row('starlette_echo')}
+{row('raw_uvicorn_echo', 'starlette_echo')}
+{row('raw_granian_echo', 'starlette_echo')}
+{row('sanic_echo', 'starlette_echo')}
+
+## Identity service: schema validation, request ids, metrics, micro-batching, prediction log
+
+{head}
+{row('starlette_echo')}
+{row('identity_log_on', 'starlette_echo')}
+{row('identity_log_off', 'starlette_echo')}
+
+## banking77 (TF-IDF + logistic regression)
+
+The model alone predicts {r['offline_items_per_s']:,.0f} items/s offline in batches of 64 on one core.
+
+{head}
+{row('banking77_starlette')}
+{row('banking77_log_on', 'banking77_starlette')}
+{row('banking77_log_off', 'banking77_starlette')}
+
+For reference, the issue quotes BentoML 1.4 at about 440 req/s on the identity harness (not re-measured here).
+"""
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,337 @@
+"""The prediction log: batched, sampled, redacted, and never losing a record to an outage."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from store_fixtures import (  # noqa: F401  # fixtures
+    TcpProxy,
+    free_port,
+    make_record,
+    pg_target,
+    postgres_url,
+    store_url,
+    stored_ids,
+    wait_for,
+    with_port,
+)
+
+from shipway.errors import ConfigError, StoreError
+from shipway.store import PredictionLog, open_store
+
+TESTS = Path(__file__).resolve().parent
+SRC = TESTS.parent / "src"
+
+
+def _log(url: str, tmp_path: Path, **kwargs: Any) -> PredictionLog:
+    kwargs.setdefault("flush_interval_s", 0.05)
+    kwargs.setdefault("retry_interval_s", 0.1)
+    return PredictionLog(url, spool_dir=tmp_path / "spool", **kwargs)
+
+
+def _spool_files(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "spool").glob("predictions-*.jsonl"))
+
+
+def _count(url: str) -> int:
+    with open_store(url) as store:
+        return store.count_predictions()
+
+
+def test_records_appear_after_flush(store_url: str, tmp_path: Path) -> None:
+    log = _log(store_url, tmp_path, flush_interval_s=60)  # only flush() writes
+    log.start()
+    for i in range(500):
+        log.append(make_record(i))
+    assert log.flush()
+    assert _count(store_url) == 500
+    stats = log.stats
+    assert stats["written"] == 500 and stats["pending"] == 0 and stats["store_up"] is True
+    log.close()
+
+
+def test_the_thread_writes_without_being_asked(store_url: str, tmp_path: Path) -> None:
+    with _log(store_url, tmp_path) as log:
+        for i in range(50):
+            log.append(make_record(i))
+        wait_for(lambda: log.stats["written"] == 50, what="the periodic flush")
+    assert _count(store_url) == 50
+
+
+def test_close_loses_nothing_and_is_idempotent(store_url: str, tmp_path: Path) -> None:
+    log = _log(store_url, tmp_path, flush_interval_s=60)
+    log.start()
+    for i in range(3000):
+        log.append(make_record(i))
+    log.close()  # no flush first
+    log.close()
+    log.append(make_record(99_999))  # after close: counted, never raised
+    assert log.stats["dropped"] == 1
+    assert _count(store_url) == 3000
+    assert _spool_files(tmp_path) == []
+
+
+def test_appends_from_many_threads_are_all_written(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    log = _log(url, tmp_path, flush_interval_s=0.01)  # drains while appends race in
+    log.start()
+
+    def append_many(worker: int) -> None:
+        for i in range(5000):
+            log.append(make_record(worker * 100_000 + i))
+
+    threads = [threading.Thread(target=append_many, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log.close()
+    assert _count(url) == 20_000 and log.stats["written"] == 20_000
+
+
+@pytest.mark.parametrize(("rate", "low", "high"), [(0.0, 0, 0), (1.0, 2000, 2000), (0.5, 700, 1300)])
+def test_sampling(tmp_path: Path, rate: float, low: int, high: int) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with _log(url, tmp_path, sample_rate=rate) as log:
+        for i in range(2000):
+            log.append(make_record(i))
+        assert log.flush()
+        stats = log.stats
+    stored = _count(url)
+    # 0.5: the bounds are more than 13 standard deviations wide
+    assert low <= stored <= high
+    assert stats["written"] == stored and stats["sampled_out"] == 2000 - stored
+
+
+def test_beyond_max_buffer_records_are_dropped_and_counted(tmp_path: Path) -> None:
+    log = _log(f"sqlite:///{tmp_path / 'store.db'}", tmp_path, max_buffer=10)
+    for i in range(15):  # not started: nothing drains the buffer
+        log.append(make_record(i))
+    assert log.stats["dropped"] == 5 and log.stats["pending"] == 10
+    log.close()  # a log that never started spools what it holds
+    assert log.stats["spooled"] == 10
+
+
+def _mask(doc: dict[str, Any]) -> dict[str, Any] | None:
+    if doc["inputs"]["n"] % 5 == 0:
+        return None  # e.g. a user who opted out
+    return {"inputs": {**doc["inputs"], "text": "***"}, "outputs": doc["outputs"]}
+
+
+def test_redaction_masks_and_drops(store_url: str, tmp_path: Path) -> None:
+    with _log(store_url, tmp_path, redact=_mask) as log:
+        for i in range(20):
+            log.append(make_record(i))
+        assert log.flush()
+        assert log.stats["redacted_out"] == 4 and log.stats["written"] == 16
+    with open_store(store_url) as store:
+        records = store.read_predictions()
+    assert [orjson.loads(r.inputs) for r in records] == [{"text": "***", "n": i} for i in range(20) if i % 5]
+    assert orjson.loads(records[0].outputs) == {"label": "label-1", "score": 0.5}
+
+
+def test_a_raising_hook_never_stores_the_raw_input(
+    store_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def hook(doc: dict[str, Any]) -> dict[str, Any] | None:
+        if "SECRET" in doc["inputs"]["text"]:
+            raise ValueError("the hook has a bug")
+        return doc
+
+    records = [make_record(i) for i in range(4)]
+    records.append(make_record(4, inputs=b'{"text": "SECRET card 4111", "n": 4}', outputs=b'{"echo": "SECRET"}'))
+    with caplog.at_level(logging.ERROR, logger="shipway.store"), _log(store_url, tmp_path, redact=hook) as log:
+        for r in records:
+            log.append(r)
+        assert log.flush()
+        for i in range(5, 10):  # the writer thread survived the hook
+            log.append(make_record(i))
+        assert log.flush()
+        assert log.stats["redaction_failed"] == 1 and log.stats["written"] == 10
+    assert "redact hook failed" in caplog.text and "req-4" in caplog.text
+    with open_store(store_url) as store:
+        stored = {r.request_id: r for r in store.read_predictions()}
+    assert len(stored) == 10
+    failed = {"redaction_failed": True}
+    assert orjson.loads(stored["req-4"].inputs) == failed == orjson.loads(stored["req-4"].outputs)
+    assert all(b"SECRET" not in r.inputs + r.outputs for r in stored.values())
+    if store_url.startswith("sqlite"):
+        assert b"SECRET" not in Path(store_url.removeprefix("sqlite:///")).read_bytes()
+
+
+def test_bad_settings_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"sample_rate must be a number between 0.0 and 1.0, got 1.5"):
+        PredictionLog("sqlite:///x.db", spool_dir=tmp_path, sample_rate=1.5)
+    with pytest.raises(ConfigError, match="flush_interval_s must be a number greater than 0"):
+        PredictionLog("sqlite:///x.db", spool_dir=tmp_path, flush_interval_s=0)
+    with pytest.raises(ConfigError, match="max_buffer must be a positive integer"):
+        PredictionLog("sqlite:///x.db", spool_dir=tmp_path, max_buffer=0)
+    with pytest.raises(StoreError, match="unknown store URL"):
+        PredictionLog("redis://x", spool_dir=tmp_path).start()
+
+
+# -- outages -----------------------------------------------------------------------
+
+
+def test_postgres_outage_spools_then_replays_everything(postgres_url: str, tmp_path: Path) -> None:
+    proxy = TcpProxy(pg_target(postgres_url)).start()
+    try:
+        log = _log(with_port(postgres_url, proxy.port), tmp_path)
+        log.start()
+        for i in range(50):
+            log.append(make_record(i))
+        assert log.flush()
+        assert _count(postgres_url) == 50  # read directly, not through the proxy
+
+        proxy.stop()  # the database goes away mid-connection
+        for i in range(50, 250):
+            log.append(make_record(i))  # never raises, never blocks
+        assert log.flush()
+        stats = log.stats
+        assert stats["spooled"] == 200 and stats["store_up"] is False and stats["pending"] == 0
+        assert len(_spool_files(tmp_path)) == 1
+        assert _count(postgres_url) == 50
+
+        proxy.start()  # back on the same port
+        wait_for(lambda: log.stats["store_up"] and not _spool_files(tmp_path), what="the replay")
+        for i in range(250, 300):
+            log.append(make_record(i))
+        log.close()
+    finally:
+        proxy.stop()
+    assert sorted(stored_ids(postgres_url)) == sorted(f"req-{i}" for i in range(300))
+    assert log.stats["replayed"] == 200 and log.stats["written"] == 100
+
+
+def test_postgres_down_at_start_still_accepts_and_spools(postgres_url: str, tmp_path: Path) -> None:
+    port = free_port()  # nothing listens here yet
+    log = _log(with_port(postgres_url, port), tmp_path)
+    log.start()  # must not raise
+    for i in range(100):
+        log.append(make_record(i))
+    assert log.flush()
+    assert log.stats["spooled"] == 100 and log.stats["store_up"] is False
+    assert len(_spool_files(tmp_path)) == 1
+    with TcpProxy(pg_target(postgres_url), port=port).start():
+        wait_for(lambda: log.stats["replayed"] == 100 and not _spool_files(tmp_path), what="the replay")
+        log.close()
+    assert _count(postgres_url) == 100
+
+
+def test_records_the_store_refuses_are_kept_aside(postgres_url: str, tmp_path: Path) -> None:
+    # jsonb refuses \u0000: one bad record must not sink its batch or loop forever.
+    bad = make_record(3, inputs=b'{"text": "nul \\u0000 here", "n": 3}')
+    with _log(postgres_url, tmp_path) as log:
+        for r in [make_record(i) for i in range(3)] + [bad] + [make_record(i) for i in range(4, 8)]:
+            log.append(r)
+        assert log.flush()
+        assert log.stats["rejected"] == 1 and log.stats["written"] == 7
+    assert "req-3" not in stored_ids(postgres_url)
+    rejected = list((tmp_path / "spool").glob("rejected-*.jsonl"))
+    assert len(rejected) == 1 and b"req-3" in rejected[0].read_bytes()
+
+
+def test_sqlite_outage_spools_until_the_path_is_fixed(tmp_path: Path) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the store's folder should be")
+    url = f"sqlite:///{blocker / 'store.db'}"
+    log = _log(url, tmp_path)
+    log.start()
+    for i in range(40):
+        log.append(make_record(i))
+    assert log.flush()
+    assert log.stats["spooled"] == 40 and not log.stats["store_up"]
+    blocker.unlink()  # an operator fixes it
+    wait_for(lambda: log.stats["replayed"] == 40, what="the replay")
+    log.close()
+    assert sorted(stored_ids(url)) == sorted(f"req-{i}" for i in range(40))
+    assert _spool_files(tmp_path) == []
+
+
+def test_when_neither_store_nor_disk_takes_records_they_wait_in_memory(tmp_path: Path) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the store's folder should be")
+    url = f"sqlite:///{blocker / 'store.db'}"
+    log = PredictionLog(url, spool_dir=blocker / "spool", flush_interval_s=0.05, retry_interval_s=0.1)
+    log.start()
+    for i in range(25):
+        log.append(make_record(i))
+    assert log.flush() is False  # nothing lost, but nothing safe either
+    assert log.stats["pending"] == 25 and log.stats["spooled"] == 0
+    blocker.unlink()
+    wait_for(lambda: log.stats["written"] == 25, what="the held records to be written")
+    log.close()
+    assert _count(url) == 25
+
+
+# -- hard kills --------------------------------------------------------------------
+
+
+def _run_child(code: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)])}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_a_hard_kill_loses_at_most_the_unflushed_tail(store_url: str, tmp_path: Path) -> None:
+    done = _run_child(
+        f"""
+        import os, signal, time
+        from pathlib import Path
+        from shipway.store import PredictionLog
+        from store_fixtures import make_record
+
+        log = PredictionLog({store_url!r}, spool_dir=Path({str(tmp_path / "spool")!r}), flush_interval_s=0.1)
+        log.start()
+        for i in range(100):
+            log.append(make_record(i))
+        assert log.flush(30)
+        for i in range(100, 150):
+            log.append(make_record(i))
+        time.sleep(0.3)  # longer than the flush interval
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    ids = stored_ids(store_url)
+    assert len(ids) == len(set(ids)) <= 150
+    assert {f"req-{i}" for i in range(100)} <= set(ids)
+
+
+def test_a_dead_process_spool_is_replayed_at_start(store_url: str, tmp_path: Path) -> None:
+    done = _run_child(
+        f"""
+        import os, signal
+        from pathlib import Path
+        from shipway.store import PredictionLog
+        from store_fixtures import make_record
+
+        # The store is unreachable: a file sits where its folder should be.
+        Path({str(tmp_path / "blocker")!r}).write_text("x")
+        url = "sqlite:///" + {str(tmp_path / "blocker" / "store.db")!r}
+        log = PredictionLog(url, spool_dir=Path({str(tmp_path / "spool")!r}), flush_interval_s=0.05)
+        log.start()
+        for i in range(30):
+            log.append(make_record(i))
+        assert log.flush(30)
+        assert log.stats["spooled"] == 30, log.stats
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert len(_spool_files(tmp_path)) == 1
+    with _log(store_url, tmp_path) as log:
+        wait_for(lambda: log.stats["replayed"] == 30, what="the replay of the dead process's spool")
+    assert _spool_files(tmp_path) == []
+    assert sorted(stored_ids(store_url)) == sorted(f"req-{i}" for i in range(30))
