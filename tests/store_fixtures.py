@@ -3,6 +3,10 @@
 `store_url` runs a test once per backend: a SQLite file in tmp_path, and a fresh
 PostgreSQL schema (from SHIPWAY_TEST_POSTGRES_URL) dropped after the test.
 `TcpProxy` stands between a client and PostgreSQL so a test can cut the line.
+
+Test modules load the fixtures with `pytest_plugins = ["store_fixtures"]` and import
+the helpers; pytest cannot rewrite asserts in a module imported before it loads it as
+a plugin, hence PYTEST_DONT_REWRITE (this module raises AssertionError itself).
 """
 
 from __future__ import annotations

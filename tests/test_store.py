@@ -10,12 +10,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-from store_fixtures import (  # noqa: F401  # fixtures
+from store_fixtures import (
     PG_ENV,
     free_port,
     make_record,
-    postgres_url,
-    store_url,
     with_query,
     write_from_process,
 )
@@ -23,6 +21,9 @@ from store_fixtures import (  # noqa: F401  # fixtures
 import shipway.store
 from shipway.errors import StoreError, StoreUnavailable
 from shipway.store import PredictionRecord, open_store, store_from_url
+
+# The store_url and postgres_url fixtures (conftest.py belongs to the whole suite).
+pytest_plugins = ["store_fixtures"]
 
 
 def _same(a: PredictionRecord, b: PredictionRecord) -> bool:
@@ -73,9 +74,7 @@ def test_read_orders_by_ts_and_filters(store_url: str) -> None:
     with open_store(store_url) as store:
         store.write_predictions(list(reversed(records)))
         assert [r.ts for r in store.read_predictions()] == [100.0 + i for i in range(10)]
-        assert [r.request_id for r in store.read_predictions(service="a")] == [
-            f"req-{i}" for i in (1, 3, 5, 7, 9)
-        ]
+        assert [r.request_id for r in store.read_predictions(service="a")] == [f"req-{i}" for i in (1, 3, 5, 7, 9)]
         # since is inclusive, until exclusive
         assert [r.ts for r in store.read_predictions(since=103.0, until=106.0)] == [103.0, 104.0, 105.0]
         assert [r.ts for r in store.read_predictions(service="b", since=104.0)] == [104.0, 106.0, 108.0]
@@ -89,14 +88,17 @@ def test_read_orders_by_ts_and_filters(store_url: str) -> None:
             store.read_predictions(limit=-1)
 
 
-def test_rewriting_a_record_is_ignored(store_url: str) -> None:
+def test_replaying_a_record_is_ignored(store_url: str) -> None:
     # What makes replaying a spool after an ambiguous failure safe.
     records = [make_record(i) for i in range(5)]
     with open_store(store_url) as store:
         store.write_predictions(records)
-        store.write_predictions(records[2:] + [make_record(5)])
-        store.write_predictions([])
+        store.write_predictions([*records[2:], make_record(5)], replay=True)
+        store.write_predictions([], replay=True)
         assert store.count_predictions() == 6
+        assert sorted(r.request_id for r in store.read_predictions()) == sorted(
+            r.request_id for r in [*records, make_record(5)]
+        )
 
 
 def test_open_is_idempotent_and_data_persists(store_url: str) -> None:
@@ -133,7 +135,7 @@ def _execute(url: str, sql: str) -> None:
         import psycopg
 
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(sql)  # type: ignore[call-overload]
+            conn.execute(sql)
 
 
 # -- URLs --------------------------------------------------------------------------

@@ -30,28 +30,23 @@ import scipy
 import sklearn
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.pipeline import Pipeline
 
 HERE = Path(__file__).resolve().parent
 
-# Chosen on the validation split; the test split is only reported. Character n-grams catch
-# typos and word forms the word n-grams miss; char unigrams were dropped because they did
-# not help on validation and slowed prediction, which is mostly spent making n-grams.
+# Word 1-2-grams only. Adding character 2-4-grams lifted test accuracy from 0.888 to 0.910 but
+# made prediction four times slower (n-gram extraction is Python code in scikit-learn); the
+# example favours speed, as the reference model (about 0.89) does.
 PARAMS = {
     "words": {"ngram_range": (1, 2), "sublinear_tf": True},
-    "chars": {"analyzer": "char_wb", "ngram_range": (2, 4), "sublinear_tf": True, "min_df": 2},
     "classifier": {"C": 20.0, "max_iter": 1000},
 }
 
 
 def make_pipeline(params: dict = PARAMS) -> Pipeline:
-    features = FeatureUnion(
-        [
-            ("words", TfidfVectorizer(**params["words"])),
-            ("chars", TfidfVectorizer(**params["chars"])),
-        ]
+    return Pipeline(
+        [("features", TfidfVectorizer(**params["words"])), ("classifier", LogisticRegression(**params["classifier"]))]
     )
-    return Pipeline([("features", features), ("classifier", LogisticRegression(**params["classifier"]))])
 
 
 def read_split(path: Path) -> tuple[list[str], list[str]]:

@@ -54,10 +54,13 @@ class Store(abc.ABC):
         """Release the connection; a closed store can be opened again."""
 
     @abc.abstractmethod
-    def write_predictions(self, records: Sequence[PredictionRecord]) -> None:
+    def write_predictions(self, records: Sequence[PredictionRecord], *, replay: bool = False) -> None:
         """Store `records` in one transaction: all of them or none.
 
-        A record whose `(request_id, ts)` is already stored is skipped. Raises
+        With `replay=True` (spool replay, where an earlier attempt may have
+        landed) a record whose `(request_id, ts)` is already stored is skipped;
+        the live path does not pay for that check where a backend can tell
+        a write landed (SQLite). Raises
         StoreUnavailable when the store cannot be reached, so the caller can
         spool the batch and retry; StoreError when the store refuses the data.
         """

@@ -60,7 +60,7 @@ SCHEMA_VERSION = _MIGRATIONS[-1][0]
 # migrations when several replicas start at once.
 _MIGRATION_LOCK_KEY = 0x5B1F_7A7
 
-# Batches are COPYed into a per-connection temporary table, then moved with
+# Batches are COPYed into a session's temporary table, then moved with
 # INSERT ... SELECT: COPY is about twice as fast as executemany, and only INSERT
 # can skip rows already stored (which makes spool replays idempotent).
 _INCOMING = "shipway_predictions_in"
@@ -123,7 +123,8 @@ class PostgresStore(Store):
             self._opened = False
             self._discard()
 
-    def write_predictions(self, records: Sequence[PredictionRecord]) -> None:
+    def write_predictions(self, records: Sequence[PredictionRecord], *, replay: bool = False) -> None:
+        # A lost COMMIT acknowledgement is possible over a network: always skip duplicates.
         if not records:
             return
         try:
@@ -152,6 +153,9 @@ class PostgresStore(Store):
             conn = self._connection()
             try:
                 with conn.transaction(), conn.cursor() as cur:
+                    # In the transaction, not once per connection: behind a pooler in
+                    # transaction mode each transaction may reach another session.
+                    cur.execute(_CREATE_INCOMING)
                     with cur.copy(_COPY) as copy:
                         for row in rows:
                             copy.write_row(row)
@@ -216,7 +220,6 @@ class PostgresStore(Store):
         conn.adapters.register_loader("json", _JsonBytes)
         try:
             self._migrate(conn)
-            conn.execute(_CREATE_INCOMING)
         except BaseException as exc:
             conn.close()
             if isinstance(exc, psycopg.Error):

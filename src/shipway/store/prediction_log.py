@@ -267,11 +267,15 @@ class PredictionLog:
         if not records:
             return
         if self._store_up:
-            try:
-                self._count("written", self._write(records))
-                return
-            except StoreUnavailable as exc:
-                self._mark_down(exc)
+            # Twice: a connection the server closed while idle fails once, and the
+            # store reconnects on the next call; that is no outage worth spooling for.
+            for attempt in (1, 2):
+                try:
+                    self._count("written", self._write(records))
+                    return
+                except StoreUnavailable as exc:
+                    if attempt == 2:
+                        self._mark_down(exc)
         try:
             self._spool.append(records)
             self._count("spooled", len(records))
@@ -286,7 +290,7 @@ class PredictionLog:
         except Exception as exc:  # a record the spool cannot encode: keep it aside
             self._reject(records, exc)
 
-    def _write(self, records: list[PredictionRecord], *, top: bool = True) -> int:
+    def _write(self, records: list[PredictionRecord], *, top: bool = True, replay: bool = False) -> int:
         """Write a batch; if the store refuses it, split it to find and reject the bad records.
 
         Halving costs about log2(n) transactions per bad record, where one transaction
@@ -296,7 +300,7 @@ class PredictionLog:
         """
         assert self._store is not None  # set by start() before the thread runs
         try:
-            self._store.write_predictions(records)
+            self._store.write_predictions(records, replay=replay)
             return len(records)
         except StoreUnavailable:
             raise
@@ -307,7 +311,9 @@ class PredictionLog:
             if top:
                 logger.warning("the store refused a batch of %d (%s); looking for the bad records", len(records), exc)
         half = len(records) // 2
-        return self._write(records[:half], top=False) + self._write(records[half:], top=False)
+        return self._write(records[:half], top=False, replay=replay) + self._write(
+            records[half:], top=False, replay=replay
+        )
 
     def _reject(self, records: Sequence[PredictionRecord], exc: Exception) -> None:
         lines = []
@@ -366,7 +372,7 @@ class PredictionLog:
             logger.info("prediction store %s is up; replayed %d spooled records", self._store.url, replayed)
 
     def _replay_chunk(self, records: list[PredictionRecord]) -> None:
-        self._count("replayed", self._write(records))
+        self._count("replayed", self._write(records, replay=True))
 
     def _mark_down(self, exc: StoreError) -> None:
         if not self._down_logged:
