@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -69,6 +70,11 @@ class Server:
 def start_server(target: Path | str, tmp: Path, *args: str, store_url: str | None = None,
                  env: dict[str, str] | None = None, wait: bool = True) -> Server:
     port = free_port()
+    if isinstance(target, Path) and target.is_dir() and not (tmp / target.name).exists():
+        # Serve a copy, so the spool and other files a project gets stay in tmp.
+        target = Path(shutil.copytree(target, tmp / target.name, ignore=shutil.ignore_patterns("__pycache__")))
+    elif isinstance(target, Path) and target.is_dir():
+        target = tmp / target.name
     store_url = store_url or f"sqlite:///{tmp / 'store.db'}"
     log_path = tmp / f"server-{port}.log"
     cmd = [*SHIPWAY, "serve", str(target), "--port", str(port), "--store", store_url, *args]
