@@ -62,8 +62,12 @@ def wait_for(url: str, timeout: float = 60.0) -> float:
 
 def start(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        ["taskset", "-c", SERVER_CPU, *cmd], cwd=cwd, env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        ["taskset", "-c", SERVER_CPU, *cmd],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
 
 
@@ -78,8 +82,22 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 def wrk(url: str, duration: int, connections: int = 64) -> dict[str, Any]:
     out = subprocess.run(
-        ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(LUA), url],
-        capture_output=True, text=True, check=True,
+        [
+            "taskset",
+            "-c",
+            LOAD_CPU,
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "-s",
+            str(LUA),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -89,12 +107,20 @@ def wrk(url: str, duration: int, connections: int = 64) -> dict[str, Any]:
         "rps": rps,
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": sum(map(int, errors.groups())) if errors else 0,
-        "p50": lat.get("50"), "p99": lat.get("99"),
+        "p50": lat.get("50"),
+        "p99": lat.get("99"),
     }
 
 
-def measure(name: str, cmd: list[str], cwd: Path, duration: int, env: dict[str, str] | None = None,
-            ready_path: str = "/ready", port: int = 0) -> dict[str, Any]:
+def measure(
+    name: str,
+    cmd: list[str],
+    cwd: Path,
+    duration: int,
+    env: dict[str, str] | None = None,
+    ready_path: str = "/ready",
+    port: int = 0,
+) -> dict[str, Any]:
     proc = start(cmd, cwd, env)
     try:
         wait_for(f"http://127.0.0.1:{port}{ready_path}")
@@ -103,14 +129,28 @@ def measure(name: str, cmd: list[str], cwd: Path, duration: int, env: dict[str, 
     finally:
         stop(proc)
     result["name"] = name
-    print(f"  {name:<44} {result['rps']:>9.0f} req/s  p50 {result['p50']:>8}  p99 {result['p99']:>8}  "
-          f"non-2xx {result['non_2xx']}", flush=True)
+    print(
+        f"  {name:<44} {result['rps']:>9.0f} req/s  p50 {result['p50']:>8}  p99 {result['p99']:>8}  "
+        f"non-2xx {result['non_2xx']}",
+        flush=True,
+    )
     return result
 
 
 def uvicorn_cmd(app: str, port: int) -> list[str]:
-    return [str(BIN / "uvicorn"), app, "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-            "--no-access-log", "--log-level", "warning"]
+    return [
+        str(BIN / "uvicorn"),
+        app,
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
 
 
 def shipway_cmd(target: Path, port: int, store: Path, *flags: str) -> list[str]:
@@ -149,8 +189,12 @@ def offline_items_per_second() -> float:
         "t = time.perf_counter(); n = sum(len(service.predict_batch(m, b)) for b in batches); "
         "print(n / (time.perf_counter() - t))"
     )
-    out = subprocess.run(["taskset", "-c", SERVER_CPU, sys.executable, "-c", code, str(BANKING77)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["taskset", "-c", SERVER_CPU, sys.executable, "-c", code, str(BANKING77)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return float(out.stdout.strip())
 
 
@@ -171,11 +215,28 @@ def main() -> None:
     for key, name, cmd_fn in (
         ("starlette_echo", "bare Starlette on uvicorn (baseline)", lambda p: uvicorn_cmd("starlette_echo:app", p)),
         ("raw_uvicorn_echo", "raw ASGI on uvicorn+uvloop+httptools", lambda p: uvicorn_cmd("raw_asgi_echo:app", p)),
-        ("raw_granian_echo", "raw ASGI on granian", lambda p: [
-            str(BIN / "granian"), "--interface", "asgi", "--port", str(p), "--workers", "1", "--no-ws",
-            "--log-level", "warning", "raw_asgi_echo:app"]),
-        ("sanic_echo", "bare Sanic", lambda p: [
-            str(BIN / "sanic"), "sanic_echo:app", "--port", str(p), "--single-process", "--no-access-logs"]),
+        (
+            "raw_granian_echo",
+            "raw ASGI on granian",
+            lambda p: [
+                str(BIN / "granian"),
+                "--interface",
+                "asgi",
+                "--port",
+                str(p),
+                "--workers",
+                "1",
+                "--no-ws",
+                "--log-level",
+                "warning",
+                "raw_asgi_echo:app",
+            ],
+        ),
+        (
+            "sanic_echo",
+            "bare Sanic",
+            lambda p: [str(BIN / "sanic"), "sanic_echo:app", "--port", str(p), "--single-process", "--no-access-logs"],
+        ),
     ):
         p = free_port()
         results[key] = measure(name, cmd_fn(p), STACKS, d, port=p, ready_path="/predict")
@@ -191,8 +252,13 @@ def main() -> None:
     print("banking77 model:", flush=True)
     p = free_port()
     results["banking77_starlette"] = measure(
-        "bare Starlette, one predict per request (baseline)", uvicorn_cmd("starlette_banking77:app", p), STACKS, d,
-        env={"BANKING77_ARTIFACTS": str(BANKING77 / "artifacts")}, port=p, ready_path="/predict",
+        "bare Starlette, one predict per request (baseline)",
+        uvicorn_cmd("starlette_banking77:app", p),
+        STACKS,
+        d,
+        env={"BANKING77_ARTIFACTS": str(BANKING77 / "artifacts")},
+        port=p,
+        ready_path="/predict",
     )
     for key, name, flags in (
         ("banking77_log_on", "shipway banking77, batching, log on", ()),
@@ -232,7 +298,7 @@ def render(r: dict[str, Any], duration: int) -> str:
     return f"""# Benchmarks
 
 Produced by `make bench` (`.venv/bin/python bench/run.py --duration {duration}`), all rows in one run,
-on {platform.node() and 'this'} machine: {os.cpu_count()} cores, Python {platform.python_version()}.
+on {platform.node() and "this"} machine: {os.cpu_count()} cores, Python {platform.python_version()}.
 Each server is pinned to CPU {SERVER_CPU} and the load generator (wrk, one thread, 64 connections,
 {duration} s after a 2 s warm-up) to CPU {LOAD_CPU}; bodies are short customer messages
 (`bench/post.lua`). shipway runs as users run it: `shipway serve`, one gunicorn worker, SQLite store.
@@ -244,10 +310,10 @@ Raw numbers: `bench/results/latest.json`.
 | figure | target | measured | |
 |---|---|---|---|
 | identity service vs bare Starlette echo | at least 0.75x | {id_ratio:.2f}x | {verdict(id_ratio >= 0.75)} |
-| banking77 with batching vs one-at-a-time Starlette | at least 6x, zero non-2xx | {b_ratio:.2f}x, {r['banking77_log_on']['non_2xx'] + r['banking77_log_on']['socket_errors']} non-2xx | {verdict(b_ratio >= 6 and r['banking77_log_on']['non_2xx'] == 0)} |
+| banking77 with batching vs one-at-a-time Starlette | at least 6x, zero non-2xx | {b_ratio:.2f}x, {r["banking77_log_on"]["non_2xx"] + r["banking77_log_on"]["socket_errors"]} non-2xx | {verdict(b_ratio >= 6 and r["banking77_log_on"]["non_2xx"] == 0)} |
 | cost of prediction logging (identity) | at most 5% | {log_cost_id * 100:.1f}% | {verdict(log_cost_id <= 0.05)} |
 | cost of prediction logging (banking77) | at most 5% | {log_cost_b * 100:.1f}% | {verdict(log_cost_b <= 0.05)} |
-| `shipway serve` to ready, identity (no model) | under 1.5 s | {s_id:.2f} s (median of {len(r['startup_identity_s'])}) | {verdict(s_id < 1.5)} |
+| `shipway serve` to ready, identity (no model) | under 1.5 s | {s_id:.2f} s (median of {len(r["startup_identity_s"])}) | {verdict(s_id < 1.5)} |
 | `shipway serve` to ready, banking77, minus its {load:.2f} s model load | under 1.5 s | {s_b - load:.2f} s ({s_b:.2f} s in all) | {verdict(s_b - load < 1.5)} |
 
 ## HTTP stack: JSON echo, no validation
@@ -255,26 +321,26 @@ Raw numbers: `bench/results/latest.json`.
 The stack was chosen by this measurement: a plain ASGI app on uvicorn with uvloop and httptools.
 
 {head}
-{row('starlette_echo')}
-{row('raw_uvicorn_echo', 'starlette_echo')}
-{row('raw_granian_echo', 'starlette_echo')}
-{row('sanic_echo', 'starlette_echo')}
+{row("starlette_echo")}
+{row("raw_uvicorn_echo", "starlette_echo")}
+{row("raw_granian_echo", "starlette_echo")}
+{row("sanic_echo", "starlette_echo")}
 
 ## Identity service: schema validation, request ids, metrics, micro-batching, prediction log
 
 {head}
-{row('starlette_echo')}
-{row('identity_log_on', 'starlette_echo')}
-{row('identity_log_off', 'starlette_echo')}
+{row("starlette_echo")}
+{row("identity_log_on", "starlette_echo")}
+{row("identity_log_off", "starlette_echo")}
 
 ## banking77 (TF-IDF + logistic regression)
 
-The model alone predicts {r['offline_items_per_s']:,.0f} items/s offline in batches of 64 on one core.
+The model alone predicts {r["offline_items_per_s"]:,.0f} items/s offline in batches of 64 on one core.
 
 {head}
-{row('banking77_starlette')}
-{row('banking77_log_on', 'banking77_starlette')}
-{row('banking77_log_off', 'banking77_starlette')}
+{row("banking77_starlette")}
+{row("banking77_log_on", "banking77_starlette")}
+{row("banking77_log_off", "banking77_starlette")}
 
 For reference, the issue quotes BentoML 1.4 at about 440 req/s on the identity harness (not re-measured here).
 """

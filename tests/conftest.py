@@ -67,8 +67,14 @@ class Server:
             raise AssertionError(f"server did not stop within {timeout} s:\n{self.log}") from None
 
 
-def start_server(target: Path | str, tmp: Path, *args: str, store_url: str | None = None,
-                 env: dict[str, str] | None = None, wait: bool = True) -> Server:
+def start_server(
+    target: Path | str,
+    tmp: Path,
+    *args: str,
+    store_url: str | None = None,
+    env: dict[str, str] | None = None,
+    wait: bool = True,
+) -> Server:
     port = free_port()
     if isinstance(target, Path) and target.is_dir() and not (tmp / target.name).exists():
         # Serve a copy, so the spool and other files a project gets stay in tmp.

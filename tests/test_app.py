@@ -8,7 +8,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import SERVICES, Server, start_server
 
 IDENTITY = SERVICES / "identity"
@@ -76,7 +75,7 @@ def test_batch_schema_failure_names_the_item(identity: Server) -> None:
     error = assert_error_shape(response, 422, "input_error")
     assert error["details"][0]["loc"] == ["items", 1, "text"]
     response = httpx.post(identity.url + "/predict/batch", json=[{"text": "ok"}])
-    assert "takes {\"items\": [item, ...]}" in assert_error_shape(response, 400, "payload_error")["message"]
+    assert 'takes {"items": [item, ...]}' in assert_error_shape(response, 400, "payload_error")["message"]
 
 
 def test_body_not_json(identity: Server) -> None:
@@ -135,8 +134,14 @@ def test_metrics_count_requests_and_errors(identity: Server) -> None:
     httpx.post(identity.url + "/predict", json={"text": "count me"})
     httpx.post(identity.url + "/predict", json={})
     text = httpx.get(identity.url + "/metrics").text
-    for name in ("shipway_requests_total", "shipway_errors_total", "shipway_request_latency_seconds_bucket",
-                 "shipway_batch_size_bucket", "shipway_queue_wait_seconds_bucket", "shipway_in_flight"):
+    for name in (
+        "shipway_requests_total",
+        "shipway_errors_total",
+        "shipway_request_latency_seconds_bucket",
+        "shipway_batch_size_bucket",
+        "shipway_queue_wait_seconds_bucket",
+        "shipway_in_flight",
+    ):
         assert name in text, name
     assert 'shipway_errors_total{service="identity",type="input_error"}' in text
 
@@ -161,7 +166,7 @@ def test_one_bad_item_does_not_fail_its_neighbours(faulty: Server) -> None:
         texts = ["a", "b", "raise", "c", "d"] * 4
         with cf.ThreadPoolExecutor(8) as pool:
             results = list(pool.map(lambda t: client.post("/predict", json={"text": t}), texts))
-    for text, response in zip(texts, results):
+    for text, response in zip(texts, results, strict=False):
         assert response.status_code == (500 if text == "raise" else 200)
 
 
@@ -174,7 +179,9 @@ def test_timeout_is_504(faulty: Server) -> None:
 
 
 def test_predictions_are_logged_with_redaction(faulty: Server) -> None:
-    response = httpx.post(faulty.url + "/predict", json={"text": "secret customer text"}, headers={"x-request-id": "log-1"})
+    response = httpx.post(
+        faulty.url + "/predict", json={"text": "secret customer text"}, headers={"x-request-id": "log-1"}
+    )
     assert response.status_code == 200
     db = Path(faulty.store_url.removeprefix("sqlite:///"))
     row = None

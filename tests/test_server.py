@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import SERVICES, start_server
 
 FAULTY = SERVICES / "faulty"
@@ -64,7 +63,9 @@ def test_sigterm_under_load_finishes_in_flight_and_loses_no_log(tmp_path: Path) 
                 rid = f"load-{n}-{i}"
                 i += 1
                 try:
-                    response = client.post("/predict", json={"text": "x", "sleep_s": 0.02}, headers={"x-request-id": rid})
+                    response = client.post(
+                        "/predict", json={"text": "x", "sleep_s": 0.02}, headers={"x-request-id": rid}
+                    )
                 except httpx.HTTPError:
                     if server.proc.poll() is not None:
                         return
@@ -98,10 +99,12 @@ def test_overload_answers_503_with_retry_after(tmp_path: Path) -> None:
     server = start_server(project, tmp_path)
     try:
         with cf.ThreadPoolExecutor(12) as pool:
-            responses = list(pool.map(
-                lambda _: httpx.post(server.url + "/predict", json={"text": "x", "sleep_s": 0.3}, timeout=30),
-                range(12),
-            ))
+            responses = list(
+                pool.map(
+                    lambda _: httpx.post(server.url + "/predict", json={"text": "x", "sleep_s": 0.3}, timeout=30),
+                    range(12),
+                )
+            )
         refused = [r for r in responses if r.status_code == 503]
         assert refused and any(r.status_code == 200 for r in responses)
         error = refused[0].json()["error"]

@@ -19,13 +19,16 @@ def write(folder: Path, source: str) -> Path:
 
 
 def test_module_with_load_and_predict(tmp_path: Path) -> None:
-    project = write(tmp_path / "svc", (
-        "from pathlib import Path\n"
-        "def load(artifacts: Path):\n"
-        "    return (artifacts / 'scale.txt').read_text().strip()\n"
-        "def predict(scale: str, x: float) -> float:\n"
-        "    return x * float(scale)\n"
-    ))
+    project = write(
+        tmp_path / "svc",
+        (
+            "from pathlib import Path\n"
+            "def load(artifacts: Path):\n"
+            "    return (artifacts / 'scale.txt').read_text().strip()\n"
+            "def predict(scale: str, x: float) -> float:\n"
+            "    return x * float(scale)\n"
+        ),
+    )
     (project / "artifacts").mkdir()
     (project / "artifacts" / "scale.txt").write_text("3")
     module, root = import_service(project)
@@ -48,22 +51,27 @@ def test_predict_wanting_a_model_without_load(tmp_path: Path) -> None:
 
 
 def test_load_failure_names_the_artifacts(tmp_path: Path) -> None:
-    module, _ = import_service(write(tmp_path / "svc", (
-        "def load(artifacts):\n    return open(artifacts / 'model.bin').read()\n"
-        "def predict(m, x: int) -> int:\n    return x\n"
-    )))
+    module, _ = import_service(
+        write(
+            tmp_path / "svc",
+            (
+                "def load(artifacts):\n    return open(artifacts / 'model.bin').read()\n"
+                "def predict(m, x: int) -> int:\n    return x\n"
+            ),
+        )
+    )
     with pytest.raises(LoadError, match="artifacts folder is") as info:
         shipway.Service.from_module(module).setup(tmp_path / "missing")
     assert "FileNotFoundError" in str(info.value)
 
 
 def test_import_error_in_service_file(tmp_path: Path) -> None:
-    with pytest.raises(ServiceError, match="importing .* raised ModuleNotFoundError"):
+    with pytest.raises(ServiceError, match=r"importing .* raised ModuleNotFoundError"):
         import_service(write(tmp_path / "svc", "import not_a_module_anywhere\n"))
 
 
 def test_missing_folder_and_module(tmp_path: Path) -> None:
-    with pytest.raises(ServiceError, match="has no service.py"):
+    with pytest.raises(ServiceError, match=r"has no service\.py"):
         import_service(tmp_path)
     with pytest.raises(ServiceError, match="cannot import service"):
         import_service("no.such.module_here")

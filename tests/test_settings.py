@@ -18,7 +18,9 @@ def test_defaults_and_name_from_folder(tmp_path: Path) -> None:
 
 
 def test_file_then_overrides(tmp_path: Path) -> None:
-    (tmp_path / "shipway.toml").write_text('name = "x"\n[serve]\nport = 9001\nworkers = 3\n[batching]\nmax_wait_ms = 5\n')
+    (tmp_path / "shipway.toml").write_text(
+        'name = "x"\n[serve]\nport = 9001\nworkers = 3\n[batching]\nmax_wait_ms = 5\n'
+    )
     settings = load_settings(tmp_path, {"serve.workers": 2})
     assert (settings["name"], settings["serve.port"], settings["serve.workers"]) == ("x", 9001, 2)
     assert settings["batching.max_wait_ms"] == 5.0
@@ -26,7 +28,7 @@ def test_file_then_overrides(tmp_path: Path) -> None:
 
 def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
     (tmp_path / "shipway.toml").write_text("[serve]\nprot = 1\n")
-    with pytest.raises(ConfigError, match="unknown setting 'serve.prot'.*Did you mean 'serve.port'"):
+    with pytest.raises(ConfigError, match=r"unknown setting 'serve.prot'.*Did you mean 'serve.port'"):
         load_settings(tmp_path)
 
 
@@ -35,7 +37,7 @@ def test_wrong_type_and_range(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"'serve.port' .* must be int, got '80'"):
         load_settings(tmp_path)
     (tmp_path / "shipway.toml").write_text("[log]\nsample_rate = 1.5\n")
-    with pytest.raises(ConfigError, match="sample_rate.*1.5.*at most 1"):
+    with pytest.raises(ConfigError, match=r"sample_rate.*1.5.*at most 1"):
         load_settings(tmp_path)
 
 

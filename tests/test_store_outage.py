@@ -6,9 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from store_fixtures import TcpProxy, pg_target, stored_ids, wait_for, with_port
-
 from conftest import SERVICES, start_server
+from store_fixtures import TcpProxy, pg_target, stored_ids, wait_for, with_port
 
 pytest_plugins = ["store_fixtures"]
 
@@ -19,15 +18,24 @@ def test_serving_survives_a_postgres_outage_and_loses_nothing(postgres_url: str,
     try:
         with httpx.Client(base_url=server.url, timeout=10) as client:
             for i in range(20):
-                assert client.post("/predict", json={"text": f"before {i}"}, headers={"x-request-id": f"before-{i}"}).status_code == 200
+                assert (
+                    client.post(
+                        "/predict", json={"text": f"before {i}"}, headers={"x-request-id": f"before-{i}"}
+                    ).status_code
+                    == 200
+                )
             wait_for(lambda: len(stored_ids(postgres_url)) == 20, what="the first 20 records")
 
             proxy.stop()  # the database becomes unreachable
             for i in range(100):
-                response = client.post("/predict", json={"text": f"during {i}"}, headers={"x-request-id": f"during-{i}"})
+                response = client.post(
+                    "/predict", json={"text": f"during {i}"}, headers={"x-request-id": f"during-{i}"}
+                )
                 assert response.status_code == 200, response.text
-            wait_for(lambda: "shipway_store_up{service=\"identity\"} 0.0" in client.get("/metrics").text,
-                     what="the store to be reported down")
+            wait_for(
+                lambda: 'shipway_store_up{service="identity"} 0.0' in client.get("/metrics").text,
+                what="the store to be reported down",
+            )
             assert client.get("/ready").status_code == 200  # still serving, still ready
             spooled = list((tmp_path / "identity" / ".shipway" / "spool").glob("*.jsonl"))
             assert spooled, "records were not spooled to local disk"

@@ -1,8 +1,8 @@
 """shipway: from a scientist's predict() to a production model service.
 
-    import shipway
-    pipeline = shipway.Service(predict).setup()
-    pipeline.run({"text": "hello"})
+import shipway
+pipeline = shipway.Service(predict).setup()
+pipeline.run({"text": "hello"})
 """
 
 from shipway.core.pipeline import Pipeline

@@ -37,7 +37,9 @@ def _load(target: str, flags: dict[str, Any]) -> tuple[Service, Settings]:
     overrides = {k.replace("__", "."): v for k, v in flags.items()}
     settings = load_settings(root, overrides)
     if path.is_dir() and settings["service"] != "service.py":
-        module_target: str | Path = path / settings["service"] if settings["service"].endswith(".py") else settings["service"]
+        module_target: str | Path = (
+            path / settings["service"] if settings["service"].endswith(".py") else settings["service"]
+        )
     else:
         module_target = target
     module, _ = import_service(module_target)

@@ -147,7 +147,7 @@ class Pipeline:
                     continue
             # Isolate failures: run each live item alone so one bad input
             # cannot fail the others in its batch.
-            values = [self._one_isolated(stage, v, r) for v, r in zip(values, requests)]
+            values = [self._one_isolated(stage, v, r) for v, r in zip(values, requests, strict=False)]
             failed = True
         return [v if isinstance(v, ShipwayError) else self._validate_output(v) for v in values]
 
@@ -155,7 +155,7 @@ class Pipeline:
 
     def parse(self, item: Any) -> Any:
         """Apply the input schema: JSON bytes/str are parsed and validated in one pass."""
-        if isinstance(item, (bytes, bytearray, str)) and self.input_schema.hint is not str:
+        if isinstance(item, (bytes, str)) and self.input_schema.hint is not str:
             return self.input_schema.validate_json(item)
         return self.input_schema.validate(item)
 

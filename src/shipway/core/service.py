@@ -78,9 +78,7 @@ class Service:
         for attr in ("before", "after"):
             value = getattr(module, attr, ())
             if not isinstance(value, (list, tuple)):
-                raise ServiceError(
-                    f"{where}: `{attr}` must be a list of stage functions, not {type(value).__name__}."
-                )
+                raise ServiceError(f"{where}: `{attr}` must be a list of stage functions, not {type(value).__name__}.")
         return cls(
             predict,
             predict_batch=predict_batch,
@@ -196,8 +194,8 @@ def import_service(target: str | Path) -> tuple[Any, Path]:
             f"cannot import service {target!r}: {err}. Pass a folder with service.py, "
             f"a .py file, or an importable module path like mypkg.service."
         ) from err
-    file = getattr(module, "__file__", None)
-    return module, (Path(file).resolve().parent if file else Path.cwd())
+    location: str | None = getattr(module, "__file__", None)
+    return module, (Path(location).resolve().parent if location else Path.cwd())
 
 
 def read_ids(artifacts: Path | None, version: str | None = None) -> dict[str, str | None]:

@@ -66,7 +66,12 @@ class Stage:
         name = getattr(fn, "__name__", type(fn).__name__)
         if stage_arity(fn, f"{kind}-stage") == 2:
             return cls(name, kind, one=fn)
-        return cls(name, kind, one=lambda value, _request, fn=fn: fn(value))
+        user_fn = fn
+
+        def one(value: Any, _request: Any) -> Any:
+            return user_fn(value)
+
+        return cls(name, kind, one=one)
 
     def __repr__(self) -> str:
         return f"Stage({self.name!r}, kind={self.kind!r})"
@@ -81,7 +86,7 @@ def _one_from_many(many: Many) -> One:
 
 def _many_from_one(one: One) -> Many:
     def many(values: list[Any], requests: list[Any]) -> list[Any]:
-        return [one(v, r) for v, r in zip(values, requests)]
+        return [one(v, r) for v, r in zip(values, requests, strict=False)]
 
     return many
 

@@ -77,7 +77,11 @@ class App:
         if self.pipeline is not None:
             return
         artifacts = self.settings.path("artifacts")
-        self.ids = {"service": self.name, **read_ids(artifacts, self.settings["version"] or None), "rules_version": None}
+        self.ids = {
+            "service": self.name,
+            **read_ids(artifacts, self.settings["version"] or None),
+            "rules_version": None,
+        }
         self.pipeline = self.service.setup(artifacts, self.ids)
 
     async def startup(self) -> None:
@@ -141,7 +145,8 @@ class App:
         assert self.pipeline is not None
         if self.service.has_example:
             return self.service.example
-        for candidate in ({}, "warm-up", [], 0):
+        candidates: tuple[Any, ...] = ({}, "warm-up", [], 0)
+        for candidate in candidates:
             try:
                 self.pipeline.parse(candidate)
                 return candidate
@@ -188,7 +193,9 @@ class App:
             request_id = os.urandom(12).hex()
         route = self._routes.get(scope["path"])
         if route is None:
-            body = error_body("not_found", f"no route {scope['path']!r}; the routes are {', '.join(self._routes)}", request_id)
+            body = error_body(
+                "not_found", f"no route {scope['path']!r}; the routes are {', '.join(self._routes)}", request_id
+            )
             return await _send(send, 404, body, request_id)
         if scope["method"] != route[0]:
             body = error_body(
@@ -252,7 +259,7 @@ class App:
         metrics.request("batch", 200, seconds)
         if self.log is not None:
             dump = self.pipeline.input_schema.dump_json
-            for i, (item, out) in enumerate(zip(items, rendered)):
+            for i, (item, out) in enumerate(zip(items, rendered, strict=False)):
                 self.log.append(self._record(f"{request_id}.{i}", seconds, dump(item), out))
 
     async def _explain(self, receive: Receive, send: Send, request_id: str) -> None:
@@ -360,18 +367,20 @@ class App:
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as err:
-            raise PayloadError(f"the body is not valid JSON ({err}); send {{\"items\": [...]}}.") from None
+            raise PayloadError(f'the body is not valid JSON ({err}); send {{"items": [...]}}.') from None
         items = data.get("items") if isinstance(data, dict) else None
         if not isinstance(items, list):
             raise PayloadError(
-                f"/predict/batch takes {{\"items\": [item, ...]}}; got a {type(data).__name__} "
-                f"{'without an items list' if isinstance(data, dict) else ''}".rstrip() + "."
+                f'/predict/batch takes {{"items": [item, ...]}}; got a {type(data).__name__} '
+                f"{'without an items list' if isinstance(data, dict) else ''}".rstrip()
+                + "."
             )
         if len(items) > self.batcher.max_queue:
             raise PayloadError(
                 f"{len(items)} items is more than one request may hold ({self.batcher.max_queue}); split it."
             )
-        parsed, details = [], []
+        parsed: list[Any] = []
+        details: list[dict[str, Any]] = []
         validate = self.pipeline.input_schema.validate
         for i, item in enumerate(items):
             try:
@@ -380,7 +389,9 @@ class App:
                 details.extend({**d, "loc": ["items", i, *d["loc"]]} for d in err.details)
         if details:
             where = ".".join(str(p) for p in details[0]["loc"])
-            raise InputError(f"{len(details)} problem(s) in the items; the first: {where}: {details[0]['msg']}", details)
+            raise InputError(
+                f"{len(details)} problem(s) in the items; the first: {where}: {details[0]['msg']}", details
+            )
         return parsed
 
     async def _wait(self, awaitable: Awaitable[Any]) -> Any:
@@ -400,7 +411,9 @@ class App:
             cause = err.cause if isinstance(err, PredictError) else err
             level = logging.ERROR if status == 500 else logging.WARNING
             logger.log(
-                level, f"{endpoint} failed: {err}", exc_info=(type(cause), cause, cause.__traceback__) if status == 500 else None,
+                level,
+                f"{endpoint} failed: {err}",
+                exc_info=(type(cause), cause, cause.__traceback__) if status == 500 else None,
                 extra={"status": status},
             )
         await _send(send, status, body, request_id, headers)
@@ -411,10 +424,12 @@ _NONE = object()
 
 def _expire(future: asyncio.Future[Any], timeout: float) -> None:
     if not future.done():
-        future.set_exception(PredictTimeout(
-            f"the prediction took longer than {timeout:g} s (serve.predict_timeout_s); "
-            f"raise the timeout or make predict faster."
-        ))
+        future.set_exception(
+            PredictTimeout(
+                f"the prediction took longer than {timeout:g} s (serve.predict_timeout_s); "
+                f"raise the timeout or make predict faster."
+            )
+        )
 
 
 def _clean_id(value: bytes) -> str | None:

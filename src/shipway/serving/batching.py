@@ -138,7 +138,7 @@ class Batcher:
                 self._running = 0
             elapsed = perf_counter() - started
             self.batch_seconds = elapsed if not self.batch_seconds else 0.8 * self.batch_seconds + 0.2 * elapsed
-            for (_, future, _), result in zip(live, results):
+            for (_, future, _), result in zip(live, results, strict=False):
                 if future.done():
                     continue
                 if isinstance(result, (ShipwayError, BaseException)):

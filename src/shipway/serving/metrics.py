@@ -30,34 +30,51 @@ class Metrics:
             "shipway_requests", "HTTP requests by endpoint and status.", ["service", "endpoint", "status"], registry=reg
         )
         self.errors = Counter(
-            "shipway_errors", "Failed requests by error type (overloaded, timeout, input_error...).",
-            ["service", "type"], registry=reg,
+            "shipway_errors",
+            "Failed requests by error type (overloaded, timeout, input_error...).",
+            ["service", "type"],
+            registry=reg,
         )
         self.latency = Histogram(
-            "shipway_request_latency_seconds", "Time from request received to response sent.",
-            ["service", "endpoint"], buckets=LATENCY_BUCKETS, registry=reg,
+            "shipway_request_latency_seconds",
+            "Time from request received to response sent.",
+            ["service", "endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
         )
         self.batch_size = Histogram(
             "shipway_batch_size", "Items per predict batch.", ["service"], buckets=BATCH_BUCKETS, registry=reg
         )
         self.queue_wait = Histogram(
-            "shipway_queue_wait_seconds", "Time an item waited in the batching queue.",
-            ["service"], buckets=LATENCY_BUCKETS, registry=reg,
+            "shipway_queue_wait_seconds",
+            "Time an item waited in the batching queue.",
+            ["service"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
         )
         self.batch_latency = Histogram(
-            "shipway_batch_latency_seconds", "Time to run one batch through the pipeline.",
-            ["service"], buckets=LATENCY_BUCKETS, registry=reg,
+            "shipway_batch_latency_seconds",
+            "Time to run one batch through the pipeline.",
+            ["service"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
         )
         self.in_flight = Gauge(
             "shipway_in_flight", "Requests being served now.", ["service"], registry=reg, multiprocess_mode="livesum"
         )
         self.log_records = Gauge(
-            "shipway_prediction_log_records", "Prediction-log records by state (written, spooled, dropped...).",
-            ["service", "state"], registry=reg, multiprocess_mode="livesum",
+            "shipway_prediction_log_records",
+            "Prediction-log records by state (written, spooled, dropped...).",
+            ["service", "state"],
+            registry=reg,
+            multiprocess_mode="livesum",
         )
         self.store_up = Gauge(
-            "shipway_store_up", "1 if the store took the last write, 0 while records spool to disk.",
-            ["service"], registry=reg, multiprocess_mode="livemin",
+            "shipway_store_up",
+            "1 if the store took the last write, 0 while records spool to disk.",
+            ["service"],
+            registry=reg,
+            multiprocess_mode="livemin",
         )
         self.service = service
         self._requests: dict[tuple[str, int], Any] = {}

@@ -18,7 +18,10 @@ ERROR_SCHEMA: dict[str, Any] = {
             "type": "object",
             "required": ["type", "message", "request_id"],
             "properties": {
-                "type": {"type": "string", "description": "input_error, payload_error, overloaded, timeout, prediction_error, internal_error, not_found, method_not_allowed, not_ready"},
+                "type": {
+                    "type": "string",
+                    "description": "input_error, payload_error, overloaded, timeout, prediction_error, internal_error, not_found, method_not_allowed, not_ready",
+                },
                 "message": {"type": "string"},
                 "request_id": {"type": "string"},
                 "details": {"type": "array", "items": {"type": "object"}},
@@ -34,8 +37,11 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     text = {
-        400: "Body is not JSON", 413: "Body too large", 422: "Input fails the schema",
-        500: "The prediction failed", 503: "Overloaded or not ready (see Retry-After)",
+        400: "Body is not JSON",
+        413: "Body too large",
+        422: "Input fails the schema",
+        500: "The prediction failed",
+        503: "Overloaded or not ready (see Retry-After)",
         504: "The prediction timed out",
     }
     return {str(c): {"description": text[c], **_json({"$ref": "#/components/schemas/Error"})} for c in codes}
@@ -54,28 +60,88 @@ def openapi_document(pipeline: Pipeline, name: str, version: str) -> dict[str, A
         return schema
 
     inp, out = schema_of(pipeline.input_schema), schema_of(pipeline.output_schema)
-    rid = [{"name": "x-request-id", "in": "header", "required": False, "schema": {"type": "string"},
-            "description": "Your id for this request; echoed back, generated when absent."}]
+    rid = [
+        {
+            "name": "x-request-id",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "Your id for this request; echoed back, generated when absent.",
+        }
+    ]
     codes = (400, 413, 422, 500, 503, 504)
     paths: dict[str, Any] = {
-        "/predict": {"post": {
-            "summary": "Predict one item", "operationId": "predict", "parameters": rid,
-            "requestBody": {"required": True, **_json(inp)},
-            "responses": {"200": {"description": "The prediction", **_json(out)}, **_errors(*codes)},
-        }},
-        "/predict/batch": {"post": {
-            "summary": "Predict a list of items in one request", "operationId": "predict_batch", "parameters": rid,
-            "requestBody": {"required": True, **_json({"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": inp}}})},
-            "responses": {"200": {"description": "One prediction per item, in order", **_json({"type": "object", "properties": {"items": {"type": "array", "items": out}}})}, **_errors(*codes)},
-        }},
-        "/explain": {"post": {
-            "summary": "Predict one item and return the trace of every stage", "operationId": "explain", "parameters": rid,
-            "requestBody": {"required": True, **_json(inp)},
-            "responses": {"200": {"description": "The output and the trace", **_json({"type": "object"})}, **_errors(400, 413, 422, 500)},
-        }},
-        "/health": {"get": {"summary": "Liveness: the process answers", "operationId": "health", "responses": {"200": {"description": "Alive"}}}},
-        "/ready": {"get": {"summary": "Readiness: model loaded and warm-up passed", "operationId": "ready", "responses": {"200": {"description": "Ready"}, **_errors(503)}}},
-        "/metrics": {"get": {"summary": "Prometheus metrics", "operationId": "metrics", "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        "/predict": {
+            "post": {
+                "summary": "Predict one item",
+                "operationId": "predict",
+                "parameters": rid,
+                "requestBody": {"required": True, **_json(inp)},
+                "responses": {"200": {"description": "The prediction", **_json(out)}, **_errors(*codes)},
+            }
+        },
+        "/predict/batch": {
+            "post": {
+                "summary": "Predict a list of items in one request",
+                "operationId": "predict_batch",
+                "parameters": rid,
+                "requestBody": {
+                    "required": True,
+                    **_json(
+                        {
+                            "type": "object",
+                            "required": ["items"],
+                            "properties": {"items": {"type": "array", "items": inp}},
+                        }
+                    ),
+                },
+                "responses": {
+                    "200": {
+                        "description": "One prediction per item, in order",
+                        **_json({"type": "object", "properties": {"items": {"type": "array", "items": out}}}),
+                    },
+                    **_errors(*codes),
+                },
+            }
+        },
+        "/explain": {
+            "post": {
+                "summary": "Predict one item and return the trace of every stage",
+                "operationId": "explain",
+                "parameters": rid,
+                "requestBody": {"required": True, **_json(inp)},
+                "responses": {
+                    "200": {"description": "The output and the trace", **_json({"type": "object"})},
+                    **_errors(400, 413, 422, 500),
+                },
+            }
+        },
+        "/health": {
+            "get": {
+                "summary": "Liveness: the process answers",
+                "operationId": "health",
+                "responses": {"200": {"description": "Alive"}},
+            }
+        },
+        "/ready": {
+            "get": {
+                "summary": "Readiness: model loaded and warm-up passed",
+                "operationId": "ready",
+                "responses": {"200": {"description": "Ready"}, **_errors(503)},
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "operationId": "metrics",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
     }
     return {
         "openapi": "3.1.0",

@@ -1,7 +1,7 @@
 """The one JSON error shape of the HTTP service, and the status for each error.
 
-    {"error": {"type": "input_error", "message": "...", "request_id": "...",
-               "details": [{"loc": ["text"], "msg": "...", "type": "..."}]}}
+{"error": {"type": "input_error", "message": "...", "request_id": "...",
+           "details": [{"loc": ["text"], "msg": "...", "type": "..."}]}}
 """
 
 from __future__ import annotations
@@ -45,8 +45,5 @@ def error_for(err: BaseException, request_id: str) -> tuple[int, bytes, list[tup
     if isinstance(err, PredictTimeout):
         return 504, error_body("timeout", str(err), request_id), []
     kind = "prediction_error" if isinstance(err, ShipwayError) else "internal_error"
-    message = (
-        f"the prediction failed inside the service; its log has the traceback "
-        f"under request id {request_id}"
-    )
+    message = f"the prediction failed inside the service; its log has the traceback under request id {request_id}"
     return 500, error_body(kind, message, request_id), []

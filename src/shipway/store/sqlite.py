@@ -79,7 +79,9 @@ _CONTEXT_FIND = (
     "SELECT id FROM contexts WHERE service IS ? AND model_version IS ? AND rules_version IS ? "
     "AND dataset_version IS ? AND run_id IS ?"
 )
-_CONTEXT_ADD = "INSERT INTO contexts (service, model_version, rules_version, dataset_version, run_id) VALUES (?, ?, ?, ?, ?)"
+_CONTEXT_ADD = (
+    "INSERT INTO contexts (service, model_version, rules_version, dataset_version, run_id) VALUES (?, ?, ?, ?, ?)"
+)
 Context = tuple[str, str, str | None, str | None, str | None]
 _SELECT = "SELECT " + ", ".join(f"CAST({c} AS BLOB)" if c in ("inputs", "outputs") else c for c in COLUMNS)
 
@@ -201,7 +203,9 @@ class SQLiteStore(Store):
                         (
                             r.request_id,
                             r.ts,
-                            context_id(conn, (r.service, r.model_version, r.rules_version, r.dataset_version, r.run_id)),
+                            context_id(
+                                conn, (r.service, r.model_version, r.rules_version, r.dataset_version, r.run_id)
+                            ),
                             r.latency_ms,
                             r.inputs,
                             r.outputs,
