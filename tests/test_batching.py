@@ -83,7 +83,7 @@ def test_hard_queue_cap() -> None:
         batcher = Batcher(lambda items: items, max_queue=3)
         await batcher.start()
         futures = [batcher.submit(i) for i in range(3)]
-        with pytest.raises(Overloaded, match="batching.max_queue"):
+        with pytest.raises(Overloaded, match=r"batching\.max_queue"):
             batcher.submit(3)
         await asyncio.gather(*futures)
         await batcher.stop()
