@@ -42,6 +42,7 @@ def test_exported_names() -> None:
     assert sorted(shipway.store.__all__) == [
         "PredictionLog",
         "PredictionRecord",
+        "RulesEvent",
         "Store",
         "open_store",
         "store_from_url",
@@ -237,3 +238,38 @@ def test_sqlite_several_processes_write_one_file(tmp_path: Path) -> None:
         ids = {r.request_id for r in store.read_predictions()}
         assert store.count_predictions() == workers * count
     assert ids == {f"req-{w * 1_000_000 + i}" for w in range(workers) for i in range(count)}
+
+
+def test_decisions_round_trip(store_url: str) -> None:
+    record = make_record(1)
+    record.decision = b'{"queue": "urgent", "fired": ["urgent-cards"]}'
+    record.shadow = b'{"queue": "general"}'
+    with open_store(store_url) as store:
+        store.write_predictions([record, make_record(2)])
+        first, second = store.read_predictions()
+    assert orjson.loads(first.decision or b"") == {"queue": "urgent", "fired": ["urgent-cards"]}
+    assert orjson.loads(first.shadow or b"") == {"queue": "general"}
+    assert second.decision is None and second.shadow is None
+
+
+def test_rules_history(store_url: str) -> None:
+    with open_store(store_url) as store:
+        assert store.active_rules("svc") is None
+        v1 = store.record_rules("svc", "v1", "rules: one", actor="ana", options={"mode": "on"})
+        store.record_rules("other", "x", "rules: other")
+        v2 = store.record_rules("svc", "v2", "rules: two", options={"mode": "shadow", "canary": 0.1})
+        assert v2.id > v1.id
+        active = store.active_rules("svc")
+        assert active is not None and (active.version, active.source, active.options) == (
+            "v2",
+            "rules: two",
+            {"mode": "shadow", "canary": 0.1},
+        )
+        back = store.rules_version("svc", "v1")
+        assert back is not None and back.source == "rules: one" and back.actor == "ana"
+        store.record_rules("svc", back.version, back.source, action="rollback", actor="bo")
+        history = store.rules_history("svc")
+        assert [(e.version, e.action) for e in history] == [("v1", "rollback"), ("v2", "apply"), ("v1", "apply")]
+        assert store.rules_history("svc", limit=1)[0].actor == "bo"
+        with pytest.raises(StoreError, match="must be 'apply' or 'rollback'"):
+            store.record_rules("svc", "v3", "x", action="delete")

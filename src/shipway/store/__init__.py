@@ -12,9 +12,9 @@ from pathlib import Path
 from shipway.errors import StoreError
 from shipway.store.base import Store, safe_url
 from shipway.store.prediction_log import PredictionLog
-from shipway.store.records import PredictionRecord
+from shipway.store.records import PredictionRecord, RulesEvent
 
-__all__ = ["PredictionLog", "PredictionRecord", "Store", "open_store", "store_from_url"]
+__all__ = ["PredictionLog", "PredictionRecord", "RulesEvent", "Store", "open_store", "store_from_url"]
 
 _SCHEMES = "sqlite:///, postgresql:// or postgres://"
 _EXAMPLES = "sqlite:///shipway.db or postgresql://user:password@host:5432/shipway"

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import abc
+import json
+import time
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from shipway.errors import StoreError
-from shipway.store.records import PredictionRecord
+from shipway.store.records import PredictionRecord, RulesEvent
 
-__all__ = ["COLUMNS", "Store", "check_schema_version", "record_from_row", "safe_url"]
+__all__ = [
+    "COLUMNS",
+    "RULES_COLUMNS",
+    "Store",
+    "check_schema_version",
+    "record_from_row",
+    "rules_event_from_row",
+    "safe_url",
+]
 
 # The order of columns in every INSERT and SELECT, so rows map to records by position.
 COLUMNS: tuple[str, ...] = (
@@ -26,6 +36,8 @@ COLUMNS: tuple[str, ...] = (
     "dataset_version",
     "run_id",
     "status",
+    "decision",
+    "shadow",
 )
 
 
@@ -80,6 +92,48 @@ class Store(abc.ABC):
     def count_predictions(self, service: str | None = None) -> int:
         """How many records are stored, for one service or all."""
 
+    # -- rules history: append-only; the newest event names the active rules --
+
+    def record_rules(
+        self,
+        service: str,
+        version: str,
+        source: str,
+        *,
+        action: str = "apply",
+        actor: str | None = None,
+        options: dict[str, object] | None = None,
+    ) -> RulesEvent:
+        """Append an event to the service's rules history and return it."""
+        if action not in ("apply", "rollback"):
+            raise StoreError(f"rules action must be 'apply' or 'rollback', not {action!r}")
+        event = RulesEvent(0, service, version, action, time.time(), actor, dict(options or {}), source)
+        event.id = self._insert_rules_event(event)
+        return event
+
+    def rules_history(self, service: str, limit: int | None = None) -> list[RulesEvent]:
+        """The service's rules events, newest first."""
+        check_limit(limit)
+        return self._select_rules_events(service, None, limit)
+
+    def active_rules(self, service: str) -> RulesEvent | None:
+        """The newest rules event of the service, or None if it never had rules."""
+        events = self._select_rules_events(service, None, 1)
+        return events[0] if events else None
+
+    def rules_version(self, service: str, version: str) -> RulesEvent | None:
+        """The newest event that carried `version`: its source, to roll back to."""
+        events = self._select_rules_events(service, version, 1)
+        return events[0] if events else None
+
+    @abc.abstractmethod
+    def _insert_rules_event(self, event: RulesEvent) -> int:
+        """Insert the event; return its id."""
+
+    @abc.abstractmethod
+    def _select_rules_events(self, service: str, version: str | None, limit: int | None) -> list[RulesEvent]:
+        """Events of a service (and version), newest first."""
+
     def __enter__(self) -> Store:
         self.open()
         return self
@@ -123,6 +177,8 @@ def record_from_row(row: Sequence[Any]) -> PredictionRecord:
         dataset_version=row[8],
         run_id=row[9],
         status=row[10],
+        decision=None if row[11] is None else bytes(row[11]),
+        shadow=None if row[12] is None else bytes(row[12]),
     )
 
 
@@ -158,3 +214,14 @@ def check_limit(limit: int | None) -> None:
     """Reject a negative or non-integer limit with a message that says what is valid."""
     if limit is not None and (not isinstance(limit, int) or limit < 0):
         raise StoreError(f"limit must be a non-negative integer or None, got {limit!r}")
+
+
+RULES_COLUMNS = "id, service, version, action, ts, actor, options, source"
+
+
+def rules_event_from_row(row: Sequence[Any]) -> RulesEvent:
+    """Build a rules event from a row selected in `RULES_COLUMNS` order."""
+    options = row[6]
+    if isinstance(options, (bytes, bytearray, memoryview, str)):
+        options = json.loads(bytes(options) if not isinstance(options, str) else options)
+    return RulesEvent(int(row[0]), row[1], row[2], row[3], float(row[4]), row[5], dict(options), row[7])

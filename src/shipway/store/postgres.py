@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Sequence
@@ -14,14 +15,16 @@ from psycopg.conninfo import conninfo_to_dict
 from shipway.errors import StoreError, StoreUnavailable
 from shipway.store.base import (
     COLUMNS,
+    RULES_COLUMNS,
     Store,
     check_limit,
     check_schema_version,
     record_from_row,
+    rules_event_from_row,
     safe_url,
     where_clause,
 )
-from shipway.store.records import PredictionRecord
+from shipway.store.records import PredictionRecord, RulesEvent
 
 __all__ = ["PostgresStore"]
 
@@ -53,6 +56,23 @@ _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
             "CREATE INDEX predictions_ts ON predictions (ts)",
         ),
     ),
+    (
+        2,
+        (
+            "ALTER TABLE predictions ADD COLUMN decision JSONB, ADD COLUMN shadow JSONB",
+            """CREATE TABLE rules_history (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                service TEXT NOT NULL,
+                version TEXT NOT NULL,
+                action TEXT NOT NULL,
+                ts DOUBLE PRECISION NOT NULL,
+                actor TEXT,
+                options JSONB NOT NULL,
+                source TEXT NOT NULL
+            )""",
+            "CREATE INDEX rules_history_service ON rules_history (service, id)",
+        ),
+    ),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
@@ -67,7 +87,7 @@ _INCOMING = "shipway_predictions_in"
 _CREATE_INCOMING = f"""CREATE TEMPORARY TABLE IF NOT EXISTS {_INCOMING} (
     request_id TEXT, ts DOUBLE PRECISION, service TEXT, model_version TEXT,
     latency_ms DOUBLE PRECISION, inputs JSONB, outputs JSONB, rules_version TEXT,
-    dataset_version TEXT, run_id TEXT, status INTEGER
+    dataset_version TEXT, run_id TEXT, status INTEGER, decision JSONB, shadow JSONB
 ) ON COMMIT DELETE ROWS"""
 _COPY = f"COPY {_INCOMING} ({', '.join(COLUMNS)}) FROM STDIN"
 _MOVE = (
@@ -141,6 +161,8 @@ class PostgresStore(Store):
                     r.dataset_version,
                     r.run_id,
                     r.status,
+                    None if r.decision is None else r.decision.decode(),
+                    None if r.shadow is None else r.shadow.decode(),
                 )
                 for r in records
             ]
@@ -183,6 +205,42 @@ class PostgresStore(Store):
         where, params = where_clause(service, None, None, "%s")
         rows = self._query(f"SELECT COUNT(*) FROM predictions{where}", params)
         return int(rows[0][0])
+
+    def _insert_rules_event(self, event: RulesEvent) -> int:
+        sql = (
+            f"INSERT INTO rules_history ({RULES_COLUMNS.removeprefix('id, ')}) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id"
+        )
+        params = (
+            event.service,
+            event.version,
+            event.action,
+            event.ts,
+            event.actor,
+            json.dumps(event.options),
+            event.source,
+        )
+        with self._lock:
+            conn = self._connection()
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    cur.execute(sql, params)
+                    row = cur.fetchone()
+            except psycopg.Error as exc:
+                raise self._error(exc, "write to") from exc
+        return int(row[0]) if row else 0
+
+    def _select_rules_events(self, service: str, version: str | None, limit: int | None) -> list[RulesEvent]:
+        sql = f"SELECT {RULES_COLUMNS} FROM rules_history WHERE service = %s"
+        params: list[Any] = [service]
+        if version is not None:
+            sql += " AND version = %s"
+            params.append(version)
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(limit)
+        return [rules_event_from_row(row) for row in self._query(sql, params)]
 
     def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
         with self._lock:

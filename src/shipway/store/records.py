@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["PredictionRecord"]
+__all__ = ["PredictionRecord", "RulesEvent"]
 
 
 @dataclass(slots=True)
@@ -30,3 +30,23 @@ class PredictionRecord:
     dataset_version: str | None = None
     run_id: str | None = None
     status: int = 200
+    decision: bytes | None = None  # JSON: the rules' decision that was returned
+    shadow: bytes | None = None  # JSON: what shadow rules decided, logged and not returned
+
+
+@dataclass(slots=True)
+class RulesEvent:
+    """One entry of a service's rules history: a version applied or rolled back to.
+
+    The newest event of a service names its active rules; `options` holds the
+    rule set's mode (on, shadow, off) and canary settings as given at apply time.
+    """
+
+    id: int
+    service: str
+    version: str
+    action: str  # "apply" or "rollback"
+    ts: float
+    actor: str | None
+    options: dict[str, object]
+    source: str

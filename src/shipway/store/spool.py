@@ -48,6 +48,8 @@ def encode_line(record: PredictionRecord) -> bytes:
             "dataset_version": record.dataset_version,
             "run_id": record.run_id,
             "status": record.status,
+            "decision": None if record.decision is None else record.decision.decode("utf-8", "replace"),
+            "shadow": None if record.shadow is None else record.shadow.decode("utf-8", "replace"),
         },
         option=orjson.OPT_APPEND_NEWLINE,
     )
@@ -68,6 +70,8 @@ def decode_line(line: bytes) -> PredictionRecord:
         dataset_version=d["dataset_version"],
         run_id=d["run_id"],
         status=int(d["status"]),
+        decision=None if d.get("decision") is None else d["decision"].encode(),
+        shadow=None if d.get("shadow") is None else d["shadow"].encode(),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import threading
 import time
@@ -13,13 +14,15 @@ from typing import Any
 from shipway.errors import StoreError, StoreUnavailable
 from shipway.store.base import (
     COLUMNS,
+    RULES_COLUMNS,
     Store,
     check_limit,
     check_schema_version,
     record_from_row,
+    rules_event_from_row,
     where_clause,
 )
-from shipway.store.records import PredictionRecord
+from shipway.store.records import PredictionRecord, RulesEvent
 
 __all__ = ["SQLiteStore"]
 
@@ -62,17 +65,44 @@ _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
                 FROM prediction_rows p JOIN contexts c ON c.id = p.context_id""",
         ),
     ),
+    (
+        2,
+        (
+            "ALTER TABLE prediction_rows ADD COLUMN decision TEXT",
+            "ALTER TABLE prediction_rows ADD COLUMN shadow TEXT",
+            "DROP VIEW predictions",
+            """CREATE VIEW predictions AS
+                SELECT p.id, p.request_id, p.ts, c.service, c.model_version, p.latency_ms,
+                       p.inputs, p.outputs, c.rules_version, c.dataset_version, c.run_id, p.status,
+                       p.decision, p.shadow
+                FROM prediction_rows p JOIN contexts c ON c.id = p.context_id""",
+            """CREATE TABLE rules_history (
+                id INTEGER PRIMARY KEY,
+                service TEXT NOT NULL,
+                version TEXT NOT NULL,
+                action TEXT NOT NULL,
+                ts REAL NOT NULL,
+                actor TEXT,
+                options TEXT NOT NULL,
+                source TEXT NOT NULL
+            )""",
+            "CREATE INDEX rules_history_service ON rules_history (service, id)",
+        ),
+    ),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
 # The JSON documents arrive as bytes and are stored as TEXT so that SQLite's json
 # functions work on them; CAST does the conversion without a Python decode.
-_ROW_COLUMNS = "request_id, ts, context_id, latency_ms, inputs, outputs, status"
-_INSERT = f"INSERT INTO prediction_rows ({_ROW_COLUMNS}) VALUES (?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), ?)"
+_ROW_COLUMNS = "request_id, ts, context_id, latency_ms, inputs, outputs, status, decision, shadow"
+_INSERT = (
+    f"INSERT INTO prediction_rows ({_ROW_COLUMNS}) "
+    "VALUES (?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), ?, CAST(? AS TEXT), CAST(? AS TEXT))"
+)
 # Replay may repeat records an earlier attempt stored: skip those (found through the ts index).
 _INSERT_NEW = (
     f"INSERT INTO prediction_rows ({_ROW_COLUMNS}) "
-    "SELECT ?1, ?2, ?3, ?4, CAST(?5 AS TEXT), CAST(?6 AS TEXT), ?7 "
+    "SELECT ?1, ?2, ?3, ?4, CAST(?5 AS TEXT), CAST(?6 AS TEXT), ?7, CAST(?8 AS TEXT), CAST(?9 AS TEXT) "
     "WHERE NOT EXISTS (SELECT 1 FROM prediction_rows WHERE ts = ?2 AND request_id = ?1)"
 )
 _CONTEXT_FIND = (
@@ -83,7 +113,9 @@ _CONTEXT_ADD = (
     "INSERT INTO contexts (service, model_version, rules_version, dataset_version, run_id) VALUES (?, ?, ?, ?, ?)"
 )
 Context = tuple[str, str, str | None, str | None, str | None]
-_SELECT = "SELECT " + ", ".join(f"CAST({c} AS BLOB)" if c in ("inputs", "outputs") else c for c in COLUMNS)
+_SELECT = "SELECT " + ", ".join(
+    f"CAST({c} AS BLOB)" if c in ("inputs", "outputs", "decision", "shadow") else c for c in COLUMNS
+)
 
 # Primary result codes that mean "not now" rather than "never": locked by another
 # writer for longer than the busy timeout, disk full, file or folder not reachable.
@@ -210,6 +242,8 @@ class SQLiteStore(Store):
                             r.inputs,
                             r.outputs,
                             r.status,
+                            r.decision,
+                            r.shadow,
                         )
                         for r in records
                     ]
@@ -217,6 +251,37 @@ class SQLiteStore(Store):
             except sqlite3.Error as exc:
                 self._contexts.clear()  # a rolled-back transaction may have added one
                 raise self._error(exc, "write to") from exc
+
+    def _insert_rules_event(self, event: RulesEvent) -> int:
+        sql = f"INSERT INTO rules_history ({RULES_COLUMNS.removeprefix('id, ')}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        params = (
+            event.service,
+            event.version,
+            event.action,
+            event.ts,
+            event.actor,
+            json.dumps(event.options),
+            event.source,
+        )
+        with self._lock:
+            conn = self._connection()
+            try:
+                with _transaction(conn):
+                    return int(conn.execute(sql, params).lastrowid or 0)
+            except sqlite3.Error as exc:
+                raise self._error(exc, "write to") from exc
+
+    def _select_rules_events(self, service: str, version: str | None, limit: int | None) -> list[RulesEvent]:
+        sql = f"SELECT {RULES_COLUMNS} FROM rules_history WHERE service = ?"
+        params: list[Any] = [service]
+        if version is not None:
+            sql += " AND version = ?"
+            params.append(version)
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [rules_event_from_row(row) for row in self._query(sql, params)]
 
     def _context_id(self, conn: sqlite3.Connection, context: Context) -> int:
         found = self._contexts.get(context)
