@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -63,8 +64,14 @@ class Server:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            self.kill()
             raise AssertionError(f"server did not stop within {timeout} s:\n{self.log}") from None
+
+    def kill(self) -> None:
+        """SIGKILL the arbiter and its workers (they share its process group)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
 
 
 def start_server(
@@ -87,8 +94,12 @@ def start_server(
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     full_env.pop("SHIPWAY_STORE_URL", None)
     with log_path.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=tmp)
+        # A session of its own, so that cleanup can kill the workers with the arbiter.
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=tmp, start_new_session=True
+        )
     server = Server(proc, f"http://127.0.0.1:{port}", log_path, store_url)
+    _STARTED.append(server)
     if wait:
         server.wait_ready()
     return server
@@ -106,6 +117,13 @@ def serve(tmp_path: Path) -> Iterator[object]:
 
     yield _start
     for server in started:
-        if server.proc.poll() is None:
-            server.proc.kill()
-            server.proc.wait()
+        server.kill()
+
+
+_STARTED: list[Server] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # Whatever a failing test left running must not outlive the run.
+    for server in _STARTED:
+        server.kill()

@@ -140,9 +140,13 @@ def test_readme_service_runs_in_process(tmp_path: Path) -> None:
 
 def test_readme_service_serves_the_curl_call(tmp_path: Path, serve: Callable[..., Server]) -> None:
     server = serve(readme_project(tmp_path))  # waits for /ready, so the warm-up passed
-    path, body, answer = readme_call()
-    response = httpx.post(server.url + path, content=body, headers={"content-type": "application/json"})
-    assert response.status_code == 200, response.text
-    assert response.json() == answer
-    batch = httpx.post(server.url + "/predict/batch", json={"items": [json.loads(body)] * 3})
-    assert batch.json() == {"items": [answer] * 3}
+    try:
+        path, body, answer = readme_call()
+        response = httpx.post(server.url + path, content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 200, response.text
+        assert response.json() == answer
+        batch = httpx.post(server.url + "/predict/batch", json={"items": [json.loads(body)] * 3})
+        assert batch.json() == {"items": [answer] * 3}
+    finally:
+        # SIGTERM, not the fixture's SIGKILL of the arbiter, which would leave its worker running.
+        assert server.stop() == 0, server.log

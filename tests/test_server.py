@@ -139,3 +139,25 @@ def test_logs_are_json_lines(tmp_path: Path) -> None:
     assert records, server.log
     assert all({"ts", "level", "msg"} <= set(r) for r in records)
     assert any(r.get("request_id") == "json-log-1" and r["msg"] == "request" for r in records)
+
+
+def test_a_stuck_predict_gets_its_worker_replaced(tmp_path: Path) -> None:
+    server = start_server(FAULTY, tmp_path)  # predict_timeout_s = 1: stuck after 2 * 1 + 5 s
+    try:
+        first_pid = httpx.post(server.url + "/predict", json={"text": "hi"}).json()["pid"]
+        response = httpx.post(server.url + "/predict", json={"text": "hang", "sleep_s": 120}, timeout=30)
+        assert response.status_code == 504
+        deadline = time.monotonic() + 60
+        new_pid = first_pid
+        while time.monotonic() < deadline and new_pid == first_pid:
+            try:
+                response = httpx.post(server.url + "/predict", json={"text": "after"}, timeout=2)
+                if response.status_code == 200:
+                    new_pid = response.json()["pid"]
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        assert new_pid != first_pid, "the stuck worker was not replaced within 60 s"
+        assert "predict is stuck" in server.log
+    finally:
+        assert server.stop() == 0

@@ -10,6 +10,7 @@
     ├── OutputError          predict returned what the output schema rejects (500)
     ├── PredictTimeout       predict took longer than its timeout (504)
     ├── Overloaded           the queue cannot be served within its wait (503)
+    ├── RulesError           a rules file is invalid; `diagnostics` lists why
     └── StoreError           the store failed
         └── StoreUnavailable the store cannot be reached right now
 
@@ -18,6 +19,7 @@ Messages name the thing, show the bad value, and say how to fix it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "PayloadError",
     "PredictError",
     "PredictTimeout",
+    "RulesError",
     "ServiceError",
     "ShipwayError",
     "StoreError",
@@ -97,6 +100,20 @@ class Overloaded(ShipwayError):
     def __init__(self, message: str, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class RulesError(ShipwayError):
+    """A rules file cannot be loaded: bad YAML, an unsafe or unknown expression,
+    a field the schemas do not have, a hit policy violated at load time...
+
+    `diagnostics` lists every problem found (errors and warnings), each with
+    `file`, `line`, `column`, `severity` and `message`; the message prints one
+    per line as `rules.yaml:12:7: error: ...`.
+    """
+
+    def __init__(self, message: str, diagnostics: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.diagnostics = list(diagnostics)
 
 
 class StoreError(ShipwayError):

@@ -92,7 +92,10 @@ def predict(target: str, item: str, trace: bool) -> None:
         pipeline = service.setup(artifacts, ids)
         raw = Path(item[1:]).read_bytes() if item.startswith("@") else item.encode()
         if trace:
-            click.echo(orjson.dumps(pipeline.trace(raw).to_dict(), option=orjson.OPT_INDENT_2, default=str))
+            result = pipeline.trace(raw)
+            click.echo(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2, default=str))
+            if any(s.error for s in result.stages):
+                sys.exit(1)
             return
         click.echo(pipeline.render(pipeline.run(raw)))
     except ShipwayError as err:

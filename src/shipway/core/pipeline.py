@@ -154,8 +154,9 @@ class Pipeline:
     # -- the schema edges ------------------------------------------------------
 
     def parse(self, item: Any) -> Any:
-        """Apply the input schema: JSON bytes/str are parsed and validated in one pass."""
-        if isinstance(item, (bytes, str)) and self.input_schema.hint is not str:
+        """Apply the input schema. Bytes are JSON, parsed and validated in one pass;
+        a str is JSON too unless the input type is itself str."""
+        if isinstance(item, bytes) or (isinstance(item, str) and self.input_schema.hint is not str):
             return self.input_schema.validate_json(item)
         return self.input_schema.validate(item)
 

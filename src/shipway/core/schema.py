@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from shipway.errors import InputError, OutputError
+from shipway.errors import InputError, OutputError, ServiceError
 
 __all__ = ["Schema", "describe_errors"]
 
@@ -41,7 +41,13 @@ class Schema:
     def __init__(self, hint: Any, role: str) -> None:
         self.hint = hint
         self.role = role  # "input" or "output": which error to raise
-        self.adapter: TypeAdapter[Any] = TypeAdapter(hint)
+        try:
+            self.adapter: TypeAdapter[Any] = TypeAdapter(hint)
+        except Exception as err:  # pydantic cannot build a schema for this hint
+            raise ServiceError(
+                f"cannot use {hint!r} as the {role} type: {err}. Use a pydantic model, a dataclass, "
+                f"typing_extensions.TypedDict, or plain hints such as str, float, dict[str, float]."
+            ) from None
 
     @property
     def name(self) -> str:

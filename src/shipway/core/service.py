@@ -48,7 +48,6 @@ class Service:
         after: Sequence[Callable[..., Any] | Stage] = (),
         example: Any = _MISSING,
         redact: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
-        name: str | None = None,
     ) -> None:
         self.predict = predict
         self.predict_batch = predict_batch
@@ -57,7 +56,6 @@ class Service:
         self.after = list(after)
         self.example = example
         self.redact = redact
-        self.name = name
         self.state: Any = None
         self.loaded = False
 
@@ -87,7 +85,6 @@ class Service:
             after=getattr(module, "after", ()),
             example=getattr(module, "example", _MISSING),
             redact=getattr(module, "redact", None),
-            name=getattr(module, "name", None),
         )
 
     @property
@@ -117,8 +114,13 @@ class Service:
         self.loaded = True
 
     def setup(self, artifacts: Path | None = None, ids: dict[str, str | None] | None = None) -> Pipeline:
-        """Load the model (if not yet) and build the pipeline."""
+        """Load the model (if not yet) and build the pipeline.
+
+        `ids` tag traces and logged predictions; by default they come from the
+        artifacts (`read_ids`)."""
         self.run_load(artifacts)
+        if ids is None:
+            ids = read_ids(artifacts)
         predict_stage, in_hint, out_hint = self._predict_stage()
         stages = [
             *(Stage.from_function(f, "before") for f in self.before),
@@ -187,12 +189,14 @@ def import_service(target: str | Path) -> tuple[Any, Path]:
         if not path.exists():
             raise ServiceError(f"service file {path} does not exist; check the path.")
         return _import_file(path), path.resolve().parent
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # as `python -m` would: modules in this folder import
     try:
         module = importlib.import_module(str(target))
     except ImportError as err:
         raise ServiceError(
             f"cannot import service {target!r}: {err}. Pass a folder with service.py, "
-            f"a .py file, or an importable module path like mypkg.service."
+            f"a .py file, or a module path importable from this folder or PYTHONPATH, like mypkg.service."
         ) from err
     location: str | None = getattr(module, "__file__", None)
     return module, (Path(location).resolve().parent if location else Path.cwd())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from time import perf_counter
@@ -51,6 +52,7 @@ class App:
         self.pipeline: Pipeline | None = None
         self.ids: dict[str, str | None] = {}
         self.ready = False
+        self.stuck = False
         self.not_ready_reason = "starting: the model is not loaded yet"
         self.metrics: Metrics | None = None
         self.batcher: Batcher | None = None
@@ -110,17 +112,44 @@ class App:
                 redact=self.service.redact,
             )
             self.log.start()
-        self._warmup_task = asyncio.get_running_loop().create_task(self._warm_up())
+        loop = asyncio.get_running_loop()
+        self._warmup_task = loop.create_task(self._warm_up())
+        self._watch_task = loop.create_task(self._watch())
 
     async def shutdown(self) -> None:
         """Finish queued predictions, then write every logged record."""
         self.ready = False
         self.not_ready_reason = "shutting down"
+        self._watch_task.cancel()
         if self.batcher is not None:
-            await self.batcher.stop()
+            await self.batcher.stop(timeout=self.settings["serve.graceful_timeout_s"])
         if self.log is not None:
             await asyncio.to_thread(self.log.close)
         logger.info("worker stopped", extra={"log": self.log.stats if self.log else None})
+        if self.stuck:
+            # The stuck predict thread cannot be joined; everything else is flushed.
+            os._exit(3)
+
+    async def _watch(self) -> None:
+        """Once a second: export the prediction log's counts, and give up on a stuck predict.
+
+        A predict that has run for twice its timeout (plus 5 s) holds this worker's only
+        predict thread, so every later request would time out: the worker reports itself
+        unhealthy and stops, and the supervisor starts a fresh one.
+        """
+        assert self.batcher is not None and self.metrics is not None
+        limit = 2 * self._timeout + 5
+        while True:
+            await asyncio.sleep(1.0)
+            if self.log is not None:
+                self.metrics.prediction_log(self.log.stats)
+            since = self.batcher.running_since
+            if since is not None and perf_counter() - since > limit and not self.stuck:
+                self.stuck = True
+                self.ready = False
+                self.not_ready_reason = f"predict has been running for over {limit:g} s; this worker is restarting"
+                logger.error("predict is stuck; stopping this worker so that it is replaced", extra={"seconds": limit})
+                os.kill(os.getpid(), signal.SIGTERM)
 
     async def _warm_up(self) -> None:
         assert self.pipeline is not None and self.batcher is not None
@@ -134,9 +163,17 @@ class App:
             try:
                 await self.batcher.submit(self.pipeline.parse(example))
             except Exception as err:
-                self.not_ready_reason = f"the warm-up prediction failed: {err}"
-                logger.error("warm-up prediction failed; not ready", exc_info=err)
-                return
+                if self.service.has_example:
+                    self.not_ready_reason = f"the warm-up prediction on `example` failed: {err}"
+                    logger.error("warm-up prediction failed; not ready", exc_info=err)
+                    return
+                # A guessed input the model rejects says nothing about the model.
+                logger.warning(
+                    "the guessed warm-up input %r failed (%s); define `example = ...` in "
+                    "service.py so readiness waits for a real prediction; ready after load only",
+                    example,
+                    err,
+                )
         self.ready = True
         self.not_ready_reason = ""
         logger.info("ready", extra={"ids": self.ids})
@@ -196,14 +233,16 @@ class App:
             body = error_body(
                 "not_found", f"no route {scope['path']!r}; the routes are {', '.join(self._routes)}", request_id
             )
-            return await _send(send, 404, body, request_id)
+            return await self._refuse(send, 404, "not_found", body, request_id)
         if scope["method"] != route[0]:
             body = error_body(
                 "method_not_allowed", f"{scope['path']} takes {route[0]}, not {scope['method']}", request_id
             )
-            return await _send(send, 405, body, request_id, [(b"allow", route[0].encode())])
+            allow = [(b"allow", route[0].encode())]
+            return await self._refuse(send, 405, "method_not_allowed", body, request_id, allow)
         if length > self._max_body:
-            return await _send(send, 413, error_body("payload_error", self._too_large(length), request_id), request_id)
+            body = error_body("payload_error", self._too_large(length), request_id)
+            return await self._refuse(send, 413, "payload_error", body, request_id)
         token = request_id_var.set(request_id)
         try:
             await route[1](receive, send, request_id)
@@ -266,11 +305,13 @@ class App:
         started = perf_counter()
         assert self.pipeline is not None and self.batcher is not None
         try:
-            item = self._parse(await self._body(receive))
+            body = await self._body(receive)
+            self._parse(body)  # a bad body gets the same 4xx as /predict
         except Exception as err:
             await self._fail(send, err, request_id, "explain", started)
             return
-        trace = await asyncio.get_running_loop().run_in_executor(self.batcher.executor, self.pipeline.trace, item)
+        # The trace starts from the raw body, so its input stage shows what arrived.
+        trace = await asyncio.get_running_loop().run_in_executor(self.batcher.executor, self.pipeline.trace, body)
         result = trace.to_dict()
         last = trace.stages[-1]
         result["request_id"] = request_id
@@ -298,6 +339,9 @@ class App:
     # -- other endpoints -------------------------------------------------------
 
     async def _health(self, receive: Receive, send: Send, request_id: str) -> None:
+        if self.stuck:
+            body = error_body("not_ready", self.not_ready_reason, request_id)
+            return await _send(send, 503, body, request_id)
         await _send(send, 200, b'{"status":"ok"}', request_id)
 
     async def _ready(self, receive: Receive, send: Send, request_id: str) -> None:
@@ -310,7 +354,7 @@ class App:
     async def _metrics(self, receive: Receive, send: Send, request_id: str) -> None:
         assert self.metrics is not None
         if self.log is not None:
-            self.metrics.prediction_log(self.log.stats)
+            self.metrics.prediction_log(self.log.stats)  # this worker's, fresh; the others' within 1 s
         await _send(send, 200, self.metrics.render(), request_id, content_type=b"text/plain; version=0.0.4")
 
     async def _openapi_json(self, receive: Receive, send: Send, request_id: str) -> None:
@@ -401,6 +445,20 @@ class App:
             return await future
         finally:
             handle.cancel()
+
+    async def _refuse(
+        self,
+        send: Send,
+        status: int,
+        kind: str,
+        body: bytes,
+        request_id: str,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        if self.metrics is not None:
+            self.metrics.request("other", status)
+            self.metrics.error(kind)
+        await _send(send, status, body, request_id, headers)
 
     async def _fail(self, send: Send, err: BaseException, request_id: str, endpoint: str, started: float) -> None:
         status, body, headers = error_for(err, request_id)

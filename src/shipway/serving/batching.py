@@ -52,6 +52,7 @@ class Batcher:
         self._task: asyncio.Task[None] | None = None
         self.executor: ThreadPoolExecutor | None = None
         self._running = 0
+        self.running_since: float | None = None  # perf_counter() when the current batch started
 
     async def start(self) -> None:
         self._wake, self._full = asyncio.Event(), asyncio.Event()
@@ -89,13 +90,18 @@ class Batcher:
             self._full.set()
         return future
 
-    async def drain(self) -> None:
-        """Wait until every queued item has been run."""
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every queued item has been run; False if `timeout` ran out first."""
+        deadline = None if timeout is None else perf_counter() + timeout
         while self._queue or self._running:
+            if deadline is not None and perf_counter() > deadline:
+                return False
             await asyncio.sleep(0.005)
+        return True
 
-    async def stop(self) -> None:
-        await self.drain()
+    async def stop(self, timeout: float | None = None) -> None:
+        """Run what is queued (for at most `timeout`), then stop the loop and the thread."""
+        drained = await self.drain(timeout)
         if self._task is not None:
             self._task.cancel()
             try:
@@ -103,7 +109,8 @@ class Batcher:
             except asyncio.CancelledError:
                 pass
         if self.executor is not None:
-            self.executor.shutdown(wait=True)
+            # A predict that never returns must not hold the process: don't join it.
+            self.executor.shutdown(wait=drained, cancel_futures=True)
 
     async def _loop(self) -> None:
         assert self._wake is not None and self._full is not None and self.executor is not None
@@ -130,12 +137,14 @@ class Batcher:
             if not live:
                 continue
             self._running = len(live)
+            self.running_since = started
             try:
                 results = await loop.run_in_executor(self.executor, self.run, [b[0] for b in live])
             except BaseException as err:  # run() should not raise; never strand a caller
                 results = [err] * len(live)
             finally:
                 self._running = 0
+                self.running_since = None
             elapsed = perf_counter() - started
             self.batch_seconds = elapsed if not self.batch_seconds else 0.8 * self.batch_seconds + 0.2 * elapsed
             for (_, future, _), result in zip(live, results, strict=False):

@@ -109,7 +109,17 @@ class Metrics:
             observe(wait)
 
     def prediction_log(self, stats: dict[str, Any]) -> None:
-        for state in ("written", "spooled", "replayed", "dropped", "pending"):
+        for state in (
+            "written",
+            "spooled",
+            "replayed",
+            "dropped",
+            "pending",
+            "sampled_out",
+            "rejected",
+            "redacted_out",
+            "redaction_failed",
+        ):
             if state in stats:
                 self.log_records.labels(self.service, state).set(stats[state])
         self.store_up.labels(self.service).set(1 if stats.get("store_up") else 0)

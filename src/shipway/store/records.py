@@ -15,8 +15,8 @@ class PredictionRecord:
     layer hands over the request and response bodies it has anyway, so the
     request path never serialises twice.
 
-    `(request_id, ts)` identifies a record: the store ignores a second record
-    with both equal, which is what makes replaying a spool after an outage safe.
+    `(request_id, ts)` identifies a record: a spool replay skips records already
+    stored, which is what makes replaying after an outage safe.
     """
 
     request_id: str
