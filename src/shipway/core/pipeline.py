@@ -8,15 +8,34 @@ traffic offline (`run_batch`). Nothing here knows about HTTP.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
+
+import orjson
 
 from shipway.core.schema import Schema
 from shipway.core.stage import Stage
 from shipway.core.trace import StageRecord, Trace
 from shipway.errors import OutputError, PredictError, ShipwayError
 
-__all__ = ["Pipeline"]
+__all__ = ["Decided", "Pipeline"]
+
+
+@dataclass(slots=True)
+class Decided:
+    """An output together with the decision a rules stage took about it.
+
+    `output` is the answer (the model's output with the rules' overrides, or a
+    fallback), `model_output` what the stages before the rules returned,
+    `decision` the JSON-ready decision that is returned, and `shadow` the one a
+    shadow rule set took, logged and not returned.
+    """
+
+    output: Any
+    decision: dict[str, Any]
+    model_output: Any
+    shadow: dict[str, Any] | None = None
 
 
 class Pipeline:
@@ -51,7 +70,7 @@ class Pipeline:
                 raise
             except Exception as err:
                 raise PredictError(stage.name, err) from err
-        return self.output_schema.validate(value)
+        return self._checked(value)
 
     def trace(self, item: Any) -> Trace:
         """Run one input recording every stage; errors are recorded, not raised."""
@@ -81,7 +100,7 @@ class Pipeline:
         trace.stages.append(record)
         started = perf_counter()
         try:
-            record.output = self.output_schema.to_jsonable(self.output_schema.validate(value))
+            record.output = self.jsonable(self._checked(value))
         except ShipwayError as err:
             record.error = str(err)
         record.seconds = perf_counter() - started
@@ -161,12 +180,34 @@ class Pipeline:
         return self.input_schema.validate(item)
 
     def render(self, output: Any) -> bytes:
-        """The JSON body of one output."""
+        """The JSON body of one output; a decided output carries its `decision`."""
+        if isinstance(output, Decided):
+            return orjson.dumps(self.jsonable(output))
         return self.output_schema.dump_json(output)
+
+    def render_model_output(self, output: Any) -> bytes:
+        """The JSON of what the model side returned, before any rules."""
+        return self.output_schema.dump_json(output.model_output if isinstance(output, Decided) else output)
+
+    def jsonable(self, output: Any) -> Any:
+        """A JSON-ready value of an output; a decided one gains a `decision` field
+        (an output that is not a JSON object is wrapped as {"output": ..., "decision": ...})."""
+        if not isinstance(output, Decided):
+            return self.output_schema.to_jsonable(output)
+        body = self.output_schema.to_jsonable(output.output)
+        if isinstance(body, dict):
+            return {**body, "decision": output.decision}
+        return {"output": body, "decision": output.decision}
+
+    def _checked(self, value: Any) -> Any:
+        if isinstance(value, Decided):
+            value.output = self.output_schema.validate(value.output)
+            return value
+        return self.output_schema.validate(value)
 
     def _validate_output(self, value: Any) -> Any:
         try:
-            return self.output_schema.validate(value)
+            return self._checked(value)
         except ShipwayError as err:
             return err
 

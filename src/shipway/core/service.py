@@ -7,6 +7,7 @@ The protocol, all of it optional but `predict`:
     def predict_batch(model, items: list[In]) -> list[Out]
     before = [fn, ...]; after = [fn, ...]       # extra stages: fn(value) or fn(value, request)
     example = In(...)                           # warm-up input, checked before ready
+    default = Out(...)                          # the answer in modes off and shadow
     def redact(record: dict) -> dict | None     # mask or drop fields before logging
 
 Write it as module-level names in service.py, or build `shipway.Service(...)`.
@@ -47,6 +48,7 @@ class Service:
         before: Sequence[Callable[..., Any] | Stage] = (),
         after: Sequence[Callable[..., Any] | Stage] = (),
         example: Any = _MISSING,
+        default: Any = _MISSING,
         redact: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
     ) -> None:
         self.predict = predict
@@ -55,6 +57,7 @@ class Service:
         self.before = list(before)
         self.after = list(after)
         self.example = example
+        self.default = default
         self.redact = redact
         self.state: Any = None
         self.loaded = False
@@ -84,12 +87,17 @@ class Service:
             before=getattr(module, "before", ()),
             after=getattr(module, "after", ()),
             example=getattr(module, "example", _MISSING),
+            default=getattr(module, "default", _MISSING),
             redact=getattr(module, "redact", None),
         )
 
     @property
     def has_example(self) -> bool:
         return self.example is not _MISSING
+
+    @property
+    def has_default(self) -> bool:
+        return self.default is not _MISSING
 
     @property
     def has_batch(self) -> bool:

@@ -29,6 +29,7 @@ class Setting:
     flag: str | None = None  # the `shipway serve` flag, when there is one
     minimum: float | None = None
     maximum: float | None = None
+    choices: tuple[str, ...] | None = None
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -47,6 +48,14 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         "",
         "Model version tag. Default: `version` in artifacts/manifest.json, else a hash of the artifacts.",
+    ),
+    Setting(
+        "mode",
+        str,
+        "on",
+        "on: serve the model's answers; shadow: predict and log, but answer with `default` from service.py; off: answer `default` without calling the model.",
+        flag="--mode",
+        choices=("on", "shadow", "off"),
     ),
     Setting("serve.host", str, "127.0.0.1", "Address to listen on; 0.0.0.0 in a container.", flag="--host"),
     Setting("serve.port", int, 8000, "TCP port to listen on.", flag="--port", minimum=0, maximum=65535),
@@ -125,6 +134,26 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "log.spool_dir", str, ".shipway/spool", "Where predictions wait on local disk while the store is unreachable."
+    ),
+    Setting(
+        "rules.file",
+        str,
+        "",
+        "The rules file (YAML, docs/rules.md) applied after predict when the store has no rules history for this service yet. Empty: no rules.",
+    ),
+    Setting(
+        "rules.watch",
+        bool,
+        False,
+        "Reload rules.file when it changes; a file that fails its checks is refused and the old rules keep serving.",
+        flag="--watch-rules/--no-watch-rules",
+    ),
+    Setting(
+        "rules.poll_s",
+        float,
+        1.0,
+        "How often each worker looks for newly applied rules in the store, so that every worker and replica swaps.",
+        minimum=0.05,
     ),
     Setting(
         "store.url",
@@ -226,6 +255,10 @@ def _check(setting: Setting, value: Any, where: str) -> Any:
             f"setting {setting.key!r} in {where} must be {kind.__name__}, got {value!r} "
             f"({type(value).__name__}). Default: {setting.default!r}."
         )
+    if setting.choices is not None and value not in setting.choices:
+        raise ConfigError(
+            f"setting {setting.key!r} in {where} is {value!r}; it must be one of {', '.join(setting.choices)}."
+        )
     if setting.minimum is not None and value < setting.minimum:
         raise ConfigError(f"setting {setting.key!r} in {where} is {value!r}; it must be at least {setting.minimum:g}.")
     if setting.maximum is not None and value > setting.maximum:
@@ -250,7 +283,7 @@ def settings_markdown() -> str:
         "|---|---|---|---|---|",
     ]
     for s in SETTINGS:
-        bounds = ""
+        bounds = f" One of: {', '.join(s.choices)}." if s.choices else ""
         if s.minimum is not None or s.maximum is not None:
             lo = "" if s.minimum is None else f"{s.minimum:g}"
             hi = "" if s.maximum is None else f"{s.maximum:g}"

@@ -19,10 +19,10 @@ from typing import Any
 
 import orjson
 
-from shipway.core.pipeline import Pipeline
+from shipway.core.pipeline import Decided, Pipeline
 from shipway.core.service import Service, read_ids
 from shipway.core.settings import Settings
-from shipway.errors import InputError, PayloadError, PredictError, PredictTimeout, ShipwayError
+from shipway.errors import ConfigError, InputError, PayloadError, PredictError, PredictTimeout, ShipwayError
 from shipway.serving.batching import Batcher
 from shipway.serving.logs import request_id_var
 from shipway.serving.metrics import Metrics
@@ -61,6 +61,10 @@ class App:
         self._max_body: int = settings["serve.max_body_bytes"]
         self._timeout: float = settings["serve.predict_timeout_s"]
         self._access_log: bool = settings["serve.access_log"]
+        self._mode: str = settings["mode"]
+        # What modes off and shadow answer, and log as the decision taken.
+        self._default_body = b""
+        self._mode_decision = orjson.dumps({"mode": self._mode, "answer": "default"})
         self._routes: dict[str, tuple[str, Callable[..., Awaitable[None]]]] = {
             "/predict": ("POST", self._predict),
             "/predict/batch": ("POST", self._predict_batch),
@@ -85,6 +89,13 @@ class App:
             "rules_version": None,
         }
         self.pipeline = self.service.setup(artifacts, self.ids)
+        if self._mode != "on":
+            if not self.service.has_default:
+                raise ConfigError(
+                    f"mode {self._mode!r} answers every request with `default` from service.py, which it "
+                    f'does not define; add `default = <an instance of the output type>` or set mode = "on".'
+                )
+            self._default_body = self.pipeline.render(self.pipeline.output_schema.validate(self.service.default))
 
     async def startup(self) -> None:
         if self.pipeline is None:
@@ -256,11 +267,15 @@ class App:
         metrics = self.metrics
         assert metrics is not None and self.pipeline is not None and self.batcher is not None
         metrics.in_flight_child.inc()
+        output: Any = None
         try:
             body = await self._body(receive)
             item = self._parse(body)
-            output = await self._wait(self.batcher.submit(item))
-            out = self.pipeline.render(output)
+            if self._mode == "off":
+                out = self._default_body
+            else:
+                output = await self._wait(self.batcher.submit(item))
+                out = self._default_body if self._mode == "shadow" else self.pipeline.render(output)
         except Exception as err:
             await self._fail(send, err, request_id, "predict", started)
             return
@@ -270,7 +285,7 @@ class App:
         seconds = perf_counter() - started
         metrics.request("predict", 200, seconds)
         if self.log is not None:
-            self.log.append(self._record(request_id, seconds, body, out))
+            self.log.append(self._record(request_id, seconds, body, out, output))
         if self._access_log:
             logger.info("request", extra={"endpoint": "predict", "status": 200, "ms": round(seconds * 1000, 3)})
 
@@ -282,10 +297,16 @@ class App:
         futures: list[asyncio.Future[Any]] = []
         try:
             items = self._parse_items(await self._body(receive))
-            for item in items:
-                futures.append(self.batcher.submit(item))
-            outputs = await self._wait(asyncio.gather(*futures))
-            rendered = [self.pipeline.render(o) for o in outputs]
+            if self._mode == "off":
+                outputs: list[Any] = [None] * len(items)
+            else:
+                for item in items:
+                    futures.append(self.batcher.submit(item))
+                outputs = await self._wait(asyncio.gather(*futures))
+            if self._mode == "on":
+                rendered = [self.pipeline.render(o) for o in outputs]
+            else:
+                rendered = [self._default_body] * len(items)
         except Exception as err:
             for future in futures:
                 future.cancel()  # the batcher skips cancelled items
@@ -298,8 +319,8 @@ class App:
         metrics.request("batch", 200, seconds)
         if self.log is not None:
             dump = self.pipeline.input_schema.dump_json
-            for i, (item, out) in enumerate(zip(items, rendered, strict=False)):
-                self.log.append(self._record(f"{request_id}.{i}", seconds, dump(item), out))
+            for i, (item, out, output) in enumerate(zip(items, rendered, outputs, strict=True)):
+                self.log.append(self._record(f"{request_id}.{i}", seconds, dump(item), out, output))
 
     async def _explain(self, receive: Receive, send: Send, request_id: str) -> None:
         started = perf_counter()
@@ -321,8 +342,24 @@ class App:
         assert self.metrics is not None
         self.metrics.request("explain", 200, perf_counter() - started)
 
-    def _record(self, request_id: str, seconds: float, inputs: bytes, outputs: bytes) -> PredictionRecord:
+    def _record(self, request_id: str, seconds: float, inputs: bytes, answer: bytes, output: Any) -> PredictionRecord:
+        """The log record of one answered item. `answer` is the body sent; `output` what
+        the pipeline returned (None in mode off). The log keeps the model's output before
+        any rules, so that backtests can replay rules over it."""
         ids = self.ids
+        outputs, decision, shadow = answer, None, None
+        if self._mode != "on":
+            decision = self._mode_decision
+            if output is not None:
+                assert self.pipeline is not None
+                outputs = self.pipeline.render_model_output(output)
+                if isinstance(output, Decided):
+                    shadow = orjson.dumps(output.decision)
+        elif isinstance(output, Decided):
+            assert self.pipeline is not None
+            outputs = self.pipeline.render_model_output(output)
+            decision = orjson.dumps(output.decision)
+            shadow = None if output.shadow is None else orjson.dumps(output.shadow)
         return PredictionRecord(
             request_id=request_id,
             ts=time.time(),
@@ -331,6 +368,8 @@ class App:
             latency_ms=seconds * 1000,
             inputs=inputs,
             outputs=outputs,
+            decision=decision,
+            shadow=shadow,
             rules_version=ids.get("rules_version"),
             dataset_version=ids.get("dataset_version"),
             run_id=ids.get("run_id"),

@@ -39,3 +39,5 @@ def redact(record: dict) -> dict:
 
 
 example = Query(text="warm-up")
+
+default = Answer(text="DEFAULT", pid=0, loaded_in=0)

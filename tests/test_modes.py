@@ -1,0 +1,68 @@
+"""Service modes: off answers the default without the model, shadow predicts and logs
+but answers the default, on serves the model."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+
+from conftest import SERVICES, Server, start_server
+
+
+def logged(server: Server, request_id: str) -> tuple[bytes, bytes, bytes | None]:
+    db = server.store_url.removeprefix("sqlite:///")
+    for _ in range(100):
+        with sqlite3.connect(db) as conn:
+            row = conn.execute(
+                "select outputs, decision, shadow from predictions where request_id = ?", (request_id,)
+            ).fetchone()
+        if row:
+            return row[0].encode(), row[1].encode(), row[2] and row[2].encode()
+        time.sleep(0.05)
+    raise AssertionError(f"{request_id} was not logged within 5 s")
+
+
+def test_off_answers_the_default_without_calling_the_model(tmp_path: Path) -> None:
+    server = start_server(SERVICES / "faulty", tmp_path, "--mode", "off")
+    try:
+        # "raise" would make predict fail: in mode off predict is never called
+        response = httpx.post(server.url + "/predict", json={"text": "raise"}, headers={"x-request-id": "off-1"})
+        assert response.status_code == 200
+        assert response.json() == {"text": "DEFAULT", "pid": 0, "loaded_in": 0}
+        batch = httpx.post(server.url + "/predict/batch", json={"items": [{"text": "a"}, {"text": "b"}]})
+        assert batch.json() == {"items": [{"text": "DEFAULT", "pid": 0, "loaded_in": 0}] * 2}
+        # bad input is still refused: the schema holds in every mode
+        assert httpx.post(server.url + "/predict", json={"txt": "a"}).status_code == 422
+        outputs, decision, _ = logged(server, "off-1")
+        assert orjson.loads(decision) == {"mode": "off", "answer": "default"}
+        assert orjson.loads(outputs)["text"] == "DEFAULT"
+    finally:
+        assert server.stop() == 0
+
+
+def test_shadow_predicts_and_logs_but_answers_the_default(tmp_path: Path) -> None:
+    server = start_server(SERVICES / "faulty", tmp_path, "--mode", "shadow")
+    try:
+        response = httpx.post(server.url + "/predict", json={"text": "quiet"}, headers={"x-request-id": "sh-1"})
+        assert response.json()["text"] == "DEFAULT"
+        outputs, decision, _ = logged(server, "sh-1")
+        assert orjson.loads(outputs)["text"] == "QUIET"  # the model ran; its answer is in the log
+        assert orjson.loads(decision) == {"mode": "shadow", "answer": "default"}
+    finally:
+        assert server.stop() == 0
+
+
+def test_modes_other_than_on_need_a_default(tmp_path: Path) -> None:
+    server = start_server(SERVICES / "identity", tmp_path, "--mode", "shadow", wait=False)
+    assert server.proc.wait(60) == 2
+    assert "mode 'shadow' answers every request with `default`" in server.log
+
+
+def test_unknown_mode_lists_the_valid_ones(tmp_path: Path) -> None:
+    server = start_server(SERVICES / "identity", tmp_path, "--mode", "dark", wait=False)
+    assert server.proc.wait(60) == 2
+    assert "it must be one of on, shadow, off" in server.log
