@@ -124,7 +124,7 @@ def test_explain_returns_the_trace(identity: Server) -> None:
     response = httpx.post(identity.url + "/explain", json={"text": "hi"})
     assert response.status_code == 200
     trace = response.json()
-    assert [s["stage"] for s in trace["stages"]] == ["input", "predict", "output"]
+    assert [s["stage"] for s in trace["stages"]] == ["input", "predict", "rules", "output"]
     assert trace["output"] == {"text": "hi"}
     assert trace["ids"]["service"] == "identity" and trace["ids"]["model_version"]
     assert trace["request_id"] == response.headers["x-request-id"]

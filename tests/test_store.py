@@ -273,3 +273,14 @@ def test_rules_history(store_url: str) -> None:
         assert store.rules_history("svc", limit=1)[0].actor == "bo"
         with pytest.raises(StoreError, match="must be 'apply' or 'rollback'"):
             store.record_rules("svc", "v3", "x", action="delete")
+
+
+def test_iter_predictions_streams_in_order(store_url: str) -> None:
+    records = [make_record(i, ts=1000.0 + i) for i in range(25)]
+    with open_store(store_url) as store:
+        store.write_predictions(records[::-1])
+        streamed = list(store.iter_predictions(chunk=4))
+        assert [r.request_id for r in streamed] == [r.request_id for r in records]
+        window = [r.request_id for r in store.iter_predictions(since=1005.0, until=1010.0, chunk=2)]
+        assert window == [f"req-{i}" for i in range(5, 10)]
+        assert list(store.iter_predictions(service="nobody")) == []

@@ -10,8 +10,11 @@ from typing import Any
 import click
 import orjson
 
-from shipway.core.service import Service, import_service, read_ids
-from shipway.core.settings import ENVIRONMENT, SETTINGS, Settings, load_settings, settings_markdown
+from shipway.cli.common import fail, load_project
+from shipway.cli.rules import rules
+from shipway.cli.validate import explain, validate
+from shipway.core.service import read_ids
+from shipway.core.settings import ENVIRONMENT, SETTINGS, settings_markdown
 from shipway.errors import ShipwayError
 
 __all__ = ["main"]
@@ -30,28 +33,6 @@ def _setting_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def _load(target: str, flags: dict[str, Any]) -> tuple[Service, Settings]:
-    """Settings first (the project folder may set where service.py is), then the service."""
-    path = Path(target)
-    root = path if path.is_dir() else (path.parent if path.suffix == ".py" else Path.cwd())
-    overrides = {k.replace("__", "."): v for k, v in flags.items()}
-    settings = load_settings(root, overrides)
-    if path.is_dir() and settings["service"] != "service.py":
-        module_target: str | Path = (
-            path / settings["service"] if settings["service"].endswith(".py") else settings["service"]
-        )
-    else:
-        module_target = target
-    module, _ = import_service(module_target)
-    service = Service.from_module(module)
-    return service, settings
-
-
-def _fail(err: ShipwayError) -> None:
-    click.echo(f"error: {err}", err=True)
-    sys.exit(2)
-
-
 @click.group()
 @click.version_option(package_name="shipway")
 def main() -> None:
@@ -66,7 +47,7 @@ def serve(target: str, **flags: Any) -> None:
     from shipway.serving.server import serve as run_server
 
     try:
-        service, settings = _load(target, flags)
+        service, settings = load_project(target, flags)
         host, port = settings["serve.host"], settings["serve.port"]
         click.echo(
             f"shipway: serving {settings['name']!r} on http://{host}:{port}  "
@@ -75,7 +56,7 @@ def serve(target: str, **flags: Any) -> None:
         )
         code = run_server(service, settings)
     except ShipwayError as err:
-        _fail(err)
+        fail(err)
     sys.exit(code)
 
 
@@ -86,7 +67,7 @@ def serve(target: str, **flags: Any) -> None:
 def predict(target: str, item: str, trace: bool) -> None:
     """Run ITEM (JSON, or @file.json) through TARGET's pipeline in-process."""
     try:
-        service, settings = _load(target, {})
+        service, settings = load_project(target, {})
         artifacts = settings.path("artifacts")
         ids = {"service": settings["name"], **read_ids(artifacts, settings["version"] or None)}
         pipeline = service.setup(artifacts, ids)
@@ -99,7 +80,7 @@ def predict(target: str, item: str, trace: bool) -> None:
             return
         click.echo(pipeline.render(pipeline.run(raw)))
     except ShipwayError as err:
-        _fail(err)
+        fail(err)
 
 
 @main.command()
@@ -114,3 +95,8 @@ def settings(markdown: bool) -> None:
         click.echo(f"{s.key} = {s.default!r}  ({s.type.__name__}){flag}\n    {s.help}")
     for name, text in ENVIRONMENT.items():
         click.echo(f"${name}\n    {text}")
+
+
+main.add_command(validate)
+main.add_command(rules)
+main.add_command(explain)

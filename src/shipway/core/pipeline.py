@@ -28,12 +28,13 @@ class Decided:
 
     `output` is the answer (the model's output with the rules' overrides, or a
     fallback), `model_output` what the stages before the rules returned,
-    `decision` the JSON-ready decision that is returned, and `shadow` the one a
+    `decision` the JSON-ready decision that is returned (None when only shadow
+    rules ran), and `shadow` the one a
     shadow rule set took, logged and not returned.
     """
 
     output: Any
-    decision: dict[str, Any]
+    decision: dict[str, Any] | None  # None: only shadow rules ran
     model_output: Any
     shadow: dict[str, Any] | None = None
 
@@ -195,6 +196,8 @@ class Pipeline:
         if not isinstance(output, Decided):
             return self.output_schema.to_jsonable(output)
         body = self.output_schema.to_jsonable(output.output)
+        if output.decision is None:
+            return body
         if isinstance(body, dict):
             return {**body, "decision": output.decision}
         return {"output": body, "decision": output.decision}

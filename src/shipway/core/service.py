@@ -149,6 +149,23 @@ class Service:
             out_hint = _return_hint(self.after[-1], out_hint)
         return Pipeline(stages, Schema(in_hint, "input"), Schema(out_hint, "output"), ids)
 
+    def schemas(self) -> tuple[Schema, Schema]:
+        """The pipeline's input and output schemas, from the type hints alone (no load())."""
+        in_hint: Any = Any
+        out_hint: Any = Any
+        if self.predict is not None:
+            hints, params = _hints(self.predict), _param_names(self.predict)
+            in_hint, out_hint = (hints.get(params[-1], Any) if params else Any), hints.get("return", Any)
+        elif self.predict_batch is not None:
+            hints, params = _hints(self.predict_batch), _param_names(self.predict_batch)
+            in_hint = _item_hint(hints.get(params[-1], Any)) if params else Any
+            out_hint = _item_hint(hints.get("return", Any))
+        if self.before:
+            in_hint = _first_param_hint(self.before[0], in_hint)
+        if self.after:
+            out_hint = _return_hint(self.after[-1], out_hint)
+        return Schema(in_hint, "input"), Schema(out_hint, "output")
+
     def _predict_stage(self) -> tuple[Stage, Any, Any]:
         single, batch = self.predict, self.predict_batch
         in_hint: Any = Any

@@ -1,9 +1,10 @@
 """The HTTP service: a small ASGI app around one pipeline.
 
 Routes: POST /predict, POST /predict/batch, POST /explain, GET /health,
-GET /ready, GET /metrics, GET /openapi.json and GET / (what this service is).
-It is plain ASGI rather than a framework because the request path is the
-product's hot path: see docs/benchmarks.md for what that buys.
+GET /ready, GET /metrics, GET /openapi.json, GET / (what this service is),
+and the admin routes /admin/rules and /admin/rules/rollback. It is plain ASGI
+rather than a framework because the request path is the product's hot path:
+see docs/benchmarks.md for what that buys.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from time import perf_counter
 from typing import Any
 
@@ -23,10 +25,15 @@ from shipway.core.pipeline import Decided, Pipeline
 from shipway.core.service import Service, read_ids
 from shipway.core.settings import Settings
 from shipway.errors import ConfigError, InputError, PayloadError, PredictError, PredictTimeout, ShipwayError
+from shipway.rules import Decision
+from shipway.rules.live import Active, rules_stage
+from shipway.serving import introspection
+from shipway.serving.admin import admin
 from shipway.serving.batching import Batcher
+from shipway.serving.decisions import RulesManager, labels_from_manifest
+from shipway.serving.http import Receive, Scope, Send, read_body, request_headers, send_response, too_large
 from shipway.serving.logs import request_id_var
 from shipway.serving.metrics import Metrics
-from shipway.serving.openapi import openapi_document
 from shipway.serving.responses import error_body, error_for
 from shipway.store.prediction_log import PredictionLog
 from shipway.store.records import PredictionRecord
@@ -35,11 +42,7 @@ __all__ = ["App"]
 
 logger = logging.getLogger("shipway.serving")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-JSON = b"application/json"
+Handler = Callable[[Receive, Send, str], Awaitable[None]]
 
 
 class App:
@@ -50,6 +53,7 @@ class App:
         self.settings = settings
         self.name: str = settings["name"]
         self.pipeline: Pipeline | None = None
+        self.rules: RulesManager | None = None
         self.ids: dict[str, str | None] = {}
         self.ready = False
         self.stuck = False
@@ -65,21 +69,26 @@ class App:
         # What modes off and shadow answer, and log as the decision taken.
         self._default_body = b""
         self._mode_decision = orjson.dumps({"mode": self._mode, "answer": "default"})
-        self._routes: dict[str, tuple[str, Callable[..., Awaitable[None]]]] = {
-            "/predict": ("POST", self._predict),
-            "/predict/batch": ("POST", self._predict_batch),
-            "/explain": ("POST", self._explain),
-            "/health": ("GET", self._health),
-            "/ready": ("GET", self._ready),
-            "/metrics": ("GET", self._metrics),
-            "/openapi.json": ("GET", self._openapi_json),
-            "/": ("GET", self._index),
+        self._routes: dict[str, dict[str, Handler]] = {
+            "/predict": {"POST": self._predict},
+            "/predict/batch": {"POST": self._predict_batch},
+            "/explain": {"POST": partial(introspection.explain_endpoint, self)},
+            "/health": {"GET": partial(introspection.health, self)},
+            "/ready": {"GET": partial(introspection.ready, self)},
+            "/metrics": {"GET": partial(introspection.metrics, self)},
+            "/openapi.json": {"GET": partial(introspection.openapi_json, self)},
+            "/": {"GET": partial(introspection.index, self)},
+        }
+        self._admin_routes: dict[tuple[str, str], str] = {
+            ("/admin/rules", "GET"): "history",
+            ("/admin/rules", "POST"): "apply",
+            ("/admin/rules/rollback", "POST"): "rollback",
         }
 
     # -- lifecycle -------------------------------------------------------------
 
     def preload(self) -> None:
-        """Load the model and build the pipeline (in the parent, before fork, by default)."""
+        """Load the model, build the pipeline and check the rules (in the parent, before fork)."""
         if self.pipeline is not None:
             return
         artifacts = self.settings.path("artifacts")
@@ -88,14 +97,25 @@ class App:
             **read_ids(artifacts, self.settings["version"] or None),
             "rules_version": None,
         }
-        self.pipeline = self.service.setup(artifacts, self.ids)
+        pipeline = self.service.setup(artifacts, self.ids)
+        self.rules = RulesManager(
+            self.settings,
+            self.name,
+            (pipeline.input_schema, pipeline.output_schema),
+            labels=labels_from_manifest(artifacts),
+            on_decision=self._count_decision,
+            on_swap=self._rules_swapped,
+        )
+        pipeline.stages.append(rules_stage(self.rules.live))
+        self.rules.preload()
+        self.pipeline = pipeline
         if self._mode != "on":
             if not self.service.has_default:
                 raise ConfigError(
                     f"mode {self._mode!r} answers every request with `default` from service.py, which it "
                     f'does not define; add `default = <an instance of the output type>` or set mode = "on".'
                 )
-            self._default_body = self.pipeline.render(self.pipeline.output_schema.validate(self.service.default))
+            self._default_body = pipeline.render(pipeline.output_schema.validate(self.service.default))
 
     async def startup(self) -> None:
         if self.pipeline is None:
@@ -124,18 +144,24 @@ class App:
             )
             self.log.start()
         loop = asyncio.get_running_loop()
-        self._warmup_task = loop.create_task(self._warm_up())
-        self._watch_task = loop.create_task(self._watch())
+        self._tasks = [
+            loop.create_task(self._warm_up()),
+            loop.create_task(self._watch()),
+            loop.create_task(self._sync_rules()),
+        ]
 
     async def shutdown(self) -> None:
         """Finish queued predictions, then write every logged record."""
         self.ready = False
         self.not_ready_reason = "shutting down"
-        self._watch_task.cancel()
+        for task in self._tasks:
+            task.cancel()
         if self.batcher is not None:
             await self.batcher.stop(timeout=self.settings["serve.graceful_timeout_s"])
         if self.log is not None:
             await asyncio.to_thread(self.log.close)
+        if self.rules is not None:
+            self.rules.close()
         logger.info("worker stopped", extra={"log": self.log.stats if self.log else None})
         if self.stuck:
             # The stuck predict thread cannot be joined; everything else is flushed.
@@ -161,6 +187,23 @@ class App:
                 self.not_ready_reason = f"predict has been running for over {limit:g} s; this worker is restarting"
                 logger.error("predict is stuck; stopping this worker so that it is replaced", extra={"seconds": limit})
                 os.kill(os.getpid(), signal.SIGTERM)
+
+    async def _sync_rules(self) -> None:
+        """Pick up rules applied through any worker or replica, or a changed rules file."""
+        assert self.rules is not None
+        while True:
+            try:
+                await asyncio.to_thread(self.rules.sync)
+            except Exception:
+                logger.exception("rules sync failed; the current rules keep serving")
+            await asyncio.sleep(self.settings["rules.poll_s"])
+
+    def _rules_swapped(self, active: Active) -> None:
+        self.ids["rules_version"] = active.versions[0]
+
+    def _count_decision(self, decision: Decision) -> None:
+        if self.metrics is not None:
+            self.metrics.decision(decision.queue, decision.fired, decision.rules_version)
 
     async def _warm_up(self) -> None:
         assert self.pipeline is not None and self.batcher is not None
@@ -230,33 +273,27 @@ class App:
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = None
-        length = -1
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                request_id = _clean_id(value)
-            elif name == b"content-length":
-                length = int(value) if value.isdigit() else -1
-        if request_id is None:
-            request_id = os.urandom(12).hex()
-        route = self._routes.get(scope["path"])
-        if route is None:
-            body = error_body(
-                "not_found", f"no route {scope['path']!r}; the routes are {', '.join(self._routes)}", request_id
-            )
-            return await self._refuse(send, 404, "not_found", body, request_id)
-        if scope["method"] != route[0]:
-            body = error_body(
-                "method_not_allowed", f"{scope['path']} takes {route[0]}, not {scope['method']}", request_id
-            )
-            allow = [(b"allow", route[0].encode())]
-            return await self._refuse(send, 405, "method_not_allowed", body, request_id, allow)
+        request_id, length, authorization = request_headers(scope)
+        path, method = scope["path"], scope["method"]
         if length > self._max_body:
-            body = error_body("payload_error", self._too_large(length), request_id)
+            body = error_body("payload_error", too_large(length, self._max_body), request_id)
             return await self._refuse(send, 413, "payload_error", body, request_id)
         token = request_id_var.set(request_id)
         try:
-            await route[1](receive, send, request_id)
+            methods = self._routes.get(path)
+            if methods is not None and method in methods:
+                return await methods[method](receive, send, request_id)
+            action = self._admin_routes.get((path, method))
+            if action is not None:
+                return await admin(self, receive, send, request_id, authorization, action)
+            allowed = sorted(methods or {m for (p, m) in self._admin_routes if p == path})
+            if allowed:
+                body = error_body("method_not_allowed", f"{path} takes {', '.join(allowed)}, not {method}", request_id)
+                allow = [(b"allow", ", ".join(allowed).encode())]
+                return await self._refuse(send, 405, "method_not_allowed", body, request_id, allow)
+            routes = ", ".join([*self._routes, *dict.fromkeys(p for p, _ in self._admin_routes)])
+            body = error_body("not_found", f"no route {path!r}; the routes are {routes}", request_id)
+            return await self._refuse(send, 404, "not_found", body, request_id)
         finally:
             request_id_var.reset(token)
 
@@ -269,7 +306,7 @@ class App:
         metrics.in_flight_child.inc()
         output: Any = None
         try:
-            body = await self._body(receive)
+            body = await read_body(receive, self._max_body)
             item = self._parse(body)
             if self._mode == "off":
                 out = self._default_body
@@ -281,7 +318,7 @@ class App:
             return
         finally:
             metrics.in_flight_child.dec()
-        await _send(send, 200, out, request_id)
+        await send_response(send, 200, out, request_id)
         seconds = perf_counter() - started
         metrics.request("predict", 200, seconds)
         if self.log is not None:
@@ -296,7 +333,7 @@ class App:
         metrics.in_flight_child.inc()
         futures: list[asyncio.Future[Any]] = []
         try:
-            items = self._parse_items(await self._body(receive))
+            items = self._parse_items(await read_body(receive, self._max_body))
             if self._mode == "off":
                 outputs: list[Any] = [None] * len(items)
             else:
@@ -314,33 +351,13 @@ class App:
             return
         finally:
             metrics.in_flight_child.dec()
-        await _send(send, 200, b'{"items":[' + b",".join(rendered) + b"]}", request_id)
+        await send_response(send, 200, b'{"items":[' + b",".join(rendered) + b"]}", request_id)
         seconds = perf_counter() - started
         metrics.request("batch", 200, seconds)
         if self.log is not None:
             dump = self.pipeline.input_schema.dump_json
             for i, (item, out, output) in enumerate(zip(items, rendered, outputs, strict=True)):
                 self.log.append(self._record(f"{request_id}.{i}", seconds, dump(item), out, output))
-
-    async def _explain(self, receive: Receive, send: Send, request_id: str) -> None:
-        started = perf_counter()
-        assert self.pipeline is not None and self.batcher is not None
-        try:
-            body = await self._body(receive)
-            self._parse(body)  # a bad body gets the same 4xx as /predict
-        except Exception as err:
-            await self._fail(send, err, request_id, "explain", started)
-            return
-        # The trace starts from the raw body, so its input stage shows what arrived.
-        trace = await asyncio.get_running_loop().run_in_executor(self.batcher.executor, self.pipeline.trace, body)
-        result = trace.to_dict()
-        last = trace.stages[-1]
-        result["request_id"] = request_id
-        result["output"] = last.output if last.name == "output" and last.error is None else None
-        result["error"] = next((s.error for s in trace.stages if s.error), None)
-        await _send(send, 200, orjson.dumps(result, default=str), request_id)
-        assert self.metrics is not None
-        self.metrics.request("explain", 200, perf_counter() - started)
 
     def _record(self, request_id: str, seconds: float, inputs: bytes, answer: bytes, output: Any) -> PredictionRecord:
         """The log record of one answered item. `answer` is the body sent; `output` what
@@ -353,12 +370,12 @@ class App:
             if output is not None:
                 assert self.pipeline is not None
                 outputs = self.pipeline.render_model_output(output)
-                if isinstance(output, Decided):
+                if isinstance(output, Decided) and output.decision is not None:
                     shadow = orjson.dumps(output.decision)
         elif isinstance(output, Decided):
             assert self.pipeline is not None
             outputs = self.pipeline.render_model_output(output)
-            decision = orjson.dumps(output.decision)
+            decision = None if output.decision is None else orjson.dumps(output.decision)
             shadow = None if output.shadow is None else orjson.dumps(output.shadow)
         return PredictionRecord(
             request_id=request_id,
@@ -375,63 +392,7 @@ class App:
             run_id=ids.get("run_id"),
         )
 
-    # -- other endpoints -------------------------------------------------------
-
-    async def _health(self, receive: Receive, send: Send, request_id: str) -> None:
-        if self.stuck:
-            body = error_body("not_ready", self.not_ready_reason, request_id)
-            return await _send(send, 503, body, request_id)
-        await _send(send, 200, b'{"status":"ok"}', request_id)
-
-    async def _ready(self, receive: Receive, send: Send, request_id: str) -> None:
-        if self.ready:
-            body = orjson.dumps({"ready": True, "ids": self.ids})
-            return await _send(send, 200, body, request_id)
-        body = error_body("not_ready", self.not_ready_reason, request_id)
-        await _send(send, 503, body, request_id, [(b"retry-after", b"1")])
-
-    async def _metrics(self, receive: Receive, send: Send, request_id: str) -> None:
-        assert self.metrics is not None
-        if self.log is not None:
-            self.metrics.prediction_log(self.log.stats)  # this worker's, fresh; the others' within 1 s
-        await _send(send, 200, self.metrics.render(), request_id, content_type=b"text/plain; version=0.0.4")
-
-    async def _openapi_json(self, receive: Receive, send: Send, request_id: str) -> None:
-        if self._openapi is None:
-            assert self.pipeline is not None
-            doc = openapi_document(self.pipeline, self.name, self.ids.get("model_version") or "")
-            self._openapi = orjson.dumps(doc)
-        await _send(send, 200, self._openapi, request_id)
-
-    async def _index(self, receive: Receive, send: Send, request_id: str) -> None:
-        body = {"service": self.name, "ready": self.ready, "ids": self.ids, "routes": sorted(self._routes)}
-        await _send(send, 200, orjson.dumps(body), request_id)
-
     # -- helpers ---------------------------------------------------------------
-
-    async def _body(self, receive: Receive) -> bytes:
-        message = await receive()
-        body: bytes = message.get("body", b"")
-        if not message.get("more_body"):
-            if len(body) > self._max_body:
-                raise PayloadError(self._too_large(len(body)), status=413)
-            return body
-        chunks = [body]
-        size = len(body)
-        while message.get("more_body"):
-            message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self._max_body:
-                raise PayloadError(self._too_large(size), status=413)
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    def _too_large(self, size: int) -> str:
-        return (
-            f"the body is {size} bytes, over the {self._max_body}-byte limit; send a smaller body, "
-            f"split it over several requests, or raise serve.max_body_bytes."
-        )
 
     def _parse(self, body: bytes) -> Any:
         assert self.pipeline is not None
@@ -497,12 +458,12 @@ class App:
         if self.metrics is not None:
             self.metrics.request("other", status)
             self.metrics.error(kind)
-        await _send(send, status, body, request_id, headers)
+        await send_response(send, status, body, request_id, headers)
 
     async def _fail(self, send: Send, err: BaseException, request_id: str, endpoint: str, started: float) -> None:
         status, body, headers = error_for(err, request_id)
         assert self.metrics is not None
-        self.metrics.request(endpoint, status, perf_counter() - started)
+        self.metrics.request(endpoint, status, perf_counter() - started if started else None)
         self.metrics.error(orjson.loads(body)["error"]["type"])
         if status >= 500:
             cause = err.cause if isinstance(err, PredictError) else err
@@ -513,7 +474,7 @@ class App:
                 exc_info=(type(cause), cause, cause.__traceback__) if status == 500 else None,
                 extra={"status": status},
             )
-        await _send(send, status, body, request_id, headers)
+        await send_response(send, status, body, request_id, headers)
 
 
 _NONE = object()
@@ -527,31 +488,3 @@ def _expire(future: asyncio.Future[Any], timeout: float) -> None:
                 f"raise the timeout or make predict faster."
             )
         )
-
-
-def _clean_id(value: bytes) -> str | None:
-    # Echo the caller's id only when it is short and printable; it goes into logs and headers.
-    if 0 < len(value) <= 200 and value.isascii():
-        text = value.decode()
-        if text.isprintable() and " " not in text:
-            return text
-    return None
-
-
-async def _send(
-    send: Send,
-    status: int,
-    body: bytes,
-    request_id: str,
-    headers: list[tuple[bytes, bytes]] | None = None,
-    content_type: bytes = JSON,
-) -> None:
-    start_headers = [
-        (b"content-type", content_type),
-        (b"content-length", str(len(body)).encode()),
-        (b"x-request-id", request_id.encode()),
-    ]
-    if headers:
-        start_headers.extend(headers)
-    await send({"type": "http.response.start", "status": status, "headers": start_headers})
-    await send({"type": "http.response.body", "body": body})

@@ -76,7 +76,21 @@ class Metrics:
             registry=reg,
             multiprocess_mode="livemin",
         )
+        self.rule_hits = Counter(
+            "shipway_rule_hits",
+            "Decisions in which a rule or table row fired, by rule and rules version.",
+            ["service", "rule", "rules_version"],
+            registry=reg,
+        )
+        self.decisions = Counter(
+            "shipway_decisions",
+            "Rules decisions by the queue they routed to (none: no queue set).",
+            ["service", "queue"],
+            registry=reg,
+        )
         self.service = service
+        self._hits: dict[tuple[str, str], Any] = {}
+        self._queues: dict[str | None, Any] = {}
         self._requests: dict[tuple[str, int], Any] = {}
         self._latency = {e: self.latency.labels(service, e) for e in ("predict", "batch", "explain")}
         self._errors: dict[str, Any] = {}
@@ -107,6 +121,18 @@ class Metrics:
         observe = self._queue_wait.observe
         for wait in waits:
             observe(wait)
+
+    def decision(self, queue: str | None, fired: list[str], rules_version: str) -> None:
+        """Count one rules decision (called from the predict thread; the counters are thread-safe)."""
+        child = self._queues.get(queue)
+        if child is None:
+            child = self._queues[queue] = self.decisions.labels(self.service, queue or "none")
+        child.inc()
+        for rule in fired:
+            hit = self._hits.get((rule, rules_version))
+            if hit is None:
+                hit = self._hits[(rule, rules_version)] = self.rule_hits.labels(self.service, rule, rules_version)
+            hit.inc()
 
     def prediction_log(self, stats: dict[str, Any]) -> None:
         for state in (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -87,6 +87,18 @@ class Store(abc.ABC):
         limit: int | None = None,
     ) -> list[PredictionRecord]:
         """Records with `since <= ts < until`, oldest first, at most `limit`."""
+
+    @abc.abstractmethod
+    def iter_predictions(
+        self,
+        *,
+        service: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        chunk: int = 10_000,
+    ) -> Iterator[PredictionRecord]:
+        """Records with `since <= ts < until`, oldest first, streamed `chunk` rows at a time
+        (for backtests and replays over millions of rows)."""
 
     @abc.abstractmethod
     def count_predictions(self, service: str | None = None) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -200,6 +200,28 @@ class PostgresStore(Store):
             sql += " LIMIT %s"
             params.append(limit)
         return [record_from_row(row) for row in self._query(sql, params)]
+
+    def iter_predictions(
+        self,
+        *,
+        service: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        chunk: int = 10_000,
+    ) -> Iterator[PredictionRecord]:
+        where, params = where_clause(service, since, until, "%s")
+        sql = f"{_SELECT} FROM predictions{where} ORDER BY ts, id"
+        # A connection of its own with a server-side cursor: rows stream, memory stays flat.
+        conn = self._connect()
+        try:
+            with conn.transaction(), conn.cursor(name="shipway_scan") as cur:
+                cur.itersize = chunk
+                cur.execute(sql, params)
+                yield from map(record_from_row, cur)
+        except psycopg.Error as exc:
+            raise self._error(exc, "read from") from exc
+        finally:
+            conn.close()
 
     def count_predictions(self, service: str | None = None) -> int:
         where, params = where_clause(service, None, None, "%s")

@@ -308,6 +308,29 @@ class SQLiteStore(Store):
         rows = self._query(sql, params)
         return [record_from_row(row) for row in rows]
 
+    def iter_predictions(
+        self,
+        *,
+        service: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        chunk: int = 10_000,
+    ) -> Iterator[PredictionRecord]:
+        where, params = where_clause(service, since, until, "?")
+        # A connection of its own: a long scan must not hold the writer's lock
+        # (an in-memory database has only the one connection).
+        own = str(self.path) != MEMORY
+        conn = sqlite3.connect(str(self.path), timeout=self._busy_timeout_s) if own else self._connection()
+        try:
+            cursor = conn.execute(f"{_SELECT} FROM predictions{where} ORDER BY ts, id", params)
+            while rows := cursor.fetchmany(chunk):
+                yield from map(record_from_row, rows)
+        except sqlite3.Error as exc:
+            raise self._error(exc, "read from") from exc
+        finally:
+            if own:
+                conn.close()
+
     def count_predictions(self, service: str | None = None) -> int:
         where, params = where_clause(service, None, None, "?")
         rows = self._query(f"SELECT COUNT(*) FROM predictions{where}", params)

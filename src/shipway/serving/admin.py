@@ -1,0 +1,127 @@
+"""Admin endpoints: applying and rolling back rules on a running service.
+
+Every admin request needs `Authorization: Bearer <token>` matching the
+SHIPWAY_ADMIN_TOKEN the service started with; without that variable the
+admin endpoints are off (403), so no deployment exposes them by accident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import os
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from shipway.errors import PayloadError, RulesError, StoreError, StoreUnavailable
+from shipway.serving.decisions import UnknownVersion
+from shipway.serving.http import Receive, Send, read_body, send_response
+from shipway.serving.responses import error_body
+from shipway.store import RulesEvent
+
+if TYPE_CHECKING:
+    from shipway.serving.app import App
+
+__all__ = ["admin", "event_json"]
+
+TOKEN_ENV = "SHIPWAY_ADMIN_TOKEN"
+
+
+def _authorized(app: App, authorization: bytes | None, send: Send, request_id: str) -> bytes | None:
+    """None when the caller may proceed, else the error body to answer with (status in the body's type)."""
+    token = os.environ.get(TOKEN_ENV)
+    if not token:
+        return error_body(
+            "forbidden",
+            f"admin operations are off: start the service with {TOKEN_ENV} set to a secret token, "
+            f"then send it as `Authorization: Bearer <token>`",
+            request_id,
+        )
+    given = authorization[7:] if authorization and authorization[:7].lower() == b"bearer " else b""
+    if not hmac.compare_digest(given, token.encode()):
+        return error_body(
+            "unauthorized",
+            f"this admin operation needs `Authorization: Bearer <token>` with the service's {TOKEN_ENV}",
+            request_id,
+        )
+    return None
+
+
+async def admin(
+    app: App, receive: Receive, send: Send, request_id: str, authorization: bytes | None, action: str
+) -> None:
+    refused = _authorized(app, authorization, send, request_id)
+    if refused is not None:
+        status = 403 if b'"forbidden"' in refused else 401
+        return await app._refuse(send, status, "forbidden" if status == 403 else "unauthorized", refused, request_id)
+    if app.rules is None:
+        return await send_response(
+            send, 503, error_body("not_ready", "the service is still starting", request_id), request_id
+        )
+    try:
+        if action == "history":
+            history = await asyncio.to_thread(app.rules.history)
+            active = app.rules.live.active
+            body: dict[str, Any] = {
+                "live": active.versions[0],
+                "candidate": active.versions[1],
+                "candidate_mode": active.candidate_mode if active.candidate else None,
+                "history": [event_json(e) for e in history],
+            }
+            return await send_response(send, 200, orjson.dumps(body), request_id)
+        request = _json_object(await read_body(receive, app._max_body))
+        if action == "apply":
+            source = request.get("source")
+            if not isinstance(source, str) or not source.strip():
+                raise PayloadError('POST /admin/rules takes {"source": "<the rules YAML>", "mode": "on"}')
+            event, ruleset = await asyncio.to_thread(
+                app.rules.apply,
+                source,
+                mode=str(request.get("mode", "on")),
+                canary=request.get("canary"),
+                canary_key=request.get("canary_key"),
+                actor=request.get("actor"),
+            )
+            body = {"applied": event_json(event), "warnings": [str(w) for w in ruleset.warnings]}
+        else:
+            event = await asyncio.to_thread(app.rules.rollback, request.get("version"), request.get("actor"))
+            body = {"applied": event_json(event), "warnings": []}
+    except RulesError as err:
+        details = [
+            dataclasses.asdict(d) for d in err.diagnostics if dataclasses.is_dataclass(d) and not isinstance(d, type)
+        ] or None
+        return await app._refuse(
+            send, 422, "rules_error", error_body("rules_error", str(err), request_id, details), request_id
+        )
+    except UnknownVersion as err:
+        return await app._refuse(send, 404, "not_found", error_body("not_found", str(err), request_id), request_id)
+    except StoreUnavailable as err:
+        return await app._refuse(
+            send, 503, "store_unavailable", error_body("store_unavailable", str(err), request_id), request_id
+        )
+    except (PayloadError, StoreError) as err:
+        return await app._fail(send, err, request_id, "admin", 0.0)
+    await send_response(send, 200, orjson.dumps(body), request_id)
+
+
+def event_json(event: RulesEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "version": event.version,
+        "action": event.action,
+        "ts": event.ts,
+        "actor": event.actor,
+        "options": event.options,
+    }
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body or b"{}")
+    except orjson.JSONDecodeError as err:
+        raise PayloadError(f"the body is not valid JSON ({err}); send a JSON object") from None
+    if not isinstance(data, dict):
+        raise PayloadError(f"the body must be a JSON object, not {type(data).__name__}")
+    return data
