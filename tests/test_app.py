@@ -118,6 +118,9 @@ def test_openapi_describes_the_types(identity: Server) -> None:
     assert body == {"$ref": "#/components/schemas/Message"}
     assert doc["components"]["schemas"]["Message"]["required"] == ["text"]
     assert "422" in doc["paths"]["/predict"]["post"]["responses"]
+    answer = doc["paths"]["/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer["allOf"][0] == {"$ref": "#/components/schemas/Message"}
+    assert "rules_version" in doc["components"]["schemas"]["Decision"]["properties"]
 
 
 def test_explain_returns_the_trace(identity: Server) -> None:

@@ -31,6 +31,22 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 
 
+DECISION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "What the rules decided (present when rules are live; see docs/rules.md).",
+    "properties": {
+        "queue": {"type": ["string", "null"]},
+        "review": {"type": "boolean"},
+        "review_reason": {"type": ["string", "null"]},
+        "fallback": {"type": "boolean"},
+        "set": {"type": "object"},
+        "fired": {"type": "array", "items": {"type": "string"}},
+        "rules_version": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
 
@@ -60,6 +76,11 @@ def openapi_document(pipeline: Pipeline, name: str, version: str) -> dict[str, A
         return schema
 
     inp, out = schema_of(pipeline.input_schema), schema_of(pipeline.output_schema)
+    if any(stage.kind == "rules" for stage in pipeline.stages):
+        # Answers carry the rules' decision whenever rules are live (they can be applied at any time).
+        components["Decision"] = DECISION_SCHEMA
+        decision = {"type": "object", "properties": {"decision": {"$ref": "#/components/schemas/Decision"}}}
+        out = {"allOf": [out, decision]}
     rid = [
         {
             "name": "x-request-id",
