@@ -6,7 +6,6 @@ import csv
 import importlib.util
 import json
 import shutil
-import tomllib
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -145,7 +144,7 @@ def test_normalise_collapses_whitespace() -> None:
     assert message.text == "I am still waiting on my card?"
     tidy = service.Message(text="already tidy")
     assert service.normalise(tidy) is tidy
-    assert service.before == [service.normalise]
+    assert service.before == [service.normalise, service.truncate]
 
 
 def test_whitespace_only_message_is_rejected() -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import orjson
-
 from conftest import SERVICES, Server, start_server
 
 

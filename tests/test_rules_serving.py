@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-
 from conftest import SERVICES, Server, start_server
 
 ROUTER = SERVICES / "router"
@@ -158,7 +157,9 @@ def test_canary_share_is_stable_per_key(router: Server) -> None:
     time.sleep(0.6)
     versions = {}
     for customer in range(40):
-        got = {predict(router, "age_limit 0.9", customer_id=f"c{customer}")["decision"]["rules_version"] for _ in range(3)}
+        got = {
+            predict(router, "age_limit 0.9", customer_id=f"c{customer}")["decision"]["rules_version"] for _ in range(3)
+        }
         assert len(got) == 1, f"customer c{customer} saw {got}"  # one customer, one group
         versions[customer] = got.pop()
     share = sum(v == "routing-2" for v in versions.values()) / len(versions)
@@ -198,7 +199,9 @@ def test_cli_apply_to_the_store_and_backtest(tmp_path: Path) -> None:
         import os
 
         env = {**os.environ, **store_env}
-        out = subprocess.run([*cli, "backtest", str(proposed), *env_store, "--json"], capture_output=True, text=True, env=env)
+        out = subprocess.run(
+            [*cli, "backtest", str(proposed), *env_store, "--json"], capture_output=True, text=True, env=env
+        )
         assert out.returncode == 0, out.stderr
         report = orjson.loads(out.stdout)
         assert report["total"] >= 20 and report["current_version"] == "routing-1"

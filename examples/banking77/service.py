@@ -13,6 +13,11 @@ from sklearn.pipeline import Pipeline
 
 ALTERNATIVES = 3
 
+# The model's cost grows with the message's length, and customers sometimes paste whole email
+# threads; keeping the first characters bounds latency. 160 covers almost all real messages
+# (96% of the training messages) but cuts the tail of long ones: see validation/intents.yaml.
+MAX_CHARS = 160
+
 
 class Message(BaseModel):
     """A customer's message to support."""
@@ -53,6 +58,11 @@ def normalise(message: Message) -> Message:
     return message if text == message.text else Message(text=text)
 
 
+def truncate(message: Message) -> Message:
+    """Keep the first MAX_CHARS characters, so one long message cannot slow a whole batch."""
+    return message if len(message.text) <= MAX_CHARS else Message(text=message.text[:MAX_CHARS])
+
+
 def predict_batch(model: Pipeline, messages: list[Message]) -> list[Intent]:
     """Classify all messages with one predict_proba call; same order as `messages`."""
     if not messages:
@@ -84,5 +94,5 @@ def predict(model: Pipeline, message: Message) -> Intent:
     return predict_batch(model, [message])[0]
 
 
-before = [normalise]
+before = [normalise, truncate]
 example = Message(text="I am still waiting on my card?")

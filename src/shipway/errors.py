@@ -2,6 +2,8 @@
 
     ShipwayError
     ├── ConfigError          a setting or shipway.toml is wrong
+    │   ├── SuiteError       a validation suite or an expectation is invalid (file:line first)
+    │   └── TargetError      the service to validate cannot be loaded or reached
     ├── ServiceError         service.py does not follow the protocol
     │   └── LoadError        load() failed or its artifacts are missing
     ├── InputError           an input does not match the input schema (4xx)
@@ -36,6 +38,8 @@ __all__ = [
     "ShipwayError",
     "StoreError",
     "StoreUnavailable",
+    "SuiteError",
+    "TargetError",
 ]
 
 
@@ -45,6 +49,17 @@ class ShipwayError(Exception):
 
 class ConfigError(ShipwayError):
     """A setting, a flag or shipway.toml holds a value shipway cannot use."""
+
+
+class SuiteError(ConfigError):
+    """A validation suite file, or an expectation, that shipway cannot use.
+
+    The message starts with `file:line:` when the problem comes from a file.
+    """
+
+
+class TargetError(ConfigError):
+    """The service a validation suite runs against cannot be loaded or reached."""
 
 
 class ServiceError(ShipwayError):

@@ -8,35 +8,18 @@ traffic offline (`run_batch`). Nothing here knows about HTTP.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
 import orjson
 
+from shipway.core.decided import Decided
 from shipway.core.schema import Schema
 from shipway.core.stage import Stage
 from shipway.core.trace import StageRecord, Trace
 from shipway.errors import OutputError, PredictError, ShipwayError
 
-__all__ = ["Decided", "Pipeline"]
-
-
-@dataclass(slots=True)
-class Decided:
-    """An output together with the decision a rules stage took about it.
-
-    `output` is the answer (the model's output with the rules' overrides, or a
-    fallback), `model_output` what the stages before the rules returned,
-    `decision` the JSON-ready decision that is returned (None when only shadow
-    rules ran), and `shadow` the one a
-    shadow rule set took, logged and not returned.
-    """
-
-    output: Any
-    decision: dict[str, Any] | None  # None: only shadow rules ran
-    model_output: Any
-    shadow: dict[str, Any] | None = None
+__all__ = ["Decided", "Pipeline"]  # Decided lives in core.decided; re-exported here
 
 
 class Pipeline:
@@ -171,6 +154,11 @@ class Pipeline:
             failed = True
         return [v if isinstance(v, ShipwayError) else self._validate_output(v) for v in values]
 
+    def without(self, *names: str) -> Pipeline:
+        """The same pipeline with the named stages left out (for counterfactual reruns)."""
+        stages = [s for s in self.stages if s.name not in names]
+        return Pipeline(stages, self.input_schema, self.output_schema, self.ids)
+
     # -- the schema edges ------------------------------------------------------
 
     def parse(self, item: Any) -> Any:
@@ -182,13 +170,24 @@ class Pipeline:
 
     def render(self, output: Any) -> bytes:
         """The JSON body of one output; a decided output carries its `decision`."""
-        if isinstance(output, Decided):
-            return orjson.dumps(self.jsonable(output))
-        return self.output_schema.dump_json(output)
+        if not isinstance(output, Decided):
+            return self.output_schema.dump_json(output)
+        body = self.output_schema.dump_json(output.output)
+        if output.output is output.model_output:
+            output.model_json = body  # the log wants these bytes too
+        if output.decision is None:
+            return body
+        if body[:1] == b"{" and body[-1:] == b"}":
+            # Splice the decision into the object: no second pass over the output.
+            joint = b"," if len(body) > 2 else b""
+            return body[:-1] + joint + b'"decision":' + orjson.dumps(output.decision) + b"}"
+        return orjson.dumps(self.jsonable(output))
 
     def render_model_output(self, output: Any) -> bytes:
         """The JSON of what the model side returned, before any rules."""
-        return self.output_schema.dump_json(output.model_output if isinstance(output, Decided) else output)
+        if isinstance(output, Decided):
+            return output.model_json or self.output_schema.dump_json(output.model_output)
+        return self.output_schema.dump_json(output)
 
     def jsonable(self, output: Any) -> Any:
         """A JSON-ready value of an output; a decided one gains a `decision` field

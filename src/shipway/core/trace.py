@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 
+from shipway.core.decided import Decided
+
 __all__ = ["StageRecord", "Trace"]
 
 
@@ -60,4 +62,6 @@ class Trace:
 
 def _jsonable(value: Any) -> Any:
     # A trace must always render, even when a stage returned something odd.
+    if isinstance(value, Decided):
+        value = value.to_dict()
     return to_jsonable_python(value, fallback=repr)

@@ -71,21 +71,21 @@ class LiveRules:
         live, candidate = active.live, active.candidate
         if live is None and candidate is None:
             return value
-        req, out = mapping(request), mapping(value)
+        # The compiled rules read only the fields they use: pass the objects as they are.
         use_candidate = (
             candidate is not None
             and active.candidate_mode == "canary"
-            and _bucket(active.canary_key, req, out) < active.canary
+            and _bucket(active.canary_key, mapping(request), mapping(value)) < active.canary
         )
         chosen, other = (candidate, live) if use_candidate else (live, candidate)
         meta = {"time": time.time(), "canary": use_candidate}
-        shadow = other.decide(req, out, meta).to_dict() if other is not None else None
+        shadow = other.decide(request, value, meta).to_dict() if other is not None else None
         if chosen is None:
             return Decided(value, None, value, shadow)
-        decision = chosen.decide(req, out, meta)
+        decision = chosen.decide(request, value, meta)
         if self.on_decision is not None:
             self.on_decision(decision)
-        answer = chosen.apply(out, decision) if decision.fallback or decision.set else value
+        answer = chosen.apply(mapping(value), decision) if decision.fallback or decision.set else value
         return Decided(answer, decision.to_dict(), value, shadow)
 
 

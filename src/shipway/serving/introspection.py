@@ -70,7 +70,7 @@ async def explain_endpoint(app: App, receive: Receive, send: Send, request_id: s
             envelope = None  # _parse below answers it as /predict would
         if isinstance(envelope, dict) and {"input", "expect"} <= envelope.keys() <= {"input", "expect", "fields"}:
             # Imported here: only an explain with an expectation needs the validation package.
-            from shipway.validation.explain import explain, parse_expect
+            from shipway.expect.explain import explain, parse_expect
 
             expect, fields = envelope["expect"], envelope.get("fields")
             try:
