@@ -215,3 +215,65 @@ def test_cli_apply_to_the_store_and_backtest(tmp_path: Path) -> None:
         assert "routing-2" in out.stdout and "routing-1" in out.stdout
     finally:
         server.stop()
+
+
+SUITE = """name: routing
+cases:
+  - name: cards are urgent
+    input: {text: "card_arrival 0.9"}
+    expect: {queue: urgent}
+  - name: the rest is general
+    input: {text: "age_limit 0.9"}
+    expect: {queue: general}
+"""
+
+V3 = """version: routing-3
+default: {queue: general}
+rules:
+  - name: urgent-cards
+    when: output.intent in ["card_arrival", "lost_or_stolen_card", "compromised_card"]
+    then: {queue: urgent}
+"""
+
+
+def gated_project(tmp_path: Path) -> Path:
+    import shutil
+
+    project = Path(shutil.copytree(ROUTER, tmp_path / "router", ignore=shutil.ignore_patterns("__pycache__")))
+    (project / "validation").mkdir()
+    (project / "validation" / "routing.yaml").write_text(SUITE)
+    return project
+
+
+def test_the_validation_gate_refuses_rules_that_fail_the_suites(tmp_path: Path) -> None:
+    gated_project(tmp_path)
+    server = start_server(ROUTER, tmp_path, env={"SHIPWAY_ADMIN_TOKEN": TOKEN})  # serves tmp_path/router
+    try:
+        response = httpx.post(server.url + "/admin/rules", json={"source": V2}, headers=AUTH)
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert error["type"] == "gate_failed" and "routing::the rest is general" in error["message"]
+        assert error["details"][0]["case"] == "the rest is general"
+        time.sleep(0.5)
+        assert predict(server, "age_limit 0.9")["decision"]["rules_version"] == "routing-1"  # live rules kept
+        # shadow rules answer nobody: no gate
+        assert httpx.post(server.url + "/admin/rules", json={"source": V2, "mode": "shadow"}, headers=AUTH).status_code == 200
+        response = httpx.post(server.url + "/admin/rules", json={"source": V3}, headers=AUTH)
+        assert response.status_code == 200, response.text
+        wait_for_version(server, "routing-3")
+    finally:
+        assert server.stop() == 0
+
+
+def test_cli_apply_to_the_store_is_gated_too(tmp_path: Path) -> None:
+    import os
+
+    project = gated_project(tmp_path)
+    bad = tmp_path / "v2.yaml"
+    bad.write_text(V2)
+    env = {**os.environ, "SHIPWAY_STORE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
+    cli = [sys.executable, "-m", "shipway", "rules", "apply", str(bad), "--target", str(project)]
+    out = subprocess.run(cli, capture_output=True, text=True, env=env)
+    assert out.returncode == 1 and "refused by the validation gate" in out.stderr
+    out = subprocess.run([*cli, "--no-gate"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and "applied rules version routing-2" in out.stdout

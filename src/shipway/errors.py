@@ -10,6 +10,7 @@
     │   └── PayloadError     a body that is not JSON or is too large
     ├── PredictError         user code raised inside a stage or predict (500)
     ├── OutputError          predict returned what the output schema rejects (500)
+    ├── GateFailed           a candidate model or rules failed the validation suites
     ├── PredictTimeout       predict took longer than its timeout (504)
     ├── Overloaded           the queue cannot be served within its wait (503)
     ├── RulesError           a rules file is invalid; `diagnostics` lists why
@@ -26,6 +27,7 @@ from typing import Any
 
 __all__ = [
     "ConfigError",
+    "GateFailed",
     "InputError",
     "LoadError",
     "OutputError",
@@ -103,6 +105,15 @@ class PredictError(ShipwayError):
 
 class OutputError(ShipwayError):
     """predict returned a value the output schema rejects."""
+
+
+class GateFailed(ShipwayError):
+    """A candidate (new rules or a new model) failed the validation suites it is gated on;
+    the live version keeps serving. `report` is the suites' JSON report."""
+
+    def __init__(self, message: str, report: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.report = report or {}
 
 
 class PredictTimeout(ShipwayError):

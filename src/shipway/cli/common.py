@@ -8,11 +8,12 @@ from typing import Any, NoReturn
 
 import click
 
+from shipway.core.gate import Gate
 from shipway.core.service import Service, import_service
 from shipway.core.settings import Settings, load_settings
 from shipway.errors import ShipwayError
 
-__all__ = ["fail", "load_project"]
+__all__ = ["fail", "load_project", "project_gate"]
 
 
 def load_project(target: str, flags: dict[str, Any] | None = None) -> tuple[Service, Settings]:
@@ -34,3 +35,13 @@ def load_project(target: str, flags: dict[str, Any] | None = None) -> tuple[Serv
 def fail(err: ShipwayError | str, code: int = 2) -> NoReturn:
     click.echo(f"error: {err}", err=True)
     sys.exit(code)
+
+
+def project_gate(settings: Settings) -> Gate | None:
+    """The project's validation suites as a gate on rule and model updates (None: no suites, or
+    `validation.gate = false`)."""
+    if not settings["validation.gate"]:
+        return None
+    from shipway.validation.gate import suite_gate  # the CLI composes capabilities; serving does not
+
+    return suite_gate([settings.path("validation.suites")])

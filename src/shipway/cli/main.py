@@ -10,7 +10,7 @@ from typing import Any
 import click
 import orjson
 
-from shipway.cli.common import fail, load_project
+from shipway.cli.common import fail, load_project, project_gate
 from shipway.cli.rules import rules
 from shipway.cli.validate import explain, validate
 from shipway.core.service import read_ids
@@ -54,7 +54,7 @@ def serve(target: str, **flags: Any) -> None:
             f"(POST /predict, /predict/batch, /explain; GET /health, /ready, /metrics, /openapi.json)",
             err=True,
         )
-        code = run_server(service, settings)
+        code = run_server(service, settings, project_gate(settings))
     except ShipwayError as err:
         fail(err)
     sys.exit(code)

@@ -12,10 +12,13 @@ import click
 import httpx
 import orjson
 
-from shipway.cli.common import fail, load_project
+from shipway.cli.common import fail, load_project, project_gate
+from shipway.core.service import read_ids
 from shipway.core.settings import Settings
-from shipway.errors import ShipwayError
+from shipway.errors import GateFailed, ShipwayError
 from shipway.experiments.backtest import BacktestReport, backtest
+from shipway.rules import RuleSet
+from shipway.rules.live import with_rules
 from shipway.serving.admin import TOKEN_ENV
 from shipway.serving.decisions import MODES, RulesManager, labels_from_manifest
 from shipway.store import store_from_url
@@ -37,10 +40,24 @@ def _manager(target: str) -> RulesManager:
     return _project(target)[0]
 
 
-def _project(target: str) -> tuple[RulesManager, Settings]:
+def _project(target: str, gated: bool = False) -> tuple[RulesManager, Settings]:
     service, settings = load_project(target)
-    labels = labels_from_manifest(settings.path("artifacts"))
-    return RulesManager(settings, settings["name"], service.schemas(), labels=labels), settings
+    artifacts = settings.path("artifacts")
+    manager = RulesManager(settings, settings["name"], service.schemas(), labels=labels_from_manifest(artifacts))
+    gate = project_gate(settings) if gated else None
+    if gate is not None:
+
+        def gate_rules(ruleset: RuleSet) -> None:
+            # The candidate runs beside whatever is live: here, in this process, on the project's model.
+            pipeline = service.setup(artifacts, {"service": settings["name"], **read_ids(artifacts)})
+            result = gate(with_rules(pipeline, ruleset))
+            if not result.ok:
+                raise GateFailed(
+                    f"rules {ruleset.version} refused by the validation gate: {result.summary}", result.report
+                )
+
+        manager.gate = gate_rules
+    return manager, settings
 
 
 @rules.command()
@@ -76,8 +93,21 @@ def check(file: str, target: str) -> None:
     help="With --mode canary: the field that keeps a caller in one group, e.g. input.customer_id.",
 )
 @click.option("--actor", default=None, help="Who applies it, for the history (default: $USER).")
+@click.option(
+    "--gate/--no-gate",
+    default=True,
+    show_default=True,
+    help="Without --url: refuse the rules unless the project's validation suites pass with them.",
+)
 def apply(
-    file: str, target: str, url: str | None, mode: str, canary: float | None, canary_key: str | None, actor: str | None
+    file: str,
+    target: str,
+    url: str | None,
+    mode: str,
+    canary: float | None,
+    canary_key: str | None,
+    actor: str | None,
+    gate: bool,
 ) -> None:
     """Check FILE and make it the service's rules: every worker swaps within rules.poll_s."""
     with open(file, encoding="utf-8") as fh:
@@ -89,7 +119,7 @@ def apply(
             result = _admin(url, "POST", "/admin/rules", body)
             event, warnings = result["applied"], result["warnings"]
         else:
-            applied, ruleset = _manager(target).apply(
+            applied, ruleset = _project(target, gated=gate)[0].apply(
                 source, mode=mode, canary=canary, canary_key=canary_key, actor=actor
             )
             event = {"version": applied.version, "options": applied.options}

@@ -156,6 +156,19 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0.05,
     ),
     Setting(
+        "validation.suites",
+        str,
+        "validation",
+        "The folder (or file) of validation suites that gate rule and model updates.",
+    ),
+    Setting(
+        "validation.gate",
+        bool,
+        True,
+        "Refuse new rules or a new model unless the validation suites pass against it (when suites exist).",
+        flag="--gate/--no-gate",
+    ),
+    Setting(
         "store.url",
         str,
         "sqlite:///.shipway/shipway.db",

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shipway.core.pipeline import Decided
+from shipway.core.pipeline import Decided, Pipeline
 from shipway.core.stage import Stage
 from shipway.rules.decision import Decision
 from shipway.rules.ruleset import RuleSet
 from shipway.rules.runtime import mapping, walk
 
-__all__ = ["META_SCHEMA", "Active", "LiveRules", "rules_stage"]
+__all__ = ["META_SCHEMA", "Active", "LiveRules", "rules_stage", "with_rules"]
 
 # What rules may read under `meta.`: checked at load like input and output fields.
 META_SCHEMA: dict[str, Any] = {
@@ -100,6 +100,16 @@ def rules_stage(live: LiveRules) -> Stage:
         return [decide(v, r) for v, r in zip(values, requests, strict=True)]
 
     return Stage("rules", "rules", one=live.decide, many=many)
+
+
+def with_rules(pipeline: Pipeline, ruleset: RuleSet) -> Pipeline:
+    """A copy of `pipeline` whose rules stage runs `ruleset` (a candidate, for gates and tests)."""
+    live = LiveRules()
+    live.swap(Active(live=ruleset))
+    candidate = pipeline.without("rules")
+    candidate.stages.append(rules_stage(live))
+    candidate.ids = {**pipeline.ids, "rules_version": ruleset.version}
+    return candidate
 
 
 def _bucket(key: str | None, request: Any, output: Any) -> float:

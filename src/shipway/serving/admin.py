@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from shipway.errors import PayloadError, RulesError, StoreError, StoreUnavailable
+from shipway.errors import GateFailed, PayloadError, RulesError, StoreError, StoreUnavailable
 from shipway.serving.decisions import UnknownVersion
 from shipway.serving.http import Receive, Send, read_body, send_response
 from shipway.serving.responses import error_body
@@ -95,6 +95,10 @@ async def admin(
         return await app._refuse(
             send, 422, "rules_error", error_body("rules_error", str(err), request_id, details), request_id
         )
+    except GateFailed as err:
+        failures = [r for r in err.report.get("results", []) if r.get("status") in ("failed", "error")]
+        refusal = error_body("gate_failed", str(err), request_id, failures[:20] or None)
+        return await app._refuse(send, 422, "gate_failed", refusal, request_id)
     except UnknownVersion as err:
         return await app._refuse(send, 404, "not_found", error_body("not_found", str(err), request_id), request_id)
     except StoreUnavailable as err:

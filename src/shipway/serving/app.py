@@ -21,12 +21,13 @@ from typing import Any
 
 import orjson
 
+from shipway.core.gate import Gate
 from shipway.core.pipeline import Decided, Pipeline
 from shipway.core.service import Service, read_ids
 from shipway.core.settings import Settings
-from shipway.errors import ConfigError, InputError, PayloadError, PredictError, PredictTimeout, ShipwayError
-from shipway.rules import Decision
-from shipway.rules.live import Active, rules_stage
+from shipway.errors import ConfigError, GateFailed, InputError, PayloadError, PredictError, PredictTimeout, ShipwayError
+from shipway.rules import Decision, RuleSet
+from shipway.rules.live import Active, rules_stage, with_rules
 from shipway.serving import introspection
 from shipway.serving.admin import admin
 from shipway.serving.batching import Batcher
@@ -48,8 +49,9 @@ Handler = Callable[[Receive, Send, str], Awaitable[None]]
 class App:
     """One service behind HTTP. `preload()` loads the model; ASGI lifespan does the rest."""
 
-    def __init__(self, service: Service, settings: Settings) -> None:
+    def __init__(self, service: Service, settings: Settings, gate: Gate | None = None) -> None:
         self.service = service
+        self.gate = gate
         self.settings = settings
         self.name: str = settings["name"]
         self.pipeline: Pipeline | None = None
@@ -107,6 +109,8 @@ class App:
             on_swap=self._rules_swapped,
         )
         pipeline.stages.append(rules_stage(self.rules.live))
+        if self.gate is not None:
+            self.rules.gate = self._gate_rules
         self.rules.preload()
         self.pipeline = pipeline
         if self._mode != "on":
@@ -197,6 +201,17 @@ class App:
             except Exception:
                 logger.exception("rules sync failed; the current rules keep serving")
             await asyncio.sleep(self.settings["rules.poll_s"])
+
+    def _gate_rules(self, ruleset: RuleSet) -> None:
+        """Run the gate against the live pipeline with `ruleset` as its rules; GateFailed refuses them."""
+        assert self.pipeline is not None and self.gate is not None
+        candidate = with_rules(self.pipeline, ruleset)
+        gate = self.gate
+        # On the predict thread: the model need not be thread-safe, and predictions wait briefly.
+        executor = self.batcher.executor if self.batcher is not None else None
+        result = executor.submit(gate, candidate).result() if executor is not None else gate(candidate)
+        if not result.ok:
+            raise GateFailed(f"rules {ruleset.version} refused by the validation gate: {result.summary}", result.report)
 
     def _rules_swapped(self, active: Active) -> None:
         self.ids["rules_version"] = active.versions[0]

@@ -19,7 +19,7 @@ from typing import Any
 
 from shipway.core.schema import Schema
 from shipway.core.settings import Settings
-from shipway.errors import RulesError, StoreError, StoreUnavailable
+from shipway.errors import GateFailed, RulesError, StoreError, StoreUnavailable
 from shipway.rules import Decision, RuleSet, load_rules
 from shipway.rules.live import META_SCHEMA, Active, LiveRules
 from shipway.store import RulesEvent, Store, store_from_url
@@ -62,6 +62,8 @@ class RulesManager:
         self._store_down_logged = False
         self._newest: int | None = None  # id of the newest history event applied
         self._compiled: dict[tuple[str, str], RuleSet] = {}
+        # Set by whoever can run the validation suites: raises GateFailed to refuse rules.
+        self.gate: Callable[[RuleSet], None] | None = None
 
     # -- checking --------------------------------------------------------------
 
@@ -140,7 +142,9 @@ class RulesManager:
             return
         try:
             rules = self._read_file()
-        except RulesError as err:
+            if self.gate is not None:
+                self.gate(rules)
+        except (RulesError, GateFailed) as err:
             self._file_stamp = stamp  # report a bad file once, not every poll
             logger.error("the changed rules file was refused; the current rules keep serving:\n%s", err)
             return
@@ -191,6 +195,8 @@ class RulesManager:
         if mode == "canary" and not (canary is not None and 0 < canary <= 1):
             raise RulesError(f"mode canary needs a share between 0 and 1 (the --canary flag), got {canary!r}")
         rules = self.compile(source, "applied rules")
+        if self.gate is not None and mode in ("on", "canary"):
+            self.gate(rules)  # shadow rules answer nobody, so they need no gate
         options: dict[str, Any] = {"mode": mode}
         if mode == "canary":
             options.update(canary=canary, canary_key=canary_key)

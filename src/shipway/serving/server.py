@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from gunicorn.app.base import BaseApplication
 from uvicorn_worker import UvicornWorker
 
+from shipway.core.gate import Gate
 from shipway.core.service import Service
 from shipway.core.settings import Settings
 from shipway.serving.logs import configure_logging
@@ -68,7 +69,7 @@ def _when_ready(server: Any) -> None:
     logger.info("listening", extra={"url": f"http://{host}:{port}", "workers": server.num_workers})
 
 
-def serve(service: Service, settings: Settings) -> int:
+def serve(service: Service, settings: Settings, gate: Gate | None = None) -> int:
     """Serve until SIGTERM or SIGINT; return the exit code."""
     log_config = configure_logging()
     metrics_dir = Path(tempfile.mkdtemp(prefix="shipway-metrics-"))
@@ -92,7 +93,7 @@ def serve(service: Service, settings: Settings) -> int:
         # gunicorn's control socket is one fixed path per user: two services would collide.
         "control_socket_disable": True,
     }
-    app = App(service, settings)
+    app = App(service, settings, gate)
     try:
         _Gunicorn(app, settings, options).run()
     except SystemExit as exit_:
