@@ -115,12 +115,19 @@ def apply(
     actor = actor or os.environ.get("USER")
     try:
         if url:
-            body = {"source": source, "mode": mode, "canary": canary, "canary_key": canary_key, "actor": actor}
+            body = {
+                "source": source,
+                "mode": mode,
+                "canary": canary,
+                "canary_key": canary_key,
+                "actor": actor,
+                "filename": file,
+            }
             result = _admin(url, "POST", "/admin/rules", body)
             event, warnings = result["applied"], result["warnings"]
         else:
             applied, ruleset = _project(target, gated=gate)[0].apply(
-                source, mode=mode, canary=canary, canary_key=canary_key, actor=actor
+                source, mode=mode, canary=canary, canary_key=canary_key, actor=actor, filename=file
             )
             event = {"version": applied.version, "options": applied.options}
             warnings = [str(w) for w in ruleset.warnings]
@@ -217,7 +224,7 @@ def render(report: BacktestReport) -> str:
         else "no logged predictions in the window",
     ]
     if report.skipped:
-        lines.append(f"{report.skipped} rows skipped (unreadable JSON)")
+        lines.append(f"{report.skipped} rows skipped (logged in service mode off or shadow, or unreadable)")
     if report.transitions:
         lines.append("queue changes:")
         lines += [f"  {a} -> {b}: {n}" for a, b, n in report.transitions]

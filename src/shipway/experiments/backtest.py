@@ -31,7 +31,7 @@ class BacktestReport:
     proposed_version: str
     total: int = 0
     changed: int = 0
-    skipped: int = 0  # rows whose logged JSON could not be read
+    skipped: int = 0  # rows logged in service mode off or shadow, or whose JSON could not be read
     queues: Counter[tuple[str | None, str | None]] = field(default_factory=Counter)
     review: Counter[str] = field(default_factory=Counter)  # "added", "removed"
     fallback: Counter[str] = field(default_factory=Counter)
@@ -79,6 +79,9 @@ def backtest(
     decide_old = current.decide if current is not None else None
     empty = Decision()
     for record in records:
+        if record.decision is not None and b'"answer":"default"' in record.decision:
+            report.skipped += 1  # logged in service mode off or shadow: not the answer the rules saw
+            continue
         try:
             request, output = loads(record.inputs), loads(record.outputs)
         except orjson.JSONDecodeError:
@@ -123,7 +126,7 @@ def _brief(decision: Decision) -> dict[str, Any]:
     return {
         "queue": decision.queue,
         "review": decision.review,
-        "reason": decision.review_reason,
+        "review_reason": decision.review_reason,
         "fallback": decision.fallback,
         "set": decision.set,
         "fired": decision.fired,

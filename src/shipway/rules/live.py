@@ -65,9 +65,10 @@ class LiveRules:
     def swap(self, active: Active) -> None:
         self.active = active
 
-    def decide(self, value: Any, request: Any) -> Any:
-        """Apply the rules to one output: a `Decided`, or the output as it is without rules."""
-        active = self.active
+    def decide(self, value: Any, request: Any, active: Active | None = None) -> Any:
+        """Apply the rules to one output: a `Decided`, or the output as it is without rules.
+        `active` pins the rules (a batch passes the ones it read once, so it never sees a mix)."""
+        active = active or self.active
         live, candidate = active.live, active.candidate
         if live is None and candidate is None:
             return value
@@ -97,7 +98,7 @@ def rules_stage(live: LiveRules) -> Stage:
         if active.live is None and active.candidate is None:
             return values
         decide = live.decide
-        return [decide(v, r) for v, r in zip(values, requests, strict=True)]
+        return [decide(v, r, active) for v, r in zip(values, requests, strict=True)]
 
     return Stage("rules", "rules", one=live.decide, many=many)
 

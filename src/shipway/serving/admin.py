@@ -62,7 +62,7 @@ async def admin(
         )
     try:
         if action == "history":
-            history = await asyncio.to_thread(app.rules.history)
+            history = await asyncio.to_thread(app.rules.history, 200)
             active = app.rules.live.active
             body: dict[str, Any] = {
                 "live": active.versions[0],
@@ -79,14 +79,15 @@ async def admin(
             event, ruleset = await asyncio.to_thread(
                 app.rules.apply,
                 source,
-                mode=str(request.get("mode", "on")),
-                canary=request.get("canary"),
-                canary_key=request.get("canary_key"),
-                actor=request.get("actor"),
+                mode=_text(request, "mode") or "on",
+                canary=_number(request, "canary"),
+                canary_key=_text(request, "canary_key"),
+                actor=_text(request, "actor"),
+                filename=_text(request, "filename"),
             )
             body = {"applied": event_json(event), "warnings": [str(w) for w in ruleset.warnings]}
         else:
-            event = await asyncio.to_thread(app.rules.rollback, request.get("version"), request.get("actor"))
+            event = await asyncio.to_thread(app.rules.rollback, _text(request, "version"), _text(request, "actor"))
             body = {"applied": event_json(event), "warnings": []}
     except RulesError as err:
         details = [
@@ -129,3 +130,19 @@ def _json_object(body: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise PayloadError(f"the body must be a JSON object, not {type(data).__name__}")
     return data
+
+
+def _text(request: dict[str, Any], key: str) -> str | None:
+    value = request.get(key)
+    if value is not None and not isinstance(value, str):
+        raise PayloadError(f"{key!r} must be a string, not {type(value).__name__} {value!r}")
+    return value
+
+
+def _number(request: dict[str, Any], key: str) -> float | None:
+    value = request.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PayloadError(f"{key!r} must be a number between 0 and 1, not {value!r}")
+    return float(value)

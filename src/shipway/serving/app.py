@@ -112,6 +112,7 @@ class App:
         if self.gate is not None:
             self.rules.gate = self._gate_rules
         self.rules.preload()
+        pipeline.ids["rules_version"] = self.ids["rules_version"]
         self.pipeline = pipeline
         if self._mode != "on":
             if not self.service.has_default:
@@ -215,6 +216,8 @@ class App:
 
     def _rules_swapped(self, active: Active) -> None:
         self.ids["rules_version"] = active.versions[0]
+        if self.pipeline is not None:
+            self.pipeline.ids["rules_version"] = active.versions[0]  # traces carry it too
 
     def _count_decision(self, decision: Decision) -> None:
         if self.metrics is not None:

@@ -188,13 +188,14 @@ class RulesManager:
         canary: float | None = None,
         canary_key: str | None = None,
         actor: str | None = None,
+        filename: str | None = None,
     ) -> tuple[RulesEvent, RuleSet]:
         """Check, record and swap in new rules; RulesError leaves everything as it was."""
         if mode not in MODES:
             raise RulesError(f"mode {mode!r} is not one of {', '.join(MODES)}")
         if mode == "canary" and not (canary is not None and 0 < canary <= 1):
             raise RulesError(f"mode canary needs a share between 0 and 1 (the --canary flag), got {canary!r}")
-        rules = self.compile(source, "applied rules")
+        rules = self.compile(source, filename or "applied rules")
         if self.gate is not None and mode in ("on", "canary"):
             self.gate(rules)  # shadow rules answer nobody, so they need no gate
         options: dict[str, Any] = {"mode": mode}
