@@ -284,3 +284,18 @@ def test_iter_predictions_streams_in_order(store_url: str) -> None:
         window = [r.request_id for r in store.iter_predictions(since=1005.0, until=1010.0, chunk=2)]
         assert window == [f"req-{i}" for i in range(5, 10)]
         assert list(store.iter_predictions(service="nobody")) == []
+
+
+def test_model_history(store_url: str) -> None:
+    with open_store(store_url) as store:
+        assert store.model_history("svc") == []
+        store.record_model("svc", "m1", "/models/m1", actor="ana")
+        store.record_model("other", "x", "/models/x")
+        store.record_model("svc", "m2", "/models/m2")
+        history = store.model_history("svc")
+        assert [(e.version, e.source, e.action) for e in history] == [
+            ("m2", "/models/m2", "deploy"),
+            ("m1", "/models/m1", "deploy"),
+        ]
+        assert history[1].actor == "ana"
+        assert store.rules_history("svc") == []  # separate histories

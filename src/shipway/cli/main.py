@@ -11,6 +11,7 @@ import click
 import orjson
 
 from shipway.cli.common import fail, load_project, project_gate
+from shipway.cli.deploy import deploy
 from shipway.cli.rules import rules
 from shipway.cli.validate import explain, validate
 from shipway.core.service import read_ids
@@ -99,4 +100,5 @@ def settings(markdown: bool) -> None:
 
 main.add_command(validate)
 main.add_command(rules)
+main.add_command(deploy)
 main.add_command(explain)

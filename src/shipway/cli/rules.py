@@ -123,7 +123,7 @@ def apply(
                 "actor": actor,
                 "filename": file,
             }
-            result = _admin(url, "POST", "/admin/rules", body)
+            result = admin_request(url, "POST", "/admin/rules", body)
             event, warnings = result["applied"], result["warnings"]
         else:
             applied, ruleset = _project(target, gated=gate)[0].apply(
@@ -148,7 +148,7 @@ def rollback(version: str | None, target: str, url: str | None, actor: str | Non
     actor = actor or os.environ.get("USER")
     try:
         if url:
-            event = _admin(url, "POST", "/admin/rules/rollback", {"version": version, "actor": actor})["applied"]
+            event = admin_request(url, "POST", "/admin/rules/rollback", {"version": version, "actor": actor})["applied"]
             version = event["version"]
         else:
             version = _manager(target).rollback(version, actor).version
@@ -165,7 +165,7 @@ def history(target: str, url: str | None, limit: int) -> None:
     """List the service's rules history, newest first."""
     try:
         if url:
-            events = _admin(url, "GET", "/admin/rules", None)["history"][:limit]
+            events = admin_request(url, "GET", "/admin/rules", None)["history"][:limit]
         else:
             events = [
                 {
@@ -257,7 +257,7 @@ def parse_when(text: str) -> float:
         raise click.BadParameter(f"{text!r}: use 7d, 24h, 30m, 90s or a date such as 2026-11-01") from None
 
 
-def _admin(url: str, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+def admin_request(url: str, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
     token = os.environ.get(TOKEN_ENV)
     if not token:
         fail(f"set {TOKEN_ENV} to the service's admin token to act on {url}", code=1)

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from shipway.errors import GateFailed, PayloadError, RulesError, StoreError, StoreUnavailable
+from shipway.errors import GateFailed, LoadError, PayloadError, RulesError, StoreError, StoreUnavailable
 from shipway.serving.decisions import UnknownVersion
 from shipway.serving.http import Receive, Send, read_body, send_response
 from shipway.serving.responses import error_body
-from shipway.store import RulesEvent
+from shipway.store import RulesEvent, store_from_url
 
 if TYPE_CHECKING:
     from shipway.serving.app import App
@@ -71,6 +71,10 @@ async def admin(
                 "history": [event_json(e) for e in history],
             }
             return await send_response(send, 200, orjson.dumps(body), request_id)
+        if action == "model_history":
+            models = await asyncio.to_thread(_model_history, app)
+            body = {"model": dict(app.ids), "history": [{**event_json(e), "artifacts": e.source} for e in models]}
+            return await send_response(send, 200, orjson.dumps(body), request_id)
         request = _json_object(await read_body(receive, app._max_body))
         if action == "apply":
             source = request.get("source")
@@ -86,6 +90,18 @@ async def admin(
                 filename=_text(request, "filename"),
             )
             body = {"applied": event_json(event), "warnings": [str(w) for w in ruleset.warnings]}
+        elif action == "deploy":
+            artifacts = _text(request, "artifacts")
+            if not artifacts:
+                raise PayloadError('POST /admin/model takes {"artifacts": "<folder train.py wrote>"}')
+            executor = app.batcher.executor if app.batcher is not None else None
+
+            def on_predict_thread(fn: Any, arg: Any) -> Any:
+                # The gate runs the candidate beside the live model, on the one predict thread.
+                return executor.submit(fn, arg).result() if executor is not None else fn(arg)
+
+            event = await asyncio.to_thread(app.models.deploy, artifacts, _text(request, "actor"), on_predict_thread)
+            body = {"applied": {**event_json(event), "artifacts": event.source}, "warnings": []}
         else:
             event = await asyncio.to_thread(app.rules.rollback, _text(request, "version"), _text(request, "actor"))
             body = {"applied": event_json(event), "warnings": []}
@@ -100,6 +116,9 @@ async def admin(
         failures = [r for r in err.report.get("results", []) if r.get("status") in ("failed", "error")]
         refusal = error_body("gate_failed", str(err), request_id, failures[:20] or None)
         return await app._refuse(send, 422, "gate_failed", refusal, request_id)
+    except LoadError as err:
+        refusal = error_body("load_error", str(err), request_id)
+        return await app._refuse(send, 422, "load_error", refusal, request_id)
     except UnknownVersion as err:
         return await app._refuse(send, 404, "not_found", error_body("not_found", str(err), request_id), request_id)
     except StoreUnavailable as err:
@@ -146,3 +165,12 @@ def _number(request: dict[str, Any], key: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise PayloadError(f"{key!r} must be a number between 0 and 1, not {value!r}")
     return float(value)
+
+
+def _model_history(app: App) -> list[RulesEvent]:
+    store = store_from_url(app.settings["store.url"], app.settings.root)
+    store.open()
+    try:
+        return store.model_history(app.name, limit=50)
+    finally:
+        store.close()

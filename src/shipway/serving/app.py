@@ -16,6 +16,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
+from pathlib import Path
 from time import perf_counter
 from typing import Any
 
@@ -35,6 +36,7 @@ from shipway.serving.decisions import RulesManager, labels_from_manifest
 from shipway.serving.http import Receive, Scope, Send, read_body, request_headers, send_response, too_large
 from shipway.serving.logs import request_id_var
 from shipway.serving.metrics import Metrics
+from shipway.serving.models import ModelManager
 from shipway.serving.responses import error_body, error_for
 from shipway.store.prediction_log import PredictionLog
 from shipway.store.records import PredictionRecord
@@ -56,6 +58,7 @@ class App:
         self.name: str = settings["name"]
         self.pipeline: Pipeline | None = None
         self.rules: RulesManager | None = None
+        self.models = ModelManager(self)
         self.ids: dict[str, str | None] = {}
         self.ready = False
         self.stuck = False
@@ -85,6 +88,8 @@ class App:
             ("/admin/rules", "GET"): "history",
             ("/admin/rules", "POST"): "apply",
             ("/admin/rules/rollback", "POST"): "rollback",
+            ("/admin/model", "GET"): "model_history",
+            ("/admin/model", "POST"): "deploy",
         }
 
     # -- lifecycle -------------------------------------------------------------
@@ -94,6 +99,10 @@ class App:
         if self.pipeline is not None:
             return
         artifacts = self.settings.path("artifacts")
+        deployed = self.models.newest()  # a restart serves the newest deployed model
+        if deployed is not None and Path(deployed.source).is_dir():
+            artifacts = Path(deployed.source)
+            self.models.applied = deployed.id
         self.ids = {
             "service": self.name,
             **read_ids(artifacts, self.settings["version"] or None),
@@ -201,6 +210,10 @@ class App:
                 await asyncio.to_thread(self.rules.sync)
             except Exception:
                 logger.exception("rules sync failed; the current rules keep serving")
+            try:
+                await asyncio.to_thread(self.models.sync)
+            except Exception:
+                logger.exception("model sync failed; the current model keeps serving")
             await asyncio.sleep(self.settings["rules.poll_s"])
 
     def _gate_rules(self, ruleset: RuleSet) -> None:

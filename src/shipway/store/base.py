@@ -120,31 +120,44 @@ class Store(abc.ABC):
         if action not in ("apply", "rollback"):
             raise StoreError(f"rules action must be 'apply' or 'rollback', not {action!r}")
         event = RulesEvent(0, service, version, action, time.time(), actor, dict(options or {}), source)
-        event.id = self._insert_rules_event(event)
+        event.id = self._insert_event("rules_history", event)
         return event
 
     def rules_history(self, service: str, limit: int | None = None) -> list[RulesEvent]:
         """The service's rules events, newest first."""
         check_limit(limit)
-        return self._select_rules_events(service, None, limit)
+        return self._select_events("rules_history", service, None, limit)
 
     def active_rules(self, service: str) -> RulesEvent | None:
         """The newest rules event of the service, or None if it never had rules."""
-        events = self._select_rules_events(service, None, 1)
+        events = self._select_events("rules_history", service, None, 1)
         return events[0] if events else None
 
     def rules_version(self, service: str, version: str) -> RulesEvent | None:
         """The newest event that carried `version`: its source, to roll back to."""
-        events = self._select_rules_events(service, version, 1)
+        events = self._select_events("rules_history", service, version, 1)
         return events[0] if events else None
 
-    @abc.abstractmethod
-    def _insert_rules_event(self, event: RulesEvent) -> int:
-        """Insert the event; return its id."""
+    # -- model history: each event names an artifacts folder a service was moved to --
+
+    def record_model(self, service: str, version: str, artifacts: str, *, actor: str | None = None) -> RulesEvent:
+        """Append a model deployment (its version and artifacts folder) to the service's history."""
+        event = RulesEvent(0, service, version, "deploy", time.time(), actor, {}, artifacts)
+        event.id = self._insert_event("model_history", event)
+        return event
+
+    def model_history(self, service: str, limit: int | None = None) -> list[RulesEvent]:
+        """The service's model deployments, newest first (`source` is the artifacts folder)."""
+        check_limit(limit)
+        return self._select_events("model_history", service, None, limit)
 
     @abc.abstractmethod
-    def _select_rules_events(self, service: str, version: str | None, limit: int | None) -> list[RulesEvent]:
-        """Events of a service (and version), newest first."""
+    def _insert_event(self, table: str, event: RulesEvent) -> int:
+        """Insert the event into a history table; return its id."""
+
+    @abc.abstractmethod
+    def _select_events(self, table: str, service: str, version: str | None, limit: int | None) -> list[RulesEvent]:
+        """Events of a service (and version) from a history table, newest first."""
 
     def __enter__(self) -> Store:
         self.open()

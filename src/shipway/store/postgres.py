@@ -73,6 +73,22 @@ _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
             "CREATE INDEX rules_history_service ON rules_history (service, id)",
         ),
     ),
+    (
+        3,
+        (
+            """CREATE TABLE model_history (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                service TEXT NOT NULL,
+                version TEXT NOT NULL,
+                action TEXT NOT NULL,
+                ts DOUBLE PRECISION NOT NULL,
+                actor TEXT,
+                options JSONB NOT NULL,
+                source TEXT NOT NULL
+            )""",
+            "CREATE INDEX model_history_service ON model_history (service, id)",
+        ),
+    ),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
@@ -228,9 +244,9 @@ class PostgresStore(Store):
         rows = self._query(f"SELECT COUNT(*) FROM predictions{where}", params)
         return int(rows[0][0])
 
-    def _insert_rules_event(self, event: RulesEvent) -> int:
+    def _insert_event(self, table: str, event: RulesEvent) -> int:
         sql = (
-            f"INSERT INTO rules_history ({RULES_COLUMNS.removeprefix('id, ')}) "
+            f"INSERT INTO {table} ({RULES_COLUMNS.removeprefix('id, ')}) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id"
         )
         params = (
@@ -252,8 +268,8 @@ class PostgresStore(Store):
                 raise self._error(exc, "write to") from exc
         return int(row[0]) if row else 0
 
-    def _select_rules_events(self, service: str, version: str | None, limit: int | None) -> list[RulesEvent]:
-        sql = f"SELECT {RULES_COLUMNS} FROM rules_history WHERE service = %s"
+    def _select_events(self, table: str, service: str, version: str | None, limit: int | None) -> list[RulesEvent]:
+        sql = f"SELECT {RULES_COLUMNS} FROM {table} WHERE service = %s"
         params: list[Any] = [service]
         if version is not None:
             sql += " AND version = %s"

@@ -89,6 +89,22 @@ _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
             "CREATE INDEX rules_history_service ON rules_history (service, id)",
         ),
     ),
+    (
+        3,
+        (
+            """CREATE TABLE model_history (
+                id INTEGER PRIMARY KEY,
+                service TEXT NOT NULL,
+                version TEXT NOT NULL,
+                action TEXT NOT NULL,
+                ts REAL NOT NULL,
+                actor TEXT,
+                options TEXT NOT NULL,
+                source TEXT NOT NULL
+            )""",
+            "CREATE INDEX model_history_service ON model_history (service, id)",
+        ),
+    ),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
@@ -252,8 +268,8 @@ class SQLiteStore(Store):
                 self._contexts.clear()  # a rolled-back transaction may have added one
                 raise self._error(exc, "write to") from exc
 
-    def _insert_rules_event(self, event: RulesEvent) -> int:
-        sql = f"INSERT INTO rules_history ({RULES_COLUMNS.removeprefix('id, ')}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    def _insert_event(self, table: str, event: RulesEvent) -> int:
+        sql = f"INSERT INTO {table} ({RULES_COLUMNS.removeprefix('id, ')}) VALUES (?, ?, ?, ?, ?, ?, ?)"
         params = (
             event.service,
             event.version,
@@ -271,8 +287,8 @@ class SQLiteStore(Store):
             except sqlite3.Error as exc:
                 raise self._error(exc, "write to") from exc
 
-    def _select_rules_events(self, service: str, version: str | None, limit: int | None) -> list[RulesEvent]:
-        sql = f"SELECT {RULES_COLUMNS} FROM rules_history WHERE service = ?"
+    def _select_events(self, table: str, service: str, version: str | None, limit: int | None) -> list[RulesEvent]:
+        sql = f"SELECT {RULES_COLUMNS} FROM {table} WHERE service = ?"
         params: list[Any] = [service]
         if version is not None:
             sql += " AND version = ?"

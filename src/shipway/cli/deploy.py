@@ -1,0 +1,63 @@
+"""`shipway deploy`: move a running service to new model artifacts, gated on its suites."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from shipway.cli.common import fail, load_project, project_gate
+from shipway.cli.rules import TARGET_HELP, URL_HELP, admin_request
+from shipway.core.service import read_ids
+from shipway.errors import GateFailed, LoadError, ShipwayError
+from shipway.store import store_from_url
+
+__all__ = ["deploy"]
+
+
+@click.command()
+@click.argument("artifacts", type=click.Path(file_okay=False))
+@click.option("--target", default=".", help=TARGET_HELP)
+@click.option("--url", default=None, help=URL_HELP)
+@click.option("--actor", default=None, help="Who deploys, for the history (default: $USER).")
+@click.option(
+    "--gate/--no-gate",
+    default=True,
+    show_default=True,
+    help="Without --url: refuse the model unless the project's validation suites pass with it.",
+)
+def deploy(artifacts: str, target: str, url: str | None, actor: str | None, gate: bool) -> None:
+    """Serve the model in ARTIFACTS (a folder train.py wrote): it is loaded beside the live model,
+    checked against the validation suites, and only then swapped in by every worker."""
+    actor = actor or os.environ.get("USER")
+    try:
+        if url:
+            # The service resolves the folder itself: give it an absolute path.
+            body = {"artifacts": str(Path(artifacts).resolve()), "actor": actor}
+            event = admin_request(url, "POST", "/admin/model", body)["applied"]
+        else:
+            event = _deploy_to_store(Path(artifacts).resolve(), target, actor, gate)
+    except ShipwayError as err:
+        fail(err, code=1)
+    click.echo(f"deployed model {event['version']} from {event['artifacts']}")
+
+
+def _deploy_to_store(artifacts: Path, target: str, actor: str | None, gated: bool) -> dict[str, str]:
+    service, settings = load_project(target)
+    if not artifacts.is_dir():
+        raise LoadError(f"the artifacts folder {artifacts} does not exist; pass a folder that train.py wrote")
+    ids = {"service": settings["name"], **read_ids(artifacts), "rules_version": None}
+    gate = project_gate(settings) if gated else None
+    if gate is not None:
+        # The candidate loads here, beside whatever is live; nothing is recorded unless it passes.
+        result = gate(service.setup(artifacts, ids))
+        if not result.ok:
+            raise GateFailed(f"model {ids['model_version']} refused by the validation gate: {result.summary}")
+    store = store_from_url(settings["store.url"], settings.root)
+    store.open()
+    try:
+        event = store.record_model(settings["name"], ids["model_version"] or "", str(artifacts), actor=actor)
+    finally:
+        store.close()
+    return {"version": event.version, "artifacts": event.source}

@@ -1,0 +1,81 @@
+"""Model updates on a running service: loaded beside the live model, gated on the suites,
+swapped by every worker, and kept across a restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from conftest import SERVICES, Server, start_server
+
+TOKEN = "deploy-token"
+AUTH = {"authorization": f"Bearer {TOKEN}"}
+
+
+def artifacts(tmp_path: Path, scale: int) -> Path:
+    folder = tmp_path / f"artifacts-{scale}"
+    folder.mkdir()
+    (folder / "scale.txt").write_text(str(scale))
+    (folder / "manifest.json").write_text(json.dumps({"version": f"scale-{scale}", "run_id": f"run-{scale}"}))
+    return folder
+
+
+def y_of(server: Server, x: float = 2.0) -> float:
+    return float(httpx.post(server.url + "/predict", json={"x": x}).json()["y"])
+
+
+def test_deploy_is_gated_swapped_everywhere_and_survives_a_restart(tmp_path: Path) -> None:
+    env = {"SHIPWAY_ADMIN_TOKEN": TOKEN}
+    server = start_server(SERVICES / "scaled", tmp_path, "--workers", "2", env=env)
+    try:
+        assert y_of(server) == 4.0
+        # scale 1 makes "six is big" fail: refused, the live model keeps serving
+        response = httpx.post(server.url + "/admin/model", json={"artifacts": str(artifacts(tmp_path, 1))}, headers=AUTH)
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert error["type"] == "gate_failed" and "scale::six is big" in error["message"]
+        assert {y_of(server) for _ in range(10)} == {4.0}
+        response = httpx.post(server.url + "/admin/model", json={"artifacts": str(tmp_path / "nope")}, headers=AUTH)
+        assert response.status_code == 422 and response.json()["error"]["type"] == "load_error"
+        # scale 3 passes: every worker moves to it
+        response = httpx.post(server.url + "/admin/model", json={"artifacts": str(artifacts(tmp_path, 3)), "actor": "ana"}, headers=AUTH)
+        assert response.status_code == 200, response.text
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and {y_of(server) for _ in range(10)} != {6.0}:
+            time.sleep(0.1)
+        assert {y_of(server) for _ in range(20)} == {6.0}
+        ready = httpx.get(server.url + "/ready").json()
+        assert ready["ids"]["model_version"] == "scale-3" and ready["ids"]["run_id"] == "run-3"
+        history = httpx.get(server.url + "/admin/model", headers=AUTH).json()["history"]
+        assert [e["version"] for e in history] == ["scale-3"] and history[0]["actor"] == "ana"
+    finally:
+        assert server.stop() == 0
+    again = start_server(SERVICES / "scaled", tmp_path, env=env)  # same project and store
+    try:
+        assert y_of(again) == 6.0
+    finally:
+        again.stop()
+
+
+def test_cli_deploy_to_the_store_is_gated(tmp_path: Path) -> None:
+    project = tmp_path / "scaled"
+    import shutil
+
+    shutil.copytree(SERVICES / "scaled", project, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "SHIPWAY_STORE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
+    cli = [sys.executable, "-m", "shipway", "deploy"]
+    out = subprocess.run([*cli, str(artifacts(tmp_path, 1)), "--target", str(project)], capture_output=True, text=True, env=env)
+    assert out.returncode == 1 and "refused by the validation gate" in out.stderr
+    out = subprocess.run([*cli, str(artifacts(tmp_path, 5)), "--target", str(project)], capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and "deployed model scale-5" in out.stdout
+    server = start_server(project, tmp_path, store_url=env["SHIPWAY_STORE_URL"])
+    try:
+        assert y_of(server) == 10.0  # the deployed model, not the project's artifacts folder
+    finally:
+        server.stop()
