@@ -58,6 +58,7 @@ class App:
         self.name: str = settings["name"]
         self.pipeline: Pipeline | None = None
         self.rules: RulesManager | None = None
+        self.in_flight = 0  # published to the metrics once a second
         self.models = ModelManager(self)
         self.ids: dict[str, str | None] = {}
         self.ready = False
@@ -192,6 +193,7 @@ class App:
         limit = 2 * self._timeout + 5
         while True:
             await asyncio.sleep(1.0)
+            self.metrics.flush(self.in_flight)
             if self.log is not None:
                 self.metrics.prediction_log(self.log.stats)
             since = self.batcher.running_since
@@ -334,7 +336,7 @@ class App:
         started = perf_counter()
         metrics = self.metrics
         assert metrics is not None and self.pipeline is not None and self.batcher is not None
-        metrics.in_flight_child.inc()
+        self.in_flight += 1
         output: Any = None
         try:
             body = await read_body(receive, self._max_body)
@@ -348,7 +350,7 @@ class App:
             await self._fail(send, err, request_id, "predict", started)
             return
         finally:
-            metrics.in_flight_child.dec()
+            self.in_flight -= 1
         await send_response(send, 200, out, request_id)
         seconds = perf_counter() - started
         metrics.request("predict", 200, seconds)
@@ -361,7 +363,7 @@ class App:
         started = perf_counter()
         metrics = self.metrics
         assert metrics is not None and self.pipeline is not None and self.batcher is not None
-        metrics.in_flight_child.inc()
+        self.in_flight += 1
         futures: list[asyncio.Future[Any]] = []
         try:
             items = self._parse_items(await read_body(receive, self._max_body))
@@ -381,7 +383,7 @@ class App:
             await self._fail(send, err, request_id, "batch", started)
             return
         finally:
-            metrics.in_flight_child.dec()
+            self.in_flight -= 1
         await send_response(send, 200, b'{"items":[' + b",".join(rendered) + b"]}", request_id)
         seconds = perf_counter() - started
         metrics.request("batch", 200, seconds)

@@ -36,6 +36,7 @@ async def ready(app: App, receive: Receive, send: Send, request_id: str) -> None
 
 async def metrics(app: App, receive: Receive, send: Send, request_id: str) -> None:
     assert app.metrics is not None
+    app.metrics.flush(app.in_flight)  # this worker's tallies, fresh; the others' within 1 s
     if app.log is not None:
         app.metrics.prediction_log(app.log.stats)  # this worker's, fresh; the others' within 1 s
     body = app.metrics.render()

@@ -8,6 +8,7 @@ values. In-process (tests, one worker) each App has its own registry.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -90,6 +91,8 @@ class Metrics:
         )
         self.service = service
         self._hits: dict[tuple[str, str], Any] = {}
+        self._pending: dict[tuple[str | None, str | None], int] = {}
+        self._lock = threading.Lock()
         self._queues: dict[str | None, Any] = {}
         self._requests: dict[tuple[str, int], Any] = {}
         self._latency = {e: self.latency.labels(service, e) for e in ("predict", "batch", "explain")}
@@ -123,16 +126,30 @@ class Metrics:
             observe(wait)
 
     def decision(self, queue: str | None, fired: list[str], rules_version: str) -> None:
-        """Count one rules decision (called from the predict thread; the counters are thread-safe)."""
-        child = self._queues.get(queue)
-        if child is None:
-            child = self._queues[queue] = self.decisions.labels(self.service, queue or "none")
-        child.inc()
-        for rule in fired:
-            hit = self._hits.get((rule, rules_version))
-            if hit is None:
-                hit = self._hits[(rule, rules_version)] = self.rule_hits.labels(self.service, rule, rules_version)
-            hit.inc()
+        """Count one rules decision. Called per item on the predict thread, so it only adds to a
+        local tally; `flush()` moves the tally into the shared counters once a second (each
+        shared-counter update takes a lock and writes a memory-mapped file)."""
+        with self._lock:  # uncontended but for the flush: the tally must not be swapped mid-update
+            pending = self._pending
+            pending[(None, queue)] = pending.get((None, queue), 0) + 1
+            for rule in fired:
+                pending[(rule, rules_version)] = pending.get((rule, rules_version), 0) + 1
+
+    def flush(self, in_flight: int) -> None:
+        """Publish the tallies kept off the hot path (from the event loop, once a second)."""
+        self.in_flight_child.set(in_flight)
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for (rule, label), n in pending.items():
+            if rule is None:
+                child = self._queues.get(label)
+                if child is None:
+                    child = self._queues[label] = self.decisions.labels(self.service, label or "none")
+            else:
+                child = self._hits.get((rule, label or ""))
+                if child is None:
+                    child = self._hits[(rule, label or "")] = self.rule_hits.labels(self.service, rule, label or "")
+            child.inc(n)
 
     def prediction_log(self, stats: dict[str, Any]) -> None:
         for state in (
