@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Iterator, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from shipway.errors import StoreError
@@ -49,6 +49,9 @@ class Store(abc.ABC):
     context manager to open and close it.
     """
 
+    placeholder: ClassVar[str] = "?"  # the driver's parameter marker
+    select_sql: ClassVar[str]  # SELECT of COLUMNS, as the backend needs to cast them
+
     #: The URL with any password masked, for messages and logs.
     url: str
 
@@ -77,7 +80,6 @@ class Store(abc.ABC):
         spool the batch and retry; StoreError when the store refuses the data.
         """
 
-    @abc.abstractmethod
     def read_predictions(
         self,
         *,
@@ -87,6 +89,13 @@ class Store(abc.ABC):
         limit: int | None = None,
     ) -> list[PredictionRecord]:
         """Records with `since <= ts < until`, oldest first, at most `limit`."""
+        check_limit(limit)
+        where, params = where_clause(service, since, until, self.placeholder)
+        sql = f"{self.select_sql} FROM predictions{where} ORDER BY ts, id"
+        if limit is not None:
+            sql += f" LIMIT {self.placeholder}"
+            params.append(limit)
+        return [record_from_row(row) for row in self._query(sql, params)]
 
     @abc.abstractmethod
     def iter_predictions(
@@ -100,9 +109,11 @@ class Store(abc.ABC):
         """Records with `since <= ts < until`, oldest first, streamed `chunk` rows at a time
         (for backtests and replays over millions of rows)."""
 
-    @abc.abstractmethod
     def count_predictions(self, service: str | None = None) -> int:
         """How many records are stored, for one service or all."""
+        where, params = where_clause(service, None, None, self.placeholder)
+        rows = self._query(f"SELECT COUNT(*) FROM predictions{where}", params)
+        return int(rows[0][0])
 
     # -- rules history: append-only; the newest event names the active rules --
 
@@ -155,9 +166,23 @@ class Store(abc.ABC):
     def _insert_event(self, table: str, event: RulesEvent) -> int:
         """Insert the event into a history table; return its id."""
 
-    @abc.abstractmethod
     def _select_events(self, table: str, service: str, version: str | None, limit: int | None) -> list[RulesEvent]:
         """Events of a service (and version) from a history table, newest first."""
+        ph = self.placeholder
+        sql = f"SELECT {RULES_COLUMNS} FROM {table} WHERE service = {ph}"
+        params: list[Any] = [service]
+        if version is not None:
+            sql += f" AND version = {ph}"
+            params.append(version)
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += f" LIMIT {ph}"
+            params.append(limit)
+        return [rules_event_from_row(row) for row in self._query(sql, params)]
+
+    @abc.abstractmethod
+    def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """Run a read query; StoreUnavailable or StoreError on failure."""
 
     def __enter__(self) -> Store:
         self.open()

@@ -17,10 +17,8 @@ from shipway.store.base import (
     COLUMNS,
     RULES_COLUMNS,
     Store,
-    check_limit,
     check_schema_version,
     record_from_row,
-    rules_event_from_row,
     safe_url,
     where_clause,
 )
@@ -30,6 +28,15 @@ __all__ = ["PostgresStore"]
 
 SCHEMES = ("postgresql", "postgres")
 URL_EXAMPLE = "postgresql://user:password@db.example.com:5432/shipway"
+
+
+def _history_table(name: str) -> str:
+    """The rules and model histories share one shape: an append-only event log per service."""
+    return (
+        f"CREATE TABLE {name} (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, service TEXT NOT NULL, version TEXT NOT NULL, "
+        f"action TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL, actor TEXT, options JSONB NOT NULL, source TEXT NOT NULL)"
+    )
+
 
 # Each entry brings the schema from the previous version to this one; append only.
 _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
@@ -60,32 +67,14 @@ _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
         2,
         (
             "ALTER TABLE predictions ADD COLUMN decision JSONB, ADD COLUMN shadow JSONB",
-            """CREATE TABLE rules_history (
-                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                service TEXT NOT NULL,
-                version TEXT NOT NULL,
-                action TEXT NOT NULL,
-                ts DOUBLE PRECISION NOT NULL,
-                actor TEXT,
-                options JSONB NOT NULL,
-                source TEXT NOT NULL
-            )""",
+            _history_table("rules_history"),
             "CREATE INDEX rules_history_service ON rules_history (service, id)",
         ),
     ),
     (
         3,
         (
-            """CREATE TABLE model_history (
-                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                service TEXT NOT NULL,
-                version TEXT NOT NULL,
-                action TEXT NOT NULL,
-                ts DOUBLE PRECISION NOT NULL,
-                actor TEXT,
-                options JSONB NOT NULL,
-                source TEXT NOT NULL
-            )""",
+            _history_table("model_history"),
             "CREATE INDEX model_history_service ON model_history (service, id)",
         ),
     ),
@@ -138,6 +127,9 @@ class PostgresStore(Store):
     next call connects again. `options=-csearch_path=...` in the URL selects a
     schema other than `public`.
     """
+
+    placeholder = "%s"
+    select_sql = _SELECT
 
     def __init__(self, url: str) -> None:
         self.url = safe_url(url)
@@ -201,22 +193,6 @@ class PostgresStore(Store):
             except psycopg.Error as exc:
                 raise self._error(exc, "write to") from exc
 
-    def read_predictions(
-        self,
-        *,
-        service: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        limit: int | None = None,
-    ) -> list[PredictionRecord]:
-        check_limit(limit)
-        where, params = where_clause(service, since, until, "%s")
-        sql = f"{_SELECT} FROM predictions{where} ORDER BY ts, id"
-        if limit is not None:
-            sql += " LIMIT %s"
-            params.append(limit)
-        return [record_from_row(row) for row in self._query(sql, params)]
-
     def iter_predictions(
         self,
         *,
@@ -238,11 +214,6 @@ class PostgresStore(Store):
             raise self._error(exc, "read from") from exc
         finally:
             conn.close()
-
-    def count_predictions(self, service: str | None = None) -> int:
-        where, params = where_clause(service, None, None, "%s")
-        rows = self._query(f"SELECT COUNT(*) FROM predictions{where}", params)
-        return int(rows[0][0])
 
     def _insert_event(self, table: str, event: RulesEvent) -> int:
         sql = (
@@ -267,18 +238,6 @@ class PostgresStore(Store):
             except psycopg.Error as exc:
                 raise self._error(exc, "write to") from exc
         return int(row[0]) if row else 0
-
-    def _select_events(self, table: str, service: str, version: str | None, limit: int | None) -> list[RulesEvent]:
-        sql = f"SELECT {RULES_COLUMNS} FROM {table} WHERE service = %s"
-        params: list[Any] = [service]
-        if version is not None:
-            sql += " AND version = %s"
-            params.append(version)
-        sql += " ORDER BY id DESC"
-        if limit is not None:
-            sql += " LIMIT %s"
-            params.append(limit)
-        return [rules_event_from_row(row) for row in self._query(sql, params)]
 
     def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
         with self._lock:

@@ -16,10 +16,8 @@ from shipway.store.base import (
     COLUMNS,
     RULES_COLUMNS,
     Store,
-    check_limit,
     check_schema_version,
     record_from_row,
-    rules_event_from_row,
     where_clause,
 )
 from shipway.store.records import PredictionRecord, RulesEvent
@@ -29,6 +27,15 @@ __all__ = ["SQLiteStore"]
 SCHEME = "sqlite"
 URL_EXAMPLE = "sqlite:///shipway.db (relative to the project) or sqlite:////var/lib/shipway.db"
 MEMORY = ":memory:"
+
+
+def _history_table(name: str) -> str:
+    """The rules and model histories share one shape: an append-only event log per service."""
+    return (
+        f"CREATE TABLE {name} (id INTEGER PRIMARY KEY, service TEXT NOT NULL, version TEXT NOT NULL, "
+        f"action TEXT NOT NULL, ts REAL NOT NULL, actor TEXT, options TEXT NOT NULL, source TEXT NOT NULL)"
+    )
+
 
 # Each entry brings the schema from the previous version to this one; append only.
 # The ids every prediction of one process shares (service, model, rules, dataset, run)
@@ -76,32 +83,14 @@ _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
                        p.inputs, p.outputs, c.rules_version, c.dataset_version, c.run_id, p.status,
                        p.decision, p.shadow
                 FROM prediction_rows p JOIN contexts c ON c.id = p.context_id""",
-            """CREATE TABLE rules_history (
-                id INTEGER PRIMARY KEY,
-                service TEXT NOT NULL,
-                version TEXT NOT NULL,
-                action TEXT NOT NULL,
-                ts REAL NOT NULL,
-                actor TEXT,
-                options TEXT NOT NULL,
-                source TEXT NOT NULL
-            )""",
+            _history_table("rules_history"),
             "CREATE INDEX rules_history_service ON rules_history (service, id)",
         ),
     ),
     (
         3,
         (
-            """CREATE TABLE model_history (
-                id INTEGER PRIMARY KEY,
-                service TEXT NOT NULL,
-                version TEXT NOT NULL,
-                action TEXT NOT NULL,
-                ts REAL NOT NULL,
-                actor TEXT,
-                options TEXT NOT NULL,
-                source TEXT NOT NULL
-            )""",
+            _history_table("model_history"),
             "CREATE INDEX model_history_service ON model_history (service, id)",
         ),
     ),
@@ -155,6 +144,9 @@ class SQLiteStore(Store):
     Several processes may write the same file: each transaction waits up to
     `busy_timeout_s` for the others before giving up with StoreUnavailable.
     """
+
+    placeholder = "?"
+    select_sql = _SELECT
 
     def __init__(self, path: Path | str, *, busy_timeout_s: float = 10.0) -> None:
         self.path = path if str(path) == MEMORY else Path(path)
@@ -287,18 +279,6 @@ class SQLiteStore(Store):
             except sqlite3.Error as exc:
                 raise self._error(exc, "write to") from exc
 
-    def _select_events(self, table: str, service: str, version: str | None, limit: int | None) -> list[RulesEvent]:
-        sql = f"SELECT {RULES_COLUMNS} FROM {table} WHERE service = ?"
-        params: list[Any] = [service]
-        if version is not None:
-            sql += " AND version = ?"
-            params.append(version)
-        sql += " ORDER BY id DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        return [rules_event_from_row(row) for row in self._query(sql, params)]
-
     def _context_id(self, conn: sqlite3.Connection, context: Context) -> int:
         found = self._contexts.get(context)
         if found is None:
@@ -306,23 +286,6 @@ class SQLiteStore(Store):
             found = int(row[0]) if row else int(conn.execute(_CONTEXT_ADD, context).lastrowid or 0)
             self._contexts[context] = found
         return found
-
-    def read_predictions(
-        self,
-        *,
-        service: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        limit: int | None = None,
-    ) -> list[PredictionRecord]:
-        check_limit(limit)
-        where, params = where_clause(service, since, until, "?")
-        sql = f"{_SELECT} FROM predictions{where} ORDER BY ts, id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        rows = self._query(sql, params)
-        return [record_from_row(row) for row in rows]
 
     def iter_predictions(
         self,
@@ -346,11 +309,6 @@ class SQLiteStore(Store):
         finally:
             if own:
                 conn.close()
-
-    def count_predictions(self, service: str | None = None) -> int:
-        where, params = where_clause(service, None, None, "?")
-        rows = self._query(f"SELECT COUNT(*) FROM predictions{where}", params)
-        return int(rows[0][0])
 
     def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
         with self._lock:
