@@ -299,3 +299,17 @@ def test_model_history(store_url: str) -> None:
         ]
         assert history[1].actor == "ana"
         assert store.rules_history("svc") == []  # separate histories
+
+
+def test_large_batches_keep_every_record_and_field(store_url: str) -> None:
+    # more than one multi-row statement, and a remainder
+    records = [make_record(i, ts=2000.0 + i, rules_version=f"r{i % 3}") for i in range(137)]
+    for i, r in enumerate(records):
+        r.decision = b'{"queue": "q%d"}' % i
+    with open_store(store_url) as store:
+        store.write_predictions(records)
+        back = store.read_predictions()
+    assert [r.request_id for r in back] == [r.request_id for r in records]
+    assert [r.rules_version for r in back] == [r.rules_version for r in records]
+    assert [orjson.loads(r.decision or b"")["queue"] for r in back] == [f"q{i}" for i in range(137)]
+    assert [orjson.loads(r.inputs) for r in back] == [orjson.loads(r.inputs) for r in records]
