@@ -198,6 +198,14 @@ def offline_items_per_second() -> float:
     return float(out.stdout.strip())
 
 
+# Benchmarks of the other capabilities, each a script printing its Markdown section.
+EXTRA = (
+    ("Rules engine (issue 4)", "rules_bench.py"),
+    ("Rule backtests (issue 4)", "backtest_bench.py"),
+    ("Validation suites (issue 5)", "validation_bench.py"),
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per measurement")
@@ -276,7 +284,13 @@ def main() -> None:
 
     (BENCH / "results").mkdir(exist_ok=True)
     (BENCH / "results" / "latest.json").write_text(json.dumps(results, indent=2))
-    args.out.write_text(render(results, d))
+    page = render(results, d)
+    for title, script in EXTRA:
+        print(f"{title}:", flush=True)
+        out = subprocess.run([sys.executable, str(BENCH / script)], capture_output=True, text=True, check=True).stdout
+        print(out, flush=True)
+        page += f"\n## {title}\n\nProduced in the same run by `.venv/bin/python bench/{script}`.\n\n{out.strip()}\n"
+    args.out.write_text(page)
     print(f"wrote {args.out}")
 
 
