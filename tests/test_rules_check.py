@@ -28,7 +28,7 @@ def banking77() -> ModuleType:
 
 
 SERVICE = banking77()
-LABELS = json.loads((EXAMPLE / "artifacts" / "manifest.json").read_text())["labels"]
+LABELS = json.loads((EXAMPLE / "data" / "categories.json").read_text())  # what the model can output
 SCHEMAS: dict[str, Any] = {
     "input_schema": TypeAdapter(SERVICE.Message).json_schema(),
     "output_schema": TypeAdapter(SERVICE.Intent).json_schema(),
