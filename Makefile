@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 EXAMPLE := examples/banking77
 PORT ?= 8000
 
-.PHONY: run test bench lint train clean
+.PHONY: run test test-templates bench lint train clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ run: train
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Generated projects for the heavy ML libraries (PyTorch, sentence embeddings, XGBoost, LightGBM):
+# too slow for every CI run, so a target of their own.
+test-templates: $(STAMP)
+	$(BIN)/pip install --quiet -e ".[dev,xgboost,lightgbm,pytorch,onnx,sentence-embeddings]"
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m slow_templates tests/test_templates_projects.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples

@@ -203,6 +203,7 @@ EXTRA = (
     ("Rules engine (issue 4)", "rules_bench.py"),
     ("Rule backtests (issue 4)", "backtest_bench.py"),
     ("Validation suites (issue 5)", "validation_bench.py"),
+    ("shipway new to the first prediction (issue 3)", "new_bench.py"),
 )
 
 

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from conftest import SERVICES, Server, start_server
 
 TOKEN = "deploy-token"
@@ -36,7 +35,9 @@ def test_deploy_is_gated_swapped_everywhere_and_survives_a_restart(tmp_path: Pat
     try:
         assert y_of(server) == 4.0
         # scale 1 makes "six is big" fail: refused, the live model keeps serving
-        response = httpx.post(server.url + "/admin/model", json={"artifacts": str(artifacts(tmp_path, 1))}, headers=AUTH)
+        response = httpx.post(
+            server.url + "/admin/model", json={"artifacts": str(artifacts(tmp_path, 1))}, headers=AUTH
+        )
         assert response.status_code == 422, response.text
         error = response.json()["error"]
         assert error["type"] == "gate_failed" and "scale::six is big" in error["message"]
@@ -44,7 +45,9 @@ def test_deploy_is_gated_swapped_everywhere_and_survives_a_restart(tmp_path: Pat
         response = httpx.post(server.url + "/admin/model", json={"artifacts": str(tmp_path / "nope")}, headers=AUTH)
         assert response.status_code == 422 and response.json()["error"]["type"] == "load_error"
         # scale 3 passes: every worker moves to it
-        response = httpx.post(server.url + "/admin/model", json={"artifacts": str(artifacts(tmp_path, 3)), "actor": "ana"}, headers=AUTH)
+        response = httpx.post(
+            server.url + "/admin/model", json={"artifacts": str(artifacts(tmp_path, 3)), "actor": "ana"}, headers=AUTH
+        )
         assert response.status_code == 200, response.text
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and {y_of(server) for _ in range(10)} != {6.0}:
@@ -70,9 +73,13 @@ def test_cli_deploy_to_the_store_is_gated(tmp_path: Path) -> None:
     shutil.copytree(SERVICES / "scaled", project, ignore=shutil.ignore_patterns("__pycache__"))
     env = {**os.environ, "SHIPWAY_STORE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
     cli = [sys.executable, "-m", "shipway", "deploy"]
-    out = subprocess.run([*cli, str(artifacts(tmp_path, 1)), "--target", str(project)], capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [*cli, str(artifacts(tmp_path, 1)), "--target", str(project)], capture_output=True, text=True, env=env
+    )
     assert out.returncode == 1 and "refused by the validation gate" in out.stderr
-    out = subprocess.run([*cli, str(artifacts(tmp_path, 5)), "--target", str(project)], capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [*cli, str(artifacts(tmp_path, 5)), "--target", str(project)], capture_output=True, text=True, env=env
+    )
     assert out.returncode == 0 and "deployed model scale-5" in out.stdout
     server = start_server(project, tmp_path, store_url=env["SHIPWAY_STORE_URL"])
     try:

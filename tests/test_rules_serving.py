@@ -257,7 +257,10 @@ def test_the_validation_gate_refuses_rules_that_fail_the_suites(tmp_path: Path) 
         time.sleep(0.5)
         assert predict(server, "age_limit 0.9")["decision"]["rules_version"] == "routing-1"  # live rules kept
         # shadow rules answer nobody: no gate
-        assert httpx.post(server.url + "/admin/rules", json={"source": V2, "mode": "shadow"}, headers=AUTH).status_code == 200
+        assert (
+            httpx.post(server.url + "/admin/rules", json={"source": V2, "mode": "shadow"}, headers=AUTH).status_code
+            == 200
+        )
         response = httpx.post(server.url + "/admin/rules", json={"source": V3}, headers=AUTH)
         assert response.status_code == 200, response.text
         wait_for_version(server, "routing-3")

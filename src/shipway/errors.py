@@ -3,6 +3,7 @@
     ShipwayError
     ├── ConfigError          a setting or shipway.toml is wrong
     │   ├── SuiteError       a validation suite or an expectation is invalid (file:line first)
+    │   ├── TemplateError    `shipway new` or `update` cannot go on (a bad choice, a dirty tree...)
     │   └── TargetError      the service to validate cannot be loaded or reached
     ├── ServiceError         service.py does not follow the protocol
     │   └── LoadError        load() failed or its artifacts are missing
@@ -42,6 +43,7 @@ __all__ = [
     "StoreUnavailable",
     "SuiteError",
     "TargetError",
+    "TemplateError",
 ]
 
 
@@ -58,6 +60,12 @@ class SuiteError(ConfigError):
 
     The message starts with `file:line:` when the problem comes from a file.
     """
+
+
+class TemplateError(ConfigError):
+    """`shipway new` or `shipway update` cannot go on: a bad choice or name, a folder that
+    exists, a project that is not under git or has uncommitted changes, a template version
+    that cannot be found."""
 
 
 class TargetError(ConfigError):

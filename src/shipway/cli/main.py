@@ -12,6 +12,7 @@ import orjson
 
 from shipway.cli.common import fail, load_project, project_gate
 from shipway.cli.deploy import deploy
+from shipway.cli.new import check, new, update
 from shipway.cli.rules import rules
 from shipway.cli.validate import explain, validate
 from shipway.core.service import read_ids
@@ -102,3 +103,6 @@ main.add_command(validate)
 main.add_command(rules)
 main.add_command(deploy)
 main.add_command(explain)
+main.add_command(new)
+main.add_command(check)
+main.add_command(update)

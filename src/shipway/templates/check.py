@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,51 +31,13 @@ import orjson
 from shipway.core.pipeline import Pipeline
 from shipway.core.service import Service, import_service, read_ids
 from shipway.core.settings import Settings, load_settings
-from shipway.errors import ShipwayError
+from shipway.errors import OutputError, ShipwayError
+from shipway.templates.difference import difference
+from shipway.templates.report import Finding, Report
 
 __all__ = ["Finding", "Report", "check_project"]
 
-# Batch and single forms may differ by float rounding (BLAS kernels differ with the batch size).
-REL_TOLERANCE = 1e-6
-ABS_TOLERANCE = 1e-9
-
-
-@dataclass
-class Finding:
-    check: str
-    status: str  # "ok", "fail", "warn" or "skip"
-    message: str
-
-
-@dataclass
-class Report:
-    target: Path
-    findings: list[Finding] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    @property
-    def problems(self) -> list[Finding]:
-        return [f for f in self.findings if f.status == "fail"]
-
-    def add(self, check: str, status: str, message: str) -> None:
-        self.findings.append(Finding(check, status, message))
-
-    def render(self) -> str:
-        lines = [f"shipway check {self.target}"]
-        for f in self.findings:
-            mark = {"ok": "ok", "fail": "FAIL", "warn": "warn", "skip": "skip"}[f.status]
-            first, *rest = f.message.splitlines() or [""]
-            lines.append(f"  {mark:<5} {f.check:<12} {first}")
-            lines += [f"  {'':<5} {'':<12} {line}" for line in rest]
-        failed, warned = len(self.problems), sum(f.status == "warn" for f in self.findings)
-        if failed:
-            lines.append(f"{failed} problem{'s' if failed > 1 else ''} to fix before deploying.")
-        else:
-            lines.append("no problems" + (f" ({warned} warning{'s' if warned > 1 else ''})." if warned else "."))
-        return "\n".join(lines)
+_UNDUMPABLE = object()
 
 
 def check_project(target: str | Path) -> Report:
@@ -93,7 +53,9 @@ def check_project(target: str | Path) -> Report:
     except ShipwayError as err:
         report.add("settings", "fail", str(err))
         return report
-    report.add("settings", "ok", "shipway.toml reads" if (root / "shipway.toml").exists() else "defaults (no shipway.toml)")
+    report.add(
+        "settings", "ok", "shipway.toml reads" if (root / "shipway.toml").exists() else "defaults (no shipway.toml)"
+    )
 
     loaded = _import(report, path, settings)
     if loaded is None:
@@ -102,10 +64,19 @@ def check_project(target: str | Path) -> Report:
     if not _schemas(report, service):
         return report
     artifacts = settings.path("artifacts")
-    _artifacts(report, service, artifacts)
-    if not _load(report, service, artifacts):
+    missing = _artifacts(report, service, artifacts)
+    loaded_ok = _load(report, service, artifacts)
+    if missing is not None:
+        # A missing folder is a problem when load() needed it, a curiosity when it did not.
+        report.findings.insert(-1, Finding("artifacts", "fail" if not loaded_ok else "warn", missing))
+    if not loaded_ok:
         return report
-    pipeline = service.setup(artifacts, {"service": settings["name"], **read_ids(artifacts, settings["version"] or None)})
+    try:
+        ids = {"service": settings["name"], **read_ids(artifacts, settings["version"] or None)}
+        pipeline = service.setup(artifacts, ids)
+    except ShipwayError as err:
+        report.add("service", "fail", str(err))
+        return report
     inputs = _inputs(report, module, service, pipeline)
     _default(report, service, pipeline)
     if not inputs:
@@ -113,7 +84,10 @@ def check_project(target: str | Path) -> Report:
     singles = _predict(report, pipeline, inputs)
     if singles is None:
         return report
-    _json(report, pipeline, singles)
+    if not _json(report, pipeline, singles):
+        for name in ("batch", "determinism"):
+            report.add(name, "skip", "not compared: the outputs do not serialise")
+        return report
     _batch(report, service, pipeline, inputs, singles)
     _determinism(report, module, pipeline, inputs, singles)
     return report
@@ -125,14 +99,22 @@ def check_project(target: str | Path) -> Report:
 def _import(report: Report, path: Path, settings: Settings) -> tuple[Any, Service] | None:
     root = settings.root
     name = settings["service"]
-    target: str | Path = path if path.suffix == ".py" else (root / name if name.endswith(".py") else name)
+    target: str | Path = name
+    if path.suffix == ".py" or name == "service.py":
+        target = path  # a folder: core's own message when service.py is missing
+    elif name.endswith(".py"):
+        target = root / name
     try:
         module, _ = import_service(target)
         service = Service.from_module(module)
     except ShipwayError as err:
         report.add("service", "fail", str(err))
         return None
-    parts = [n for n in ("predict", "predict_batch", "load", "before", "after", "example", "default", "redact") if hasattr(module, n)]
+    parts = [
+        n
+        for n in ("predict", "predict_batch", "load", "before", "after", "example", "default", "redact")
+        if hasattr(module, n)
+    ]
     report.add("service", "ok", f"{Path(getattr(module, '__file__', name)).name}: {', '.join(parts)}")
     return module, service
 
@@ -149,28 +131,25 @@ def _schemas(report: Report, service: Service) -> bool:
         report.add(
             "schemas",
             "warn",
-            f"no {what} type: predict's {'parameter and return' if len(untyped) == 2 else ('parameter' if untyped == ['input'] else 'return')} "
-            f"annotation is missing, so the {what} schema accepts anything and clients, rules and this "
-            f"check cannot know what to expect. Annotate it, e.g. `def predict(item: MyInput) -> MyOutput`.",
+            f"the {what} type is Any (or not annotated), so its schema accepts anything, and clients, rules "
+            f"and this check cannot know what to expect. Annotate predict: `def predict(item: MyInput) -> MyOutput`.",
         )
     else:
         report.add("schemas", "ok", f"input {in_schema.name}, output {out_schema.name}")
     return True
 
 
-def _artifacts(report: Report, service: Service, folder: Path) -> None:
-    takes_folder = service.load is not None and _takes_argument(service.load)
+def _artifacts(report: Report, service: Service, folder: Path) -> str | None:
+    """Check the artifacts folder; a message when it is missing but load() takes it (its
+    severity depends on whether load() then fails)."""
     if not folder.is_dir():
-        if takes_folder:
-            report.add(
-                "artifacts",
-                "fail",
-                f"artifacts missing: {folder} does not exist, and load() reads it. Train the model "
-                f"(python train.py) to create it, or set `artifacts` in shipway.toml.",
+        if service.load is not None and _takes_argument(service.load):
+            return (
+                f"artifacts missing: {folder} does not exist, and load() is given it. Train the model "
+                f"(python train.py) to create it, or set `artifacts` in shipway.toml."
             )
-        else:
-            report.add("artifacts", "skip", f"no artifacts folder ({folder}), and load() does not take one")
-        return
+        report.add("artifacts", "skip", "no artifacts folder, and no load() that takes one")
+        return None
     manifest_file = folder / "manifest.json"
     if not manifest_file.is_file():
         report.add(
@@ -179,19 +158,19 @@ def _artifacts(report: Report, service: Service, folder: Path) -> None:
             f"{folder} has no manifest.json: predictions carry a hash of the folder as model version and no "
             f"dataset version or run id. Write one from the training script (docs: service.md, Model ids).",
         )
-        return
+        return None
     try:
         manifest = json.loads(manifest_file.read_text())
     except ValueError as err:
         report.add("artifacts", "fail", f"{manifest_file} is not valid JSON ({err}); fix it or train again.")
-        return
+        return None
     if not isinstance(manifest, dict):
         report.add("artifacts", "fail", f"{manifest_file} must hold a JSON object, not {type(manifest).__name__}.")
-        return
+        return None
     problems = _manifest_files(folder, manifest.get("files"))
     if problems:
         report.add("artifacts", "fail", "\n".join(problems))
-        return
+        return None
     absent = [key for key in ("version", "dataset_version", "run_id") if not manifest.get(key)]
     listed = manifest.get("files") or {}
     summary = f"{folder.name}/manifest.json: version {manifest.get('version')}" + (
@@ -205,6 +184,7 @@ def _artifacts(report: Report, service: Service, folder: Path) -> None:
         )
     else:
         report.add("artifacts", "ok", summary)
+    return None
 
 
 def _manifest_files(folder: Path, files: Any) -> list[str]:
@@ -214,7 +194,9 @@ def _manifest_files(folder: Path, files: Any) -> list[str]:
     if isinstance(files, list):
         files = dict.fromkeys(files)
     if not isinstance(files, dict):
-        return [f"manifest.json `files` must list file names (or map them to their sha256), not {type(files).__name__}."]
+        return [
+            f"manifest.json `files` must list file names (or map them to their sha256), not {type(files).__name__}."
+        ]
     problems = []
     for name, expected in files.items():
         file = folder / str(name)
@@ -306,23 +288,34 @@ def _predict(report: Report, pipeline: Pipeline, inputs: list[Any]) -> list[Any]
     started = time.perf_counter()
     for i, item in enumerate(inputs):
         try:
-            outputs.append(pipeline.run(item))
+            output = pipeline.run(item)
+            # An instance passes its schema unchecked (pydantic does not revalidate instances, and
+            # model_construct skips validation): check its fields the way a client will read them.
+            try:
+                dumped = pipeline.output_schema.adapter.dump_python(output)
+            except Exception:  # what does not dump is for the JSON check to report
+                dumped = _UNDUMPABLE
+            if dumped is not _UNDUMPABLE:
+                pipeline.output_schema.validate(dumped)
+            outputs.append(output)
+        except OutputError as err:
+            report.add("schemas", "fail", f"on {_which(i)}, {err}")
+            return None
         except ShipwayError as err:
-            check = "schemas" if "output schema" in str(err) else "predict"
-            report.add(check, "fail", f"on {_which(i)}: {err}")
+            report.add("predict", "fail", f"on {_which(i)}: {err}")
             return None
     each = (time.perf_counter() - started) / len(inputs) * 1000
     report.add("predict", "ok", f"outputs match the output schema {pipeline.output_schema.name} ({each:.1f} ms each)")
     return outputs
 
 
-def _json(report: Report, pipeline: Pipeline, outputs: list[Any]) -> None:
+def _json(report: Report, pipeline: Pipeline, outputs: list[Any]) -> bool:
     for i, output in enumerate(outputs):
         try:
             body = pipeline.render(output)
         except ShipwayError as err:
             report.add("json", "fail", f"the output for {_which(i)} does not serialise to JSON: {err}")
-            return
+            return False
         try:
             again = pipeline.output_schema.validate_json(body)
         except ShipwayError as err:
@@ -332,19 +325,20 @@ def _json(report: Report, pipeline: Pipeline, outputs: list[Any]) -> None:
                 f"the output for {_which(i)} does not come back from JSON: {body[:200]!r} fails the output schema "
                 f"({_reworded(err)}). NaN and infinity become null in JSON; return finite numbers.",
             )
-            return
-        difference = _difference(pipeline.jsonable(output), pipeline.jsonable(again), exact=True)
-        if difference is None:
-            difference = _difference(pipeline.jsonable(output), orjson.loads(body), exact=True)
-        if difference:
+            return False
+        found = difference(pipeline.jsonable(output), pipeline.jsonable(again), exact=True)
+        if found is None:
+            found = difference(pipeline.jsonable(output), orjson.loads(body), exact=True)
+        if found:
             report.add(
                 "json",
                 "fail",
-                f"the output for {_which(i)} changes through JSON: {difference}. Return plain numbers, strings, "
+                f"the output for {_which(i)} changes through JSON: {found}. Return plain numbers, strings, "
                 f"lists and dicts (NaN and infinity become null).",
             )
-            return
+            return False
     report.add("json", "ok", "every output serialises to JSON and reads back unchanged")
+    return True
 
 
 def _batch(report: Report, service: Service, pipeline: Pipeline, inputs: list[Any], singles: list[Any]) -> None:
@@ -364,13 +358,13 @@ def _batch(report: Report, service: Service, pipeline: Pipeline, inputs: list[An
             if isinstance(got, ShipwayError):
                 report.add("batch", "fail", f"predict_batch failed on {_which(j)}, which predict answers: {got}")
                 return
-            difference = _difference(single, pipeline.jsonable(got))
-            if difference:
+            found = difference(single, pipeline.jsonable(got))
+            if found:
                 report.add(
                     "batch",
                     "fail",
                     f"predict_batch disagrees with predict on {_which(j)} (batch of {len(batch)}, {order} order): "
-                    f"{difference}. The server uses predict_batch and /explain uses predict; make predict call "
+                    f"{found}. The server uses predict_batch and /explain uses predict; make predict call "
                     f"predict_batch on a list of one, or fix whichever is wrong.",
                 )
                 return
@@ -388,12 +382,12 @@ def _determinism(report: Report, module: Any, pipeline: Pipeline, inputs: list[A
         except ShipwayError as err:
             report.add("determinism", "fail", f"predict failed on its second run of {_which(i)}: {err}")
             return
-        difference = _difference(pipeline.jsonable(first[i]), pipeline.jsonable(second))
-        if difference:
+        found = difference(pipeline.jsonable(first[i]), pipeline.jsonable(second))
+        if found:
             report.add(
                 "determinism",
                 "fail",
-                f"two runs of {_which(i)} gave different answers: {difference}. If the service samples on purpose, "
+                f"two runs of {_which(i)} gave different answers: {found}. If the service samples on purpose, "
                 f"declare `deterministic = False` in service.py; otherwise find the randomness (a missing seed, "
                 f"a model left in training mode, state kept between calls).",
             )
@@ -419,41 +413,8 @@ def _takes_argument(fn: Any) -> bool:
 
 
 def _reworded(err: ShipwayError) -> str:
+    """A schema error's problem alone, without its advice about predict."""
     text = str(err)
-    return text.split(": ", 1)[1] if text.startswith("predict returned a value") and ": " in text else text
-
-
-def _difference(a: Any, b: Any, path: str = "", *, exact: bool = False) -> str | None:
-    """Where two JSON-like values differ first, in words; None when they agree."""
-    where = path or "the output"
-    if isinstance(a, dict) and isinstance(b, dict):
-        if a.keys() != b.keys():
-            return f"{where} has keys {sorted(a)} against {sorted(b)}"
-        for key in a:
-            found = _difference(a[key], b[key], f"{path}.{key}" if path else str(key), exact=exact)
-            if found:
-                return found
-        return None
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        if len(a) != len(b):
-            return f"{where} has {len(a)} items against {len(b)}"
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            found = _difference(x, y, f"{path}.{i}" if path else str(i), exact=exact)
-            if found:
-                return found
-        return None
-    numbers = (int, float)
-    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool):
-        if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-            return None
-        if a == b or (not exact and math.isclose(a, b, rel_tol=REL_TOLERANCE, abs_tol=ABS_TOLERANCE)):
-            return None
-        return f"{where} is {a!r} against {b!r}"
-    if a == b and type(a) is type(b):
-        return None
-    return f"{where} is {_short(a)} against {_short(b)}"
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    if text.startswith("predict returned a value") and ": " in text:
+        text = text.split(": ", 1)[1].removesuffix(" Make predict return what its return annotation says.")
+    return text.rstrip(".")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from shipway.templates.errors import TemplateError
+from shipway.errors import TemplateError
 
 __all__ = ["LIBRARIES", "QUESTIONS", "Choice", "Question", "check_answers", "check_name"]
 

@@ -16,11 +16,19 @@ from typing import Any
 
 import yaml
 
+from shipway.errors import TemplateError
 from shipway.templates.choices import BY_KEY, check_answers, check_name
-from shipway.templates.errors import TemplateError
 from shipway.templates.source import Source, git, packaged_source
 
-__all__ = ["ANSWERS_FILE", "Scaffold", "copier_module", "create_project", "missing_requirements", "read_answers"]
+__all__ = [
+    "ANSWERS_FILE",
+    "Scaffold",
+    "copier_module",
+    "create_project",
+    "missing_requirements",
+    "read_answers",
+    "train_project",
+]
 
 ANSWERS_FILE = ".copier-answers.yml"
 

@@ -21,7 +21,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from shipway.templates.errors import TemplateError
+from shipway.errors import TemplateError
 
 __all__ = [
     "PACKAGED",
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 TEMPLATE_VERSION = "1.0.0"
-TEMPLATE_DIGEST = "set-by-the-test"
+TEMPLATE_DIGEST = "b3d82be164d473bb"
 PACKAGED = Path(__file__).resolve().parent / "template"
 
 # Commits in the cache repository are shipway's, whoever runs it: no user config, hooks or signing.
@@ -59,8 +59,9 @@ class Source:
         return f"Source({self.url!r}, ref={self.ref!r})"
 
 
-def git(*args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> str:
-    """Run git; its stdout, or TemplateError with its stderr."""
+def git(*args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None, lines: bool = False) -> str:
+    """Run git; its stdout stripped (with `lines`, only of the final newline, for porcelain
+    output whose first column may be a space), or TemplateError with its stderr."""
     if shutil.which("git") is None:
         raise TemplateError("git is not installed; `shipway new` and `shipway update` need it. Install git.")
     proc = subprocess.run(
@@ -72,7 +73,7 @@ def git(*args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = 
     )
     if check and proc.returncode != 0:
         raise TemplateError(f"`git {' '.join(args)}` failed in {cwd}: {proc.stderr.strip() or proc.stdout.strip()}")
-    return proc.stdout.strip()
+    return proc.stdout.rstrip("\n") if lines else proc.stdout.strip()
 
 
 def cache_repo() -> Path:

@@ -1,0 +1,129 @@
+"""Generated projects, for real: `shipway new`, its requirements, training, the project's own
+tests, `shipway check`, and one request over HTTP to `shipway serve`.
+
+Every test run makes a scikit-learn, a plain-Python and an ONNX project end to end, and checks
+every input and output kind for scikit-learn and plain Python. The heavy libraries (PyTorch,
+sentence embeddings, XGBoost, LightGBM) take longer to import, train and serve, so their runs,
+and the other ONNX kinds, are marked `slow_templates` and run only when asked:
+`pytest -m slow_templates`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import Server
+
+from shipway.templates import QUESTIONS, missing_requirements
+
+SHIPWAY = [sys.executable, "-m", "shipway"]
+FAST = ("sklearn", "custom")
+HEAVY = ("xgboost", "lightgbm", "pytorch", "onnx", "sentence-embeddings")
+SLOW_END_TO_END = ("xgboost", "lightgbm", "pytorch", "sentence-embeddings")
+# One end-to-end run per library; between them they cover every input and output kind.
+END_TO_END = {
+    "sklearn": ("text", "label"),
+    "custom": ("records", "ranking"),
+    "xgboost": ("tabular", "score"),
+    "lightgbm": ("records", "label"),
+    "pytorch": ("text", "ranking"),
+    "onnx": ("tabular", "label"),
+    "sentence-embeddings": ("text", "score"),
+}
+
+
+def library_param(library: str, *more: str, slow: tuple[str, ...] = HEAVY) -> object:
+    marks = [pytest.mark.slow_templates] if library in slow else []
+    return pytest.param(library, *more, marks=marks, id="-".join((library, *more)))
+
+
+@pytest.fixture(autouse=True)
+def only_when_asked(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    if request.node.get_closest_marker("slow_templates") and "slow_templates" not in request.config.option.markexpr:
+        pytest.skip("a heavy library: run with `pytest -m slow_templates`")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the template repository
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # nothing downloads weights
+    yield
+
+
+def install_needs(library: str) -> None:
+    """Install what the project needs and this Python lacks (nothing, when the extras are in)."""
+    missing = missing_requirements(library)
+    if missing:
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", *missing], capture_output=True, text=True
+        )
+        assert result.returncode == 0, f"could not install {missing}:\n{result.stderr}"
+
+
+def run(command: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.mark.parametrize("library", [library_param(name, slow=SLOW_END_TO_END) for name in END_TO_END])
+def test_a_new_project_trains_passes_its_tests_and_check_and_answers_over_http(
+    library: str, tmp_path: Path, serve: Callable[..., Server]
+) -> None:
+    install_needs(library)
+    input_kind, output = END_TO_END[library]
+    name = f"svc-{library}"
+    new = run(
+        [*SHIPWAY, "new", name, "--library", library, "--input", input_kind, "--output", output, "--yes"], tmp_path
+    )
+    assert new.returncode == 0, new.stdout + new.stderr
+    project = tmp_path / name
+    assert (project / "artifacts" / "manifest.json").exists(), f"new did not train:\n{new.stdout}"
+
+    tests = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], project)
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert "5 passed" in tests.stdout
+
+    check = run([*SHIPWAY, "check", str(project)], tmp_path)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "FAIL" not in check.stdout
+
+    server = serve(project)
+    example = run([sys.executable, "-c", "import service, json; print(service.example.model_dump_json())"], project)
+    response = httpx.post(server.url + "/predict", content=example.stdout.strip(), timeout=60)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["decision"]["queue"] == "default"  # rules.yaml is live, with no rules yet
+    assert (
+        answer.keys() - {"decision"}
+        == {
+            ("text", "label"): {"label", "probability", "alternatives"},
+            ("records", "ranking"): {"predictions"},
+            ("tabular", "score"): {"score"},
+            ("records", "label"): {"predictions"},
+            ("text", "ranking"): {"items"},
+            ("tabular", "label"): {"label", "probability", "alternatives"},
+            ("text", "score"): {"score"},
+        }[(input_kind, output)]
+    )
+
+
+COMBINATIONS = [
+    library_param(library, input_kind, output)
+    for library in (*FAST, *HEAVY)
+    for input_kind in QUESTIONS[1].values
+    for output in QUESTIONS[2].values
+    if (library, input_kind, output) != (library, *END_TO_END[library])
+    and not (library == "sentence-embeddings" and input_kind != "text")
+]
+
+
+@pytest.mark.parametrize(("library", "input_kind", "output"), COMBINATIONS)
+def test_every_combination_trains_and_passes_check(library: str, input_kind: str, output: str, tmp_path: Path) -> None:
+    install_needs(library)
+    name = f"{library}-{input_kind}-{output}"
+    answers = ["--library", library, "--input", input_kind, "--output", output]
+    new = run([*SHIPWAY, "new", name, *answers, "--yes"], tmp_path)
+    assert new.returncode == 0, new.stdout + new.stderr
+    check = run([*SHIPWAY, "check", name], tmp_path)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "FAIL" not in check.stdout and "warn" not in check.stdout, check.stdout
