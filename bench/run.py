@@ -210,6 +210,7 @@ EXTRA = (
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each row is the median")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -220,61 +221,94 @@ def main() -> None:
     d = args.duration
     results: dict[str, Any] = {}
 
-    print("HTTP stacks, JSON echo:", flush=True)
-    for key, name, cmd_fn in (
-        ("starlette_echo", "bare Starlette on uvicorn (baseline)", lambda p: uvicorn_cmd("starlette_echo:app", p)),
-        ("raw_uvicorn_echo", "raw ASGI on uvicorn+uvloop+httptools", lambda p: uvicorn_cmd("raw_asgi_echo:app", p)),
+    banking_env = {"BANKING77_ARTIFACTS": str(BANKING77 / "artifacts")}
+    granian = ["--interface", "asgi", "--workers", "1", "--no-ws", "--log-level", "warning", "raw_asgi_echo:app"]
+    # (key, name, command for a port, folder, environment, readiness probe)
+    configs: list[tuple[str, str, Any, Path, dict[str, str] | None, str]] = [
+        (
+            "starlette_echo",
+            "bare Starlette on uvicorn (baseline)",
+            lambda p: uvicorn_cmd("starlette_echo:app", p),
+            STACKS,
+            None,
+            "/predict",
+        ),
+        (
+            "raw_uvicorn_echo",
+            "raw ASGI on uvicorn+uvloop+httptools",
+            lambda p: uvicorn_cmd("raw_asgi_echo:app", p),
+            STACKS,
+            None,
+            "/predict",
+        ),
         (
             "raw_granian_echo",
             "raw ASGI on granian",
-            lambda p: [
-                str(BIN / "granian"),
-                "--interface",
-                "asgi",
-                "--port",
-                str(p),
-                "--workers",
-                "1",
-                "--no-ws",
-                "--log-level",
-                "warning",
-                "raw_asgi_echo:app",
-            ],
+            lambda p: [str(BIN / "granian"), "--port", str(p), *granian],
+            STACKS,
+            None,
+            "/predict",
         ),
         (
             "sanic_echo",
             "bare Sanic",
             lambda p: [str(BIN / "sanic"), "sanic_echo:app", "--port", str(p), "--single-process", "--no-access-logs"],
+            STACKS,
+            None,
+            "/predict",
         ),
-    ):
-        p = free_port()
-        results[key] = measure(name, cmd_fn(p), STACKS, d, port=p, ready_path="/predict")
-
-    print("shipway identity service (schema validation on):", flush=True)
-    for key, name, flags in (
-        ("identity_log_on", "shipway identity, prediction log on", ()),
-        ("identity_log_off", "shipway identity, prediction log off", ("--no-log",)),
-    ):
-        p = free_port()
-        results[key] = measure(name, shipway_cmd(IDENTITY, p, work / f"{key}.db", *flags), work, d, port=p)
-
-    print("banking77 model:", flush=True)
-    p = free_port()
-    results["banking77_starlette"] = measure(
-        "bare Starlette, one predict per request (baseline)",
-        uvicorn_cmd("starlette_banking77:app", p),
-        STACKS,
-        d,
-        env={"BANKING77_ARTIFACTS": str(BANKING77 / "artifacts")},
-        port=p,
-        ready_path="/predict",
-    )
-    for key, name, flags in (
-        ("banking77_log_on", "shipway banking77, batching, log on", ()),
-        ("banking77_log_off", "shipway banking77, batching, log off", ("--no-log",)),
-    ):
-        p = free_port()
-        results[key] = measure(name, shipway_cmd(BANKING77, p, work / f"{key}.db", *flags), work, d, port=p)
+        (
+            "identity_log_on",
+            "shipway identity, prediction log on",
+            lambda p: shipway_cmd(IDENTITY, p, work / f"id-on-{p}.db"),
+            work,
+            None,
+            "/ready",
+        ),
+        (
+            "identity_log_off",
+            "shipway identity, prediction log off",
+            lambda p: shipway_cmd(IDENTITY, p, work / f"id-off-{p}.db", "--no-log"),
+            work,
+            None,
+            "/ready",
+        ),
+        (
+            "banking77_starlette",
+            "bare Starlette, one predict per request (baseline)",
+            lambda p: uvicorn_cmd("starlette_banking77:app", p),
+            STACKS,
+            banking_env,
+            "/predict",
+        ),
+        (
+            "banking77_log_on",
+            "shipway banking77, batching, log on",
+            lambda p: shipway_cmd(BANKING77, p, work / f"b-on-{p}.db"),
+            work,
+            None,
+            "/ready",
+        ),
+        (
+            "banking77_log_off",
+            "shipway banking77, batching, log off",
+            lambda p: shipway_cmd(BANKING77, p, work / f"b-off-{p}.db", "--no-log"),
+            work,
+            None,
+            "/ready",
+        ),
+    ]
+    # Rounds interleave every configuration, so a burst of load from elsewhere on this shared
+    # machine hits one round of each pair rather than one side; each row is the median round.
+    runs: dict[str, list[dict[str, Any]]] = {key: [] for key, *_ in configs}
+    for round_ in range(1, args.rounds + 1):
+        print(f"round {round_} of {args.rounds}:", flush=True)
+        for key, name, cmd_fn, cwd, env, ready in configs:
+            p = free_port()
+            runs[key].append(measure(name, cmd_fn(p), cwd, d, env=env, port=p, ready_path=ready))
+    for key, measured in runs.items():
+        results[key] = sorted(measured, key=lambda r: r["rps"])[len(measured) // 2]
+        results[key]["rounds_rps"] = [r["rps"] for r in measured]
     results["offline_items_per_s"] = offline_items_per_second()
 
     print("start-up:", flush=True)
@@ -285,7 +319,7 @@ def main() -> None:
 
     (BENCH / "results").mkdir(exist_ok=True)
     (BENCH / "results" / "latest.json").write_text(json.dumps(results, indent=2))
-    page = render(results, d)
+    page = render(results, d, args.rounds)
     for title, script in EXTRA:
         print(f"{title}:", flush=True)
         out = subprocess.run([sys.executable, str(BENCH / script)], capture_output=True, text=True, check=True).stdout
@@ -295,24 +329,30 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
-def render(r: dict[str, Any], duration: int) -> str:
+def render(r: dict[str, Any], duration: int, rounds: int) -> str:
     def row(key: str, base: str | None = None) -> str:
         x = r[key]
         ratio = f"{x['rps'] / r[base]['rps']:.2f}x" if base else "1.00x (baseline)"
         return f"| {x['name']} | {x['rps']:,.0f} | {ratio} | {x['p50']} | {x['p99']} | {x['non_2xx'] + x['socket_errors']} |"
 
     head = "| server | req/s | ratio | p50 | p99 | non-2xx + socket errors |\n|---|---:|---:|---:|---:|---:|"
-    id_ratio = r["identity_log_on"]["rps"] / r["starlette_echo"]["rps"]
-    b_ratio = r["banking77_log_on"]["rps"] / r["banking77_starlette"]["rps"]
-    log_cost_id = 1 - r["identity_log_on"]["rps"] / r["identity_log_off"]["rps"]
-    log_cost_b = 1 - r["banking77_log_on"]["rps"] / r["banking77_log_off"]["rps"]
+    def paired(a: str, b: str) -> float:
+        # The median of per-round ratios: the two sides of a round ran minutes apart at most.
+        return statistics.median(x / y for x, y in zip(r[a]["rounds_rps"], r[b]["rounds_rps"], strict=True))
+
+    id_ratio = paired("identity_log_on", "starlette_echo")
+    b_ratio = paired("banking77_log_on", "banking77_starlette")
+    log_cost_id = 1 - paired("identity_log_on", "identity_log_off")
+    log_cost_b = 1 - paired("banking77_log_on", "banking77_log_off")
     s_id = statistics.median(r["startup_identity_s"])
     s_b = statistics.median(r["startup_banking77_s"])
     load = r["banking77_load_s"]
     verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
     return f"""# Benchmarks
 
-Produced by `make bench` (`.venv/bin/python bench/run.py --duration {duration}`), all rows in one run,
+Produced by `make bench` (`.venv/bin/python bench/run.py --duration {duration}`), all rows in one run:
+every HTTP configuration is measured in {rounds} interleaved rounds and each row is the median round
+(the rounds' req/s are in the raw numbers),
 on {platform.node() and "this"} machine: {os.cpu_count()} cores, Python {platform.python_version()}.
 Each server is pinned to CPU {SERVER_CPU} and the load generator (wrk, one thread, 64 connections,
 {duration} s after a 2 s warm-up) to CPU {LOAD_CPU}; bodies are short customer messages
@@ -321,6 +361,8 @@ The machine is shared, so compare ratios within this page, not absolute numbers 
 Raw numbers: `bench/results/latest.json`.
 
 ## Targets
+
+Ratios between two HTTP configurations are the median of their per-round ratios.
 
 | figure | target | measured | |
 |---|---|---|---|
