@@ -336,6 +336,7 @@ def render(r: dict[str, Any], duration: int, rounds: int) -> str:
         return f"| {x['name']} | {x['rps']:,.0f} | {ratio} | {x['p50']} | {x['p99']} | {x['non_2xx'] + x['socket_errors']} |"
 
     head = "| server | req/s | ratio | p50 | p99 | non-2xx + socket errors |\n|---|---:|---:|---:|---:|---:|"
+
     def paired(a: str, b: str) -> float:
         # The median of per-round ratios: the two sides of a round ran minutes apart at most.
         return statistics.median(x / y for x, y in zip(r[a]["rounds_rps"], r[b]["rounds_rps"], strict=True))

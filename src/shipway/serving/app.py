@@ -26,18 +26,20 @@ from shipway.core.gate import Gate
 from shipway.core.pipeline import Decided, Pipeline
 from shipway.core.service import Service, read_ids
 from shipway.core.settings import Settings
-from shipway.errors import ConfigError, GateFailed, InputError, PayloadError, PredictError, PredictTimeout, ShipwayError
+from shipway.errors import ConfigError, GateFailed, PredictError, PredictTimeout
 from shipway.rules import Decision, RuleSet
 from shipway.rules.live import Active, rules_stage, with_rules
 from shipway.serving import introspection
 from shipway.serving.admin import admin
 from shipway.serving.batching import Batcher
+from shipway.serving.bodies import parse_items, parse_one
 from shipway.serving.decisions import RulesManager, labels_from_manifest
 from shipway.serving.http import Receive, Scope, Send, read_body, request_headers, send_response, too_large
 from shipway.serving.logs import request_id_var
 from shipway.serving.metrics import Metrics
 from shipway.serving.models import ModelManager
 from shipway.serving.responses import error_body, error_for
+from shipway.serving.warmup import warm_up
 from shipway.store.prediction_log import PredictionLog
 from shipway.store.records import PredictionRecord
 
@@ -160,7 +162,7 @@ class App:
             self.log.start()
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._warm_up()),
+            loop.create_task(warm_up(self)),
             loop.create_task(self._watch()),
             loop.create_task(self._sync_rules()),
         ]
@@ -238,46 +240,6 @@ class App:
         if self.metrics is not None:
             self.metrics.decision(decision.queue, decision.fired, decision.rules_version)
 
-    async def _warm_up(self) -> None:
-        assert self.pipeline is not None and self.batcher is not None
-        example = self._example()
-        if example is _NONE:
-            logger.warning(
-                "no warm-up input: define `example = ...` in service.py so readiness "
-                "waits for a real prediction; ready after load only"
-            )
-        else:
-            try:
-                await self.batcher.submit(self.pipeline.parse(example))
-            except Exception as err:
-                if self.service.has_example:
-                    self.not_ready_reason = f"the warm-up prediction on `example` failed: {err}"
-                    logger.error("warm-up prediction failed; not ready", exc_info=err)
-                    return
-                # A guessed input the model rejects says nothing about the model.
-                logger.warning(
-                    "the guessed warm-up input %r failed (%s); define `example = ...` in "
-                    "service.py so readiness waits for a real prediction; ready after load only",
-                    example,
-                    err,
-                )
-        self.ready = True
-        self.not_ready_reason = ""
-        logger.info("ready", extra={"ids": self.ids})
-
-    def _example(self) -> Any:
-        assert self.pipeline is not None
-        if self.service.has_example:
-            return self.service.example
-        candidates: tuple[Any, ...] = ({}, "warm-up", [], 0)
-        for candidate in candidates:
-            try:
-                self.pipeline.parse(candidate)
-                return candidate
-            except ShipwayError:
-                continue
-        return _NONE
-
     # -- ASGI ------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -340,7 +302,7 @@ class App:
         output: Any = None
         try:
             body = await read_body(receive, self._max_body)
-            item = self._parse(body)
+            item = parse_one(self.pipeline, body)
             if self._mode == "off":
                 out = self._default_body
             else:
@@ -366,7 +328,7 @@ class App:
         self.in_flight += 1
         futures: list[asyncio.Future[Any]] = []
         try:
-            items = self._parse_items(await read_body(receive, self._max_body))
+            items = parse_items(self.pipeline, await read_body(receive, self._max_body), self.batcher.max_queue)
             if self._mode == "off":
                 outputs: list[Any] = [None] * len(items)
             else:
@@ -427,50 +389,6 @@ class App:
 
     # -- helpers ---------------------------------------------------------------
 
-    def _parse(self, body: bytes) -> Any:
-        assert self.pipeline is not None
-        try:
-            return self.pipeline.input_schema.validate_json(body)
-        except InputError as err:
-            if err.details and err.details[0]["type"] == "json_invalid":
-                raise PayloadError(
-                    f"the body is not valid JSON ({err.details[0]['msg']}); send a JSON document "
-                    f"with content-type application/json."
-                ) from None
-            raise
-
-    def _parse_items(self, body: bytes) -> list[Any]:
-        assert self.pipeline is not None and self.batcher is not None
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as err:
-            raise PayloadError(f'the body is not valid JSON ({err}); send {{"items": [...]}}.') from None
-        items = data.get("items") if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            raise PayloadError(
-                f'/predict/batch takes {{"items": [item, ...]}}; got a {type(data).__name__} '
-                f"{'without an items list' if isinstance(data, dict) else ''}".rstrip()
-                + "."
-            )
-        if len(items) > self.batcher.max_queue:
-            raise PayloadError(
-                f"{len(items)} items is more than one request may hold ({self.batcher.max_queue}); split it."
-            )
-        parsed: list[Any] = []
-        details: list[dict[str, Any]] = []
-        validate = self.pipeline.input_schema.validate
-        for i, item in enumerate(items):
-            try:
-                parsed.append(validate(item))
-            except InputError as err:
-                details.extend({**d, "loc": ["items", i, *d["loc"]]} for d in err.details)
-        if details:
-            where = ".".join(str(p) for p in details[0]["loc"])
-            raise InputError(
-                f"{len(details)} problem(s) in the items; the first: {where}: {details[0]['msg']}", details
-            )
-        return parsed
-
     async def _wait(self, awaitable: Awaitable[Any]) -> Any:
         future = asyncio.ensure_future(awaitable)  # a Future (or gather's), never a Task
         handle = asyncio.get_running_loop().call_later(self._timeout, _expire, future, self._timeout)
@@ -508,9 +426,6 @@ class App:
                 extra={"status": status},
             )
         await send_response(send, status, body, request_id, headers)
-
-
-_NONE = object()
 
 
 def _expire(future: asyncio.Future[Any], timeout: float) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from shipway.errors import PayloadError, ShipwayError
+from shipway.serving.bodies import parse_one
 from shipway.serving.http import Receive, Send, read_body, send_response
 from shipway.serving.openapi import openapi_document
 from shipway.serving.responses import error_body
@@ -79,7 +80,7 @@ async def explain_endpoint(app: App, receive: Receive, send: Send, request_id: s
             except ShipwayError as err:
                 raise PayloadError(f"the expectation is not valid: {err}") from None
             body = orjson.dumps(envelope["input"])
-        app._parse(body)  # a bad body gets the same 4xx as /predict
+        parse_one(app.pipeline, body)  # a bad body gets the same 4xx as /predict
     except Exception as err:
         await app._fail(send, err, request_id, "explain", started)
         return
