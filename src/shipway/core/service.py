@@ -22,16 +22,17 @@ import importlib.util
 import json
 import sys
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from shipway.core.pipeline import Pipeline
 from shipway.core.schema import Schema
+from shipway.core.settings import Settings, load_settings
 from shipway.core.stage import Stage, stage_arity
 from shipway.errors import LoadError, ServiceError
 
-__all__ = ["Service", "import_service", "read_ids"]
+__all__ = ["Service", "import_service", "load_project", "read_ids"]
 
 _MISSING: Any = object()
 
@@ -129,7 +130,7 @@ class Service:
         self.run_load(artifacts)
         if ids is None:
             ids = read_ids(artifacts)
-        predict_stage, in_hint, out_hint = self._predict_stage()
+        predict_stage = self._predict_stage()
         stages = [
             *(Stage.from_function(f, "before") for f in self.before),
             predict_stage,
@@ -143,11 +144,7 @@ class Service:
                     f"'input' or 'output'. Rename one of the functions."
                 )
             seen.add(stage.name)
-        if self.before:
-            in_hint = _first_param_hint(self.before[0], in_hint)
-        if self.after:
-            out_hint = _return_hint(self.after[-1], out_hint)
-        return Pipeline(stages, Schema(in_hint, "input"), Schema(out_hint, "output"), ids)
+        return Pipeline(stages, *self.schemas(), ids)
 
     def schemas(self) -> tuple[Schema, Schema]:
         """The pipeline's input and output schemas, from the type hints alone (no load())."""
@@ -166,34 +163,22 @@ class Service:
             out_hint = _return_hint(self.after[-1], out_hint)
         return Schema(in_hint, "input"), Schema(out_hint, "output")
 
-    def _predict_stage(self) -> tuple[Stage, Any, Any]:
-        single, batch = self.predict, self.predict_batch
-        in_hint: Any = Any
-        out_hint: Any = Any
-        one = many = None
-        if single is not None:
-            one, in_hint, out_hint = self._bind(single, "predict")
-        if batch is not None:
-            many, b_in, b_out = self._bind(batch, "predict_batch")
-            if single is None:
-                in_hint, out_hint = _item_hint(b_in), _item_hint(b_out)
-        return Stage("predict", "predict", one=one, many=many), in_hint, out_hint
+    def _predict_stage(self) -> Stage:
+        one = self._bind(self.predict, "predict") if self.predict is not None else None
+        many = self._bind(self.predict_batch, "predict_batch") if self.predict_batch is not None else None
+        return Stage("predict", "predict", one=one, many=many)
 
-    def _bind(self, fn: Callable[..., Any], what: str) -> tuple[Any, Any, Any]:
+    def _bind(self, fn: Callable[..., Any], what: str) -> Any:
         arity = stage_arity(fn, what)
         if arity == 2 and self.load is None:
             raise ServiceError(
                 f"{what}() takes two parameters, so it expects the model from load(), but the "
                 f"service has no load(). Define `def load(artifacts): ...` or drop the first parameter."
             )
-        hints = _hints(fn)
-        params = [p for p in _param_names(fn)]
-        in_hint = hints.get(params[-1], Any) if params else Any
-        out_hint = hints.get("return", Any)
         if arity == 2:
             state = self.state
-            return (lambda items, _r, fn=fn, s=state: fn(s, items)), in_hint, out_hint
-        return (lambda items, _r, fn=fn: fn(items)), in_hint, out_hint
+            return lambda items, _r, fn=fn, s=state: fn(s, items)
+        return lambda items, _r, fn=fn: fn(items)
 
 
 def import_service(target: str | Path) -> tuple[Any, Path]:
@@ -225,6 +210,21 @@ def import_service(target: str | Path) -> tuple[Any, Path]:
         ) from err
     location: str | None = getattr(module, "__file__", None)
     return module, (Path(location).resolve().parent if location else Path.cwd())
+
+
+def load_project(target: str | Path, overrides: Mapping[str, Any] | None = None) -> tuple[Service, Settings]:
+    """A project's settings and service: settings first, since they may say where service.py is.
+
+    `target` is a folder, a service.py or a dotted module path; `overrides` are settings by
+    dotted key (CLI flags)."""
+    path = Path(target)
+    root = path if path.is_dir() else (path.parent if path.suffix == ".py" else Path.cwd())
+    settings = load_settings(root, overrides)
+    module_target: str | Path = target
+    if path.is_dir() and settings["service"] != "service.py":
+        module_target = path / settings["service"] if settings["service"].endswith(".py") else settings["service"]
+    module, _ = import_service(module_target)
+    return Service.from_module(module), settings
 
 
 def read_ids(artifacts: Path | None, version: str | None = None) -> dict[str, str | None]:

@@ -19,7 +19,7 @@ from shipway.errors import GateFailed, LoadError, PayloadError, RulesError, Stor
 from shipway.serving.decisions import UnknownVersion
 from shipway.serving.http import Receive, Send, read_body, send_response
 from shipway.serving.responses import error_body
-from shipway.store import RulesEvent, store_from_url
+from shipway.store import RulesEvent
 
 if TYPE_CHECKING:
     from shipway.serving.app import App
@@ -72,7 +72,7 @@ async def admin(
             }
             return await send_response(send, 200, orjson.dumps(body), request_id)
         if action == "model_history":
-            models = await asyncio.to_thread(_model_history, app)
+            models = await asyncio.to_thread(app.models.history)
             body = {"model": dict(app.ids), "history": [{**event_json(e), "artifacts": e.source} for e in models]}
             return await send_response(send, 200, orjson.dumps(body), request_id)
         request = _json_object(await read_body(receive, app._max_body))
@@ -165,12 +165,3 @@ def _number(request: dict[str, Any], key: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise PayloadError(f"{key!r} must be a number between 0 and 1, not {value!r}")
     return float(value)
-
-
-def _model_history(app: App) -> list[RulesEvent]:
-    store = store_from_url(app.settings["store.url"], app.settings.root)
-    store.open()
-    try:
-        return store.model_history(app.name, limit=50)
-    finally:
-        store.close()

@@ -103,6 +103,7 @@ class App:
             return
         artifacts = self.settings.path("artifacts")
         deployed = self.models.newest()  # a restart serves the newest deployed model
+        self.models.close()  # no connection may cross the fork
         if deployed is not None and Path(deployed.source).is_dir():
             artifacts = Path(deployed.source)
             self.models.applied = deployed.id
@@ -179,6 +180,7 @@ class App:
             await asyncio.to_thread(self.log.close)
         if self.rules is not None:
             self.rules.close()
+        self.models.close()
         logger.info("worker stopped", extra={"log": self.log.stats if self.log else None})
         if self.stuck:
             # The stuck predict thread cannot be joined; everything else is flushed.

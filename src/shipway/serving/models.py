@@ -21,7 +21,7 @@ from shipway.core.pipeline import Pipeline
 from shipway.core.service import Service, read_ids
 from shipway.errors import GateFailed, LoadError, StoreUnavailable
 from shipway.rules.live import rules_stage
-from shipway.store import RulesEvent, store_from_url
+from shipway.store import RulesEvent, Store, store_from_url
 
 if TYPE_CHECKING:
     from shipway.serving.app import App
@@ -37,19 +37,32 @@ class ModelManager:
     def __init__(self, app: App) -> None:
         self.app = app
         self.applied: int | None = None  # id of the history event this worker serves
+        self._store: Store | None = None  # kept open: sync() asks every rules.poll_s
 
     def newest(self) -> RulesEvent | None:
         """The newest deployment in the store, or None (no store, or never deployed)."""
-        s = self.app.settings
-        store = store_from_url(s["store.url"], s.root)
         try:
-            store.open()
-            events = store.model_history(self.app.name, limit=1)
+            events = self._open().model_history(self.app.name, limit=1)
         except StoreUnavailable:
+            self.close()  # reconnect on the next call
             return None
-        finally:
-            store.close()
         return events[0] if events else None
+
+    def history(self, limit: int = 50) -> list[RulesEvent]:
+        return self._open().model_history(self.app.name, limit=limit)
+
+    def _open(self) -> Store:
+        if self._store is None:
+            s = self.app.settings
+            store = store_from_url(s["store.url"], s.root)
+            store.open()
+            self._store = store
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            store, self._store = self._store, None
+            store.close()
 
     def build(self, artifacts: Path) -> tuple[Pipeline, dict[str, str | None]]:
         """A candidate pipeline on `artifacts`, with the live rules stage; the live model is untouched."""
@@ -78,13 +91,7 @@ class ModelManager:
                     f"model {ids['model_version']} refused by the validation gate: {result.summary}",  # type: ignore[attr-defined]
                     result.report,  # type: ignore[attr-defined]
                 )
-        s = app.settings
-        store = store_from_url(s["store.url"], s.root)
-        store.open()
-        try:
-            event = store.record_model(app.name, ids["model_version"] or "", str(path), actor=actor)
-        finally:
-            store.close()
+        event = self._open().record_model(app.name, ids["model_version"] or "", str(path), actor=actor)
         self._swap(pipeline, ids, event.id)
         return event
 

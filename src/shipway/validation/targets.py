@@ -16,15 +16,14 @@ from typing import Any, Protocol
 import orjson
 
 from shipway.core.pipeline import Pipeline
-from shipway.core.service import Service, import_service, read_ids
-from shipway.core.settings import load_settings
+from shipway.core.service import load_project, read_ids
 from shipway.errors import TargetError
 from shipway.expect.cases import Case, Failed, Invariance
 from shipway.expect.diagnosis import Diagnosis, diagnose, final_output
 from shipway.expect.explain import BATCH, outputs_of
 from shipway.expect.fields import Fields
 from shipway.rules import load_rules
-from shipway.rules.live import META_SCHEMA, Active, LiveRules, rules_stage
+from shipway.rules.live import META_SCHEMA, with_rules
 
 __all__ = ["HttpTarget", "InProcessTarget", "Target", "load_pipeline"]
 
@@ -49,16 +48,10 @@ def load_pipeline(target: str | Path, rules: bool = True) -> Pipeline:
     With `rules`, the project's rules file (`rules.file`) runs as the last stage, as
     `shipway serve` runs it when the store holds no newer rules.
     """
-    path = Path(target)
-    root = path if path.is_dir() else (path.parent if path.suffix == ".py" else Path.cwd())
-    settings = load_settings(root)
-    module_target: str | Path = target
-    if path.is_dir() and settings["service"] != "service.py":
-        module_target = path / settings["service"] if settings["service"].endswith(".py") else settings["service"]
-    module, _ = import_service(module_target)
+    service, settings = load_project(target)
     artifacts = settings.path("artifacts")
     ids = {"service": settings["name"], **read_ids(artifacts, settings["version"] or None), "rules_version": None}
-    pipeline = Service.from_module(module).setup(artifacts, ids)
+    pipeline = service.setup(artifacts, ids)
     if rules and settings["rules.file"]:
         ruleset = load_rules(
             settings.path("rules.file"),
@@ -67,10 +60,7 @@ def load_pipeline(target: str | Path, rules: bool = True) -> Pipeline:
             filename=settings["rules.file"],
             meta_schema=META_SCHEMA,
         )
-        live = LiveRules()
-        live.swap(Active(live=ruleset))
-        pipeline.stages.append(rules_stage(live))
-        pipeline.ids["rules_version"] = ruleset.version
+        pipeline = with_rules(pipeline, ruleset)
     return pipeline
 
 
