@@ -5,17 +5,19 @@ from __future__ import annotations
 import abc
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from shipway.errors import StoreError
-from shipway.store.records import PredictionRecord, RulesEvent
+from shipway.store import alerts, feedback, rollups
+from shipway.store.records import AlertEvent, FeedbackOutcome, FeedbackRecord, PredictionRecord, RulesEvent
 
 __all__ = [
     "COLUMNS",
     "RULES_COLUMNS",
+    "Executor",
     "Store",
     "check_schema_version",
     "record_from_row",
@@ -41,6 +43,17 @@ COLUMNS: tuple[str, ...] = (
 )
 
 
+T = TypeVar("T")
+
+
+class Executor(Protocol):
+    """Runs SQL (written with `?` marks) inside one of a store's transactions."""
+
+    def __call__(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+
 class Store(abc.ABC):
     """A place to keep what shipway records, reached through a URL.
 
@@ -51,6 +64,7 @@ class Store(abc.ABC):
 
     placeholder: ClassVar[str] = "?"  # the driver's parameter marker
     select_sql: ClassVar[str]  # SELECT of COLUMNS, as the backend needs to cast them
+    sql_floor: ClassVar[str]  # floor() of a non-negative number as an integer, `{}` the argument
 
     #: The URL with any password masked, for messages and logs.
     url: str
@@ -79,6 +93,16 @@ class Store(abc.ABC):
         StoreUnavailable when the store cannot be reached, so the caller can
         spool the batch and retry; StoreError when the store refuses the data.
         """
+
+    def write_rollups(self, records: Sequence[PredictionRecord]) -> None:
+        """Count records in the metrics rollups without storing them (failed requests)."""
+        counts, latency = rollups.rollup(records)
+
+        def work(run: Executor) -> None:
+            run.many(rollups.UPSERT_COUNTS, counts)
+            run.many(rollups.UPSERT_LATENCY, latency)
+
+        self._transact(work)
 
     def read_predictions(
         self,
@@ -161,6 +185,44 @@ class Store(abc.ABC):
         """The service's model deployments, newest first (`source` is the artifacts folder)."""
         check_limit(limit)
         return self._select_events("model_history", service, None, limit)
+
+    # -- feedback: outcomes joined to their predictions by request id --
+
+    def write_feedback(
+        self,
+        records: Sequence[FeedbackRecord],
+        describe: feedback.Describe,
+        *,
+        late_after_s: float = 7 * 86400,
+    ) -> FeedbackOutcome:
+        """Store outcomes and join them to their predictions; see `store.feedback`."""
+        return feedback.write_feedback(self, records, describe, late_after_s=late_after_s)
+
+    def resolve_feedback(self, describe: feedback.Describe) -> int:
+        """Join earlier feedback whose prediction has been logged since; how many joined."""
+        return feedback.resolve_pending(self, describe)
+
+    # -- alerts: deduplicated state changes --
+
+    def alert_transition(self, service: str, key: str, firing: bool, ts: float, detail: dict[str, object]) -> bool:
+        """Set the alert's state; True only for the one caller that changed it (notify then)."""
+        return alerts.alert_transition(self, service, key, firing, ts, detail)
+
+    def alert_events(self, service: str, since: float | None = None, limit: int = 100) -> list[AlertEvent]:
+        """The service's alert changes, newest first."""
+        return alerts.alert_events(self, service, since, limit)
+
+    def alert_states(self, service: str) -> dict[str, bool]:
+        """Which of the service's alerts are firing now (by key)."""
+        return alerts.alert_states(self, service)
+
+    @abc.abstractmethod
+    def _transact(self, work: Callable[[Executor], T]) -> T:
+        """Run `work` in one write transaction; StoreUnavailable or StoreError on failure."""
+
+    @abc.abstractmethod
+    def _find_predictions(self, request_ids: Sequence[str]) -> dict[str, PredictionRecord]:
+        """The newest logged prediction of each of `request_ids` that is stored."""
 
     @abc.abstractmethod
     def _insert_event(self, table: str, event: RulesEvent) -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.adapt import Buffer, Loader
@@ -16,6 +16,7 @@ from shipway.errors import StoreError, StoreUnavailable
 from shipway.store.base import (
     COLUMNS,
     RULES_COLUMNS,
+    Executor,
     Store,
     check_schema_version,
     record_from_row,
@@ -23,8 +24,12 @@ from shipway.store.base import (
     where_clause,
 )
 from shipway.store.records import PredictionRecord, RulesEvent
+from shipway.store.rollups import UPSERT_COUNTS, UPSERT_LATENCY, rollup
+from shipway.store.tables import shared_tables
 
 __all__ = ["PostgresStore"]
+
+T = TypeVar("T")
 
 SCHEMES = ("postgresql", "postgres")
 URL_EXAMPLE = "postgresql://user:password@db.example.com:5432/shipway"
@@ -78,6 +83,22 @@ _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
             "CREATE INDEX model_history_service ON model_history (service, id)",
         ),
     ),
+    (
+        4,
+        (
+            *shared_tables(real="DOUBLE PRECISION", serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+            # Rollups of what older versions logged, so the metrics see it too.
+            """INSERT INTO prediction_counts
+                SELECT floor(ts / 60)::bigint, service, model_version, COALESCE(rules_version, ''), status,
+                       COALESCE(decision::text, ''), COUNT(*), SUM(latency_ms)
+                FROM predictions GROUP BY 1, 2, 3, 4, 5, 6""",
+            """INSERT INTO prediction_latency
+                SELECT floor(ts / 60)::bigint, service, model_version, COALESCE(rules_version, ''),
+                       CASE WHEN latency_ms <= 0.001 THEN 0 ELSE 1 + trunc(ln(latency_ms / 0.001) / ln(1.1))::int END,
+                       COUNT(*)
+                FROM predictions GROUP BY 1, 2, 3, 4, 5""",
+        ),
+    ),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
@@ -99,6 +120,9 @@ _MOVE = (
     f"INSERT INTO predictions ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} FROM {_INCOMING} "
     "ON CONFLICT (request_id, ts) DO NOTHING"
 )
+_MOVE_RETURNING = _MOVE + " RETURNING request_id, ts"
+_COUNTS = UPSERT_COUNTS.replace("?", "%s")
+_LATENCY = UPSERT_LATENCY.replace("?", "%s")
 _SELECT = "SELECT " + ", ".join(COLUMNS)
 
 # Applied unless the URL sets them: without them a server that vanishes without
@@ -130,6 +154,7 @@ class PostgresStore(Store):
 
     placeholder = "%s"
     select_sql = _SELECT
+    sql_floor = "floor({})::bigint"
 
     def __init__(self, url: str) -> None:
         self.url = safe_url(url)
@@ -189,7 +214,14 @@ class PostgresStore(Store):
                     with cur.copy(_COPY) as copy:
                         for row in rows:
                             copy.write_row(row)
-                    cur.execute(_MOVE)
+                    cur.execute(_MOVE_RETURNING)
+                    # Only what was not stored before counts (a replay, a lost COMMIT acknowledgement).
+                    fresh = set(cur.fetchall())
+                    if len(fresh) < len(records):
+                        records = [r for r in records if (r.request_id, r.ts) in fresh]
+                    counts, latency = rollup(records)
+                    cur.executemany(_COUNTS, counts)
+                    cur.executemany(_LATENCY, latency)
             except psycopg.Error as exc:
                 raise self._error(exc, "write to") from exc
 
@@ -215,6 +247,11 @@ class PostgresStore(Store):
         finally:
             conn.close()
 
+    def _find_predictions(self, request_ids: Sequence[str]) -> dict[str, PredictionRecord]:
+        """The newest logged prediction of each id (for joining feedback)."""
+        rows = self._query(f"{_SELECT} FROM predictions WHERE request_id = ANY(%s) ORDER BY ts", [list(request_ids)])
+        return {r.request_id: r for r in map(record_from_row, rows)}
+
     def _insert_event(self, table: str, event: RulesEvent) -> int:
         sql = (
             f"INSERT INTO {table} ({RULES_COLUMNS.removeprefix('id, ')}) "
@@ -238,6 +275,15 @@ class PostgresStore(Store):
             except psycopg.Error as exc:
                 raise self._error(exc, "write to") from exc
         return int(row[0]) if row else 0
+
+    def _transact(self, work: Callable[[Executor], T]) -> T:
+        with self._lock:
+            conn = self._connection()
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    return work(_Executor(cur))
+            except psycopg.Error as exc:
+                raise self._error(exc, "write to") from exc
 
     def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
         with self._lock:
@@ -333,3 +379,18 @@ class PostgresStore(Store):
                 f"cannot {action} the PostgreSQL store {self.url}: {str(exc).strip()}; the next call will reconnect"
             )
         return StoreError(f"the PostgreSQL store {self.url} failed to {action}: {str(exc).strip()}")
+
+
+class _Executor:
+    """Runs the shared SQL, written with `?` marks, as psycopg's `%s`."""
+
+    def __init__(self, cur: psycopg.Cursor[Any]) -> None:
+        self._cur = cur
+
+    def __call__(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        self._cur.execute(sql.replace("?", "%s"), params)
+        return self._cur.fetchall() if self._cur.description else []
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._cur.executemany(sql.replace("?", "%s"), rows)

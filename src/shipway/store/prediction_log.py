@@ -75,6 +75,7 @@ class PredictionLog:
         self.retry_interval_s = retry_interval_s
 
         self._buffer: deque[PredictionRecord] = deque()
+        self._failures: deque[PredictionRecord] = deque()  # counted in the rollups only
         # Wake the writer early once an interval's worth of traffic is waiting.
         self._wake_at = max(1, min(10_000, max_buffer // 4))
         self._counts = dict.fromkeys(_COUNTERS, 0)
@@ -109,6 +110,17 @@ class PredictionLog:
         buffer.append(record)  # deque.append is atomic: no lock needed
         if len(buffer) == self._wake_at:
             self._wake.set()
+
+    def append_failure(
+        self, service: str, model_version: str, rules_version: str | None, status: int, latency_ms: float
+    ) -> None:
+        """Count a failed request in the metrics rollups (failures are counted, not logged as records)."""
+        if not self._closed and len(self._failures) < self.max_buffer:
+            self._failures.append(
+                PredictionRecord(
+                    "", time.time(), service, model_version, latency_ms, b"", b"", rules_version, status=status
+                )
+            )
 
     # -- life cycle --------------------------------------------------------------
 
@@ -224,8 +236,20 @@ class PredictionLog:
         try:
             self._deliver(held)  # already redacted
             self._process(batch)
+            self._count_failures()
         finally:
             self._in_flight = 0
+
+    def _count_failures(self) -> None:
+        failures = self._failures
+        if not failures:
+            return
+        drained = [failures.popleft() for _ in range(len(failures))]
+        if self._store_up and self._store is not None:
+            try:
+                self._store.write_rollups(drained)
+            except StoreError as exc:  # counts are worth less than records: not spooled
+                logger.warning("could not count %d failed requests in the store: %s", len(drained), exc)
 
     def _shutdown(self) -> None:
         # Appends that raced with close() land here; after this, append() drops.
@@ -233,6 +257,7 @@ class PredictionLog:
             held, self._held = self._held, []
             self._deliver(held)
             self._process(self._drain())
+            self._count_failures()
         except Exception:
             logger.exception("prediction log writer failed while closing")
         self._spool.close()

@@ -1,10 +1,10 @@
-"""The row the prediction log stores: one served request."""
+"""The records the store keeps: served predictions, their later outcomes, rules and alert events."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ["PredictionRecord", "RulesEvent"]
+__all__ = ["AlertEvent", "FeedbackOutcome", "FeedbackRecord", "PredictionRecord", "RulesEvent"]
 
 
 @dataclass(slots=True)
@@ -50,3 +50,58 @@ class RulesEvent:
     actor: str | None
     options: dict[str, object]
     source: str
+
+
+@dataclass(slots=True)
+class FeedbackRecord:
+    """An outcome that arrived after the prediction it belongs to.
+
+    `name` says which outcome ("label" is the true class; others, such as
+    "clicked" or "reopened", are numbers or booleans) and `value` is its JSON
+    document. `ts` is when the outcome was observed or received.
+    """
+
+    request_id: str
+    value: bytes  # JSON
+    name: str = "label"
+    ts: float = 0.0
+
+
+@dataclass(slots=True)
+class FeedbackOutcome:
+    """What became of a batch of feedback: counts, and the ids that need a look.
+
+    `unknown` ids match no logged prediction (yet: they stay pending, and are
+    joined if the prediction arrives later); `duplicates` replaced an earlier
+    value of the same outcome; `late` arrived more than the late threshold after
+    the prediction.
+    """
+
+    accepted: int = 0
+    duplicates: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    late: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "accepted": self.accepted,
+            "joined": self.accepted - len(self.unknown),
+            "duplicates": len(self.duplicates),
+            "unknown": len(self.unknown),
+            "late": len(self.late),
+            "duplicate_ids": self.duplicates[:100],
+            "unknown_ids": self.unknown[:100],
+            "late_ids": self.late[:100],
+        }
+
+
+@dataclass(slots=True)
+class AlertEvent:
+    """A change of an alert's state: it started firing, or it recovered."""
+
+    id: int
+    service: str
+    key: str
+    firing: bool
+    ts: float
+    detail: dict[str, object]

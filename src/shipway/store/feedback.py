@@ -1,0 +1,157 @@
+"""Feedback: outcomes that arrive after the prediction, joined to it by request id.
+
+The join happens once, when the outcome is written (or, for an id the log does
+not hold yet, when the prediction turns up later): the prediction's time,
+versions, predicted label, confidence and the rank of the true label are
+copied into the feedback row, so metrics read one table.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from shipway.errors import StoreError
+from shipway.store.records import FeedbackOutcome, FeedbackRecord, PredictionRecord
+
+if TYPE_CHECKING:
+    from shipway.store.base import Executor, Store
+
+__all__ = ["Describe", "resolve_pending", "write_feedback"]
+
+# What the prediction said, read from its logged outputs for one outcome:
+# (predicted label, confidence, rank of the actual value among the predicted
+# labels, 1 for the top one; None where it does not apply).
+Describe = Callable[[bytes, str, Any], tuple[str | None, float | None, int | None]]
+
+_UPSERT = (
+    "INSERT INTO feedback (request_id, name, value, actual, number, ts, received, service, pred_ts, "
+    "model_version, rules_version, predicted, confidence, rank) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (request_id, name) DO UPDATE SET value = excluded.value, actual = excluded.actual, "
+    "number = excluded.number, ts = excluded.ts, received = excluded.received, service = excluded.service, "
+    "pred_ts = excluded.pred_ts, model_version = excluded.model_version, rules_version = excluded.rules_version, "
+    "predicted = excluded.predicted, confidence = excluded.confidence, rank = excluded.rank"
+)
+_JOIN = (
+    "UPDATE feedback SET service = ?, pred_ts = ?, model_version = ?, rules_version = ?, predicted = ?, "
+    "confidence = ?, rank = ? WHERE request_id = ? AND name = ?"
+)
+_CHUNK = 500
+
+
+def write_feedback(
+    store: Store,
+    records: Sequence[FeedbackRecord],
+    describe: Describe,
+    *,
+    late_after_s: float,
+    pending_limit: int = 10_000,
+) -> FeedbackOutcome:
+    """Store outcomes (a newer value of the same request and name replaces the older),
+    join them to their predictions, and retry the join of earlier unknown ids."""
+    outcome = FeedbackOutcome()
+    latest: dict[tuple[str, str], FeedbackRecord] = {}
+    for record in records:
+        key = (record.request_id, record.name)
+        if key in latest:
+            outcome.duplicates.append(record.request_id)
+        latest[key] = record
+    if not latest:
+        return outcome
+    ids = sorted({request_id for request_id, _ in latest})
+    predictions = store._find_predictions(ids)
+    received = time.time()
+    rows = []
+    for (request_id, name), record in latest.items():
+        value = _value(record)
+        prediction = predictions.get(request_id)
+        if prediction is None:
+            outcome.unknown.append(request_id)
+        elif record.ts - prediction.ts > late_after_s:
+            outcome.late.append(request_id)
+        rows.append(
+            (
+                request_id,
+                name,
+                record.value.decode(),
+                *_actual(value),
+                record.ts or received,
+                received,
+                *_joined(prediction, describe, name, value),
+            )
+        )
+
+    def work(run: Executor) -> None:
+        for start in range(0, len(ids), _CHUNK):
+            part = ids[start : start + _CHUNK]
+            marks = ", ".join("?" * len(part))
+            stored = run(f"SELECT request_id, name FROM feedback WHERE request_id IN ({marks})", part)
+            outcome.duplicates.extend(rid for rid, name in stored if (rid, name) in latest)
+        run.many(_UPSERT, rows)
+
+    store._transact(work)
+    outcome.accepted = len(rows)
+    resolve_pending(store, describe, limit=pending_limit)
+    return outcome
+
+
+def resolve_pending(store: Store, describe: Describe, *, limit: int = 10_000, max_age_s: float = 7 * 86400) -> int:
+    """Join feedback received in the last `max_age_s` whose prediction was not found before; how many joined."""
+    pending = store._query(
+        f"SELECT request_id, name, value FROM feedback WHERE pred_ts IS NULL AND received >= {store.placeholder} "
+        f"ORDER BY received LIMIT {int(limit)}",
+        [time.time() - max_age_s],
+    )
+    if not pending:
+        return 0
+    predictions = store._find_predictions(sorted({row[0] for row in pending}))
+    updates = [
+        (*_joined(predictions[rid], describe, name, orjson.loads(value)), rid, name)
+        for rid, name, value in pending
+        if rid in predictions
+    ]
+    if updates:
+        store._transact(lambda run: run.many(_JOIN, updates))
+    return len(updates)
+
+
+def _value(record: FeedbackRecord) -> Any:
+    try:
+        return orjson.loads(record.value)
+    except orjson.JSONDecodeError as exc:
+        raise StoreError(
+            f"feedback for request {record.request_id!r} has a value that is not JSON ({exc}); "
+            'send a JSON value such as "card_arrival", true or 3.5'
+        ) from exc
+
+
+def _actual(value: Any) -> tuple[str | None, float | None]:
+    """The value as a label (strings and integers) and as a number (numbers and booleans)."""
+    if isinstance(value, bool):
+        return None, float(value)
+    if isinstance(value, int | float):
+        return (str(value) if isinstance(value, int) else None), float(value)
+    if isinstance(value, str):
+        return value, None
+    return None, None
+
+
+def _joined(
+    prediction: PredictionRecord | None, describe: Describe, name: str, value: Any
+) -> tuple[str | None, float | None, str | None, str | None, str | None, float | None, int | None]:
+    if prediction is None:
+        return None, None, None, None, None, None, None
+    predicted, confidence, rank = describe(prediction.outputs, name, value)
+    return (
+        prediction.service,
+        prediction.ts,
+        prediction.model_version,
+        prediction.rules_version or "",
+        predicted,
+        confidence,
+        rank,
+    )

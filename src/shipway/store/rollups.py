@@ -1,0 +1,93 @@
+"""Per-minute rollups of the prediction log, kept as predictions are written.
+
+The writer folds each batch into a few rows per minute (counts, summed latency,
+a latency histogram) in the same transaction as the batch, so metrics over
+millions of predictions read thousands of rows. Latency buckets are spaced by a
+factor of `GROWTH`: a quantile read from them is within GROWTH ** 0.5 - 1
+(under 5%) of an observed latency, relative.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from shipway.store.records import PredictionRecord
+
+__all__ = ["GROWTH", "UPSERT_COUNTS", "UPSERT_LATENCY", "bucket_bounds", "latency_bucket", "quantile", "rollup"]
+
+GROWTH = 1.1
+_LOG_GROWTH = math.log(GROWTH)
+_FLOOR_MS = 0.001  # latencies under a microsecond share bucket 0
+
+UPSERT_COUNTS = (
+    "INSERT INTO prediction_counts (minute, service, model_version, rules_version, status, decision, n, latency_sum) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (minute, service, model_version, rules_version, status, decision) DO UPDATE SET "
+    "n = prediction_counts.n + excluded.n, latency_sum = prediction_counts.latency_sum + excluded.latency_sum"
+)
+UPSERT_LATENCY = (
+    "INSERT INTO prediction_latency (minute, service, model_version, rules_version, bucket, n) "
+    "VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (minute, service, model_version, rules_version, bucket) DO UPDATE SET "
+    "n = prediction_latency.n + excluded.n"
+)
+
+
+def latency_bucket(ms: float) -> int:
+    """The histogram bucket of a latency in milliseconds: 0 up to a microsecond, then log-spaced."""
+    if ms <= _FLOOR_MS:
+        return 0
+    return 1 + int(math.log(ms / _FLOOR_MS) / _LOG_GROWTH)
+
+
+def bucket_bounds(bucket: int) -> tuple[float, float]:
+    """The latencies (ms) a bucket holds, [low, high)."""
+    if bucket <= 0:
+        return 0.0, _FLOOR_MS
+    return _FLOOR_MS * GROWTH ** (bucket - 1), _FLOOR_MS * GROWTH**bucket
+
+
+def rollup(records: Iterable[PredictionRecord]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The count rows and latency rows that `records` add, ready for the two upserts."""
+    counts: dict[tuple[Any, ...], list[float]] = {}
+    latency: dict[tuple[Any, ...], int] = {}
+    log, floor, step = math.log, _FLOOR_MS, _LOG_GROWTH
+    for r in records:
+        group = (int(r.ts // 60), r.service, r.model_version, r.rules_version or "")
+        key = (*group, r.status, "" if r.decision is None else r.decision.decode("utf-8", "replace"))
+        ms = r.latency_ms
+        found = counts.get(key)
+        if found is None:
+            counts[key] = [1, ms]
+        else:
+            found[0] += 1
+            found[1] += ms
+        bucket = 0 if ms <= floor else 1 + int(log(ms / floor) / step)
+        lkey = (*group, bucket)
+        latency[lkey] = latency.get(lkey, 0) + 1
+    return (
+        [(*k, int(v[0]), v[1]) for k, v in counts.items()],
+        [(*k, n) for k, n in latency.items()],
+    )
+
+
+def quantile(histogram: Sequence[tuple[int, int]], q: float) -> float | None:
+    """The q-quantile (0..1) of a latency histogram given as (bucket, count) pairs, in ms.
+
+    Returns the geometric middle of the bucket that holds it, so the answer is
+    within GROWTH ** 0.5 - 1 of a latency that was observed in that bucket.
+    """
+    total = sum(n for _, n in histogram)
+    if total == 0:
+        return None
+    rank = q * total
+    seen = 0
+    for bucket, n in sorted(histogram):
+        seen += n
+        if seen >= rank:
+            low, high = bucket_bounds(bucket)
+            return math.sqrt(low * high) if low > 0 else high / 2
+    low, high = bucket_bounds(max(b for b, _ in histogram))
+    return math.sqrt(low * high)

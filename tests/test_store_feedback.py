@@ -1,0 +1,202 @@
+"""Feedback, rollups, alert state and segments in both store backends."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+from pathlib import Path
+
+import orjson
+import pytest
+from store_fixtures import make_record
+
+from shipway.errors import InputError, StoreError
+from shipway.store import PredictionRecord, open_store
+from shipway.store import series as sql
+from shipway.store.outcomes import describe_fields, parse_feedback
+from shipway.store.rollups import GROWTH, bucket_bounds, latency_bucket, quantile
+from shipway.store.sqlite_schema import MIGRATIONS
+
+pytest_plugins = ["store_fixtures"]
+
+DESCRIBE = describe_fields()
+T0 = 1_700_000_040.0  # a minute boundary
+
+
+def _record(
+    i: int, label: str, *, ts: float | None = None, alternatives: tuple[str, ...] = (), **fields: object
+) -> PredictionRecord:
+    outputs = {"label": label, "score": 0.6, "alternatives": [{"label": a, "score": 0.1} for a in alternatives]}
+    return make_record(i, ts=T0 + i if ts is None else ts, outputs=orjson.dumps(outputs), **fields)
+
+
+def _feedback(items: list[dict[str, object]]) -> list:  # type: ignore[type-arg]
+    return parse_feedback(items)
+
+
+def test_feedback_joins_reports_duplicates_unknown_and_late(store_url: str) -> None:
+    with open_store(store_url) as store:
+        store.write_predictions([_record(i, "a" if i % 2 else "b", alternatives=("c", "a")) for i in range(10)])
+        outcome = store.write_feedback(
+            _feedback(
+                [
+                    {"request_id": "req-1", "label": "a", "ts": T0 + 60},  # right
+                    {"request_id": "req-2", "label": "a", "ts": T0 + 60},  # wrong
+                    {"request_id": "req-2", "label": "b", "ts": T0 + 60},  # a duplicate in the batch: newest wins
+                    {"request_id": "req-3", "name": "clicked", "value": True, "ts": T0 + 10 * 86400},  # late
+                    {"request_id": "nobody", "label": "a", "ts": T0 + 60},  # unknown
+                ]
+            ),
+            DESCRIBE,
+            late_after_s=86400,
+        )
+        assert outcome.accepted == 4
+        assert outcome.duplicates == ["req-2"]
+        assert outcome.unknown == ["nobody"]
+        assert outcome.late == ["req-3"]
+        again = store.write_feedback(_feedback([{"request_id": "req-1", "label": "b", "ts": T0 + 60}]), DESCRIBE)
+        assert again.duplicates == ["req-1"] and again.unknown == []
+        rows = dict(
+            ((rid, name), rest)
+            for rid, name, *rest in store._query(
+                "SELECT request_id, name, actual, number, predicted, rank, pred_ts FROM feedback", []
+            )
+        )
+        assert rows[("req-1", "label")][:4] == ["b", None, "a", 4]  # not listed: after the 3 it lists
+        assert rows[("req-2", "label")][:4] == ["b", None, "b", 1]
+        assert rows[("req-3", "clicked")][:4] == [None, 1.0, "a", None]
+        assert rows[("nobody", "label")][4] is None  # pending
+
+
+def test_unknown_feedback_joins_when_its_prediction_is_logged_later(store_url: str) -> None:
+    with open_store(store_url) as store:
+        first = store.write_feedback(_feedback([{"request_id": "req-7", "label": "a"}]), DESCRIBE)
+        assert first.unknown == ["req-7"]
+        store.write_predictions([_record(7, "a")])
+        assert store.resolve_feedback(DESCRIBE) == 1
+        assert store.resolve_feedback(DESCRIBE) == 0
+        rows = sql.feedback_series(store, "svc", T0, T0 + 3600, 3600, None)
+        assert [(r[2], int(r[3]), int(r[4])) for r in rows] == [("label", 1, 1)]
+
+
+def test_rollups_count_every_record_once_even_on_replay(store_url: str) -> None:
+    records = [
+        _record(i, "a", latency_ms=float(1 + i % 5), decision=orjson.dumps({"queue": "q" + str(i % 2)}))
+        for i in range(120)
+    ]
+    with open_store(store_url) as store:
+        store.write_predictions(records[:80])
+        store.write_predictions(records[40:], replay=True)  # 40 already stored
+        assert store.count_predictions("svc") == 120
+        rows = sql.prediction_series(store, "svc", T0, T0 + 7200, 3600, None)
+        assert sum(int(r[4]) for r in rows) == 120
+        assert math.isclose(sum(float(r[5]) for r in rows), sum(r.latency_ms for r in records))
+        by_decision = {r[3]: int(r[4]) for r in rows}
+        assert by_decision == {'{"queue":"q0"}': 60, '{"queue":"q1"}': 60}
+        histogram = [(int(b), int(n)) for _, _, b, n in sql.latency_series(store, "svc", T0, T0 + 7200, 60 * 60, None)]
+        assert sum(n for _, n in histogram) == 120
+
+
+def test_latency_quantiles_are_within_the_stated_bound() -> None:
+    values = [0.05 * 1.37**k for k in range(60)]
+    histogram: dict[int, int] = {}
+    for v in values:
+        histogram[latency_bucket(v)] = histogram.get(latency_bucket(v), 0) + 1
+        low, high = bucket_bounds(latency_bucket(v))
+        assert low <= v < high * (1 + 1e-12)
+    for q in (0.5, 0.9, 0.99):
+        exact = sorted(values)[math.ceil(q * len(values)) - 1]
+        estimate = quantile(list(histogram.items()), q)
+        assert estimate is not None and abs(estimate / exact - 1) <= GROWTH - 1
+
+
+def test_alert_transitions_are_deduplicated_across_threads(store_url: str) -> None:
+    with open_store(store_url) as store:
+        assert store.alert_transition("svc", "errors", False, T0, {}) is False  # nothing to recover from
+        results: list[bool] = []
+
+        def fire() -> None:
+            with open_store(store_url) as own:
+                results.append(own.alert_transition("svc", "errors", True, T0, {"value": 0.2}))
+
+        threads = [threading.Thread(target=fire) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(results) == [False] * 5 + [True]
+        assert store.alert_states("svc") == {"errors": True}
+        assert store.alert_transition("svc", "errors", False, T0 + 60, {"value": 0.0}) is True
+        assert store.alert_transition("svc", "errors", False, T0 + 120, {}) is False
+        events = store.alert_events("svc")
+        assert [(e.key, e.firing) for e in events] == [("errors", False), ("errors", True)]
+        assert events[1].detail == {"value": 0.2}
+
+
+def test_series_refuse_a_bad_step_or_group(store_url: str) -> None:
+    with open_store(store_url) as store:
+        with pytest.raises(StoreError, match="whole number of minutes"):
+            sql.prediction_series(store, "svc", T0, T0 + 60, 90, None)
+        with pytest.raises(StoreError, match="by must be one of"):
+            sql.prediction_series(store, "svc", T0, T0 + 60, 60, "colour")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("nope", "must be a JSON object"),
+        ({"label": "a"}, "request_id"),
+        ({"request_id": "r"}, "no outcome"),
+        ({"request_id": "r", "label": {"x": 1}}, "string, number or boolean"),
+        ({"request_id": "r", "label": "a", "value": 1}, "not both"),
+        ({"request_id": "r", "label": "a", "colour": 1}, "unknown keys"),
+        ({"request_id": "r", "label": "a", "ts": "yesterday"}, "ISO 8601"),
+    ],
+)
+def test_bad_feedback_is_refused_with_the_fix(body: object, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        parse_feedback(body)
+
+
+def test_segments_merge_overlapping_workers_in_ts_order(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    with open_store(url) as store:
+        # Two "workers" whose flushes interleave in time.
+        store.write_predictions([_record(i, "a", ts=T0 + i * 2) for i in range(50)])
+        store.write_predictions([_record(100 + i, "a", ts=T0 + i * 2 + 1) for i in range(50)])
+        seen = [r.ts for r in store.iter_predictions(service="svc")]
+        assert seen == sorted(seen) and len(seen) == 100
+        window = [r.ts for r in store.iter_predictions(service="svc", since=T0 + 10, until=T0 + 20)]
+        assert window == [T0 + k for k in range(10, 20)]
+        # The SQL view shows segment rows whole, as older versions' rows were.
+        with sqlite3.connect(tmp_path / "s.db") as conn:
+            row = conn.execute(
+                "SELECT inputs, outputs, status FROM predictions WHERE request_id = 'req-105'"
+            ).fetchone()
+        assert orjson.loads(row[0]) == {"text": "input 105", "n": 105} and row[2] == 200
+
+
+def test_a_version_3_store_is_migrated_with_its_rows_kept_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at REAL NOT NULL)")
+        for version, statements in MIGRATIONS[:3]:
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version VALUES (?, 0)", (version,))
+        conn.execute("INSERT INTO contexts (service, model_version) VALUES ('svc', 'm-1')")
+        conn.executemany(
+            "INSERT INTO prediction_rows (request_id, ts, context_id, latency_ms, inputs, outputs, status) "
+            "VALUES (?, ?, 1, ?, '{}', '{\"label\": \"a\"}', 200)",
+            [(f"old-{i}", T0 + i, 2.0) for i in range(30)],
+        )
+    with open_store(f"sqlite:///{path}") as store:
+        store.write_predictions([_record(i, "a", ts=T0 + 30 + i) for i in range(5)])
+        assert store.count_predictions("svc") == 35
+        ids = [r.request_id for r in store.iter_predictions(service="svc")]
+        assert ids[:30] == [f"old-{i}" for i in range(30)] and len(ids) == 35
+        rows = sql.prediction_series(store, "svc", T0, T0 + 3600, 3600, None)
+        assert sum(int(r[4]) for r in rows) == 35
+        outcome = store.write_feedback(_feedback([{"request_id": "old-3", "label": "a"}]), DESCRIBE)
+        assert outcome.unknown == []
