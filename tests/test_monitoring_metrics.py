@@ -133,3 +133,25 @@ def test_durations_and_windows_are_checked() -> None:
             parse_duration(bad)
     with pytest.raises(ConfigError, match="window is empty"):
         online_metrics(None, "svc", since=T0, until=T0)  # type: ignore[arg-type]
+
+
+def test_hourly_rollups_agree_with_the_rows_after_duplicates_and_late_joins(store_url: str) -> None:
+    records, feedback, _ = _traffic(seed=11)
+    with open_store(store_url) as store:
+        store.write_feedback(parse_feedback(feedback[:50]), DESCRIBE)  # before their predictions: pending
+        store.write_predictions(records)
+        store.write_feedback(parse_feedback(feedback[50:]), DESCRIBE)  # also joins the pending ones
+        # Every label replaced by "card": the hourly sums must drop what they replace.
+        relabelled = [{**f, "label": "card"} for f in feedback[::3]]
+        store.write_feedback(parse_feedback(relabelled), DESCRIBE)
+        since, until = T0 + 1234, T0 + 5555  # edges inside hours: rows there, rollups between
+        hourly = online_metrics(store, "svc", since=since, until=until, step_s=3600, describe=DESCRIBE).totals
+        minutely = online_metrics(store, "svc", since=since, until=until, step_s=60).totals
+    truth = {f["request_id"]: f["label"] for f in feedback}
+    truth.update({f["request_id"]: "card" for f in relabelled})
+    inside = [r for r in records if since <= r.ts < until and r.request_id in truth]
+    hits = [orjson.loads(r.outputs)["intent"] == truth[r.request_id] for r in inside]
+    for totals in (hourly, minutely):
+        assert totals["labelled"] == len(inside)
+        assert math.isclose(totals["accuracy"], sum(hits) / len(hits))
+    assert hourly["top_k"] == minutely["top_k"]

@@ -92,7 +92,9 @@ def test_rollups_count_every_record_once_even_on_replay(store_url: str) -> None:
         rows = sql.prediction_series(store, "svc", T0, T0 + 7200, 3600, None)
         assert sum(int(r[4]) for r in rows) == 120
         assert math.isclose(sum(float(r[5]) for r in rows), sum(r.latency_ms for r in records))
-        by_decision = {r[3]: int(r[4]) for r in rows}
+        by_decision: dict[str, int] = {}
+        for r in rows:
+            by_decision[r[3]] = by_decision.get(r[3], 0) + int(r[4])
         assert by_decision == {'{"queue":"q0"}': 60, '{"queue":"q1"}': 60}
         histogram = [(int(b), int(n)) for _, _, b, n in sql.latency_series(store, "svc", T0, T0 + 7200, 60 * 60, None)]
         assert sum(n for _, n in histogram) == 120

@@ -144,8 +144,9 @@ def online_metrics(
         for tally in (total, buckets[(group or "", int(t))]):
             tally.add_feedback(name, int(n), top, int(ranked), float(number_sum or 0), int(number_count))
     totals = total.to_dict()
-    totals["per_class"] = _per_class(sql.confusion(store, service, since, until))
-    totals["calibration"] = _calibration(sql.calibration(store, service, since, until))
+    breakdown = sql.label_breakdown(store, service, since, until)
+    totals["per_class"] = _per_class(breakdown)
+    totals["calibration"] = _calibration(breakdown)
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for (group, t), tally in sorted(buckets.items()):
         groups[group].append({"t": t, **tally.to_dict()})
@@ -237,7 +238,7 @@ def _per_class(rows: list[tuple[Any, ...]]) -> dict[str, dict[str, float | int |
     predicted: dict[str, int] = defaultdict(int)
     actual: dict[str, int] = defaultdict(int)
     correct: dict[str, int] = defaultdict(int)
-    for p, a, n in rows:
+    for p, a, _, n, _ in rows:
         n = int(n)
         if p is not None:
             predicted[p] += n
@@ -256,12 +257,22 @@ def _per_class(rows: list[tuple[Any, ...]]) -> dict[str, dict[str, float | int |
 
 
 def _calibration(rows: list[tuple[Any, ...]], bins: int = 10) -> dict[str, Any]:
-    """Reliability bins and the expected calibration error (ECE) over them."""
-    total = sum(int(r[1]) for r in rows)
+    """Reliability bins and the expected calibration error (ECE) over them, for the labelled
+    predictions that had a confidence and a predicted label."""
+    sums: dict[int, list[float]] = {}
+    for p, a, b, n, confidence in rows:
+        if b is None or p is None:
+            continue
+        found = sums.setdefault(int(b), [0, 0.0, 0])
+        found[0] += int(n)
+        found[1] += float(confidence)
+        found[2] += int(n) if p == a else 0
+    total = sum(v[0] for v in sums.values())
     out, ece = [], 0.0
-    for b, n, conf_sum, correct in sorted(rows):
-        n = int(n)
-        confidence, accuracy = float(conf_sum) / n, int(correct) / n
+    for b, (n, conf_sum, correct) in sorted(sums.items()):
+        confidence, accuracy = conf_sum / n, correct / n
         ece += n / total * abs(accuracy - confidence)
-        out.append({"lo": b / bins, "hi": (b + 1) / bins, "count": n, "confidence": confidence, "accuracy": accuracy})
+        out.append(
+            {"lo": b / bins, "hi": (b + 1) / bins, "count": int(n), "confidence": confidence, "accuracy": accuracy}
+        )
     return {"ece": ece if total else None, "bins": out}

@@ -96,13 +96,7 @@ class Store(abc.ABC):
 
     def write_rollups(self, records: Sequence[PredictionRecord]) -> None:
         """Count records in the metrics rollups without storing them (failed requests)."""
-        counts, latency = rollups.rollup(records)
-
-        def work(run: Executor) -> None:
-            run.many(rollups.UPSERT_COUNTS, counts)
-            run.many(rollups.UPSERT_LATENCY, latency)
-
-        self._transact(work)
+        self._transact(lambda run: rollups.write_rollups(run, records))
 
     def read_predictions(
         self,

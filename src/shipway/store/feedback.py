@@ -41,6 +41,18 @@ _JOIN = (
     "confidence = ?, rank = ? WHERE request_id = ? AND name = ?"
 )
 _CHUNK = 500
+_HOURLY = (
+    "INSERT INTO feedback_hourly (hour, service, model_version, rules_version, name, n, top1, top3, top5, "
+    "ranked, number_sum, number_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (hour, service, model_version, rules_version, name) DO UPDATE SET "
+    "n = feedback_hourly.n + excluded.n, top1 = feedback_hourly.top1 + excluded.top1, "
+    "top3 = feedback_hourly.top3 + excluded.top3, top5 = feedback_hourly.top5 + excluded.top5, "
+    "ranked = feedback_hourly.ranked + excluded.ranked, "
+    "number_sum = feedback_hourly.number_sum + excluded.number_sum, "
+    "number_count = feedback_hourly.number_count + excluded.number_count"
+)
+# The columns of a joined feedback row that its hourly contribution depends on.
+_JOINED = "request_id, name, service, pred_ts, model_version, rules_version, rank, number"
 
 
 def write_feedback(
@@ -86,12 +98,19 @@ def write_feedback(
         )
 
     def work(run: Executor) -> None:
+        hourly = _Hourly()
         for start in range(0, len(ids), _CHUNK):
             part = ids[start : start + _CHUNK]
             marks = ", ".join("?" * len(part))
-            stored = run(f"SELECT request_id, name FROM feedback WHERE request_id IN ({marks})", part)
-            outcome.duplicates.extend(rid for rid, name in stored if (rid, name) in latest)
+            stored = run(f"SELECT {_JOINED} FROM feedback WHERE request_id IN ({marks})", part)
+            for row in stored:
+                if (row[0], row[1]) in latest:
+                    outcome.duplicates.append(row[0])
+                    hourly.add(row[1:], -1)  # the value it replaces no longer counts
         run.many(_UPSERT, rows)
+        for row in rows:
+            hourly.add((row[1], *row[7:11], row[13], row[4]), 1)
+        hourly.write(run)
 
     store._transact(work)
     outcome.accepted = len(rows)
@@ -115,8 +134,44 @@ def resolve_pending(store: Store, describe: Describe, *, limit: int = 10_000, ma
         if rid in predictions
     ]
     if updates:
-        store._transact(lambda run: run.many(_JOIN, updates))
+
+        def work(run: Executor) -> None:
+            run.many(_JOIN, updates)
+            hourly = _Hourly()
+            numbers = {(rid, name): _actual(orjson.loads(value))[1] for rid, name, value in pending}
+            for u in updates:
+                hourly.add((u[8], u[0], u[1], u[2], u[3], u[6], numbers[(u[7], u[8])]), 1)
+            hourly.write(run)
+
+        store._transact(work)
     return len(updates)
+
+
+class _Hourly:
+    """Contributions of joined feedback rows to feedback_hourly, summed before one upsert each."""
+
+    def __init__(self) -> None:
+        self.sums: dict[tuple[Any, ...], list[float]] = {}
+
+    def add(self, row: Sequence[Any], sign: int) -> None:
+        """`row`: name, service, pred_ts, model_version, rules_version, rank, number."""
+        name, service, pred_ts, model_version, rules_version, rank, number = row
+        if pred_ts is None:
+            return  # not joined: counts nowhere yet
+        key = (int(pred_ts // 3600), service, model_version or "", rules_version or "", name)
+        sums = self.sums.setdefault(key, [0, 0, 0, 0, 0, 0.0, 0])
+        ranked = rank is not None
+        for i, hit in enumerate(
+            (1, ranked and rank <= 1, ranked and rank <= 3, ranked and rank <= 5, ranked, number or 0.0)
+        ):
+            sums[i] += sign * float(hit)
+        sums[6] += sign * (number is not None)
+
+    def write(self, run: Executor) -> None:
+        run.many(
+            _HOURLY,
+            [(*key, *(int(v) for v in sums[:5]), sums[5], int(sums[6])) for key, sums in self.sums.items()],
+        )
 
 
 def _value(record: FeedbackRecord) -> Any:

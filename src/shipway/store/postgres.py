@@ -24,8 +24,8 @@ from shipway.store.base import (
     where_clause,
 )
 from shipway.store.records import PredictionRecord, RulesEvent
-from shipway.store.rollups import UPSERT_COUNTS, UPSERT_LATENCY, rollup
-from shipway.store.tables import shared_tables
+from shipway.store.rollups import write_rollups
+from shipway.store.tables import hourly_backfill, shared_tables
 
 __all__ = ["PostgresStore"]
 
@@ -97,6 +97,7 @@ _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
                        CASE WHEN latency_ms <= 0.001 THEN 0 ELSE 1 + trunc(ln(latency_ms / 0.001) / ln(1.1))::int END,
                        COUNT(*)
                 FROM predictions GROUP BY 1, 2, 3, 4, 5""",
+            *hourly_backfill(),
         ),
     ),
 ]
@@ -121,8 +122,6 @@ _MOVE = (
     "ON CONFLICT (request_id, ts) DO NOTHING"
 )
 _MOVE_RETURNING = _MOVE + " RETURNING request_id, ts"
-_COUNTS = UPSERT_COUNTS.replace("?", "%s")
-_LATENCY = UPSERT_LATENCY.replace("?", "%s")
 _SELECT = "SELECT " + ", ".join(COLUMNS)
 
 # Applied unless the URL sets them: without them a server that vanishes without
@@ -219,9 +218,7 @@ class PostgresStore(Store):
                     fresh = set(cur.fetchall())
                     if len(fresh) < len(records):
                         records = [r for r in records if (r.request_id, r.ts) in fresh]
-                    counts, latency = rollup(records)
-                    cur.executemany(_COUNTS, counts)
-                    cur.executemany(_LATENCY, latency)
+                    write_rollups(_Executor(cur), records)
             except psycopg.Error as exc:
                 raise self._error(exc, "write to") from exc
 

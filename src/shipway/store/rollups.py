@@ -11,28 +11,61 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipway.store.records import PredictionRecord
 
-__all__ = ["GROWTH", "UPSERT_COUNTS", "UPSERT_LATENCY", "bucket_bounds", "latency_bucket", "quantile", "rollup"]
+if TYPE_CHECKING:
+    from shipway.store.base import Executor
+
+__all__ = ["GROWTH", "bucket_bounds", "latency_bucket", "quantile", "rollup", "write_rollups"]
 
 GROWTH = 1.1
 _LOG_GROWTH = math.log(GROWTH)
 _FLOOR_MS = 0.001  # latencies under a microsecond share bucket 0
 
-UPSERT_COUNTS = (
-    "INSERT INTO prediction_counts (minute, service, model_version, rules_version, status, decision, n, latency_sum) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (minute, service, model_version, rules_version, status, decision) DO UPDATE SET "
-    "n = prediction_counts.n + excluded.n, latency_sum = prediction_counts.latency_sum + excluded.latency_sum"
-)
-UPSERT_LATENCY = (
-    "INSERT INTO prediction_latency (minute, service, model_version, rules_version, bucket, n) "
-    "VALUES (?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (minute, service, model_version, rules_version, bucket) DO UPDATE SET "
-    "n = prediction_latency.n + excluded.n"
-)
+
+def _upserts(unit: str, suffix: str) -> tuple[str, str]:
+    counts = (
+        f"INSERT INTO prediction_counts{suffix} ({unit}, service, model_version, rules_version, status, decision, "
+        "n, latency_sum) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        f"ON CONFLICT ({unit}, service, model_version, rules_version, status, decision) DO UPDATE SET "
+        f"n = prediction_counts{suffix}.n + excluded.n, "
+        f"latency_sum = prediction_counts{suffix}.latency_sum + excluded.latency_sum"
+    )
+    latency = (
+        f"INSERT INTO prediction_latency{suffix} ({unit}, service, model_version, rules_version, bucket, n) "
+        f"VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT ({unit}, service, model_version, rules_version, bucket) "
+        f"DO UPDATE SET n = prediction_latency{suffix}.n + excluded.n"
+    )
+    return counts, latency
+
+
+UPSERT_COUNTS, UPSERT_LATENCY = _upserts("minute", "")
+UPSERT_COUNTS_HOURLY, UPSERT_LATENCY_HOURLY = _upserts("hour", "_hourly")
+
+
+def write_rollups(run: Executor, records: Iterable[PredictionRecord]) -> None:
+    """Fold records into the minute and hour rollups, inside the caller's transaction."""
+    counts, latency = rollup(records)
+    run.many(UPSERT_COUNTS, counts)
+    run.many(UPSERT_LATENCY, latency)
+    run.many(UPSERT_COUNTS_HOURLY, _hourly(counts, 2))
+    run.many(UPSERT_LATENCY_HOURLY, _hourly(latency, 1))
+
+
+def _hourly(rows: list[tuple[Any, ...]], values: int) -> list[tuple[Any, ...]]:
+    """Minute rows summed into hours (the last `values` columns are the sums)."""
+    hours: dict[tuple[Any, ...], list[Any]] = {}
+    for row in rows:
+        key = (row[0] // 60, *row[1:-values])
+        found = hours.get(key)
+        if found is None:
+            hours[key] = list(row[-values:])
+        else:
+            for i, v in enumerate(row[-values:]):
+                found[i] += v
+    return [(*k, *v) for k, v in hours.items()]
 
 
 def latency_bucket(ms: float) -> int:

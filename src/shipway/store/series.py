@@ -15,7 +15,7 @@ from shipway.errors import StoreError
 if TYPE_CHECKING:
     from shipway.store.base import Store
 
-__all__ = ["calibration", "confusion", "feedback_series", "latency_series", "prediction_series"]
+__all__ = ["feedback_series", "label_breakdown", "latency_series", "prediction_series"]
 
 GROUPS = ("model_version", "rules_version")
 
@@ -24,68 +24,107 @@ def prediction_series(
     store: Store, service: str, since: float, until: float, step_s: int, by: str | None
 ) -> list[tuple[Any, ...]]:
     """Rows of (bucket start, group, status, decision, count, latency sum)."""
-    per, group = _check(step_s, by)
-    ph = store.placeholder
-    sql = (
-        f"SELECT (minute / {per}) * {per * 60}, {group}, status, decision, SUM(n), SUM(latency_sum) "
-        f"FROM prediction_counts WHERE service = {ph} AND minute >= {ph} AND minute < {ph} GROUP BY 1, 2, 3, 4"
+    return _rollup_rows(
+        store, "prediction_counts", "status, decision, SUM(n), SUM(latency_sum)", 2, service, since, until, step_s, by
     )
-    return store._query(sql, [service, *_minutes(since, until)])
 
 
 def latency_series(
     store: Store, service: str, since: float, until: float, step_s: int, by: str | None
 ) -> list[tuple[Any, ...]]:
     """Rows of (bucket start, group, latency bucket, count)."""
+    return _rollup_rows(store, "prediction_latency", "bucket, SUM(n)", 1, service, since, until, step_s, by)
+
+
+def _rollup_rows(
+    store: Store,
+    table: str,
+    columns: str,
+    keys: int,
+    service: str,
+    since: float,
+    until: float,
+    step_s: int,
+    by: str | None,
+) -> list[tuple[Any, ...]]:
+    """Rows from the minute rollups, or for hourly steps from the hour rollups for whole
+    hours inside the window and the minute rollups for the partial hours at its edges."""
     per, group = _check(step_s, by)
     ph = store.placeholder
-    sql = (
-        f"SELECT (minute / {per}) * {per * 60}, {group}, bucket, SUM(n) "
-        f"FROM prediction_latency WHERE service = {ph} AND minute >= {ph} AND minute < {ph} GROUP BY 1, 2, 3"
-    )
-    return store._query(sql, [service, *_minutes(since, until)])
+    first, last = _minutes(since, until)
+    spans: list[tuple[str, str, int, int, int]] = []  # table, unit, from, to, minutes per unit
+    hour_from, hour_to = -(-first // 60), last // 60
+    if step_s % 3600 == 0 and hour_from < hour_to:
+        spans = [
+            (f"{table}_hourly", "hour", hour_from, hour_to, 60),
+            (table, "minute", first, hour_from * 60, 1),
+            (table, "minute", hour_to * 60, last, 1),
+        ]
+    else:
+        spans = [(table, "minute", first, last, 1)]
+    group_by = ", ".join(str(i) for i in range(1, keys + 3))
+    rows: list[tuple[Any, ...]] = []
+    for name, unit, low, high, minutes in spans:
+        if low >= high:
+            continue
+        per_unit = per // minutes
+        sql = (
+            f"SELECT ({unit} / {per_unit}) * {step_s}, {group}, {columns} FROM {name} "
+            f"WHERE service = {ph} AND {unit} >= {ph} AND {unit} < {ph} GROUP BY {group_by}"
+        )
+        rows.extend(store._query(sql, [service, low, high]))
+    return rows
 
 
 def feedback_series(
     store: Store, service: str, since: float, until: float, step_s: int, by: str | None
 ) -> list[tuple[Any, ...]]:
     """Rows of (bucket start, group, outcome name, count, top-1, top-3, top-5 hits, ranked count,
-    number sum, number count), by the time of the prediction the outcome belongs to."""
+    number sum, number count), by the time of the prediction the outcome belongs to.
+
+    Hourly steps read feedback_hourly for the whole hours inside the window and the
+    feedback rows for the partial hours at its edges.
+    """
     _, group = _check(step_s, by)
     ph = store.placeholder
+    sums = (
+        "COUNT(*), "
+        + ", ".join(f"SUM(CASE WHEN rank <= {k} THEN 1 ELSE 0 END)" for k in (1, 3, 5))
+        + ", COUNT(rank), SUM(number), COUNT(number)"
+    )
     bucket = store.sql_floor.format(f"pred_ts / {int(step_s)}")
-    sql = (
-        f"SELECT {bucket} * {int(step_s)}, {group}, name, COUNT(*), "
-        "SUM(CASE WHEN rank = 1 THEN 1 ELSE 0 END), SUM(CASE WHEN rank <= 3 THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN rank <= 5 THEN 1 ELSE 0 END), COUNT(rank), SUM(number), COUNT(number) "
-        f"FROM feedback WHERE service = {ph} AND pred_ts >= {ph} AND pred_ts < {ph} GROUP BY 1, 2, 3"
+    raw = (
+        f"SELECT {bucket} * {int(step_s)}, {group}, name, {sums} FROM feedback "
+        f"WHERE service = {ph} AND pred_ts >= {ph} AND pred_ts < {ph} GROUP BY 1, 2, 3"
     )
-    return store._query(sql, [service, since, until])
-
-
-def confusion(store: Store, service: str, since: float, until: float, name: str = "label") -> list[tuple[Any, ...]]:
-    """Rows of (predicted, actual, count) for the outcome `name` over the window."""
-    ph = store.placeholder
-    sql = (
-        "SELECT predicted, actual, COUNT(*) FROM feedback "
-        f"WHERE service = {ph} AND pred_ts >= {ph} AND pred_ts < {ph} AND name = {ph} GROUP BY 1, 2"
+    first_hour, last_hour = -int(-since // 3600), int(until // 3600)
+    if step_s % 3600 or first_hour >= last_hour:
+        return store._query(raw, [service, since, until])
+    per = step_s // 3600
+    rows = store._query(
+        f"SELECT (hour / {per}) * {step_s}, {group}, name, SUM(n), SUM(top1), SUM(top3), SUM(top5), SUM(ranked), "
+        f"SUM(number_sum), SUM(number_count) FROM feedback_hourly "
+        f"WHERE service = {ph} AND hour >= {ph} AND hour < {ph} GROUP BY 1, 2, 3",
+        [service, first_hour, last_hour],
     )
-    return store._query(sql, [service, since, until, name])
+    rows += store._query(raw, [service, since, first_hour * 3600])
+    rows += store._query(raw, [service, last_hour * 3600, until])
+    return rows
 
 
-def calibration(
+def label_breakdown(
     store: Store, service: str, since: float, until: float, bins: int = 10, name: str = "label"
 ) -> list[tuple[Any, ...]]:
-    """Rows of (bin, count, confidence sum, correct count) over `bins` equal-width confidence bins."""
+    """Rows of (predicted, actual, confidence bin or None, count, confidence sum) for the outcome
+    `name` over the window: per-class figures and calibration from one scan."""
     ph = store.placeholder
     bin_of = store.sql_floor.format(f"confidence * {int(bins)}")
     sql = (
-        f"SELECT CASE WHEN confidence >= 1 THEN {int(bins) - 1} ELSE {bin_of} END, COUNT(*), SUM(confidence), "
-        "SUM(CASE WHEN rank = 1 THEN 1 ELSE 0 END) FROM feedback "
-        f"WHERE service = {ph} AND pred_ts >= {ph} AND pred_ts < {ph} AND name = {ph} "
-        "AND confidence IS NOT NULL AND rank IS NOT NULL GROUP BY 1"
+        f"SELECT predicted, actual, CASE WHEN confidence >= 1 THEN {int(bins) - 1} ELSE {bin_of} END, "
+        "COUNT(*), SUM(confidence) FROM feedback "
+        f"WHERE service = {ph} AND name = {ph} AND pred_ts >= {ph} AND pred_ts < {ph} GROUP BY 1, 2, 3"
     )
-    return store._query(sql, [service, since, until, name])
+    return store._query(sql, [service, name, since, until])
 
 
 def _check(step_s: int, by: str | None) -> tuple[int, str]:

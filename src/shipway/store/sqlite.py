@@ -27,7 +27,7 @@ from shipway.store.base import (
     where_clause,
 )
 from shipway.store.records import PredictionRecord, RulesEvent
-from shipway.store.rollups import UPSERT_COUNTS, UPSERT_LATENCY, rollup
+from shipway.store.rollups import write_rollups
 from shipway.store.segments import Context, context_of, decode, encode, merge_by_ts
 from shipway.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -207,9 +207,7 @@ class SQLiteStore(Store):
                         high = max(r.ts for r in group)
                         conn.execute(_INSERT_SEGMENT, (self._context_id(conn, key), low, high, len(group), body))
                         written.extend(group)
-                    counts, latency = rollup(written)
-                    conn.executemany(UPSERT_COUNTS, counts)
-                    conn.executemany(UPSERT_LATENCY, latency)
+                    write_rollups(_Executor(conn), written)
             except sqlite3.Error as exc:
                 self._contexts.clear()  # a rolled-back transaction may have added one
                 raise self._error(exc, "write to") from exc
@@ -332,34 +330,34 @@ class SQLiteStore(Store):
         return int(segments[0][0]) + int(rows[0][0])
 
     def _find_predictions(self, request_ids: Sequence[str]) -> dict[str, PredictionRecord]:
-        """The newest logged prediction of each id (for joining feedback)."""
+        """The newest logged prediction of each id (for joining feedback); each segment is read once."""
         found: dict[str, PredictionRecord] = {}
+
+        def keep(r: PredictionRecord) -> None:
+            if r.request_id not in found or found[r.request_id].ts < r.ts:
+                found[r.request_id] = r
+
         with self._lock:
             conn = self._connection()
             try:
                 with _transaction(conn):
                     self._index_requests(conn)
+                segments: dict[int, set[str]] = {}
                 for start in range(0, len(request_ids), 500):
                     part = list(request_ids[start : start + 500])
                     marks = ", ".join("?" * len(part))
-                    segment_ids = [
-                        row[0]
-                        for row in conn.execute(
-                            f"SELECT DISTINCT segment_id FROM request_index WHERE request_id IN ({marks})", part
-                        )
-                    ]
-                    wanted = set(part)
-                    for sid in segment_ids:
-                        row = conn.execute(f"{_SEGMENTS} WHERE s.id = ?", (sid,)).fetchone()
-                        for r in decode(row[2], tuple(row[3:])):  # type: ignore[arg-type]
-                            if r.request_id in wanted and (r.request_id not in found or found[r.request_id].ts < r.ts):
-                                found[r.request_id] = r
-                    legacy = conn.execute(
-                        f"{_SELECT} FROM ({_LEGACY}) WHERE request_id IN ({marks}) ORDER BY ts", part
-                    ).fetchall()
-                    for r in map(record_from_row, legacy):
-                        if r.request_id not in found or found[r.request_id].ts < r.ts:
-                            found[r.request_id] = r
+                    sql = f"SELECT request_id, segment_id FROM request_index WHERE request_id IN ({marks})"
+                    for request_id, segment_id in conn.execute(sql, part):
+                        segments.setdefault(segment_id, set()).add(request_id)
+                    legacy = f"{_SELECT} FROM ({_LEGACY}) WHERE request_id IN ({marks})"
+                    for row in conn.execute(legacy, part):
+                        keep(record_from_row(row))
+                for segment_id in sorted(segments):
+                    row = conn.execute(f"{_SEGMENTS} WHERE s.id = ?", (segment_id,)).fetchone()
+                    wanted = segments[segment_id]
+                    for r in decode(row[2], tuple(row[3:])):  # type: ignore[arg-type]
+                        if r.request_id in wanted:
+                            keep(r)
             except sqlite3.Error as exc:
                 raise self._error(exc, "read from") from exc
         return found

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shipway.store.tables import shared_tables
+from shipway.store.tables import hourly_backfill, shared_tables
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
 
@@ -124,6 +124,7 @@ MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
                 FROM prediction_segments s JOIN contexts c ON c.id = s.context_id, json_each(s.body) j""",
             *shared_tables(real="REAL", serial="INTEGER PRIMARY KEY"),
             *BACKFILL,
+            *hourly_backfill(),
         ),
     ),
 ]
