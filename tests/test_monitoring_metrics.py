@@ -21,7 +21,7 @@ LABELS = ["card", "loan", "fees", "other"]
 DESCRIBE = describe_fields()
 
 
-def _traffic(seed: int = 7, n: int = 600) -> tuple[list, list[dict[str, object]], list]:  # type: ignore[type-arg]
+def _traffic(seed: int = 7, n: int = 600, spacing: float = 10) -> tuple[list, list[dict[str, object]], list]:  # type: ignore[type-arg]
     rng = random.Random(seed)
     records, feedback, failures = [], [], []
     for i in range(n):
@@ -36,7 +36,7 @@ def _traffic(seed: int = 7, n: int = 600) -> tuple[list, list[dict[str, object]]
         records.append(
             make_record(
                 i,
-                ts=T0 + i * 10,  # 600 records over 100 minutes
+                ts=T0 + i * spacing,  # by default 600 records over 100 minutes
                 model_version=model,
                 latency_ms=rng.uniform(1, 50),
                 outputs=orjson.dumps(outputs),
@@ -45,9 +45,11 @@ def _traffic(seed: int = 7, n: int = 600) -> tuple[list, list[dict[str, object]]
         )
         if rng.random() < 0.7:
             actual = ranking[0] if rng.random() < 0.6 else rng.choice(LABELS)
-            feedback.append({"request_id": f"req-{i}", "label": actual, "ts": T0 + i * 10 + 5})
+            feedback.append({"request_id": f"req-{i}", "label": actual, "ts": T0 + i * spacing + 5})
         if i % 50 == 0:
-            failures.append(make_record(10_000 + i, ts=T0 + i * 10, model_version=model, status=500, latency_ms=3.0))
+            failures.append(
+                make_record(10_000 + i, ts=T0 + i * spacing, model_version=model, status=500, latency_ms=3.0)
+            )
     return records, feedback, failures
 
 
@@ -135,8 +137,9 @@ def test_durations_and_windows_are_checked() -> None:
         online_metrics(None, "svc", since=T0, until=T0)  # type: ignore[arg-type]
 
 
-def test_hourly_rollups_agree_with_the_rows_after_duplicates_and_late_joins(store_url: str) -> None:
-    records, feedback, _ = _traffic(seed=11)
+@pytest.mark.parametrize("spacing", [10, 600])  # 100 minutes; 4 days (whole days read from the daily rollup)
+def test_rollups_agree_with_the_rows_after_duplicates_and_late_joins(store_url: str, spacing: float) -> None:
+    records, feedback, _ = _traffic(seed=11, spacing=spacing)
     with open_store(store_url) as store:
         store.write_feedback(parse_feedback(feedback[:50]), DESCRIBE)  # before their predictions: pending
         store.write_predictions(records)
@@ -144,7 +147,8 @@ def test_hourly_rollups_agree_with_the_rows_after_duplicates_and_late_joins(stor
         # Every label replaced by "card": the hourly sums must drop what they replace.
         relabelled = [{**f, "label": "card"} for f in feedback[::3]]
         store.write_feedback(parse_feedback(relabelled), DESCRIBE)
-        since, until = T0 + 1234, T0 + 5555  # edges inside hours: rows there, rollups between
+        # Edges inside hours (and days): rows are read there, rollups between.
+        since, until = T0 + 1234, T0 + 5555 if spacing == 10 else T0 + 3.5 * 86400
         hourly = online_metrics(store, "svc", since=since, until=until, step_s=3600, describe=DESCRIBE).totals
         minutely = online_metrics(store, "svc", since=since, until=until, step_s=60).totals
     truth = {f["request_id"]: f["label"] for f in feedback}
@@ -154,4 +158,12 @@ def test_hourly_rollups_agree_with_the_rows_after_duplicates_and_late_joins(stor
     for totals in (hourly, minutely):
         assert totals["labelled"] == len(inside)
         assert math.isclose(totals["accuracy"], sum(hits) / len(hits))
+        for label in LABELS:
+            predicted = [r for r in inside if orjson.loads(r.outputs)["intent"] == label]
+            right = [r for r in predicted if truth[r.request_id] == label]
+            assert math.isclose(totals["per_class"][label]["precision"], len(right) / len(predicted))
+        assert totals["calibration"]["bins"] == hourly["calibration"]["bins"]
     assert hourly["top_k"] == minutely["top_k"]
+    confidences = [orjson.loads(r.outputs)["probability"] for r in inside]
+    assert sum(b["count"] for b in hourly["calibration"]["bins"]) == len(confidences)
+    assert math.isclose(sum(b["confidence"] * b["count"] for b in hourly["calibration"]["bins"]), sum(confidences))

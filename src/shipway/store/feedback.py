@@ -51,8 +51,16 @@ _HOURLY = (
     "number_sum = feedback_hourly.number_sum + excluded.number_sum, "
     "number_count = feedback_hourly.number_count + excluded.number_count"
 )
-# The columns of a joined feedback row that its hourly contribution depends on.
-_JOINED = "request_id, name, service, pred_ts, model_version, rules_version, rank, number"
+_DAILY = (
+    "INSERT INTO feedback_daily (day, service, name, predicted, actual, bin, n, confidence_sum) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (day, service, name, predicted, actual, bin) DO UPDATE SET "
+    "n = feedback_daily.n + excluded.n, confidence_sum = feedback_daily.confidence_sum + excluded.confidence_sum"
+)
+BINS = 10  # calibration bins, equal width over [0, 1]
+# The columns of a joined feedback row that its rollup contributions depend on.
+_JOINED = (
+    "request_id, name, service, pred_ts, model_version, rules_version, rank, number, predicted, actual, confidence"
+)
 
 
 def write_feedback(
@@ -109,7 +117,7 @@ def write_feedback(
                     hourly.add(row[1:], -1)  # the value it replaces no longer counts
         run.many(_UPSERT, rows)
         for row in rows:
-            hourly.add((row[1], *row[7:11], row[13], row[4]), 1)
+            hourly.add((row[1], *row[7:11], row[13], row[4], row[11], row[3], row[12]), 1)
         hourly.write(run)
 
     store._transact(work)
@@ -138,9 +146,10 @@ def resolve_pending(store: Store, describe: Describe, *, limit: int = 10_000, ma
         def work(run: Executor) -> None:
             run.many(_JOIN, updates)
             hourly = _Hourly()
-            numbers = {(rid, name): _actual(orjson.loads(value))[1] for rid, name, value in pending}
+            values = {(rid, name): _actual(orjson.loads(value)) for rid, name, value in pending}
             for u in updates:
-                hourly.add((u[8], u[0], u[1], u[2], u[3], u[6], numbers[(u[7], u[8])]), 1)
+                actual, number = values[(u[7], u[8])]
+                hourly.add((u[8], u[0], u[1], u[2], u[3], u[6], number, u[4], actual, u[5]), 1)
             hourly.write(run)
 
         store._transact(work)
@@ -148,16 +157,23 @@ def resolve_pending(store: Store, describe: Describe, *, limit: int = 10_000, ma
 
 
 class _Hourly:
-    """Contributions of joined feedback rows to feedback_hourly, summed before one upsert each."""
+    """Contributions of joined feedback rows to feedback_hourly and feedback_daily, summed
+    before one upsert each."""
 
     def __init__(self) -> None:
         self.sums: dict[tuple[Any, ...], list[float]] = {}
+        self.daily: dict[tuple[Any, ...], list[float]] = {}
 
     def add(self, row: Sequence[Any], sign: int) -> None:
-        """`row`: name, service, pred_ts, model_version, rules_version, rank, number."""
-        name, service, pred_ts, model_version, rules_version, rank, number = row
+        """`row`: name, service, pred_ts, model_version, rules_version, rank, number, predicted,
+        actual, confidence."""
+        name, service, pred_ts, model_version, rules_version, rank, number, predicted, actual, confidence = row
         if pred_ts is None:
             return  # not joined: counts nowhere yet
+        day = (int(pred_ts // 86400), service, name, predicted or "", actual or "", bin_of(confidence))
+        found = self.daily.setdefault(day, [0, 0.0])
+        found[0] += sign
+        found[1] += sign * (confidence or 0.0)
         key = (int(pred_ts // 3600), service, model_version or "", rules_version or "", name)
         sums = self.sums.setdefault(key, [0, 0, 0, 0, 0, 0.0, 0])
         ranked = rank is not None
@@ -168,6 +184,7 @@ class _Hourly:
         sums[6] += sign * (number is not None)
 
     def write(self, run: Executor) -> None:
+        run.many(_DAILY, [(*key, int(n), total) for key, (n, total) in self.daily.items()])
         run.many(
             _HOURLY,
             [(*key, *(int(v) for v in sums[:5]), sums[5], int(sums[6])) for key, sums in self.sums.items()],
@@ -210,3 +227,10 @@ def _joined(
         confidence,
         rank,
     )
+
+
+def bin_of(confidence: float | None) -> int:
+    """The calibration bin of a confidence, -1 for none (SQL: see series.label_breakdown)."""
+    if confidence is None:
+        return -1
+    return min(BINS - 1, max(0, int(confidence * BINS)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from shipway.errors import StoreError
+from shipway.store.feedback import BINS
 
 if TYPE_CHECKING:
     from shipway.store.base import Store
@@ -113,18 +114,35 @@ def feedback_series(
 
 
 def label_breakdown(
-    store: Store, service: str, since: float, until: float, bins: int = 10, name: str = "label"
+    store: Store, service: str, since: float, until: float, name: str = "label"
 ) -> list[tuple[Any, ...]]:
     """Rows of (predicted, actual, confidence bin or None, count, confidence sum) for the outcome
-    `name` over the window: per-class figures and calibration from one scan."""
+    `name` over the window: per-class figures and calibration from one read.
+
+    Reads feedback_daily for the whole days inside the window and the feedback rows for
+    the partial days at its edges.
+    """
     ph = store.placeholder
-    bin_of = store.sql_floor.format(f"confidence * {int(bins)}")
-    sql = (
-        f"SELECT predicted, actual, CASE WHEN confidence >= 1 THEN {int(bins) - 1} ELSE {bin_of} END, "
-        "COUNT(*), SUM(confidence) FROM feedback "
+    bins = BINS
+    bin_sql = store.sql_floor.format(f"confidence * {bins}")
+    raw = (
+        f"SELECT COALESCE(predicted, ''), COALESCE(actual, ''), CASE WHEN confidence IS NULL THEN -1 "
+        f"WHEN confidence >= 1 THEN {bins - 1} WHEN confidence <= 0 THEN 0 ELSE {bin_sql} END, "
+        f"COUNT(*), COALESCE(SUM(confidence), 0) FROM feedback "
         f"WHERE service = {ph} AND name = {ph} AND pred_ts >= {ph} AND pred_ts < {ph} GROUP BY 1, 2, 3"
     )
-    return store._query(sql, [service, name, since, until])
+    first_day, last_day = -int(-since // 86400), int(until // 86400)
+    if first_day >= last_day:
+        rows = store._query(raw, [service, name, since, until])
+    else:
+        rows = store._query(
+            "SELECT predicted, actual, bin, SUM(n), SUM(confidence_sum) FROM feedback_daily "
+            f"WHERE service = {ph} AND name = {ph} AND day >= {ph} AND day < {ph} GROUP BY 1, 2, 3",
+            [service, name, first_day, last_day],
+        )
+        rows += store._query(raw, [service, name, since, first_day * 86400])
+        rows += store._query(raw, [service, name, last_day * 86400, until])
+    return [(p or None, a or None, None if b < 0 else b, n, s) for p, a, b, n, s in rows if n]
 
 
 def _check(step_s: int, by: str | None) -> tuple[int, str]:

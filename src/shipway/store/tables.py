@@ -53,6 +53,13 @@ _TABLES = (
         number_count BIGINT NOT NULL,
         PRIMARY KEY (hour, service, model_version, rules_version, name)
     )""",
+    # Per day: predicted against actual per confidence bin (-1: no confidence; '' for none),
+    # behind per-class precision and recall and calibration over long windows.
+    """CREATE TABLE feedback_daily (
+        day BIGINT NOT NULL, service TEXT NOT NULL, name TEXT NOT NULL, predicted TEXT NOT NULL,
+        actual TEXT NOT NULL, bin INTEGER NOT NULL, n BIGINT NOT NULL, confidence_sum {real} NOT NULL,
+        PRIMARY KEY (day, service, name, predicted, actual, bin)
+    )""",
     "CREATE INDEX feedback_pending ON feedback (received) WHERE pred_ts IS NULL",
     """CREATE TABLE alert_state (
         service TEXT NOT NULL, key TEXT NOT NULL, firing INTEGER NOT NULL, since {real} NOT NULL,
