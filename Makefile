@@ -25,11 +25,13 @@ run: train
 	@echo ""
 	@echo "Serving the banking77 intent router on http://127.0.0.1:$(PORT). Call it with:"
 	@echo "  curl -s localhost:$(PORT)/predict -H 'content-type: application/json' -d '{\"text\": \"I still have not received my card\"}'"
+	@echo "The dashboard: http://127.0.0.1:$(PORT)/dashboard  (send outcomes to POST /feedback, see docs/feedback.md)"
 	@echo "Stop it with Ctrl-C."
 	@echo ""
 	$(BIN)/shipway serve $(EXAMPLE) --port $(PORT)
 
 test: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
 	$(BIN)/python -m pytest -q
 
 # Generated projects for the heavy ML libraries (PyTorch, sentence embeddings, XGBoost, LightGBM):

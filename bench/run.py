@@ -204,6 +204,9 @@ EXTRA = (
     ("Rule backtests (issue 4)", "backtest_bench.py"),
     ("Validation suites (issue 5)", "validation_bench.py"),
     ("shipway new to the first prediction (issue 3)", "new_bench.py"),
+    ("Monitoring metrics over 10 million predictions (issue 6)", "metrics_bench.py"),
+    ("Drift over 1 million logged rows (issue 6)", "drift_bench.py"),
+    ("Label inspection on BANKING77 (issue 6)", "inspect_bench.py"),
 )
 
 

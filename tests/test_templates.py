@@ -216,7 +216,7 @@ def test_shipway_toml_documents_every_setting_and_loads(tmp_path: Path) -> None:
     # Every setting is there, active or commented out with its default, under its own table.
     keys, table = [], ""
     for line in text.splitlines():
-        if header := re.fullmatch(r"\[(\w+)\]", line):
+        if header := re.fullmatch(r"\[([\w.]+)\]", line):
             table = header.group(1) + "."
         elif entry := re.fullmatch(r"(?:# )?(\w+) = .+", line):
             keys.append(table + entry.group(1))
@@ -227,7 +227,10 @@ def test_shipway_toml_documents_every_setting_and_loads(tmp_path: Path) -> None:
     defaults = {s.key: s.default for s in SETTINGS}
     for key in keys:
         section, _, name = key.rpartition(".")
-        value = (uncommented[section] if section else uncommented)[name]
+        table = uncommented
+        for part in section.split(".") if section else ():
+            table = table[part]
+        value = table[name]
         if f"# {name} = " in text:
             assert value == defaults[key], f"{key}: the commented value is not the default"
     # Each key has its help above it.

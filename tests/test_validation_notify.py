@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from conftest import free_port
 
+from shipway.notify import post_json
 from shipway.validation import CaseResult, Changes, Check, Diagnosis, Report, notify, slack_message, webhook_payload
-from shipway.validation.notify import post_json
 
 
 class Recorder:

@@ -4,6 +4,8 @@ Learning code only: it reads the dataset that data.py built and writes
 
     artifacts/model.joblib      the fitted scikit-learn Pipeline (text in, 77 probabilities out)
     artifacts/manifest.json     version, dataset_version, run_id, metrics, parameters
+    artifacts/profile.json      the reference for drift detection: the training texts, and the
+                                service's answers on the validation split (docs/drift.md)
 
 shipway tags every prediction with `version`, `dataset_version` and `run_id` from the manifest.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import importlib.util
 import json
 import platform
 import time
@@ -31,6 +34,8 @@ import sklearn
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
+
+from shipway.monitoring.profile import Profile
 
 HERE = Path(__file__).resolve().parent
 
@@ -53,6 +58,22 @@ def read_split(path: Path) -> tuple[list[str], list[str]]:
     with path.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     return [r["text"] for r in rows], [r["category"] for r in rows]
+
+
+def service_answers(model: Pipeline, texts: list[str]) -> list[dict]:
+    """The service's answers to `texts`, as it returns them: its input stages, then predict_batch."""
+    # Imported by path: service.py is a sibling module, not an installed package.
+    spec = importlib.util.spec_from_file_location("banking77_service", HERE / "service.py")
+    assert spec is not None and spec.loader is not None
+    service = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(service)
+    messages = []
+    for text in texts:
+        message = service.Message(text=text)
+        for stage in service.before:
+            message = stage(message)
+        messages.append(message)
+    return [answer.model_dump() for answer in service.predict_batch(model, messages)]
 
 
 def train(dataset: Path, artifacts: Path) -> dict:
@@ -103,6 +124,11 @@ def train(dataset: Path, artifacts: Path) -> dict:
     }
     text = json.dumps(manifest, indent=2) + "\n"
     (artifacts / "manifest.json").write_text(text, encoding="utf-8")
+
+    # The drift reference: requests as the service receives them, and its answers on held-out
+    # messages (answers on the training messages would be more confident than live ones).
+    meta = {key: manifest[key] for key in ("version", "dataset_version", "run_id")}
+    Profile.build([{"text": t} for t in x_train], service_answers(model, x_valid), meta=meta).save(artifacts)
     return json.loads(text)  # as written: JSON lists where PARAMS has tuples
 
 

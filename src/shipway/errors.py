@@ -4,7 +4,8 @@
     ├── ConfigError          a setting or shipway.toml is wrong
     │   ├── SuiteError       a validation suite or an expectation is invalid (file:line first)
     │   ├── TemplateError    `shipway new` or `update` cannot go on (a bad choice, a dirty tree...)
-    │   └── TargetError      the service to validate cannot be loaded or reached
+    │   ├── TargetError      the service to validate cannot be loaded or reached
+    │   └── AlertError       an alert rules file is invalid (file:line first, every problem listed)
     ├── ServiceError         service.py does not follow the protocol
     │   └── LoadError        load() failed or its artifacts are missing
     ├── InputError           an input does not match the input schema (4xx)
@@ -15,6 +16,8 @@
     ├── PredictTimeout       predict took longer than its timeout (504)
     ├── Overloaded           the queue cannot be served within its wait (503)
     ├── RulesError           a rules file is invalid; `diagnostics` lists why
+    ├── DriftError           a drift profile is missing, damaged or of another version, or a window is empty
+    ├── DataError            a dataset to inspect cannot be read or used (no label column, one class...)
     └── StoreError           the store failed
         └── StoreUnavailable the store cannot be reached right now
 
@@ -27,7 +30,10 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "AlertError",
     "ConfigError",
+    "DataError",
+    "DriftError",
     "GateFailed",
     "InputError",
     "LoadError",
@@ -70,6 +76,18 @@ class TemplateError(ConfigError):
 
 class TargetError(ConfigError):
     """The service a validation suite runs against cannot be loaded or reached."""
+
+
+class AlertError(ConfigError):
+    """An alert rules file (alerts.yaml) that shipway cannot use.
+
+    `problems` lists every problem found, each starting with `file:line:`; the
+    message prints them one per line.
+    """
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
 
 
 class ServiceError(ShipwayError):
@@ -148,6 +166,17 @@ class RulesError(ShipwayError):
     def __init__(self, message: str, diagnostics: Sequence[Any] = ()) -> None:
         super().__init__(message)
         self.diagnostics = list(diagnostics)
+
+
+class DriftError(ShipwayError):
+    """Drift detection cannot go on: the reference profile is missing, damaged or written by
+    another version of shipway, a profile cannot be built from the data given, or the window
+    to compare holds no rows."""
+
+
+class DataError(ShipwayError):
+    """A labelled dataset that `shipway inspect` cannot read or use: a missing file or column,
+    a format it cannot tell, one class only, too few rows."""
 
 
 class StoreError(ShipwayError):

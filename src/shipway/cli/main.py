@@ -12,6 +12,9 @@ import orjson
 
 from shipway.cli.common import fail, load_project, project_gate
 from shipway.cli.deploy import deploy
+from shipway.cli.feedback import feedback
+from shipway.cli.inspect import inspect
+from shipway.cli.monitor import alert_jobs, dashboard, dashboard_mounts, monitor
 from shipway.cli.new import check, new, update
 from shipway.cli.rules import rules
 from shipway.cli.validate import explain, validate
@@ -53,10 +56,11 @@ def serve(target: str, **flags: Any) -> None:
         host, port = settings["serve.host"], settings["serve.port"]
         click.echo(
             f"shipway: serving {settings['name']!r} on http://{host}:{port}  "
-            f"(POST /predict, /predict/batch, /explain; GET /health, /ready, /metrics, /openapi.json)",
+            f"(POST /predict, /predict/batch, /explain, /feedback; GET /health, /ready, /metrics, /openapi.json"
+            + (", /dashboard)" if settings["monitoring.dashboard"] else ")"),
             err=True,
         )
-        code = run_server(service, settings, project_gate(settings))
+        code = run_server(service, settings, project_gate(settings), alert_jobs(settings), dashboard_mounts(settings))
     except ShipwayError as err:
         fail(err)
     sys.exit(code)
@@ -106,3 +110,7 @@ main.add_command(explain)
 main.add_command(new)
 main.add_command(check)
 main.add_command(update)
+main.add_command(monitor)
+main.add_command(dashboard)
+main.add_command(feedback)
+main.add_command(inspect)

@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from time import perf_counter
@@ -34,7 +34,9 @@ from shipway.serving.admin import admin
 from shipway.serving.batching import Batcher
 from shipway.serving.bodies import parse_items, parse_one
 from shipway.serving.decisions import RulesManager, labels_from_manifest
+from shipway.serving.feedback import FeedbackWriter, feedback_endpoint
 from shipway.serving.http import Receive, Scope, Send, read_body, request_headers, send_response, too_large
+from shipway.serving.jobs import Job, Jobs
 from shipway.serving.logs import request_id_var
 from shipway.serving.metrics import Metrics
 from shipway.serving.models import ModelManager
@@ -48,14 +50,27 @@ __all__ = ["App"]
 logger = logging.getLogger("shipway.serving")
 
 Handler = Callable[[Receive, Send, str], Awaitable[None]]
+Mounted = Callable[[Scope, Receive, Send], Awaitable[None]]  # an ASGI app
 
 
 class App:
     """One service behind HTTP. `preload()` loads the model; ASGI lifespan does the rest."""
 
-    def __init__(self, service: Service, settings: Settings, gate: Gate | None = None) -> None:
+    def __init__(
+        self,
+        service: Service,
+        settings: Settings,
+        gate: Gate | None = None,
+        jobs: Sequence[Job] = (),
+        mounts: Mapping[str, Mounted] | None = None,
+    ) -> None:
         self.service = service
         self.gate = gate
+        self.jobs = Jobs(jobs)  # background callables from the CLI layer, run in each worker
+        # ASGI apps from the CLI layer by path prefix (the dashboard at /dashboard). Each request
+        # under a prefix goes to its app with "shipway.trace" in the scope: an async function
+        # from a request body to the trace of the live pipeline, for apps that show traces.
+        self.mounts = dict(mounts or {})
         self.settings = settings
         self.name: str = settings["name"]
         self.pipeline: Pipeline | None = None
@@ -87,6 +102,11 @@ class App:
             "/openapi.json": {"GET": partial(introspection.openapi_json, self)},
             "/": {"GET": partial(introspection.index, self)},
         }
+        # Routes that read the Authorization header themselves.
+        self._guarded_routes: dict[tuple[str, str], Callable[..., Awaitable[None]]] = {
+            ("/feedback", "POST"): feedback_endpoint,
+        }
+        self.feedback = FeedbackWriter(settings)
         self._admin_routes: dict[tuple[str, str], str] = {
             ("/admin/rules", "GET"): "history",
             ("/admin/rules", "POST"): "apply",
@@ -167,6 +187,7 @@ class App:
             loop.create_task(self._watch()),
             loop.create_task(self._sync_rules()),
         ]
+        self.jobs.start()
 
     async def shutdown(self) -> None:
         """Finish queued predictions, then write every logged record."""
@@ -174,6 +195,7 @@ class App:
         self.not_ready_reason = "shutting down"
         for task in self._tasks:
             task.cancel()
+        await asyncio.to_thread(self.jobs.stop)
         if self.batcher is not None:
             await self.batcher.stop(timeout=self.settings["serve.graceful_timeout_s"])
         if self.log is not None:
@@ -181,6 +203,11 @@ class App:
         if self.rules is not None:
             self.rules.close()
         self.models.close()
+        await asyncio.to_thread(self.feedback.close)
+        for mounted in self.mounts.values():
+            close = getattr(mounted, "close", None)  # a mounted app may hold a store connection
+            if close is not None:
+                await asyncio.to_thread(close)
         logger.info("worker stopped", extra={"log": self.log.stats if self.log else None})
         if self.stuck:
             # The stuck predict thread cannot be joined; everything else is flushed.
@@ -277,22 +304,37 @@ class App:
             return await self._refuse(send, 413, "payload_error", body, request_id)
         token = request_id_var.set(request_id)
         try:
+            for prefix, mounted in self.mounts.items():
+                if path == prefix or path.startswith(prefix + "/"):
+                    return await mounted({**scope, "shipway.trace": self.trace_body}, receive, send)
             methods = self._routes.get(path)
             if methods is not None and method in methods:
                 return await methods[method](receive, send, request_id)
+            guarded = self._guarded_routes.get((path, method))
+            if guarded is not None:
+                return await guarded(self, receive, send, request_id, authorization)
             action = self._admin_routes.get((path, method))
             if action is not None:
                 return await admin(self, receive, send, request_id, authorization, action)
-            allowed = sorted(methods or {m for (p, m) in self._admin_routes if p == path})
+            allowed = sorted(methods or {m for (p, m) in [*self._admin_routes, *self._guarded_routes] if p == path})
             if allowed:
                 body = error_body("method_not_allowed", f"{path} takes {', '.join(allowed)}, not {method}", request_id)
                 allow = [(b"allow", ", ".join(allowed).encode())]
                 return await self._refuse(send, 405, "method_not_allowed", body, request_id, allow)
-            routes = ", ".join([*self._routes, *dict.fromkeys(p for p, _ in self._admin_routes)])
+            guarded_paths = [p for p, _ in [*self._guarded_routes, *self._admin_routes]]
+            routes = ", ".join([*self._routes, *dict.fromkeys(guarded_paths), *self.mounts])
             body = error_body("not_found", f"no route {path!r}; the routes are {routes}", request_id)
             return await self._refuse(send, 404, "not_found", body, request_id)
         finally:
             request_id_var.reset(token)
+
+    async def trace_body(self, body: bytes) -> dict[str, Any]:
+        """The trace of one request body through the live pipeline, run on the predict thread
+        (offered to mounted apps: the dashboard re-runs logged inputs with it)."""
+        assert self.pipeline is not None and self.batcher is not None
+        loop = asyncio.get_running_loop()
+        trace = await loop.run_in_executor(self.batcher.executor, self.pipeline.trace, body)
+        return trace.to_dict()
 
     # -- prediction endpoints --------------------------------------------------
 
@@ -418,6 +460,15 @@ class App:
         assert self.metrics is not None
         self.metrics.request(endpoint, status, perf_counter() - started if started else None)
         self.metrics.error(orjson.loads(body)["error"]["type"])
+        if self.log is not None and endpoint in ("predict", "batch"):
+            ids = self.ids
+            self.log.append_failure(
+                self.name,
+                ids["model_version"] or "",
+                ids.get("rules_version"),
+                status,
+                (perf_counter() - started) * 1000,
+            )
         if status >= 500:
             cause = err.cause if isinstance(err, PredictError) else err
             level = logging.ERROR if status == 500 else logging.WARNING

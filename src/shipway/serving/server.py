@@ -14,8 +14,9 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from gunicorn.app.base import BaseApplication
 from uvicorn_worker import UvicornWorker
@@ -23,7 +24,11 @@ from uvicorn_worker import UvicornWorker
 from shipway.core.gate import Gate
 from shipway.core.service import Service
 from shipway.core.settings import Settings
+from shipway.serving.jobs import Job
 from shipway.serving.logs import configure_logging
+
+if TYPE_CHECKING:
+    from shipway.serving.app import Mounted  # imported late at run time: see serve()
 
 __all__ = ["ShipwayWorker", "serve"]
 
@@ -69,8 +74,15 @@ def _when_ready(server: Any) -> None:
     logger.info("listening", extra={"url": f"http://{host}:{port}", "workers": server.num_workers})
 
 
-def serve(service: Service, settings: Settings, gate: Gate | None = None) -> int:
-    """Serve until SIGTERM or SIGINT; return the exit code."""
+def serve(
+    service: Service,
+    settings: Settings,
+    gate: Gate | None = None,
+    jobs: Sequence[Job] = (),
+    mounts: Mapping[str, Mounted] | None = None,
+) -> int:
+    """Serve until SIGTERM or SIGINT; return the exit code. `jobs` run in each worker (serving.jobs);
+    `mounts` are ASGI apps served under their path prefixes (see App)."""
     log_config = configure_logging()
     metrics_dir = Path(tempfile.mkdtemp(prefix="shipway-metrics-"))
     # prometheus_client picks its multiprocess mode when first imported.
@@ -93,7 +105,7 @@ def serve(service: Service, settings: Settings, gate: Gate | None = None) -> int
         # gunicorn's control socket is one fixed path per user: two services would collide.
         "control_socket_disable": True,
     }
-    app = App(service, settings, gate)
+    app = App(service, settings, gate, jobs, mounts)
     try:
         _Gunicorn(app, settings, options).run()
     except SystemExit as exit_:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -108,12 +109,7 @@ class Store(abc.ABC):
     ) -> list[PredictionRecord]:
         """Records with `since <= ts < until`, oldest first, at most `limit`."""
         check_limit(limit)
-        where, params = where_clause(service, since, until, self.placeholder)
-        sql = f"{self.select_sql} FROM predictions{where} ORDER BY ts, id"
-        if limit is not None:
-            sql += f" LIMIT {self.placeholder}"
-            params.append(limit)
-        return [record_from_row(row) for row in self._query(sql, params)]
+        return list(itertools.islice(self.iter_predictions(service=service, since=since, until=until), limit))
 
     @abc.abstractmethod
     def iter_predictions(
@@ -191,6 +187,10 @@ class Store(abc.ABC):
     ) -> FeedbackOutcome:
         """Store outcomes and join them to their predictions; see `store.feedback`."""
         return feedback.write_feedback(self, records, describe, late_after_s=late_after_s)
+
+    def find_prediction(self, request_id: str) -> PredictionRecord | None:
+        """The newest logged prediction with this request id, or None."""
+        return self._find_predictions([request_id]).get(request_id)
 
     def resolve_feedback(self, describe: feedback.Describe) -> int:
         """Join earlier feedback whose prediction has been logged since; how many joined."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import itertools
 import json
 import sqlite3
 import threading
@@ -21,7 +20,6 @@ from shipway.store.base import (
     RULES_COLUMNS,
     Executor,
     Store,
-    check_limit,
     check_schema_version,
     record_from_row,
     where_clause,
@@ -306,17 +304,6 @@ class SQLiteStore(Store):
         where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
         for _, ts_min, body, *context in conn.execute(f"{_SEGMENTS}{where} ORDER BY s.ts_min, s.id", params):
             yield ts_min, decode(body, tuple(context), since, until)  # type: ignore[arg-type]
-
-    def read_predictions(
-        self,
-        *,
-        service: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        limit: int | None = None,
-    ) -> list[PredictionRecord]:
-        check_limit(limit)
-        return list(itertools.islice(self.iter_predictions(service=service, since=since, until=until), limit))
 
     def count_predictions(self, service: str | None = None) -> int:
         where, params = ("", []) if service is None else (" WHERE c.service = ?", [service])

@@ -1,65 +1,38 @@
-"""Reports sent out: a Slack message (incoming webhook, Block Kit) and a generic JSON webhook.
+"""Validation reports sent out: a Slack message (incoming webhook, Block Kit) and a generic JSON webhook.
 
-A webhook that fails or times out is retried with backoff, then reported in
-the returned `Delivery`; sending never raises, so it never breaks a run.
+The sending itself (retries, backoff, `Delivery`) and Slack's limits live in the shared
+`shipway.notify` service; this module turns a report into the messages.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
-
-import orjson
 
 from shipway.expect.fields import shorten
+from shipway.notify import (
+    CONTEXT_ELEMENTS,
+    FIELD_TEXT,
+    HEADER_TEXT,
+    MAX_BLOCKS,
+    MAX_FIELDS,
+    SECTION_TEXT,
+    Delivery,
+    post_json,
+    redact_url,
+)
+from shipway.notify import cut as _cut
+from shipway.notify import escape as _escape
 from shipway.validation.report import ids_line
 from shipway.validation.results import CaseResult, Changes, Report
 
-__all__ = ["Delivery", "notify", "post_json", "slack_message", "webhook_payload"]
+__all__ = ["Delivery", "notify", "post_json", "redact_url", "slack_message", "webhook_payload"]
 
-# Slack's documented Block Kit limits, which the message is built to stay within:
-# https://docs.slack.dev/reference/block-kit/blocks (at most 50 blocks in a message),
-# https://docs.slack.dev/reference/block-kit/blocks/section-block (text at most 3000 characters;
-#   at most 10 fields, each at most 2000 characters),
-# https://docs.slack.dev/reference/block-kit/blocks/header-block (plain text, at most 150 characters),
-# https://docs.slack.dev/reference/block-kit/blocks/context-block (at most 10 elements).
-MAX_BLOCKS = 50
-SECTION_TEXT = 3000
-HEADER_TEXT = 150
-MAX_FIELDS = 10
-FIELD_TEXT = 2000
-CONTEXT_ELEMENTS = 10
-# Slack also rejects messages whose blocks add up to more than about 13,000 characters
-# (`msg_blocks_too_long`, reported in slackapi/bolt-js#2509), below its documented totals;
-# the case sections share this budget.
+# Slack rejects messages whose blocks add up to more than about 13,000 characters (see
+# shipway.notify.slack); the case sections share this part of it.
 CASES_BUDGET = 10_000
 CASE_TEXT = 1500  # one case's section: enough for its expectation, what was seen and the cause
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """How one post went. `url` has its secret part hidden."""
-
-    url: str
-    ok: bool
-    attempts: int
-    status: int | None = None
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"url": self.url, "ok": self.ok, "attempts": self.attempts, "status": self.status, "error": self.error}
-
-
-def _escape(text: str) -> str:
-    # Slack's mrkdwn treats these three as control characters; everything else is literal.
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _name(report: Report) -> str:
@@ -161,54 +134,6 @@ def webhook_payload(report: Report, changes: Changes | None = None) -> dict[str,
         "failing": [r.to_dict() for r in report.results if r.failing],
         "newly_passing": [r.id for r in changes.newly_passing] if changes is not None else [],
     }
-
-
-def redact_url(url: str) -> str:
-    # Incoming-webhook URLs carry their secret in the path; show only where they point.
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}/…" if parts.path.strip("/") else url
-
-
-def post_json(
-    url: str,
-    payload: Any,
-    *,
-    retries: int = 3,
-    backoff_s: float = 0.5,
-    timeout_s: float = 5.0,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Delivery:
-    """POST JSON, retrying timeouts, connection errors, 429 and 5xx with exponential backoff.
-
-    Other 4xx answers are not retried (the payload or URL is wrong). Never raises.
-    """
-    import httpx
-
-    body = orjson.dumps(payload, default=str)
-    status: int | None = None
-    error: str | None = None
-    attempts = 0
-    for attempt in range(retries + 1):
-        attempts = attempt + 1
-        wait = backoff_s * 2**attempt
-        try:
-            response = httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=timeout_s)
-            status = response.status_code
-            if status < 300:
-                return Delivery(redact_url(url), True, attempts, status)
-            error = f"HTTP {status}: {response.text[:200]}"
-            if status != 429 and status < 500:
-                break
-            retry_after = response.headers.get("retry-after", "")
-            if status == 429 and retry_after.isdigit():
-                wait = max(wait, min(float(retry_after), 30.0))
-        except Exception as err:  # timeouts, refused connections, bad URLs: report, never raise
-            status, error = None, f"{type(err).__name__}: {err}"
-            if isinstance(err, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
-                break
-        if attempt < retries:
-            sleep(min(wait, 30.0))
-    return Delivery(redact_url(url), False, attempts, status, error)
 
 
 def notify(
