@@ -24,6 +24,7 @@ class Decided:
     model_output: Any
     shadow: dict[str, Any] | None = None
     model_json: bytes | None = None  # the model output's JSON, once rendered
+    decision_json: bytes | None = None  # the decision's JSON, once rendered
 
     def to_dict(self) -> dict[str, Any]:
         """The trace's view: the answer, the decision, and the model's output before the rules."""

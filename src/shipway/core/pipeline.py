@@ -180,7 +180,8 @@ class Pipeline:
         if body[:1] == b"{" and body[-1:] == b"}":
             # Splice the decision into the object: no second pass over the output.
             joint = b"," if len(body) > 2 else b""
-            return body[:-1] + joint + b'"decision":' + orjson.dumps(output.decision) + b"}"
+            output.decision_json = orjson.dumps(output.decision)  # the log wants these bytes too
+            return body[:-1] + joint + b'"decision":' + output.decision_json + b"}"
         return orjson.dumps(self.jsonable(output))
 
     def render_model_output(self, output: Any) -> bytes:

@@ -84,25 +84,38 @@ def bucket_bounds(bucket: int) -> tuple[float, float]:
 
 def rollup(records: Iterable[PredictionRecord]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """The count rows and latency rows that `records` add, ready for the two upserts."""
+    # Keyed by the raw decision bytes (decoded once per distinct key below): this runs on the
+    # writer thread, which shares a core with the request path.
     counts: dict[tuple[Any, ...], list[float]] = {}
     latency: dict[tuple[Any, ...], int] = {}
     log, floor, step = math.log, _FLOOR_MS, _LOG_GROWTH
     for r in records:
-        group = (int(r.ts // 60), r.service, r.model_version, r.rules_version or "")
-        key = (*group, r.status, "" if r.decision is None else r.decision.decode("utf-8", "replace"))
+        minute = int(r.ts // 60)
         ms = r.latency_ms
+        key = (minute, r.service, r.model_version, r.rules_version, r.status, r.decision)
         found = counts.get(key)
         if found is None:
             counts[key] = [1, ms]
         else:
             found[0] += 1
             found[1] += ms
-        bucket = 0 if ms <= floor else 1 + int(log(ms / floor) / step)
-        lkey = (*group, bucket)
+        lkey = (
+            minute,
+            r.service,
+            r.model_version,
+            r.rules_version,
+            0 if ms <= floor else 1 + int(log(ms / floor) / step),
+        )
         latency[lkey] = latency.get(lkey, 0) + 1
+    count_rows: dict[tuple[Any, ...], list[float]] = {}
+    for (minute, service, model, rules, status, decision), (n, total) in counts.items():
+        text = "" if decision is None else decision.decode("utf-8", "replace")
+        row = count_rows.setdefault((minute, service, model, rules or "", status, text), [0, 0.0])
+        row[0] += n
+        row[1] += total
     return (
-        [(*k, int(v[0]), v[1]) for k, v in counts.items()],
-        [(*k, n) for k, n in latency.items()],
+        [(*k, int(v[0]), v[1]) for k, v in count_rows.items()],
+        [(m, s, mv, rv or "", b, n) for (m, s, mv, rv, b), n in latency.items()],
     )
 
 
