@@ -367,7 +367,10 @@ Raw numbers: `bench/results/latest.json`.
 
 ## Targets
 
-Ratios between two HTTP configurations are the median of their per-round ratios.
+Ratios between two HTTP configurations are the median of their per-round ratios. The logging
+rows below come from three rounds, and on this shared machine one round's on/off ratio swings by
+10-30%: read the logging cost from [its own section](#prediction-logging-cost-throughput-and-cpu-per-request-issue-2)
+(seven rounds, alternating which side goes first).
 
 | figure | target | measured | |
 |---|---|---|---|
