@@ -7,12 +7,14 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -121,6 +123,19 @@ def serve(tmp_path: Path) -> Iterator[object]:
 
 
 _STARTED: list[Server] = []
+
+
+def logged_row(server: Server, request_id: str, columns: str) -> tuple[Any, ...]:
+    """`columns` of the request's row in the server's SQLite prediction log, once the log has
+    written it (it writes every half second)."""
+    db = server.store_url.removeprefix("sqlite:///")
+    for _ in range(100):
+        with sqlite3.connect(db) as conn:
+            row = conn.execute(f"select {columns} from predictions where request_id = ?", (request_id,)).fetchone()
+        if row:
+            return tuple(row)
+        time.sleep(0.05)
+    raise AssertionError(f"{request_id} was not logged within 5 s")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

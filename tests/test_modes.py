@@ -3,26 +3,16 @@ but answers the default, on serves the model."""
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from pathlib import Path
 
 import httpx
 import orjson
-from conftest import SERVICES, Server, start_server
+from conftest import SERVICES, Server, logged_row, start_server
 
 
 def logged(server: Server, request_id: str) -> tuple[bytes, bytes, bytes | None]:
-    db = server.store_url.removeprefix("sqlite:///")
-    for _ in range(100):
-        with sqlite3.connect(db) as conn:
-            row = conn.execute(
-                "select outputs, decision, shadow from predictions where request_id = ?", (request_id,)
-            ).fetchone()
-        if row:
-            return row[0].encode(), row[1].encode(), row[2] and row[2].encode()
-        time.sleep(0.05)
-    raise AssertionError(f"{request_id} was not logged within 5 s")
+    outputs, decision, shadow = logged_row(server, request_id, "outputs, decision, shadow")
+    return outputs.encode(), decision.encode(), shadow and shadow.encode()
 
 
 def test_off_answers_the_default_without_calling_the_model(tmp_path: Path) -> None:

@@ -102,8 +102,10 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         labels = [{"request_id": f"q{i}", "label": INTENTS[i % 4] if i % 3 else "top_up"} for i in range(20)]
         joined = _post(server, "/feedback", labels, authorization=f"Bearer {TOKEN}")
         assert joined.status_code == 200 and joined.json()["joined"] == 20, joined.text
+        fired_at = time.time()
         with open_store(store_url) as store:
-            assert store.alert_transition(SERVICE, "error_rate_high", True, time.time(), {"value": 0.024})
+            changed = store.alert_transition(SERVICE, "error_rate_high", True, fired_at, {"value": 0.024})
+        assert changed
         yield {"server": server, "project": project, "store_url": store_url, "tmp": tmp}
     finally:
         server.kill()

@@ -3,7 +3,6 @@ token, every worker swapping, shadow and canary rule sets, file watch, and backt
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from conftest import SERVICES, Server, start_server
+from conftest import SERVICES, Server, logged_row, start_server
 
 ROUTER = SERVICES / "router"
 TOKEN = "test-admin-token"
@@ -41,21 +40,15 @@ def wait_for_version(server: Server, version: str, text: str = "age_limit 0.9", 
 
 
 def logged(server: Server, request_id: str) -> dict:
-    db = server.store_url.removeprefix("sqlite:///")
-    for _ in range(100):
-        with sqlite3.connect(db) as conn:
-            row = conn.execute(
-                "select outputs, decision, shadow, rules_version from predictions where request_id = ?", (request_id,)
-            ).fetchone()
-        if row:
-            return {
-                "outputs": orjson.loads(row[0]),
-                "decision": row[1] and orjson.loads(row[1]),
-                "shadow": row[2] and orjson.loads(row[2]),
-                "rules_version": row[3],
-            }
-        time.sleep(0.05)
-    raise AssertionError(f"{request_id} not logged")
+    outputs, decision, shadow, rules_version = logged_row(
+        server, request_id, "outputs, decision, shadow, rules_version"
+    )
+    return {
+        "outputs": orjson.loads(outputs),
+        "decision": decision and orjson.loads(decision),
+        "shadow": shadow and orjson.loads(shadow),
+        "rules_version": rules_version,
+    }
 
 
 @pytest.fixture
@@ -138,13 +131,16 @@ def test_shadow_rules_are_logged_beside_the_live_ones(router: Server) -> None:
     response = httpx.post(router.url + "/admin/rules", json={"source": V2, "mode": "shadow"}, headers=AUTH)
     assert response.status_code == 200
     deadline = time.monotonic() + 10
+    attempt = 0
     while time.monotonic() < deadline:
-        response = httpx.post(router.url + "/predict", json={"text": "age_limit 0.9"}, headers={"x-request-id": "sh"})
-        record = logged(router, "sh")
+        attempt += 1  # a request id per attempt: each is logged once
+        request_id = f"sh-{attempt}"
+        response = httpx.post(
+            router.url + "/predict", json={"text": "age_limit 0.9"}, headers={"x-request-id": request_id}
+        )
+        record = logged(router, request_id)
         if record["shadow"] is not None:
             break
-        with sqlite3.connect(router.store_url.removeprefix("sqlite:///")) as conn:
-            conn.execute("delete from prediction_rows where request_id = 'sh'")
         time.sleep(0.1)
     assert response.json()["decision"]["queue"] == "general"  # the live rules answer
     assert record["decision"]["rules_version"] == "routing-1"

@@ -103,18 +103,21 @@ class App:
             "/openapi.json": {"GET": partial(introspection.openapi_json, self)},
             "/": {"GET": partial(introspection.index, self)},
         }
-        # Routes that read the Authorization header themselves.
+        # Routes that read the Authorization header themselves: feedback and the admin operations.
         self._guarded_routes: dict[tuple[str, str], Callable[..., Awaitable[None]]] = {
             ("/feedback", "POST"): feedback_endpoint,
+            **{
+                route: partial(admin, action=action)
+                for route, action in (
+                    (("/admin/rules", "GET"), "history"),
+                    (("/admin/rules", "POST"), "apply"),
+                    (("/admin/rules/rollback", "POST"), "rollback"),
+                    (("/admin/model", "GET"), "model_history"),
+                    (("/admin/model", "POST"), "deploy"),
+                )
+            },
         }
         self.feedback = FeedbackWriter(settings)
-        self._admin_routes: dict[tuple[str, str], str] = {
-            ("/admin/rules", "GET"): "history",
-            ("/admin/rules", "POST"): "apply",
-            ("/admin/rules/rollback", "POST"): "rollback",
-            ("/admin/model", "GET"): "model_history",
-            ("/admin/model", "POST"): "deploy",
-        }
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -319,16 +322,12 @@ class App:
             guarded = self._guarded_routes.get((path, method))
             if guarded is not None:
                 return await guarded(self, receive, send, request_id, authorization)
-            action = self._admin_routes.get((path, method))
-            if action is not None:
-                return await admin(self, receive, send, request_id, authorization, action)
-            allowed = sorted(methods or {m for (p, m) in [*self._admin_routes, *self._guarded_routes] if p == path})
+            allowed = sorted(methods or {m for (p, m) in self._guarded_routes if p == path})
             if allowed:
                 body = error_body("method_not_allowed", f"{path} takes {', '.join(allowed)}, not {method}", request_id)
                 allow = [(b"allow", ", ".join(allowed).encode())]
                 return await self._refuse(send, 405, "method_not_allowed", body, request_id, allow)
-            guarded_paths = [p for p, _ in [*self._guarded_routes, *self._admin_routes]]
-            routes = ", ".join([*self._routes, *dict.fromkeys(guarded_paths), *self.mounts])
+            routes = ", ".join([*self._routes, *dict.fromkeys(p for p, _ in self._guarded_routes), *self.mounts])
             body = error_body("not_found", f"no route {path!r}; the routes are {routes}", request_id)
             return await self._refuse(send, 404, "not_found", body, request_id)
         finally:
