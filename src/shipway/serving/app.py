@@ -40,11 +40,11 @@ from shipway.serving.jobs import Job, Jobs
 from shipway.serving.logs import request_id_var
 from shipway.serving.metrics import Metrics
 from shipway.serving.models import ModelManager
-from shipway.serving.records import prediction_record
+from shipway.serving.records import log_entry
 from shipway.serving.responses import error_body, error_for
 from shipway.serving.warmup import warm_up
 from shipway.store.prediction_log import PredictionLog
-from shipway.store.records import PredictionRecord
+from shipway.store.records import Context, LogEntry
 
 __all__ = ["App"]
 
@@ -79,6 +79,7 @@ class App:
         self.in_flight = 0  # published to the metrics once a second
         self.models = ModelManager(self)
         self.ids: dict[str, str | None] = {}
+        self._context: Context = (self.name, "", None, None, None)  # what the log's entries share
         self.ready = False
         self.stuck = False
         self.not_ready_reason = "starting: the model is not loaded yet"
@@ -150,6 +151,7 @@ class App:
             self.rules.gate = self._gate_rules
         self.rules.preload()
         pipeline.ids["rules_version"] = self.ids["rules_version"]
+        self.update_ids({})
         self.pipeline = pipeline
         if self._mode != "on":
             if not self.service.has_default:
@@ -269,8 +271,20 @@ class App:
         if not result.ok:
             raise GateFailed(f"rules {ruleset.version} refused by the validation gate: {result.summary}", result.report)
 
+    def update_ids(self, changes: dict[str, str | None]) -> None:
+        """Change the versions the service reports and logs (a new model, new rules)."""
+        ids = self.ids
+        ids.update(changes)
+        self._context = (
+            self.name,
+            ids["model_version"] or "",
+            ids.get("rules_version"),
+            ids.get("dataset_version"),
+            ids.get("run_id"),
+        )
+
     def _rules_swapped(self, active: Active) -> None:
-        self.ids["rules_version"] = active.versions[0]
+        self.update_ids({"rules_version": active.versions[0]})
         if self.pipeline is not None:
             self.pipeline.ids["rules_version"] = active.versions[0]  # traces carry it too
 
@@ -366,7 +380,7 @@ class App:
         seconds = perf_counter() - started
         metrics.request("predict", 200, seconds)
         if self.log is not None:
-            self.log.append(self._record(request_id, seconds, body, out, output))
+            self.log.append_entry(self._entry(request_id, seconds, body, out, output))
         if self._access_log:
             logger.info("request", extra={"endpoint": "predict", "status": 200, "ms": round(seconds * 1000, 3)})
 
@@ -401,14 +415,13 @@ class App:
         if self.log is not None:
             dump = self.pipeline.input_schema.dump_json
             for i, (item, out, output) in enumerate(zip(items, rendered, outputs, strict=True)):
-                self.log.append(self._record(f"{request_id}.{i}", seconds, dump(item), out, output))
+                self.log.append_entry(self._entry(f"{request_id}.{i}", seconds, dump(item), out, output))
 
-    def _record(self, request_id: str, seconds: float, inputs: bytes, answer: bytes, output: Any) -> PredictionRecord:
+    def _entry(self, request_id: str, seconds: float, inputs: bytes, answer: bytes, output: Any) -> LogEntry:
         assert self.pipeline is not None
-        return prediction_record(
+        return log_entry(
             self.pipeline,
-            self.name,
-            self.ids,
+            self._context,
             self._mode,
             self._mode_decision,
             request_id,

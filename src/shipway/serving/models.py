@@ -112,7 +112,7 @@ class ModelManager:
 
     def _swap(self, pipeline: Pipeline, ids: dict[str, str | None], event_id: int) -> None:
         app = self.app
-        app.ids.update(ids)
+        app.update_ids(ids)
         pipeline.ids = {**app.ids}
         app.pipeline = pipeline
         if app.batcher is not None:

@@ -1,4 +1,4 @@
-"""The prediction log's record of one answered item, built on the request path after the answer is sent."""
+"""The prediction log's entry for one answered item, built on the request path after the answer is sent."""
 
 from __future__ import annotations
 
@@ -9,15 +9,14 @@ import orjson
 
 from shipway.core.decided import Decided
 from shipway.core.pipeline import Pipeline
-from shipway.store.records import PredictionRecord
+from shipway.store.records import Context, LogEntry
 
-__all__ = ["prediction_record"]
+__all__ = ["log_entry"]
 
 
-def prediction_record(
+def log_entry(
     pipeline: Pipeline,
-    name: str,
-    ids: dict[str, str | None],
+    context: Context,
     mode: str,
     mode_decision: bytes,
     request_id: str,
@@ -25,10 +24,13 @@ def prediction_record(
     inputs: bytes,
     answer: bytes,
     output: Any,
-) -> PredictionRecord:
+) -> LogEntry:
     """`answer` is the body sent; `output` what the pipeline returned (None in mode off).
     The log keeps the model's output before any rules, so that backtests can replay rules
-    over it; in modes shadow and off the decision logged is the mode's (`mode_decision`)."""
+    over it; in modes shadow and off the decision logged is the mode's (`mode_decision`).
+
+    The outputs are orjson's, so UTF-8; the inputs passed the request parser, and a byte
+    that still is not UTF-8 is kept as a surrogate for the store to refuse, not raised here."""
     outputs, decision, shadow = answer, None, None
     if mode != "on":
         decision = mode_decision
@@ -40,17 +42,14 @@ def prediction_record(
         outputs = pipeline.render_model_output(output)
         decision = output.decision_json or (None if output.decision is None else orjson.dumps(output.decision))
         shadow = None if output.shadow is None else orjson.dumps(output.shadow)
-    return PredictionRecord(
-        request_id=request_id,
-        ts=time.time(),
-        service=name,
-        model_version=ids["model_version"] or "",
-        latency_ms=seconds * 1000,
-        inputs=inputs,
-        outputs=outputs,
-        decision=decision,
-        shadow=shadow,
-        rules_version=ids.get("rules_version"),
-        dataset_version=ids.get("dataset_version"),
-        run_id=ids.get("run_id"),
+    return (
+        context,
+        request_id,
+        time.time(),
+        seconds * 1000,
+        200,
+        inputs.decode("utf-8", "surrogateescape"),
+        outputs.decode(),
+        None if decision is None else decision.decode(),
+        None if shadow is None else shadow.decode(),
     )

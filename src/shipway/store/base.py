@@ -13,7 +13,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 from shipway.errors import StoreError
 from shipway.store import alerts, feedback, rollups
-from shipway.store.records import AlertEvent, FeedbackOutcome, FeedbackRecord, PredictionRecord, RulesEvent
+from shipway.store.records import (
+    AlertEvent,
+    FeedbackOutcome,
+    FeedbackRecord,
+    LogEntry,
+    PredictionRecord,
+    RulesEvent,
+    entries_of,
+)
+from shipway.store.segments import group_by_context
 
 __all__ = [
     "COLUMNS",
@@ -83,7 +92,6 @@ class Store(abc.ABC):
     def close(self) -> None:
         """Release the connection; a closed store can be opened again."""
 
-    @abc.abstractmethod
     def write_predictions(self, records: Sequence[PredictionRecord], *, replay: bool = False) -> None:
         """Store `records` in one transaction: all of them or none.
 
@@ -94,10 +102,23 @@ class Store(abc.ABC):
         StoreUnavailable when the store cannot be reached, so the caller can
         spool the batch and retry; StoreError when the store refuses the data.
         """
+        try:
+            entries = entries_of(records)
+        except UnicodeDecodeError as exc:
+            raise StoreError(
+                f"cannot write to the store {self.url}: a record's inputs or outputs are not "
+                f"UTF-8 JSON ({exc}); pass JSON documents encoded as UTF-8"
+            ) from exc
+        self.write_entries(entries, replay=replay)
+
+    @abc.abstractmethod
+    def write_entries(self, entries: Sequence[LogEntry], *, replay: bool = False) -> None:
+        """`write_predictions` for the prediction log's entries (its own form of a record)."""
 
     def write_rollups(self, records: Sequence[PredictionRecord]) -> None:
         """Count records in the metrics rollups without storing them (failed requests)."""
-        self._transact(lambda run: rollups.write_rollups(run, records))
+        groups = group_by_context(entries_of(records, "replace"))
+        self._transact(lambda run: rollups.write_rollups(run, groups))
 
     def read_predictions(
         self,

@@ -23,8 +23,9 @@ from shipway.store.base import (
     safe_url,
     where_clause,
 )
-from shipway.store.records import PredictionRecord, RulesEvent
+from shipway.store.records import LogEntry, PredictionRecord, RulesEvent
 from shipway.store.rollups import write_rollups
+from shipway.store.segments import group_by_context
 from shipway.store.tables import hourly_backfill, shared_tables
 
 __all__ = ["PostgresStore"]
@@ -175,34 +176,14 @@ class PostgresStore(Store):
             self._opened = False
             self._discard()
 
-    def write_predictions(self, records: Sequence[PredictionRecord], *, replay: bool = False) -> None:
+    def write_entries(self, entries: Sequence[LogEntry], *, replay: bool = False) -> None:
         # A lost COMMIT acknowledgement is possible over a network: always skip duplicates.
-        if not records:
+        if not entries:
             return
-        try:
-            rows = [
-                (
-                    r.request_id,
-                    r.ts,
-                    r.service,
-                    r.model_version,
-                    r.latency_ms,
-                    r.inputs.decode(),
-                    r.outputs.decode(),
-                    r.rules_version,
-                    r.dataset_version,
-                    r.run_id,
-                    r.status,
-                    None if r.decision is None else r.decision.decode(),
-                    None if r.shadow is None else r.shadow.decode(),
-                )
-                for r in records
-            ]
-        except UnicodeDecodeError as exc:
-            raise StoreError(
-                f"cannot write to the PostgreSQL store {self.url}: a record's inputs or "
-                f"outputs are not UTF-8 JSON ({exc}); pass JSON documents encoded as UTF-8"
-            ) from exc
+        rows = [
+            (rid, ts, ctx[0], ctx[1], latency, inputs, outputs, ctx[2], ctx[3], ctx[4], status, decision, shadow)
+            for ctx, rid, ts, latency, status, inputs, outputs, decision, shadow in entries
+        ]
         with self._lock:
             conn = self._connection()
             try:
@@ -216,9 +197,14 @@ class PostgresStore(Store):
                     cur.execute(_MOVE_RETURNING)
                     # Only what was not stored before counts (a replay, a lost COMMIT acknowledgement).
                     fresh = set(cur.fetchall())
-                    if len(fresh) < len(records):
-                        records = [r for r in records if (r.request_id, r.ts) in fresh]
-                    write_rollups(_Executor(cur), records)
+                    if len(fresh) < len(entries):
+                        entries = [e for e in entries if (e[1], e[2]) in fresh]
+                    write_rollups(_Executor(cur), group_by_context(entries))
+            except UnicodeEncodeError as exc:
+                raise StoreError(
+                    f"cannot write to the PostgreSQL store {self.url}: a record's inputs or "
+                    f"outputs are not UTF-8 JSON ({exc}); pass JSON documents encoded as UTF-8"
+                ) from exc
             except psycopg.Error as exc:
                 raise self._error(exc, "write to") from exc
 

@@ -1,6 +1,7 @@
 """The prediction log: records from the request path, written in batches off it.
 
-`append()` is all the request path pays: a sampling draw and a deque append.
+`append_entry()` is all the request path pays: a sampling draw and a deque
+append of a plain tuple (store/records.py: LogEntry).
 One daemon thread swaps the buffer out every `flush_interval_s`, redacts, and
 writes the batch in one transaction. When the store is down the batch goes to
 a spool on local disk, and the spool is replayed when the store comes back.
@@ -24,7 +25,7 @@ import orjson
 
 from shipway.errors import ConfigError, StoreError, StoreUnavailable
 from shipway.store.base import Store
-from shipway.store.records import PredictionRecord
+from shipway.store.records import LogEntry, PredictionRecord, entries_of, entry_of, record_of
 from shipway.store.redaction import Redact, redact_batch
 from shipway.store.spool import Spool, encode_line
 
@@ -41,7 +42,7 @@ class PredictionLog:
     """Asynchronous, batched writer of prediction records to a store.
 
     The constructor only stores its arguments: call `start()` (or use `with`),
-    then `append()` from the request path and `close()` on shutdown. A relative
+    then `append_entry()` (or `append()`) from the request path and `close()` on shutdown. A relative
     `spool_dir` resolves against `base_dir`, like a relative SQLite path.
     """
 
@@ -74,14 +75,14 @@ class PredictionLog:
         self.max_buffer = max_buffer
         self.retry_interval_s = retry_interval_s
 
-        self._buffer: deque[PredictionRecord] = deque()
+        self._buffer: deque[LogEntry] = deque()
         self._failures: deque[PredictionRecord] = deque()  # counted in the rollups only
         # Wake the writer early once an interval's worth of traffic is waiting.
         self._wake_at = max(1, min(10_000, max_buffer // 4))
         self._counts = dict.fromkeys(_COUNTERS, 0)
         self._counts_lock = threading.Lock()
         self._in_flight = 0
-        self._held: list[PredictionRecord] = []  # a batch neither store nor disk took
+        self._held: list[LogEntry] = []  # a batch neither store nor disk took
         self._store: Store | None = None
         self._spool = Spool(spool_dir)
         self._store_up = False
@@ -99,7 +100,11 @@ class PredictionLog:
     # -- the request path -------------------------------------------------------
 
     def append(self, record: PredictionRecord) -> None:
-        """Queue one record; O(1), never blocks, never raises, does no I/O."""
+        """Queue one record; never blocks, never raises, does no I/O."""
+        self.append_entry(entry_of(record, "surrogateescape"))  # the store reports bytes that are not UTF-8
+
+    def append_entry(self, entry: LogEntry) -> None:
+        """Queue one entry; O(1), never blocks, never raises, does no I/O."""
         if self.sample_rate < 1.0 and random() >= self.sample_rate:
             self._count("sampled_out")
             return
@@ -107,7 +112,7 @@ class PredictionLog:
         if self._closed or len(buffer) >= self.max_buffer:
             self._count("dropped")
             return
-        buffer.append(record)  # deque.append is atomic: no lock needed
+        buffer.append(entry)  # deque.append is atomic: no lock needed
         if len(buffer) == self._wake_at:
             self._wake.set()
 
@@ -179,7 +184,7 @@ class PredictionLog:
             # A Spool of our own: the writer thread, if alive, may still use its one.
             spool = Spool(self.spool_dir)
             try:
-                spool.append(leftover)
+                spool.append([record_of(e) for e in leftover])
                 self._count("spooled", len(leftover))
             except OSError:
                 logger.exception("cannot spool %d records to %s", len(leftover), self.spool_dir)
@@ -276,18 +281,18 @@ class PredictionLog:
             self._count("dropped", len(self._held))
             self._held = []
 
-    def _drain(self) -> list[PredictionRecord]:
+    def _drain(self) -> list[LogEntry]:
         # popleft, not a swap: an append racing with a swap could land in a deque
         # the writer has already read.
         buffer = self._buffer
         return [buffer.popleft() for _ in range(len(buffer))]
 
-    def _process(self, batch: list[PredictionRecord]) -> None:
+    def _process(self, batch: list[LogEntry]) -> None:
         """Redact a fresh batch, then deliver it."""
         if batch:
             self._deliver(self._redacted(batch) if self.redact is not None else batch)
 
-    def _deliver(self, records: list[PredictionRecord]) -> None:
+    def _deliver(self, records: list[LogEntry]) -> None:
         """To the store if it is up, else to the spool, else keep in memory."""
         if not records:
             return
@@ -302,7 +307,7 @@ class PredictionLog:
                     if attempt == 2:
                         self._mark_down(exc)
         try:
-            self._spool.append(records)
+            self._spool.append([record_of(e) for e in records])
             self._count("spooled", len(records))
         except OSError:
             logger.exception(
@@ -315,7 +320,7 @@ class PredictionLog:
         except Exception as exc:  # a record the spool cannot encode: keep it aside
             self._reject(records, exc)
 
-    def _write(self, records: list[PredictionRecord], *, top: bool = True, replay: bool = False) -> int:
+    def _write(self, records: list[LogEntry], *, top: bool = True, replay: bool = False) -> int:
         """Write a batch; if the store refuses it, split it to find and reject the bad records.
 
         Halving costs about log2(n) transactions per bad record, where one transaction
@@ -325,7 +330,7 @@ class PredictionLog:
         """
         assert self._store is not None  # set by start() before the thread runs
         try:
-            self._store.write_predictions(records, replay=replay)
+            self._store.write_entries(records, replay=replay)
             return len(records)
         except StoreUnavailable:
             raise
@@ -340,13 +345,13 @@ class PredictionLog:
             records[half:], top=False, replay=replay
         )
 
-    def _reject(self, records: Sequence[PredictionRecord], exc: Exception) -> None:
+    def _reject(self, records: Sequence[LogEntry], exc: Exception) -> None:
         lines = []
-        for r in records:
+        for e in records:
             try:
-                lines.append(encode_line(r))
+                lines.append(encode_line(record_of(e)))
             except Exception:
-                lines.append(orjson.dumps({"unreadable_record": repr(r)}))
+                lines.append(orjson.dumps({"unreadable_record": repr(e)}))
         try:
             path = self._spool.reject(lines)
         except OSError:
@@ -356,9 +361,9 @@ class PredictionLog:
         logger.error("the store refused %d prediction record(s): %s; kept in %s", len(records), exc, path)
         self._count("rejected", len(records))
 
-    def _redacted(self, batch: list[PredictionRecord]) -> list[PredictionRecord]:
+    def _redacted(self, batch: list[LogEntry]) -> list[LogEntry]:
         assert self.redact is not None
-        result = redact_batch(batch, self.redact)
+        result = redact_batch([record_of(e) for e in batch], self.redact)
         if result.dropped:
             self._count("redacted_out", result.dropped)
         if result.failures:
@@ -372,7 +377,7 @@ class PredictionLog:
                 request_id,
                 exc_info=first,
             )
-        return result.records
+        return entries_of(result.records, "surrogateescape")
 
     def _recover(self) -> None:
         """Open the store and replay the spool; on success the store is up."""
@@ -397,7 +402,7 @@ class PredictionLog:
             logger.info("prediction store %s is up; replayed %d spooled records", self._store.url, replayed)
 
     def _replay_chunk(self, records: list[PredictionRecord]) -> None:
-        self._count("replayed", self._write(records, replay=True))
+        self._count("replayed", self._write(entries_of(records, "surrogateescape"), replay=True))
 
     def _mark_down(self, exc: StoreError) -> None:
         if not self._down_logged:

@@ -10,10 +10,13 @@ factor of `GROWTH`: a quantile read from them is within GROWTH ** 0.5 - 1
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
-from shipway.store.records import PredictionRecord
+from shipway.store.records import Context, LogEntry
 
 if TYPE_CHECKING:
     from shipway.store.base import Executor
@@ -21,8 +24,10 @@ if TYPE_CHECKING:
 __all__ = ["GROWTH", "bucket_bounds", "latency_bucket", "quantile", "rollup", "write_rollups"]
 
 GROWTH = 1.1
-_LOG_GROWTH = math.log(GROWTH)
-_FLOOR_MS = 0.001  # latencies under a microsecond share bucket 0
+_FLOOR_MS = 0.001  # latencies up to a microsecond share bucket 0
+# Bucket k > 0 holds latencies in (BOUNDS[k - 1], BOUNDS[k]]; bisect finds it in C.
+# The last bound is about 11 days; anything above shares one last bucket.
+_BOUNDS = [_FLOOR_MS * GROWTH**k for k in range(291)]
 
 
 def _upserts(unit: str, suffix: str) -> tuple[str, str]:
@@ -45,9 +50,10 @@ UPSERT_COUNTS, UPSERT_LATENCY = _upserts("minute", "")
 UPSERT_COUNTS_HOURLY, UPSERT_LATENCY_HOURLY = _upserts("hour", "_hourly")
 
 
-def write_rollups(run: Executor, records: Iterable[PredictionRecord]) -> None:
-    """Fold records into the minute and hour rollups, inside the caller's transaction."""
-    counts, latency = rollup(records)
+def write_rollups(run: Executor, groups: Mapping[Context, Sequence[LogEntry]]) -> None:
+    """Fold log entries, grouped by context, into the minute and hour rollups, inside the
+    caller's transaction."""
+    counts, latency = rollup(groups)
     run.many(UPSERT_COUNTS, counts)
     run.many(UPSERT_LATENCY, latency)
     run.many(UPSERT_COUNTS_HOURLY, _hourly(counts, 2))
@@ -70,53 +76,73 @@ def _hourly(rows: list[tuple[Any, ...]], values: int) -> list[tuple[Any, ...]]:
 
 def latency_bucket(ms: float) -> int:
     """The histogram bucket of a latency in milliseconds: 0 up to a microsecond, then log-spaced."""
-    if ms <= _FLOOR_MS:
-        return 0
-    return 1 + int(math.log(ms / _FLOOR_MS) / _LOG_GROWTH)
+    return bisect_left(_BOUNDS, ms)
 
 
 def bucket_bounds(bucket: int) -> tuple[float, float]:
-    """The latencies (ms) a bucket holds, [low, high)."""
+    """The latencies (ms) a bucket holds, (low, high]."""
     if bucket <= 0:
         return 0.0, _FLOOR_MS
+    if bucket < len(_BOUNDS):
+        return _BOUNDS[bucket - 1], _BOUNDS[bucket]
     return _FLOOR_MS * GROWTH ** (bucket - 1), _FLOOR_MS * GROWTH**bucket
 
 
-def rollup(records: Iterable[PredictionRecord]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """The count rows and latency rows that `records` add, ready for the two upserts."""
-    # Keyed by the raw decision bytes (decoded once per distinct key below): this runs on the
-    # writer thread, which shares a core with the request path.
+def rollup(groups: Mapping[Context, Sequence[LogEntry]]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The count rows and latency rows that entries grouped by context add, ready for the two upserts."""
     counts: dict[tuple[Any, ...], list[float]] = {}
-    latency: dict[tuple[Any, ...], int] = {}
-    log, floor, step = math.log, _FLOOR_MS, _LOG_GROWTH
-    for r in records:
-        minute = int(r.ts // 60)
-        ms = r.latency_ms
-        key = (minute, r.service, r.model_version, r.rules_version, r.status, r.decision)
-        found = counts.get(key)
-        if found is None:
-            counts[key] = [1, ms]
-        else:
-            found[0] += 1
-            found[1] += ms
-        lkey = (
-            minute,
-            r.service,
-            r.model_version,
-            r.rules_version,
-            0 if ms <= floor else 1 + int(log(ms / floor) / step),
-        )
-        latency[lkey] = latency.get(lkey, 0) + 1
-    count_rows: dict[tuple[Any, ...], list[float]] = {}
-    for (minute, service, model, rules, status, decision), (n, total) in counts.items():
-        text = "" if decision is None else decision.decode("utf-8", "replace")
-        row = count_rows.setdefault((minute, service, model, rules or "", status, text), [0, 0.0])
-        row[0] += n
-        row[1] += total
+    buckets: dict[tuple[Any, ...], int] = {}
+    for (service, model, rules, _, _), group in groups.items():
+        head = (service, model, rules or "")
+        for minute, statuses, decisions, latencies in _by_minute(group):
+            for (status, decision), (n, total) in _counts(statuses, decisions, latencies).items():
+                row = counts.setdefault((minute, *head, status, decision or ""), [0, 0.0])
+                row[0] += n
+                row[1] += total
+            for bucket, n in Counter(map(bisect_left, repeat(_BOUNDS), latencies)).items():
+                key = (minute, *head, bucket)
+                buckets[key] = buckets.get(key, 0) + n
     return (
-        [(*k, int(v[0]), v[1]) for k, v in count_rows.items()],
-        [(m, s, mv, rv or "", b, n) for (m, s, mv, rv, b), n in latency.items()],
+        [(*k, int(v[0]), v[1]) for k, v in counts.items()],
+        [(*k, n) for k, n in buckets.items()],
     )
+
+
+# The loops below run on the writer thread, which shares a core with the request path: they
+# work column by column, so that the per-entry work is C (zip, Counter, bisect, sum), and take
+# the common case (one minute, one status, one decision) without a per-entry Python step.
+
+
+def _by_minute(group: Sequence[LogEntry]) -> list[tuple[int, Sequence[int], Sequence[str | None], Sequence[float]]]:
+    """(minute, statuses, decisions, latencies) for each minute the entries of one context span."""
+    _, _, times, latencies, statuses, _, _, decisions, _ = zip(*group, strict=True)
+    first, last = int(min(times) // 60), int(max(times) // 60)
+    if first == last:
+        return [(first, statuses, decisions, latencies)]
+    split: dict[int, list[tuple[int, str | None, float]]] = {}
+    for t, status, decision, ms in zip(times, statuses, decisions, latencies, strict=True):
+        split.setdefault(int(t // 60), []).append((status, decision, ms))
+    return [(minute, *zip(*rows, strict=True)) for minute, rows in split.items()]  # type: ignore[misc]
+
+
+def _counts(
+    statuses: Sequence[int], decisions: Sequence[str | None], latencies: Sequence[float]
+) -> dict[tuple[int, str | None], tuple[int, float]]:
+    """Count and summed latency per (status, decision)."""
+    if statuses.count(statuses[0]) == len(statuses):
+        status = statuses[0]
+        per_decision = Counter(decisions)
+        if len(per_decision) == 1:
+            return {(status, decisions[0]): (len(decisions), sum(latencies))}
+        sums = dict.fromkeys(per_decision, 0.0)
+        for decision, ms in zip(decisions, latencies, strict=True):
+            sums[decision] += ms
+        return {(status, d): (n, sums[d]) for d, n in per_decision.items()}
+    keys = list(zip(statuses, decisions, strict=True))
+    totals = dict.fromkeys(keys, 0.0)
+    for key, ms in zip(keys, latencies, strict=True):
+        totals[key] += ms
+    return {key: (n, totals[key]) for key, n in Counter(keys).items()}
 
 
 def quantile(histogram: Sequence[tuple[int, int]], q: float) -> float | None:

@@ -24,9 +24,9 @@ from shipway.store.base import (
     record_from_row,
     where_clause,
 )
-from shipway.store.records import PredictionRecord, RulesEvent
+from shipway.store.records import Context, LogEntry, PredictionRecord, RulesEvent
 from shipway.store.rollups import write_rollups
-from shipway.store.segments import Context, context_of, decode, encode, merge_by_ts
+from shipway.store.segments import decode, encode, group_by_context, merge_by_ts
 from shipway.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["SQLiteStore"]
@@ -172,20 +172,13 @@ class SQLiteStore(Store):
                 self._conn = None
                 self._contexts.clear()
 
-    def write_predictions(self, records: Sequence[PredictionRecord], *, replay: bool = False) -> None:
-        if not records:
+    def write_entries(self, entries: Sequence[LogEntry], *, replay: bool = False) -> None:
+        if not entries:
             return
-        groups: dict[Context, list[PredictionRecord]] = {}
-        for r in records:
-            key = context_of(r)
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [r]
-            else:
-                group.append(r)
+        groups = group_by_context(entries)
         try:
             bodies = [(key, encode(group), group) for key, group in groups.items()]
-        except UnicodeDecodeError as exc:
+        except orjson.JSONEncodeError as exc:
             raise StoreError(
                 f"cannot write to the SQLite store {self.url}: a record's inputs or outputs are "
                 f"not UTF-8 JSON ({exc}); pass JSON documents encoded as UTF-8"
@@ -194,26 +187,27 @@ class SQLiteStore(Store):
             conn = self._connection()
             try:
                 with _transaction(conn):
-                    written: list[PredictionRecord] = []
+                    written: dict[Context, list[LogEntry]] = {}
                     for key, body, group in bodies:
                         if replay:
                             group = self._not_stored(conn, group)
                             if not group:
                                 continue
                             body = encode(group)
-                        low = min(r.ts for r in group)
-                        high = max(r.ts for r in group)
-                        conn.execute(_INSERT_SEGMENT, (self._context_id(conn, key), low, high, len(group), body))
-                        written.extend(group)
+                        times = [e[2] for e in group]
+                        conn.execute(
+                            _INSERT_SEGMENT, (self._context_id(conn, key), min(times), max(times), len(group), body)
+                        )
+                        written[key] = group
                     write_rollups(_Executor(conn), written)
             except sqlite3.Error as exc:
                 self._contexts.clear()  # a rolled-back transaction may have added one
                 raise self._error(exc, "write to") from exc
 
-    def _not_stored(self, conn: sqlite3.Connection, group: list[PredictionRecord]) -> list[PredictionRecord]:
-        """The records of a replayed batch that no earlier attempt stored (same request id and ts)."""
-        low = min(r.ts for r in group)
-        high = max(r.ts for r in group)
+    def _not_stored(self, conn: sqlite3.Connection, group: list[LogEntry]) -> list[LogEntry]:
+        """The entries of a replayed batch that no earlier attempt stored (same request id and ts)."""
+        low = min(e[2] for e in group)
+        high = max(e[2] for e in group)
         stored: set[tuple[str, float]] = set()
         for body, service, model, rules, dataset, run in conn.execute(
             "SELECT CAST(s.body AS BLOB), c.service, c.model_version, c.rules_version, c.dataset_version, c.run_id "
@@ -224,7 +218,7 @@ class SQLiteStore(Store):
         stored.update(
             conn.execute("SELECT request_id, ts FROM prediction_rows WHERE ts BETWEEN ? AND ?", (low, high)).fetchall()
         )
-        return [r for r in group if (r.request_id, r.ts) not in stored]
+        return [e for e in group if (e[1], e[2]) not in stored]
 
     def _insert_event(self, table: str, event: RulesEvent) -> int:
         sql = f"INSERT INTO {table} ({RULES_COLUMNS.removeprefix('id, ')}) VALUES (?, ?, ?, ?, ?, ?, ?)"
