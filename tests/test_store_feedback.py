@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import sqlite3
 import threading
 from pathlib import Path
@@ -15,7 +16,9 @@ from shipway.errors import InputError, StoreError
 from shipway.store import PredictionRecord, open_store
 from shipway.store import series as sql
 from shipway.store.outcomes import describe_fields, parse_feedback
-from shipway.store.rollups import GROWTH, bucket_bounds, latency_bucket, quantile
+from shipway.store.records import entry_of, record_of
+from shipway.store.rollups import GROWTH, bucket_bounds, latency_bucket, quantile, rollup
+from shipway.store.segments import group_by_context
 from shipway.store.sqlite_schema import MIGRATIONS
 
 pytest_plugins = ["store_fixtures"]
@@ -202,3 +205,52 @@ def test_a_version_3_store_is_migrated_with_its_rows_kept_and_counted(tmp_path: 
         assert sum(int(r[4]) for r in rows) == 35
         outcome = store.write_feedback(_feedback([{"request_id": "old-3", "label": "a"}]), DESCRIBE)
         assert outcome.unknown == []
+
+
+def test_rollup_folds_entries_as_one_entry_at_a_time_would() -> None:
+    """The column-wise fold (fast paths for one minute, one status, one decision) against a
+    plain per-entry count, on entries that mix contexts, minutes, statuses and decisions."""
+    rng = random.Random(7)
+    contexts = [("svc", "m1", None, None, None), ("svc", "m1", "r1", "d1", None), ("other", "m2", "r2", None, "run")]
+    entries = []
+    for i in range(3000):
+        if i < 1000:  # one context, minute, status and decision: every fast path
+            context, ts, status, decision = contexts[0], 1_700_000_000.0 + i * 0.01, 200, None
+        else:
+            context, ts = rng.choice(contexts), 1_700_000_000.0 + rng.uniform(0, 300)
+            status = 200 if rng.random() < 0.8 else rng.choice([500, 504])
+            decision = rng.choice([None, '{"queue":"auto"}', '{"queue":"review"}'])
+        entries.append((context, f"r{i}", ts, rng.lognormvariate(1, 1), status, "{}", "{}", decision, None))
+
+    for part in (entries[:1000], entries[1000:], entries):
+        want_counts: dict[tuple[object, ...], list[float]] = {}
+        want_latency: dict[tuple[object, ...], int] = {}
+        for (service, model, rules, _, _), _, ts, ms, status, _, _, decision, _ in part:
+            minute = int(ts // 60)
+            row = want_counts.setdefault((minute, service, model, rules or "", status, decision or ""), [0, 0.0])
+            row[0] += 1
+            row[1] += ms
+            key = (minute, service, model, rules or "", latency_bucket(ms))
+            want_latency[key] = want_latency.get(key, 0) + 1
+        counts, latency = rollup(group_by_context(part))
+        assert {r[:6]: r[6] for r in counts} == {k: v[0] for k, v in want_counts.items()}
+        for r in counts:
+            assert r[7] == pytest.approx(want_counts[r[:6]][1], rel=1e-9)
+        assert {r[:5]: r[5] for r in latency} == want_latency
+
+
+def test_a_latency_lands_in_the_bucket_whose_bounds_hold_it() -> None:
+    rng = random.Random(3)
+    for ms in [0.0, 0.0005, 0.001, 0.0011, 1.0, 250.0, 9e9, *(rng.lognormvariate(0, 3) for _ in range(2000))]:
+        low, high = bucket_bounds(latency_bucket(ms))
+        assert low < ms <= high or (ms <= 0.001 and latency_bucket(ms) == 0) or ms > 1e8
+
+
+def test_log_entries_give_back_the_records_they_were_made_from() -> None:
+    record = make_record(1, inputs=b'{"text": "caf\xc3\xa9"}', decision=b'{"queue":"auto"}')
+    assert record_of(entry_of(record)) == record
+    # Bytes that are not UTF-8 survive the trip (for the store to refuse with a clear error).
+    bad = make_record(2, inputs=b'{"text": "\xff"}')
+    assert record_of(entry_of(bad, "surrogateescape")) == bad
+    with pytest.raises(UnicodeDecodeError):
+        entry_of(bad)
