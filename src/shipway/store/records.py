@@ -68,7 +68,7 @@ def entry_of(r: PredictionRecord, errors: str = "strict") -> LogEntry:
     """The log entry of a record; UnicodeDecodeError for a document that is not UTF-8
     (`errors="surrogateescape"` keeps such bytes, for `record_of` to give back)."""
     return (
-        (r.service, r.model_version, r.rules_version, r.dataset_version, r.run_id),
+        context_of(r),
         r.request_id,
         r.ts,
         r.latency_ms,
