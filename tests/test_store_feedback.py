@@ -16,9 +16,8 @@ from shipway.errors import InputError, StoreError
 from shipway.store import PredictionRecord, open_store
 from shipway.store import series as sql
 from shipway.store.outcomes import describe_fields, parse_feedback
-from shipway.store.records import entry_of, record_of
+from shipway.store.records import entry_of, group_by_context, record_of
 from shipway.store.rollups import GROWTH, bucket_bounds, latency_bucket, quantile, rollup
-from shipway.store.segments import group_by_context
 from shipway.store.sqlite_schema import MIGRATIONS
 
 pytest_plugins = ["store_fixtures"]

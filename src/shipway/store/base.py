@@ -21,8 +21,8 @@ from shipway.store.records import (
     PredictionRecord,
     RulesEvent,
     entries_of,
+    group_by_context,
 )
-from shipway.store.segments import group_by_context
 
 __all__ = [
     "COLUMNS",

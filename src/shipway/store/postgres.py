@@ -23,9 +23,8 @@ from shipway.store.base import (
     safe_url,
     where_clause,
 )
-from shipway.store.records import LogEntry, PredictionRecord, RulesEvent
+from shipway.store.records import LogEntry, PredictionRecord, RulesEvent, group_by_context
 from shipway.store.rollups import write_rollups
-from shipway.store.segments import group_by_context
 from shipway.store.tables import hourly_backfill, shared_tables
 
 __all__ = ["PostgresStore"]

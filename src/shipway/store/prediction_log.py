@@ -292,36 +292,36 @@ class PredictionLog:
         if batch:
             self._deliver(self._redacted(batch) if self.redact is not None else batch)
 
-    def _deliver(self, records: list[LogEntry]) -> None:
+    def _deliver(self, entries: list[LogEntry]) -> None:
         """To the store if it is up, else to the spool, else keep in memory."""
-        if not records:
+        if not entries:
             return
         if self._store_up:
             # Twice: a connection the server closed while idle fails once, and the
             # store reconnects on the next call; that is no outage worth spooling for.
             for attempt in (1, 2):
                 try:
-                    self._count("written", self._write(records))
+                    self._count("written", self._write(entries))
                     return
                 except StoreUnavailable as exc:
                     if attempt == 2:
                         self._mark_down(exc)
         try:
-            self._spool.append([record_of(e) for e in records])
-            self._count("spooled", len(records))
+            self._spool.append([record_of(e) for e in entries])
+            self._count("spooled", len(entries))
         except OSError:
             logger.exception(
                 "cannot spool %d prediction records to %s; keeping them in memory",
-                len(records),
+                len(entries),
                 self.spool_dir,
             )
-            self._held = records[-self.max_buffer :]
-            self._count("dropped", len(records) - len(self._held))
+            self._held = entries[-self.max_buffer :]
+            self._count("dropped", len(entries) - len(self._held))
         except Exception as exc:  # a record the spool cannot encode: keep it aside
-            self._reject(records, exc)
+            self._reject(entries, exc)
 
-    def _write(self, records: list[LogEntry], *, top: bool = True, replay: bool = False) -> int:
-        """Write a batch; if the store refuses it, split it to find and reject the bad records.
+    def _write(self, entries: list[LogEntry], *, top: bool = True, replay: bool = False) -> int:
+        """Write a batch; if the store refuses it, split it to find and reject the bad entries.
 
         Halving costs about log2(n) transactions per bad record, where one transaction
         per record would stall the writer on a large batch. Returns how many were
@@ -330,24 +330,24 @@ class PredictionLog:
         """
         assert self._store is not None  # set by start() before the thread runs
         try:
-            self._store.write_entries(records, replay=replay)
-            return len(records)
+            self._store.write_entries(entries, replay=replay)
+            return len(entries)
         except StoreUnavailable:
             raise
         except Exception as exc:
-            if len(records) == 1:
-                self._reject(records, exc)
+            if len(entries) == 1:
+                self._reject(entries, exc)
                 return 0
             if top:
-                logger.warning("the store refused a batch of %d (%s); looking for the bad records", len(records), exc)
-        half = len(records) // 2
-        return self._write(records[:half], top=False, replay=replay) + self._write(
-            records[half:], top=False, replay=replay
+                logger.warning("the store refused a batch of %d (%s); looking for the bad records", len(entries), exc)
+        half = len(entries) // 2
+        return self._write(entries[:half], top=False, replay=replay) + self._write(
+            entries[half:], top=False, replay=replay
         )
 
-    def _reject(self, records: Sequence[LogEntry], exc: Exception) -> None:
+    def _reject(self, entries: Sequence[LogEntry], exc: Exception) -> None:
         lines = []
-        for e in records:
+        for e in entries:
             try:
                 lines.append(encode_line(record_of(e)))
             except Exception:
@@ -355,11 +355,11 @@ class PredictionLog:
         try:
             path = self._spool.reject(lines)
         except OSError:
-            logger.exception("cannot keep %d rejected records", len(records))
-            self._count("dropped", len(records))
+            logger.exception("cannot keep %d rejected records", len(entries))
+            self._count("dropped", len(entries))
             return
-        logger.error("the store refused %d prediction record(s): %s; kept in %s", len(records), exc, path)
-        self._count("rejected", len(records))
+        logger.error("the store refused %d prediction record(s): %s; kept in %s", len(entries), exc, path)
+        self._count("rejected", len(entries))
 
     def _redacted(self, batch: list[LogEntry]) -> list[LogEntry]:
         assert self.redact is not None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "context_of",
     "entries_of",
     "entry_of",
+    "group_by_context",
     "record_of",
 ]
 
@@ -82,6 +83,17 @@ def entry_of(r: PredictionRecord, errors: str = "strict") -> LogEntry:
 
 def entries_of(records: Sequence[PredictionRecord], errors: str = "strict") -> list[LogEntry]:
     return [entry_of(r, errors) for r in records]
+
+
+def group_by_context(entries: Iterable[LogEntry]) -> dict[Context, list[LogEntry]]:
+    groups: dict[Context, list[LogEntry]] = {}
+    for e in entries:
+        group = groups.get(e[0])
+        if group is None:
+            groups[e[0]] = [e]
+        else:
+            group.append(e)
+    return groups
 
 
 def record_of(e: LogEntry) -> PredictionRecord:

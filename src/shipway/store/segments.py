@@ -20,18 +20,7 @@ import orjson
 
 from shipway.store.records import Context, LogEntry, PredictionRecord
 
-__all__ = ["decode", "encode", "group_by_context", "merge_by_ts"]
-
-
-def group_by_context(entries: Iterable[LogEntry]) -> dict[Context, list[LogEntry]]:
-    groups: dict[Context, list[LogEntry]] = {}
-    for e in entries:
-        group = groups.get(e[0])
-        if group is None:
-            groups[e[0]] = [e]
-        else:
-            group.append(e)
-    return groups
+__all__ = ["decode", "encode", "merge_by_ts"]
 
 
 def encode(entries: Sequence[LogEntry]) -> bytes:

@@ -24,9 +24,9 @@ from shipway.store.base import (
     record_from_row,
     where_clause,
 )
-from shipway.store.records import Context, LogEntry, PredictionRecord, RulesEvent
+from shipway.store.records import Context, LogEntry, PredictionRecord, RulesEvent, group_by_context
 from shipway.store.rollups import write_rollups
-from shipway.store.segments import decode, encode, group_by_context, merge_by_ts
+from shipway.store.segments import decode, encode, merge_by_ts
 from shipway.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["SQLiteStore"]
