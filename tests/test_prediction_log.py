@@ -29,6 +29,7 @@ from store_fixtures import (
 
 from shipway.errors import ConfigError, StoreError
 from shipway.store import PredictionLog, open_store
+from shipway.store.log_buffer import LogBuffer
 
 TESTS = Path(__file__).resolve().parent
 SRC = TESTS.parent / "src"
@@ -354,3 +355,54 @@ def test_a_dead_process_spool_is_replayed_at_start(store_url: str, tmp_path: Pat
         wait_for(lambda: log.stats["replayed"] == 30, what="the replay of the dead process's spool")
     assert _spool_files(tmp_path) == []
     assert sorted(stored_ids(store_url)) == sorted(f"req-{i}" for i in range(30))
+
+
+def _add(log: PredictionLog, context: tuple[str, str, None, None, None], i: int) -> None:
+    decision = None if i % 3 else b'{"queue":"review"}'
+    log.add(context, f"r{i}", 1_700_000_000.0 + i, float(i), 200, b'{"i": %d}' % i, b'{"o": %d}' % i, decision, None)
+
+
+def test_entries_stay_whole_while_the_writer_takes_them_as_they_are_added(tmp_path: Path) -> None:
+    # The request path appends an entry column by column while the writer thread takes
+    # whole entries: no field may land in another entry, nothing may be lost or doubled,
+    # and entries of two contexts (a model swap) keep their own ids.
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    a, b = ("svc", "m1", None, None, None), ("svc", "m2", None, None, None)
+    n = 40_000
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # many more thread switches, some inside an add
+    try:
+        with _log(url, tmp_path, flush_interval_s=0.001, max_buffer=1_000_000) as log:
+            for i in range(n):
+                _add(log, a if i % 7 else b, i)
+    finally:
+        sys.setswitchinterval(switch)
+    assert log.stats["written"] == n
+    with open_store(url) as store:
+        records = store.read_predictions()
+    assert sorted(int(r.request_id[1:]) for r in records) == list(range(n))
+    for r in records:
+        i = int(r.request_id[1:])
+        assert (r.ts, r.latency_ms, r.status) == (1_700_000_000.0 + i, float(i), 200)
+        assert (r.inputs, r.outputs) == (b'{"i": %d}' % i, b'{"o": %d}' % i)
+        assert r.decision == (None if i % 3 else b'{"queue":"review"}') and r.shadow is None
+        assert r.model_version == ("m1" if i % 7 else "m2")
+
+
+def test_an_entry_half_added_is_left_for_the_next_take() -> None:
+    # What the writer sees if it takes while the request path is between two columns of an add.
+    buffer = LogBuffer()
+    context = ("svc", "m1", None, None, None)
+    fields = (context, "r1", 1_700_000_000.0, 2.5, 200, b'{"i": 1}', b'{"o": 1}', b'{"queue":"auto"}', None)
+    columns = (buffer.contexts, buffer.request_ids, buffer.times, buffer.latencies, buffer.statuses)
+    for column, value in zip(columns, fields, strict=False):
+        column.append(value)  # type: ignore[attr-defined]
+    assert len(buffer) == 0 and buffer.take() == []
+    for column, value in zip(
+        (buffer.inputs, buffer.outputs, buffer.decisions, buffer.shadows), fields[5:], strict=True
+    ):
+        column.append(value)  # type: ignore[attr-defined]
+    [group] = buffer.take()
+    assert group.context == context
+    assert group.rows() == [("r1", 1_700_000_000.0, 2.5, 200, '{"i": 1}', '{"o": 1}', '{"queue":"auto"}', None)]
+    assert len(buffer) == 0 and all(len(c) == 0 for c in columns)

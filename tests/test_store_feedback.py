@@ -16,7 +16,7 @@ from shipway.errors import InputError, StoreError
 from shipway.store import PredictionRecord, open_store
 from shipway.store import series as sql
 from shipway.store.outcomes import describe_fields, parse_feedback
-from shipway.store.records import entry_of, group_by_context, record_of
+from shipway.store.records import columns_of, entry_of, record_of
 from shipway.store.rollups import GROWTH, bucket_bounds, latency_bucket, quantile, rollup
 from shipway.store.sqlite_schema import MIGRATIONS
 
@@ -231,7 +231,7 @@ def test_rollup_folds_entries_as_one_entry_at_a_time_would() -> None:
             row[1] += ms
             key = (minute, service, model, rules or "", latency_bucket(ms))
             want_latency[key] = want_latency.get(key, 0) + 1
-        counts, latency = rollup(group_by_context(part))
+        counts, latency = rollup(columns_of(part))
         assert {r[:6]: r[6] for r in counts} == {k: v[0] for k, v in want_counts.items()}
         for r in counts:
             assert r[7] == pytest.approx(want_counts[r[:6]][1], rel=1e-9)

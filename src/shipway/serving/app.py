@@ -17,11 +17,12 @@ import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from time import perf_counter
+from time import perf_counter, time
 from typing import Any
 
 import orjson
 
+from shipway.core.decided import Decided
 from shipway.core.gate import Gate
 from shipway.core.pipeline import Pipeline
 from shipway.core.service import Service, read_ids
@@ -40,11 +41,11 @@ from shipway.serving.jobs import Job, Jobs
 from shipway.serving.logs import request_id_var
 from shipway.serving.metrics import Metrics
 from shipway.serving.models import ModelManager
-from shipway.serving.records import log_entry
+from shipway.serving.records import logged_outputs
 from shipway.serving.responses import error_body, error_for
 from shipway.serving.warmup import warm_up
 from shipway.store.prediction_log import PredictionLog
-from shipway.store.records import Context, LogEntry
+from shipway.store.records import Context
 
 __all__ = ["App"]
 
@@ -380,7 +381,7 @@ class App:
         seconds = perf_counter() - started
         metrics.request("predict", 200, seconds)
         if self.log is not None:
-            self.log.append_entry(self._entry(request_id, seconds, body, out, output))
+            self._log(self.log, request_id, seconds, body, out, output)
         if self._access_log:
             logger.info("request", extra={"endpoint": "predict", "status": 200, "ms": round(seconds * 1000, 3)})
 
@@ -415,21 +416,18 @@ class App:
         if self.log is not None:
             dump = self.pipeline.input_schema.dump_json
             for i, (item, out, output) in enumerate(zip(items, rendered, outputs, strict=True)):
-                self.log.append_entry(self._entry(f"{request_id}.{i}", seconds, dump(item), out, output))
+                self._log(self.log, f"{request_id}.{i}", seconds, dump(item), out, output)
 
-    def _entry(self, request_id: str, seconds: float, inputs: bytes, answer: bytes, output: Any) -> LogEntry:
+    def _log(
+        self, log: PredictionLog, request_id: str, seconds: float, inputs: bytes, answer: bytes, output: Any
+    ) -> None:
+        """Log one answered item (after its answer is sent)."""
+        if self._mode == "on" and not isinstance(output, Decided):  # no rules: the body sent is the output
+            log.add(self._context, request_id, time(), seconds * 1000, 200, inputs, answer, None, None)
+            return
         assert self.pipeline is not None
-        return log_entry(
-            self.pipeline,
-            self._context,
-            self._mode,
-            self._mode_decision,
-            request_id,
-            seconds,
-            inputs,
-            answer,
-            output,
-        )
+        outputs, decision, shadow = logged_outputs(self.pipeline, self._mode, self._mode_decision, answer, output)
+        log.add(self._context, request_id, time(), seconds * 1000, 200, inputs, outputs, decision, shadow)
 
     # -- helpers ---------------------------------------------------------------
 

@@ -17,11 +17,11 @@ from shipway.store.records import (
     AlertEvent,
     FeedbackOutcome,
     FeedbackRecord,
-    LogEntry,
+    LogColumns,
     PredictionRecord,
     RulesEvent,
+    columns_of,
     entries_of,
-    group_by_context,
 )
 
 __all__ = [
@@ -109,15 +109,15 @@ class Store(abc.ABC):
                 f"cannot write to the store {self.url}: a record's inputs or outputs are not "
                 f"UTF-8 JSON ({exc}); pass JSON documents encoded as UTF-8"
             ) from exc
-        self.write_entries(entries, replay=replay)
+        self.write_columns(columns_of(entries), replay=replay)
 
     @abc.abstractmethod
-    def write_entries(self, entries: Sequence[LogEntry], *, replay: bool = False) -> None:
-        """`write_predictions` for the prediction log's entries (its own form of a record)."""
+    def write_columns(self, groups: Sequence[LogColumns], *, replay: bool = False) -> None:
+        """`write_predictions` for the prediction log's entries, as columns per context."""
 
     def write_rollups(self, records: Sequence[PredictionRecord]) -> None:
         """Count records in the metrics rollups without storing them (failed requests)."""
-        groups = group_by_context(entries_of(records, "replace"))
+        groups = columns_of(entries_of(records, "replace"))
         self._transact(lambda run: rollups.write_rollups(run, groups))
 
     def read_predictions(

@@ -23,7 +23,7 @@ from shipway.store.base import (
     safe_url,
     where_clause,
 )
-from shipway.store.records import LogEntry, PredictionRecord, RulesEvent, group_by_context
+from shipway.store.records import LogColumns, PredictionRecord, RulesEvent, columns_of, entries_of_columns
 from shipway.store.rollups import write_rollups
 from shipway.store.tables import hourly_backfill, shared_tables
 
@@ -175,8 +175,9 @@ class PostgresStore(Store):
             self._opened = False
             self._discard()
 
-    def write_entries(self, entries: Sequence[LogEntry], *, replay: bool = False) -> None:
+    def write_columns(self, groups: Sequence[LogColumns], *, replay: bool = False) -> None:
         # A lost COMMIT acknowledgement is possible over a network: always skip duplicates.
+        entries = entries_of_columns(groups)
         if not entries:
             return
         rows = [
@@ -197,8 +198,8 @@ class PostgresStore(Store):
                     # Only what was not stored before counts (a replay, a lost COMMIT acknowledgement).
                     fresh = set(cur.fetchall())
                     if len(fresh) < len(entries):
-                        entries = [e for e in entries if (e[1], e[2]) in fresh]
-                    write_rollups(_Executor(cur), group_by_context(entries))
+                        groups = columns_of(e for e in entries if (e[1], e[2]) in fresh)
+                    write_rollups(_Executor(cur), groups)
             except UnicodeEncodeError as exc:
                 raise StoreError(
                     f"cannot write to the PostgreSQL store {self.url}: a record's inputs or "

@@ -1,7 +1,7 @@
 """The prediction log: records from the request path, written in batches off it.
 
-`append_entry()` is all the request path pays: a sampling draw and a deque
-append of a plain tuple (store/records.py: LogEntry).
+`add()` is all the request path pays: a sampling draw and an append to each
+column of a buffer (store/log_buffer.py), of objects it has anyway.
 One daemon thread swaps the buffer out every `flush_interval_s`, redacts, and
 writes the batch in one transaction. When the store is down the batch goes to
 a spool on local disk, and the spool is replayed when the store comes back.
@@ -25,7 +25,18 @@ import orjson
 
 from shipway.errors import ConfigError, StoreError, StoreUnavailable
 from shipway.store.base import Store
-from shipway.store.records import LogEntry, PredictionRecord, entries_of, entry_of, record_of
+from shipway.store.log_buffer import LogBuffer
+from shipway.store.records import (
+    Context,
+    LogColumns,
+    LogEntry,
+    PredictionRecord,
+    columns_of,
+    context_of,
+    entries_of,
+    entries_of_columns,
+    record_of,
+)
 from shipway.store.redaction import Redact, redact_batch
 from shipway.store.spool import Spool, encode_line
 
@@ -42,7 +53,7 @@ class PredictionLog:
     """Asynchronous, batched writer of prediction records to a store.
 
     The constructor only stores its arguments: call `start()` (or use `with`),
-    then `append_entry()` (or `append()`) from the request path and `close()` on shutdown. A relative
+    then `add()` (or `append()`) from the request path and `close()` on shutdown. A relative
     `spool_dir` resolves against `base_dir`, like a relative SQLite path.
     """
 
@@ -75,14 +86,14 @@ class PredictionLog:
         self.max_buffer = max_buffer
         self.retry_interval_s = retry_interval_s
 
-        self._buffer: deque[LogEntry] = deque()
+        self._buffer = LogBuffer()
         self._failures: deque[PredictionRecord] = deque()  # counted in the rollups only
         # Wake the writer early once an interval's worth of traffic is waiting.
         self._wake_at = max(1, min(10_000, max_buffer // 4))
         self._counts = dict.fromkeys(_COUNTERS, 0)
         self._counts_lock = threading.Lock()
         self._in_flight = 0
-        self._held: list[LogEntry] = []  # a batch neither store nor disk took
+        self._held: list[LogColumns] = []  # a batch neither store nor disk took
         self._store: Store | None = None
         self._spool = Spool(spool_dir)
         self._store_up = False
@@ -101,10 +112,23 @@ class PredictionLog:
 
     def append(self, record: PredictionRecord) -> None:
         """Queue one record; never blocks, never raises, does no I/O."""
-        self.append_entry(entry_of(record, "surrogateescape"))  # the store reports bytes that are not UTF-8
+        r = record
+        self.add(context_of(r), r.request_id, r.ts, r.latency_ms, r.status, r.inputs, r.outputs, r.decision, r.shadow)
 
-    def append_entry(self, entry: LogEntry) -> None:
-        """Queue one entry; O(1), never blocks, never raises, does no I/O."""
+    def add(
+        self,
+        context: Context,
+        request_id: str,
+        ts: float,
+        latency_ms: float,
+        status: int,
+        inputs: bytes,
+        outputs: bytes,
+        decision: bytes | None,
+        shadow: bytes | None,
+    ) -> None:
+        """Queue one prediction, its documents as JSON bytes; O(1), never blocks, never
+        raises, does no I/O. The store refuses documents that are not UTF-8, with its error."""
         if self.sample_rate < 1.0 and random() >= self.sample_rate:
             self._count("sampled_out")
             return
@@ -112,7 +136,16 @@ class PredictionLog:
         if self._closed or len(buffer) >= self.max_buffer:
             self._count("dropped")
             return
-        buffer.append(entry)  # deque.append is atomic: no lock needed
+        # One append per column, `shadows` last (see LogBuffer): one call fewer than LogBuffer.append.
+        buffer.contexts.append(context)
+        buffer.request_ids.append(request_id)
+        buffer.times.append(ts)
+        buffer.latencies.append(latency_ms)
+        buffer.statuses.append(status)
+        buffer.inputs.append(inputs)
+        buffer.outputs.append(outputs)
+        buffer.decisions.append(decision)
+        buffer.shadows.append(shadow)
         if len(buffer) == self._wake_at:
             self._wake.set()
 
@@ -179,7 +212,7 @@ class PredictionLog:
                     self.spool_dir,
                 )
         # Also catches an append that passed the closed check just before close().
-        leftover = self._drain()
+        leftover = entries_of_columns(self._drain())
         if leftover:
             # A Spool of our own: the writer thread, if alive, may still use its one.
             spool = Spool(self.spool_dir)
@@ -204,7 +237,7 @@ class PredictionLog:
         """Counters since start, plus `pending` (not yet written) and `store_up`."""
         with self._counts_lock:
             stats: dict[str, int | bool] = dict(self._counts)
-        stats["pending"] = len(self._buffer) + self._in_flight + len(self._held)
+        stats["pending"] = len(self._buffer) + self._in_flight + _size(self._held)
         stats["store_up"] = self._store_up
         return stats
 
@@ -237,7 +270,7 @@ class PredictionLog:
             self._recover()
         held, self._held = self._held, []
         batch = self._drain()
-        self._in_flight = len(held) + len(batch)
+        self._in_flight = _size(held) + _size(batch)
         try:
             self._deliver(held)  # already redacted
             self._process(batch)
@@ -275,37 +308,35 @@ class PredictionLog:
             logger.error(
                 "prediction log closed with %d records that neither the store nor the "
                 "spool at %s accepted; they are lost",
-                len(self._held),
+                _size(self._held),
                 self.spool_dir,
             )
-            self._count("dropped", len(self._held))
+            self._count("dropped", _size(self._held))
             self._held = []
 
-    def _drain(self) -> list[LogEntry]:
-        # popleft, not a swap: an append racing with a swap could land in a deque
-        # the writer has already read.
-        buffer = self._buffer
-        return [buffer.popleft() for _ in range(len(buffer))]
+    def _drain(self) -> list[LogColumns]:
+        return self._buffer.take()
 
-    def _process(self, batch: list[LogEntry]) -> None:
+    def _process(self, batch: list[LogColumns]) -> None:
         """Redact a fresh batch, then deliver it."""
         if batch:
             self._deliver(self._redacted(batch) if self.redact is not None else batch)
 
-    def _deliver(self, entries: list[LogEntry]) -> None:
+    def _deliver(self, groups: list[LogColumns]) -> None:
         """To the store if it is up, else to the spool, else keep in memory."""
-        if not entries:
+        if not groups:
             return
         if self._store_up:
             # Twice: a connection the server closed while idle fails once, and the
             # store reconnects on the next call; that is no outage worth spooling for.
             for attempt in (1, 2):
                 try:
-                    self._count("written", self._write(entries))
+                    self._count("written", self._write(groups))
                     return
                 except StoreUnavailable as exc:
                     if attempt == 2:
                         self._mark_down(exc)
+        entries = entries_of_columns(groups)
         try:
             self._spool.append([record_of(e) for e in entries])
             self._count("spooled", len(entries))
@@ -315,12 +346,13 @@ class PredictionLog:
                 len(entries),
                 self.spool_dir,
             )
-            self._held = entries[-self.max_buffer :]
-            self._count("dropped", len(entries) - len(self._held))
+            kept = entries[-self.max_buffer :]
+            self._held = columns_of(kept)
+            self._count("dropped", len(entries) - len(kept))
         except Exception as exc:  # a record the spool cannot encode: keep it aside
             self._reject(entries, exc)
 
-    def _write(self, entries: list[LogEntry], *, top: bool = True, replay: bool = False) -> int:
+    def _write(self, groups: list[LogColumns], *, top: bool = True, replay: bool = False) -> int:
         """Write a batch; if the store refuses it, split it to find and reject the bad entries.
 
         Halving costs about log2(n) transactions per bad record, where one transaction
@@ -330,19 +362,20 @@ class PredictionLog:
         """
         assert self._store is not None  # set by start() before the thread runs
         try:
-            self._store.write_entries(entries, replay=replay)
-            return len(entries)
+            self._store.write_columns(groups, replay=replay)
+            return _size(groups)
         except StoreUnavailable:
             raise
         except Exception as exc:
+            entries = entries_of_columns(groups)
             if len(entries) == 1:
                 self._reject(entries, exc)
                 return 0
             if top:
                 logger.warning("the store refused a batch of %d (%s); looking for the bad records", len(entries), exc)
         half = len(entries) // 2
-        return self._write(entries[:half], top=False, replay=replay) + self._write(
-            entries[half:], top=False, replay=replay
+        return self._write(columns_of(entries[:half]), top=False, replay=replay) + self._write(
+            columns_of(entries[half:]), top=False, replay=replay
         )
 
     def _reject(self, entries: Sequence[LogEntry], exc: Exception) -> None:
@@ -361,9 +394,10 @@ class PredictionLog:
         logger.error("the store refused %d prediction record(s): %s; kept in %s", len(entries), exc, path)
         self._count("rejected", len(entries))
 
-    def _redacted(self, batch: list[LogEntry]) -> list[LogEntry]:
+    def _redacted(self, batch: list[LogColumns]) -> list[LogColumns]:
         assert self.redact is not None
-        result = redact_batch([record_of(e) for e in batch], self.redact)
+        entries = entries_of_columns(batch)
+        result = redact_batch([record_of(e) for e in entries], self.redact)
         if result.dropped:
             self._count("redacted_out", result.dropped)
         if result.failures:
@@ -373,11 +407,11 @@ class PredictionLog:
                 "the redact hook failed on %d of %d records (first: request %s); stored "
                 'them with inputs and outputs replaced by {"redaction_failed": true}',
                 len(result.failures),
-                len(batch),
+                len(entries),
                 request_id,
                 exc_info=first,
             )
-        return entries_of(result.records, "surrogateescape")
+        return columns_of(entries_of(result.records, "surrogateescape"))
 
     def _recover(self) -> None:
         """Open the store and replay the spool; on success the store is up."""
@@ -402,7 +436,7 @@ class PredictionLog:
             logger.info("prediction store %s is up; replayed %d spooled records", self._store.url, replayed)
 
     def _replay_chunk(self, records: list[PredictionRecord]) -> None:
-        self._count("replayed", self._write(entries_of(records, "surrogateescape"), replay=True))
+        self._count("replayed", self._write(columns_of(entries_of(records, "surrogateescape")), replay=True))
 
     def _mark_down(self, exc: StoreError) -> None:
         if not self._down_logged:
@@ -424,6 +458,10 @@ class PredictionLog:
     def _count(self, name: str, n: int = 1) -> None:
         with self._counts_lock:
             self._counts[name] += n
+
+
+def _size(groups: list[LogColumns]) -> int:
+    return sum(map(len, groups))
 
 
 def _check_number(name: str, value: float, low: float, high: float | None, hint: str) -> None:

@@ -10,13 +10,15 @@ __all__ = [
     "Context",
     "FeedbackOutcome",
     "FeedbackRecord",
+    "LogColumns",
     "LogEntry",
     "PredictionRecord",
     "RulesEvent",
+    "columns_of",
     "context_of",
     "entries_of",
+    "entries_of_columns",
     "entry_of",
-    "group_by_context",
     "record_of",
 ]
 
@@ -24,13 +26,10 @@ __all__ = [
 #: rules version, dataset version, run id.
 Context = tuple[str, str, str | None, str | None, str | None]
 
-#: One prediction as the prediction log carries it from the request path to the
-#: store: `(context, request_id, ts, latency_ms, status, inputs, outputs, decision,
-#: shadow)`, the JSON documents as text. A plain tuple of strings and numbers: it
-#: costs a fraction of a microsecond to build, and the garbage collector stops
-#: tracking it at its first collection, so a buffer of thousands costs the
-#: collector nothing (a `PredictionRecord` costs about a microsecond and is
-#: tracked for as long as it lives).
+#: One prediction as the prediction log's slower paths (spool replay, redaction,
+#: rejected records) carry it: `(context, request_id, ts, latency_ms, status,
+#: inputs, outputs, decision, shadow)`, the JSON documents as text. The fast path
+#: carries entries as columns (`LogColumns`).
 LogEntry = tuple[Context, str, float, float, int, str, str, str | None, str | None]
 
 
@@ -85,7 +84,46 @@ def entries_of(records: Sequence[PredictionRecord], errors: str = "strict") -> l
     return [entry_of(r, errors) for r in records]
 
 
-def group_by_context(entries: Iterable[LogEntry]) -> dict[Context, list[LogEntry]]:
+@dataclass(slots=True)
+class LogColumns:
+    """Log entries of one context as columns: what the prediction log's buffer gives the
+    store, which encodes a segment and folds the rollups column by column."""
+
+    context: Context
+    request_ids: Sequence[str]
+    times: Sequence[float]
+    latencies: Sequence[float]
+    statuses: Sequence[int]
+    inputs: Sequence[str]
+    outputs: Sequence[str]
+    decisions: Sequence[str | None]
+    shadows: Sequence[str | None]
+
+    def __len__(self) -> int:
+        return len(self.request_ids)
+
+    def rows(self) -> list[tuple[str, float, float, int, str, str, str | None, str | None]]:
+        """The entries without their context."""
+        return list(
+            zip(
+                self.request_ids,
+                self.times,
+                self.latencies,
+                self.statuses,
+                self.inputs,
+                self.outputs,
+                self.decisions,
+                self.shadows,
+                strict=True,
+            )
+        )
+
+    def entries(self) -> list[LogEntry]:
+        return [(self.context, *row) for row in self.rows()]
+
+
+def columns_of(entries: Iterable[LogEntry]) -> list[LogColumns]:
+    """Entries as columns, one group per context, in order of first appearance."""
     groups: dict[Context, list[LogEntry]] = {}
     for e in entries:
         group = groups.get(e[0])
@@ -93,7 +131,11 @@ def group_by_context(entries: Iterable[LogEntry]) -> dict[Context, list[LogEntry
             groups[e[0]] = [e]
         else:
             group.append(e)
-    return groups
+    return [LogColumns(context, *zip(*(e[1:] for e in group), strict=True)) for context, group in groups.items()]
+
+
+def entries_of_columns(groups: Iterable[LogColumns]) -> list[LogEntry]:
+    return [e for g in groups for e in g.entries()]
 
 
 def record_of(e: LogEntry) -> PredictionRecord:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
-from shipway.store.records import Context, LogEntry
+from shipway.store.records import LogColumns
 
 if TYPE_CHECKING:
     from shipway.store.base import Executor
@@ -50,8 +50,8 @@ UPSERT_COUNTS, UPSERT_LATENCY = _upserts("minute", "")
 UPSERT_COUNTS_HOURLY, UPSERT_LATENCY_HOURLY = _upserts("hour", "_hourly")
 
 
-def write_rollups(run: Executor, groups: Mapping[Context, Sequence[LogEntry]]) -> None:
-    """Fold log entries, grouped by context, into the minute and hour rollups, inside the
+def write_rollups(run: Executor, groups: Sequence[LogColumns]) -> None:
+    """Fold log entries, as columns per context, into the minute and hour rollups, inside the
     caller's transaction."""
     counts, latency = rollup(groups)
     run.many(UPSERT_COUNTS, counts)
@@ -88,11 +88,12 @@ def bucket_bounds(bucket: int) -> tuple[float, float]:
     return _FLOOR_MS * GROWTH ** (bucket - 1), _FLOOR_MS * GROWTH**bucket
 
 
-def rollup(groups: Mapping[Context, Sequence[LogEntry]]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """The count rows and latency rows that entries grouped by context add, ready for the two upserts."""
+def rollup(groups: Sequence[LogColumns]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The count rows and latency rows that entries as columns per context add, ready for the two upserts."""
     counts: dict[tuple[Any, ...], list[float]] = {}
     buckets: dict[tuple[Any, ...], int] = {}
-    for (service, model, rules, _, _), group in groups.items():
+    for group in groups:
+        service, model, rules = group.context[:3]
         head = (service, model, rules or "")
         for minute, statuses, decisions, latencies in _by_minute(group):
             for (status, decision), (n, total) in _counts(statuses, decisions, latencies).items():
@@ -113,9 +114,9 @@ def rollup(groups: Mapping[Context, Sequence[LogEntry]]) -> tuple[list[tuple[Any
 # the common case (one minute, one status, one decision) without a per-entry Python step.
 
 
-def _by_minute(group: Sequence[LogEntry]) -> list[tuple[int, Sequence[int], Sequence[str | None], Sequence[float]]]:
+def _by_minute(group: LogColumns) -> list[tuple[int, Sequence[int], Sequence[str | None], Sequence[float]]]:
     """(minute, statuses, decisions, latencies) for each minute the entries of one context span."""
-    _, _, times, latencies, statuses, _, _, decisions, _ = zip(*group, strict=True)
+    times, latencies, statuses, decisions = group.times, group.latencies, group.statuses, group.decisions
     first, last = int(min(times) // 60), int(max(times) // 60)
     if first == last:
         return [(first, statuses, decisions, latencies)]

@@ -3,8 +3,8 @@
 A segment holds the records of one flush that share a context (service, model,
 rules, dataset, run) as one JSON array of
 `[request_id, ts, latency_ms, status, inputs, outputs, decision, shadow]`,
-the JSON documents nested as strings: a log entry without its context, so a
-segment is one orjson call over the batch. One row per batch costs the writer
+the JSON documents nested as strings: the log's entries without their context,
+so a segment is one orjson call over the batch. One row per batch costs the writer
 well under a microsecond a record, where a row per record cost five
 (docs/benchmarks.md); reads decode whole segments, which is what scans over
 millions of rows want.
@@ -14,19 +14,19 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 
 import orjson
 
-from shipway.store.records import Context, LogEntry, PredictionRecord
+from shipway.store.records import Context, LogColumns, PredictionRecord
 
 __all__ = ["decode", "encode", "merge_by_ts"]
 
 
-def encode(entries: Sequence[LogEntry]) -> bytes:
-    """One segment body from entries of one context; orjson.JSONEncodeError if a
+def encode(group: LogColumns) -> bytes:
+    """One segment body from the entries of one context; orjson.JSONEncodeError if a
     document is not valid UTF-8 text."""
-    return orjson.dumps([e[1:] for e in entries])
+    return orjson.dumps(group.rows())
 
 
 def decode(

@@ -24,7 +24,7 @@ from shipway.store.base import (
     record_from_row,
     where_clause,
 )
-from shipway.store.records import Context, LogEntry, PredictionRecord, RulesEvent, group_by_context
+from shipway.store.records import Context, LogColumns, PredictionRecord, RulesEvent, columns_of
 from shipway.store.rollups import write_rollups
 from shipway.store.segments import decode, encode, merge_by_ts
 from shipway.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
@@ -172,12 +172,12 @@ class SQLiteStore(Store):
                 self._conn = None
                 self._contexts.clear()
 
-    def write_entries(self, entries: Sequence[LogEntry], *, replay: bool = False) -> None:
-        if not entries:
+    def write_columns(self, groups: Sequence[LogColumns], *, replay: bool = False) -> None:
+        groups = [g for g in groups if len(g)]
+        if not groups:
             return
-        groups = group_by_context(entries)
         try:
-            bodies = [(key, encode(group), group) for key, group in groups.items()]
+            bodies = [(group, encode(group)) for group in groups]
         except orjson.JSONEncodeError as exc:
             raise StoreError(
                 f"cannot write to the SQLite store {self.url}: a record's inputs or outputs are "
@@ -187,27 +187,28 @@ class SQLiteStore(Store):
             conn = self._connection()
             try:
                 with _transaction(conn):
-                    written: dict[Context, list[LogEntry]] = {}
-                    for key, body, group in bodies:
+                    written: list[LogColumns] = []
+                    for group, body in bodies:
                         if replay:
                             group = self._not_stored(conn, group)
-                            if not group:
+                            if not len(group):
                                 continue
                             body = encode(group)
-                        times = [e[2] for e in group]
+                        times = group.times
                         conn.execute(
-                            _INSERT_SEGMENT, (self._context_id(conn, key), min(times), max(times), len(group), body)
+                            _INSERT_SEGMENT,
+                            (self._context_id(conn, group.context), min(times), max(times), len(group), body),
                         )
-                        written[key] = group
+                        written.append(group)
                     write_rollups(_Executor(conn), written)
             except sqlite3.Error as exc:
                 self._contexts.clear()  # a rolled-back transaction may have added one
                 raise self._error(exc, "write to") from exc
 
-    def _not_stored(self, conn: sqlite3.Connection, group: list[LogEntry]) -> list[LogEntry]:
-        """The entries of a replayed batch that no earlier attempt stored (same request id and ts)."""
-        low = min(e[2] for e in group)
-        high = max(e[2] for e in group)
+    def _not_stored(self, conn: sqlite3.Connection, group: LogColumns) -> LogColumns:
+        """The entries of a replayed group that no earlier attempt stored (same request id and ts)."""
+        low = min(group.times)
+        high = max(group.times)
         stored: set[tuple[str, float]] = set()
         for body, service, model, rules, dataset, run in conn.execute(
             "SELECT CAST(s.body AS BLOB), c.service, c.model_version, c.rules_version, c.dataset_version, c.run_id "
@@ -218,7 +219,8 @@ class SQLiteStore(Store):
         stored.update(
             conn.execute("SELECT request_id, ts FROM prediction_rows WHERE ts BETWEEN ? AND ?", (low, high)).fetchall()
         )
-        return [e for e in group if (e[1], e[2]) not in stored]
+        kept = [e for e in group.entries() if (e[1], e[2]) not in stored]
+        return columns_of(kept)[0] if kept else LogColumns(group.context, [], [], [], [], [], [], [], [])
 
     def _insert_event(self, table: str, event: RulesEvent) -> int:
         sql = f"INSERT INTO {table} ({RULES_COLUMNS.removeprefix('id, ')}) VALUES (?, ?, ?, ?, ?, ?, ?)"
