@@ -1,16 +1,18 @@
 """The prediction log's cost (issue 2): logging on against off, identity service and banking77.
 
-    .venv/bin/python bench/logging_bench.py [--rounds 15] [--burst 3]
+    .venv/bin/python bench/logging_bench.py [--rounds 12] [--burst 3] [--pairs 3]
 
 Both servers of a pair (the same service with the log on and with it off, each pinned to
-CPU 0) run side by side for the whole measurement, and wrk (CPU 1, 64 connections) loads
-them in turn: a burst of `--burst` seconds on one, a pause, a burst on the other, the order
+CPU 0) run side by side for their share of the rounds (the rounds are spread over
+`--pairs` fresh pairs, since one process can be a percent faster than another for its
+memory layout alone), and wrk (CPU 1, 64 connections) loads them in turn: a burst of `--burst` seconds on one, a pause, a burst on the other, the order
 alternating from round to round. Throughput on this shared machine drifts by tens of
 percent from one minute to the next; bursts seconds apart see the same machine, so the
 ratio within a round is what is compared. The pause after each burst lets the log's
 writer finish the burst's records (it flushes every 0.5 s), and the server's CPU time
 (its whole process group, user plus system, from /proc) is read across burst and pause,
-so the writer's work is charged to the server that caused it. Reported: the median over
+so the writer's work is charged to the server that caused it. Each round also loads both
+servers at once (see `together`). Reported: the median over
 rounds of each round's ratio, with the middle half of the ratios. Prints a Markdown section.
 """
 
@@ -78,30 +80,33 @@ def together(servers: dict[bool, tuple[int, str]], seconds: int) -> dict[bool, t
 Readings = dict[bool, list[tuple[float, float]]]
 
 
-def measure(target: Path, work: Path, rounds: int, seconds: int) -> tuple[Readings, Readings]:
-    """(alone, together): readings of (req/s, CPU us per request) per round, log on and off."""
-    procs = {}
-    try:
-        for log in (True, False):
-            port = run.free_port()
-            flags = () if log else ("--no-log",)
-            procs[log] = (run.start(run.shipway_cmd(target, port, work / f"{port}.db", *flags), work), port)
-        servers = {log: (proc.pid, f"http://127.0.0.1:{port}/predict") for log, (proc, port) in procs.items()}
-        for _, url in servers.values():
-            run.wait_for(url.replace("/predict", "/ready"))
-            run.wrk(url, 2)  # warm-up
-        time.sleep(PAUSE_S)
-        alone: Readings = {True: [], False: []}
-        both: Readings = {True: [], False: []}
-        for i in range(rounds):
-            for log in (True, False) if i % 2 == 0 else (False, True):
-                alone[log].append(burst(*servers[log], seconds))
-            for log, reading in together(servers, seconds).items():
-                both[log].append(reading)
-        return alone, both
-    finally:
-        for proc, _ in procs.values():
-            run.stop(proc)
+def measure(target: Path, work: Path, rounds: int, seconds: int, pairs: int) -> tuple[Readings, Readings]:
+    """(alone, together): readings of (req/s, CPU us per request) per round, log on and off, over
+    `pairs` fresh pairs of servers (a process's memory layout alone moves its speed by a percent
+    or so, the same way in every round it serves)."""
+    alone: Readings = {True: [], False: []}
+    both: Readings = {True: [], False: []}
+    for pair in range(pairs):
+        procs = {}
+        try:
+            for log in (True, False):
+                port = run.free_port()
+                flags = () if log else ("--no-log",)
+                procs[log] = (run.start(run.shipway_cmd(target, port, work / f"{port}.db", *flags), work), port)
+            servers = {log: (proc.pid, f"http://127.0.0.1:{port}/predict") for log, (proc, port) in procs.items()}
+            for _, url in servers.values():
+                run.wait_for(url.replace("/predict", "/ready"))
+                run.wrk(url, 2)  # warm-up
+            time.sleep(PAUSE_S)
+            for i in range(pair, rounds, pairs):
+                for log in (True, False) if i % 2 == 0 else (False, True):
+                    alone[log].append(burst(*servers[log], seconds))
+                for log, reading in together(servers, seconds).items():
+                    both[log].append(reading)
+        finally:
+            for proc, _ in procs.values():
+                run.stop(proc)
+    return alone, both
 
 
 def spread(ratios: list[float]) -> str:
@@ -113,11 +118,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--burst", type=int, default=3, help="seconds of load per burst")
+    parser.add_argument("--pairs", type=int, default=3, help="fresh pairs of servers the rounds are spread over")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, target in (("identity", run.IDENTITY), ("banking77 (batching, rules)", run.BANKING77)):
-            alone, both = measure(target, Path(tmp), args.rounds, args.burst)
+            alone, both = measure(target, Path(tmp), args.rounds, args.burst, args.pairs)
             rps = [a[0] / b[0] for a, b in zip(alone[True], alone[False], strict=True)]
             cpu = [b[1] / a[1] for a, b in zip(both[True], both[False], strict=True)]
             rows.append((name, alone, both, rps, cpu))
@@ -127,7 +133,7 @@ def main() -> None:
                 file=sys.stderr,
             )
     print(
-        f"{args.rounds} rounds. Alone: one {args.burst} s burst on each server in turn (64 connections). "
+        f"{args.rounds} rounds over {args.pairs} fresh pairs of servers. Alone: one {args.burst} s burst on each server in turn (64 connections). "
         f"Together: both servers loaded at once for {args.burst} s (32 connections each), so both see the "
         "same machine; on a saturated core the throughput cost of logging is its cost in CPU per request "
         "(1 - CPU off / CPU on). Medians of per-round ratios, and the middle half of them.\n"

@@ -380,8 +380,12 @@ class App:
         await send_response(send, 200, out, request_id)
         seconds = perf_counter() - started
         metrics.request("predict", 200, seconds)
-        if self.log is not None:
-            self._log(self.log, request_id, seconds, body, out, output)
+        log = self.log
+        if log is not None:
+            if self._mode == "on" and not isinstance(output, Decided):  # inline: no rules, the body sent is the output
+                log.add(self._context, request_id, time(), seconds * 1000, 200, body, out, None, None)
+            else:
+                self._log(log, request_id, seconds, body, out, output)
         if self._access_log:
             logger.info("request", extra={"endpoint": "predict", "status": 200, "ms": round(seconds * 1000, 3)})
 
@@ -422,9 +426,6 @@ class App:
         self, log: PredictionLog, request_id: str, seconds: float, inputs: bytes, answer: bytes, output: Any
     ) -> None:
         """Log one answered item (after its answer is sent)."""
-        if self._mode == "on" and not isinstance(output, Decided):  # no rules: the body sent is the output
-            log.add(self._context, request_id, time(), seconds * 1000, 200, inputs, answer, None, None)
-            return
         assert self.pipeline is not None
         outputs, decision, shadow = logged_outputs(self.pipeline, self._mode, self._mode_decision, answer, output)
         log.add(self._context, request_id, time(), seconds * 1000, 200, inputs, outputs, decision, shadow)

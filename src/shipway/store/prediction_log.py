@@ -133,10 +133,11 @@ class PredictionLog:
             self._count("sampled_out")
             return
         buffer = self._buffer
-        if self._closed or len(buffer) >= self.max_buffer:
+        entries = buffer.shadows  # appended last, so its length counts whole entries
+        if self._closed or len(entries) >= self.max_buffer:
             self._count("dropped")
             return
-        # One append per column, `shadows` last (see LogBuffer): one call fewer than LogBuffer.append.
+        # One append per column, in LogBuffer's order: `shadows` last.
         buffer.contexts.append(context)
         buffer.request_ids.append(request_id)
         buffer.times.append(ts)
@@ -145,8 +146,8 @@ class PredictionLog:
         buffer.inputs.append(inputs)
         buffer.outputs.append(outputs)
         buffer.decisions.append(decision)
-        buffer.shadows.append(shadow)
-        if len(buffer) == self._wake_at:
+        entries.append(shadow)
+        if len(entries) == self._wake_at:
             self._wake.set()
 
     def append_failure(
