@@ -176,24 +176,19 @@ class SQLiteStore(Store):
         groups = [g for g in groups if len(g)]
         if not groups:
             return
-        try:
-            bodies = [(group, encode(group)) for group in groups]
-        except orjson.JSONEncodeError as exc:
-            raise StoreError(
-                f"cannot write to the SQLite store {self.url}: a record's inputs or outputs are "
-                f"not UTF-8 JSON ({exc}); pass JSON documents encoded as UTF-8"
-            ) from exc
+        # Encoded before the transaction; a replay encodes only what no earlier attempt stored.
+        bodies = [None] * len(groups) if replay else [self._encode(g) for g in groups]
         with self._lock:
             conn = self._connection()
             try:
                 with _transaction(conn):
                     written: list[LogColumns] = []
-                    for group, body in bodies:
+                    for group, body in zip(groups, bodies, strict=True):
                         if replay:
                             group = self._not_stored(conn, group)
                             if not len(group):
                                 continue
-                            body = encode(group)
+                            body = self._encode(group)
                         times = group.times
                         conn.execute(
                             _INSERT_SEGMENT,
@@ -201,9 +196,20 @@ class SQLiteStore(Store):
                         )
                         written.append(group)
                     write_rollups(_Executor(conn), written)
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, StoreError) as exc:
                 self._contexts.clear()  # a rolled-back transaction may have added one
+                if isinstance(exc, StoreError):
+                    raise
                 raise self._error(exc, "write to") from exc
+
+    def _encode(self, group: LogColumns) -> bytes:
+        try:
+            return encode(group)
+        except orjson.JSONEncodeError as exc:
+            raise StoreError(
+                f"cannot write to the SQLite store {self.url}: a record's inputs or outputs are "
+                f"not UTF-8 JSON ({exc}); pass JSON documents encoded as UTF-8"
+            ) from exc
 
     def _not_stored(self, conn: sqlite3.Connection, group: LogColumns) -> LogColumns:
         """The entries of a replayed group that no earlier attempt stored (same request id and ts)."""
