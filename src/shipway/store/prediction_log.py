@@ -2,7 +2,7 @@
 
 `add()` is all the request path pays: a sampling draw and an append to each
 column of a buffer (store/log_buffer.py), of objects it has anyway.
-One daemon thread swaps the buffer out every `flush_interval_s`, redacts, and
+One daemon thread takes what is buffered every `flush_interval_s`, redacts, and
 writes the batch in one transaction. When the store is down the batch goes to
 a spool on local disk, and the spool is replayed when the store comes back.
 
