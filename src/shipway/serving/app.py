@@ -17,31 +17,29 @@ import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from time import perf_counter, time
+from time import perf_counter
 from typing import Any
 
 import orjson
 
-from shipway.core.decided import Decided
 from shipway.core.gate import Gate
 from shipway.core.pipeline import Pipeline
 from shipway.core.service import Service, read_ids
 from shipway.core.settings import Settings
-from shipway.errors import ConfigError, GateFailed, PredictError, PredictTimeout
+from shipway.errors import ConfigError, GateFailed, PredictError
 from shipway.rules import Decision, RuleSet
 from shipway.rules.live import Active, rules_stage, with_rules
 from shipway.serving import introspection
 from shipway.serving.admin import admin
 from shipway.serving.batching import Batcher
-from shipway.serving.bodies import parse_items, parse_one
 from shipway.serving.decisions import RulesManager, labels_from_manifest
 from shipway.serving.feedback import FeedbackWriter, feedback_endpoint
-from shipway.serving.http import Receive, Scope, Send, read_body, request_headers, send_response, too_large
+from shipway.serving.http import Receive, Scope, Send, request_headers, send_response, too_large
 from shipway.serving.jobs import Job, Jobs
 from shipway.serving.logs import request_id_var
 from shipway.serving.metrics import Metrics
 from shipway.serving.models import ModelManager
-from shipway.serving.records import logged_outputs
+from shipway.serving.predict import predict, predict_batch
 from shipway.serving.responses import error_body, error_for
 from shipway.serving.warmup import warm_up
 from shipway.store.prediction_log import PredictionLog
@@ -96,8 +94,8 @@ class App:
         self._default_body = b""
         self._mode_decision = orjson.dumps({"mode": self._mode, "answer": "default"})
         self._routes: dict[str, dict[str, Handler]] = {
-            "/predict": {"POST": self._predict},
-            "/predict/batch": {"POST": self._predict_batch},
+            "/predict": {"POST": partial(predict, self)},
+            "/predict/batch": {"POST": partial(predict_batch, self)},
             "/explain": {"POST": partial(introspection.explain_endpoint, self)},
             "/health": {"GET": partial(introspection.health, self)},
             "/ready": {"GET": partial(introspection.ready, self)},
@@ -356,89 +354,7 @@ class App:
         trace = await loop.run_in_executor(self.batcher.executor, self.pipeline.trace, body)
         return trace.to_dict()
 
-    # -- prediction endpoints --------------------------------------------------
-
-    async def _predict(self, receive: Receive, send: Send, request_id: str) -> None:
-        started = perf_counter()
-        metrics = self.metrics
-        assert metrics is not None and self.pipeline is not None and self.batcher is not None
-        self.in_flight += 1
-        output: Any = None
-        try:
-            body = await read_body(receive, self._max_body)
-            item = parse_one(self.pipeline, body)
-            if self._mode == "off":
-                out = self._default_body
-            else:
-                output = await self._wait(self.batcher.submit(item))
-                out = self._default_body if self._mode == "shadow" else self.pipeline.render(output)
-        except Exception as err:
-            await self._fail(send, err, request_id, "predict", started)
-            return
-        finally:
-            self.in_flight -= 1
-        await send_response(send, 200, out, request_id)
-        seconds = perf_counter() - started
-        metrics.request("predict", 200, seconds)
-        log = self.log
-        if log is not None:
-            if self._mode == "on" and not isinstance(output, Decided):  # inline: no rules, the body sent is the output
-                log.add(self._context, request_id, time(), seconds * 1000, 200, body, out, None, None)
-            else:
-                self._log(log, request_id, seconds, body, out, output)
-        if self._access_log:
-            logger.info("request", extra={"endpoint": "predict", "status": 200, "ms": round(seconds * 1000, 3)})
-
-    async def _predict_batch(self, receive: Receive, send: Send, request_id: str) -> None:
-        started = perf_counter()
-        metrics = self.metrics
-        assert metrics is not None and self.pipeline is not None and self.batcher is not None
-        self.in_flight += 1
-        futures: list[asyncio.Future[Any]] = []
-        try:
-            items = parse_items(self.pipeline, await read_body(receive, self._max_body), self.batcher.max_queue)
-            if self._mode == "off":
-                outputs: list[Any] = [None] * len(items)
-            else:
-                for item in items:
-                    futures.append(self.batcher.submit(item))
-                outputs = await self._wait(asyncio.gather(*futures))
-            if self._mode == "on":
-                rendered = [self.pipeline.render(o) for o in outputs]
-            else:
-                rendered = [self._default_body] * len(items)
-        except Exception as err:
-            for future in futures:
-                future.cancel()  # the batcher skips cancelled items
-            await self._fail(send, err, request_id, "batch", started)
-            return
-        finally:
-            self.in_flight -= 1
-        await send_response(send, 200, b'{"items":[' + b",".join(rendered) + b"]}", request_id)
-        seconds = perf_counter() - started
-        metrics.request("batch", 200, seconds)
-        if self.log is not None:
-            dump = self.pipeline.input_schema.dump_json
-            for i, (item, out, output) in enumerate(zip(items, rendered, outputs, strict=True)):
-                self._log(self.log, f"{request_id}.{i}", seconds, dump(item), out, output)
-
-    def _log(
-        self, log: PredictionLog, request_id: str, seconds: float, inputs: bytes, answer: bytes, output: Any
-    ) -> None:
-        """Log one answered item (after its answer is sent)."""
-        assert self.pipeline is not None
-        outputs, decision, shadow = logged_outputs(self.pipeline, self._mode, self._mode_decision, answer, output)
-        log.add(self._context, request_id, time(), seconds * 1000, 200, inputs, outputs, decision, shadow)
-
     # -- helpers ---------------------------------------------------------------
-
-    async def _wait(self, awaitable: Awaitable[Any]) -> Any:
-        future = asyncio.ensure_future(awaitable)  # a Future (or gather's), never a Task
-        handle = asyncio.get_running_loop().call_later(self._timeout, _expire, future, self._timeout)
-        try:
-            return await future
-        finally:
-            handle.cancel()
 
     async def _refuse(
         self,
@@ -478,13 +394,3 @@ class App:
                 extra={"status": status},
             )
         await send_response(send, status, body, request_id, headers)
-
-
-def _expire(future: asyncio.Future[Any], timeout: float) -> None:
-    if not future.done():
-        future.set_exception(
-            PredictTimeout(
-                f"the prediction took longer than {timeout:g} s (serve.predict_timeout_s); "
-                f"raise the timeout or make predict faster."
-            )
-        )
