@@ -370,7 +370,7 @@ def test_entries_stay_whole_while_the_writer_takes_them_as_they_are_added(tmp_pa
     a, b = ("svc", "m1", None, None, None), ("svc", "m2", None, None, None)
     n = 40_000
     switch = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)  # many more thread switches, some inside an add
+    sys.setswitchinterval(1e-5)  # many more thread switches (few land inside an add: the next test does that)
     try:
         with _log(url, tmp_path, flush_interval_s=0.001, max_buffer=1_000_000) as log:
             for i in range(n):
@@ -406,3 +406,18 @@ def test_an_entry_half_added_is_left_for_the_next_take() -> None:
     assert group.context == context
     assert group.rows() == [("r1", 1_700_000_000.0, 2.5, 200, '{"i": 1}', '{"o": 1}', '{"queue":"auto"}', None)]
     assert len(buffer) == 0 and all(len(c) == 0 for c in columns)
+
+
+def test_a_document_that_is_not_utf8_is_kept_aside_and_its_batch_written(tmp_path: Path) -> None:
+    # The buffer keeps the bytes as they came; the writer decodes them, and the store refuses
+    # the one that is not UTF-8 with its error, found by halving the batch.
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    bad = make_record(3, inputs=b'{"text": "caf\xe9"}')  # Latin-1, not UTF-8
+    with _log(url, tmp_path) as log:
+        for r in [make_record(i) for i in range(3)] + [bad] + [make_record(i) for i in range(4, 8)]:
+            log.append(r)
+        assert log.flush()
+        assert log.stats["rejected"] == 1 and log.stats["written"] == 7
+    assert sorted(stored_ids(url)) == sorted(f"req-{i}" for i in range(8) if i != 3)
+    [rejected] = (tmp_path / "spool").glob("rejected-*.jsonl")
+    assert b"req-3" in rejected.read_bytes()
