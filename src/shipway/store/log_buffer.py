@@ -22,7 +22,7 @@ import threading
 from array import array
 from typing import Any
 
-from shipway.store.records import Context, LogColumns
+from shipway.store.records import ROW_COLUMNS, Context, LogColumns
 
 __all__ = ["LogBuffer"]
 
@@ -54,17 +54,7 @@ class LogBuffer:
         self.outputs: list[bytes] = []
         self.decisions: list[bytes | None] = []
         self.shadows: list[bytes | None] = []  # appended last: see the module's docstring
-        self._columns = (
-            self.contexts,
-            self.request_ids,
-            self.times,
-            self.latencies,
-            self.statuses,
-            self.inputs,
-            self.outputs,
-            self.decisions,
-            self.shadows,
-        )
+        self._columns = (self.contexts, *(getattr(self, name) for name in ROW_COLUMNS))
         self._take_lock = threading.Lock()
 
     def __len__(self) -> int:

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
+    "ROW_COLUMNS",
     "AlertEvent",
     "Context",
     "FeedbackOutcome",
@@ -84,6 +85,10 @@ def entries_of(records: Sequence[PredictionRecord], errors: str = "strict") -> l
     return [entry_of(r, errors) for r in records]
 
 
+#: The columns of `LogColumns` after its context: the fields of a segment's row, in order.
+ROW_COLUMNS = ("request_ids", "times", "latencies", "statuses", "inputs", "outputs", "decisions", "shadows")
+
+
 @dataclass(slots=True)
 class LogColumns:
     """Log entries of one context as columns: what the prediction log's buffer gives the
@@ -104,19 +109,7 @@ class LogColumns:
 
     def rows(self) -> list[tuple[str, float, float, int, str, str, str | None, str | None]]:
         """The entries without their context."""
-        return list(
-            zip(
-                self.request_ids,
-                self.times,
-                self.latencies,
-                self.statuses,
-                self.inputs,
-                self.outputs,
-                self.decisions,
-                self.shadows,
-                strict=True,
-            )
-        )
+        return list(zip(*[getattr(self, name) for name in ROW_COLUMNS], strict=True))
 
     def entries(self) -> list[LogEntry]:
         return [(self.context, *row) for row in self.rows()]
