@@ -411,8 +411,11 @@ def test_every_problem_is_listed_in_line_order(tmp_path: Path) -> None:
     problems = caught.value.problems
     assert [p.split(": ", 1)[0] for p in problems] == [f"{path}:5", f"{path}:7", f"{path}:8"]
     assert str(caught.value).startswith(f"{path} has 3 problems")
-    with pytest.raises(AlertError, match="does not exist"):
+    with pytest.raises(AlertError, match=r"alerts file .*missing\.yaml does not exist; check monitoring\.alerts_file"):
         load_alerts(tmp_path / "missing.yaml")
+    (tmp_path / "latin1.yaml").write_bytes(b"rules:\n  - name: caf\xe9\n")
+    with pytest.raises(AlertError, match=r"cannot read alerts file .*latin1\.yaml: 'utf-8' codec can't decode"):
+        load_alerts(tmp_path / "latin1.yaml")
 
 
 def test_a_good_file_with_defaults() -> None:

@@ -197,8 +197,10 @@ def test_errors_name_file_and_line(tmp_path: Path, text: str, line: int, message
 def test_not_a_mapping_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(SuiteError, match="a suite file is a mapping with a `cases:` list"):
         load_suite(write(tmp_path, "- just\n- a list\n"))
-    with pytest.raises(SuiteError, match="does not exist"):
+    with pytest.raises(SuiteError, match=r"suite file .*nope\.yaml does not exist; check the path"):
         load_suite(tmp_path / "nope.yaml")
+    with pytest.raises(SuiteError, match=r"cannot read suite file .*: \[Errno 21\] Is a directory"):
+        load_suite(tmp_path)
 
 
 def test_load_suites_reads_folders_and_rejects_twin_names(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from shipway.core.files import read_text
 from shipway.errors import AlertError
 from shipway.monitoring.alert_rules import (
     CHANNEL_KINDS,
@@ -50,12 +51,7 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 def load_alerts(path: str | Path, environ: Mapping[str, str] | None = None) -> AlertRules:
     """Read and check an alerts file; AlertError lists every problem with its file:line."""
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AlertError(f"alerts file {file} does not exist; check monitoring.alerts_file.") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise AlertError(f"cannot read alerts file {file}: {err}") from None
+    text = read_text(file, "alerts file", "check monitoring.alerts_file.", AlertError)
     return parse_alerts(text, str(file), environ, path=file)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from shipway.core.files import read_text
 from shipway.errors import SuiteError
 from shipway.expect.cases import Case, Direction, Invariance
 from shipway.expect.fields import Fields, shorten
@@ -119,13 +120,7 @@ def plain(value: Any) -> Any:
 def load_suite(path: str | Path) -> Suite:
     """Read and check one suite file."""
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SuiteError(f"suite file {file} does not exist; check the path.") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise SuiteError(f"cannot read suite file {file}: {err}") from None
-    return parse_suite(read_yaml(text, str(file)), path=file)
+    return parse_suite(read_yaml(read_text(file, "suite file", "check the path.", SuiteError), str(file)), path=file)
 
 
 def load_suites(paths: Iterable[str | Path]) -> list[Suite]:
