@@ -20,8 +20,7 @@ from shipway.store.records import (
     LogColumns,
     PredictionRecord,
     RulesEvent,
-    columns_of,
-    entries_of,
+    columns_of_records,
 )
 
 __all__ = [
@@ -103,13 +102,13 @@ class Store(abc.ABC):
         spool the batch and retry; StoreError when the store refuses the data.
         """
         try:
-            entries = entries_of(records)
+            groups = columns_of_records(records)
         except UnicodeDecodeError as exc:
             raise StoreError(
                 f"cannot write to the store {self.url}: a record's inputs or outputs are not "
                 f"UTF-8 JSON ({exc}); pass JSON documents encoded as UTF-8"
             ) from exc
-        self.write_columns(columns_of(entries), replay=replay)
+        self.write_columns(groups, replay=replay)
 
     @abc.abstractmethod
     def write_columns(self, groups: Sequence[LogColumns], *, replay: bool = False) -> None:
@@ -117,7 +116,7 @@ class Store(abc.ABC):
 
     def write_rollups(self, records: Sequence[PredictionRecord]) -> None:
         """Count records in the metrics rollups without storing them (failed requests)."""
-        groups = columns_of(entries_of(records, "replace"))
+        groups = columns_of_records(records, "replace")
         self._transact(lambda run: rollups.write_rollups(run, groups))
 
     def read_predictions(

@@ -32,10 +32,11 @@ from shipway.store.records import (
     LogEntry,
     PredictionRecord,
     columns_of,
+    columns_of_records,
     context_of,
-    entries_of,
     entries_of_columns,
     record_of,
+    records_of_columns,
 )
 from shipway.store.redaction import Redact, redact_batch
 from shipway.store.spool import Spool, encode_line
@@ -213,12 +214,12 @@ class PredictionLog:
                     self.spool_dir,
                 )
         # Also catches an append that passed the closed check just before close().
-        leftover = entries_of_columns(self._drain())
+        leftover = records_of_columns(self._buffer.take())
         if leftover:
             # A Spool of our own: the writer thread, if alive, may still use its one.
             spool = Spool(self.spool_dir)
             try:
-                spool.append([record_of(e) for e in leftover])
+                spool.append(leftover)
                 self._count("spooled", len(leftover))
             except OSError:
                 logger.exception("cannot spool %d records to %s", len(leftover), self.spool_dir)
@@ -270,7 +271,7 @@ class PredictionLog:
         elif self._store_up and now >= self._next_scan:
             self._recover()
         held, self._held = self._held, []
-        batch = self._drain()
+        batch = self._buffer.take()
         self._in_flight = _size(held) + _size(batch)
         try:
             self._deliver(held)  # already redacted
@@ -295,7 +296,7 @@ class PredictionLog:
         try:
             held, self._held = self._held, []
             self._deliver(held)
-            self._process(self._drain())
+            self._process(self._buffer.take())
             self._count_failures()
         except Exception:
             logger.exception("prediction log writer failed while closing")
@@ -314,9 +315,6 @@ class PredictionLog:
             )
             self._count("dropped", _size(self._held))
             self._held = []
-
-    def _drain(self) -> list[LogColumns]:
-        return self._buffer.take()
 
     def _process(self, batch: list[LogColumns]) -> None:
         """Redact a fresh batch, then deliver it."""
@@ -397,8 +395,8 @@ class PredictionLog:
 
     def _redacted(self, batch: list[LogColumns]) -> list[LogColumns]:
         assert self.redact is not None
-        entries = entries_of_columns(batch)
-        result = redact_batch([record_of(e) for e in entries], self.redact)
+        records = records_of_columns(batch)
+        result = redact_batch(records, self.redact)
         if result.dropped:
             self._count("redacted_out", result.dropped)
         if result.failures:
@@ -408,11 +406,11 @@ class PredictionLog:
                 "the redact hook failed on %d of %d records (first: request %s); stored "
                 'them with inputs and outputs replaced by {"redaction_failed": true}',
                 len(result.failures),
-                len(entries),
+                len(records),
                 request_id,
                 exc_info=first,
             )
-        return columns_of(entries_of(result.records, "surrogateescape"))
+        return columns_of_records(result.records, "surrogateescape")
 
     def _recover(self) -> None:
         """Open the store and replay the spool; on success the store is up."""
@@ -437,7 +435,7 @@ class PredictionLog:
             logger.info("prediction store %s is up; replayed %d spooled records", self._store.url, replayed)
 
     def _replay_chunk(self, records: list[PredictionRecord]) -> None:
-        self._count("replayed", self._write(columns_of(entries_of(records, "surrogateescape")), replay=True))
+        self._count("replayed", self._write(columns_of_records(records, "surrogateescape"), replay=True))
 
     def _mark_down(self, exc: StoreError) -> None:
         if not self._down_logged:

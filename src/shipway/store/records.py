@@ -16,11 +16,12 @@ __all__ = [
     "PredictionRecord",
     "RulesEvent",
     "columns_of",
+    "columns_of_records",
     "context_of",
-    "entries_of",
     "entries_of_columns",
     "entry_of",
     "record_of",
+    "records_of_columns",
 ]
 
 #: What the records of one service deployment share: service, model version,
@@ -81,8 +82,9 @@ def entry_of(r: PredictionRecord, errors: str = "strict") -> LogEntry:
     )
 
 
-def entries_of(records: Sequence[PredictionRecord], errors: str = "strict") -> list[LogEntry]:
-    return [entry_of(r, errors) for r in records]
+def columns_of_records(records: Iterable[PredictionRecord], errors: str = "strict") -> list[LogColumns]:
+    """Records as the log's columns per context; `errors` as for `entry_of`."""
+    return columns_of(entry_of(r, errors) for r in records)
 
 
 #: The columns of `LogColumns` after its context: the fields of a segment's row, in order.
@@ -129,6 +131,10 @@ def columns_of(entries: Iterable[LogEntry]) -> list[LogColumns]:
 
 def entries_of_columns(groups: Iterable[LogColumns]) -> list[LogEntry]:
     return [e for g in groups for e in g.entries()]
+
+
+def records_of_columns(groups: Iterable[LogColumns]) -> list[PredictionRecord]:
+    return [record_of(e) for e in entries_of_columns(groups)]
 
 
 def record_of(e: LogEntry) -> PredictionRecord:

@@ -185,10 +185,10 @@ class SQLiteStore(Store):
                     written: list[LogColumns] = []
                     for group, body in zip(groups, bodies, strict=True):
                         if replay:
-                            group = self._not_stored(conn, group)
-                            if not len(group):
+                            fresh = self._not_stored(conn, group)
+                            if fresh is None:
                                 continue
-                            body = self._encode(group)
+                            group, body = fresh, self._encode(fresh)
                         times = group.times
                         conn.execute(
                             _INSERT_SEGMENT,
@@ -211,8 +211,9 @@ class SQLiteStore(Store):
                 f"not UTF-8 JSON ({exc}); pass JSON documents encoded as UTF-8"
             ) from exc
 
-    def _not_stored(self, conn: sqlite3.Connection, group: LogColumns) -> LogColumns:
-        """The entries of a replayed group that no earlier attempt stored (same request id and ts)."""
+    def _not_stored(self, conn: sqlite3.Connection, group: LogColumns) -> LogColumns | None:
+        """The entries of a replayed group that no earlier attempt stored (same request id and ts),
+        None if there are none."""
         low = min(group.times)
         high = max(group.times)
         stored: set[tuple[str, float]] = set()
@@ -226,7 +227,7 @@ class SQLiteStore(Store):
             conn.execute("SELECT request_id, ts FROM prediction_rows WHERE ts BETWEEN ? AND ?", (low, high)).fetchall()
         )
         kept = [e for e in group.entries() if (e[1], e[2]) not in stored]
-        return columns_of(kept)[0] if kept else LogColumns(group.context, [], [], [], [], [], [], [], [])
+        return columns_of(kept)[0] if kept else None
 
     def _insert_event(self, table: str, event: RulesEvent) -> int:
         sql = f"INSERT INTO {table} ({RULES_COLUMNS.removeprefix('id, ')}) VALUES (?, ?, ?, ?, ?, ?, ?)"
