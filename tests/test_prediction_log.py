@@ -363,14 +363,14 @@ def _add(log: PredictionLog, context: tuple[str, str, None, None, None], i: int)
 
 
 def test_entries_stay_whole_while_the_writer_takes_them_as_they_are_added(tmp_path: Path) -> None:
-    # The request path appends an entry column by column while the writer thread takes
-    # whole entries: no field may land in another entry, nothing may be lost or doubled,
-    # and entries of two contexts (a model swap) keep their own ids.
+    # The request path adds entries while the writer thread takes whole ones and splits
+    # them into columns: no field may land in another entry, nothing may be lost or
+    # doubled, and entries of two contexts (a model swap) keep their own ids.
     url = f"sqlite:///{tmp_path / 'store.db'}"
     a, b = ("svc", "m1", None, None, None), ("svc", "m2", None, None, None)
     n = 40_000
     switch = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)  # many more thread switches (few land inside an add: the next test does that)
+    sys.setswitchinterval(1e-5)  # many more thread switches (an entry cut short: the next test)
     try:
         with _log(url, tmp_path, flush_interval_s=0.001, max_buffer=1_000_000) as log:
             for i in range(n):
@@ -389,23 +389,21 @@ def test_entries_stay_whole_while_the_writer_takes_them_as_they_are_added(tmp_pa
         assert r.model_version == ("m1" if i % 7 else "m2")
 
 
-def test_an_entry_half_added_is_left_for_the_next_take() -> None:
-    # What the writer sees if it takes while the request path is between two columns of an add.
+def test_an_entry_not_whole_is_left_for_the_next_take() -> None:
+    # The request path adds an entry in one extend, whole under the GIL; should the list
+    # ever end part way through an entry, the writer takes the whole ones before it only.
     buffer = LogBuffer()
     context = ("svc", "m1", None, None, None)
     fields = (context, "r1", 1_700_000_000.0, 2.5, 200, b'{"i": 1}', b'{"o": 1}', b'{"queue":"auto"}', None)
-    columns = (buffer.contexts, buffer.request_ids, buffer.times, buffer.latencies, buffer.statuses)
-    for column, value in zip(columns, fields, strict=False):
-        column.append(value)  # type: ignore[attr-defined]
+    buffer.fields.extend(fields[:5])
     assert len(buffer) == 0 and buffer.take() == []
-    for column, value in zip(
-        (buffer.inputs, buffer.outputs, buffer.decisions, buffer.shadows), fields[5:], strict=True
-    ):
-        column.append(value)  # type: ignore[attr-defined]
+    buffer.fields.extend(fields[5:])
+    buffer.fields.extend(fields[:3])
+    assert len(buffer) == 1
     [group] = buffer.take()
     assert group.context == context
     assert group.rows() == [("r1", 1_700_000_000.0, 2.5, 200, '{"i": 1}', '{"o": 1}', '{"queue":"auto"}', None)]
-    assert len(buffer) == 0 and all(len(c) == 0 for c in columns)
+    assert buffer.fields == list(fields[:3])
 
 
 def test_a_document_that_is_not_utf8_is_kept_aside_and_its_batch_written(tmp_path: Path) -> None:

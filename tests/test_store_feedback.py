@@ -238,6 +238,24 @@ def test_rollup_folds_entries_as_one_entry_at_a_time_would() -> None:
         assert {r[:5]: r[5] for r in latency} == want_latency
 
 
+def test_the_latency_rollup_counts_latencies_on_bucket_bounds_infinite_and_nan() -> None:
+    # The histogram is counted from the sorted latencies, a bisect per bucket; a NaN has no
+    # place in a sort and takes the per-entry path. Both must agree with latency_bucket.
+    rng = random.Random(5)
+    bounds = [bucket_bounds(b)[1] for b in range(0, 300, 7)]
+    for extra in ([], [math.nan], [math.inf, -math.inf]):
+        latencies = [*bounds, *(b * (1 + 1e-12) for b in bounds), 0.0, 1e-9, math.inf, *extra]
+        latencies += [rng.lognormvariate(0, 4) for _ in range(500)]
+        rng.shuffle(latencies)
+        context = ("svc", "m1", None, None, None)
+        entries = [(context, f"r{i}", 1_700_000_000.0, ms, 200, "{}", "{}", None, None) for i, ms in enumerate(latencies)]
+        _, latency = rollup(columns_of(entries))
+        want: dict[int, int] = {}
+        for ms in latencies:
+            want[latency_bucket(ms)] = want.get(latency_bucket(ms), 0) + 1
+        assert {r[4]: r[5] for r in latency} == want
+
+
 def test_a_latency_lands_in_the_bucket_whose_bounds_hold_it() -> None:
     rng = random.Random(3)
     for ms in [0.0, 0.0005, 0.001, 0.0011, 1.0, 250.0, 9e9, *(rng.lognormvariate(0, 3) for _ in range(2000))]:

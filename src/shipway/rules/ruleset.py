@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 import hashlib
 from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from shipway.core.collector import collector_paused
 from shipway.errors import RulesError
 from shipway.rules.check import Checker
 from shipway.rules.codegen import generate
@@ -58,13 +58,8 @@ class RuleSet:
         decide = self.decide
         # A million decisions are millions of new containers, none in a cycle: without this the
         # collector would rescan the growing result list again and again.
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with collector_paused():
             return [decide(request, output, meta) for request, output, meta in rows]
-        finally:
-            if enabled:
-                gc.enable()
 
     def apply(self, output: Mapping[str, Any], decision: Decision) -> dict[str, Any]:
         """The output after the decision: the default answer if it fell back, then the `set` overrides."""

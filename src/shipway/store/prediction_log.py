@@ -1,7 +1,7 @@
 """The prediction log: records from the request path, written in batches off it.
 
-`add()` is all the request path pays: a sampling draw and an append to each
-column of a buffer (store/log_buffer.py), of objects it has anyway.
+`add()` is all the request path pays: a sampling draw and one extend of a flat
+list (store/log_buffer.py) by objects it has anyway.
 One daemon thread takes what is buffered every `flush_interval_s`, redacts, and
 writes the batch in one transaction. When the store is down the batch goes to
 a spool on local disk, and the spool is replayed when the store comes back.
@@ -25,7 +25,7 @@ import orjson
 
 from shipway.errors import ConfigError, StoreError, StoreUnavailable
 from shipway.store.base import Store
-from shipway.store.log_buffer import LogBuffer
+from shipway.store.log_buffer import FIELDS, LogBuffer
 from shipway.store.records import (
     Context,
     LogColumns,
@@ -90,7 +90,8 @@ class PredictionLog:
         self._buffer = LogBuffer()
         self._failures: deque[PredictionRecord] = deque()  # counted in the rollups only
         # Wake the writer early once an interval's worth of traffic is waiting.
-        self._wake_at = max(1, min(10_000, max_buffer // 4))
+        self._wake_fields = max(1, min(10_000, max_buffer // 4)) * FIELDS
+        self._max_fields = max_buffer * FIELDS
         self._counts = dict.fromkeys(_COUNTERS, 0)
         self._counts_lock = threading.Lock()
         self._in_flight = 0
@@ -133,22 +134,13 @@ class PredictionLog:
         if self.sample_rate < 1.0 and random() >= self.sample_rate:
             self._count("sampled_out")
             return
-        buffer = self._buffer
-        entries = buffer.shadows  # appended last, so its length counts whole entries
-        if self._closed or len(entries) >= self.max_buffer:
+        fields = self._buffer.fields
+        if self._closed or len(fields) >= self._max_fields:
             self._count("dropped")
             return
-        # One append per column, in LogBuffer's order: `shadows` last.
-        buffer.contexts.append(context)
-        buffer.request_ids.append(request_id)
-        buffer.times.append(ts)
-        buffer.latencies.append(latency_ms)
-        buffer.statuses.append(status)
-        buffer.inputs.append(inputs)
-        buffer.outputs.append(outputs)
-        buffer.decisions.append(decision)
-        entries.append(shadow)
-        if len(entries) == self._wake_at:
+        # One C call, in LogBuffer's order (the tuple is freed at once; see store/log_buffer.py).
+        fields.extend((context, request_id, ts, latency_ms, status, inputs, outputs, decision, shadow))
+        if len(fields) == self._wake_fields:
             self._wake.set()
 
     def append_failure(

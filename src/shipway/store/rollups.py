@@ -10,7 +10,7 @@ factor of `GROWTH`: a quantile read from them is within GROWTH ** 0.5 - 1
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Sequence
 from itertools import repeat
@@ -100,7 +100,7 @@ def rollup(groups: Sequence[LogColumns]) -> tuple[list[tuple[Any, ...]], list[tu
                 row = counts.setdefault((minute, *head, status, decision or ""), [0, 0.0])
                 row[0] += n
                 row[1] += total
-            for bucket, n in Counter(map(bisect_left, repeat(_BOUNDS), latencies)).items():
+            for bucket, n in _histogram(latencies).items():
                 key = (minute, *head, bucket)
                 buckets[key] = buckets.get(key, 0) + n
     return (
@@ -126,12 +126,33 @@ def _by_minute(group: LogColumns) -> list[tuple[int, Sequence[int], Sequence[str
     return [(minute, *zip(*rows, strict=True)) for minute, rows in split.items()]  # type: ignore[misc]
 
 
+def _histogram(latencies: Sequence[float]) -> dict[int, int]:
+    """Count per latency bucket: `latency_bucket` of each, counted from the sorted latencies
+    with a bisect per bucket they span (half the time of a bisect per entry)."""
+    total = sum(latencies)
+    if total != total:  # a NaN, which sorting does not place; inf - inf lands here too
+        return Counter(map(bisect_left, repeat(_BOUNDS), latencies))
+    ordered = sorted(latencies)
+    counts: dict[int, int] = {}
+    done = 0
+    top = len(_BOUNDS)
+    for bucket in range(bisect_left(_BOUNDS, ordered[0]), bisect_left(_BOUNDS, ordered[-1]) + 1):
+        # Bucket k holds (_BOUNDS[k - 1], _BOUNDS[k]]; the last one everything above.
+        upto = bisect_right(ordered, _BOUNDS[bucket], done) if bucket < top else len(ordered)
+        if upto > done:
+            counts[bucket] = upto - done
+            done = upto
+    return counts
+
+
 def _counts(
     statuses: Sequence[int], decisions: Sequence[str | None], latencies: Sequence[float]
 ) -> dict[tuple[int, str | None], tuple[int, float]]:
     """Count and summed latency per (status, decision)."""
     if statuses.count(statuses[0]) == len(statuses):
         status = statuses[0]
+        if decisions.count(decisions[0]) == len(decisions):
+            return {(status, decisions[0]): (len(decisions), sum(latencies))}
         per_decision = Counter(decisions)
         if len(per_decision) == 1:
             return {(status, decisions[0]): (len(decisions), sum(latencies))}

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 
 import orjson
 
+from shipway.core.collector import collector_paused
 from shipway.store.records import Context, LogColumns, PredictionRecord
 
 __all__ = ["decode", "encode", "merge_by_ts"]
@@ -26,7 +27,8 @@ __all__ = ["decode", "encode", "merge_by_ts"]
 def encode(group: LogColumns) -> bytes:
     """One segment body from the entries of one context; orjson.JSONEncodeError if a
     document is not valid UTF-8 text."""
-    return orjson.dumps(group.rows())
+    with collector_paused():  # a tuple per row, freed as soon as they are encoded
+        return orjson.dumps(group.rows())
 
 
 def decode(
