@@ -163,6 +163,26 @@ def test_relative_sqlite_path_resolves_against_base_dir(tmp_path: Path) -> None:
     assert (tmp_path / "data" / "deep" / "log.db").is_file()
 
 
+def test_a_new_sqlite_file_has_16k_pages_and_an_older_one_keeps_its_own(tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh.db"
+    with open_store(f"sqlite:///{fresh}") as store:
+        store.write_predictions([make_record(1)])
+    older = tmp_path / "older.db"
+    with sqlite3.connect(older) as conn:  # a file made before 16 KiB pages
+        conn.execute("PRAGMA page_size=4096")
+        conn.execute("CREATE TABLE unrelated (x)")
+    conn.close()
+    with open_store(f"sqlite:///{older}") as store:
+        store.write_predictions([make_record(i) for i in range(3)])
+        assert [r.request_id for r in store.read_predictions()] == [make_record(i).request_id for i in range(3)]
+    sizes = {}
+    for path in (fresh, older):
+        with sqlite3.connect(path) as conn:
+            sizes[path.name] = conn.execute("PRAGMA page_size").fetchone()[0]
+        conn.close()
+    assert sizes == {"fresh.db": 16384, "older.db": 4096}
+
+
 def test_sqlite_path_that_cannot_be_created_is_unavailable(tmp_path: Path) -> None:
     (tmp_path / "blocker").write_text("a file where a folder should be")
     url = f"sqlite:///{tmp_path / 'blocker' / 'log.db'}"
