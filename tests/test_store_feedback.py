@@ -248,7 +248,9 @@ def test_the_latency_rollup_counts_latencies_on_bucket_bounds_infinite_and_nan()
         latencies += [rng.lognormvariate(0, 4) for _ in range(500)]
         rng.shuffle(latencies)
         context = ("svc", "m1", None, None, None)
-        entries = [(context, f"r{i}", 1_700_000_000.0, ms, 200, "{}", "{}", None, None) for i, ms in enumerate(latencies)]
+        entries = [
+            (context, f"r{i}", 1_700_000_000.0, ms, 200, "{}", "{}", None, None) for i, ms in enumerate(latencies)
+        ]
         _, latency = rollup(columns_of(entries))
         want: dict[int, int] = {}
         for ms in latencies:
