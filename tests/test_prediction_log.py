@@ -30,6 +30,9 @@ from store_fixtures import (
 from shipway.errors import ConfigError, StoreError
 from shipway.store import PredictionLog, open_store
 from shipway.store.log_buffer import LogBuffer
+from shipway.store.records import entry_of
+from shipway.store.refusals import refused_lines
+from shipway.store.spool import decode_line
 
 TESTS = Path(__file__).resolve().parent
 SRC = TESTS.parent / "src"
@@ -419,3 +422,11 @@ def test_a_document_that_is_not_utf8_is_kept_aside_and_its_batch_written(tmp_pat
     assert sorted(stored_ids(url)) == sorted(f"req-{i}" for i in range(8) if i != 3)
     [rejected] = (tmp_path / "spool").glob("rejected-*.jsonl")
     assert b"req-3" in rejected.read_bytes()
+
+
+def test_a_refused_entry_that_cannot_be_encoded_is_kept_as_its_repr() -> None:
+    good = make_record(1, inputs=b'{"text": "caf\xc3\xa9"}')
+    broken = (*entry_of(make_record(2))[:5], 12345, "{}", None, None)  # inputs that are no document
+    lines = refused_lines([entry_of(good), broken])  # type: ignore[list-item]
+    assert decode_line(lines[0]) == good
+    assert orjson.loads(lines[1]) == {"unreadable_record": repr(broken)}

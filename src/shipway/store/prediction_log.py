@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from random import random
 
-import orjson
-
 from shipway.errors import ConfigError, StoreError, StoreUnavailable
 from shipway.store.base import Store
 from shipway.store.log_buffer import FIELDS, LogBuffer
@@ -39,7 +37,8 @@ from shipway.store.records import (
     records_of_columns,
 )
 from shipway.store.redaction import Redact, redact_batch
-from shipway.store.spool import Spool, encode_line
+from shipway.store.refusals import refused_lines, write_finding_refused
+from shipway.store.spool import Spool
 
 __all__ = ["PredictionLog"]
 
@@ -343,41 +342,15 @@ class PredictionLog:
         except Exception as exc:  # a record the spool cannot encode: keep it aside
             self._reject(entries, exc)
 
-    def _write(self, groups: list[LogColumns], *, top: bool = True, replay: bool = False) -> int:
-        """Write a batch; if the store refuses it, split it to find and reject the bad entries.
-
-        Halving costs about log2(n) transactions per bad record, where one transaction
-        per record would stall the writer on a large batch. Returns how many were
-        written; raises StoreUnavailable (the caller spools the whole batch, and the
-        store ignores the part already written when the spool is replayed).
-        """
-        assert self._store is not None  # set by start() before the thread runs
-        try:
-            self._store.write_columns(groups, replay=replay)
-            return _size(groups)
-        except StoreUnavailable:
-            raise
-        except Exception as exc:
-            entries = entries_of_columns(groups)
-            if len(entries) == 1:
-                self._reject(entries, exc)
-                return 0
-            if top:
-                logger.warning("the store refused a batch of %d (%s); looking for the bad records", len(entries), exc)
-        half = len(entries) // 2
-        return self._write(columns_of(entries[:half]), top=False, replay=replay) + self._write(
-            columns_of(entries[half:]), top=False, replay=replay
-        )
+    def _write(self, groups: list[LogColumns], *, replay: bool = False) -> int:
+        """Write a batch, refused records kept aside (store/refusals.py); how many were written."""
+        store = self._store
+        assert store is not None  # set by start() before the thread runs
+        return write_finding_refused(lambda part: store.write_columns(part, replay=replay), groups, self._reject)
 
     def _reject(self, entries: Sequence[LogEntry], exc: Exception) -> None:
-        lines = []
-        for e in entries:
-            try:
-                lines.append(encode_line(record_of(e)))
-            except Exception:
-                lines.append(orjson.dumps({"unreadable_record": repr(e)}))
         try:
-            path = self._spool.reject(lines)
+            path = self._spool.reject(refused_lines(entries))
         except OSError:
             logger.exception("cannot keep %d rejected records", len(entries))
             self._count("dropped", len(entries))
