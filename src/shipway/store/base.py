@@ -71,6 +71,7 @@ class Store(abc.ABC):
     context manager to open and close it.
     """
 
+    kind: ClassVar[str]  # "SQLite", "PostgreSQL": for messages
     placeholder: ClassVar[str] = "?"  # the driver's parameter marker
     select_sql: ClassVar[str]  # SELECT of COLUMNS, as the backend needs to cast them
     sql_floor: ClassVar[str]  # floor() of a non-negative number as an integer, `{}` the argument
@@ -104,15 +105,19 @@ class Store(abc.ABC):
         try:
             groups = columns_of_records(records)
         except UnicodeDecodeError as exc:
-            raise StoreError(
-                f"cannot write to the store {self.url}: a record's inputs or outputs are not "
-                f"UTF-8 JSON ({exc}); pass JSON documents encoded as UTF-8"
-            ) from exc
+            raise self._not_utf8(exc) from exc
         self.write_columns(groups, replay=replay)
 
     @abc.abstractmethod
     def write_columns(self, groups: Sequence[LogColumns], *, replay: bool = False) -> None:
         """`write_predictions` for the prediction log's entries, as columns per context."""
+
+    def _not_utf8(self, exc: Exception) -> StoreError:
+        """The error for a document the store cannot take as text."""
+        return StoreError(
+            f"cannot write to the {self.kind} store {self.url}: a record's inputs or outputs are "
+            f"not UTF-8 JSON ({exc}); pass JSON documents encoded as UTF-8"
+        )
 
     def write_rollups(self, records: Sequence[PredictionRecord]) -> None:
         """Count records in the metrics rollups without storing them (failed requests)."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from shipway.store.records import ROW_COLUMNS, Context, LogColumns
+from shipway.store.records import ROW_COLUMNS, LogColumns, columns_of
 
 __all__ = ["FIELDS", "LogBuffer"]
 
@@ -58,10 +58,7 @@ class LogBuffer:
         columns += map(_texts, (taken[i::FIELDS] for i in range(5, FIELDS)))  # the documents
         if contexts.count(contexts[0]) == len(contexts):  # one context: the usual case
             return [LogColumns(contexts[0], *columns)]
-        positions: dict[Context, list[int]] = {}
-        for i, context in enumerate(contexts):
-            positions.setdefault(context, []).append(i)
-        return [LogColumns(context, *([c[i] for i in kept] for c in columns)) for context, kept in positions.items()]
+        return columns_of(zip(contexts, *columns, strict=True))  # a model or rules swap mid-batch
 
 
 def _texts(documents: list[bytes | None]) -> list[str | None]:

@@ -151,6 +151,7 @@ class PostgresStore(Store):
     schema other than `public`.
     """
 
+    kind = "PostgreSQL"
     placeholder = "%s"
     select_sql = _SELECT
     sql_floor = "floor({})::bigint"
@@ -201,10 +202,7 @@ class PostgresStore(Store):
                         groups = columns_of(e for e in entries if (e[1], e[2]) in fresh)
                     write_rollups(_Executor(cur), groups)
             except UnicodeEncodeError as exc:
-                raise StoreError(
-                    f"cannot write to the PostgreSQL store {self.url}: a record's inputs or "
-                    f"outputs are not UTF-8 JSON ({exc}); pass JSON documents encoded as UTF-8"
-                ) from exc
+                raise self._not_utf8(exc) from exc
             except psycopg.Error as exc:
                 raise self._error(exc, "write to") from exc
 

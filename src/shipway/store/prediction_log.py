@@ -35,6 +35,7 @@ from shipway.store.records import (
     entries_of_columns,
     record_of,
     records_of_columns,
+    size,
 )
 from shipway.store.redaction import Redact, redact_batch
 from shipway.store.refusals import refused_lines, write_finding_refused
@@ -230,7 +231,7 @@ class PredictionLog:
         """Counters since start, plus `pending` (not yet written) and `store_up`."""
         with self._counts_lock:
             stats: dict[str, int | bool] = dict(self._counts)
-        stats["pending"] = len(self._buffer) + self._in_flight + _size(self._held)
+        stats["pending"] = len(self._buffer) + self._in_flight + size(self._held)
         stats["store_up"] = self._store_up
         return stats
 
@@ -263,7 +264,7 @@ class PredictionLog:
             self._recover()
         held, self._held = self._held, []
         batch = self._buffer.take()
-        self._in_flight = _size(held) + _size(batch)
+        self._in_flight = size(held) + size(batch)
         try:
             self._deliver(held)  # already redacted
             self._process(batch)
@@ -301,10 +302,10 @@ class PredictionLog:
             logger.error(
                 "prediction log closed with %d records that neither the store nor the "
                 "spool at %s accepted; they are lost",
-                _size(self._held),
+                size(self._held),
                 self.spool_dir,
             )
-            self._count("dropped", _size(self._held))
+            self._count("dropped", size(self._held))
             self._held = []
 
     def _process(self, batch: list[LogColumns]) -> None:
@@ -422,10 +423,6 @@ class PredictionLog:
     def _count(self, name: str, n: int = 1) -> None:
         with self._counts_lock:
             self._counts[name] += n
-
-
-def _size(groups: list[LogColumns]) -> int:
-    return sum(map(len, groups))
 
 
 def _check_number(name: str, value: float, low: float, high: float | None, hint: str) -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "entry_of",
     "record_of",
     "records_of_columns",
+    "size",
 ]
 
 #: What the records of one service deployment share: service, model version,
@@ -127,6 +128,11 @@ def columns_of(entries: Iterable[LogEntry]) -> list[LogColumns]:
         else:
             group.append(e)
     return [LogColumns(context, *zip(*(e[1:] for e in group), strict=True)) for context, group in groups.items()]
+
+
+def size(groups: Iterable[LogColumns]) -> int:
+    """How many entries the groups hold."""
+    return sum(map(len, groups))
 
 
 def entries_of_columns(groups: Iterable[LogColumns]) -> list[LogEntry]:

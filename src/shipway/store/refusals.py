@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import orjson
 
 from shipway.errors import StoreUnavailable
-from shipway.store.records import LogColumns, LogEntry, columns_of, entries_of_columns, record_of
+from shipway.store.records import LogColumns, LogEntry, columns_of, entries_of_columns, record_of, size
 from shipway.store.spool import encode_line
 
 __all__ = ["refused_lines", "write_finding_refused"]
@@ -35,7 +35,7 @@ def write_finding_refused(
     when the spool is replayed)."""
     try:
         write(groups)
-        return sum(map(len, groups))
+        return size(groups)
     except StoreUnavailable:
         raise
     except Exception as exc:

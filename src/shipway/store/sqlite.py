@@ -85,6 +85,7 @@ class SQLiteStore(Store):
     `busy_timeout_s` for the others before giving up with StoreUnavailable.
     """
 
+    kind = "SQLite"
     placeholder = "?"
     select_sql = _SELECT
     sql_floor = "CAST({} AS INTEGER)"  # truncation is floor for the non-negative numbers it gets
@@ -210,10 +211,7 @@ class SQLiteStore(Store):
         try:
             return encode(group)
         except orjson.JSONEncodeError as exc:
-            raise StoreError(
-                f"cannot write to the SQLite store {self.url}: a record's inputs or outputs are "
-                f"not UTF-8 JSON ({exc}); pass JSON documents encoded as UTF-8"
-            ) from exc
+            raise self._not_utf8(exc) from exc
 
     def _not_stored(self, conn: sqlite3.Connection, group: LogColumns) -> LogColumns | None:
         """The entries of a replayed group that no earlier attempt stored (same request id and ts),
