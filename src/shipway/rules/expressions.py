@@ -435,34 +435,3 @@ class _Converter:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def walk(node: Node) -> list[Node]:
-    """Every node of a tree, parents first."""
-    out: list[Node] = []
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        out.append(current)
-        stack.extend(reversed(children(current)))
-    return out
-
-
-def children(node: Node) -> list[Node]:
-    if isinstance(node, Field):
-        return [s for s in node.steps if isinstance(s, Node)]
-    if isinstance(node, ListExpr):
-        return list(node.items)
-    if isinstance(node, Compare):
-        return list(node.operands)
-    if isinstance(node, BoolOp):
-        return list(node.values)
-    if isinstance(node, (Not, Neg)):
-        return [node.operand]
-    if isinstance(node, Math):
-        return [node.left, node.right]
-    if isinstance(node, Call):
-        return list(node.args)
-    if isinstance(node, IfElse):
-        return [node.test, node.body, node.orelse]
-    return []
