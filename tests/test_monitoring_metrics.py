@@ -129,8 +129,9 @@ def test_an_empty_window_has_no_rates_rather_than_zeros(store_url: str) -> None:
 
 
 def test_durations_and_windows_are_checked() -> None:
-    parsed = {"7d": 7 * 24 * 3600, "15m": 15 * 60, "90": 90}
-    assert {text: parse_duration(text) for text in parsed} == parsed
+    expected = {"7d": 7 * 24 * 3600, "15m": 15 * 60, "90": 90}
+    parsed = {text: parse_duration(text) for text in expected}
+    assert parsed == expected
     for bad in ("", "soon", "-3h", "0m"):
         with pytest.raises(ConfigError, match="unit s, m, h, d or w"):
             parse_duration(bad)
