@@ -154,8 +154,6 @@ def _counts(
         if decisions.count(decisions[0]) == len(decisions):
             return {(status, decisions[0]): (len(decisions), sum(latencies))}
         per_decision = Counter(decisions)
-        if len(per_decision) == 1:
-            return {(status, decisions[0]): (len(decisions), sum(latencies))}
         sums = dict.fromkeys(per_decision, 0.0)
         for decision, ms in zip(decisions, latencies, strict=True):
             sums[decision] += ms
