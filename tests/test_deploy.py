@@ -11,7 +11,10 @@ import time
 from pathlib import Path
 
 import httpx
+import orjson
 from conftest import SERVICES, Server, start_server
+
+from shipway.store import open_store
 
 TOKEN = "deploy-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -59,6 +62,11 @@ def test_deploy_is_gated_swapped_everywhere_and_survives_a_restart(tmp_path: Pat
         assert [e["version"] for e in history] == ["scale-3"] and history[0]["actor"] == "ana"
     finally:
         assert server.stop() == 0
+    # Each prediction is logged under the model that made it, the swap included.
+    with open_store(server.store_url) as store:
+        logged = {(orjson.loads(r.outputs)["y"], r.model_version) for r in store.read_predictions()}
+    assert {y for y, _ in logged} == {4.0, 6.0}
+    assert {v for y, v in logged if y == 6.0} == {"scale-3"} and "scale-3" not in {v for y, v in logged if y == 4.0}
     again = start_server(SERVICES / "scaled", tmp_path, env=env)  # same project and store
     try:
         assert y_of(again) == 6.0

@@ -365,10 +365,17 @@ def _add(log: PredictionLog, context: tuple[str, str, None, None, None], i: int)
     log.add(context, f"r{i}", 1_700_000_000.0 + i, float(i), 200, b'{"i": %d}' % i, b'{"o": %d}' % i, decision, None)
 
 
+def _add_plain(log: PredictionLog, context: tuple[str, str, None, None, None], i: int) -> None:
+    plain = log.plain(context)
+    assert plain is not None
+    plain((f"r{i}", 1_700_000_000.0 + i, float(i), b'{"i": %d}' % i, b'{"o": %d}' % i))
+
+
 def test_entries_stay_whole_while_the_writer_takes_them_as_they_are_added(tmp_path: Path) -> None:
-    # The request path adds entries while the writer thread takes whole ones and splits
-    # them into columns: no field may land in another entry, nothing may be lost or
-    # doubled, and entries of two contexts (a model swap) keep their own ids.
+    # The request path adds entries, through add() and as plain entries, while the writer
+    # thread takes whole ones and splits them into columns: no field may land in another
+    # entry, nothing may be lost or doubled, and entries of two contexts (a model swap)
+    # keep their own ids.
     url = f"sqlite:///{tmp_path / 'store.db'}"
     a, b = ("svc", "m1", None, None, None), ("svc", "m2", None, None, None)
     n = 40_000
@@ -377,7 +384,7 @@ def test_entries_stay_whole_while_the_writer_takes_them_as_they_are_added(tmp_pa
     try:
         with _log(url, tmp_path, flush_interval_s=0.001, max_buffer=1_000_000) as log:
             for i in range(n):
-                _add(log, a if i % 7 else b, i)
+                (_add_plain if i % 3 == 1 else _add)(log, a if i % 7 else b, i)
     finally:
         sys.setswitchinterval(switch)
     assert log.stats["written"] == n
@@ -390,6 +397,49 @@ def test_entries_stay_whole_while_the_writer_takes_them_as_they_are_added(tmp_pa
         assert (r.inputs, r.outputs) == (b'{"i": %d}' % i, b'{"o": %d}' % i)
         assert r.decision == (None if i % 3 else b'{"queue":"review"}') and r.shadow is None
         assert r.model_version == ("m1" if i % 7 else "m2")
+
+
+def test_plain_entries_are_stored_with_status_200_and_no_decision(store_url: str, tmp_path: Path) -> None:
+    # A plain entry is five fields; the writer fills in the status, decision and shadow,
+    # and writes them beside entries that came through add() in the same batch.
+    context = ("svc", "m-1", None, None, None)
+    with _log(store_url, tmp_path, flush_interval_s=60) as log:
+        for i in range(300):
+            _add_plain(log, context, i)
+        log.add(context, "a1", 1_700_000_500.5, 2.0, 200, b'{"t": 1}', b'{"l": 2}', b'{"queue":"review"}', None)
+        assert log.stats["pending"] == 301
+        assert log.flush()
+        assert log.stats["written"] == 301 and log.stats["pending"] == 0
+    with open_store(store_url) as store:
+        records = {r.request_id: r for r in store.read_predictions()}
+    assert len(records) == 301
+    for i in range(300):
+        r = records[f"r{i}"]
+        assert (r.ts, r.latency_ms, r.status, r.decision, r.shadow) == (1_700_000_000.0 + i, float(i), 200, None, None)
+        assert (r.inputs, r.outputs) == (b'{"i": %d}' % i, b'{"o": %d}' % i)
+        assert (r.service, r.model_version, r.rules_version) == ("svc", "m-1", None)
+    assert records["a1"].decision == b'{"queue":"review"}'
+
+
+def test_plain_is_none_whenever_entries_must_go_through_add(tmp_path: Path) -> None:
+    # Sampling, a full buffer and a closed log are checked by add() on every call; the
+    # request path's way around add() is not given while any of them applies.
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    context = ("svc", "m-1", None, None, None)
+    assert _log(url, tmp_path, sample_rate=0.5).plain(context) is None
+    log = _log(url, tmp_path, max_buffer=10)  # not started: nothing drains the buffer
+    for i in range(10):
+        _add_plain(log, context, i)
+    assert log.plain(context) is None and log.stats["pending"] == 10
+    _add(log, context, 10)  # so it goes through add(), which drops and counts it
+    assert log.stats["dropped"] == 1
+    log.close()
+    assert log.stats["spooled"] == 10
+    assert log.plain(context) is None
+    # The same context is the same list: a caller may keep what plain() gave.
+    buffer = LogBuffer()
+    assert buffer.plain(context) is buffer.plain(("svc", "m-1", None, None, None))
+    assert buffer.plain(context) is not buffer.plain(("svc", "m-2", None, None, None))
 
 
 def test_an_entry_not_whole_is_left_for_the_next_take() -> None:
@@ -407,6 +457,12 @@ def test_an_entry_not_whole_is_left_for_the_next_take() -> None:
     assert group.context == context
     assert group.rows() == [("r1", 1_700_000_000.0, 2.5, 200, '{"i": 1}', '{"o": 1}', '{"queue":"auto"}', None)]
     assert buffer.fields == list(fields[:3])
+    # The same for a plain entry, which is five fields.
+    plain = buffer.plain(context)
+    plain.extend(("p1", 1_700_000_001.0, 3.5, b'{"i": 2}', b'{"o": 2}', "p2", 1_700_000_002.0))
+    [group] = buffer.take()
+    assert group.rows() == [("p1", 1_700_000_001.0, 3.5, 200, '{"i": 2}', '{"o": 2}', None, None)]
+    assert plain == ["p2", 1_700_000_002.0] and len(buffer) == 0
 
 
 def test_a_document_that_is_not_utf8_is_kept_aside_and_its_batch_written(tmp_path: Path) -> None:

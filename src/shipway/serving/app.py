@@ -85,6 +85,8 @@ class App:
         self.metrics: Metrics | None = None
         self.batcher: Batcher | None = None
         self.log: PredictionLog | None = None
+        # The log's way in for a plain entry (mode on, no rules); refreshed by _plain_log().
+        self._log_plain: Callable[[tuple[str, float, float, bytes, bytes]], None] | None = None
         self._openapi: bytes | None = None
         self._max_body: int = settings["serve.max_body_bytes"]
         self._timeout: float = settings["serve.predict_timeout_s"]
@@ -191,6 +193,7 @@ class App:
                 redact=self.service.redact,
             )
             self.log.start()
+            self._plain_log()
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(warm_up(self)),
@@ -209,6 +212,7 @@ class App:
         if self.batcher is not None:
             await self.batcher.stop(timeout=self.settings["serve.graceful_timeout_s"])
         if self.log is not None:
+            self._log_plain = None  # a request that races the close goes through add(), which counts it
             await asyncio.to_thread(self.log.close)
         if self.rules is not None:
             self.rules.close()
@@ -236,6 +240,7 @@ class App:
             await asyncio.sleep(1.0)
             self.metrics.flush(self.in_flight)
             if self.log is not None:
+                self._plain_log()
                 self.metrics.prediction_log(self.log.stats)
             since = self.batcher.running_since
             if since is not None and perf_counter() - since > limit and not self.stuck:
@@ -281,6 +286,13 @@ class App:
             ids.get("dataset_version"),
             ids.get("run_id"),
         )
+        self._plain_log()
+
+    def _plain_log(self) -> None:
+        """Ask the log again for its way in for plain entries: for the current context, and
+        None while the log wants every entry through add() (a full buffer, say)."""
+        log = self.log
+        self._log_plain = log.plain(self._context) if log is not None and self._mode == "on" else None
 
     def _rules_swapped(self, active: Active) -> None:
         self.update_ids({"rules_version": active.versions[0]})

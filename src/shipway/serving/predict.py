@@ -1,8 +1,8 @@
 """The prediction endpoints of App: POST /predict and POST /predict/batch, the hot path.
 
 After the answer is sent, each answered item goes to the prediction log: the common case
-(mode on, no rules, so the body sent is the model's output) inline, the rest through
-`logged_outputs`.
+(mode on, no rules, so the body sent is the model's output) straight into the log's
+buffer (`PredictionLog.plain`), the rest through `logged_outputs` and `PredictionLog.add`.
 """
 
 from __future__ import annotations
@@ -53,12 +53,11 @@ async def predict(app: App, receive: Receive, send: Send, request_id: str) -> No
     await send_response(send, 200, out, request_id)
     seconds = perf_counter() - started
     metrics.request("predict", 200, seconds)
-    log = app.log
-    if log is not None:
-        if app._mode == "on" and not isinstance(output, Decided):  # inline: no rules, the body sent is the output
-            log.add(app._context, request_id, time(), seconds * 1000, 200, body, out, None, None)
-        else:
-            _log(app, log, request_id, seconds, body, out, output)
+    plain = app._log_plain
+    if plain is not None and not isinstance(output, Decided):  # mode on, no rules: the body sent is the output
+        plain((request_id, time(), seconds * 1000, body, out))
+    elif app.log is not None:
+        _log(app, app.log, request_id, seconds, body, out, output)
     if app._access_log:
         logger.info("request", extra={"endpoint": "predict", "status": 200, "ms": round(seconds * 1000, 3)})
 
@@ -94,8 +93,12 @@ async def predict_batch(app: App, receive: Receive, send: Send, request_id: str)
     metrics.request("batch", 200, seconds)
     if app.log is not None:
         dump = app.pipeline.input_schema.dump_json
+        plain = app._log_plain
         for i, (item, out, output) in enumerate(zip(items, rendered, outputs, strict=True)):
-            _log(app, app.log, f"{request_id}.{i}", seconds, dump(item), out, output)
+            if plain is not None and not isinstance(output, Decided):
+                plain((f"{request_id}.{i}", time(), seconds * 1000, dump(item), out))
+            else:
+                _log(app, app.log, f"{request_id}.{i}", seconds, dump(item), out, output)
 
 
 def _log(

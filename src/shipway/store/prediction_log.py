@@ -1,7 +1,8 @@
 """The prediction log: records from the request path, written in batches off it.
 
 `add()` is all the request path pays: a sampling draw and one extend of a flat
-list (store/log_buffer.py) by objects it has anyway.
+list (store/log_buffer.py) by objects it has anyway; for a plain entry (status 200,
+no decision, no shadow) just the extend, through `plain()`.
 One daemon thread takes what is buffered every `flush_interval_s`, redacts, and
 writes the batch in one transaction. When the store is down the batch goes to
 a spool on local disk, and the spool is replayed when the store comes back.
@@ -17,7 +18,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from random import random
 
@@ -90,8 +91,10 @@ class PredictionLog:
         self._buffer = LogBuffer()
         self._failures: deque[PredictionRecord] = deque()  # counted in the rollups only
         # Wake the writer early once an interval's worth of traffic is waiting.
-        self._wake_fields = max(1, min(10_000, max_buffer // 4)) * FIELDS
+        self._wake_entries = max(1, min(10_000, max_buffer // 4))
+        self._wake_fields = self._wake_entries * FIELDS
         self._max_fields = max_buffer * FIELDS
+        self._full = False  # the buffer as plain() last found it
         self._counts = dict.fromkeys(_COUNTERS, 0)
         self._counts_lock = threading.Lock()
         self._in_flight = 0
@@ -135,13 +138,33 @@ class PredictionLog:
             self._count("sampled_out")
             return
         fields = self._buffer.fields
-        if self._closed or len(fields) >= self._max_fields:
+        if self._closed or self._full or len(fields) >= self._max_fields:
             self._count("dropped")
             return
         # One C call, in LogBuffer's order (the tuple is freed at once; see store/log_buffer.py).
         fields.extend((context, request_id, ts, latency_ms, status, inputs, outputs, decision, shadow))
         if len(fields) == self._wake_fields:
             self._wake.set()
+
+    def plain(self, context: Context) -> Callable[[tuple[str, float, float, bytes, bytes]], None] | None:
+        """The request path's way in for a plain entry (status 200, no decision, no shadow),
+        or None when entries must go through `add()`: sampling, a closed log, a full buffer.
+
+        What it gives is the `extend` of the context's list of plain entries, called with
+        `(request_id, ts, latency_ms, inputs, outputs)`: one C call, where `add()` is a
+        Python call with its checks. So the checks run here instead, and the caller asks
+        again at least once a second and whenever its context changes; the buffer can pass
+        `max_buffer` by at most what arrives in between.
+        """
+        if self.sample_rate < 1.0 or self._closed:
+            return None
+        pending = len(self._buffer)
+        self._full = pending >= self.max_buffer  # add() drops too until the writer takes
+        if self._full:
+            return None
+        if pending >= self._wake_entries:
+            self._wake.set()
+        return self._buffer.plain(context).extend
 
     def append_failure(
         self, service: str, model_version: str, rules_version: str | None, status: int, latency_ms: float
@@ -264,6 +287,7 @@ class PredictionLog:
             self._recover()
         held, self._held = self._held, []
         batch = self._buffer.take()
+        self._full = False
         self._in_flight = size(held) + size(batch)
         try:
             self._deliver(held)  # already redacted
