@@ -31,6 +31,7 @@ __all__ = [
     "check_schema_version",
     "record_from_row",
     "rules_event_from_row",
+    "rules_event_insert",
     "safe_url",
 ]
 
@@ -348,6 +349,22 @@ def check_limit(limit: int | None) -> None:
 
 
 RULES_COLUMNS = "id, service, version, action, ts, actor, options, source"
+
+
+def rules_event_insert(table: str, event: RulesEvent, placeholder: str) -> tuple[str, tuple[Any, ...]]:
+    """The INSERT of a rules (or model) event into `table` with the backend's placeholder, and
+    its parameters: what `rules_event_from_row` reads back, the id left to the database."""
+    values = ", ".join([placeholder] * 7)
+    sql = f"INSERT INTO {table} ({RULES_COLUMNS.removeprefix('id, ')}) VALUES ({values})"
+    return sql, (
+        event.service,
+        event.version,
+        event.action,
+        event.ts,
+        event.actor,
+        json.dumps(event.options),
+        event.source,
+    )
 
 
 def rules_event_from_row(row: Sequence[Any]) -> RulesEvent:

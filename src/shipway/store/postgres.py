@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -15,11 +14,11 @@ from psycopg.conninfo import conninfo_to_dict
 from shipway.errors import StoreError, StoreUnavailable
 from shipway.store.base import (
     COLUMNS,
-    RULES_COLUMNS,
     Executor,
     Store,
     check_schema_version,
     record_from_row,
+    rules_event_insert,
     safe_url,
     where_clause,
 )
@@ -234,19 +233,8 @@ class PostgresStore(Store):
         return {r.request_id: r for r in map(record_from_row, rows)}
 
     def _insert_event(self, table: str, event: RulesEvent) -> int:
-        sql = (
-            f"INSERT INTO {table} ({RULES_COLUMNS.removeprefix('id, ')}) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id"
-        )
-        params = (
-            event.service,
-            event.version,
-            event.action,
-            event.ts,
-            event.actor,
-            json.dumps(event.options),
-            event.source,
-        )
+        sql, params = rules_event_insert(table, event, "%s")
+        sql += " RETURNING id"
         with self._lock:
             conn = self._connection()
             try:

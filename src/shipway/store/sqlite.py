@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import json
 import sqlite3
 import threading
 import time
@@ -17,11 +16,11 @@ import orjson
 from shipway.errors import StoreError, StoreUnavailable
 from shipway.store.base import (
     COLUMNS,
-    RULES_COLUMNS,
     Executor,
     Store,
     check_schema_version,
     record_from_row,
+    rules_event_insert,
     where_clause,
 )
 from shipway.store.records import Context, LogColumns, PredictionRecord, RulesEvent, columns_of
@@ -232,16 +231,7 @@ class SQLiteStore(Store):
         return columns_of(kept)[0] if kept else None
 
     def _insert_event(self, table: str, event: RulesEvent) -> int:
-        sql = f"INSERT INTO {table} ({RULES_COLUMNS.removeprefix('id, ')}) VALUES (?, ?, ?, ?, ?, ?, ?)"
-        params = (
-            event.service,
-            event.version,
-            event.action,
-            event.ts,
-            event.actor,
-            json.dumps(event.options),
-            event.source,
-        )
+        sql, params = rules_event_insert(table, event, "?")
         with self._lock:
             conn = self._connection()
             try:
