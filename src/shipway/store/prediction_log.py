@@ -38,7 +38,7 @@ from shipway.store.records import (
     records_of_columns,
     size,
 )
-from shipway.store.redaction import Redact, redact_batch
+from shipway.store.redaction import Redact, redact_columns
 from shipway.store.refusals import refused_lines, write_finding_refused
 from shipway.store.spool import Spool
 
@@ -334,8 +334,11 @@ class PredictionLog:
 
     def _process(self, batch: list[LogColumns]) -> None:
         """Redact a fresh batch, then deliver it."""
-        if batch:
-            self._deliver(self._redacted(batch) if self.redact is not None else batch)
+        if batch and self.redact is not None:
+            batch, result = redact_columns(batch, self.redact)
+            self._count("redacted_out", result.dropped)
+            self._count("redaction_failed", len(result.failures))
+        self._deliver(batch)
 
     def _deliver(self, groups: list[LogColumns]) -> None:
         """To the store if it is up, else to the spool, else keep in memory."""
@@ -382,25 +385,6 @@ class PredictionLog:
             return
         logger.error("the store refused %d prediction record(s): %s; kept in %s", len(entries), exc, path)
         self._count("rejected", len(entries))
-
-    def _redacted(self, batch: list[LogColumns]) -> list[LogColumns]:
-        assert self.redact is not None
-        records = records_of_columns(batch)
-        result = redact_batch(records, self.redact)
-        if result.dropped:
-            self._count("redacted_out", result.dropped)
-        if result.failures:
-            self._count("redaction_failed", len(result.failures))
-            request_id, first = result.failures[0]
-            logger.error(
-                "the redact hook failed on %d of %d records (first: request %s); stored "
-                'them with inputs and outputs replaced by {"redaction_failed": true}',
-                len(result.failures),
-                len(records),
-                request_id,
-                exc_info=first,
-            )
-        return columns_of_records(result.records, "surrogateescape")
 
     def _recover(self) -> None:
         """Open the store and replay the spool; on success the store is up."""

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 
-from shipway.store.records import PredictionRecord
+from shipway.store.records import LogColumns, PredictionRecord, columns_of_records, records_of_columns
 
-__all__ = ["REDACTION_FAILED", "Redact", "Redacted", "redact_batch"]
+__all__ = ["REDACTION_FAILED", "Redact", "Redacted", "redact_batch", "redact_columns"]
+
+logger = logging.getLogger("shipway.store")
 
 #: Called with {"inputs": ..., "outputs": ..., "request_id": ...}; returns the same
 #: shape to store, or None to store nothing.
@@ -56,3 +59,21 @@ def redact_batch(batch: Sequence[PredictionRecord], redact: Redact) -> Redacted:
             inputs = outputs = REDACTION_FAILED
         result.records.append(dataclasses.replace(r, inputs=inputs, outputs=outputs))
     return result
+
+
+def redact_columns(batch: Sequence[LogColumns], redact: Redact) -> tuple[list[LogColumns], Redacted]:
+    """`redact_batch` over a batch as columns per context, the hook's failures logged with
+    the first one's traceback; the redacted batch, and what happened."""
+    records = records_of_columns(batch)
+    result = redact_batch(records, redact)
+    if result.failures:
+        request_id, first = result.failures[0]
+        logger.error(
+            "the redact hook failed on %d of %d records (first: request %s); stored "
+            'them with inputs and outputs replaced by {"redaction_failed": true}',
+            len(result.failures),
+            len(records),
+            request_id,
+            exc_info=first,
+        )
+    return columns_of_records(result.records, "surrogateescape"), result
