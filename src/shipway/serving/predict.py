@@ -93,18 +93,18 @@ async def predict_batch(app: App, receive: Receive, send: Send, request_id: str)
     metrics.request("batch", 200, seconds)
     if app.log is not None:
         dump = app.pipeline.input_schema.dump_json
-        plain = app._log_plain
         for i, (item, out, output) in enumerate(zip(items, rendered, outputs, strict=True)):
-            if plain is not None and not isinstance(output, Decided):
-                plain((f"{request_id}.{i}", time(), seconds * 1000, dump(item), out))
-            else:
-                _log(app, app.log, f"{request_id}.{i}", seconds, dump(item), out, output)
+            _log(app, app.log, f"{request_id}.{i}", seconds, dump(item), out, output)
 
 
 def _log(
     app: App, log: PredictionLog, request_id: str, seconds: float, inputs: bytes, answer: bytes, output: Any
 ) -> None:
-    """Log one answered item (after its answer is sent)."""
+    """Log one answered item (after its answer is sent); predict() inlines the plain case."""
+    plain = app._log_plain
+    if plain is not None and not isinstance(output, Decided):
+        plain((request_id, time(), seconds * 1000, inputs, answer))
+        return
     assert app.pipeline is not None
     outputs, decision, shadow = logged_outputs(app.pipeline, app._mode, app._mode_decision, answer, output)
     log.add(app._context, request_id, time(), seconds * 1000, 200, inputs, outputs, decision, shadow)

@@ -31,7 +31,6 @@ __all__ = [
     "check_schema_version",
     "record_from_row",
     "rules_event_from_row",
-    "rules_event_insert",
     "safe_url",
 ]
 
@@ -112,6 +111,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def write_columns(self, groups: Sequence[LogColumns], *, replay: bool = False) -> None:
         """`write_predictions` for the prediction log's entries, as columns per context."""
+
+    def _rules_event_insert(self, table: str, event: RulesEvent) -> tuple[str, tuple[Any, ...]]:
+        """The INSERT of a rules (or model) event into `table`, and its parameters: what
+        `rules_event_from_row` reads back, the id left to the database."""
+        values = ", ".join([self.placeholder] * 7)
+        sql = f"INSERT INTO {table} ({RULES_COLUMNS.removeprefix('id, ')}) VALUES ({values})"
+        options = json.dumps(event.options)
+        return sql, (event.service, event.version, event.action, event.ts, event.actor, options, event.source)
 
     def _not_utf8(self, exc: Exception) -> StoreError:
         """The error for a document the store cannot take as text."""
@@ -349,22 +356,6 @@ def check_limit(limit: int | None) -> None:
 
 
 RULES_COLUMNS = "id, service, version, action, ts, actor, options, source"
-
-
-def rules_event_insert(table: str, event: RulesEvent, placeholder: str) -> tuple[str, tuple[Any, ...]]:
-    """The INSERT of a rules (or model) event into `table` with the backend's placeholder, and
-    its parameters: what `rules_event_from_row` reads back, the id left to the database."""
-    values = ", ".join([placeholder] * 7)
-    sql = f"INSERT INTO {table} ({RULES_COLUMNS.removeprefix('id, ')}) VALUES ({values})"
-    return sql, (
-        event.service,
-        event.version,
-        event.action,
-        event.ts,
-        event.actor,
-        json.dumps(event.options),
-        event.source,
-    )
 
 
 def rules_event_from_row(row: Sequence[Any]) -> RulesEvent:

@@ -18,7 +18,6 @@ from shipway.store.base import (
     Store,
     check_schema_version,
     record_from_row,
-    rules_event_insert,
     safe_url,
     where_clause,
 )
@@ -233,7 +232,7 @@ class PostgresStore(Store):
         return {r.request_id: r for r in map(record_from_row, rows)}
 
     def _insert_event(self, table: str, event: RulesEvent) -> int:
-        sql, params = rules_event_insert(table, event, "%s")
+        sql, params = self._rules_event_insert(table, event)
         sql += " RETURNING id"
         with self._lock:
             conn = self._connection()

@@ -20,7 +20,6 @@ from shipway.store.base import (
     Store,
     check_schema_version,
     record_from_row,
-    rules_event_insert,
     where_clause,
 )
 from shipway.store.records import Context, LogColumns, PredictionRecord, RulesEvent, columns_of
@@ -231,7 +230,7 @@ class SQLiteStore(Store):
         return columns_of(kept)[0] if kept else None
 
     def _insert_event(self, table: str, event: RulesEvent) -> int:
-        sql, params = rules_event_insert(table, event, "?")
+        sql, params = self._rules_event_insert(table, event)
         with self._lock:
             conn = self._connection()
             try:
