@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from shipway.core.artifacts import deployable
 from shipway.core.gate import Gate
 from shipway.core.pipeline import Pipeline
 from shipway.core.service import Service, read_ids
@@ -131,7 +132,7 @@ class App:
         deployed = self.models.newest()  # a restart serves the newest deployed model
         self.models.close()  # no connection may cross the fork
         if deployed is not None and Path(deployed.source).is_dir():
-            artifacts = Path(deployed.source)
+            artifacts = deployable(deployed.source, self.settings)
             self.models.applied = deployed.id
         self.ids = {
             "service": self.name,
