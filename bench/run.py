@@ -219,7 +219,7 @@ def main() -> None:
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk (make bench does it)")
-    if not (BANKING77 / "artifacts" / "model.joblib").exists():
+    if not (BANKING77 / "artifacts" / "model.skops").exists():
         sys.exit("train the example first: make train")
     work = Path(tempfile.mkdtemp(prefix="shipway-bench-"))
     d = args.duration
