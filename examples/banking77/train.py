@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 import scipy
+import sklearn
 import skops
 import skops.io
-import sklearn
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -109,7 +109,9 @@ def train(dataset: Path, artifacts: Path) -> dict:
     # would have to be named in service.py's TRUSTED_TYPES, after review: such a type can run code.
     untrusted = skops.io.get_untrusted_types(file=model_path)
     if untrusted:
-        raise SystemExit(f"the model holds types skops does not trust: {untrusted}; review them, then list them in service.py")
+        raise SystemExit(
+            f"the model holds types skops does not trust: {untrusted}; review them, then list them in service.py"
+        )
     model_hash = file_sha256(model_path)
     manifest = {
         "version": f"banking77-tfidf-lr-{model_hash[:12]}",

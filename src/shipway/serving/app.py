@@ -45,6 +45,7 @@ from shipway.serving.responses import error_body, error_for
 from shipway.serving.warmup import warm_up
 from shipway.store.prediction_log import PredictionLog
 from shipway.store.records import Context
+from shipway.tokens import FailedAttempts
 
 __all__ = ["App"]
 
@@ -121,6 +122,7 @@ class App:
             },
         }
         self.feedback = FeedbackWriter(settings)
+        self.attempts = FailedAttempts()  # wrong tokens per client, for the guarded routes
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -347,7 +349,8 @@ class App:
                     return await mounted({**scope, "shipway.trace": self.trace_body}, receive, send)
             guarded = self._guarded_routes.get((path, method))
             if guarded is not None:
-                return await guarded(self, receive, send, request_id, authorization)
+                client = scope.get("client")
+                return await guarded(self, receive, send, request_id, authorization, str(client[0]) if client else "")
             allowed = sorted(methods or {m for (p, m) in self._guarded_routes if p == path})
             if allowed:
                 body = error_body("method_not_allowed", f"{path} takes {', '.join(allowed)}, not {method}", request_id)
