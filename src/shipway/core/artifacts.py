@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import mmap
 import os
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
@@ -119,9 +120,13 @@ def write_manifest(
 
 
 def file_sha256(path: Path) -> str:
-    """The hex sha256 of a file, read in large blocks."""
+    """The hex sha256 of a file. Mapped into memory, it is hashed in one call that releases the GIL
+    (about 15% faster than reading it in blocks: docs/benchmarks.md)."""
     with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+        if os.fstat(fh.fileno()).st_size == 0:
+            return hashlib.sha256(b"").hexdigest()  # an empty file cannot be mapped
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return hashlib.sha256(mapped).hexdigest()
 
 
 def deployable(given: str | Path, settings: Settings) -> Path:
