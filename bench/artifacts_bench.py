@@ -10,7 +10,7 @@ files are in the page cache after the first round, as on a server that restarts.
 median over rounds of verification / load() (what the check adds to loading the model) and of
 verification / (import + load()) (what it adds to loading the service), with their quartiles, and
 the medians of each time. The machine may be shared: the ratios, taken within a round, are what
-is compared. Prints a Markdown section for docs/benchmarks.md. Trains the example when it has no
+is compared. Prints a Markdown section for docs/benchmarks.md (bench/run.py adds its title). Trains the example when it has no
 model.
 """
 
@@ -92,9 +92,7 @@ def main() -> None:
     size = sum((BANKING77 / "artifacts" / name).stat().st_size for name in files)
     lo, hi = quartiles(of_load)
     slo, shi = quartiles(of_start)
-    print(f"""## Verifying artifacts before they load (issue 15)
-
-`.venv/bin/python bench/artifacts_bench.py --rounds {args.rounds}` on {platform.machine()}, Python \
+    print(f"""`.venv/bin/python bench/artifacts_bench.py --rounds {args.rounds}` on {platform.machine()}, Python \
 {platform.python_version()}: {args.rounds} rounds, each two fresh processes in alternating order, one \
 verifying the banking77 artifacts ({len(files)} files, {size / 1e6:.1f} MB, sha256 with hashlib) before \
 load(), one running load() alone.

@@ -208,6 +208,7 @@ EXTRA = (
     ("Monitoring metrics over 10 million predictions (issue 6)", "metrics_bench.py"),
     ("Drift over 1 million logged rows (issue 6)", "drift_bench.py"),
     ("Label inspection on BANKING77 (issue 6)", "inspect_bench.py"),
+    ("Verifying artifacts before they load (issue 15)", "artifacts_bench.py"),
 )
 
 
