@@ -115,3 +115,18 @@ def test_cli_deploy_to_the_store_is_gated(tmp_path: Path) -> None:
         assert y_of(server) == 10.0  # the deployed model, not the project's artifacts folder
     finally:
         server.stop()
+
+
+def test_a_deployment_recorded_outside_deploy_root_is_not_served(tmp_path: Path) -> None:
+    # The store's model history names folders; a restart must not load one from elsewhere.
+    project = tmp_path / "scaled"
+    import shutil
+
+    shutil.copytree(SERVICES / "scaled", project, ignore=shutil.ignore_patterns("__pycache__"))
+    outside = artifacts(tmp_path, 4, under="outside")
+    store_url = f"sqlite:///{tmp_path / 'store.db'}"
+    with open_store(store_url) as store:
+        store.record_model("scaled", "scale-4", str(outside), actor="intruder")
+    server = start_server(project, tmp_path, store_url=store_url, wait=False)
+    assert server.proc.wait(60) != 0
+    assert "outside" in server.log and "(the `deploy.root` setting)" in server.log, server.log
