@@ -10,8 +10,8 @@ files are in the page cache after the first round, as on a server that restarts.
 median over rounds of verification / load() (what the check adds to loading the model) and of
 verification / (import + load()) (what it adds to loading the service), with their quartiles, and
 the medians of each time. The machine may be shared: the ratios, taken within a round, are what
-is compared. Prints a Markdown section for docs/benchmarks.md (bench/run.py adds its title). Trains the example when it has no
-model.
+is compared. Prints a Markdown section for docs/benchmarks.md (bench/run.py adds its title).
+Trains the example when it has no model.
 """
 
 from __future__ import annotations
