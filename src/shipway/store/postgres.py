@@ -23,7 +23,7 @@ from shipway.store.base import (
 )
 from shipway.store.records import LogColumns, PredictionRecord, RulesEvent, columns_of, entries_of_columns
 from shipway.store.rollups import write_rollups
-from shipway.store.tables import hourly_backfill, shared_tables
+from shipway.store.tables import LOG_DROPS, hourly_backfill, shared_tables
 
 __all__ = ["PostgresStore"]
 
@@ -98,6 +98,7 @@ _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
             *hourly_backfill(),
         ),
     ),
+    (5, (LOG_DROPS,)),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
