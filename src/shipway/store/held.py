@@ -35,6 +35,14 @@ class Held:
         self._size = 0
         self._since = 0.0  # when the spool first failed; 0 while records flow
         self._next_report = 0.0
+        self._next_try = 0.0  # the spool is not tried again before this
+        self._error: OSError | None = None
+
+    @property
+    def spool_resting(self) -> bool:
+        """True while the spool failed too recently to be tried again: new records join the
+        held ones without the cost of encoding them all for a spool that is likely still down."""
+        return bool(self._since) and time.monotonic() < self._next_try
 
     def __len__(self) -> int:
         return self._size
@@ -59,10 +67,12 @@ class Held:
         self._groups, self._size = merged, n
         return dropped
 
-    def report(self, exc: OSError, dropped: int, dropped_total: int, retry_s: float) -> None:
+    def report(self, exc: OSError | None, dropped: int, dropped_total: int, retry_s: float) -> None:
         """Log what is held after `keep`: when the spool first fails, at every drop, and every
-        30 s in between."""
+        30 s in between. `exc` is the spool's error, None when it was not tried (resting)."""
         now = time.monotonic()
+        if exc is not None:
+            self._error, self._next_try = exc, now + retry_s
         first = not self._since
         if not (first or dropped or now >= self._next_report):
             return
@@ -73,7 +83,7 @@ class Held:
             "cannot write prediction records to the store or spool them to %s (%s); %d held in memory "
             "(at most %d), %d dropped just now, %d dropped since start; retrying every %s s",
             self.spool_dir,
-            exc,
+            self._error,
             self._size,
             self.limit,
             dropped,

@@ -358,18 +358,24 @@ class PredictionLog:
                 except StoreUnavailable as exc:
                     if attempt == 2:
                         self._mark_down(exc)
+        if self._held.spool_resting:
+            self._hold(groups, None)
+            return
         entries = entries_of_columns(groups)
         try:
             self._spool.append([record_of(e) for e in entries])
             self._count("spooled", len(entries))
         except OSError as exc:
-            dropped = self._held.keep(groups)
-            self._dropped(dropped)
-            self._held.report(exc, sum(dropped.values()), self.stats["dropped"], self.flush_interval_s)
+            self._hold(groups, exc)
             return
         except Exception as exc:  # a record the spool cannot encode: keep it aside
             self._reject(entries, exc)
         self._held.released(self.stats["dropped"])
+
+    def _hold(self, groups: list[LogColumns], exc: OSError | None) -> None:
+        dropped = self._held.keep(groups)
+        self._dropped(dropped)
+        self._held.report(exc, sum(dropped.values()), self.stats["dropped"], self.retry_interval_s)
 
     def _write(self, groups: list[LogColumns], *, replay: bool = False) -> int:
         """Write a batch, refused records kept aside (store/refusals.py); how many were written."""
