@@ -348,6 +348,25 @@ def test_beyond_the_bound_held_records_are_dropped_counted_and_reach_log_dropped
     assert sorted(stored_ids(url)) == sorted(f"req-{i}" for i in range(5, 35))
 
 
+def test_failed_requests_counted_while_the_store_is_down_reach_the_rollups(tmp_path: Path) -> None:
+    # They were taken from their queue and discarded while the store was down.
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the store's folder should be")
+    url = f"sqlite:///{blocker / 'store.db'}"
+    log = _log(url, tmp_path)
+    log.start()
+    for _ in range(3):
+        log.append_failure("svc", "m-1", None, 500, 2.0)
+    log.append(make_record(0))
+    assert log.flush() and log.stats["spooled"] == 1
+    blocker.unlink()
+    wait_for(lambda: log.stats["replayed"] == 1, what="the replay")
+    log.close()
+    with open_store(url) as store:
+        rows = store._query("SELECT status, SUM(n) FROM prediction_counts GROUP BY status ORDER BY status", [])
+    assert [tuple(r) for r in rows] == [(200, 1), (500, 3)]
+
+
 def _dropped_in_store(url: str) -> int:
     with open_store(url) as store:
         return int(store._query("SELECT COALESCE(SUM(n), 0) FROM log_drops", [])[0][0])
