@@ -7,9 +7,14 @@ One daemon thread takes what is buffered every `flush_interval_s`, redacts, and
 writes the batch in one transaction. When the store is down the batch goes to
 a spool on local disk, and the spool is replayed when the store comes back.
 
-Guarantee: `close()` loses nothing (what the store did not take is spooled);
-a hard kill loses at most what was appended in the last flush interval
-(0.5 s by default; keep it at or under 1 s) plus the batch being written.
+When the spool fails too, records wait in memory with the new ones (store/held.py),
+up to `max_buffer`; past it the oldest are dropped and counted, in the stats and in
+the store's `log_drops` once it takes writes (store/log_counts.py).
+
+Guarantee: every record appended is written, spooled, held or counted as dropped.
+`close()` loses nothing (what the store did not take is spooled); a hard kill loses
+at most what was appended in the last flush interval (0.5 s by default; keep it at
+or under 1 s) plus the batch being written.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from random import random
@@ -90,13 +95,12 @@ class PredictionLog:
         self.retry_interval_s = retry_interval_s
 
         self._buffer = LogBuffer()
-        self._failures: deque[PredictionRecord] = deque()  # counted in the rollups only
         # Wake the writer early once an interval's worth of traffic is waiting.
         self._wake_entries = max(1, min(10_000, max_buffer // 4))
         self._wake_fields = self._wake_entries * FIELDS
         self._max_fields = max_buffer * FIELDS
         self._full = False  # the buffer as plain() last found it
-        self._counts = LogCounts()
+        self._counts = LogCounts(max_buffer)
         self._in_flight = 0
         self._held = Held(max_buffer, spool_dir)  # what neither store nor disk took
         self._store: Store | None = None
@@ -170,8 +174,8 @@ class PredictionLog:
         self, service: str, model_version: str, rules_version: str | None, status: int, latency_ms: float
     ) -> None:
         """Count a failed request in the metrics rollups (failures are counted, not logged as records)."""
-        if not self._closed and len(self._failures) < self.max_buffer:
-            self._failures.append(
+        if not self._closed:
+            self._counts.failure(
                 PredictionRecord(
                     "", time.time(), service, model_version, latency_ms, b"", b"", rules_version, status=status
                 )
@@ -291,41 +295,33 @@ class PredictionLog:
         batch = self._buffer.take()
         self._full = False
         self._in_flight = size(held) + size(batch)
+        groups = held
         try:
             # One delivery: held and new records reach the store, the spool or memory together.
             groups = held + self._redacted(batch)
-            try:
-                self._deliver(groups)
-            except Exception:  # logged by _run; the records wait for the next cycle
-                self._dropped(self._held.keep(groups))
-                raise
-            self._count_failures()
-            self._write_drops()
+            self._deliver(groups)
+        except Exception:  # logged by _run; what was not delivered waits for the next cycle
+            self._dropped(self._held.keep(groups))
+            if groups is held:  # the redact hook raised: the batch must not be stored unredacted
+                self._dropped(drops_by_minute(batch))
+            raise
         finally:
             self._in_flight = 0
-
-    def _count_failures(self) -> None:
-        failures = self._failures
-        if not failures or not self._store_up:
-            return  # kept (up to max_buffer) while the store is down
-        drained = [failures.popleft() for _ in range(len(failures))]
-        if self._store_up and self._store is not None:
-            try:
-                self._store.write_rollups(drained)
-            except StoreError as exc:  # counts are worth less than records: not spooled
-                logger.warning("could not count %d failed requests in the store: %s", len(drained), exc)
+        self._write_counts()
 
     def _shutdown(self) -> None:
         # Appends that raced with close() land here; after this, append() drops.
+        held, batch = self._held.take(), self._buffer.take()
+        groups = held + batch
         try:
-            self._deliver(self._held.take() + self._redacted(self._buffer.take()))
-            self._count_failures()
+            self._deliver(held + self._redacted(batch))
         except Exception:
-            logger.exception("prediction log writer failed while closing")
+            logger.exception("prediction log writer failed while closing; %d records dropped", size(groups))
+            self._dropped(drops_by_minute(groups))
         if len(self._held):
             logger.error("prediction log closed with %d records it could not keep; dropped", len(self._held))
             self._dropped(drops_by_minute(self._held.take()))
-        self._write_drops()
+        self._write_counts()
         if self._counts.unwritten_drops:
             logger.error("the store did not count %d dropped records (log_dropped)", self._counts.unwritten_drops)
         self._spool.close()
@@ -441,18 +437,11 @@ class PredictionLog:
     def _dropped(self, counts: Counter[tuple[int, str]]) -> None:
         self._counts.dropped(counts)
 
-    def _write_drops(self) -> None:
-        """Count the dropped records in the store's `log_drops`, which alert rules read
-        (metric `log_dropped`); kept for the next cycle while the store cannot take them."""
-        if not self._store_up or self._store is None:
-            return
-        drops = self._counts.take_drops()
-        if drops:
-            try:
-                self._store.write_drops(drops)
-            except StoreError as exc:
-                logger.warning("could not count %d dropped records in the store: %s", sum(drops.values()), exc)
-                self._counts.restore_drops(drops)
+    def _write_counts(self) -> None:
+        """Failed requests to the rollups, drops to `log_drops` (metric `log_dropped`); they
+        wait in memory while the store is down."""
+        if self._store_up and self._store is not None:
+            self._counts.write_to(self._store)
 
 
 def _check_number(name: str, value: float, low: float, high: float | None, hint: str) -> None:
