@@ -168,3 +168,23 @@ def test_import_of_a_missing_file_says_so(tmp_path: Path, missing: str) -> None:
         check=False,
     )
     assert run.returncode == 2 and "no feedback file" in run.stderr
+
+
+def test_nul_in_a_prediction_and_its_feedback_is_kept_on_postgres(tmp_path: Path, postgres_url: str) -> None:
+    # jsonb refuses \u0000 and text refuses U+0000: the prediction was answered and never
+    # logged (rejected), and the feedback answered 500 store_error; SQLite took both.
+    server = start_server(SERVICES / "identity", tmp_path, store_url=postgres_url)
+    try:
+        body = b'{"text":"card\\u0000lost"}'
+        answer = httpx.post(server.url + "/predict", content=body, timeout=10)
+        assert answer.status_code == 200, answer.text
+        request_id = answer.headers["x-request-id"]
+        feedback = httpx.post(server.url + "/feedback", json={"request_id": request_id, "label": "a\x00b"}, timeout=10)
+        assert feedback.status_code == 200, feedback.text
+    finally:
+        assert server.stop() == 0  # SIGTERM flushes the log
+    with open_store(postgres_url) as store:
+        logged = store.find_prediction(request_id)
+        assert logged is not None and logged.inputs == body
+        (row,) = store._query("SELECT actual FROM feedback", [])
+        assert row[0] == "a\x00b"

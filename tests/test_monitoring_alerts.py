@@ -181,6 +181,16 @@ def test_error_rate_fires_once_and_recovers_once(
     ]
 
 
+def test_dropped_log_records_fire_even_with_nothing_logged(store: Store, receiver: Receiver) -> None:
+    rules = "  - {name: records dropped, metric: log_dropped, above: 0, window: 15m}\n"
+    a = alerter(store, receiver, rules)
+    assert a.evaluate(NOW)[0].state == "ok"
+    store.write_drops({(int(NOW - 300) // 60, SERVICE): 7, (int(NOW - 3600) // 60, SERVICE): 1})
+    fired = a.evaluate(NOW)[0]
+    assert fired.state == "firing" and fired.value == 7 and fired.changed
+    assert [b["metric"] for b in receiver.at("/hook")] == ["log_dropped"]
+
+
 def test_accuracy_needs_feedback_and_missing_feedback_is_not_a_recovery(
     store: Store, store_url: str, receiver: Receiver, tmp_path: Path
 ) -> None:

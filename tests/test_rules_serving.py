@@ -3,6 +3,8 @@ token, every worker swapping, shadow and canary rule sets, file watch, and backt
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 import subprocess
 import sys
 import time
@@ -12,6 +14,10 @@ import httpx
 import orjson
 import pytest
 from conftest import SERVICES, Server, logged_row, start_server
+
+from shipway.core.service import load_project
+from shipway.serving.app import App
+from shipway.store import open_store
 
 ROUTER = SERVICES / "router"
 TOKEN = "test-admin-token"
@@ -276,3 +282,39 @@ def test_cli_apply_to_the_store_is_gated_too(tmp_path: Path) -> None:
     assert out.returncode == 1 and "refused by the validation gate" in out.stderr
     out = subprocess.run([*cli, "--no-gate"], capture_output=True, text=True, env=env)
     assert out.returncode == 0 and "applied rules version routing-2" in out.stdout
+
+
+def test_a_decision_is_logged_with_the_rules_version_that_took_it(tmp_path: Path) -> None:
+    # The version used to be read when the entry was logged, after the answer was sent: rules
+    # switched in between were logged for a decision the old rules took. The test is the ASGI
+    # server here: it switches the rules while the answer is being sent, which is deterministic.
+    project = Path(shutil.copytree(ROUTER, tmp_path / "router"))
+    store_url = f"sqlite:///{tmp_path / 'store.db'}"
+    service, settings = load_project(project, {"store.url": store_url})
+    app = App(service, settings)
+
+    async def one_request() -> dict:
+        await app.startup()
+        sent: list[dict] = []
+        body = orjson.dumps({"text": "card_arrival 0.9"})
+        scope = {"type": "http", "method": "POST", "path": "/predict", "headers": [(b"x-request-id", b"r-1")]}
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                assert app.rules is not None
+                app.rules.apply(V2)  # the rules switch while routing-1's answer is on its way
+            sent.append(message)
+
+        await app(scope, receive, send)
+        await app.shutdown()
+        return orjson.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
+
+    answer = asyncio.run(one_request())
+    assert answer["decision"]["rules_version"] == "routing-1"
+    with open_store(store_url) as store:
+        (record,) = store.read_predictions()
+    assert record.request_id == "r-1" and orjson.loads(record.decision or b"")["rules_version"] == "routing-1"
+    assert record.rules_version == "routing-1"

@@ -231,6 +231,46 @@ def test_postgres_reconnects_on_the_call_after_a_lost_connection(postgres_url: s
         assert store.count_predictions() == 2
 
 
+# Documents and ids PostgreSQL refuses as they are (U+0000 in text, jsonb's \u0000 and lone
+# surrogates) and what could be mistaken for its wrapper: SQLite stores them as they are, and
+# both backends give back exactly what was written.
+AWKWARD_DOCUMENTS = [
+    b'{"text":"a\\u0000b"}',
+    b'{"text":"\\ud800 alone"}',
+    b'{"text":"a pair \\ud83d\\ude00"}',
+    b'{"shipway:json":"looks wrapped"}',
+    b'{"text":"a backslash, then u0000: \\\\u0000"}',
+    '{"text": "\uffff0 the escape itself"}'.encode(),  # spaced as jsonb gives it back
+]
+
+
+def test_what_postgres_refuses_round_trips_exactly_on_both_backends(store_url: str) -> None:
+    records = [
+        make_record(
+            i,
+            request_id=f"req-{i}\x00nul",
+            model_version="m\x00\uffff1",
+            rules_version="r\x00",
+            inputs=doc,
+            outputs=doc,
+            decision=doc,
+            shadow=doc,
+        )
+        for i, doc in enumerate(AWKWARD_DOCUMENTS)
+    ]
+    with open_store(store_url) as store:
+        store.write_predictions(records)
+        back = store.read_predictions()
+        assert [(r.inputs, r.outputs, r.decision, r.shadow) for r in back] == [(d, d, d, d) for d in AWKWARD_DOCUMENTS]
+        assert [r.request_id for r in back] == [r.request_id for r in records]
+        assert {(r.model_version, r.rules_version) for r in back} == {("m\x00\uffff1", "r\x00")}
+        assert store.find_prediction("req-0\x00nul") is not None
+        options = {"mode": "canary", "canary": 0.1, "canary_key": "field\x00"}
+        store.record_rules("svc\x00", "v\x00", "rules:\x00", actor="me\x00", options=options)
+        (event,) = store.rules_history("svc\x00")
+        assert (event.version, event.actor, event.source, event.options) == ("v\x00", "me\x00", "rules:\x00", options)
+
+
 def test_postgres_refuses_invalid_json_as_a_store_error(postgres_url: str) -> None:
     with open_store(postgres_url) as store:
         with pytest.raises(StoreError) as info:

@@ -71,6 +71,37 @@ def test_feedback_joins_reports_duplicates_unknown_and_late(store_url: str) -> N
         assert rows[("nobody", "label")][4] is None  # pending
 
 
+def test_feedback_with_nul_in_ids_names_and_labels_is_stored_and_joined(store_url: str) -> None:
+    # PostgreSQL's text cannot hold U+0000: it answered 500 store_error where SQLite stored it.
+    with open_store(store_url) as store:
+        store.write_predictions([_record(0, "card\x00lost", request_id="req\x00-0")])
+        outcome = store.write_feedback(
+            _feedback([{"request_id": "req\x00-0", "name": "label\x00", "value": "card\x00lost", "ts": T0 + 60}]),
+            DESCRIBE,
+        )
+        assert outcome.accepted == 1 and outcome.unknown == []
+        rows = store._query("SELECT request_id, name, value, actual, predicted, rank FROM feedback", [])
+        assert [tuple(r) for r in rows] == [
+            ("req\x00-0", "label\x00", '"card\\u0000lost"', "card\x00lost", "card\x00lost", None)
+        ]
+        store.write_feedback(_feedback([{"request_id": "req\x00-0", "label": "card\x00lost", "ts": T0 + 60}]), DESCRIBE)
+        (row,) = store._query("SELECT actual, predicted, rank FROM feedback WHERE name = 'label'", [])
+        assert tuple(row) == ("card\x00lost", "card\x00lost", 1)
+
+
+def test_a_reused_request_id_logs_both_and_feedback_joins_the_newest(store_url: str) -> None:
+    # The rule of docs/feedback.md ("When a client reuses a request id").
+    with open_store(store_url) as store:
+        store.write_predictions(
+            [_record(0, "a", request_id="same", ts=T0), _record(1, "b", request_id="same", ts=T0 + 5)]
+        )
+        assert store.count_predictions() == 2
+        outcome = store.write_feedback(_feedback([{"request_id": "same", "label": "b", "ts": T0 + 60}]), DESCRIBE)
+        assert outcome.accepted == 1 and outcome.unknown == [] and outcome.duplicates == []
+        (row,) = store._query("SELECT pred_ts, predicted, rank FROM feedback", [])
+        assert tuple(row) == (T0 + 5, "b", 1)
+
+
 def test_unknown_feedback_joins_when_its_prediction_is_logged_later(store_url: str) -> None:
     with open_store(store_url) as store:
         first = store.write_feedback(_feedback([{"request_id": "req-7", "label": "a"}]), DESCRIBE)

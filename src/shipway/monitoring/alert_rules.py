@@ -45,6 +45,7 @@ SEVERITIES = ("info", "warning", "critical")
 # "labelled" (predictions with a label), "outcome" (that outcome's count) or "none".
 FIXED_METRICS: dict[str, str] = {
     "requests": "none",
+    "log_dropped": "none",
     "errors": "requests",
     "error_rate": "requests",
     "latency_ms.mean": "requests",

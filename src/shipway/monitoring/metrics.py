@@ -144,6 +144,7 @@ def online_metrics(
         for tally in (total, buckets[(group or "", int(t))]):
             tally.add_feedback(name, int(n), top, int(ranked), float(number_sum or 0), int(number_count))
     totals = total.to_dict()
+    totals["log_dropped"] = sql.dropped_count(store, service, since, until)
     breakdown = sql.label_breakdown(store, service, since, until)
     totals["per_class"] = _per_class(breakdown)
     totals["calibration"] = _calibration(breakdown)

@@ -81,13 +81,14 @@ class LiveRules:
         chosen, other = (candidate, live) if use_candidate else (live, candidate)
         meta = {"time": time.time(), "canary": use_candidate}
         shadow = other.decide(request, value, meta).to_dict() if other is not None else None
+        version = live.version if live is not None else None  # what the log records
         if chosen is None:
-            return Decided(value, None, value, shadow)
+            return Decided(value, None, value, shadow, rules_version=version)
         decision = chosen.decide(request, value, meta)
         if self.on_decision is not None:
             self.on_decision(decision)
         answer = chosen.apply(mapping(value), decision) if decision.fallback or decision.set else value
-        return Decided(answer, decision.to_dict(), value, shadow)
+        return Decided(answer, decision.to_dict(), value, shadow, rules_version=version)
 
 
 def rules_stage(live: LiveRules) -> Stage:

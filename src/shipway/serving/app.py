@@ -295,7 +295,10 @@ class App:
         """Ask the log again for its way in for plain entries: for the current context, and
         None while the log wants every entry through add() (a full buffer, say)."""
         log = self.log
-        self._log_plain = log.plain(self._context) if log is not None and self._mode == "on" else None
+        # With live rules, answers are decided: one the rules did not see (answered across a
+        # switch from none) goes through add(), under no rules version.
+        plain = log is not None and self._mode == "on" and self._context[2] is None
+        self._log_plain = log.plain(self._context) if plain and log is not None else None
 
     def _rules_swapped(self, active: Active) -> None:
         self.update_ids({"rules_version": active.versions[0]})

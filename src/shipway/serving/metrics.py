@@ -158,6 +158,7 @@ class Metrics:
             "replayed",
             "dropped",
             "pending",
+            "held",
             "sampled_out",
             "rejected",
             "redacted_out",

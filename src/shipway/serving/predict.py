@@ -107,7 +107,12 @@ def _log(
         return
     assert app.pipeline is not None
     outputs, decision, shadow = logged_outputs(app.pipeline, app._mode, app._mode_decision, answer, output)
-    log.add(app._context, request_id, time(), seconds * 1000, 200, inputs, outputs, decision, shadow)
+    context = app._context
+    if output is not None:  # the rules version that decided (none ran: None), not today's
+        version = output.rules_version if isinstance(output, Decided) else None
+        if version != context[2]:
+            context = (context[0], context[1], version, context[3], context[4])
+    log.add(context, request_id, time(), seconds * 1000, 200, inputs, outputs, decision, shadow)
 
 
 async def _wait(app: App, awaitable: Awaitable[Any]) -> Any:

@@ -6,7 +6,7 @@ import abc
 import itertools
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -131,6 +131,10 @@ class Store(abc.ABC):
         """Count records in the metrics rollups without storing them (failed requests)."""
         groups = columns_of_records(records, "replace")
         self._transact(lambda run: rollups.write_rollups(run, groups))
+
+    def write_drops(self, counts: Mapping[tuple[int, str], int]) -> None:
+        """Count prediction records that were answered and dropped, per (minute, service)."""
+        self._transact(lambda run: rollups.write_drops(run, counts))
 
     def read_predictions(
         self,

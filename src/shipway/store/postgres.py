@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg.adapt import Buffer, Loader
 from psycopg.conninfo import conninfo_to_dict
 
 from shipway.errors import StoreError, StoreUnavailable
+from shipway.store import pg_text
 from shipway.store.base import (
     COLUMNS,
     Executor,
@@ -23,7 +23,7 @@ from shipway.store.base import (
 )
 from shipway.store.records import LogColumns, PredictionRecord, RulesEvent, columns_of, entries_of_columns
 from shipway.store.rollups import write_rollups
-from shipway.store.tables import hourly_backfill, shared_tables
+from shipway.store.tables import LOG_DROPS, hourly_backfill, shared_tables
 
 __all__ = ["PostgresStore"]
 
@@ -98,6 +98,7 @@ _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
             *hourly_backfill(),
         ),
     ),
+    (5, (LOG_DROPS,)),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
@@ -119,7 +120,9 @@ _MOVE = (
     f"INSERT INTO predictions ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} FROM {_INCOMING} "
     "ON CONFLICT (request_id, ts) DO NOTHING"
 )
-_MOVE_RETURNING = _MOVE + " RETURNING request_id, ts"
+# The ids as bytea: the common case only counts them, and psycopg's bytea loader is C code
+# where text now goes through pg_text's unescaping loader.
+_MOVE_RETURNING = _MOVE + " RETURNING request_id::bytea, ts"
 _SELECT = "SELECT " + ", ".join(COLUMNS)
 
 # Applied unless the URL sets them: without them a server that vanishes without
@@ -132,13 +135,6 @@ _CONNECT_DEFAULTS: dict[str, Any] = {
     "keepalives_count": 3,
     "tcp_user_timeout": 30_000,
 }
-
-
-class _JsonBytes(Loader):
-    """Return json/jsonb columns as the bytes of their text, never parsed."""
-
-    def load(self, data: Buffer) -> bytes:
-        return bytes(data)
 
 
 class PostgresStore(Store):
@@ -179,10 +175,7 @@ class PostgresStore(Store):
         entries = entries_of_columns(groups)
         if not entries:
             return
-        rows = [
-            (rid, ts, ctx[0], ctx[1], latency, inputs, outputs, ctx[2], ctx[3], ctx[4], status, decision, shadow)
-            for ctx, rid, ts, latency, status, inputs, outputs, decision, shadow in entries
-        ]
+        rows = pg_text.copy_rows(groups)  # what PostgreSQL refuses, encoded (store/pg_text.py)
         with self._lock:
             conn = self._connection()
             try:
@@ -191,13 +184,15 @@ class PostgresStore(Store):
                     # transaction mode each transaction may reach another session.
                     cur.execute(_CREATE_INCOMING)
                     with cur.copy(_COPY) as copy:
+                        copy.set_types(pg_text.COPY_TYPES)
                         for row in rows:
                             copy.write_row(row)
                     cur.execute(_MOVE_RETURNING)
                     # Only what was not stored before counts (a replay, a lost COMMIT acknowledgement).
-                    fresh = set(cur.fetchall())
+                    fresh = cur.fetchall()
                     if len(fresh) < len(entries):
-                        groups = columns_of(e for e in entries if (e[1], e[2]) in fresh)
+                        stored = {(pg_text.unescape(bytes(rid).decode()), ts) for rid, ts in fresh}
+                        groups = columns_of(e for e in entries if (e[1], e[2]) in stored)
                     write_rollups(_Executor(cur), groups)
             except UnicodeEncodeError as exc:
                 raise self._not_utf8(exc) from exc
@@ -234,6 +229,7 @@ class PostgresStore(Store):
     def _insert_event(self, table: str, event: RulesEvent) -> int:
         sql, params = self._rules_event_insert(table, event)
         sql += " RETURNING id"
+        params = (*params[:5], pg_text.document_in(params[5]), *params[6:])  # options: jsonb
         with self._lock:
             conn = self._connection()
             try:
@@ -285,8 +281,7 @@ class PostgresStore(Store):
             ) from exc
         except psycopg.Error as exc:
             raise self._bad_url(str(exc)) from exc
-        conn.adapters.register_loader("jsonb", _JsonBytes)
-        conn.adapters.register_loader("json", _JsonBytes)
+        pg_text.register(conn)
         try:
             self._migrate(conn)
         except BaseException as exc:

@@ -7,9 +7,14 @@ One daemon thread takes what is buffered every `flush_interval_s`, redacts, and
 writes the batch in one transaction. When the store is down the batch goes to
 a spool on local disk, and the spool is replayed when the store comes back.
 
-Guarantee: `close()` loses nothing (what the store did not take is spooled);
-a hard kill loses at most what was appended in the last flush interval
-(0.5 s by default; keep it at or under 1 s) plus the batch being written.
+When the spool fails too, records wait in memory with the new ones (store/held.py),
+up to `max_buffer`; past it the oldest are dropped and counted, in the stats and in
+the store's `log_drops` once it takes writes (store/log_counts.py).
+
+Guarantee: every record appended is written, spooled, held or counted as dropped.
+`close()` loses nothing (what the store did not take is spooled); a hard kill loses
+at most what was appended in the last flush interval (0.5 s by default; keep it at
+or under 1 s) plus the batch being written.
 """
 
 from __future__ import annotations
@@ -17,14 +22,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from random import random
 
 from shipway.errors import ConfigError, StoreError, StoreUnavailable
 from shipway.store.base import Store
+from shipway.store.held import Held
 from shipway.store.log_buffer import FIELDS, LogBuffer
+from shipway.store.log_counts import LogCounts, drops_by_minute
 from shipway.store.records import (
     Context,
     LogColumns,
@@ -48,7 +55,6 @@ logger = logging.getLogger("shipway.store")
 
 # Even with a healthy store, look now and then for spool files a dead process left.
 _ORPHAN_SCAN_S = 30.0
-_COUNTERS = ("written", "spooled", "replayed", "dropped", "sampled_out", "redacted_out", "redaction_failed", "rejected")
 
 
 class PredictionLog:
@@ -89,16 +95,14 @@ class PredictionLog:
         self.retry_interval_s = retry_interval_s
 
         self._buffer = LogBuffer()
-        self._failures: deque[PredictionRecord] = deque()  # counted in the rollups only
         # Wake the writer early once an interval's worth of traffic is waiting.
         self._wake_entries = max(1, min(10_000, max_buffer // 4))
         self._wake_fields = self._wake_entries * FIELDS
         self._max_fields = max_buffer * FIELDS
         self._full = False  # the buffer as plain() last found it
-        self._counts = dict.fromkeys(_COUNTERS, 0)
-        self._counts_lock = threading.Lock()
+        self._counts = LogCounts(max_buffer)
         self._in_flight = 0
-        self._held: list[LogColumns] = []  # a batch neither store nor disk took
+        self._held = Held(max_buffer, spool_dir)  # what neither store nor disk took
         self._store: Store | None = None
         self._spool = Spool(spool_dir)
         self._store_up = False
@@ -139,7 +143,7 @@ class PredictionLog:
             return
         fields = self._buffer.fields
         if self._closed or self._full or len(fields) >= self._max_fields:
-            self._count("dropped")
+            self._dropped(Counter({(int(ts // 60), context[0]): 1}))
             return
         # One C call, in LogBuffer's order (the tuple is freed at once; see store/log_buffer.py).
         fields.extend((context, request_id, ts, latency_ms, status, inputs, outputs, decision, shadow))
@@ -170,8 +174,8 @@ class PredictionLog:
         self, service: str, model_version: str, rules_version: str | None, status: int, latency_ms: float
     ) -> None:
         """Count a failed request in the metrics rollups (failures are counted, not logged as records)."""
-        if not self._closed and len(self._failures) < self.max_buffer:
-            self._failures.append(
+        if not self._closed:
+            self._counts.failure(
                 PredictionRecord(
                     "", time.time(), service, model_version, latency_ms, b"", b"", rules_version, status=status
                 )
@@ -197,14 +201,14 @@ class PredictionLog:
         """Write (or spool) everything appended so far; False if not done in `timeout`."""
         thread = self._thread
         if thread is None or not thread.is_alive():
-            return not self._buffer and not self._held
+            return not self._buffer and not len(self._held)
         with self._flush_cond:
             self._flush_requested += 1
             target = self._flush_requested
         self._wake.set()
         with self._flush_cond:
             done = self._flush_cond.wait_for(lambda: self._flush_done >= target, timeout)
-        return done and not self._held
+        return done and not len(self._held)
 
     def close(self, timeout: float = 10.0) -> None:
         """Flush, spool what the store did not take, stop the thread, close the store.
@@ -229,16 +233,16 @@ class PredictionLog:
                     self.spool_dir,
                 )
         # Also catches an append that passed the closed check just before close().
-        leftover = records_of_columns(self._buffer.take())
-        if leftover:
+        groups = self._buffer.take()
+        if groups:
             # A Spool of our own: the writer thread, if alive, may still use its one.
             spool = Spool(self.spool_dir)
             try:
-                spool.append(leftover)
-                self._count("spooled", len(leftover))
+                spool.append(records_of_columns(groups))
+                self._count("spooled", size(groups))
             except OSError:
-                logger.exception("cannot spool %d records to %s", len(leftover), self.spool_dir)
-                self._count("dropped", len(leftover))
+                logger.exception("cannot spool %d records to %s; they are dropped", size(groups), self.spool_dir)
+                self._dropped(drops_by_minute(groups))
             finally:
                 spool.close()
 
@@ -251,10 +255,12 @@ class PredictionLog:
 
     @property
     def stats(self) -> dict[str, int | bool]:
-        """Counters since start, plus `pending` (not yet written) and `store_up`."""
-        with self._counts_lock:
-            stats: dict[str, int | bool] = dict(self._counts)
-        stats["pending"] = len(self._buffer) + self._in_flight + size(self._held)
+        """Counters since start, plus `pending` (not yet written), `held` (the part of pending
+        that neither the store nor the spool took) and `store_up`."""
+        stats: dict[str, int | bool] = dict(self._counts.snapshot())
+        held = len(self._held)
+        stats["pending"] = len(self._buffer) + self._in_flight + held
+        stats["held"] = held
         stats["store_up"] = self._store_up
         return stats
 
@@ -285,60 +291,53 @@ class PredictionLog:
             self._recover()
         elif self._store_up and now >= self._next_scan:
             self._recover()
-        held, self._held = self._held, []
+        held = self._held.take()  # already redacted
         batch = self._buffer.take()
         self._full = False
         self._in_flight = size(held) + size(batch)
+        groups = held
         try:
-            self._deliver(held)  # already redacted
-            self._process(batch)
-            self._count_failures()
+            # One delivery: held and new records reach the store, the spool or memory together.
+            groups = held + self._redacted(batch)
+            self._deliver(groups)
+        except Exception:  # logged by _run; what was not delivered waits for the next cycle
+            self._dropped(self._held.keep(groups))
+            if groups is held:  # the redact hook raised: the batch must not be stored unredacted
+                self._dropped(drops_by_minute(batch))
+            raise
         finally:
             self._in_flight = 0
-
-    def _count_failures(self) -> None:
-        failures = self._failures
-        if not failures:
-            return
-        drained = [failures.popleft() for _ in range(len(failures))]
-        if self._store_up and self._store is not None:
-            try:
-                self._store.write_rollups(drained)
-            except StoreError as exc:  # counts are worth less than records: not spooled
-                logger.warning("could not count %d failed requests in the store: %s", len(drained), exc)
+        self._write_counts()
 
     def _shutdown(self) -> None:
         # Appends that raced with close() land here; after this, append() drops.
+        held, batch = self._held.take(), self._buffer.take()
+        groups = held + batch
         try:
-            held, self._held = self._held, []
-            self._deliver(held)
-            self._process(self._buffer.take())
-            self._count_failures()
+            self._deliver(held + self._redacted(batch))
         except Exception:
-            logger.exception("prediction log writer failed while closing")
+            logger.exception("prediction log writer failed while closing; %d records dropped", size(groups))
+            self._dropped(drops_by_minute(groups))
+        if len(self._held):
+            logger.error("prediction log closed with %d records it could not keep; dropped", len(self._held))
+            self._dropped(drops_by_minute(self._held.take()))
+        self._write_counts()
+        if self._counts.unwritten_drops:
+            logger.error("the store did not count %d dropped records (log_dropped)", self._counts.unwritten_drops)
         self._spool.close()
         if self._store is not None:
             try:
                 self._store.close()
             except StoreError:
                 logger.exception("closing the prediction store failed")
-        if self._held:
-            logger.error(
-                "prediction log closed with %d records that neither the store nor the "
-                "spool at %s accepted; they are lost",
-                size(self._held),
-                self.spool_dir,
-            )
-            self._count("dropped", size(self._held))
-            self._held = []
 
-    def _process(self, batch: list[LogColumns]) -> None:
-        """Redact a fresh batch, then deliver it."""
+    def _redacted(self, batch: list[LogColumns]) -> list[LogColumns]:
+        """A fresh batch through the redact hook."""
         if batch and self.redact is not None:
             batch, result = redact_columns(batch, self.redact)
             self._count("redacted_out", result.dropped)
             self._count("redaction_failed", len(result.failures))
-        self._deliver(batch)
+        return batch
 
     def _deliver(self, groups: list[LogColumns]) -> None:
         """To the store if it is up, else to the spool, else keep in memory."""
@@ -350,25 +349,29 @@ class PredictionLog:
             for attempt in (1, 2):
                 try:
                     self._count("written", self._write(groups))
+                    self._held.released(self.stats["dropped"])
                     return
                 except StoreUnavailable as exc:
                     if attempt == 2:
                         self._mark_down(exc)
+        if self._held.spool_resting:
+            self._hold(groups, None)
+            return
         entries = entries_of_columns(groups)
         try:
             self._spool.append([record_of(e) for e in entries])
             self._count("spooled", len(entries))
-        except OSError:
-            logger.exception(
-                "cannot spool %d prediction records to %s; keeping them in memory",
-                len(entries),
-                self.spool_dir,
-            )
-            kept = entries[-self.max_buffer :]
-            self._held = columns_of(kept)
-            self._count("dropped", len(entries) - len(kept))
+        except OSError as exc:
+            self._hold(groups, exc)
+            return
         except Exception as exc:  # a record the spool cannot encode: keep it aside
             self._reject(entries, exc)
+        self._held.released(self.stats["dropped"])
+
+    def _hold(self, groups: list[LogColumns], exc: OSError | None) -> None:
+        dropped = self._held.keep(groups)
+        self._dropped(dropped)
+        self._held.report(exc, sum(dropped.values()), self.stats["dropped"], self.retry_interval_s)
 
     def _write(self, groups: list[LogColumns], *, replay: bool = False) -> int:
         """Write a batch, refused records kept aside (store/refusals.py); how many were written."""
@@ -380,8 +383,8 @@ class PredictionLog:
         try:
             path = self._spool.reject(refused_lines(entries))
         except OSError:
-            logger.exception("cannot keep %d rejected records", len(entries))
-            self._count("dropped", len(entries))
+            logger.exception("cannot keep %d rejected records; they are dropped", len(entries))
+            self._dropped(drops_by_minute(columns_of(entries)))
             return
         logger.error("the store refused %d prediction record(s): %s; kept in %s", len(entries), exc, path)
         self._count("rejected", len(entries))
@@ -429,8 +432,16 @@ class PredictionLog:
         self._next_retry = time.monotonic() + self.retry_interval_s
 
     def _count(self, name: str, n: int = 1) -> None:
-        with self._counts_lock:
-            self._counts[name] += n
+        self._counts.add(name, n)
+
+    def _dropped(self, counts: Counter[tuple[int, str]]) -> None:
+        self._counts.dropped(counts)
+
+    def _write_counts(self) -> None:
+        """Failed requests to the rollups, drops to `log_drops` (metric `log_dropped`); they
+        wait in memory while the store is down."""
+        if self._store_up and self._store is not None:
+            self._counts.write_to(self._store)
 
 
 def _check_number(name: str, value: float, low: float, high: float | None, hint: str) -> None:

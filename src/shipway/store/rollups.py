@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,7 @@ from shipway.store.records import LogColumns
 if TYPE_CHECKING:
     from shipway.store.base import Executor
 
-__all__ = ["GROWTH", "bucket_bounds", "latency_bucket", "quantile", "rollup", "write_rollups"]
+__all__ = ["GROWTH", "bucket_bounds", "latency_bucket", "quantile", "rollup", "write_drops", "write_rollups"]
 
 GROWTH = 1.1
 _FLOOR_MS = 0.001  # latencies up to a microsecond share bucket 0
@@ -58,6 +58,17 @@ def write_rollups(run: Executor, groups: Sequence[LogColumns]) -> None:
     run.many(UPSERT_LATENCY, latency)
     run.many(UPSERT_COUNTS_HOURLY, _hourly(counts, 2))
     run.many(UPSERT_LATENCY_HOURLY, _hourly(latency, 1))
+
+
+UPSERT_DROPS = (
+    "INSERT INTO log_drops (minute, service, n) VALUES (?, ?, ?) "
+    "ON CONFLICT (minute, service) DO UPDATE SET n = log_drops.n + excluded.n"
+)
+
+
+def write_drops(run: Executor, counts: Mapping[tuple[int, str], int]) -> None:
+    """Add dropped prediction records, counted per (minute, service), to `log_drops`."""
+    run.many(UPSERT_DROPS, [(minute, service, n) for (minute, service), n in counts.items()])
 
 
 def _hourly(rows: list[tuple[Any, ...]], values: int) -> list[tuple[Any, ...]]:

@@ -16,7 +16,7 @@ from shipway.store.feedback import BINS
 if TYPE_CHECKING:
     from shipway.store.base import Store
 
-__all__ = ["feedback_series", "label_breakdown", "latency_series", "prediction_series"]
+__all__ = ["dropped_count", "feedback_series", "label_breakdown", "latency_series", "prediction_series"]
 
 GROUPS = ("model_version", "rules_version")
 
@@ -75,6 +75,17 @@ def _rollup_rows(
         )
         rows.extend(store._query(sql, [service, low, high]))
     return rows
+
+
+def dropped_count(store: Store, service: str, since: float, until: float) -> int:
+    """Prediction records answered in the window's minutes and dropped (`log_drops`)."""
+    ph = store.placeholder
+    first, last = _minutes(since, until)
+    rows = store._query(
+        f"SELECT COALESCE(SUM(n), 0) FROM log_drops WHERE service = {ph} AND minute >= {ph} AND minute < {ph}",
+        [service, first, last],
+    )
+    return int(rows[0][0])
 
 
 def feedback_series(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shipway.store.tables import hourly_backfill, shared_tables
+from shipway.store.tables import LOG_DROPS, hourly_backfill, shared_tables
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
 
@@ -127,5 +127,6 @@ MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
             *hourly_backfill(),
         ),
     ),
+    (5, (LOG_DROPS,)),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

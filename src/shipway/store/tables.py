@@ -7,7 +7,7 @@ and `alerts` runs on both.
 
 from __future__ import annotations
 
-__all__ = ["hourly_backfill", "shared_tables"]
+__all__ = ["LOG_DROPS", "hourly_backfill", "shared_tables"]
 
 _TABLES = (
     # Per minute (and, in the *_hourly twins, per hour), per service, model, rules version,
@@ -80,6 +80,14 @@ _HOURLY_BACKFILL = (
         SELECT minute / 60, service, model_version, rules_version, bucket, SUM(n)
         FROM prediction_latency GROUP BY 1, 2, 3, 4, 5""",
 )
+
+
+# Schema version 5: per minute and service, the prediction records that were answered and
+# then dropped (a full buffer, or neither the store nor the spool took them). The writer adds
+# to it once the store takes writes again; alert rules read it as `log_dropped`.
+LOG_DROPS = """CREATE TABLE log_drops (
+    minute BIGINT NOT NULL, service TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (minute, service)
+)"""
 
 
 def hourly_backfill() -> tuple[str, ...]:
