@@ -50,6 +50,8 @@ __all__ = ["App"]
 logger = logging.getLogger("shipway.serving")
 
 Handler = Callable[[Receive, Send, str], Awaitable[None]]
+# The endpoint label of the metrics, by path, for an error answered outside the endpoint's own code.
+_ENDPOINTS = {"/predict": "predict", "/predict/batch": "batch", "/explain": "explain", "/feedback": "feedback"}
 Mounted = Callable[[Scope, Receive, Send], Awaitable[None]]  # an ASGI app
 
 
@@ -355,8 +357,23 @@ class App:
             routes = ", ".join([*self._routes, *dict.fromkeys(p for p, _ in self._guarded_routes), *self.mounts])
             body = error_body("not_found", f"no route {path!r}; the routes are {routes}", request_id)
             return await self._refuse(send, 404, "not_found", body, request_id)
+        except Exception as err:  # a bug of ours: still the one shape, counted, logged with the request id
+            await self._crash(send, err, request_id, path)
         finally:
             request_id_var.reset(token)
+
+    async def _crash(self, send: Send, err: Exception, request_id: str, path: str) -> None:
+        """An exception no endpoint handled: logged with its traceback, counted, and answered as
+        the generic 500 unless the answer had already started."""
+        logger.error(f"{path} failed: {err!r}", exc_info=err, extra={"status": 500, "request_id": request_id})
+        message = f"the service failed to answer; its log has the traceback under request id {request_id}"
+        if self.metrics is not None:
+            self.metrics.request(_ENDPOINTS.get(path, "other"), 500)
+            self.metrics.error("internal_error")
+        try:
+            await send_response(send, 500, error_body("internal_error", message, request_id), request_id)
+        except Exception:  # the answer had started: the server closes the connection
+            logger.warning("the error could not be answered: the response had already started")
 
     async def trace_body(self, body: bytes) -> dict[str, Any]:
         """The trace of one request body through the live pipeline, run on the predict thread
