@@ -24,7 +24,7 @@ from shipway.serving.responses import error_body
 
 BIG = 123456789012345678901234  # beyond 64 bits: orjson refuses to write it
 
-SERVICE = '''
+SERVICE = """
 from pydantic import BaseModel, Field
 
 
@@ -38,7 +38,7 @@ def predict(item: Item) -> Item:
 
 
 example = Item(text="warm-up")
-'''
+"""
 
 
 async def _boom(scope: Scope, receive: Receive, send: Send) -> None:

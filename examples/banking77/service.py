@@ -8,7 +8,7 @@ from pathlib import Path
 
 import joblib
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sklearn.pipeline import Pipeline
 
 ALTERNATIVES = 3
@@ -21,6 +21,10 @@ MAX_CHARS = 160
 
 class Message(BaseModel):
     """A customer's message to support."""
+
+    # Python's regex engine, so that the pattern's \S means what normalise's str.split() means:
+    # a message of separators only (U+001C..U+001F) is refused here, not emptied by normalise.
+    model_config = ConfigDict(regex_engine="python-re")
 
     # The pattern rejects whitespace-only text, which would otherwise get a confident guess.
     text: str = Field(
