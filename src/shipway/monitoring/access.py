@@ -21,7 +21,17 @@ from html import escape
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
-__all__ = ["COOKIE", "SESSION_S", "TOKEN_ENV", "check", "form_fields", "login_form", "session_cookie", "token_matches"]
+__all__ = [
+    "COOKIE",
+    "SESSION_S",
+    "TOKEN_ENV",
+    "check",
+    "form_fields",
+    "login_form",
+    "next_page",
+    "session_cookie",
+    "token_matches",
+]
 
 TOKEN_ENV = "SHIPWAY_ADMIN_TOKEN"
 COOKIE = "shipway_dashboard"
@@ -67,6 +77,18 @@ def login_form(prefix: str, service: str, target: str, message: str) -> str:
         '<input type="password" name="token" autocomplete="current-password" autofocus aria-label="token">'
         f'<input type="hidden" name="next" value="{escape(target)}"><button>Sign in</button></form>'
     )
+
+
+def next_page(target: str, prefix: str) -> str:
+    """Where the sign-in form sends the browser back to: `target` when it is a page of the
+    dashboard (a path under `prefix`, plain printable ASCII, no `..`), else the dashboard.
+    Anything else could send the browser to another site or break the Location header."""
+    path = target.partition("?")[0]
+    inside = path == prefix or path.startswith(prefix + "/")
+    plain = target.isascii() and target.isprintable() and "\\" not in target and " " not in target
+    if inside and plain and ".." not in path.split("/"):
+        return target
+    return prefix
 
 
 def form_fields(body: bytes) -> dict[str, str]:

@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from contextvars import ContextVar
 from functools import partial
 from html import escape
 from pathlib import Path
@@ -53,6 +54,7 @@ from shipway.monitoring.snapshot import (
 )
 from shipway.store import Store, store_from_url
 from shipway.store.feedback import Describe
+from shipway.web import clean_id, error_body, new_id
 
 __all__ = ["Dashboard"]
 
@@ -70,6 +72,8 @@ _SAFE = [
 _PRIVATE = [(b"cache-control", b"no-store"), *_SAFE]  # pages and data hold customer text
 _WINDOWS = ("1h", "6h", "24h", "7d", "30d")
 _SCAN_CACHE = 24  # drift and two prediction lists, for a few windows
+# The request's id, for its error body: the service's when mounted in it, else the caller's or a new one.
+_request_id: ContextVar[str] = ContextVar("shipway_dashboard_request_id", default="")
 
 
 class Dashboard:
@@ -171,6 +175,23 @@ class Dashboard:
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = scope.get("shipway.request_id") or _caller_id(scope) or new_id()
+        token = _request_id.set(request_id)
+        try:
+            await self._route(scope, receive, send)
+        except Exception:
+            if "shipway.request_id" in scope:
+                raise  # the service that mounts the dashboard answers it, and counts it
+            logger.exception("the dashboard failed", extra={"request_id": request_id})
+            message = f"the dashboard failed; its log has the traceback under request id {request_id}"
+            try:
+                await self._error(send, 500, "internal_error", message)
+            except Exception:  # the answer had started: the server closes the connection
+                pass
+        finally:
+            _request_id.reset(token)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         method: str = scope["method"]
         if path in ("/", "") and self.prefix != "/":
@@ -252,11 +273,10 @@ class Dashboard:
         elif name == "drift":
             result = await asyncio.to_thread(self.drift, window)
         elif name == "alerts":
-            result = {
-                "events": await asyncio.to_thread(alerts_json, self.sources(), window, query_int(params, "limit", 50))
-            }
+            limit = query_int(params, "limit", 50, 1000)
+            result = {"events": await asyncio.to_thread(alerts_json, self.sources(), window, limit)}
         elif name == "predictions":
-            order, limit = params.get("order", "slowest"), query_int(params, "limit", 10)
+            order, limit = params.get("order", "slowest"), query_int(params, "limit", 10, 1000)
             rows = await asyncio.to_thread(predictions_json, self.sources(), window, order, limit)
             result = {"order": order, "predictions": rows}
         elif name == "validation":
@@ -331,17 +351,16 @@ class Dashboard:
 
     async def _login(self, scope: Scope, receive: Receive, send: Send, method: str) -> None:
         token = os.environ.get(access.TOKEN_ENV) or ""
-        target = query(scope).get("next") or self.prefix
+        target = access.next_page(query(scope).get("next") or self.prefix, self.prefix)
         if method == "POST":
             try:
                 fields = access.form_fields(await read_body(receive, 16_384))
             except ConfigError as err:
                 return await self._error(send, 413, "payload_error", str(err))
-            target = fields.get("next") or self.prefix
+            target = access.next_page(fields.get("next") or self.prefix, self.prefix)
             if token and access.token_matches(fields.get("token", ""), token):
-                # Only back into the dashboard: `next` must not send the browser elsewhere.
-                where = target if target.startswith(self.prefix) and not target.startswith("//") else self.prefix
-                headers = [(b"location", where.encode()), (b"set-cookie", access.session_cookie(token, self.prefix))]
+                cookie = access.session_cookie(token, self.prefix)
+                headers = [(b"location", target.encode()), (b"set-cookie", cookie)]
                 return await respond(send, 303, b"", HTML, [*headers, *_PRIVATE])
             message = (
                 "That is not the token." if token else f"No token is set: start the service with {access.TOKEN_ENV}."
@@ -361,7 +380,7 @@ class Dashboard:
             if wants_json:
                 return await self._error(send, 401, "unauthorized", message)
             qs = scope.get("query_string", b"").decode("latin-1")
-            return await self._login_page(send, 401, path + (f"?{qs}" if qs else ""), "")
+            return await self._login_page(send, 401, access.next_page(path + (f"?{qs}" if qs else ""), self.prefix), "")
         message = (
             f"the dashboard shows customer inputs, so without {access.TOKEN_ENV} it answers only this machine "
             f"(loopback); start the service with {access.TOKEN_ENV} set to a secret and sign in with it"
@@ -375,8 +394,9 @@ class Dashboard:
                 f"{status}: shipway dashboard", body, header=self._header(None), inline=False, base=self.prefix + "/"
             )
             return await respond(send, status, page.encode(), HTML, [(b"content-security-policy", _CSP), *_PRIVATE])
-        payload = orjson.dumps({"error": {"type": kind, "message": message}})
-        await respond(send, status, payload, JSON, _PRIVATE)
+        request_id = _request_id.get()
+        payload = error_body(kind, message, request_id)
+        await respond(send, status, payload, JSON, [(b"x-request-id", request_id.encode()), *_PRIVATE])
 
 
 _PLOTLY: bytes | None = None
@@ -392,6 +412,13 @@ def _plotly_bytes() -> bytes:
 def _digest(html: str) -> str:
     """Names the panels' HTML, so that a refresh replaces it only when it changed."""
     return hashlib.sha256(html.encode()).hexdigest()[:16]
+
+
+def _caller_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers") or ():
+        if name == b"x-request-id":
+            return clean_id(value)
+    return None
 
 
 def _window(params: dict[str, str]) -> Window:

@@ -345,7 +345,8 @@ class App:
                 return await methods[method](receive, send, request_id)
             for prefix, mounted in self.mounts.items():  # after the routes: predictions never loop here
                 if path == prefix or path.startswith(prefix + "/"):
-                    return await mounted({**scope, "shipway.trace": self.trace_body}, receive, send)
+                    scope = {**scope, "shipway.trace": self.trace_body, "shipway.request_id": request_id}
+                    return await mounted(scope, receive, send)
             guarded = self._guarded_routes.get((path, method))
             if guarded is not None:
                 return await guarded(self, receive, send, request_id, authorization)
