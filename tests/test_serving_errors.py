@@ -20,6 +20,7 @@ import pytest
 from shipway.core.service import load_project
 from shipway.serving.app import App
 from shipway.serving.http import Receive, Scope, Send
+from shipway.serving.logs import JsonFormatter
 from shipway.serving.responses import error_body
 
 BIG = 123456789012345678901234  # beyond 64 bits: orjson refuses to write it
@@ -171,3 +172,14 @@ def test_the_error_body_is_json_whatever_the_details_hold() -> None:
             "object": "<Unprintable>",
         }
     ]
+
+
+def test_a_log_line_is_json_whatever_the_record_holds() -> None:
+    record = logging.makeLogRecord(
+        {"name": "shipway.serving", "levelno": logging.ERROR, "levelname": "ERROR", "msg": "bad \udfff"}
+    )
+    record.count = BIG
+    record.stats = {1: "x"}
+    line = JsonFormatter().format(record)
+    out = json.loads(line)
+    assert out["msg"] == "bad \\udfff" and out["count"] == BIG and out["stats"] == {"1": "x"}
