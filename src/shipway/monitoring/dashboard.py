@@ -14,7 +14,8 @@
 `shipway dashboard` serves it alone with uvicorn; `shipway serve` mounts it beside the
 service. A host that can re-run its pipeline puts an async `trace(body: bytes) -> dict`
 in the ASGI scope under "shipway.trace" (serving does), and prediction pages show a
-fresh trace of the logged input.
+fresh trace of the logged input. A host also puts its request id under "shipway.request_id":
+the dashboard's error bodies carry it, and the host answers and counts an unexpected exception.
 """
 
 from __future__ import annotations

@@ -70,8 +70,9 @@ class App:
         self.gate = gate
         self.jobs = Jobs(jobs)  # background callables from the CLI layer, run in each worker
         # ASGI apps from the CLI layer by path prefix (the dashboard at /dashboard). Each request
-        # under a prefix goes to its app with "shipway.trace" in the scope: an async function
-        # from a request body to the trace of the live pipeline, for apps that show traces.
+        # under a prefix goes to its app with "shipway.trace" in the scope (an async function
+        # from a request body to the trace of the live pipeline, for apps that show traces) and
+        # "shipway.request_id"; an exception it raises is answered and counted here.
         self.mounts = dict(mounts or {})
         self.settings = settings
         self.name: str = settings["name"]
