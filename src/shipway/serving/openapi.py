@@ -65,11 +65,11 @@ def _outcome(now: float) -> dict[str, Any]:
             "name": {"type": "string", "minLength": 1, "maxLength": 100, "description": "Another outcome's name."},
             "value": {**_VALUE, "description": "That outcome's value."},
             "ts": {
-                "type": "number",
+                "type": ["number", "null"],
                 "minimum": EARLIEST,
                 "maximum": math.floor(now),
                 "description": "When it was observed, in unix seconds (an ISO 8601 string is taken too); "
-                "from 2000 to a day after the service's clock.",
+                "from 2000 to a day after the service's clock. Absent or null: when it arrived.",
             },
         },
         "additionalProperties": False,
