@@ -124,6 +124,30 @@ def serve(tmp_path: Path) -> Iterator[object]:
 
 _STARTED: list[Server] = []
 
+EXAMPLE = ROOT / "examples" / "banking77"
+
+
+@pytest.fixture(scope="session")
+def banking77(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The banking77 example with a trained model: its own artifacts when trained (make train),
+    else one fresh training in a copy, shared by the whole run."""
+    if (EXAMPLE / "artifacts" / "model.skops").is_file():
+        return EXAMPLE
+    import importlib.util
+
+    root = tmp_path_factory.mktemp("banking77")
+    for name in ("service.py", "shipway.toml", "rules.yaml"):
+        shutil.copy(EXAMPLE / name, root / name)
+    steps = {}
+    for name in ("data", "train"):
+        spec = importlib.util.spec_from_file_location(f"conftest_banking77_{name}", EXAMPLE / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        steps[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(steps[name])
+    steps["data"].build_dataset(EXAMPLE / "data", root / "dataset")
+    steps["train"].train(root / "dataset", root / "artifacts")
+    return root
+
 
 def logged_row(server: Server, request_id: str, columns: str) -> tuple[Any, ...]:
     """`columns` of the request's row in the server's SQLite prediction log, once the log has

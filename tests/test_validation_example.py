@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import shutil
 from pathlib import Path
 from types import ModuleType
 
@@ -24,17 +23,9 @@ def import_example(name: str) -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example with a trained model: its own artifacts when trained, else a fresh training."""
-    if (EXAMPLE / "artifacts" / "model.skops").is_file():
-        return EXAMPLE
-    root = tmp_path_factory.mktemp("banking77")
-    for name in ("service.py", "shipway.toml", "rules.yaml"):
-        if (EXAMPLE / name).is_file():
-            shutil.copy(EXAMPLE / name, root / name)
-    import_example("data").build_dataset(EXAMPLE / "data", root / "dataset")
-    import_example("train").train(root / "dataset", root / "artifacts")
-    return root
+def project(banking77: Path) -> Path:
+    """The example with a trained model (conftest)."""
+    return banking77
 
 
 @pytest.fixture(scope="module")

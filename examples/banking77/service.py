@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import skops.io
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sklearn.pipeline import Pipeline
 
 ALTERNATIVES = 3
@@ -25,6 +25,10 @@ TRUSTED_TYPES: list[str] = []
 
 class Message(BaseModel):
     """A customer's message to support."""
+
+    # Python's regex engine, so that the pattern's \S means what normalise's str.split() means:
+    # a message of separators only (U+001C..U+001F) is refused here, not emptied by normalise.
+    model_config = ConfigDict(regex_engine="python-re")
 
     # The pattern rejects whitespace-only text, which would otherwise get a confident guess.
     text: str = Field(

@@ -1,7 +1,13 @@
-"""Schemas: the typed edge of a pipeline, built from the service's type hints.
+r"""Schemas: the typed edge of a pipeline, built from the service's type hints.
 
 A `Schema` wraps a pydantic `TypeAdapter`, so pydantic models, dataclasses,
 TypedDicts and plain hints (`str`, `dict[str, float]`, `list[Item]`) all work.
+
+Its JSON schema (the OpenAPI document's) spells `\s` and `\S` in patterns as the
+characters the validator takes for whitespace: pydantic's default engine (Rust's
+regex) means Unicode White_Space, `regex_engine="python-re"` means `str.isspace()`,
+and readers of the document mean something else again (ECMA-262, or Python's
+`re.ASCII`). Spelled out, every reader agrees with the validator.
 """
 
 from __future__ import annotations
@@ -9,10 +15,26 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from shipway.errors import InputError, OutputError, ServiceError
 
-__all__ = ["Schema", "describe_errors"]
+__all__ = ["Schema", "describe_errors", "portable_pattern"]
+
+# What `\s` matches, by pydantic's regex engine, as ranges of code points.
+_WHITESPACE: dict[str, tuple[tuple[int, int], ...]] = {
+    # Unicode's White_Space property (the regex crate's `\s`).
+    "rust-regex": (
+        (0x09, 0x0D), (0x20, 0x20), (0x85, 0x85), (0xA0, 0xA0), (0x1680, 0x1680), (0x2000, 0x200A),
+        (0x2028, 0x2029), (0x202F, 0x202F), (0x205F, 0x205F), (0x3000, 0x3000),
+    ),
+    # str.isspace(): White_Space and the separators U+001C..U+001F (what str.split() cuts on).
+    "python-re": (
+        (0x09, 0x0D), (0x1C, 0x20), (0x85, 0x85), (0xA0, 0xA0), (0x1680, 0x1680), (0x2000, 0x200A),
+        (0x2028, 0x2029), (0x202F, 0x202F), (0x205F, 0x205F), (0x3000, 0x3000),
+    ),
+}  # fmt: skip
 
 
 def describe_errors(err: ValidationError) -> list[dict[str, Any]]:
@@ -87,7 +109,7 @@ class Schema:
             ) from None
 
     def json_schema(self, ref_template: str = "#/$defs/{model}") -> dict[str, Any]:
-        return self.adapter.json_schema(ref_template=ref_template)
+        return self.adapter.json_schema(ref_template=ref_template, schema_generator=_JsonSchema)
 
     def _error(self, err: ValidationError) -> Exception:
         details = describe_errors(err)
@@ -100,3 +122,83 @@ class Schema:
             f"the input does not match the schema {self.name}: {_summary(details)}",
             details,
         )
+
+
+class _JsonSchema(GenerateJsonSchema):
+    """pydantic's JSON schema, with patterns that mean what the validator makes of them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._engines = ["rust-regex"]  # the regex engine of each model being written, innermost last
+
+    def _configured(self, schema: Any, write: Any) -> JsonSchemaValue:
+        self._engines.append((schema.get("config") or {}).get("regex_engine") or "rust-regex")
+        try:
+            return write(schema)  # type: ignore[no-any-return]
+        finally:
+            self._engines.pop()
+
+    def model_schema(self, schema: Any) -> JsonSchemaValue:
+        return self._configured(schema, super().model_schema)
+
+    def dataclass_schema(self, schema: Any) -> JsonSchemaValue:
+        return self._configured(schema, super().dataclass_schema)
+
+    def typed_dict_schema(self, schema: Any) -> JsonSchemaValue:
+        return self._configured(schema, super().typed_dict_schema)
+
+    def str_schema(self, schema: CoreSchema) -> JsonSchemaValue:
+        json_schema = super().str_schema(schema)  # type: ignore[arg-type]
+        pattern = json_schema.get("pattern")
+        if isinstance(pattern, str):
+            engine = schema.get("regex_engine") or self._engines[-1]
+            json_schema["pattern"] = portable_pattern(pattern, engine)
+        return json_schema
+
+
+def portable_pattern(pattern: str, engine: str = "rust-regex") -> str:
+    """`pattern` with `\\s` and `\\S` written as the characters `engine` (pydantic's
+    regex_engine) takes for whitespace, so that every dialect reads them alike."""
+    spaces = _WHITESPACE.get(engine, _WHITESPACE["rust-regex"])
+    space = _ranges(spaces)
+    out: list[str] = []
+    in_class = False
+    i, n = 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        if char == "\\" and i + 1 < n:
+            escaped = pattern[i + 1]
+            if escaped == "s":
+                out.append(space if in_class else f"[{space}]")
+            elif escaped == "S":
+                out.append(_ranges(_complement(spaces)) if in_class else f"[^{space}]")
+            else:
+                out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        out.append(char)
+        i += 1
+        if char == "[" and not in_class:
+            in_class = True
+            for lead in ("^", "]"):  # a ] first in a class is a literal
+                if pattern[i : i + 1] == lead:
+                    out.append(lead)
+                    i += 1
+        elif char == "]" and in_class:
+            in_class = False
+    return "".join(out)
+
+
+def _ranges(spans: tuple[tuple[int, int], ...]) -> str:
+    """Ranges for a character class, as \\uXXXX escapes (ECMA-262, Python and Rust read them)."""
+    return "".join(f"\\u{lo:04x}" if lo == hi else f"\\u{lo:04x}-\\u{hi:04x}" for lo, hi in spans)
+
+
+def _complement(spans: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+    """The other characters of the Basic Multilingual Plane (\\uXXXX reaches no further)."""
+    out, start = [], 0
+    for lo, hi in spans:
+        if lo > start:
+            out.append((start, lo - 1))
+        start = hi + 1
+    return (*out, (start, 0xFFFF))

@@ -33,6 +33,7 @@ __all__ = [
     "client",
     "form_fields",
     "login_form",
+    "next_page",
     "session_cookie",
 ]
 
@@ -86,6 +87,18 @@ def login_form(prefix: str, service: str, target: str, message: str) -> str:
         '<input type="password" name="token" autocomplete="current-password" autofocus aria-label="token">'
         f'<input type="hidden" name="next" value="{escape(target)}"><button>Sign in</button></form>'
     )
+
+
+def next_page(target: str, prefix: str) -> str:
+    """Where the sign-in form sends the browser back to: `target` when it is a page of the
+    dashboard (a path under `prefix`, plain printable ASCII, no `..`), else the dashboard.
+    Anything else could send the browser to another site or break the Location header."""
+    path = target.partition("?")[0]
+    inside = path == prefix or path.startswith(prefix + "/")
+    plain = target.isascii() and target.isprintable() and "\\" not in target and " " not in target
+    if inside and plain and ".." not in path.split("/"):
+        return target
+    return prefix
 
 
 def form_fields(body: bytes) -> dict[str, str]:

@@ -5,6 +5,7 @@ Monitoring cannot import the service's own (serving.http): a capability never im
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -26,22 +27,27 @@ def query(scope: Scope) -> dict[str, str]:
     return {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
 
 
-def query_int(params: dict[str, str], key: str, default: int) -> int:
+def query_int(params: dict[str, str], key: str, default: int, most: int) -> int:
+    """The whole number `key`, from 1 to `most`; ConfigError (a 400) naming it otherwise."""
     text = params.get(key)
     if text is None:
         return default
-    try:
-        return int(text)
-    except ValueError:
-        raise ConfigError(f"{key}={text!r} is not a whole number; e.g. {key}={default}") from None
+    value = int(text) if text.isdigit() and len(text) < 10 else 0
+    if not 1 <= value <= most:
+        raise ConfigError(f"{key}={text!r} is not a whole number from 1 to {most}; e.g. {key}={default}")
+    return value
 
 
 def query_float(params: dict[str, str], key: str) -> float | None:
+    """The finite number `key`, or None when absent; ConfigError (a 400) naming it otherwise."""
     text = params.get(key)
     try:
-        return float(text) if text else None
+        value = float(text) if text else None
     except ValueError:
-        raise ConfigError(f"{key}={text!r} is not a number (unix seconds)") from None
+        value = math.nan
+    if value is not None and not math.isfinite(value):
+        raise ConfigError(f"{key}={text!r} is not a number (unix seconds)")
+    return value
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:

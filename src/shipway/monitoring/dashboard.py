@@ -14,7 +14,8 @@
 `shipway dashboard` serves it alone with uvicorn; `shipway serve` mounts it beside the
 service. A host that can re-run its pipeline puts an async `trace(body: bytes) -> dict`
 in the ASGI scope under "shipway.trace" (serving does), and prediction pages show a
-fresh trace of the logged input.
+fresh trace of the logged input. A host also puts its request id under "shipway.request_id":
+the dashboard's error bodies carry it, and the host answers and counts an unexpected exception.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from contextvars import ContextVar
 from functools import partial
 from html import escape
 from pathlib import Path
@@ -54,6 +56,7 @@ from shipway.monitoring.snapshot import (
 from shipway.store import Store, store_from_url
 from shipway.store.feedback import Describe
 from shipway.tokens import FailedAttempts, token_matches
+from shipway.web import clean_id, error_body, new_id
 
 __all__ = ["Dashboard"]
 
@@ -71,6 +74,8 @@ _SAFE = [
 _PRIVATE = [(b"cache-control", b"no-store"), *_SAFE]  # pages and data hold customer text
 _WINDOWS = ("1h", "6h", "24h", "7d", "30d")
 _SCAN_CACHE = 24  # drift and two prediction lists, for a few windows
+# The request's id, for its error body: the service's when mounted in it, else the caller's or a new one.
+_request_id: ContextVar[str] = ContextVar("shipway_dashboard_request_id", default="")
 
 
 class Dashboard:
@@ -173,6 +178,23 @@ class Dashboard:
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = scope.get("shipway.request_id") or _caller_id(scope) or new_id()
+        token = _request_id.set(request_id)
+        try:
+            await self._route(scope, receive, send)
+        except Exception:
+            if "shipway.request_id" in scope:
+                raise  # the service that mounts the dashboard answers it, and counts it
+            logger.exception("the dashboard failed", extra={"request_id": request_id})
+            message = f"the dashboard failed; its log has the traceback under request id {request_id}"
+            try:
+                await self._error(send, 500, "internal_error", message)
+            except Exception:  # the answer had started: the server closes the connection
+                pass
+        finally:
+            _request_id.reset(token)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         method: str = scope["method"]
         if path in ("/", "") and self.prefix != "/":
@@ -259,11 +281,10 @@ class Dashboard:
         elif name == "drift":
             result = await asyncio.to_thread(self.drift, window)
         elif name == "alerts":
-            result = {
-                "events": await asyncio.to_thread(alerts_json, self.sources(), window, query_int(params, "limit", 50))
-            }
+            limit = query_int(params, "limit", 50, 1000)
+            result = {"events": await asyncio.to_thread(alerts_json, self.sources(), window, limit)}
         elif name == "predictions":
-            order, limit = params.get("order", "slowest"), query_int(params, "limit", 10)
+            order, limit = params.get("order", "slowest"), query_int(params, "limit", 10, 1000)
             rows = await asyncio.to_thread(predictions_json, self.sources(), window, order, limit)
             result = {"order": order, "predictions": rows}
         elif name == "validation":
@@ -338,19 +359,17 @@ class Dashboard:
 
     async def _login(self, scope: Scope, receive: Receive, send: Send, method: str) -> None:
         token = os.environ.get(access.TOKEN_ENV) or ""
-        target = query(scope).get("next") or self.prefix
+        target = access.next_page(query(scope).get("next") or self.prefix, self.prefix)
         if method == "POST":
             try:
                 fields = access.form_fields(await read_body(receive, 16_384))
             except ConfigError as err:
                 return await self._error(send, 413, "payload_error", str(err))
-            target = fields.get("next") or self.prefix
+            target = access.next_page(fields.get("next") or self.prefix, self.prefix)
             if wait := self.attempts.retry_after(access.client(scope)):
                 return await self._too_many(send, wait)
             if token_matches(fields.get("token"), token):
-                # Only back into the dashboard: `next` must not send the browser elsewhere.
-                where = target if target.startswith(self.prefix) and not target.startswith("//") else self.prefix
-                headers = [(b"location", where.encode()), (b"set-cookie", access.session_cookie(token, self.prefix))]
+                headers = [(b"location", target.encode()), (b"set-cookie", access.session_cookie(token, self.prefix))]
                 return await respond(send, 303, b"", HTML, [*headers, *_PRIVATE])
             if token:
                 self.attempts.failed(access.client(scope))
@@ -372,7 +391,7 @@ class Dashboard:
             if wants_json:
                 return await self._error(send, 401, "unauthorized", message)
             qs = scope.get("query_string", b"").decode("latin-1")
-            return await self._login_page(send, 401, path + (f"?{qs}" if qs else ""), "")
+            return await self._login_page(send, 401, access.next_page(path + (f"?{qs}" if qs else ""), self.prefix), "")
         message = (
             f"the dashboard shows customer inputs, so without {access.TOKEN_ENV} it answers only this machine "
             f"(loopback); start the service with {access.TOKEN_ENV} set to a secret and sign in with it"
@@ -381,7 +400,7 @@ class Dashboard:
 
     async def _too_many(self, send: Send, wait: int) -> None:
         message = f"too many wrong tokens from this address; try again in {wait} s"
-        payload = orjson.dumps({"error": {"type": "too_many_attempts", "message": message}})
+        payload = error_body("too_many_attempts", message, _request_id.get())
         await respond(send, 429, payload, JSON, [(b"retry-after", str(wait).encode()), *_PRIVATE])
 
     async def _error(self, send: Send, status: int, kind: str, message: str, *, html: bool = False) -> None:
@@ -391,8 +410,9 @@ class Dashboard:
                 f"{status}: shipway dashboard", body, header=self._header(None), inline=False, base=self.prefix + "/"
             )
             return await respond(send, status, page.encode(), HTML, [(b"content-security-policy", _CSP), *_PRIVATE])
-        payload = orjson.dumps({"error": {"type": kind, "message": message}})
-        await respond(send, status, payload, JSON, _PRIVATE)
+        request_id = _request_id.get()
+        payload = error_body(kind, message, request_id)
+        await respond(send, status, payload, JSON, [(b"x-request-id", request_id.encode()), *_PRIVATE])
 
 
 _PLOTLY: bytes | None = None
@@ -408,6 +428,13 @@ def _plotly_bytes() -> bytes:
 def _digest(html: str) -> str:
     """Names the panels' HTML, so that a refresh replaces it only when it changed."""
     return hashlib.sha256(html.encode()).hexdigest()[:16]
+
+
+def _caller_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers") or ():
+        if name == b"x-request-id":
+            return clean_id(value)
+    return None
 
 
 def _window(params: dict[str, str]) -> Window:

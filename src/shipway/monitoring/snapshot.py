@@ -16,6 +16,7 @@ from typing import Any
 from shipway.errors import ConfigError, ShipwayError
 from shipway.store import Store
 from shipway.store.feedback import Describe
+from shipway.times import check_time
 
 __all__ = [
     "BY",
@@ -77,9 +78,16 @@ class Window:
                 f"the window starts ({_iso(start)}) at or after it ends ({_iso(end)}); "
                 "give a --since earlier than --until, e.g. --since 7d"
             )
-        step_s = _duration(step, "step") if step else auto_step(end - start)
+        if not step:
+            return cls(start, end, auto_step(end - start))
+        step_s = _duration(step, "step")
         if (end - start) / step_s > 10_000:
             raise ConfigError(f"step={step!r} cuts this window into over 10,000 buckets; use a larger step, e.g. 1h")
+        if step_s % 60 or step_s > _STEPS[-1]:
+            raise ConfigError(
+                f"step={step!r} is not a whole number of minutes up to 7d: the series add up minute "
+                "rollups; use 1m, 5m, 1h or 1d, say"
+            )
         return cls(start, end, int(step_s))
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,21 +99,23 @@ def parse_time(text: str, now: float, what: str) -> float:
     says otherwise), or unix seconds."""
     value = text.strip()
     try:
-        return float(value)
+        ts = float(value)
     except ValueError:
-        pass
-    if value[:1].isdigit() and value[-1:].lower() in "smhd":
-        return now - _duration(value, what)
+        if value[:1].isdigit() and value[-1:].lower() in "smhd":
+            ts = now - _duration(value, what)
+        else:
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                raise ConfigError(
+                    f"{what}={text!r} is not a time: give a duration before now (30m, 24h, 7d), "
+                    "an ISO date or datetime (2024-05-01, 2024-05-01T12:00:00+00:00) or unix seconds"
+                ) from None
+            ts = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(
-            f"{what}={text!r} is not a time: give a duration before now (30m, 24h, 7d), "
-            "an ISO date or datetime (2024-05-01, 2024-05-01T12:00:00+00:00) or unix seconds"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+        return check_time(ts, now, what, repr(text))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _duration(text: str, what: str) -> float:

@@ -52,6 +52,8 @@ __all__ = ["App"]
 logger = logging.getLogger("shipway.serving")
 
 Handler = Callable[[Receive, Send, str], Awaitable[None]]
+# The endpoint label of the metrics, by path, for an error answered outside the endpoint's own code.
+_ENDPOINTS = {"/predict": "predict", "/predict/batch": "batch", "/explain": "explain", "/feedback": "feedback"}
 Mounted = Callable[[Scope, Receive, Send], Awaitable[None]]  # an ASGI app
 
 
@@ -70,8 +72,9 @@ class App:
         self.gate = gate
         self.jobs = Jobs(jobs)  # background callables from the CLI layer, run in each worker
         # ASGI apps from the CLI layer by path prefix (the dashboard at /dashboard). Each request
-        # under a prefix goes to its app with "shipway.trace" in the scope: an async function
-        # from a request body to the trace of the live pipeline, for apps that show traces.
+        # under a prefix goes to its app with "shipway.trace" in the scope (an async function
+        # from a request body to the trace of the live pipeline, for apps that show traces) and
+        # "shipway.request_id"; an exception it raises is answered and counted here.
         self.mounts = dict(mounts or {})
         self.settings = settings
         self.name: str = settings["name"]
@@ -349,7 +352,8 @@ class App:
                 return await methods[method](receive, send, request_id)
             for prefix, mounted in self.mounts.items():  # after the routes: predictions never loop here
                 if path == prefix or path.startswith(prefix + "/"):
-                    return await mounted({**scope, "shipway.trace": self.trace_body}, receive, send)
+                    scope = {**scope, "shipway.trace": self.trace_body, "shipway.request_id": request_id}
+                    return await mounted(scope, receive, send)
             guarded = self._guarded_routes.get((path, method))
             if guarded is not None:
                 client = scope.get("client")
@@ -362,8 +366,23 @@ class App:
             routes = ", ".join([*self._routes, *dict.fromkeys(p for p, _ in self._guarded_routes), *self.mounts])
             body = error_body("not_found", f"no route {path!r}; the routes are {routes}", request_id)
             return await self._refuse(send, 404, "not_found", body, request_id)
+        except Exception as err:  # a bug of ours: still the one shape, counted, logged with the request id
+            await self._crash(send, err, request_id, path)
         finally:
             request_id_var.reset(token)
+
+    async def _crash(self, send: Send, err: Exception, request_id: str, path: str) -> None:
+        """An exception no endpoint handled: logged with its traceback, counted, and answered as
+        the generic 500 unless the answer had already started."""
+        logger.error(f"{path} failed: {err!r}", exc_info=err, extra={"status": 500, "request_id": request_id})
+        message = f"the service failed to answer; its log has the traceback under request id {request_id}"
+        if self.metrics is not None:
+            self.metrics.request(_ENDPOINTS.get(path, "other"), 500)
+            self.metrics.error("internal_error")
+        try:
+            await send_response(send, 500, error_body("internal_error", message, request_id), request_id)
+        except Exception:  # the answer had started: the server closes the connection
+            logger.warning("the error could not be answered: the response had already started")
 
     async def trace_body(self, body: bytes) -> dict[str, Any]:
         """The trace of one request body through the live pipeline, run on the predict thread

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
+from pydantic_core import from_json
 
 from shipway.core.pipeline import Pipeline
 from shipway.errors import InputError, PayloadError
@@ -28,8 +28,8 @@ def parse_one(pipeline: Pipeline, body: bytes) -> Any:
 def parse_items(pipeline: Pipeline, body: bytes, max_items: int) -> list[Any]:
     """The inputs in a /predict/batch body, each checked; one InputError names every bad item."""
     try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as err:
+        data = from_json(body)  # pydantic's parser, as parse_one's: integers beyond 64 bits stay exact
+    except ValueError as err:
         raise PayloadError(f'the body is not valid JSON ({err}); send {{"items": [...]}}.') from None
     items = data.get("items") if isinstance(data, dict) else None
     if not isinstance(items, list):

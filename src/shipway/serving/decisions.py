@@ -125,6 +125,7 @@ class RulesManager:
         except StoreUnavailable as err:
             self._store_down(err)
             return
+        self._store_up()  # back only once it answered: on a full disk it opens, then fails to write
         if events and events[0].id != self._newest:
             active = self._active_from(events)
             if active is not None:
@@ -249,9 +250,6 @@ class RulesManager:
                 self._store_down(err)
                 return None
             self._store = store
-            if self._store_down_logged:
-                logger.info("rules store is back")
-                self._store_down_logged = False
         return self._store
 
     def _require_store(self) -> Store:
@@ -262,6 +260,11 @@ class RulesManager:
                 f"worker applies them, so try again when it is back (the current rules keep serving)"
             )
         return store
+
+    def _store_up(self) -> None:
+        if self._store_down_logged:
+            logger.info("rules store is back")
+            self._store_down_logged = False
 
     def _store_down(self, err: StoreError) -> None:
         if not self._store_down_logged:

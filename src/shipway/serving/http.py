@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from shipway.errors import PayloadError
+from shipway.web import clean_id, new_id
 
 __all__ = ["JSON", "Receive", "Scope", "Send", "clean_id", "read_body", "request_headers", "send_response", "too_large"]
 
@@ -30,16 +30,7 @@ def request_headers(scope: Scope) -> tuple[str, int, bytes | None]:
             length = int(value) if value.isdigit() else -1
         elif name == b"authorization":
             authorization = value
-    return request_id or os.urandom(12).hex(), length, authorization
-
-
-def clean_id(value: bytes) -> str | None:
-    """The caller's id, only when short and printable: it goes into logs and headers."""
-    if 0 < len(value) <= 200 and value.isascii():
-        text = value.decode()
-        if text.isprintable() and " " not in text:
-            return text
-    return None
+    return request_id or new_id(), length, authorization
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:

@@ -7,12 +7,13 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from pydantic_core import from_json
 
 from shipway.errors import PayloadError, ShipwayError
 from shipway.serving.bodies import parse_one
 from shipway.serving.http import Receive, Send, read_body, send_response
 from shipway.serving.openapi import openapi_document
-from shipway.serving.responses import error_body
+from shipway.serving.responses import dumps, error_body
 
 if TYPE_CHECKING:
     from shipway.serving.app import App
@@ -67,8 +68,8 @@ async def explain_endpoint(app: App, receive: Receive, send: Send, request_id: s
     try:
         body = await read_body(receive, app._max_body)
         try:
-            envelope = orjson.loads(body) if b'"expect"' in body else None
-        except orjson.JSONDecodeError:
+            envelope = from_json(body) if b'"expect"' in body else None
+        except ValueError:
             envelope = None  # _parse below answers it as /predict would
         if isinstance(envelope, dict) and {"input", "expect"} <= envelope.keys() <= {"input", "expect", "fields"}:
             # Imported here: only an explain with an expectation needs the validation package.
@@ -79,7 +80,7 @@ async def explain_endpoint(app: App, receive: Receive, send: Send, request_id: s
                 parse_expect(expect, fields)
             except ShipwayError as err:
                 raise PayloadError(f"the expectation is not valid: {err}") from None
-            body = orjson.dumps(envelope["input"])
+            body = dumps(envelope["input"])
         parse_one(app.pipeline, body)  # a bad body gets the same 4xx as /predict
     except Exception as err:
         await app._fail(send, err, request_id, "explain", started)
@@ -98,6 +99,6 @@ async def explain_endpoint(app: App, receive: Receive, send: Send, request_id: s
         result["expect"] = await loop.run_in_executor(
             app.batcher.executor, explain, app.pipeline, body, expect, fields, traced
         )
-    await send_response(send, 200, orjson.dumps(result, default=str), request_id)
+    await send_response(send, 200, dumps(result), request_id)
     assert app.metrics is not None
     app.metrics.request("explain", 200, perf_counter() - started)

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-import orjson
+from shipway.web import dumps
 
 __all__ = ["JsonFormatter", "configure_logging", "request_id_var"]
 
@@ -36,7 +36,7 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(out, default=str).decode()
+        return dumps(out).decode()  # never fails: a log line is written whatever the record holds
 
 
 def configure_logging(level: str = "info") -> dict[str, Any]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 from shipway.core.pipeline import Pipeline
+from shipway.times import EARLIEST
 
 __all__ = ["openapi_document"]
 
@@ -47,6 +50,57 @@ DECISION_SCHEMA: dict[str, Any] = {
 }
 
 
+_VALUE: dict[str, Any] = {"type": ["string", "number", "boolean"]}
+
+
+def _outcome(now: float) -> dict[str, Any]:
+    """One feedback item; `ts` as the document generated at `now` can promise it is taken."""
+    return {
+        "type": "object",
+        "description": "One outcome, joined to its prediction by request id (docs/feedback.md).",
+        "required": ["request_id"],
+        "properties": {
+            "request_id": {"type": "string", "minLength": 1, "description": "The X-Request-ID of the prediction."},
+            "label": {**_VALUE, "description": "The true label; or give `name` and `value`."},
+            "name": {"type": "string", "minLength": 1, "maxLength": 100, "description": "Another outcome's name."},
+            "value": {**_VALUE, "description": "That outcome's value."},
+            "ts": {
+                "type": ["number", "null"],
+                "minimum": EARLIEST,
+                "maximum": math.floor(now),
+                "description": "When it was observed, in unix seconds (an ISO 8601 string is taken too); "
+                "from 2000 to a day after the service's clock. Absent or null: when it arrived.",
+            },
+        },
+        "additionalProperties": False,
+        "oneOf": [
+            {"required": ["label"], "not": {"anyOf": [{"required": ["name"]}, {"required": ["value"]}]}},
+            {"required": ["value"], "not": {"required": ["label"]}},
+        ],
+    }
+
+
+FEEDBACK_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {"$ref": "#/components/schemas/Outcome"},
+        {"type": "array", "items": {"$ref": "#/components/schemas/Outcome"}},
+        {
+            "type": "object",
+            "required": ["items"],
+            "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Outcome"}}},
+            "additionalProperties": False,
+        },
+    ]
+}
+FEEDBACK_ANSWER: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        **{key: {"type": "integer"} for key in ("accepted", "joined", "duplicates", "unknown", "late")},
+        **{key: {"type": "array", "items": {"type": "string"}} for key in ("duplicate_ids", "unknown_ids", "late_ids")},
+    },
+}
+
+
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
 
@@ -56,6 +110,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         400: "Body is not JSON",
         413: "Body too large",
         422: "Input fails the schema",
+        401: "A token is set and the request did not carry it",
         500: "The prediction failed",
         503: "Overloaded or not ready (see Retry-After)",
         504: "The prediction timed out",
@@ -137,6 +192,19 @@ def openapi_document(pipeline: Pipeline, name: str, version: str) -> dict[str, A
                 },
             }
         },
+        "/feedback": {
+            "post": {
+                "summary": "Record outcomes of earlier predictions (the true label, a click)",
+                "operationId": "feedback",
+                "parameters": rid,
+                "security": [{}, {"bearer": []}],
+                "requestBody": {"required": True, **_json({"$ref": "#/components/schemas/Feedback"})},
+                "responses": {
+                    "200": {"description": "How many were stored and joined", **_json(FEEDBACK_ANSWER)},
+                    **_errors(400, 401, 413, 422, 500, 503),
+                },
+            }
+        },
         "/health": {
             "get": {
                 "summary": "Liveness: the process answers",
@@ -168,5 +236,14 @@ def openapi_document(pipeline: Pipeline, name: str, version: str) -> dict[str, A
         "openapi": "3.1.0",
         "info": {"title": name, "version": version, "description": f"The {name} model service, served by shipway."},
         "paths": paths,
-        "components": {"schemas": components},
+        "components": {
+            "schemas": {**components, "Outcome": _outcome(time.time()), "Feedback": FEEDBACK_SCHEMA},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "SHIPWAY_FEEDBACK_TOKEN (or SHIPWAY_ADMIN_TOKEN), when the service sets one.",
+                }
+            },
+        },
     }

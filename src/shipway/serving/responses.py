@@ -1,14 +1,6 @@
-"""The one JSON error shape of the HTTP service, and the status for each error.
-
-{"error": {"type": "input_error", "message": "...", "request_id": "...",
-           "details": [{"loc": ["text"], "msg": "...", "type": "..."}]}}
-"""
+"""The status and the one JSON error body (shipway.web) for each error of the HTTP service."""
 
 from __future__ import annotations
-
-from typing import Any
-
-import orjson
 
 from shipway.errors import (
     InputError,
@@ -17,16 +9,9 @@ from shipway.errors import (
     PredictTimeout,
     ShipwayError,
 )
+from shipway.web import dumps, error_body
 
-__all__ = ["error_body", "error_for"]
-
-
-def error_body(kind: str, message: str, request_id: str, details: list[dict[str, Any]] | None = None) -> bytes:
-    """Build the error body; every error response of the service comes from here."""
-    error: dict[str, Any] = {"type": kind, "message": message, "request_id": request_id}
-    if details:
-        error["details"] = details
-    return orjson.dumps({"error": error}, default=str)
+__all__ = ["dumps", "error_body", "error_for"]
 
 
 def error_for(err: BaseException, request_id: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -19,6 +19,7 @@ import orjson
 from shipway.errors import InputError
 from shipway.store.feedback import Describe
 from shipway.store.records import FeedbackRecord
+from shipway.times import check_time
 
 __all__ = ["MAX_ITEMS", "describe_fields", "parse_feedback"]
 
@@ -86,13 +87,15 @@ def _record(item: Any, now: float) -> FeedbackRecord:
 def _ts(raw: Any, now: float) -> float:
     if raw is None:
         return now
-    if isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw) and raw > 0:
-        return float(raw)
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return check_time(float(raw), now, "ts")
     if isinstance(raw, str):
         try:
-            return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
         except ValueError:
             pass
+        else:
+            return check_time((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp(), now, "ts", raw)
     raise ValueError(f"`ts` must be unix seconds or an ISO 8601 time like 2026-11-21T10:00:00Z, got {raw!r}")
 
 
