@@ -22,7 +22,7 @@ from shipway.store.base import (
     record_from_row,
     where_clause,
 )
-from shipway.store.records import Context, LogColumns, PredictionRecord, RulesEvent, columns_of
+from shipway.store.records import Context, LogColumns, PredictionRecord, RulesEvent, columns_of, entry_of
 from shipway.store.rollups import write_rollups
 from shipway.store.segments import decode, encode, merge_by_ts
 from shipway.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
@@ -298,6 +298,58 @@ class SQLiteStore(Store):
         where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
         for _, ts_min, body, *context in conn.execute(f"{_SEGMENTS}{where} ORDER BY s.ts_min, s.id", params):
             yield ts_min, decode(body, tuple(context), since, until)  # type: ignore[arg-type]
+
+    def log_position(self) -> int:
+        # Writes are serialised (BEGIN IMMEDIATE) and a segment's id is one more than the
+        # largest at its insert, so ids commit in order: none below the newest can still come.
+        return int(self._query("SELECT COALESCE(MAX(id), 0) FROM prediction_segments", [])[0][0])
+
+    def iter_log(
+        self,
+        after: int,
+        upto: int | None = None,
+        *,
+        service: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> Iterator[tuple[int, LogColumns]]:
+        own = str(self.path) != MEMORY
+        conn = sqlite3.connect(str(self.path), timeout=self._busy_timeout_s) if own else self._connection()
+        try:
+            if after < 0:
+                select = _SELECT + " FROM (" + _LEGACY + ")"
+                where, params = where_clause(service, since, until, "?")
+                cursor = conn.execute(f"{select}{where} ORDER BY id", params)
+                while rows := cursor.fetchmany(50_000):
+                    for group in columns_of(entry_of(record_from_row(row), "replace") for row in rows):
+                        yield 0, group
+            conditions, params = ["s.id > ?"], [max(after, 0)]
+            if upto is not None:
+                conditions.append("s.id <= ?")
+                params.append(upto)
+            sql = f"{_SEGMENTS} WHERE {' AND '.join(conditions)}"
+            if service is not None:
+                sql += " AND c.service = ?"
+                params.append(service)
+            if since is not None:
+                sql += " AND s.ts_max >= ?"
+                params.append(since)
+            if until is not None:
+                sql += " AND s.ts_min < ?"
+                params.append(until)
+            for sid, _, body, *context in conn.execute(sql + " ORDER BY s.id", params):
+                rows = orjson.loads(body)
+                if since is not None or until is not None:
+                    low = -float("inf") if since is None else since
+                    high = float("inf") if until is None else until
+                    rows = [row for row in rows if low <= row[1] < high]
+                if rows:
+                    yield sid, LogColumns(tuple(context), *zip(*rows, strict=True))  # type: ignore[arg-type]
+        except sqlite3.Error as exc:
+            raise self._error(exc, "read from") from exc
+        finally:
+            if own:
+                conn.close()
 
     def count_predictions(self, service: str | None = None) -> int:
         where, params = ("", []) if service is None else (" WHERE c.service = ?", [service])

@@ -1,0 +1,490 @@
+"""The prediction log as Parquet files: their layout and columns, and reads through DuckDB.
+
+    <root>/predictions/day=2026-12-05/model_version=v3/part-0000000042.parquet
+    <root>/feedback/snapshot-0000000042.parquet
+    <root>/_state.json          what is exported: the export run, the log position, the columns
+
+`store.export` writes the files; `read_log` reads a window of them with DuckDB and adds the
+entries logged since the last export from the store, so a read is complete. A file whose run
+number is above the state's was left by an export that crashed: readers skip it and the next
+export deletes it. docs/analysis.md documents the layout for other readers.
+
+pyarrow and duckdb are imported here only (`pip install 'shipway[analysis]'`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import orjson
+
+from shipway.errors import ExportError
+from shipway.store.records import LogColumns, PredictionRecord
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from shipway.store.base import Store
+
+__all__ = [
+    "BASE_COLUMNS",
+    "FORMAT",
+    "Field",
+    "LogSchema",
+    "State",
+    "day_of",
+    "log_files",
+    "need_arrow",
+    "read_log",
+    "read_state",
+    "records_of_table",
+    "to_table",
+]
+
+FORMAT = 1
+PREDICTIONS = "predictions"
+FEEDBACK = "feedback"
+STATE_FILE = "_state.json"
+_PART = re.compile(r"part-(\d+)\.parquet$")
+
+#: The columns every exported prediction has, before the typed input and output fields.
+BASE_COLUMNS = (
+    "request_id",
+    "ts",
+    "service",
+    "model_version",
+    "rules_version",
+    "dataset_version",
+    "run_id",
+    "latency_ms",
+    "status",
+    "decision",
+    "shadow",
+    "inputs",
+    "outputs",
+    "documents_ok",
+)
+
+_KINDS = ("int", "float", "str", "bool", "json")
+_OK_TYPES: dict[str, frozenset[type]] = {
+    "int": frozenset({int}),
+    "float": frozenset({int, float}),
+    "str": frozenset({str}),
+    "bool": frozenset({bool}),
+}
+_JSON_TYPES = {"integer": "int", "number": "float", "string": "str", "boolean": "bool"}
+
+
+def need_arrow() -> tuple[Any, Any]:
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError as exc:
+        raise ExportError(
+            f"the Parquet export needs pyarrow, which is not installed ({exc}); "
+            "install it with pip install 'shipway[analysis]'"
+        ) from exc
+    return pyarrow, pyarrow.parquet
+
+
+def _duckdb() -> Any:
+    try:
+        import duckdb
+    except ImportError as exc:
+        raise ExportError(
+            f"reading the Parquet export needs duckdb, which is not installed ({exc}); "
+            "install it with pip install 'shipway[analysis]'"
+        ) from exc
+    return duckdb
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """A typed column: the value at `path` of the logged input or output item."""
+
+    role: str  # "input" or "output"
+    path: tuple[str, ...]  # () for a bare scalar item
+    kind: str  # int, float, str, bool; json: nested or unknown, kept as JSON text
+
+    @property
+    def column(self) -> str:
+        return ".".join((self.role, *self.path))
+
+
+@dataclass(frozen=True, slots=True)
+class LogSchema:
+    """The typed columns of the export, derived from the service's input and output JSON schemas."""
+
+    fields: tuple[Field, ...] = ()
+
+    @classmethod
+    def from_json_schemas(
+        cls, input_schema: Mapping[str, Any] | None, output_schema: Mapping[str, Any] | None
+    ) -> LogSchema:
+        """Top-level properties become columns: integer, number, string and boolean ones typed,
+        the others (objects, lists, unions) JSON text. A bare scalar item is one column."""
+        fields: list[Field] = []
+        for role, schema in (("input", input_schema), ("output", output_schema)):
+            if not schema:
+                continue
+            defs = schema.get("$defs", {})
+            top = _resolve(schema, defs)
+            if top.get("type") == "object" and isinstance(top.get("properties"), dict):
+                fields += [Field(role, (str(name),), _kind(prop, defs)) for name, prop in top["properties"].items()]
+            elif (kind := _kind(top, defs)) != "json":
+                fields.append(Field(role, (), kind))
+        return cls(tuple(fields))
+
+    def to_dict(self) -> list[dict[str, Any]]:
+        return [{"role": f.role, "path": list(f.path), "kind": f.kind} for f in self.fields]
+
+    @classmethod
+    def from_dict(cls, data: Sequence[Mapping[str, Any]]) -> LogSchema:
+        return cls(tuple(Field(d["role"], tuple(d["path"]), d["kind"]) for d in data if d["kind"] in _KINDS))
+
+
+def _resolve(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[str, Any]:
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return defs.get(ref.rsplit("/", 1)[1], {})
+    return schema
+
+
+def _kind(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> str:
+    schema = _resolve(schema, defs)
+    options = schema.get("anyOf") or schema.get("oneOf")
+    if isinstance(options, list):
+        present = [o for o in options if _resolve(o, defs).get("type") != "null"]
+        return _kind(present[0], defs) if len(present) == 1 else "json"
+    if "enum" in schema and "type" not in schema:
+        values = schema["enum"]
+        return "str" if values and all(isinstance(v, str) for v in values) else "json"
+    return _JSON_TYPES.get(schema.get("type"), "json") if isinstance(schema.get("type"), str) else "json"
+
+
+# -- writing -------------------------------------------------------------------------
+
+
+def to_table(groups: Sequence[LogColumns], schema: LogSchema) -> pa.Table:
+    """The entries of `groups` as one Arrow table of BASE_COLUMNS and the schema's typed columns."""
+    pa, _ = need_arrow()
+    request_ids: list[str] = []
+    times: list[float] = []
+    latencies: list[float] = []
+    statuses: list[int] = []
+    inputs: list[str] = []
+    outputs: list[str] = []
+    decisions: list[str | None] = []
+    shadows: list[str | None] = []
+    context: list[list[str | None]] = [[], [], [], [], []]
+    for g in groups:
+        request_ids += g.request_ids
+        times += g.times
+        latencies += g.latencies
+        statuses += g.statuses
+        inputs += g.inputs
+        outputs += g.outputs
+        decisions += g.decisions
+        shadows += g.shadows
+        for values, value in zip(context, g.context, strict=True):
+            values += [value] * len(g)
+    ok, items = _parse(inputs, outputs)
+    text = pa.string()
+    arrays: dict[str, Any] = {
+        "request_id": pa.array(request_ids, text),
+        "ts": pa.array(times, pa.float64()),
+        "service": pa.array(context[0], text),
+        "model_version": pa.array(context[1], text),
+        "rules_version": pa.array(context[2], text),
+        "dataset_version": pa.array(context[3], text),
+        "run_id": pa.array(context[4], text),
+        "latency_ms": pa.array(latencies, pa.float64()),
+        "status": pa.array(statuses, pa.int32()),
+        "decision": pa.array(decisions, text),
+        "shadow": pa.array(shadows, text),
+        "inputs": pa.array(inputs, text),
+        "outputs": pa.array(outputs, text),
+        "documents_ok": pa.array(ok, pa.bool_()),
+    }
+    for field in schema.fields:
+        arrays[field.column] = _array(pa, _values(items[field.role], field.path), field.kind)
+    return pa.table(arrays)
+
+
+def _parse(inputs: list[str], outputs: list[str]) -> tuple[list[bool], dict[str, list[Any]]]:
+    """Each row's documents parsed (None for a row where either is not JSON), one orjson call each."""
+    try:
+        parsed_in = orjson.loads("[" + ",".join(inputs) + "]")
+        parsed_out = orjson.loads("[" + ",".join(outputs) + "]")
+        if len(parsed_in) == len(parsed_out) == len(inputs):
+            return [True] * len(inputs), {"input": parsed_in, "output": parsed_out}
+    except orjson.JSONDecodeError:
+        pass
+    ok: list[bool] = []
+    parsed_in, parsed_out = [], []
+    for a, b in zip(inputs, outputs, strict=True):
+        try:
+            item, answer = orjson.loads(a), orjson.loads(b)
+        except orjson.JSONDecodeError:
+            item = answer = None
+            ok.append(False)
+        else:
+            ok.append(True)
+        parsed_in.append(item)
+        parsed_out.append(answer)
+    return ok, {"input": parsed_in, "output": parsed_out}
+
+
+def _values(items: list[Any], path: tuple[str, ...]) -> list[Any]:
+    if not path:
+        return items
+    key = path[0]
+    try:
+        return list(map(dict.get, items, [key] * len(items)))  # in C, for the common flat item
+    except TypeError:
+        return [item.get(key) if isinstance(item, dict) else None for item in items]
+
+
+def _array(pa: Any, values: list[Any], kind: str) -> Any:
+    """An Arrow array of one kind; a value of another JSON type is null (the raw document keeps it)."""
+    if kind == "json":
+        return pa.array([None if v is None else orjson.dumps(v).decode() for v in values], pa.string())
+    ok = _OK_TYPES[kind]
+    if not set(map(type, values)) <= ok | {type(None)}:
+        values = [v if type(v) in ok else None for v in values]
+    arrow_type = {"int": pa.int64(), "float": pa.float64(), "str": pa.string(), "bool": pa.bool_()}[kind]
+    try:
+        return pa.array(values, arrow_type)
+    except (pa.ArrowInvalid, OverflowError):  # an integer beyond 64 bits
+        return pa.array([v if kind != "int" or -(2**63) <= v < 2**63 else None for v in values], arrow_type)
+
+
+def day_of(ts: float) -> str:
+    """The UTC day of a Unix time, as partitions name it."""
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d")
+
+
+def partition_dir(root: Path, day: str, model_version: str) -> Path:
+    return root / PREDICTIONS / f"day={day}" / f"model_version={quote(model_version, safe='')}"
+
+
+def part_name(seq: int) -> str:
+    return f"part-{seq:010d}.parquet"
+
+
+# -- the state -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class State:
+    """What the export holds: files of runs up to `seq`, every log entry up to `position`."""
+
+    store: str  # the store's URL, password masked: an export answers only for its own store
+    seq: int = 0
+    position: int = -1  # -1: nothing exported yet (SQLite: the rows of schema versions before 4 too)
+    kept_from: str | None = None  # the oldest day still exported, after retention dropped older ones
+    schema: LogSchema = LogSchema()
+    rows: int = 0
+    feedback: str | None = None  # the newest feedback snapshot's file name
+    feedback_mark: list[Any] | None = None  # what the feedback table looked like then
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "format": FORMAT,
+                "store": self.store,
+                "seq": self.seq,
+                "position": self.position,
+                "kept_from": self.kept_from,
+                "rows": self.rows,
+                "fields": self.schema.to_dict(),
+                "feedback": self.feedback,
+                "feedback_mark": self.feedback_mark,
+            },
+            option=orjson.OPT_INDENT_2,
+        )
+
+
+def read_state(root: Path) -> State | None:
+    """The export's state in `root`, None when nothing was exported there."""
+    path = root / STATE_FILE
+    try:
+        data = json.loads(path.read_bytes())
+        return State(
+            data["store"],
+            int(data["seq"]),
+            int(data["position"]),
+            data.get("kept_from"),
+            LogSchema.from_dict(data.get("fields", [])),
+            int(data.get("rows", 0)),
+            data.get("feedback"),
+            data.get("feedback_mark"),
+        )
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ExportError(
+            f"the export state {path} cannot be read ({exc}); delete the folder {root} to export "
+            "the log again from the start"
+        ) from exc
+
+
+def write_state(root: Path, state: State) -> None:
+    """Replace the state file atomically (write, fsync, rename): a crash leaves the old or the new."""
+    path = root / STATE_FILE
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as fh:
+        fh.write(state.to_json())
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _sync_dir(root)
+
+
+def _sync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- reading -------------------------------------------------------------------------
+
+
+def log_files(root: Path, state: State, since: float | None = None, until: float | None = None) -> list[Path]:
+    """The committed prediction files of days that can hold entries with `since <= ts < until`."""
+    low = day_of(since) if since is not None else ""
+    high = day_of(until) if until is not None else "~"
+    found: list[Path] = []
+    base = root / PREDICTIONS
+    if not base.is_dir():
+        return found
+    for day_dir in sorted(base.iterdir()):
+        day = day_dir.name.removeprefix("day=")
+        if not day_dir.name.startswith("day=") or not low <= day <= high:
+            continue
+        for file in sorted(day_dir.glob("model_version=*/part-*.parquet")):
+            match = _PART.search(file.name)
+            if match and int(match.group(1)) <= state.seq:
+                found.append(file)
+    return found
+
+
+def covers(state: State | None, store: Store, since: float | None) -> bool:
+    """Whether the export of `state` holds everything of `store` from `since` up to its position."""
+    if state is None or state.store != store.url:
+        return False
+    return state.kept_from is None or (since is not None and day_of(since) >= state.kept_from)
+
+
+def read_log(
+    store: Store,
+    root: Path,
+    *,
+    service: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    columns: Sequence[str] | None = None,
+) -> pa.Table | None:
+    """The logged predictions with `since <= ts < until`, in ts order, as an Arrow table:
+    the exported files through DuckDB, then what the store logged since the last export.
+
+    `columns` picks columns (all by default); a typed column absent from the files is all null.
+    None when the export in `root` does not cover the window (none yet, another store's, or
+    retention dropped part of it): read the store then.
+    """
+    pa, _ = need_arrow()
+    state = read_state(root)
+    if state is None or not covers(state, store, since):
+        return None
+    files = log_files(root, state, since, until)
+    tail = [g for _, g in store.iter_log(state.position, service=service, since=since, until=until)]
+    tail_table = to_table(tail, state.schema)
+    wanted = list(columns) if columns is not None else None
+    parts = []
+    if files:
+        parts.append(_query_files(files, service, since, until, wanted))
+    if tail_table.num_rows or not parts:
+        parts.append(_select(pa, tail_table, wanted or list(tail_table.column_names)))
+    names = wanted or list(dict.fromkeys(n for p in parts for n in p.column_names))
+    table = pa.concat_tables([_select(pa, p, names) for p in parts])
+    if len(parts) > 1 and "ts" in names:
+        import pyarrow.compute as pc
+
+        table = table.take(pc.sort_indices(table, [("ts", "ascending")]))
+    return table
+
+
+def _query_files(
+    files: list[Path], service: str | None, since: float | None, until: float | None, columns: list[str] | None
+) -> pa.Table:
+    duckdb = _duckdb()
+    conditions, params = [], [[str(f) for f in files]]
+    for sql, value in (("service = ?", service), ("ts >= ?", since), ("ts < ?", until)):
+        if value is not None:
+            conditions.append(sql)
+            params.append(value)  # type: ignore[arg-type]
+    source = "read_parquet(?, union_by_name = true, hive_partitioning = false)"
+    con = duckdb.connect()
+    try:
+        present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}", params[:1]).fetchall()}
+        picked = "*" if columns is None else ", ".join(_quote(c) for c in columns if c in present) or "ts"
+        where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
+        order = " ORDER BY ts" if columns is None or "ts" in columns else ""
+        return con.sql(f"SELECT {picked} FROM {source}{where}{order}", params=params).fetch_arrow_table()
+    finally:
+        con.close()
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _select(pa: Any, table: Any, names: list[str]) -> Any:
+    """`table`'s columns `names`, in order; a missing one all null (a field added since)."""
+    arrays = []
+    for name in names:
+        if name in table.column_names:
+            arrays.append(table.column(name))
+        else:
+            arrays.append(pa.nulls(table.num_rows, _default_type(pa, name)))
+    return pa.table(dict(zip(names, arrays, strict=True))) if names else table
+
+
+def _default_type(pa: Any, name: str) -> Any:
+    return {"ts": pa.float64(), "latency_ms": pa.float64(), "status": pa.int32(), "documents_ok": pa.bool_()}.get(
+        name, pa.string()
+    )
+
+
+def records_of_table(table: pa.Table, chunk: int = 50_000) -> Iterator[PredictionRecord]:
+    """The rows of a table of BASE_COLUMNS as PredictionRecords (for backtests and replays)."""
+    for batch in table.to_batches(chunk):
+        cols = {name: batch.column(name).to_pylist() for name in BASE_COLUMNS if name != "documents_ok"}
+        for rid, ts, service, model, rules, dataset, run, latency, status, decision, shadow, inputs, outputs in zip(
+            *cols.values(), strict=True
+        ):
+            yield PredictionRecord(
+                rid,
+                ts,
+                service,
+                model,
+                latency,
+                inputs.encode(),
+                outputs.encode(),
+                rules,
+                dataset,
+                run,
+                status,
+                None if decision is None else decision.encode(),
+                None if shadow is None else shadow.encode(),
+            )
