@@ -171,12 +171,14 @@ class Store(abc.ABC):
         service: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        chunk: int = 50_000,
     ) -> Iterator[tuple[int, LogColumns]]:
         """The log's entries at positions in `(after, upto]`, in position order, as columns per context.
 
         Each group comes with a position: once every group of that position has been
         taken, every entry at or below it has been. `after=-1` also yields what schema
-        versions before 4 wrote (SQLite). `service`, `since` and `until` filter the entries.
+        versions before 4 wrote (SQLite). `service`, `since` and `until` filter the entries;
+        a position covers at most about `chunk` entries where the store can cut (PostgreSQL).
         """
         raise StoreError(f"the {self.kind} store {self.url} cannot be exported")
 

@@ -440,7 +440,9 @@ def _query_files(
         picked = "*" if columns is None else ", ".join(_quote(c) for c in columns if c in present) or "ts"
         where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
         order = " ORDER BY ts" if columns is None or "ts" in columns else ""
-        return con.sql(f"SELECT {picked} FROM {source}{where}{order}", params=params).fetch_arrow_table()
+        relation = con.sql(f"SELECT {picked} FROM {source}{where}{order}", params=params)
+        # to_arrow_table from duckdb 1.4 on; fetch_arrow_table before.
+        return relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.fetch_arrow_table()
     finally:
         con.close()
 

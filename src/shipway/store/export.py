@@ -109,7 +109,7 @@ class Exporter:
         target = self.store.log_position()
         pending: list[LogColumns] = []
         rows, last = 0, state.position
-        for position, group in self.store.iter_log(state.position, target):
+        for position, group in self.store.iter_log(state.position, target, chunk=min(50_000, self.batch_rows)):
             if rows >= self.batch_rows and position != last:
                 self._commit(state, pending, last, result)
                 pending, rows = [], 0

@@ -269,6 +269,7 @@ class PostgresStore(Store):
         service: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        chunk: int = 50_000,
     ) -> Iterator[tuple[int, LogColumns]]:
         where, params = where_clause(service, since, until, "%s")
         where = (where + " AND" if where else " WHERE") + " id > %s" + ("" if upto is None else " AND id <= %s")
@@ -280,11 +281,11 @@ class PostgresStore(Store):
             with conn.cursor() as cur, cur.copy(sql, params) as copy:
                 copy.set_types(_LOG_TYPES)
                 rows = copy.rows()
-                while chunk := list(itertools.islice(rows, 50_000)):
-                    position = chunk[-1][0]
+                while part := list(itertools.islice(rows, chunk)):
+                    position = part[-1][0]
                     entries = [
                         ((r[3], r[4], r[8], r[9], r[10]), r[1], r[2], r[5], r[11], r[6], r[7], r[12], r[13])
-                        for r in chunk
+                        for r in part
                     ]
                     for group in columns_of(entries):  # type: ignore[arg-type]
                         yield position, group

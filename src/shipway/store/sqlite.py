@@ -312,6 +312,7 @@ class SQLiteStore(Store):
         service: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        chunk: int = 50_000,
     ) -> Iterator[tuple[int, LogColumns]]:
         own = str(self.path) != MEMORY
         conn = sqlite3.connect(str(self.path), timeout=self._busy_timeout_s) if own else self._connection()
