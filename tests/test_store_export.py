@@ -18,16 +18,16 @@ import pytest
 pytest.importorskip("pyarrow")
 pytest.importorskip("duckdb")
 
-from shipway.errors import ExportError  # noqa: E402
-from shipway.experiments.backtest import backtest  # noqa: E402
-from shipway.monitoring.drift import compare  # noqa: E402
-from shipway.monitoring.profile import Profile  # noqa: E402
-from shipway.monitoring.window import window_from_store  # noqa: E402
-from shipway.rules import load_rules  # noqa: E402
-from shipway.store import PredictionRecord, Store, open_store  # noqa: E402
-from shipway.store.columnar import LogSchema, read_log, read_state, records_of_table  # noqa: E402
-from shipway.store.export import Exporter  # noqa: E402
-from shipway.store.records import FeedbackRecord  # noqa: E402
+from shipway.errors import ExportError
+from shipway.experiments.backtest import backtest
+from shipway.monitoring.drift import compare
+from shipway.monitoring.profile import Profile
+from shipway.monitoring.window import window_from_store
+from shipway.rules import load_rules
+from shipway.store import PredictionRecord, Store, open_store
+from shipway.store.columnar import LogSchema, read_log, read_state, records_of_table
+from shipway.store.export import Exporter
+from shipway.store.records import FeedbackRecord
 
 pytest_plugins = ["store_fixtures"]
 
@@ -111,7 +111,6 @@ def test_export_then_read_equals_the_store(store_url: str, tmp_path: Path) -> No
 
 
 def test_typed_columns_follow_the_schemas(tmp_path: Path) -> None:
-    import pyarrow as pa
 
     with open_store(f"sqlite:///{tmp_path / 'log.db'}") as store:
         fill(store, 0, 20)

@@ -15,6 +15,7 @@ pyarrow and duckdb are imported here only (`pip install 'shipway[analysis]'`).
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import json
 import os
 import re
@@ -42,6 +43,7 @@ __all__ = [
     "State",
     "day_of",
     "log_files",
+    "logged_records",
     "need_arrow",
     "read_log",
     "read_state",
@@ -167,7 +169,8 @@ def _kind(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> str:
     if "enum" in schema and "type" not in schema:
         values = schema["enum"]
         return "str" if values and all(isinstance(v, str) for v in values) else "json"
-    return _JSON_TYPES.get(schema.get("type"), "json") if isinstance(schema.get("type"), str) else "json"
+    kind = schema.get("type")
+    return _JSON_TYPES.get(kind, "json") if isinstance(kind, str) else "json"
 
 
 # -- writing -------------------------------------------------------------------------
@@ -394,38 +397,81 @@ def read_log(
     since: float | None = None,
     until: float | None = None,
     columns: Sequence[str] | None = None,
+    slowest: int | None = None,
 ) -> pa.Table | None:
     """The logged predictions with `since <= ts < until`, in ts order, as an Arrow table:
     the exported files through DuckDB, then what the store logged since the last export.
 
     `columns` picks columns (all by default); a typed column absent from the files is all null.
+    `slowest=n` keeps the n of highest latency instead, slowest first.
     None when the export in `root` does not cover the window (none yet, another store's, or
     retention dropped part of it): read the store then.
     """
-    pa, _ = need_arrow()
     state = read_state(root)
     if state is None or not covers(state, store, since):
         return None
+    pa, _ = need_arrow()
     files = log_files(root, state, since, until)
     tail = [g for _, g in store.iter_log(state.position, service=service, since=since, until=until)]
     tail_table = to_table(tail, state.schema)
     wanted = list(columns) if columns is not None else None
     parts = []
     if files:
-        parts.append(_query_files(files, service, since, until, wanted))
+        parts.append(_query_files(files, service, since, until, wanted, slowest))
     if tail_table.num_rows or not parts:
         parts.append(_select(pa, tail_table, wanted or list(tail_table.column_names)))
     names = wanted or list(dict.fromkeys(n for p in parts for n in p.column_names))
     table = pa.concat_tables([_select(pa, p, names) for p in parts])
-    if len(parts) > 1 and "ts" in names:
-        import pyarrow.compute as pc
+    import pyarrow.compute as pc
 
+    if slowest is not None:
+        order = pc.sort_indices(table, [("latency_ms", "descending"), ("ts", "ascending")])
+        return table.take(order[:slowest])
+    if len(parts) > 1 and "ts" in names:
         table = table.take(pc.sort_indices(table, [("ts", "ascending")]))
     return table
 
 
+def logged_records(
+    store: Store,
+    export: Path | None,
+    *,
+    service: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+) -> Iterator[PredictionRecord]:
+    """The logged predictions with `since <= ts < until` in ts order, as `store.iter_predictions`
+    yields them: from the export in `export` a day at a time when it covers the window (memory
+    holds one day), with what the store logged since; from the store otherwise."""
+    state = read_state(export) if export is not None else None
+    if export is None or state is None or not covers(state, store, since):
+        return store.iter_predictions(service=service, since=since, until=until)
+    need_arrow()
+    by_day: dict[str, list[Path]] = {}
+    for file in log_files(export, state, since, until):
+        by_day.setdefault(file.parent.parent.name, []).append(file)
+    columns = [c for c in BASE_COLUMNS if c != "documents_ok"]
+
+    def exported() -> Iterator[PredictionRecord]:
+        for files in by_day.values():
+            yield from records_of_table(_query_files(files, service, since, until, columns))
+
+    tail = [g for _, g in store.iter_log(state.position, service=service, since=since, until=until)]
+    logged = records_of_table(to_table(tail, LogSchema()).sort_by("ts"))
+    return heapq.merge(exported(), logged, key=_ts)
+
+
+def _ts(record: PredictionRecord) -> float:
+    return record.ts
+
+
 def _query_files(
-    files: list[Path], service: str | None, since: float | None, until: float | None, columns: list[str] | None
+    files: list[Path],
+    service: str | None,
+    since: float | None,
+    until: float | None,
+    columns: list[str] | None,
+    slowest: int | None = None,
 ) -> pa.Table:
     duckdb = _duckdb()
     conditions, params = [], [[str(f) for f in files]]
@@ -440,6 +486,8 @@ def _query_files(
         picked = "*" if columns is None else ", ".join(_quote(c) for c in columns if c in present) or "ts"
         where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
         order = " ORDER BY ts" if columns is None or "ts" in columns else ""
+        if slowest is not None:
+            order = f" ORDER BY latency_ms DESC, ts LIMIT {int(slowest)}"
         relation = con.sql(f"SELECT {picked} FROM {source}{where}{order}", params=params)
         # to_arrow_table from duckdb 1.4 on; fetch_arrow_table before.
         return relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.fetch_arrow_table()

@@ -10,6 +10,7 @@ So every logged entry lands in exactly one committed file. Layout: store/columna
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipway.errors import ExportError
+from shipway.errors import ExportError, StoreUnavailable
 from shipway.store.columnar import (
     FEEDBACK,
     PREDICTIONS,
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from shipway.store.base import Store
 
 __all__ = ["ExportResult", "Exporter"]
+
+log = logging.getLogger("shipway.export")
 
 _FEEDBACK_COLUMNS = (
     "request_id, name, value, actual, number, ts, received, service, pred_ts, model_version, "
@@ -127,9 +130,13 @@ class Exporter:
         """Run every `interval_s` seconds until `stop` is set; `report(result)` after each run."""
         while not stop.is_set():
             started = time.monotonic()
-            result = self.run()
-            if report is not None:
-                report(result)
+            try:
+                result = self.run()
+            except StoreUnavailable as exc:  # the next run picks up where this one stopped
+                log.warning("export: %s; trying again in %s s", exc, interval_s)
+            else:
+                if report is not None:
+                    report(result)
             stop.wait(max(0.0, interval_s - (time.monotonic() - started)))
 
     def _commit(self, state: State, groups: Sequence[LogColumns], position: int, result: ExportResult) -> None:
