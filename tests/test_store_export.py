@@ -301,3 +301,112 @@ def test_a_backtest_from_the_export_equals_the_store_s(store_url: str, tmp_path:
         ours = backtest(records_of_table(table), None, proposed).to_dict()
         today = backtest(store.iter_predictions(service="svc"), None, proposed).to_dict()
     assert ours == today and ours["changed"] > 0
+
+
+SERVICE_PY = '''
+from pydantic import BaseModel
+
+
+class Customer(BaseModel):
+    age: int
+
+
+class Item(BaseModel):
+    amount: float
+    count: int
+    country: str
+    premium: bool
+    customer: Customer
+    note: str | None = None
+
+
+class Answer(BaseModel):
+    intent: str
+    probability: float
+
+
+def predict(item: Item) -> Answer:
+    return Answer(intent="card", probability=0.5)
+'''
+
+
+def project(tmp_path: Path) -> Path:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "service.py").write_text(SERVICE_PY)
+    (folder / "shipway.toml").write_text('name = "svc"\n')
+    return folder
+
+
+def test_the_export_command_types_columns_from_the_service_s_schemas(store_url: str, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from shipway.cli import main as cli
+
+    folder = project(tmp_path)
+    with open_store(store_url, tmp_path) as store:
+        fill(store, 0, 300)
+    result = CliRunner().invoke(cli, ["export", str(folder), "--store", store_url, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["rows"] == 300
+    state = read_state(folder / ".shipway" / "export")
+    assert state is not None
+    assert [(f.column, f.kind) for f in state.schema.fields] == [
+        ("input.amount", "float"),
+        ("input.count", "int"),
+        ("input.country", "str"),
+        ("input.premium", "bool"),
+        ("input.customer", "json"),
+        ("input.note", "str"),
+        ("output.intent", "str"),
+        ("output.probability", "float"),
+    ]
+    again = CliRunner().invoke(cli, ["export", str(folder), "--store", store_url])
+    assert again.exit_code == 0 and again.output.startswith("exported 0 predictions"), again.output
+
+
+def test_export_follow_keeps_up_and_stops_on_sigterm(tmp_path: Path) -> None:
+    from store_fixtures import wait_for
+
+    folder = project(tmp_path)
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    with open_store(url) as store:
+        fill(store, 0, 100)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shipway", "export", str(folder), "--store", url, "--follow", "--interval", "0.2"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            root = folder / ".shipway" / "export"
+
+            def exported_rows() -> int:
+                state = read_state(root)
+                return state.rows if state is not None else 0
+
+            wait_for(lambda: exported_rows() == 100, what="the first 100 rows exported")
+            fill(store, 100, 250)
+            wait_for(lambda: exported_rows() == 250, what="the next 150 rows exported")
+            assert exported(store, root) == store.read_predictions()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "exported 100 predictions" in out and "exported 150 predictions" in out
+
+
+def test_the_slowest_predictions_from_the_export_equal_the_store_s(store_url: str, tmp_path: Path) -> None:
+    from shipway.monitoring.metrics import recent_predictions
+    from shipway.store.outcomes import describe_fields
+
+    describe = describe_fields("intent", "probability", "")
+    root = tmp_path / "export"
+    with open_store(store_url, tmp_path) as store:
+        fill(store, 0, 400)
+        Exporter(store, root, SCHEMA).run()
+        fill(store, 400, 450)
+        for order in ("slowest", "uncertain"):
+            window = {"since": T0 + 1000, "limit": 7, "order": order, "describe": describe}
+            ours = recent_predictions(store, "svc", export=root, **window)
+            today = recent_predictions(store, "svc", **window)
+            assert ours == today and len(ours) == 7
