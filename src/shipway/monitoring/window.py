@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from shipway.errors import DriftError
-from shipway.monitoring.columns import Path, column, flatten_items, path_name
+from shipway.monitoring.columns import CategoryCounts, Path, category_key, column, flatten_items, path_name
 from shipway.store.records import PredictionRecord
 
 if TYPE_CHECKING:
@@ -125,14 +125,10 @@ def _window_from_export(
     table = table.filter(kept)
     columns: dict[str, Any] = {}
     decoded: dict[str, list[Any]] = {}
-    numeric = {f.name for f in profile.features if f.kind == "numeric"}
+    kinds = {f.name: f.kind for f in profile.features}
     for feature, name, role, path in plan:
         if name is not None:
-            data = table.column(name)
-            if feature in numeric and data.type.num_fields == 0 and str(data.type) in ("double", "int64"):
-                columns[feature] = data.to_numpy(zero_copy_only=False).astype("float64", copy=False)
-            else:
-                columns[feature] = data.to_pylist()
+            columns[feature] = _typed_values(table.column(name), kinds[feature])
             continue
         docs = "inputs" if role == "input" else "outputs"
         if docs not in decoded:
@@ -142,6 +138,24 @@ def _window_from_export(
     first = pc.min(ts).as_py() if table.num_rows else None
     last = pc.max(ts).as_py() if table.num_rows else None
     return Window(columns, table.num_rows, first, last, excluded)
+
+
+def _typed_values(data: Any, kind: str) -> Any:
+    """A typed column as the drift checks take it: numbers as a float array (NaN for null),
+    categories counted by Arrow (as `category_key` names them), other values as a list."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if kind == "numeric" and (pa.types.is_floating(data.type) or pa.types.is_integer(data.type)):
+        return data.to_numpy(zero_copy_only=False).astype("float64", copy=False)
+    if kind == "categorical" and (pa.types.is_string(data.type) or pa.types.is_integer(data.type)):
+        counted = pc.value_counts(data)  # in order of first appearance, as Counter counts
+        counts: dict[str, int] = {}
+        for value, n in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True):
+            if value is not None:
+                counts[category_key(value)] = n
+        return CategoryCounts(counts, data.null_count)
+    return data.to_pylist()
 
 
 def _export_fields(export: FilePath) -> list[Any]:
