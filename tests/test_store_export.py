@@ -303,7 +303,7 @@ def test_a_backtest_from_the_export_equals_the_store_s(store_url: str, tmp_path:
     assert ours == today and ours["changed"] > 0
 
 
-SERVICE_PY = '''
+SERVICE_PY = """
 from pydantic import BaseModel
 
 
@@ -327,7 +327,7 @@ class Answer(BaseModel):
 
 def predict(item: Item) -> Answer:
     return Answer(intent="card", probability=0.5)
-'''
+"""
 
 
 def project(tmp_path: Path) -> Path:
@@ -410,3 +410,16 @@ def test_the_slowest_predictions_from_the_export_equal_the_store_s(store_url: st
             ours = recent_predictions(store, "svc", export=root, **window)
             today = recent_predictions(store, "svc", **window)
             assert ours == today and len(ours) == 7
+
+
+def test_a_document_that_is_not_json_is_flagged_on_the_fast_path_too(tmp_path: Path) -> None:
+    inputs_only = LogSchema.from_json_schemas({"type": "object", "properties": {"count": {"type": "integer"}}}, None)
+    with open_store(f"sqlite:///{tmp_path / 'log.db'}") as store:
+        fill(store, 0, 5)
+        store.write_predictions([PredictionRecord("bad-out", T0, "svc", "m-1", 1.0, b'{"count": 1}', b"{nope")])
+        Exporter(store, tmp_path / "x", inputs_only).run()
+        table = read_log(store, tmp_path / "x")
+    assert table is not None
+    rows = {r["request_id"]: r for r in table.to_pylist()}
+    assert rows["bad-out"]["documents_ok"] is False and rows["r1"]["documents_ok"] is True
+    assert rows["r1"]["input.count"] == 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
+import io
 import json
 import os
 import re
@@ -199,7 +200,14 @@ def to_table(groups: Sequence[LogColumns], schema: LogSchema) -> pa.Table:
         shadows += g.shadows
         for values, value in zip(context, g.context, strict=True):
             values += [value] * len(g)
-    ok, items = _parse(inputs, outputs)
+    fast = {
+        role: _typed_fast(pa, docs, [f for f in schema.fields if f.role == role])
+        for role, docs in (("input", inputs), ("output", outputs))
+    }
+    if all(v is not None for v in fast.values()):
+        ok, items = [True] * len(inputs), {}
+    else:
+        ok, items = _parse(inputs, outputs)
     text = pa.string()
     arrays: dict[str, Any] = {
         "request_id": pa.array(request_ids, text),
@@ -218,8 +226,36 @@ def to_table(groups: Sequence[LogColumns], schema: LogSchema) -> pa.Table:
         "documents_ok": pa.array(ok, pa.bool_()),
     }
     for field in schema.fields:
-        arrays[field.column] = _array(pa, _values(items[field.role], field.path), field.kind)
+        typed = fast[field.role]
+        if typed is not None and items == {}:
+            arrays[field.column] = typed[field.column]
+        else:
+            arrays[field.column] = _array(pa, _values(items[field.role], field.path), field.kind)
     return pa.table(arrays)
+
+
+def _typed_fast(pa: Any, docs: list[str], fields: list[Field]) -> dict[str, Any] | None:
+    """The typed columns of one role's documents parsed by Arrow's JSON reader (in C++, about
+    ten times faster than parsing in Python), or None where it cannot give exactly what the
+    Python path gives: a field kept as JSON text, a value of another type, a document that is
+    not a JSON object."""
+    if any(f.kind == "json" or len(f.path) != 1 for f in fields):
+        return None
+    types = {"int": pa.int64(), "float": pa.float64(), "str": pa.string(), "bool": pa.bool_()}
+    if not docs:
+        return {f.column: pa.array([], types[f.kind]) for f in fields}
+    import pyarrow.json as pj
+
+    options = pj.ParseOptions(
+        explicit_schema=pa.schema([(f.path[0], types[f.kind]) for f in fields]), unexpected_field_behavior="ignore"
+    )
+    try:
+        table = pj.read_json(io.BytesIO("\n".join(docs).encode()), parse_options=options)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeEncodeError):
+        return None
+    if table.num_rows != len(docs):
+        return None
+    return {f.column: table.column(f.path[0]).combine_chunks() for f in fields}
 
 
 def _parse(inputs: list[str], outputs: list[str]) -> tuple[list[bool], dict[str, list[Any]]]:

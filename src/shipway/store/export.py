@@ -39,7 +39,7 @@ from shipway.store.records import LogColumns
 if TYPE_CHECKING:
     from shipway.store.base import Store
 
-__all__ = ["ExportResult", "Exporter"]
+__all__ = ["ExportResult", "Exporter", "write_parquet"]
 
 log = logging.getLogger("shipway.export")
 
@@ -149,7 +149,7 @@ class Exporter:
                 folder = partition_dir(self.root, day, model)
                 folder.mkdir(parents=True, exist_ok=True)
                 path = folder / part_name(seq)
-                _write_parquet(table.take(rows), path)
+                write_parquet(table.take(rows), path)
                 result.files.append(str(path))
         state.seq, state.position, state.rows = seq, position, state.rows + n
         write_state(self.root, state)
@@ -182,7 +182,7 @@ class Exporter:
         folder = self.root / FEEDBACK
         folder.mkdir(parents=True, exist_ok=True)
         old, name = state.feedback, f"snapshot-{state.seq:010d}-{time.time_ns()}.parquet"
-        _write_parquet(table, folder / name)
+        write_parquet(table, folder / name)
         state.feedback, state.feedback_mark = name, mark
         write_state(self.root, state)
         if old is not None:
@@ -252,7 +252,7 @@ def _partitions(table: Any) -> dict[tuple[str, str], list[int]]:
     return out
 
 
-def _write_parquet(table: Any, path: Path) -> None:
+def write_parquet(table: Any, path: Path) -> None:
     """Write under a temporary name, fsync, rename: a file is whole or absent."""
     _, pq = need_arrow()
     tmp = path.with_name(path.name + ".tmp")
