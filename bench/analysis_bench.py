@@ -221,7 +221,7 @@ def backtest_reads(rows: int, work: Path) -> dict[str, Any]:
                     "intent": labels[int(rng.integers(len(labels)))],
                     "probability": round(float(p), 4),
                     "alternatives": [
-                        {"intent": labels[int(rng.integers(len(labels)))], "probability": round(p / 2, 4)}
+                        {"intent": labels[int(rng.integers(len(labels)))], "probability": round(float(p) / 2, 4)}
                     ],
                 }
             ).decode()

@@ -109,7 +109,11 @@ def _window_from_export(
         name = typed.get((f.role, f.path))
         plan.append((f.name, name, f.role, f.path))
         wanted.append(name if name is not None else ("inputs" if f.role == "input" else "outputs"))
-    table = read_log(store, export, service=service, since=since, until=until, columns=list(dict.fromkeys(wanted)))
+    # Only the text checks sample rows (their order matters); the others count and sort values.
+    ordered = any(f.kind == "text" for f in profile.features)
+    table = read_log(
+        store, export, service=service, since=since, until=until, columns=list(dict.fromkeys(wanted)), ordered=ordered
+    )
     if table is None:
         return None
     import pyarrow.compute as pc
@@ -122,7 +126,8 @@ def _window_from_export(
     for reason, n in (("status other than 200", n_status), ("inputs or outputs not valid JSON", n_json)):
         if n:
             excluded[reason] = n
-    table = table.filter(kept)
+    if n_status or n_json:
+        table = table.filter(kept)
     columns: dict[str, Any] = {}
     decoded: dict[str, list[Any]] = {}
     kinds = {f.name: f.kind for f in profile.features}

@@ -434,12 +434,14 @@ def read_log(
     until: float | None = None,
     columns: Sequence[str] | None = None,
     slowest: int | None = None,
+    ordered: bool = True,
 ) -> pa.Table | None:
     """The logged predictions with `since <= ts < until`, in ts order, as an Arrow table:
     the exported files through DuckDB, then what the store logged since the last export.
 
     `columns` picks columns (all by default); a typed column absent from the files is all null.
-    `slowest=n` keeps the n of highest latency instead, slowest first.
+    `slowest=n` keeps the n of highest latency instead, slowest first. `ordered=False` leaves
+    the rows in file order (sorting a wide window costs more than reading it).
     None when the export in `root` does not cover the window (none yet, another store's, or
     retention dropped part of it): read the store then.
     """
@@ -453,7 +455,7 @@ def read_log(
     wanted = list(columns) if columns is not None else None
     parts = []
     if files:
-        parts.append(_query_files(files, service, since, until, wanted, slowest))
+        parts.append(_query_files(files, service, since, until, wanted, slowest, ordered))
     if tail_table.num_rows or not parts:
         parts.append(_select(pa, tail_table, wanted or list(tail_table.column_names)))
     names = wanted or list(dict.fromkeys(n for p in parts for n in p.column_names))
@@ -463,7 +465,7 @@ def read_log(
     if slowest is not None:
         order = pc.sort_indices(table, [("latency_ms", "descending"), ("ts", "ascending")])
         return table.take(order[:slowest])
-    if len(parts) > 1 and "ts" in names:
+    if ordered and len(parts) > 1 and "ts" in names:
         table = table.take(pc.sort_indices(table, [("ts", "ascending")]))
     return table
 
@@ -508,6 +510,7 @@ def _query_files(
     until: float | None,
     columns: list[str] | None,
     slowest: int | None = None,
+    ordered: bool = True,
 ) -> pa.Table:
     duckdb = _duckdb()
     conditions, params = [], [[str(f) for f in files]]
@@ -521,7 +524,7 @@ def _query_files(
         present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}", params[:1]).fetchall()}
         picked = "*" if columns is None else ", ".join(_quote(c) for c in columns if c in present) or "ts"
         where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
-        order = " ORDER BY ts" if columns is None or "ts" in columns else ""
+        order = " ORDER BY ts" if ordered and (columns is None or "ts" in columns) else ""
         if slowest is not None:
             order = f" ORDER BY latency_ms DESC, ts LIMIT {int(slowest)}"
         relation = con.sql(f"SELECT {picked} FROM {source}{where}{order}", params=params)
