@@ -138,12 +138,11 @@ def count_categories(values: Sequence[Any] | np.ndarray | CategoryCounts) -> tup
     """Counts per category (None and NaN are missing, not a category), and the missing count."""
     if isinstance(values, CategoryCounts):
         return dict(values.counts), values.missing
-    if isinstance(values, np.ndarray):
-        values = values.tolist()
+    items = values.tolist() if isinstance(values, np.ndarray) else values
     try:
-        counts: Counter[Any] = Counter(values)
+        counts: Counter[Any] = Counter(items)
     except TypeError:  # an unhashable value (a list): name every value by its JSON
-        counts = Counter(None if v is None else category_key(v) for v in values)
+        counts = Counter(None if v is None else category_key(v) for v in items)
     missing = counts.pop(None, 0)
     out: dict[str, int] = {}
     for value, n in counts.items():

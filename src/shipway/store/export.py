@@ -24,17 +24,15 @@ from shipway.errors import ExportError, StoreUnavailable
 from shipway.store.columnar import (
     FEEDBACK,
     PREDICTIONS,
-    LogSchema,
     State,
     day_of,
-    need_arrow,
     part_name,
     partition_dir,
     read_state,
-    to_table,
     write_state,
 )
 from shipway.store.records import LogColumns
+from shipway.store.typed_columns import LogSchema, need_arrow, to_table
 
 if TYPE_CHECKING:
     from shipway.store.base import Store

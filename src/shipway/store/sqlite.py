@@ -284,18 +284,7 @@ class SQLiteStore(Store):
     def _segments(
         self, conn: sqlite3.Connection, service: str | None, since: float | None, until: float | None
     ) -> Iterator[tuple[float, list[PredictionRecord]]]:
-        conditions: list[str] = []
-        params: list[Any] = []
-        if service is not None:
-            conditions.append("c.service = ?")
-            params.append(service)
-        if since is not None:
-            conditions.append("s.ts_max >= ?")
-            params.append(since)
-        if until is not None:
-            conditions.append("s.ts_min < ?")
-            params.append(until)
-        where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
+        where, params = _segment_filter([], [], service, since, until)
         for _, ts_min, body, *context in conn.execute(f"{_SEGMENTS}{where} ORDER BY s.ts_min, s.id", params):
             yield ts_min, decode(body, tuple(context), since, until)  # type: ignore[arg-type]
 
@@ -324,26 +313,14 @@ class SQLiteStore(Store):
                 while rows := cursor.fetchmany(50_000):
                     for group in columns_of(entry_of(record_from_row(row), "replace") for row in rows):
                         yield 0, group
-            conditions, params = ["s.id > ?"], [max(after, 0)]
-            if upto is not None:
-                conditions.append("s.id <= ?")
-                params.append(upto)
-            sql = f"{_SEGMENTS} WHERE {' AND '.join(conditions)}"
-            if service is not None:
-                sql += " AND c.service = ?"
-                params.append(service)
-            if since is not None:
-                sql += " AND s.ts_max >= ?"
-                params.append(since)
-            if until is not None:
-                sql += " AND s.ts_min < ?"
-                params.append(until)
-            for sid, _, body, *context in conn.execute(sql + " ORDER BY s.id", params):
-                rows = orjson.loads(body)
-                if since is not None or until is not None:
-                    low = -float("inf") if since is None else since
-                    high = float("inf") if until is None else until
-                    rows = [row for row in rows if low <= row[1] < high]
+            ids = ["s.id > ?"] + ([] if upto is None else ["s.id <= ?"])
+            where, params = _segment_filter(
+                ids, [max(after, 0)] + ([] if upto is None else [upto]), service, since, until
+            )
+            low = -float("inf") if since is None else since
+            high = float("inf") if until is None else until
+            for sid, _, body, *context in conn.execute(f"{_SEGMENTS}{where} ORDER BY s.id", params):
+                rows = [row for row in orjson.loads(body) if low <= row[1] < high]
                 if rows:
                     yield sid, LogColumns(tuple(context), *zip(*rows, strict=True))  # type: ignore[arg-type]
         except sqlite3.Error as exc:
@@ -451,6 +428,18 @@ class _Executor:
 
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self._conn.executemany(sql, rows)
+
+
+def _segment_filter(
+    conditions: list[str], params: list[Any], service: str | None, since: float | None, until: float | None
+) -> tuple[str, list[Any]]:
+    """The WHERE clause over segments (`s`) and contexts (`c`): `conditions`, and the service and
+    the segments that can hold entries with `since <= ts < until`."""
+    for sql, value in (("c.service = ?", service), ("s.ts_max >= ?", since), ("s.ts_min < ?", until)):
+        if value is not None:
+            conditions.append(sql)
+            params.append(value)
+    return (" WHERE " + " AND ".join(conditions)) if conditions else "", params
 
 
 def _ts(r: PredictionRecord) -> float:
