@@ -20,7 +20,8 @@
     ├── DriftError           a drift profile is missing, damaged or of another version, or a window is empty
     ├── DataError            a dataset to inspect cannot be read or used (no label column, one class...)
     └── StoreError           the store failed
-        └── StoreUnavailable the store cannot be reached right now
+        ├── StoreUnavailable the store cannot be reached right now
+        └── ExportError      the log's Parquet export cannot be written or read
 
 Messages name the thing, show the bad value, and say how to fix it.
 """
@@ -36,6 +37,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DriftError",
+    "ExportError",
     "GateFailed",
     "InputError",
     "LoadError",
@@ -193,3 +195,8 @@ class StoreError(ShipwayError):
 
 class StoreUnavailable(StoreError):
     """The store cannot be reached now; callers may spool and retry later."""
+
+
+class ExportError(StoreError):
+    """The prediction log's Parquet export cannot be written or read: a damaged state file, a
+    folder that is not writable, pyarrow or duckdb missing (docs/analysis.md)."""
