@@ -16,6 +16,7 @@ EXPORTED = [
     "Pipeline",
     "PredictError",
     "PredictTimeout",
+    "Run",
     "Service",
     "ServiceError",
     "Settings",
@@ -26,7 +27,10 @@ EXPORTED = [
     "StoreUnavailable",
     "Trace",
     "__version__",
+    "active_run",
     "load_settings",
+    "run",
+    "start_run",
 ]
 
 
