@@ -92,7 +92,7 @@ def test_a_version_4_sqlite_store_is_migrated(tmp_path: Path) -> None:
     with open_store(f"sqlite:///{path}"):
         pass
     conn = sqlite3.connect(path)
-    for table in ("run_artifacts", "run_metrics", "run_params", "runs", "tasks", "datasets"):
+    for table in ("run_artifacts", "run_metrics", "run_params", "run_code", "runs", "tasks", "datasets"):
         conn.execute(f"DROP TABLE {table}")
     conn.execute("DELETE FROM schema_version WHERE version = 5")
     conn.commit()

@@ -21,6 +21,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,13 @@ def describe(folder: Path, target: str | None) -> tuple[dict[str, int], dict[str
                 if index is None:
                     n = sum(1 for _ in reader)
                 else:
-                    counts.update(r[index] for r in reader if len(r) > index)
+                    try:
+                        counts.update(map(itemgetter(index), reader))
+                    except IndexError:
+                        raise DataError(
+                            f"{path} line {reader.line_num}: the row has fewer columns than the header "
+                            f"({len(header)}); fix the dataset step's CSV writing"
+                        ) from None
                     n = counts.total()
         else:
             for row in read_rows(path):
@@ -301,7 +308,7 @@ def _split_diff(a: list[dict[str, Any]], b: list[dict[str, Any]], target: str | 
     after: dict[str, Counter[Any]] = {}
     for row in b:
         after.setdefault(key(row), Counter())[label(row)] += 1
-    for k in before.keys() | after.keys():
+    for k in sorted(before.keys() | after.keys()):
         old, new = before.get(k, Counter()), after.get(k, Counter())
         if not old:
             out.added += new.total()

@@ -75,6 +75,7 @@ class Run:
         overrides: Mapping[str, Any] | None = None,
         seeds: Mapping[str, int] | None = None,
         close_store: bool = True,
+        mlflow_uri: str = "",
     ) -> None:
         self.store = store
         self.objects = objects
@@ -86,6 +87,7 @@ class Run:
         self.overrides = dict(overrides or {})
         self.seed_overrides = dict(seeds or {})
         self.ended = False
+        self.mlflow_uri = mlflow_uri  # copy the run there when it ends (experiments.mlflow_uri)
         self._close_store = close_store
         self._params: dict[str, Any] = {}
         self._metrics: list[tuple[str, float, int, float]] = []
@@ -220,6 +222,10 @@ class Run:
             elif error is not None:
                 self.set_tag("error", error)  # the starting command records the failure
             self.flush()
+            if self.owner and self.mlflow_uri:
+                from shipway.experiments.mlflow_bridge import safe_log_to_mlflow
+
+                safe_log_to_mlflow(self.store, self.objects, self.id, self.mlflow_uri)
         finally:
             with _lock:
                 if self in _active:
@@ -308,6 +314,7 @@ def start_run(
                 tags=tags,
                 flush_interval_s=settings["experiments.flush_interval_s"],
                 close_store=owned_store,
+                mlflow_uri=settings["experiments.mlflow_uri"],
             )
     except BaseException:
         if owned_store:
@@ -333,6 +340,7 @@ def open_run(
     flush_interval_s: float = 1.0,
     close_store: bool = False,
     parent: str | None = None,
+    mlflow_uri: str = "",
 ) -> Run:
     """Create a run in `store` with the code of `root` and this environment (for commands
     and recipes that hold a store already); it is ended at exit if nobody ends it."""
@@ -367,6 +375,7 @@ def open_run(
         overrides=overrides,
         seeds=seeds,
         close_store=close_store,
+        mlflow_uri=mlflow_uri,
     )
     _track(found)
     return found

@@ -166,6 +166,7 @@ def train(
         seeds=seeds,
         flush_interval_s=settings["experiments.flush_interval_s"],
         parent=parent,
+        mlflow_uri=settings["experiments.mlflow_uri"],
     )
     run.record.seeds["PYTHONHASHSEED"] = int(seeds["PYTHONHASHSEED"])
     run.set(seeds=dict(run.record.seeds))
@@ -191,7 +192,7 @@ def train(
             if not result.ok:
                 error = f"the training step {settings['train.command']!r} exited with code {result.returncode}:\n{result.tail.rstrip()}"
                 run.end("failed", error)
-                return _finish(store, run, settings)
+                return store.get_run(run.id)
             say(f"[3/4] recording the model's artifacts from {artifacts}")
             _record_artifacts(run, artifacts, dataset)
             say("[4/4] measuring latency through the service's pipeline")
@@ -201,16 +202,7 @@ def train(
     except BaseException as exc:
         run.end("failed", f"{type(exc).__name__}: {exc}")
         raise
-    return _finish(store, run, settings)
-
-
-def _finish(store: Store, run: Run, settings: Settings) -> RunRecord:
-    record = store.get_run(run.id)
-    if settings["experiments.mlflow_uri"]:
-        from shipway.experiments.mlflow_bridge import log_to_mlflow
-
-        log_to_mlflow(record, settings["experiments.mlflow_uri"])
-    return record
+    return store.get_run(run.id)
 
 
 def _record_artifacts(run: Run, artifacts: Path, dataset: DatasetRecord) -> None:

@@ -24,16 +24,17 @@ _TABLES = (
         name TEXT PRIMARY KEY, dataset TEXT NOT NULL, dataset_version TEXT NOT NULL,
         target TEXT NOT NULL, splits TEXT NOT NULL, metric TEXT NOT NULL, created {real} NOT NULL
     )""",
-    # One row per run; the documents (code, environment, configuration) are JSON text, and
-    # `metrics` each metric's last value, so that listing runs reads one table.
+    # One row per run, small, so that listing thousands of runs reads few pages: `metrics` holds
+    # each metric's last value; the bulky documents (the code's diff, the package list) are
+    # in run_code. The other documents (configuration, seeds, tags) are JSON text.
     """CREATE TABLE runs (
         id TEXT PRIMARY KEY, project TEXT NOT NULL, name TEXT, status TEXT NOT NULL,
         started {real} NOT NULL, ended {real}, task TEXT, dataset_version TEXT, recipe TEXT,
-        code_commit TEXT, dirty INTEGER, code TEXT NOT NULL, environment TEXT NOT NULL,
-        config TEXT NOT NULL, overrides TEXT NOT NULL, seeds TEXT NOT NULL, tags TEXT NOT NULL,
-        error TEXT, command TEXT, model_version TEXT, parent TEXT,
-        metrics TEXT NOT NULL
+        code_commit TEXT, dirty INTEGER, config TEXT NOT NULL, overrides TEXT NOT NULL,
+        seeds TEXT NOT NULL, tags TEXT NOT NULL, error TEXT, command TEXT, model_version TEXT,
+        parent TEXT, metrics TEXT NOT NULL
     )""",
+    "CREATE TABLE run_code (run_id TEXT PRIMARY KEY, code TEXT NOT NULL, environment TEXT NOT NULL)",
     "CREATE INDEX runs_project ON runs (project, started)",
     "CREATE INDEX runs_started ON runs (started)",
     """CREATE TABLE run_params (

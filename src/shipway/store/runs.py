@@ -22,7 +22,8 @@ __all__ = ["RUN_STATUSES", "ArtifactRef", "MetricPoint", "RunRecord", "RunRecord
 
 RUN_STATUSES = ("running", "finished", "failed")
 
-# The columns of `runs` in the order of RunRecord's fields (the documents as JSON text).
+# The columns of `runs` in the order of RunRecord's fields; the code and environment
+# documents live in `run_code`, so that listing runs never reads them.
 _COLUMNS = (
     "id",
     "project",
@@ -35,8 +36,6 @@ _COLUMNS = (
     "recipe",
     "code_commit",
     "dirty",
-    "code",
-    "environment",
     "config",
     "overrides",
     "seeds",
@@ -46,9 +45,10 @@ _COLUMNS = (
     "model_version",
     "parent",
 )
-_DOCUMENTS = frozenset({"code", "environment", "config", "overrides", "seeds", "tags"})
-# What `list_runs` reads: everything but the bulky code diff and package list.
-_LIST_COLUMNS = tuple("NULL" if c in ("code", "environment") else c for c in _COLUMNS)
+_BULKY = ("code", "environment")
+_FIELDS = (*_COLUMNS, *_BULKY)
+_DOCUMENTS = frozenset({"config", "overrides", "seeds", "tags", *_BULKY})
+_SELECT = f"SELECT {', '.join(_COLUMNS)}, metrics FROM runs"
 
 
 @dataclass
@@ -104,7 +104,7 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """The run as JSON-ready data (`shipway runs show --json`)."""
-        out = {c: getattr(self, c) for c in _COLUMNS}
+        out = {c: getattr(self, c) for c in _FIELDS}
         out["duration_s"] = self.duration_s
         out["params"] = self.params
         out["metrics"] = self.metrics
@@ -129,18 +129,34 @@ def _dumps(value: Any) -> str:
 
 
 def _loads(value: Any) -> Any:
-    return None if value is None else orjson.loads(value)
+    return {} if value is None or value == "{}" else orjson.loads(value)
 
 
-def _from_row(row: Sequence[Any], metrics: Any) -> RunRecord:
-    values = dict(zip(_COLUMNS, row, strict=True))
-    for column in _DOCUMENTS:
-        values[column] = _loads(values[column]) or {}
-    if values["dirty"] is not None:
-        values["dirty"] = bool(values["dirty"])
-    run = RunRecord(**values)
-    run.metrics = _loads(metrics) or {}
-    return run
+def _from_row(row: Sequence[Any]) -> RunRecord:
+    """A run from a row of `_SELECT` (its columns, then metrics)."""
+    (rid, project, name, status, started, ended, task, dataset, recipe, commit, dirty) = row[:11]
+    return RunRecord(
+        rid,
+        project,
+        status,
+        started,
+        ended,
+        name,
+        task,
+        dataset,
+        recipe,
+        commit,
+        None if dirty is None else bool(dirty),
+        config=_loads(row[11]),
+        overrides=_loads(row[12]),
+        seeds=_loads(row[13]),
+        tags=_loads(row[14]),
+        error=row[15],
+        command=row[16],
+        model_version=row[17],
+        parent=row[18],
+        metrics=_loads(row[19]),
+    )
 
 
 class RunRecords:
@@ -153,7 +169,15 @@ class RunRecords:
         """Add a new run; StoreError if its id is taken."""
         marks = ", ".join("?" * (len(_COLUMNS) + 1))
         sql = f"INSERT INTO runs ({', '.join(_COLUMNS)}, metrics) VALUES ({marks})"
-        self._store()._transact(lambda run_sql: run_sql(sql, (*_row_values(run), _dumps(run.metrics))))
+
+        def work(run_sql: Executor) -> None:
+            run_sql(sql, (*_row_values(run), _dumps(run.metrics)))
+            run_sql(
+                "INSERT INTO run_code (run_id, code, environment) VALUES (?, ?, ?)",
+                (run.id, _dumps(run.code), _dumps(run.environment)),
+            )
+
+        self._store()._transact(work)
 
     def record_run(
         self,
@@ -170,9 +194,10 @@ class RunRecords:
         Parameters and artifacts replace those of the same name; tags merge into the run's.
         """
         changes = dict(fields or {})
-        unknown = sorted(set(changes) - set(_COLUMNS) - {"metrics"})
+        unknown = sorted(set(changes) - set(_FIELDS))
         if unknown:
-            raise StoreError(f"unknown run field(s) {unknown}; the fields are {', '.join(_COLUMNS)}")
+            raise StoreError(f"unknown run field(s) {unknown}; the fields are {', '.join(_FIELDS)}")
+        bulky = {k: _dumps(changes.pop(k)) for k in _BULKY if k in changes}
 
         def work(run_sql: Executor) -> None:
             # The first statement takes the run's row lock (PostgreSQL) so that two writers
@@ -210,6 +235,9 @@ class RunRecords:
             if values:
                 sets = ", ".join(f"{k} = ?" for k in values)
                 run_sql(f"UPDATE runs SET {sets} WHERE id = ?", (*values.values(), run_id))
+            if bulky:
+                sets = ", ".join(f"{k} = ?" for k in bulky)
+                run_sql(f"UPDATE run_code SET {sets} WHERE run_id = ?", (*bulky.values(), run_id))
 
         self._store()._transact(work)
 
@@ -217,15 +245,16 @@ class RunRecords:
         """The run with this id or unique id prefix, whole; StoreError if none or several match."""
         store = self._store()
         ph = store.placeholder
-        cols = ", ".join(_COLUMNS)
-        rows = store._query(f"SELECT {cols}, metrics FROM runs WHERE id = {ph}", [run_id])
+        rows = store._query(f"{_SELECT} WHERE id = {ph}", [run_id])
         if not rows:
-            rows = store._query(f"SELECT {cols}, metrics FROM runs WHERE id LIKE {ph} LIMIT 2", [_prefix(run_id)])
+            rows = store._query(f"{_SELECT} WHERE id LIKE {ph} LIMIT 2", [_prefix(run_id)])
         if not rows:
             raise StoreError(f"no run {run_id!r} in the store {store.url}; list the runs with `shipway runs list`")
         if len(rows) > 1:
             raise StoreError(f"the run id prefix {run_id!r} matches several runs; give more of the id")
-        run = _from_row(rows[0][:-1], rows[0][-1])
+        run = _from_row(rows[0])
+        for code, environment in store._query(f"SELECT code, environment FROM run_code WHERE run_id = {ph}", [run.id]):
+            run.code, run.environment = _loads(code), _loads(environment)
         run.params = {
             k: _loads(v) for k, v in store._query(f"SELECT key, value FROM run_params WHERE run_id = {ph}", [run.id])
         }
@@ -261,7 +290,7 @@ class RunRecords:
             if value is not None:
                 conditions.append(f"{column} = {ph}")
                 params.append(value)
-        sql = f"SELECT {', '.join(_LIST_COLUMNS)}, metrics FROM runs"
+        sql = _SELECT
         if conditions:
             sql += " WHERE " + " AND ".join(conditions)
         sql += " ORDER BY started DESC, id"
@@ -269,7 +298,7 @@ class RunRecords:
             if not isinstance(limit, int) or limit < 0:
                 raise StoreError(f"limit must be a non-negative integer or None, got {limit!r}")
             sql += f" LIMIT {int(limit)}"
-        return [_from_row(row[:-1], row[-1]) for row in store._query(sql, params)]
+        return [_from_row(row) for row in store._query(sql, params)]
 
     def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         """Every logged value of one metric of a run, in step order."""
