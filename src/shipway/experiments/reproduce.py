@@ -126,7 +126,6 @@ def reproduce(
         else:
             git(repo, "worktree", "remove", "--force", str(tree), check=False)
             shutil.rmtree(tmp, ignore_errors=True)
-            git(repo, "worktree", "prune", check=False)
     result = Reproduction(original.id, record.id, record.status, tolerance, notes=notes)
     if record.status != "finished":
         result.notes.append(f"the reproduction failed: {record.error}")
