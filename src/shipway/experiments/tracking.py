@@ -101,12 +101,12 @@ class Run:
 
     def log_param(self, key: str, value: Any) -> None:
         """Record a parameter (any JSON value); a later value of the same key replaces it."""
-        self._params[_key(key, "parameter")] = value
-        self._maybe_flush()
+        self.log_params({key: value})
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        for key, value in params.items():
-            self._params[_key(key, "parameter")] = value
+        checked = {_key(key, "parameter"): value for key, value in params.items()}
+        with self._lock:
+            self._params.update(checked)
         self._maybe_flush()
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
@@ -116,10 +116,12 @@ class Run:
             number = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"metric {key!r} must be a number, got {value!r}; pass a float or an int") from None
-        if step is None:
-            step = self._steps.get(key, -1) + 1
-        self._steps[key] = step
-        self._metrics.append((key, number, step, time.time()))
+        # Under the lock: a flush in another thread swaps the buffer out.
+        with self._lock:
+            if step is None:
+                step = self._steps.get(key, -1) + 1
+            self._steps[key] = step
+            self._metrics.append((key, number, step, time.time()))
         self._maybe_flush()
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
@@ -138,17 +140,19 @@ class Run:
         for file in files:
             label = (name or path.name) if file == path else f"{name or path.name}/{file.relative_to(path).as_posix()}"
             digest, size = self.objects.put(file)
-            self._artifacts[label] = ArtifactRef(digest, size)
+            with self._lock:
+                self._artifacts[label] = ArtifactRef(digest, size)
         self._maybe_flush()
         return digest
 
     def set_tag(self, key: str, value: str) -> None:
-        tags = self._fields.setdefault("tags", {})
-        tags[_key(key, "tag")] = str(value)
+        with self._lock:
+            self._fields.setdefault("tags", {})[_key(key, "tag")] = str(value)
 
     def set(self, **fields: Any) -> None:
         """Set run fields (`model_version`, `task`, `recipe`, `dataset_version`, `command`...)."""
-        self._fields.update(fields)
+        with self._lock:
+            self._fields.update(fields)
         for key, value in fields.items():
             if hasattr(self.record, key):
                 setattr(self.record, key, value)
@@ -166,7 +170,7 @@ class Run:
         imported, numpy's global generator. Pass it on to anything else that draws numbers."""
         value = int(self.seed_overrides.get(name, default))
         self.record.seeds[name] = value
-        self._fields["seeds"] = dict(self.record.seeds)
+        self.set(seeds=dict(self.record.seeds))
         random.seed(value)
         numpy = sys.modules.get("numpy")
         if numpy is not None:
