@@ -11,7 +11,7 @@ import pytest
 
 import shipway
 from shipway.errors import ConfigError
-from shipway.experiments.tracking import apply_overrides
+from shipway.experiments.config import apply_overrides
 from shipway.store import open_store
 
 

@@ -35,13 +35,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from shipway.errors import ConfigError, ShipwayError
+from shipway.experiments.config import apply_overrides, flatten
 
 if TYPE_CHECKING:
     from shipway.store.base import Store
     from shipway.store.objects import ObjectStore
     from shipway.store.runs import RunRecord
 
-__all__ = ["ENV", "Run", "active_run", "apply_overrides", "open_run", "run", "start_run"]
+__all__ = ["ENV", "Run", "active_run", "open_run", "run", "start_run"]
 
 # What `shipway train` hands the training step it starts (docs/experiments.md).
 ENV = {
@@ -162,7 +163,7 @@ class Run:
         run's configuration and as flattened parameters. Returns the resolved configuration."""
         resolved = apply_overrides(defaults, self.overrides)
         self.set(config=resolved)
-        self.log_params(_flatten(resolved))
+        self.log_params(flatten(resolved))
         return resolved
 
     def seed(self, default: int = 0, name: str = "seed") -> int:
@@ -300,8 +301,9 @@ def start_run(
                 seeds=_env_json(ENV["seeds"]),
                 close_store=owned_store,
             )
+            # What the starting command set (a --name, the dataset) stands; the code fills in the rest.
             extra = {"name": name, "task": task, "recipe": recipe, "dataset_version": dataset_version}
-            found.set(**{k: v for k, v in extra.items() if v is not None})
+            found.set(**{k: v for k, v in extra.items() if v is not None and getattr(record, k) is None})
             for key, value in (tags or {}).items():
                 found.set_tag(key, value)
             _track(found)
@@ -404,59 +406,6 @@ def active_run() -> Run | None:
     """The newest run this process started and has not ended, if any."""
     with _lock:
         return _active[-1] if _active else None
-
-
-def apply_overrides(defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy of `defaults` with dotted-key overrides applied; a string value is read as
-    the type of the value it replaces. An unknown key is an error naming the known ones."""
-    resolved = orjson.loads(orjson.dumps(defaults, default=list))
-    known = sorted(_flatten(resolved))
-    for dotted, raw in overrides.items():
-        parts = dotted.split(".")
-        node = resolved
-        for part in parts[:-1]:
-            node = node.get(part) if isinstance(node, dict) else None
-            if node is None:
-                break
-        if not isinstance(node, dict) or parts[-1] not in node:
-            raise ConfigError(
-                f"--set {dotted}={raw}: the configuration has no key {dotted!r}; "
-                f"the keys are {', '.join(known) or '(none)'}"
-            )
-        node[parts[-1]] = _coerce(dotted, raw, node[parts[-1]])
-    return resolved
-
-
-def _coerce(key: str, raw: Any, current: Any) -> Any:
-    if not isinstance(raw, str) or isinstance(current, str):
-        return raw
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        if raw.lower() in ("true", "false") and isinstance(current, bool):
-            return raw.lower() == "true"
-        raise ConfigError(
-            f"--set {key}={raw}: {raw!r} is not a {type(current).__name__} like the default {current!r}; "
-            "write numbers, true/false, or JSON lists"
-        ) from None
-    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if current is not None and type(value) is not type(current):
-        raise ConfigError(
-            f"--set {key}={raw}: expected a {type(current).__name__} like the default {current!r}, "
-            f"got {type(value).__name__}"
-        )
-    return value
-
-
-def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, Mapping) and value:
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def _key(key: str, what: str) -> str:
