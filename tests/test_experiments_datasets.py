@@ -47,3 +47,17 @@ def test_a_folder_without_splits_is_refused_with_what_to_write(tmp_path: Path) -
         content_version(tmp_path)
     with pytest.raises(DataError, match="does not exist; build the dataset first with `shipway data build`"):
         content_version(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["LF", "CRLF"])
+def test_registering_versions_the_folder_as_content_version_does(tmp_path: Path, newline: str) -> None:
+    from shipway.experiments.datasets import register_folder
+    from shipway.store.objects import ObjectStore
+
+    folder = write(tmp_path / "data", ROWS.replace("\n", newline))
+    write(folder, "a label list\n", name="labels.txt")
+    objects = ObjectStore(tmp_path / "objects")
+    record = register_folder(folder, name="d", target="category", objects=objects, schema={"text": "str"})
+    assert record.version == content_version(folder) == content_version(write(tmp_path / "lf"))
+    assert set(record.files) == {"train.csv", "labels.txt"}
+    assert objects.get_bytes(record.files["train.csv"]["digest"]) == (folder / "train.csv").read_bytes()

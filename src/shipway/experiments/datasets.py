@@ -106,10 +106,15 @@ def canonical_digest(path: Path) -> str:
 
 def content_version(folder: Path) -> str:
     """The content version of the dataset in `folder` (16 hex characters)."""
+    return _version({split: (path, canonical_digest(path)) for split, path in split_files(folder).items()})
+
+
+def _version(digests: dict[str, tuple[Path, str]]) -> str:
+    """The version from each split's file and canonical digest."""
     digest = hashlib.sha256()
-    for split, path in sorted(split_files(folder).items()):
+    for split, (path, canonical) in sorted(digests.items()):
         kind = FORMATS[path.suffix.lower()]
-        digest.update(f"{split}\0{kind}\0{canonical_digest(path)}\n".encode())
+        digest.update(f"{split}\0{kind}\0{canonical}\n".encode())
     return digest.hexdigest()[:VERSION_CHARS]
 
 
@@ -221,7 +226,7 @@ def register_folder(
     Every file of the folder (splits and others) is copied into the artifact folder, so that
     the version can be rebuilt anywhere (`materialize`)."""
     folder = Path(folder)
-    version = content_version(folder)
+    splits = split_files(folder)
     rows, labels, columns = describe(folder, target)
     if target is not None and not labels:
         raise DataError(
@@ -235,12 +240,22 @@ def register_folder(
             f"{', '.join(columns)}: the dataset step must write a column per input field of the service"
         )
     files: dict[str, dict[str, Any]] = {}
+    canonical: dict[str, tuple[Path, str]] = {}
+    by_path = {path: split for split, path in splits.items()}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest, size = objects.put(path)
+        carriage = [False]
+
+        def seen(chunk: memoryview, carriage: list[bool] = carriage) -> None:
+            carriage[0] = carriage[0] or b"\r" in bytes(chunk)
+
+        # One read per file: the copy's SHA-256 is the canonical digest unless the file has a CR.
+        digest, size = objects.put(path, observe=seen if path in by_path else None)
         files[path.relative_to(folder).as_posix()] = {"digest": digest, "size": size}
+        if path in by_path:
+            canonical[by_path[path]] = (path, canonical_digest(path) if carriage[0] else digest)
     return DatasetRecord(
         name=name,
-        version=version,
+        version=_version(canonical),
         rows=rows,
         schema=dict(schema or {c: "str" for c in columns if c != target}),
         labels=labels,
