@@ -298,6 +298,51 @@ SETTINGS: tuple[Setting, ...] = (
         ".shipway/validation.json",
         "The validation report the dashboard and `shipway monitor report` show: write it with `shipway validate --json <this path>`.",
     ),
+    Setting(
+        "data.command",
+        str,
+        "python data.py",
+        "The dataset step `shipway data build` runs in the project folder; it writes the dataset into `data.dir`.",
+    ),
+    Setting(
+        "data.dir",
+        str,
+        "build/dataset",
+        "The folder the dataset step writes: one file per split (train, valid, test), CSV or JSON lines.",
+    ),
+    Setting("data.dataset", str, "", "The dataset's name in the store. Default: the `name` setting."),
+    Setting("data.target", str, "label", "The column the model learns to predict (the task's target)."),
+    Setting(
+        "data.metric",
+        str,
+        "accuracy",
+        "The task's metric: the one runs on this dataset are compared by (the name the training step logs it under, after its split, e.g. valid_accuracy).",
+    ),
+    Setting(
+        "train.command",
+        str,
+        "python train.py",
+        "The training step `shipway train` runs in the project folder as a tracked run.",
+    ),
+    Setting(
+        "experiments.objects",
+        str,
+        ".shipway/objects",
+        "The artifact folder: datasets' and runs' files by SHA-256. A shared path for a team.",
+    ),
+    Setting(
+        "experiments.flush_interval_s",
+        float,
+        1.0,
+        "How often a run's logged parameters and metrics are written to the store; a hard kill loses at most this much.",
+        minimum=0.0,
+    ),
+    Setting(
+        "experiments.mlflow_uri",
+        str,
+        "",
+        "An MLflow tracking server to copy each finished run to (needs pip install 'shipway[mlflow]'); empty: no copy.",
+    ),
 )
 
 ENVIRONMENT: dict[str, str] = {

@@ -24,6 +24,7 @@ from shipway.store.base import (
 )
 from shipway.store.records import LogColumns, PredictionRecord, RulesEvent, columns_of, entries_of_columns
 from shipway.store.rollups import write_rollups
+from shipway.store.run_tables import run_tables
 from shipway.store.tables import LOG_DROPS, hourly_backfill, shared_tables
 
 __all__ = ["PostgresStore"]
@@ -100,6 +101,8 @@ _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
         ),
     ),
     (5, (LOG_DROPS,)),
+    # Datasets, tasks and tracked runs (store/run_tables.py).
+    (6, run_tables(real="DOUBLE PRECISION", serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 

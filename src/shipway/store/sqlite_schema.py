@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shipway.store.run_tables import run_tables
 from shipway.store.tables import LOG_DROPS, hourly_backfill, shared_tables
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
@@ -128,5 +129,7 @@ MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
         ),
     ),
     (5, (LOG_DROPS,)),
+    # Datasets, tasks and tracked runs (store/run_tables.py).
+    (6, run_tables(real="REAL", serial="INTEGER PRIMARY KEY")),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

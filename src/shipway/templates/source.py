@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 TEMPLATE_VERSION = "1.2.0"
-TEMPLATE_DIGEST = "4867741aaff09295"
+TEMPLATE_DIGEST = "dabf532fa693a3bb"
 PACKAGED = Path(__file__).resolve().parent / "template"
 
 # Commits in the cache repository are shipway's, whoever runs it: no user config, hooks or signing.
