@@ -68,8 +68,10 @@ class ScoreJob:
             ]
         )
         # One pydantic call per batch where every row passes; row by row only to find who failed.
-        self._parse_all = TypeAdapter(list[pipeline.input_schema.hint])  # type: ignore[name-defined].validate_python
-        self._dump_all = TypeAdapter(list[pipeline.output_schema.hint])  # type: ignore[name-defined].dump_python
+        many_in: Any = list[pipeline.input_schema.hint]  # type: ignore[name-defined]
+        many_out: Any = list[pipeline.output_schema.hint]  # type: ignore[name-defined]
+        self._parse_all = TypeAdapter(many_in).validate_python
+        self._dump_all = TypeAdapter(many_out).dump_python
         self.pipeline = pipeline
 
     def __call__(self, rows: list[dict[str, Any]]) -> pa.Table:
