@@ -15,8 +15,9 @@ import orjson
 from shipway.cli.common import fail, load_project, project_gate
 from shipway.core.service import read_ids
 from shipway.core.settings import Settings
+from shipway.engine import ENGINES, Source, run
 from shipway.errors import GateFailed, ShipwayError
-from shipway.experiments.backtest import BacktestReport, backtest
+from shipway.experiments.backtest import BacktestJob, BacktestReport, backtest, merged
 from shipway.rules import RuleSet
 from shipway.rules.live import with_rules
 from shipway.serving.admin import TOKEN_ENV
@@ -194,22 +195,59 @@ def history(target: str, url: str | None, limit: int) -> None:
 @click.option("--until", default=None, help="End of the window (same forms); default now.")
 @click.option("--examples", default=3, show_default=True, help="Examples kept per change.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def backtest_command(file: str, target: str, since: str, until: str | None, examples: int, as_json: bool) -> None:
+@click.option(
+    "--log",
+    "log_path",
+    type=click.Path(exists=True),
+    help="Replay the log exported as Parquet (a file or folder) instead of the store's.",
+)
+@click.option(
+    "--engine", type=click.Choice(ENGINES), default="local", show_default=True, help="With --log: local or ray."
+)
+@click.option("--jobs", default=1, show_default=True, help="With --log: worker processes (local) or actors (ray).")
+def backtest_command(
+    file: str,
+    target: str,
+    since: str,
+    until: str | None,
+    examples: int,
+    as_json: bool,
+    log_path: str | None,
+    engine: str,
+    jobs: int,
+) -> None:
     """Replay logged predictions through the current rules and FILE; report what changes."""
     try:
         manager, settings = _project(target)
         with open(file, encoding="utf-8") as fh:
-            proposed = manager.compile(fh.read(), file)
+            source = fh.read()
+        proposed = manager.compile(source, file)
         current = manager.current()
-        store = store_from_url(settings["store.url"], settings.root)
-        store.open()
-        try:
-            records = store.iter_predictions(
-                service=settings["name"], since=parse_when(since), until=parse_when(until) if until else None
+        if log_path:
+            service, _ = load_project(target)
+            input_schema, output_schema = service.schemas()
+            job = BacktestJob(
+                (source, file),
+                (current.source, f"rules {current.version}") if current is not None else None,
+                input_schema.json_schema(),
+                output_schema.json_schema(),
+                labels=labels_from_manifest(settings.path("artifacts")),
+                examples=examples,
+                since=parse_when(since),
+                until=parse_when(until) if until else None,
+                service=settings["name"],
             )
-            report = backtest(records, current, proposed, examples=examples)
-        finally:
-            store.close()
+            report = merged(run(job, Source.open(log_path), engine=engine, jobs=jobs, batch_size=65536))
+        else:
+            store = store_from_url(settings["store.url"], settings.root)
+            store.open()
+            try:
+                records = store.iter_predictions(
+                    service=settings["name"], since=parse_when(since), until=parse_when(until) if until else None
+                )
+                report = backtest(records, current, proposed, examples=examples)
+            finally:
+                store.close()
     except ShipwayError as err:
         fail(err, code=1)
     click.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() if as_json else render(report))

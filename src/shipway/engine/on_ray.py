@@ -50,31 +50,31 @@ class _Worker:
         return pa.table({PARTIAL: pa.array([pickle.dumps(result)], pa.binary())})
 
 
-def dataset(source: Source) -> Any:
+def dataset(source: Source, blocks: int | None = None) -> Any:
     """The Ray dataset of a source, read with the same options as the local reader."""
     ray = _ray()
     path = str(source.path)
     if source.format == "csv":
-        import pyarrow.csv as csv
-
-        return ray.data.read_csv(path, convert_options=source.csv_convert_options(), parse_options=csv.ParseOptions())
+        return ray.data.read_csv(path, convert_options=source.csv_convert_options(), override_num_blocks=blocks)
     if source.format == "jsonl":
-        return ray.data.read_text(path, drop_empty_lines=True)
-    return ray.data.read_parquet(path)
+        return ray.data.read_text(path, drop_empty_lines=True, override_num_blocks=blocks)
+    return ray.data.read_parquet(path, override_num_blocks=blocks)
 
 
-def run_on_ray(job: Any, source: Source, *, jobs: int, batch_size: int) -> Iterator[Any]:
+def run_on_ray(job: Any, source: Source, *, jobs: int, batch_size: int, blocks: int | None = None) -> Iterator[Any]:
     ray = _ray()
     if not ray.is_initialized():
         ray.init()  # RAY_ADDRESS, if set, names the cluster to join
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
-    results = dataset(source).map_batches(
+    results = dataset(source, blocks).map_batches(
         _Worker,
         fn_constructor_kwargs={"job": job, "format": source.format},
         batch_size=batch_size,
         batch_format="pyarrow",
-        concurrency=jobs,
+        # From one actor up to `jobs`: a fixed pool of as many actors as the cluster has CPUs
+        # would leave none for the read tasks, and the run would wait for ever.
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=jobs),
         num_cpus=1,
     )
     for table in results.iter_batches(batch_format="pyarrow", batch_size=None):

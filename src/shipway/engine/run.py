@@ -28,12 +28,21 @@ class Job(Protocol):
     def __call__(self, rows: list[dict[str, Any]]) -> Any: ...
 
 
-def run(job: Job, source: Source, *, engine: str = "local", jobs: int = 1, batch_size: int = 1024) -> Iterator[Any]:
+def run(
+    job: Job,
+    source: Source,
+    *,
+    engine: str = "local",
+    jobs: int = 1,
+    batch_size: int = 1024,
+    blocks: int | None = None,
+) -> Iterator[Any]:
     """The job's result for every batch of `source`, in order.
 
     engine "local" runs in this process (jobs=1) or in `jobs` worker processes, each
     with its own copy of the job (one model per process); "ray" runs on the Ray cluster
-    that `ray.init()` joins (RAY_ADDRESS, or a local one), `jobs` actors at once.
+    that `ray.init()` joins (RAY_ADDRESS, or a local one), up to `jobs` actors at once,
+    the dataset read as `blocks` blocks (default: Ray's choice).
     """
     if engine not in ENGINES:
         raise ConfigError(f"engine {engine!r} is not one of {', '.join(ENGINES)}; use --engine local or ray.")
@@ -44,7 +53,7 @@ def run(job: Job, source: Source, *, engine: str = "local", jobs: int = 1, batch
     if engine == "ray":
         from shipway.engine.on_ray import run_on_ray
 
-        yield from run_on_ray(job, source, jobs=jobs, batch_size=batch_size)
+        yield from run_on_ray(job, source, jobs=jobs, batch_size=batch_size, blocks=blocks)
         return
     if jobs == 1:
         job.setup()
