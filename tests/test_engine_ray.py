@@ -7,6 +7,7 @@ from the machine's memory) and two CPUs.
 from __future__ import annotations
 
 import random
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,10 +15,20 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
+from test_monitoring_drift import items
 from test_scoring import ROWS, SCORER, write
 
+from shipway.cli.main import main as cli
 from shipway.engine import Source, run
 from shipway.experiments.backtest import BacktestJob, merged
+from shipway.monitoring.drift import compare, compare_summary
+from shipway.monitoring.drift_job import DriftJob
+from shipway.monitoring.drift_job import merged as merged_summary
+from shipway.monitoring.profile import Profile
+from shipway.monitoring.summaries import KEEP_VALUES
+from shipway.monitoring.thresholds import Thresholds
+from shipway.monitoring.window import Window
 from shipway.rules.pipeline import load_pipeline
 from shipway.scoring import score
 
@@ -97,12 +108,6 @@ def test_a_backtest_answers_the_same_on_every_engine_and_split(cluster: None, tm
 
 
 def test_cli_backtests_an_exported_log(tmp_path: Path) -> None:
-    import shutil
-
-    from click.testing import CliRunner
-
-    from shipway.cli.main import main as cli
-
     project = tmp_path / "router"
     shutil.copytree(ROUTER, project)
     job = backtest_job()
@@ -115,3 +120,51 @@ def test_cli_backtests_an_exported_log(tmp_path: Path) -> None:
     assert report == merged(run(job, Source.open(log), batch_size=1000)).to_dict()
     result = CliRunner().invoke(cli, [*args, "--since", "2024-01-01"])  # after every logged row
     assert result.exit_code == 0 and "no logged predictions in the window" in result.stdout
+
+
+def drift_log(path: Path, n: int, seed: int) -> tuple[Path, list[dict[str, object]], list[dict[str, object]]]:
+    inputs, outputs = items(n, seed=seed, shift=0.3)
+    rows = [
+        {
+            "request_id": f"r{i:06d}",
+            "ts": 1_700_000_000 + i,
+            "inputs": orjson.dumps(item).decode(),
+            "outputs": orjson.dumps(answer).decode(),
+            "status": 200 if i % 50 else 500,
+        }
+        for i, (item, answer) in enumerate(zip(inputs, outputs, strict=True))
+    ]
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=1000)
+    kept = [i for i, r in enumerate(rows) if r["status"] == 200]
+    return path, [inputs[i] for i in kept], [outputs[i] for i in kept]
+
+
+@pytest.mark.parametrize("n", [4_000, 14_000])  # below and above the values the summaries keep
+def test_drift_from_merged_summaries_answers_the_same_on_every_engine(cluster: None, tmp_path: Path, n: int) -> None:
+    reference_in, reference_out = items(3_000, seed=1)
+    profile = Profile.build(reference_in, reference_out, kinds={"note": "text"})
+    profile.save(tmp_path)
+    log, inputs, outputs = drift_log(tmp_path / "log.parquet", n, seed=5)
+    source = Source.open(log)
+    job = DriftJob(str(tmp_path))
+
+    # The domain classifier trains a model on the texts: slow, and it has no verdict from summaries.
+    thresholds = Thresholds(features={"note": {"methods": ["text_length", "oov_rate"]}})
+
+    def report(**how: object) -> dict[str, object]:
+        summary = merged_summary(run(job, source, **how))  # type: ignore[arg-type]
+        return compare_summary(profile, summary, thresholds).to_dict()
+
+    whole = report(batch_size=100_000)
+    assert whole["window"]["excluded"] == {"status other than 200": n // 50}
+    assert report(batch_size=777) == whole
+    for blocks in (1, 7) if n > KEEP_VALUES else (7,):
+        assert report(engine="ray", jobs=2, batch_size=1500, blocks=blocks) == whole
+    # The same verdicts as the window in memory, but Wasserstein and the text checks that read
+    # every value, which summaries of more than 10,000 values do not keep.
+    memory = compare(profile, Window.from_items(inputs, outputs, profile), thresholds).to_dict()
+    for got, want in zip(whole["results"], memory["results"], strict=True):  # type: ignore[call-overload]
+        if got["method"] in ("oov_rate", "domain_classifier") or (got["method"] == "wasserstein" and n > 10_000):
+            assert got["value"] is None and "merged summaries" in got["note"]
+        else:
+            assert (got["method"], got["value"], got["p_value"]) == (want["method"], want["value"], want["p_value"])
