@@ -19,7 +19,8 @@
     ├── DriftError           a drift profile is missing, damaged or of another version, or a window is empty
     ├── DataError            a dataset cannot be read or used (a bad path or format, no label column...)
     └── StoreError           the store failed
-        └── StoreUnavailable the store cannot be reached right now
+        ├── StoreUnavailable the store cannot be reached right now
+        └── ExportError      the log's Parquet export cannot be written or read
 
 Messages name the thing, show the bad value, and say how to fix it.
 """
@@ -34,6 +35,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DriftError",
+    "ExportError",
     "GateFailed",
     "InputError",
     "LoadError",
@@ -185,3 +187,8 @@ class StoreError(ShipwayError):
 
 class StoreUnavailable(StoreError):
     """The store cannot be reached now; callers may spool and retry later."""
+
+
+class ExportError(StoreError):
+    """The prediction log's Parquet export cannot be written or read: a damaged state file, a
+    folder that is not writable, pyarrow or duckdb missing (docs/analysis.md)."""

@@ -12,6 +12,7 @@ import orjson
 
 from shipway.cli.common import fail, load_project, project_gate
 from shipway.cli.deploy import deploy
+from shipway.cli.export import export
 from shipway.cli.feedback import feedback
 from shipway.cli.inspect import inspect
 from shipway.cli.monitor import alert_jobs, dashboard, dashboard_mounts, monitor
@@ -113,3 +114,4 @@ main.add_command(dashboard)
 main.add_command(feedback)
 main.add_command(inspect)
 main.add_command(score)
+main.add_command(export)

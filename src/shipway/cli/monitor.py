@@ -42,6 +42,11 @@ def project_settings(target: str, overrides: dict[str, Any] | None = None) -> Se
     return load_settings(root, overrides)
 
 
+def export_dir(settings: Settings) -> Path | None:
+    """The log's Parquet export to read wide windows from (export.read), None when off."""
+    return settings.path("export.dir") if settings["export.read"] else None
+
+
 # -- alerts ---------------------------------------------------------------------------
 
 
@@ -75,6 +80,7 @@ def project_alerter(settings: Settings) -> Alerter | None:
         dashboard_url=settings["monitoring.dashboard_url"],
         profile=settings.path("artifacts") / "profile.json",
         drift_options=drift_options,
+        export=export_dir(settings),
     )
 
 
@@ -191,6 +197,7 @@ def project_dashboard(settings: Settings) -> Dashboard:
             "thresholds": Thresholds.from_settings(settings),
             "embed": settings["monitoring.drift.embedder"],
         },
+        export=export_dir(settings),
         refresh_s=settings["monitoring.dashboard_refresh_s"],
     )
 

@@ -13,6 +13,7 @@ import httpx
 import orjson
 
 from shipway.cli.common import fail, load_project, project_gate
+from shipway.cli.monitor import export_dir
 from shipway.core.service import read_ids
 from shipway.core.settings import Settings
 from shipway.engine import ENGINES, Source, run
@@ -23,6 +24,7 @@ from shipway.rules.live import with_rules
 from shipway.serving.admin import TOKEN_ENV
 from shipway.serving.decisions import MODES, RulesManager, labels_from_manifest
 from shipway.store import store_from_url
+from shipway.store.columnar import logged_records
 
 __all__ = ["rules"]
 
@@ -242,8 +244,12 @@ def backtest_command(
             store = store_from_url(settings["store.url"], settings.root)
             store.open()
             try:
-                records = store.iter_predictions(
-                    service=settings["name"], since=parse_when(since), until=parse_when(until) if until else None
+                records = logged_records(
+                    store,
+                    export_dir(settings),
+                    service=settings["name"],
+                    since=parse_when(since),
+                    until=parse_when(until) if until else None,
                 )
                 report = backtest(records, current, proposed, examples=examples)
             finally:

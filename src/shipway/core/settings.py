@@ -176,6 +176,32 @@ SETTINGS: tuple[Setting, ...] = (
         flag="--store",
     ),
     Setting(
+        "export.dir",
+        str,
+        ".shipway/export",
+        "Where `shipway export` writes the log as Parquet files (docs/analysis.md).",
+    ),
+    Setting("export.interval_s", float, 10.0, "How often `shipway export --follow` exports what is new.", minimum=0.1),
+    Setting(
+        "export.read",
+        bool,
+        True,
+        "Read drift windows, backtests and the slowest predictions from the Parquet export when it covers the window.",
+    ),
+    Setting(
+        "export.retention_days",
+        int,
+        0,
+        "Drop exported days older than this many days (0 keeps them all).",
+        minimum=0,
+    ),
+    Setting(
+        "export.archive_dir",
+        str,
+        "",
+        "Move days that retention drops into this folder instead of deleting them. Empty: delete.",
+    ),
+    Setting(
         "monitoring.label_field",
         str,
         "",

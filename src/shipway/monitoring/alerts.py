@@ -152,6 +152,7 @@ class Alerter:
         dashboard_url: str = "",
         profile: Path | None = None,
         drift_options: Mapping[str, Any] | None = None,
+        export: Path | None = None,
         retries: int = 3,
         timeout_s: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -167,6 +168,7 @@ class Alerter:
         self.profile = profile
         self._profile: ProfileCache | None = None  # made on the first drift rule
         self.drift_options = dict(drift_options or {})
+        self.export = export
         self.retries = retries
         self.timeout_s = timeout_s
         self.sleep = sleep
@@ -278,7 +280,9 @@ class Alerter:
             self._profile = ProfileCache(self.profile)
         key = e.rule.window_s
         if key not in cache:
-            cache[key] = drift_report(self.store, self.service, self._profile, e.since, e.until, self.drift_options)
+            cache[key] = drift_report(
+                self.store, self.service, self._profile, e.since, e.until, self.drift_options, self.export
+            )
         value, reason = drift_value(cache[key], e.rule.metric)
         e.reason = reason
         return value

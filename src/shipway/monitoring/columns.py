@@ -9,12 +9,14 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 
 __all__ = [
+    "CategoryCounts",
     "Path",
     "category_key",
     "column",
@@ -120,14 +122,27 @@ def category_key(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def count_categories(values: Sequence[Any] | np.ndarray) -> tuple[dict[str, int], int]:
+@dataclass(slots=True)
+class CategoryCounts:
+    """A categorical column counted already (by the reader of the Parquet export): counts per
+    category, in order of first appearance, and the rows without a value."""
+
+    counts: dict[str, int]
+    missing: int
+
+    def __len__(self) -> int:
+        return sum(self.counts.values()) + self.missing
+
+
+def count_categories(values: Sequence[Any] | np.ndarray | CategoryCounts) -> tuple[dict[str, int], int]:
     """Counts per category (None and NaN are missing, not a category), and the missing count."""
-    if isinstance(values, np.ndarray):
-        values = values.tolist()
+    if isinstance(values, CategoryCounts):
+        return dict(values.counts), values.missing
+    items = values.tolist() if isinstance(values, np.ndarray) else values
     try:
-        counts: Counter[Any] = Counter(values)
+        counts: Counter[Any] = Counter(items)
     except TypeError:  # an unhashable value (a list): name every value by its JSON
-        counts = Counter(None if v is None else category_key(v) for v in values)
+        counts = Counter(None if v is None else category_key(v) for v in items)
     missing = counts.pop(None, 0)
     out: dict[str, int] = {}
     for value, n in counts.items():

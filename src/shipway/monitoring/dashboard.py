@@ -90,6 +90,7 @@ class Dashboard:
         profile: Path | None = None,
         validation: Path | None = None,
         drift_options: dict[str, Any] | None = None,
+        export: Path | None = None,
         refresh_s: float = 30.0,
         prefix: str = "/dashboard",
     ) -> None:
@@ -104,6 +105,7 @@ class Dashboard:
         self.profile = profile
         self.validation = validation
         self.drift_options = dict(drift_options or {})
+        self.export = export
         self.refresh_s = refresh_s
         self.prefix = prefix
         self._store: Store | None = None
@@ -119,7 +121,9 @@ class Dashboard:
                 store = store_from_url(self.store_url, self.base_dir)
                 store.open()
                 self._store = store
-        return Sources(self._store, self.service, self.describe, self.profile, self.validation, self.drift_options)
+        return Sources(
+            self._store, self.service, self.describe, self.profile, self.validation, self.drift_options, self.export
+        )
 
     def close(self) -> None:
         with self._lock:

@@ -47,14 +47,20 @@ class ProfileCache:
 
 
 def drift_report(
-    store: Store, service: str, profile: ProfileCache, since: float, until: float, options: Mapping[str, Any]
+    store: Store,
+    service: str,
+    profile: ProfileCache,
+    since: float,
+    until: float,
+    options: Mapping[str, Any],
+    export: Path | None = None,
 ) -> DriftReport | None:
     """The drift of the window's traffic against the reference; None when the window is empty."""
     from shipway.monitoring.drift import compare
     from shipway.monitoring.window import window_from_store
 
     reference = profile.get()
-    window = window_from_store(store, service=service, since=since, until=until, profile=reference)
+    window = window_from_store(store, service=service, since=since, until=until, profile=reference, export=export)
     if window.n_rows == 0:
         return None
     return compare(reference, window, **options)

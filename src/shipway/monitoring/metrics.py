@@ -13,6 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,6 +21,7 @@ import orjson
 from shipway.errors import ConfigError
 from shipway.store import Store
 from shipway.store import series as sql
+from shipway.store.columnar import logged_records
 from shipway.store.feedback import Describe
 from shipway.store.rollups import quantile
 
@@ -162,16 +164,28 @@ def recent_predictions(
     limit: int = 20,
     order: str = "slowest",
     describe: Describe,
+    export: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """The slowest (or least confident) predictions logged since `since`, with their documents decoded."""
+    """The slowest (or least confident) predictions logged since `since`, with their documents decoded;
+    read from the log's Parquet export in `export` where it covers the window."""
     if order not in ("slowest", "uncertain"):
         raise ConfigError(f"order must be 'slowest' or 'uncertain', got {order!r}")
-    records: Iterable[Any] = store.iter_predictions(service=service, since=since)
+    if order == "slowest" and export is not None:
+        from shipway.store.columnar import read_log, records_of_table
+
+        table = read_log(store, export, service=service, since=since, slowest=limit)
+        if table is not None:
+            return _described((r, describe(r.outputs, "label", None)[1]) for r in records_of_table(table))
+    records: Iterable[Any] = logged_records(store, export, service=service, since=since)
     if order == "slowest":
         chosen = [(r, describe(r.outputs, "label", None)[1]) for r in heapq.nlargest(limit, records, key=_latency)]
     else:
         scored = ((r, describe(r.outputs, "label", None)[1]) for r in records)
         chosen = heapq.nsmallest(limit, (s for s in scored if s[1] is not None), key=lambda s: s[1] or 0.0)
+    return _described(chosen)
+
+
+def _described(chosen: Iterable[tuple[Any, float | None]]) -> list[dict[str, Any]]:
     return [
         {
             "request_id": r.request_id,

@@ -56,6 +56,7 @@ class Sources:
     profile: Path | None = None
     validation: Path | None = None
     drift_options: dict[str, Any] = field(default_factory=dict)
+    export: Path | None = None  # the log's Parquet export, read where it covers a window
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,13 @@ def predictions_json(sources: Sources, window: Window, order: str = "slowest", l
         raise ConfigError(f"limit={limit!r} must be between 1 and 1000")
     describe = sources.describe or _undescribed
     rows = recent_predictions(
-        sources.store, sources.service, since=window.since, limit=limit, order=order, describe=describe
+        sources.store,
+        sources.service,
+        since=window.since,
+        limit=limit,
+        order=order,
+        describe=describe,
+        export=sources.export,
     )
     return [r for r in rows if r["ts"] < window.until]
 
@@ -185,7 +192,12 @@ def drift_json(sources: Sources, window: Window) -> dict[str, Any]:
     try:
         profile = Profile.load(sources.profile)
         current = window_from_store(
-            sources.store, service=sources.service, since=window.since, until=window.until, profile=profile
+            sources.store,
+            service=sources.service,
+            since=window.since,
+            until=window.until,
+            profile=profile,
+            export=sources.export,
         )
         report = compare(profile, current, **sources.drift_options)
     except ShipwayError as err:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path as FilePath
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from shipway.errors import DriftError
-from shipway.monitoring.columns import Path, column, flatten_items, path_name
+from shipway.monitoring.columns import CategoryCounts, Path, category_key, column, flatten_items, path_name
 from shipway.store.records import PredictionRecord
 
 if TYPE_CHECKING:
@@ -79,9 +80,94 @@ def window_from_store(
     since: float | None = None,
     until: float | None = None,
     profile: Profile | None = None,
+    export: FilePath | None = None,
 ) -> Window:
-    """The window of predictions logged with `since <= ts < until` (unix seconds), streamed from the store."""
+    """The window of predictions logged with `since <= ts < until` (unix seconds).
+
+    With `export` (the Parquet export's folder, docs/analysis.md) and a profile, the window is
+    read from the export's typed columns when it covers the window, with what the store logged
+    since the last export; otherwise it is streamed from the store and its JSON decoded here.
+    """
+    if export is not None and profile is not None:
+        window = _window_from_export(store, export, service, since, until, profile)
+        if window is not None:
+            return window
     return window_from_records(store.iter_predictions(service=service, since=since, until=until), profile)
+
+
+def _window_from_export(
+    store: Store, export: FilePath, service: str | None, since: float | None, until: float | None, profile: Profile
+) -> Window | None:
+    """The window from the export's columns: a typed column where the export has one for a
+    feature, the feature read from the logged JSON documents otherwise."""
+    from shipway.store.columnar import read_log
+
+    typed = {(f.role, f.path): f.column for f in _export_fields(export)}
+    wanted = ["ts", "status", "documents_ok"]
+    plan: list[tuple[str, str | None, str, Path]] = []  # feature, typed column, role, path
+    for f in profile.features:
+        name = typed.get((f.role, f.path))
+        plan.append((f.name, name, f.role, f.path))
+        wanted.append(name if name is not None else ("inputs" if f.role == "input" else "outputs"))
+    # Only the text checks sample rows (their order matters); the others count and sort values.
+    ordered = any(f.kind == "text" for f in profile.features)
+    table = read_log(
+        store, export, service=service, since=since, until=until, columns=list(dict.fromkeys(wanted)), ordered=ordered
+    )
+    if table is None:
+        return None
+    import pyarrow.compute as pc
+
+    status_ok = pc.equal(table.column("status"), 200)
+    kept = pc.and_(status_ok, pc.fill_null(table.column("documents_ok"), False))
+    excluded: dict[str, int] = {}
+    n_status = table.num_rows - pc.sum(status_ok).as_py() if table.num_rows else 0
+    n_json = pc.sum(status_ok).as_py() - pc.sum(kept).as_py() if table.num_rows else 0
+    for reason, n in (("status other than 200", n_status), ("inputs or outputs not valid JSON", n_json)):
+        if n:
+            excluded[reason] = n
+    if n_status or n_json:
+        table = table.filter(kept)
+    columns: dict[str, Any] = {}
+    decoded: dict[str, list[Any]] = {}
+    kinds = {f.name: f.kind for f in profile.features}
+    for feature, name, role, path in plan:
+        if name is not None:
+            columns[feature] = _typed_values(table.column(name), kinds[feature])
+            continue
+        docs = "inputs" if role == "input" else "outputs"
+        if docs not in decoded:
+            decoded[docs] = orjson.loads("[" + ",".join(table.column(docs).to_pylist()) + "]")
+        columns[feature] = column(decoded[docs], path)
+    ts = table.column("ts")
+    first = pc.min(ts).as_py() if table.num_rows else None
+    last = pc.max(ts).as_py() if table.num_rows else None
+    return Window(columns, table.num_rows, first, last, excluded)
+
+
+def _typed_values(data: Any, kind: str) -> Any:
+    """A typed column as the drift checks take it: numbers as a float array (NaN for null),
+    categories counted by Arrow (as `category_key` names them), other values as a list."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if kind == "numeric" and (pa.types.is_floating(data.type) or pa.types.is_integer(data.type)):
+        return data.to_numpy(zero_copy_only=False).astype("float64", copy=False)
+    if kind == "categorical" and (pa.types.is_string(data.type) or pa.types.is_integer(data.type)):
+        counted = pc.value_counts(data)  # in order of first appearance, as Counter counts
+        counts: dict[str, int] = {}
+        for value, n in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True):
+            if value is not None:
+                counts[category_key(value)] = n
+        return CategoryCounts(counts, data.null_count)
+    return data.to_pylist()
+
+
+def _export_fields(export: FilePath) -> list[Any]:
+    from shipway.store.columnar import read_state
+
+    state = read_state(export)
+    return list(state.schema.fields) if state is not None else []
 
 
 class _Builder:

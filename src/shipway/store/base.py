@@ -156,6 +156,32 @@ class Store(abc.ABC):
         """Records with `since <= ts < until`, oldest first, streamed `chunk` rows at a time
         (for backtests and replays over millions of rows)."""
 
+    # -- the log in write order, for the Parquet export (store/export.py) --
+
+    def log_position(self) -> int:
+        """The position of the newest entry of the prediction log whose write has committed,
+        such that no later commit adds an entry at or below it; 0 for an empty log."""
+        raise StoreError(f"the {self.kind} store {self.url} cannot be exported")
+
+    def iter_log(
+        self,
+        after: int,
+        upto: int | None = None,
+        *,
+        service: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        chunk: int = 50_000,
+    ) -> Iterator[tuple[int, LogColumns]]:
+        """The log's entries at positions in `(after, upto]`, in position order, as columns per context.
+
+        Each group comes with a position: once every group of that position has been
+        taken, every entry at or below it has been. `after=-1` also yields what schema
+        versions before 4 wrote (SQLite). `service`, `since` and `until` filter the entries;
+        a position covers at most about `chunk` entries where the store can cut (PostgreSQL).
+        """
+        raise StoreError(f"the {self.kind} store {self.url} cannot be exported")
+
     def count_predictions(self, service: str | None = None) -> int:
         """How many records are stored, for one service or all."""
         where, params = where_clause(service, None, None, self.placeholder)

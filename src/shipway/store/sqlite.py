@@ -22,7 +22,7 @@ from shipway.store.base import (
     record_from_row,
     where_clause,
 )
-from shipway.store.records import Context, LogColumns, PredictionRecord, RulesEvent, columns_of
+from shipway.store.records import Context, LogColumns, PredictionRecord, RulesEvent, columns_of, entry_of
 from shipway.store.rollups import write_rollups
 from shipway.store.segments import decode, encode, merge_by_ts
 from shipway.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
@@ -284,20 +284,50 @@ class SQLiteStore(Store):
     def _segments(
         self, conn: sqlite3.Connection, service: str | None, since: float | None, until: float | None
     ) -> Iterator[tuple[float, list[PredictionRecord]]]:
-        conditions: list[str] = []
-        params: list[Any] = []
-        if service is not None:
-            conditions.append("c.service = ?")
-            params.append(service)
-        if since is not None:
-            conditions.append("s.ts_max >= ?")
-            params.append(since)
-        if until is not None:
-            conditions.append("s.ts_min < ?")
-            params.append(until)
-        where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
+        where, params = _segment_filter([], [], service, since, until)
         for _, ts_min, body, *context in conn.execute(f"{_SEGMENTS}{where} ORDER BY s.ts_min, s.id", params):
             yield ts_min, decode(body, tuple(context), since, until)  # type: ignore[arg-type]
+
+    def log_position(self) -> int:
+        # Writes are serialised (BEGIN IMMEDIATE) and a segment's id is one more than the
+        # largest at its insert, so ids commit in order: none below the newest can still come.
+        return int(self._query("SELECT COALESCE(MAX(id), 0) FROM prediction_segments", [])[0][0])
+
+    def iter_log(
+        self,
+        after: int,
+        upto: int | None = None,
+        *,
+        service: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        chunk: int = 50_000,
+    ) -> Iterator[tuple[int, LogColumns]]:
+        own = str(self.path) != MEMORY
+        conn = sqlite3.connect(str(self.path), timeout=self._busy_timeout_s) if own else self._connection()
+        try:
+            if after < 0:
+                select = _SELECT + " FROM (" + _LEGACY + ")"
+                where, params = where_clause(service, since, until, "?")
+                cursor = conn.execute(f"{select}{where} ORDER BY id", params)
+                while rows := cursor.fetchmany(50_000):
+                    for group in columns_of(entry_of(record_from_row(row), "replace") for row in rows):
+                        yield 0, group
+            ids = ["s.id > ?"] + ([] if upto is None else ["s.id <= ?"])
+            where, params = _segment_filter(
+                ids, [max(after, 0)] + ([] if upto is None else [upto]), service, since, until
+            )
+            low = -float("inf") if since is None else since
+            high = float("inf") if until is None else until
+            for sid, _, body, *context in conn.execute(f"{_SEGMENTS}{where} ORDER BY s.id", params):
+                rows = [row for row in orjson.loads(body) if low <= row[1] < high]
+                if rows:
+                    yield sid, LogColumns(tuple(context), *zip(*rows, strict=True))  # type: ignore[arg-type]
+        except sqlite3.Error as exc:
+            raise self._error(exc, "read from") from exc
+        finally:
+            if own:
+                conn.close()
 
     def count_predictions(self, service: str | None = None) -> int:
         where, params = ("", []) if service is None else (" WHERE c.service = ?", [service])
@@ -398,6 +428,18 @@ class _Executor:
 
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self._conn.executemany(sql, rows)
+
+
+def _segment_filter(
+    conditions: list[str], params: list[Any], service: str | None, since: float | None, until: float | None
+) -> tuple[str, list[Any]]:
+    """The WHERE clause over segments (`s`) and contexts (`c`): `conditions`, and the service and
+    the segments that can hold entries with `since <= ts < until`."""
+    for sql, value in (("c.service = ?", service), ("s.ts_max >= ?", since), ("s.ts_min < ?", until)):
+        if value is not None:
+            conditions.append(sql)
+            params.append(value)
+    return (" WHERE " + " AND ".join(conditions)) if conditions else "", params
 
 
 def _ts(r: PredictionRecord) -> float:
