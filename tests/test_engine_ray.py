@@ -31,6 +31,7 @@ from shipway.monitoring.thresholds import Thresholds
 from shipway.monitoring.window import Window
 from shipway.rules.pipeline import load_pipeline
 from shipway.scoring import score
+from shipway.store import PredictionRecord, open_store
 
 ray = pytest.importorskip("ray", reason="the Ray engine needs pip install 'shipway[ray]' (in dev)")
 
@@ -107,19 +108,43 @@ def test_a_backtest_answers_the_same_on_every_engine_and_split(cluster: None, tm
         assert on_ray.to_dict() == whole
 
 
-def test_cli_backtests_an_exported_log(tmp_path: Path) -> None:
+def test_cli_backtests_the_export_on_every_engine(cluster: None, tmp_path: Path) -> None:
     project = tmp_path / "router"
     shutil.copytree(ROUTER, project)
     job = backtest_job()
     (project / "proposed.yaml").write_text(job.proposed[0])
-    log = logged(tmp_path / "log.parquet")
-    args = ["rules", "backtest", str(project / "proposed.yaml"), "--target", str(project), "--log", str(log)]
-    result = CliRunner().invoke(cli, [*args, "--since", "2023-01-01", "--examples", "2", "--json", "--jobs", "2"])
-    assert result.exit_code == 0, result.output
-    report = orjson.loads(result.stdout)
-    assert report == merged(run(job, Source.open(log), batch_size=1000)).to_dict()
-    result = CliRunner().invoke(cli, [*args, "--since", "2024-01-01"])  # after every logged row
-    assert result.exit_code == 0 and "no logged predictions in the window" in result.stdout
+    rows = pq.read_table(logged(tmp_path / "log.parquet", n=2000)).to_pylist()
+    records = [
+        PredictionRecord(
+            r["request_id"],
+            r["ts"],
+            "router",
+            "m-1",
+            1.0,
+            r["inputs"].encode(),
+            r["outputs"].encode(),
+            decision=r["decision"].encode() if r["decision"] else None,
+        )
+        for r in rows
+    ]
+    with open_store("sqlite:///.shipway/shipway.db", project) as store:
+        store.write_predictions(sorted(records, key=lambda r: r.ts))
+    assert CliRunner().invoke(cli, ["export", str(project)]).exit_code == 0
+    export = project / ".shipway" / "export"
+    args = ["rules", "backtest", str(project / "proposed.yaml"), "--target", str(project), "--since", "2023-01-01"]
+    reports = []
+    for how in (
+        [],
+        ["--log", str(export)],
+        ["--log", str(export), "--jobs", "2"],
+        ["--log", str(export), "--engine", "ray"],
+    ):
+        result = CliRunner().invoke(cli, [*args, "--json", "--examples", "2", *how])
+        assert result.exit_code == 0, result.output
+        reports.append(orjson.loads(result.stdout))
+    assert reports[0]["total"] > 0 and all(r == reports[0] for r in reports)
+    result = CliRunner().invoke(cli, [*args[:-1], "2024-01-01", "--log", str(export)])  # after every logged row
+    assert result.exit_code == 0 and "no logged predictions in the window" in result.stdout, result.output
 
 
 def drift_log(path: Path, n: int, seed: int) -> tuple[Path, list[dict[str, object]], list[dict[str, object]]]:

@@ -6,6 +6,7 @@ import os
 import re
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -18,13 +19,13 @@ from shipway.core.service import read_ids
 from shipway.core.settings import Settings
 from shipway.engine import ENGINES, Source, run
 from shipway.errors import GateFailed, ShipwayError
-from shipway.experiments.backtest import BacktestJob, BacktestReport, backtest, merged
+from shipway.experiments.backtest import BacktestJob, BacktestReport, backtest, merged, replay
 from shipway.rules import RuleSet
 from shipway.rules.live import with_rules
 from shipway.serving.admin import TOKEN_ENV
 from shipway.serving.decisions import MODES, RulesManager, labels_from_manifest
 from shipway.store import store_from_url
-from shipway.store.columnar import logged_records
+from shipway.store.columnar import log_files, logged_records, read_state
 
 __all__ = ["rules"]
 
@@ -239,7 +240,11 @@ def backtest_command(
                 until=parse_when(until) if until else None,
                 service=settings["name"],
             )
-            report = merged(run(job, Source.open(log_path), engine=engine, jobs=jobs, batch_size=65536))
+            logged = log_source(log_path, job.since, job.until, BacktestJob.COLUMNS)
+            if logged is None:  # the export holds no day of the window
+                report = replay([], current, proposed, examples=examples)
+            else:
+                report = merged(run(job, logged, engine=engine, jobs=jobs, batch_size=65536))
         else:
             store = store_from_url(settings["store.url"], settings.root)
             store.open()
@@ -257,6 +262,17 @@ def backtest_command(
     except ShipwayError as err:
         fail(err, code=1)
     click.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() if as_json else render(report))
+
+
+def log_source(path: str, since: float | None, until: float | None, columns: tuple[str, ...]) -> Source | None:
+    """The logged rows of `path`: an export folder (its committed files of the window's days,
+    docs/analysis.md; None when it has none), a folder of Parquet files, or one file."""
+    root = Path(path)
+    state = read_state(root) if root.is_dir() else None
+    if state is not None:
+        files = log_files(root, state, since, until)
+        return Source.parquet(files, columns) if files else None
+    return Source.open(root).selecting(columns)
 
 
 def render(report: BacktestReport) -> str:

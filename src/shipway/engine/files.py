@@ -12,8 +12,8 @@ where it runs or how the file was split:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,30 @@ class Source:
     path: Path
     format: str
     columns: tuple[str, ...] = ()  # CSV: the header, read once so every reader types it the same
+    files: tuple[Path, ...] = ()  # Parquet: these files only (the committed files of an export)
+    select: tuple[str, ...] | None = None  # Parquet: read only these columns
+
+    @classmethod
+    def parquet(cls, files: Sequence[Path], select: Sequence[str] | None = None) -> Source:
+        """Parquet files (say, an export's committed ones), reading only the `select` columns they have."""
+        if not files:
+            raise DataError("there are no Parquet files to read; check the export's folder and the time window.")
+        source = cls(Path(files[0]).parent, "parquet", files=tuple(Path(f) for f in files))
+        return source.selecting(select) if select is not None else source
+
+    def selecting(self, select: Sequence[str]) -> Source:
+        """The same Parquet data, reading only the columns of `select` it has (a job's own)."""
+        if self.format != "parquet":
+            return self
+        _pyarrow()
+        import pyarrow.dataset as ds
+
+        names = set(ds.dataset(self.paths, format="parquet").schema.names)
+        return replace(self, select=tuple(c for c in select if c in names))
+
+    @property
+    def paths(self) -> str | list[str]:
+        return [str(f) for f in self.files] if self.files else str(self.path)
 
     @classmethod
     def open(cls, path: str | Path, format: str | None = None) -> Source:
@@ -108,7 +132,8 @@ class Source:
         else:
             import pyarrow.dataset as ds
 
-            for batch in ds.dataset(self.path, format="parquet").to_batches():
+            columns = list(self.select) if self.select is not None else None
+            for batch in ds.dataset(self.paths, format="parquet").to_batches(columns=columns):
                 yield batch
 
     def _jsonl(self, size: int) -> Iterator[list[dict[str, Any]]]:

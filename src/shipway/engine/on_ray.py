@@ -58,7 +58,8 @@ def dataset(source: Source, blocks: int | None = None) -> Any:
         return ray.data.read_csv(path, convert_options=source.csv_convert_options(), override_num_blocks=blocks)
     if source.format == "jsonl":
         return ray.data.read_text(path, drop_empty_lines=True, override_num_blocks=blocks)
-    return ray.data.read_parquet(path, override_num_blocks=blocks)
+    columns = list(source.select) if source.select is not None else None
+    return ray.data.read_parquet(source.paths, columns=columns, override_num_blocks=blocks)
 
 
 def run_on_ray(job: Any, source: Source, *, jobs: int, batch_size: int, blocks: int | None = None) -> Iterator[Any]:

@@ -24,7 +24,7 @@ from shipway.rules import Decision, RuleSet, load_rules
 from shipway.rules.live import META_SCHEMA
 from shipway.store import PredictionRecord
 
-__all__ = ["BacktestJob", "BacktestReport", "backtest", "merged"]
+__all__ = ["BacktestJob", "BacktestReport", "backtest", "merged", "replay"]
 
 NO_RULES = "(no rules)"
 
@@ -114,15 +114,19 @@ Row = tuple[str, float, Any, Any, Any]  # request_id, ts, inputs, outputs, decis
 def replay(rows: Iterable[Row], current: RuleSet | None, proposed: RuleSet, *, examples: int = 3) -> BacktestReport:
     """The backtest of logged rows whose JSON columns are text (the store) or already parsed (Parquet)."""
     report = BacktestReport(current.version if current else NO_RULES, proposed.version, limit=examples)
+    loads = orjson.loads
     decide_new = proposed.decide
     decide_old = current.decide if current is not None else None
     empty = Decision()
+    first: float | None = None
+    last: float | None = None
     for request_id, ts, inputs, outputs, decision in rows:
         if decision is not None and _is_default(decision):
             report.skipped += 1  # logged in service mode off or shadow: not the answer the rules saw
             continue
         try:
-            request, output = _parsed(inputs), _parsed(outputs)
+            request = loads(inputs) if isinstance(inputs, (bytes, str)) else inputs
+            output = loads(outputs) if isinstance(outputs, (bytes, str)) else outputs
         except orjson.JSONDecodeError:
             report.skipped += 1
             continue
@@ -158,8 +162,11 @@ def replay(rows: Iterable[Row], current: RuleSet | None, proposed: RuleSet, *, e
                 }
                 kept.insert(bisect.bisect(kept, when, key=_when), example)
                 del kept[examples:]
-        report.first_ts = _pick(min, report.first_ts, ts)
-        report.last_ts = _pick(max, report.last_ts, ts)
+        if first is None or ts < first:
+            first = ts
+        if last is None or ts > last:
+            last = ts
+    report.first_ts, report.last_ts = first, last
     report.examples = {key: report.examples[key] for key in sorted(report.examples)}
     return report
 
@@ -168,6 +175,8 @@ def replay(rows: Iterable[Row], current: RuleSet | None, proposed: RuleSet, *, e
 class BacktestJob:
     """A backtest for an offline engine (shipway.engine): each worker compiles both rule sets
     once, replays its batches of the log, and the partial reports merge (`merged`)."""
+
+    COLUMNS = ("request_id", "ts", "service", "inputs", "outputs", "decision")  # what it reads of the log
 
     proposed: tuple[str, str]  # the rules' source and its file name
     current: tuple[str, str] | None
@@ -212,10 +221,6 @@ class BacktestJob:
 def merged(parts: Iterator[BacktestReport] | Iterable[BacktestReport]) -> BacktestReport:
     """One report from the reports of the parts of a log."""
     return reduce(BacktestReport.merge, parts)
-
-
-def _parsed(value: Any) -> Any:
-    return orjson.loads(value) if isinstance(value, (bytes, str)) else value
 
 
 def _is_default(decision: Any) -> bool:

@@ -54,6 +54,8 @@ class WindowSummary:
 class DriftJob:
     """For an offline engine (shipway.engine): summarise batches of logged rows against a profile."""
 
+    COLUMNS = ("ts", "service", "status", "inputs", "outputs")  # what it reads of the log
+
     profile: str  # the profile.json, or the artifacts folder that holds it
     since: float | None = None  # rows logged before are left out
     until: float | None = None  # and rows logged at or after
