@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from shipway.cli.main import main as cli
 from shipway.engine import Source
-from shipway.errors import DataError
+from shipway.errors import DataError, LoadError
 from shipway.rules.pipeline import load_pipeline
 from shipway.scoring import score
 
@@ -173,3 +173,12 @@ def test_shipway_predict_runs_the_rules_as_predict_does() -> None:
     result = CliRunner().invoke(cli, ["predict", str(SCORER), '{"text": "lost card", "channel": "phone"}'])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["decision"]["queue"] == "urgent"
+
+
+def test_a_model_that_fails_to_load_stops_the_run_with_its_error(tmp_path: Path) -> None:
+    # Before: a worker whose setup raised died, and the pool started another for ever.
+    data = write(tmp_path / "in.jsonl", ROWS[:3])
+    for jobs in (1, 2):
+        with pytest.raises(LoadError, match="no GPU found"):
+            score(SERVICES / "check_load_fails", data, tmp_path / "out.parquet", jobs=jobs)
+    assert not (tmp_path / "out.parquet").exists()

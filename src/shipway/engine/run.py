@@ -76,15 +76,24 @@ def run(
 
 
 _job: Job | None = None
+_failed: BaseException | None = None
 
 
 def _start(job: Job) -> None:
-    global _job
+    global _job, _failed
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per worker, set before the model loads
-    job.setup()
+    try:
+        job.setup()
+    except Exception as err:
+        # An initializer that raises kills its worker, and the pool starts another one for ever:
+        # keep the error and raise it with the first batch, so the run stops with it.
+        _failed = err
+        return
     _job = job
 
 
 def _call(rows: list[dict[str, Any]]) -> Any:
+    if _failed is not None:
+        raise _failed
     assert _job is not None
     return _job(rows)
