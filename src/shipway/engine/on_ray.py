@@ -58,8 +58,9 @@ def dataset(source: Source, blocks: int | None = None) -> Any:
         return ray.data.read_csv(path, convert_options=source.csv_convert_options(), override_num_blocks=blocks)
     if source.format == "jsonl":
         return ray.data.read_text(path, drop_empty_lines=True, override_num_blocks=blocks)
-    columns = list(source.select) if source.select is not None else None
-    return ray.data.read_parquet(source.paths, columns=columns, override_num_blocks=blocks)
+    data = ray.data.read_parquet(source.paths, override_num_blocks=blocks)
+    # What Ray 2.5x asks for instead of read_parquet(columns=...), which it deprecates.
+    return data.select_columns(list(source.select)) if source.select is not None else data
 
 
 def run_on_ray(job: Any, source: Source, *, jobs: int, batch_size: int, blocks: int | None = None) -> Iterator[Any]:
