@@ -251,11 +251,18 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000, help="rows for the drift and backtest reads at scale")
     parser.add_argument("--side-rows", type=int, default=1_000_000, help="rows for the side-by-side with today's path")
     parser.add_argument("--rounds", type=int, default=3, help="rounds (median)")
+    parser.add_argument("--only-scale", action="store_true", help="run the drift at scale only; print its JSON")
     args = parser.parse_args()
 
     reference, current, _ = make_data(args.side_rows, seed=2024)
     profile = Profile.build(reference)
     work = Path(tempfile.mkdtemp(prefix="shipway-analysis-bench-"))
+    if args.only_scale:
+        try:
+            print(json.dumps(drift_at_scale(profile, args.rows, args.rounds, work)))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     try:
         side = side_by_side(profile, current, args.side_rows, max(1, args.rounds - 1), work)
         print(json.dumps(side), file=sys.stderr, flush=True)

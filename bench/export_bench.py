@@ -37,7 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--burst", type=int, default=3, help="seconds of load per burst")
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between export runs")
+    parser.add_argument("--interval", type=float, default=10.0, help="seconds between export runs (export.interval_s)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,7 +79,7 @@ def main() -> None:
                     served = result["rps"] * args.burst
                     server_us = (group_cpu_seconds(server.pid) - before[0]) / served * 1e6
                     export_us = (group_cpu_seconds(exporter.pid) - before[1]) / served * 1e6
-                    readings.append((result["rps"], server_us, export_us))
+                    readings.append((result["rps"], server_us, export_us, served))
                 time.sleep(PAUSE_S + 2 * args.interval)  # the last records written and exported
                 with open_store(f"sqlite:///{db}") as store:
                     logged = store.count_predictions()
@@ -97,17 +97,19 @@ def main() -> None:
         "its pause. Medians over bursts.\n"
     )
     print(
-        "| service | req/s | server CPU us/request | export CPU us/request | extra CPU per request "
-        "| logged / exported at the end | target |"
+        "| service | req/s | server CPU us/request | export CPU us/request | extra CPU per request, all bursts "
+        "(median burst) | logged / exported at the end | target |"
     )
     print("|---|---|---|---|---|---|---|")
     for name, readings, logged, exported in rows:
-        ratio = statistics.median(e / s for _, s, e in readings)
-        verdict = "met" if ratio <= TARGET and exported == logged else "NOT met"
+        # An export run can fall in the next burst's window: the ratio of the sums is the figure.
+        total = sum(e * n for _, _, e, n in readings) / sum(s * n for _, s, _, n in readings)
+        median = statistics.median(e / s for _, s, e, _ in readings)
+        verdict = "met" if total <= TARGET and exported == logged else "NOT met"
         print(
-            f"| {name} | {statistics.median(r for r, _, _ in readings):,.0f} "
-            f"| {statistics.median(s for _, s, _ in readings):.1f} | {statistics.median(e for _, _, e in readings):.1f} "
-            f"| {ratio:.1%} | {logged:,} / {exported:,} | at most 5%: {verdict} |"
+            f"| {name} | {statistics.median(r[0] for r in readings):,.0f} "
+            f"| {statistics.median(r[1] for r in readings):.1f} | {statistics.median(r[2] for r in readings):.1f} "
+            f"| {total:.1%} ({median:.1%}) | {logged:,} / {exported:,} | at most 5%: {verdict} |"
         )
 
 

@@ -243,11 +243,11 @@ def test_retention_drops_or_archives_old_days_and_reads_fall_back_to_the_store(t
         assert list((archive / "predictions" / "day=2025-12-05").glob("model_version=m-1/part-*.parquet"))
 
 
-def test_feedback_is_exported_as_a_snapshot_when_it_changes(tmp_path: Path) -> None:
+def test_feedback_is_exported_as_a_snapshot_when_it_changes(store_url: str, tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
     root = tmp_path / "export"
-    with open_store(f"sqlite:///{tmp_path / 'log.db'}") as store:
+    with open_store(store_url, tmp_path) as store:
         fill(store, 0, 10)
 
         def describe(outputs: bytes, name: str, value: Any) -> tuple[str | None, float | None, int | None]:

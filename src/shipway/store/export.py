@@ -147,7 +147,7 @@ class Exporter:
                 folder = partition_dir(self.root, day, model)
                 folder.mkdir(parents=True, exist_ok=True)
                 path = folder / part_name(seq)
-                write_parquet(table.take(rows), path)
+                write_parquet(table if rows is None else table.take(rows), path)
                 result.files.append(str(path))
         state.seq, state.position, state.rows = seq, position, state.rows + n
         write_state(self.root, state)
@@ -235,19 +235,24 @@ _FEEDBACK_TYPES: dict[str, Any] = {
 }
 
 
-def _partitions(table: Any) -> dict[tuple[str, str], list[int]]:
-    """Row indices by (UTC day, model version)."""
-    out: dict[tuple[str, str], list[int]] = {}
-    days: dict[int, str] = {}
-    for i, (ts, model) in enumerate(
-        zip(table.column("ts").to_pylist(), table.column("model_version").to_pylist(), strict=True)
-    ):
-        number = int(ts // 86400)
-        day = days.get(number)
-        if day is None:
-            day = days[number] = day_of(number * 86400)
-        out.setdefault((day, model), []).append(i)
-    return out
+def _partitions(table: Any) -> dict[tuple[str, str], Any]:
+    """Row indices by (UTC day, model version); None for the whole table when it is one partition
+    (the usual batch), so nothing is copied."""
+    import numpy as np
+
+    days = np.floor_divide(table.column("ts").to_numpy(), 86400).astype(np.int64)
+    models = table.column("model_version").combine_chunks().dictionary_encode()
+    codes = models.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    names = models.dictionary.to_pylist()
+    keys = days * len(names) + codes
+    first = keys[0]
+    if (keys == first).all():
+        return {(day_of(int(first // len(names)) * 86400), names[int(first % len(names))]): None}
+    unique, inverse = np.unique(keys, return_inverse=True)
+    return {
+        (day_of(int(k // len(names)) * 86400), names[int(k % len(names))]): np.flatnonzero(inverse == i)
+        for i, k in enumerate(unique)
+    }
 
 
 def write_parquet(table: Any, path: Path) -> None:

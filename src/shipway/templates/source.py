@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 TEMPLATE_VERSION = "1.2.0"
-TEMPLATE_DIGEST = "7f05a86adaf5e3d6"
+TEMPLATE_DIGEST = "5daeeb9b2dcbef55"
 PACKAGED = Path(__file__).resolve().parent / "template"
 
 # Commits in the cache repository are shipway's, whoever runs it: no user config, hooks or signing.
