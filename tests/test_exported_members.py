@@ -58,3 +58,11 @@ def test_every_public_name_is_exported() -> None:
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
     assert public == set(EXPORTED) - {"__version__"}
+
+
+def test_the_offline_subpackages_pin_their_names() -> None:
+    import shipway.engine
+    import shipway.scoring
+
+    assert shipway.engine.__all__ == ["ENGINES", "FORMATS", "Job", "Source", "run"]
+    assert shipway.scoring.__all__ == ["OutputColumns", "ScoreJob", "ScoreSummary", "score"]

@@ -18,7 +18,7 @@
     ├── Overloaded           the queue cannot be served within its wait (503)
     ├── RulesError           a rules file is invalid; `diagnostics` lists why
     ├── DriftError           a drift profile is missing, damaged or of another version, or a window is empty
-    ├── DataError            a dataset cannot be read, built or used (no label column, one class...)
+    ├── DataError            a dataset cannot be read, built or used (a bad path or format, no label column...)
     ├── RunError             a tracked run cannot start or be reproduced, or its step made no model
     └── StoreError           the store failed
         ├── StoreUnavailable the store cannot be reached right now

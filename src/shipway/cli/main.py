@@ -20,11 +20,12 @@ from shipway.cli.monitor import alert_jobs, dashboard, dashboard_mounts, monitor
 from shipway.cli.new import check, new, update
 from shipway.cli.rules import rules
 from shipway.cli.runs import reproduce, runs, train
+from shipway.cli.score import score
 from shipway.cli.validate import explain, validate
 from shipway.core.artifacts import MANIFEST, SIGNATURE, verify_artifacts, write_manifest
-from shipway.core.service import read_ids
 from shipway.core.settings import ENVIRONMENT, SETTINGS, settings_markdown
 from shipway.errors import ShipwayError
+from shipway.rules.pipeline import load_pipeline
 
 __all__ = ["main"]
 
@@ -77,10 +78,7 @@ def serve(target: str, **flags: Any) -> None:
 def predict(target: str, item: str, trace: bool) -> None:
     """Run ITEM (JSON, or @file.json) through TARGET's pipeline in-process."""
     try:
-        service, settings = load_project(target, {})
-        artifacts = settings.path("artifacts")
-        ids = {"service": settings["name"], **read_ids(artifacts, settings["version"] or None)}
-        pipeline = service.setup(artifacts, ids)
+        pipeline = load_pipeline(target)
         raw = Path(item[1:]).read_bytes() if item.startswith("@") else item.encode()
         if trace:
             result = pipeline.trace(raw)
@@ -137,6 +135,7 @@ main.add_command(monitor)
 main.add_command(dashboard)
 main.add_command(feedback)
 main.add_command(inspect)
+main.add_command(score)
 main.add_command(export)
 main.add_command(data)
 main.add_command(train)

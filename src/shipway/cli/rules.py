@@ -6,6 +6,7 @@ import os
 import re
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -16,14 +17,15 @@ from shipway.cli.common import fail, load_project, project_gate
 from shipway.cli.monitor import export_dir
 from shipway.core.service import read_ids
 from shipway.core.settings import Settings
+from shipway.engine import ENGINES, Source, run
 from shipway.errors import GateFailed, ShipwayError
-from shipway.experiments.backtest import BacktestReport, backtest
+from shipway.experiments.backtest import BacktestJob, BacktestReport, backtest, merged, replay
 from shipway.rules import RuleSet
 from shipway.rules.live import with_rules
 from shipway.serving.admin import TOKEN_ENV
 from shipway.serving.decisions import MODES, RulesManager, labels_from_manifest
 from shipway.store import store_from_url
-from shipway.store.columnar import logged_records
+from shipway.store.columnar import log_files, logged_records, read_state
 
 __all__ = ["rules"]
 
@@ -196,29 +198,81 @@ def history(target: str, url: str | None, limit: int) -> None:
 @click.option("--until", default=None, help="End of the window (same forms); default now.")
 @click.option("--examples", default=3, show_default=True, help="Examples kept per change.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def backtest_command(file: str, target: str, since: str, until: str | None, examples: int, as_json: bool) -> None:
+@click.option(
+    "--log",
+    "log_path",
+    type=click.Path(exists=True),
+    help="Replay the log exported as Parquet (a file or folder) instead of the store's.",
+)
+@click.option(
+    "--engine", type=click.Choice(ENGINES), default="local", show_default=True, help="With --log: local or ray."
+)
+@click.option("--jobs", default=1, show_default=True, help="With --log: worker processes (local) or actors (ray).")
+def backtest_command(
+    file: str,
+    target: str,
+    since: str,
+    until: str | None,
+    examples: int,
+    as_json: bool,
+    log_path: str | None,
+    engine: str,
+    jobs: int,
+) -> None:
     """Replay logged predictions through the current rules and FILE; report what changes."""
     try:
         manager, settings = _project(target)
         with open(file, encoding="utf-8") as fh:
-            proposed = manager.compile(fh.read(), file)
+            source = fh.read()
+        proposed = manager.compile(source, file)
         current = manager.current()
-        store = store_from_url(settings["store.url"], settings.root)
-        store.open()
-        try:
-            records = logged_records(
-                store,
-                export_dir(settings),
-                service=settings["name"],
+        if log_path:
+            service, _ = load_project(target)
+            input_schema, output_schema = service.schemas()
+            job = BacktestJob(
+                (source, file),
+                (current.source, f"rules {current.version}") if current is not None else None,
+                input_schema.json_schema(),
+                output_schema.json_schema(),
+                labels=labels_from_manifest(settings.path("artifacts")),
+                examples=examples,
                 since=parse_when(since),
                 until=parse_when(until) if until else None,
+                service=settings["name"],
             )
-            report = backtest(records, current, proposed, examples=examples)
-        finally:
-            store.close()
+            logged = log_source(log_path, job.since, job.until, BacktestJob.COLUMNS)
+            if logged is None:  # the export holds no day of the window
+                report = replay([], current, proposed, examples=examples)
+            else:
+                report = merged(run(job, logged, engine=engine, jobs=jobs, batch_size=65536))
+        else:
+            store = store_from_url(settings["store.url"], settings.root)
+            store.open()
+            try:
+                records = logged_records(
+                    store,
+                    export_dir(settings),
+                    service=settings["name"],
+                    since=parse_when(since),
+                    until=parse_when(until) if until else None,
+                )
+                report = backtest(records, current, proposed, examples=examples)
+            finally:
+                store.close()
     except ShipwayError as err:
         fail(err, code=1)
     click.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() if as_json else render(report))
+
+
+def log_source(path: str, since: float | None, until: float | None, columns: tuple[str, ...]) -> Source | None:
+    """The logged rows of `path`: an export folder (its committed files of the window's days,
+    docs/analysis.md; None when it has none), a folder of Parquet files, or one file."""
+    root = Path(path)
+    state = read_state(root) if root.is_dir() else None
+    if state is not None:
+        files = log_files(root, state, since, until)
+        return Source.parquet(files, columns) if files else None
+    return Source.open(root).selecting(columns)
 
 
 def render(report: BacktestReport) -> str:

@@ -3,22 +3,28 @@
 The model is not called: the prediction log keeps each request and the model's
 output before any rules, so only the rules run, over millions of rows in
 seconds. The report counts the decisions that change, from which queue to
-which, and keeps a few examples of each change.
+which, and keeps a few examples of each change: the earliest ones, by time and
+request id, so that reports of parts of the log merge into the report of the
+whole (`BacktestReport.merge`) and a run split over worker processes or a Ray
+cluster (`BacktestJob`) answers exactly as one pass does.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import reduce
 from typing import Any
 
 import orjson
 
-from shipway.rules import Decision, RuleSet
+from shipway.rules import Decision, RuleSet, load_rules
+from shipway.rules.live import META_SCHEMA
 from shipway.store import PredictionRecord
 
-__all__ = ["BacktestReport", "backtest"]
+__all__ = ["BacktestJob", "BacktestReport", "backtest", "merged", "replay"]
 
 NO_RULES = "(no rules)"
 
@@ -39,6 +45,31 @@ class BacktestReport:
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     first_ts: float | None = None
     last_ts: float | None = None
+    limit: int = 3  # examples kept per change
+
+    def merge(self, other: BacktestReport) -> BacktestReport:
+        """The report of both parts of the log, as one pass over all of it would give."""
+        if (self.current_version, self.proposed_version) != (other.current_version, other.proposed_version):
+            raise ValueError("only reports of the same two rule sets merge")
+        examples = {
+            key: sorted([*self.examples.get(key, []), *other.examples.get(key, [])], key=_when)[: self.limit]
+            for key in {**self.examples, **other.examples}
+        }
+        return BacktestReport(
+            self.current_version,
+            self.proposed_version,
+            total=self.total + other.total,
+            changed=self.changed + other.changed,
+            skipped=self.skipped + other.skipped,
+            queues=self.queues + other.queues,
+            review=self.review + other.review,
+            fallback=self.fallback + other.fallback,
+            overrides=self.overrides + other.overrides,
+            examples={key: examples[key] for key in sorted(examples)},
+            first_ts=_pick(min, self.first_ts, other.first_ts),
+            last_ts=_pick(max, self.last_ts, other.last_ts),
+            limit=self.limit,
+        )
 
     @property
     def transitions(self) -> list[tuple[str | None, str | None, int]]:
@@ -73,21 +104,33 @@ def backtest(
     examples: int = 3,
 ) -> BacktestReport:
     """Decide every record with both rule sets and compare; `current` None means no rules today."""
-    report = BacktestReport(current.version if current else NO_RULES, proposed.version)
+    rows = ((r.request_id, r.ts, r.inputs, r.outputs, r.decision) for r in records)
+    return replay(rows, current, proposed, examples=examples)
+
+
+Row = tuple[str, float, Any, Any, Any]  # request_id, ts, inputs, outputs, decision: JSON text or parsed
+
+
+def replay(rows: Iterable[Row], current: RuleSet | None, proposed: RuleSet, *, examples: int = 3) -> BacktestReport:
+    """The backtest of logged rows whose JSON columns are text (the store) or already parsed (Parquet)."""
+    report = BacktestReport(current.version if current else NO_RULES, proposed.version, limit=examples)
     loads = orjson.loads
     decide_new = proposed.decide
     decide_old = current.decide if current is not None else None
     empty = Decision()
-    for record in records:
-        if record.decision is not None and b'"answer":"default"' in record.decision:
+    first: float | None = None
+    last: float | None = None
+    for request_id, ts, inputs, outputs, decision in rows:
+        if decision is not None and _is_default(decision):
             report.skipped += 1  # logged in service mode off or shadow: not the answer the rules saw
             continue
         try:
-            request, output = loads(record.inputs), loads(record.outputs)
+            request = loads(inputs) if isinstance(inputs, (bytes, str)) else inputs
+            output = loads(outputs) if isinstance(outputs, (bytes, str)) else outputs
         except orjson.JSONDecodeError:
             report.skipped += 1
             continue
-        meta = {"time": record.ts, "canary": False}
+        meta = {"time": ts, "canary": False}
         old = decide_old(request, output, meta) if decide_old is not None else empty
         new = decide_new(request, output, meta)
         report.total += 1
@@ -106,20 +149,94 @@ def backtest(
             report.changed += 1
             key = f"{old.queue} -> {new.queue}" if old.queue != new.queue else "same queue, other change"
             kept = report.examples.setdefault(key, [])
-            if len(kept) < examples:
-                kept.append(
-                    {
-                        "request_id": record.request_id,
-                        "input": request,
-                        "output": output,
-                        "current": _brief(old),
-                        "proposed": _brief(new),
-                    }
-                )
-        if report.first_ts is None:
-            report.first_ts = record.ts
-        report.last_ts = record.ts
+            when = (ts, request_id)
+            if len(kept) < examples or when < _when(kept[-1]):
+                # The earliest examples by time, then request id: the same whichever part of the log ran.
+                example = {
+                    "request_id": request_id,
+                    "ts": ts,
+                    "input": request,
+                    "output": output,
+                    "current": _brief(old),
+                    "proposed": _brief(new),
+                }
+                kept.insert(bisect.bisect(kept, when, key=_when), example)
+                del kept[examples:]
+        if first is None or ts < first:
+            first = ts
+        if last is None or ts > last:
+            last = ts
+    report.first_ts, report.last_ts = first, last
+    report.examples = {key: report.examples[key] for key in sorted(report.examples)}
     return report
+
+
+@dataclass
+class BacktestJob:
+    """A backtest for an offline engine (shipway.engine): each worker compiles both rule sets
+    once, replays its batches of the log, and the partial reports merge (`merged`)."""
+
+    COLUMNS = ("request_id", "ts", "service", "inputs", "outputs", "decision")  # what it reads of the log
+
+    proposed: tuple[str, str]  # the rules' source and its file name
+    current: tuple[str, str] | None
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+    labels: list[str] | None = None
+    examples: int = 3
+    since: float | None = None  # rows logged before are left out
+    until: float | None = None  # and rows logged at or after
+    service: str | None = None  # rows of other services are left out
+
+    def setup(self) -> None:
+        def compile(source: tuple[str, str]) -> RuleSet:
+            text, filename = source
+            return load_rules(
+                text,
+                input_schema=self.input_schema,
+                output_schema=self.output_schema,
+                labels=self.labels,
+                filename=filename,
+                meta_schema=META_SCHEMA,
+            )
+
+        self._proposed = compile(self.proposed)
+        self._current = compile(self.current) if self.current is not None else None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}  # workers compile their own
+
+    def __call__(self, rows: list[dict[str, Any]]) -> BacktestReport:
+        since, until, service = self.since, self.until, self.service
+        logged = (
+            (r["request_id"], r["ts"], r["inputs"], r["outputs"], r.get("decision"))
+            for r in rows
+            if (since is None or r["ts"] >= since)
+            and (until is None or r["ts"] < until)
+            and (service is None or r.get("service", service) == service)
+        )
+        return replay(logged, self._current, self._proposed, examples=self.examples)
+
+
+def merged(parts: Iterator[BacktestReport] | Iterable[BacktestReport]) -> BacktestReport:
+    """One report from the reports of the parts of a log."""
+    return reduce(BacktestReport.merge, parts)
+
+
+def _is_default(decision: Any) -> bool:
+    if isinstance(decision, bytes):
+        return b'"answer":"default"' in decision
+    if isinstance(decision, str):
+        return '"answer":"default"' in decision
+    return isinstance(decision, dict) and decision.get("answer") == "default"
+
+
+def _when(example: dict[str, Any]) -> tuple[float, str]:
+    return (example["ts"], example["request_id"])
+
+
+def _pick(choose: Any, a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else choose(a, b)
 
 
 def _brief(decision: Decision) -> dict[str, Any]:

@@ -10,13 +10,15 @@ from typing import Any
 import numpy as np
 
 from shipway.monitoring import stats
-from shipway.monitoring.columns import count_categories, to_float, to_texts
 from shipway.monitoring.profile import Feature
 from shipway.monitoring.reference import NumericReference
+from shipway.monitoring.summaries import KEEP_VALUES, CategoricalPart, NumericPart, TextPart
 from shipway.monitoring.text import Embedder, domain_classifier, oov_rate
 from shipway.monitoring.thresholds import BY_NAME, Thresholds
 
-__all__ = ["Context", "FeatureDrift", "Result", "check_feature"]
+__all__ = ["Context", "FeatureDrift", "Part", "Result", "check_feature", "check_part", "part_of"]
+
+Part = NumericPart | CategoricalPart | TextPart
 
 # Evidently divides by max(std, 0.001) so that a constant reference does not divide by zero;
 # doing the same keeps the normed Wasserstein values of both tools comparable.
@@ -112,11 +114,27 @@ class Context:
 def check_feature(
     feature: Feature, values: Sequence[Any] | np.ndarray, methods: tuple[str, ...], ctx: Context
 ) -> FeatureDrift:
+    """Every method's verdict on the window's values of one feature (all of them kept)."""
+    return check_part(feature, part_of(feature, values, keep=True), methods, ctx)
+
+
+def part_of(feature: Feature, values: Sequence[Any] | np.ndarray, keep: bool = False) -> Part:
+    """The summary of a feature's values that the checks read; parts of a window merge."""
     if feature.kind == "numeric":
-        return _numeric(feature, values, methods, ctx)
+        assert feature.numeric is not None  # a numeric feature always has one (profile.py)
+        return NumericPart.of(values, feature.numeric, keep)
     if feature.kind == "categorical":
-        return _categorical(feature, values, methods, ctx)
-    return _text(feature, values, methods, ctx)
+        return CategoricalPart.of(values)
+    assert feature.text is not None
+    return TextPart.of(values, feature.text.lengths, keep)
+
+
+def check_part(feature: Feature, part: Part, methods: tuple[str, ...], ctx: Context) -> FeatureDrift:
+    if isinstance(part, NumericPart):
+        return _numeric(feature, part, methods, ctx)
+    if isinstance(part, CategoricalPart):
+        return _categorical(feature, part, methods, ctx)
+    return _text(feature, part, methods, ctx)
 
 
 class _Verdicts:
@@ -161,41 +179,44 @@ class _Verdicts:
         )
 
 
-def _histogram_plot(ref: NumericReference, current_sorted: np.ndarray) -> dict[str, Any]:
-    counts, below, above = stats.histogram(current_sorted, ref.edges)
+def _histogram_plot(ref: NumericReference, part: NumericPart) -> dict[str, Any]:
     return {
         "type": "histogram",
         "edges": ref.edges.tolist(),
         "reference": ref.edge_counts.tolist(),
-        "current": counts.tolist(),
-        "current_below": below,
-        "current_above": above,
+        "current": part.hist.tolist(),
+        "current_below": part.below,
+        "current_above": part.above,
     }
 
 
-def _numeric(
-    feature: Feature, values: Sequence[Any] | np.ndarray, methods: tuple[str, ...], ctx: Context
-) -> FeatureDrift:
+def _numeric(feature: Feature, part: NumericPart, methods: tuple[str, ...], ctx: Context) -> FeatureDrift:
     ref = feature.numeric
     assert ref is not None  # a numeric feature always has one (profile.py)
-    array, invalid = to_float(values)
-    current = np.sort(array[~np.isnan(array)])
-    n = len(current)
+    current, n = part.values, part.n
     v = _Verdicts(feature, n, ctx)
     sample = ref.sample
-    if n and ("ks" in methods or "wasserstein" in methods):
+    if n and current is not None and ("ks" in methods or "wasserstein" in methods):
         ks_statistic, w1 = stats.ecdf_distances(sample, current)
+    elif n and "ks" in methods:
+        ks_statistic = part.ks_statistic(sample)  # exact from the merged counts
     for method in methods:
         if n == 0:
             v.add(method, None, ref.count)
         elif method == "psi":
-            value = stats.psi(ref.cut_counts, stats.bin_counts(current, ref.cuts))
+            value = stats.psi(ref.cut_counts, part.cut_counts)
             v.add(method, value, ref.count, details={"bins": len(ref.cuts) + 1})
         elif method == "ks":
-            statistic, p = stats.ks_test(sample, current, ks_statistic)
+            if current is not None:
+                statistic, p = stats.ks_test(sample, current, ks_statistic)
+            else:  # more than KS_EXACT_MAX_N values: the asymptotic p-value, as ks_test takes it
+                statistic, p = ks_statistic, stats.ks_asymptotic_p(ks_statistic, len(sample), n)
             min_statistic = ctx.thresholds.get(feature.name, "ks_min_statistic")
             details = {"min_statistic": min_statistic, "reference_sample_error_95": ref.ks_error}
             v.add(method, statistic, len(sample), p_value=p, effect_ok=statistic >= min_statistic, details=details)
+        elif method == "wasserstein" and current is None:
+            note = f"needs the window's values; merged summaries keep them up to {KEEP_VALUES:,} values"
+            v.add(method, None, len(sample), note=note)
         elif method == "wasserstein":
             norm = max(ref.std, MIN_STD)
             details = {
@@ -204,17 +225,16 @@ def _numeric(
                 "reference_sample_expected_error": ref.wasserstein_error / norm,
             }
             v.add(method, w1 / norm, len(sample), details=details)
-    n_missing = len(array) - n - invalid
-    plot = _histogram_plot(ref, current)
-    return FeatureDrift(feature.name, feature.role, feature.kind, ref.count, n, n_missing, invalid, v.results, plot)
+    plot = _histogram_plot(ref, part)
+    return FeatureDrift(
+        feature.name, feature.role, feature.kind, ref.count, n, part.missing, part.invalid, v.results, plot
+    )
 
 
-def _categorical(
-    feature: Feature, values: Sequence[Any] | np.ndarray, methods: tuple[str, ...], ctx: Context
-) -> FeatureDrift:
+def _categorical(feature: Feature, part: CategoricalPart, methods: tuple[str, ...], ctx: Context) -> FeatureDrift:
     ref = feature.categories
     assert ref is not None
-    counts, missing = count_categories(values)
+    counts, missing = part.counts, part.missing
     n, n_ref = sum(counts.values()), sum(ref.values())
     v = _Verdicts(feature, n, ctx)
     for method in methods:
@@ -253,20 +273,22 @@ def _categorical(
     return FeatureDrift(feature.name, feature.role, feature.kind, n_ref, n, missing, 0, v.results, plot)
 
 
-def _text(feature: Feature, values: Sequence[Any] | np.ndarray, methods: tuple[str, ...], ctx: Context) -> FeatureDrift:
+def _text(feature: Feature, part: TextPart, methods: tuple[str, ...], ctx: Context) -> FeatureDrift:
     ref = feature.text
     assert ref is not None
-    texts, missing, invalid = to_texts(values)
-    n = len(texts)
-    lengths = np.sort(np.fromiter(map(len, texts), dtype=np.float64, count=n))
+    texts, lengths, missing, invalid = part.texts, part.lengths, part.missing, part.invalid
+    n = lengths.n
     v = _Verdicts(feature, n, ctx)
     for method in methods:
         if n == 0:
             v.add(method, None, ref.lengths.count)
         elif method == "text_length":
-            value = stats.psi(ref.lengths.cut_counts, stats.bin_counts(lengths, ref.lengths.cuts))
-            details = {"reference_mean": ref.lengths.mean, "current_mean": float(lengths.mean())}
+            value = stats.psi(ref.lengths.cut_counts, lengths.cut_counts)
+            details = {"reference_mean": ref.lengths.mean, "current_mean": lengths.mean}
             v.add(method, value, ref.lengths.count, details=details)
+        elif texts is None:
+            why = "needs the window's texts, which merged summaries do not keep"
+            v.add(method, None, ref.n_tokens if method == "oov_rate" else len(ref.sample), note=why)
         elif method == "oov_rate":
             rate, n_tokens, unseen = oov_rate(texts, ref.vocabulary)
             rates = {

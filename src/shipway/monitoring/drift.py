@@ -13,19 +13,22 @@ from __future__ import annotations
 import difflib
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipway.errors import ConfigError, DriftError
-from shipway.monitoring.checks import Context, FeatureDrift, Result, check_feature
-from shipway.monitoring.profile import Profile
+from shipway.monitoring.checks import Context, FeatureDrift, Result, check_feature, check_part
+from shipway.monitoring.profile import Feature, Profile
 from shipway.monitoring.text import EMBEDDERS, Embedder, embedder
 from shipway.monitoring.thresholds import Thresholds
 from shipway.monitoring.window import Window
 
-__all__ = ["DriftReport", "FeatureDrift", "Result", "compare"]
+if TYPE_CHECKING:
+    from shipway.monitoring.drift_job import WindowSummary
+
+__all__ = ["DriftReport", "FeatureDrift", "Result", "compare", "compare_summary"]
 
 REPORT_VERSION = 1
 
@@ -50,12 +53,53 @@ def compare(
     """
     if not isinstance(window, Window):
         window = Window.from_columns(window)
-    if window.n_rows == 0:
-        excluded = f" ({window.excluded} left out)" if window.excluded else ""
+    _not_empty(window.n_rows, window.excluded)
+    missing: list[Any] = [None] * window.n_rows
+    columns = window.columns
+
+    def check(feature: Feature, methods: tuple[str, ...], ctx: Context) -> FeatureDrift:
+        return check_feature(feature, columns.get(feature.name, missing), methods, ctx)
+
+    return _report(profile, thresholds, check, window.to_dict(), set(columns), embed, seed, workers)
+
+
+def compare_summary(
+    profile: Profile,
+    summary: WindowSummary,
+    thresholds: Thresholds | Mapping[str, Any] | None = None,
+    *,
+    seed: int = 0,
+    workers: int | None = None,
+) -> DriftReport:
+    """`compare` from a window's merged summary (see summaries.py): the same verdicts, except
+    those that need values the summary does not keep, which say so in their note."""
+    _not_empty(summary.n_rows, summary.excluded)
+
+    def check(feature: Feature, methods: tuple[str, ...], ctx: Context) -> FeatureDrift:
+        return check_part(feature, summary.parts[feature.name], methods, ctx)
+
+    return _report(profile, thresholds, check, summary.to_dict(), set(summary.parts), "auto", seed, workers)
+
+
+def _not_empty(n_rows: int, excluded: dict[str, int]) -> None:
+    if n_rows == 0:
+        left_out = f" ({excluded} left out)" if excluded else ""
         raise DriftError(
-            f"the window holds no rows{excluded}: there is nothing to compare with the reference. "
+            f"the window holds no rows{left_out}: there is nothing to compare with the reference. "
             "Widen the time range, or check that the service logs predictions (log.enabled)."
         )
+
+
+def _report(
+    profile: Profile,
+    thresholds: Thresholds | Mapping[str, Any] | None,
+    check: Callable[[Feature, tuple[str, ...], Context], FeatureDrift],
+    window: dict[str, Any],
+    columns: set[str],
+    embed: str | Embedder,
+    seed: int,
+    workers: int | None,
+) -> DriftReport:
     if thresholds is None:
         thresholds = Thresholds()
     elif not isinstance(thresholds, Thresholds):
@@ -71,11 +115,9 @@ def compare(
     plan = [(f, thresholds.methods(f.name, f.kind)) for f in profile.features]
     chosen = _LazyEmbedder(embed)
     ctx = Context(thresholds, chosen.get, seed)
-    missing: list[Any] = [None] * window.n_rows
 
-    def run(item: tuple[Any, tuple[str, ...]]) -> FeatureDrift:
-        feature, methods = item
-        return check_feature(feature, window.columns.get(feature.name, missing), methods, ctx)
+    def run(item: tuple[Feature, tuple[str, ...]]) -> FeatureDrift:
+        return check(item[0], item[1], ctx)
 
     workers = workers or min(4, os.cpu_count() or 1)
     if workers > 1 and len(plan) > 1:
@@ -86,11 +128,11 @@ def compare(
     return DriftReport(
         features=features,
         drift_share=thresholds.get("", "drift_share"),
-        window=window.to_dict(),
+        window=window,
         profile={"created_at": profile.created_at, "n_rows": profile.n_rows, "meta": profile.meta},
         thresholds=thresholds.to_dict(),
         embedder=chosen.name,
-        unprofiled=sorted(set(window.columns) - names),
+        unprofiled=sorted(columns - names),
     )
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "ecdf_distances",
     "histogram",
     "jensenshannon",
+    "ks_asymptotic_p",
     "ks_test",
     "new_category_share",
     "psi",
@@ -145,9 +146,15 @@ def ks_test(reference: np.ndarray, current: np.ndarray, statistic: float | None 
         return float(result.statistic), float(result.pvalue)
     if statistic is None:
         statistic = ecdf_distances(reference, current)[0]
+    return statistic, ks_asymptotic_p(statistic, m, n)
+
+
+def ks_asymptotic_p(statistic: float, m: int, n: int) -> float:
+    """The two-sided KS p-value from the Kolmogorov distribution at n*m/(n+m) (scipy's choice
+    beyond its exact range): it needs the statistic and the sizes only, not the values."""
     big, small = max(m, n), min(m, n)
     effective = round(big * small / (big + small))
-    return statistic, float(np.clip(scipy_stats.kstwo.sf(statistic, effective), 0.0, 1.0))
+    return float(np.clip(scipy_stats.kstwo.sf(statistic, effective), 0.0, 1.0))
 
 
 def dkw_epsilon(n: int, alpha: float = 0.05) -> float:

@@ -10,20 +10,17 @@ expectation).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 
 from shipway.core.pipeline import Pipeline
-from shipway.core.service import load_project, read_ids
 from shipway.errors import TargetError
 from shipway.expect.cases import Case, Failed, Invariance
 from shipway.expect.diagnosis import Diagnosis, diagnose, final_output
 from shipway.expect.explain import BATCH, outputs_of
 from shipway.expect.fields import Fields
-from shipway.rules import load_rules
-from shipway.rules.live import META_SCHEMA, with_rules
+from shipway.rules.pipeline import load_pipeline  # re-exported: suites build their pipeline there
 
 __all__ = ["HttpTarget", "InProcessTarget", "Target", "load_pipeline"]
 
@@ -40,28 +37,6 @@ class Target(Protocol):
     def diagnose(self, case: Case, fields: Fields) -> Diagnosis: ...
 
     def close(self) -> None: ...
-
-
-def load_pipeline(target: str | Path, rules: bool = True) -> Pipeline:
-    """Load a project's service (folder, service.py or module path) and build its pipeline.
-
-    With `rules`, the project's rules file (`rules.file`) runs as the last stage, as
-    `shipway serve` runs it when the store holds no newer rules.
-    """
-    service, settings = load_project(target)
-    artifacts = settings.path("artifacts")
-    ids = {"service": settings["name"], **read_ids(artifacts, settings["version"] or None), "rules_version": None}
-    pipeline = service.setup(artifacts, ids)
-    if rules and settings["rules.file"]:
-        ruleset = load_rules(
-            settings.path("rules.file"),
-            input_schema=pipeline.input_schema.json_schema(),
-            output_schema=pipeline.output_schema.json_schema(),
-            filename=settings["rules.file"],
-            meta_schema=META_SCHEMA,
-        )
-        pipeline = with_rules(pipeline, ruleset)
-    return pipeline
 
 
 class InProcessTarget:
