@@ -235,8 +235,10 @@ def test_shipway_toml_documents_every_setting_and_loads(tmp_path: Path) -> None:
             assert value == defaults[key], f"{key}: the commented value is not the default"
     # Each key has its help above it.
     for s in SETTINGS:
-        name = s.key.rpartition(".")[2]
-        block = re.search(rf"((?:^# .*\n)+)^(?:# )?{name} = ", text, flags=re.M)
+        section, _, name = s.key.rpartition(".")
+        # Searched from its own table's header: two tables can hold keys of the same name.
+        start = text.index(f"[{section}]\n") if section else 0
+        block = re.compile(rf"((?:^# .*\n)+)^(?:# )?{name} = ", flags=re.M).search(text, start)
         assert block and s.help.split()[0] in block.group(1), s.key
 
 

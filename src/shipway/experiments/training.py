@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from shipway.core.artifacts import MANIFEST, write_manifest
 from shipway.core.service import Service, read_ids
 from shipway.core.settings import Settings
 from shipway.errors import DataError, RunError, ShipwayError
@@ -211,13 +212,12 @@ def _record_artifacts(run: Run, artifacts: Path, dataset: DatasetRecord) -> None
             f"the training step finished but wrote no artifacts folder {str(artifacts)!r}; it must write the "
             f"model there (the `artifacts` setting; under shipway train it is also ${ENV['artifacts']})"
         )
-    manifest = artifacts / "manifest.json"
-    if manifest.is_file():
-        # The ids the service tags each prediction with must name this run and its data.
-        data = orjson.loads(manifest.read_bytes())
-        if data.get("run_id") != run.id or data.get("dataset_version") != dataset.version:
-            data.update(run_id=run.id, dataset_version=dataset.version)
-            manifest.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+    manifest = artifacts / MANIFEST
+    # The ids the service tags each prediction with must name this run and its data; the manifest
+    # is written again through write_manifest, so it lists (and signs) what this run produced.
+    data = orjson.loads(manifest.read_bytes()) if manifest.is_file() else {}
+    if data.get("run_id") != run.id or data.get("dataset_version") != dataset.version or "files" not in data:
+        write_manifest(artifacts, {**data, "run_id": run.id, "dataset_version": dataset.version})
     size = 0
     for path in sorted(p for p in artifacts.rglob("*") if p.is_file()):
         run.log_artifact(path, f"artifacts/{path.relative_to(artifacts).as_posix()}")
