@@ -25,6 +25,7 @@ from random import random
 from shipway.errors import ConfigError, StoreError, StoreUnavailable
 from shipway.store.base import Store
 from shipway.store.log_buffer import FIELDS, LogBuffer
+from shipway.store.pacing import paced
 from shipway.store.records import (
     Context,
     LogColumns,
@@ -333,12 +334,13 @@ class PredictionLog:
             self._held = []
 
     def _process(self, batch: list[LogColumns]) -> None:
-        """Redact a fresh batch, then deliver it."""
-        if batch and self.redact is not None:
-            batch, result = redact_columns(batch, self.redact)
-            self._count("redacted_out", result.dropped)
-            self._count("redaction_failed", len(result.failures))
-        self._deliver(batch)
+        """Redact a fresh batch, then deliver it, a slice at a time (store/pacing.py)."""
+        for part in paced(batch):
+            if self.redact is not None:
+                part, result = redact_columns(part, self.redact)
+                self._count("redacted_out", result.dropped)
+                self._count("redaction_failed", len(result.failures))
+            self._deliver(part)
 
     def _deliver(self, groups: list[LogColumns]) -> None:
         """To the store if it is up, else to the spool, else keep in memory."""
