@@ -1,15 +1,24 @@
 """Latency at every load (issue 15): one connection and 64, and p99 with the log on and off.
 
-    .venv/bin/python bench/latency_bench.py [--rounds 6] [--burst 4]
+    .venv/bin/python bench/latency_bench.py [--rounds 8] [--burst 3] [--part all|batching|log]
 
-Every server is started once and stays up (each pinned to CPU 0, wrk to CPU 1). A round
-loads each server in turn for `--burst` seconds, at 1 connection and then at 64, the order
-of the servers reversed from one round to the next. This machine is shared and its speed
-drifts from one minute to the next, so each figure is the median over rounds of a ratio
-taken within the round (bursts seconds apart see the same machine). Prints a Markdown
-section. `--variant NAME=FLAGS` adds a shipway banking77 server with extra `shipway serve`
-flags (e.g. `--variant wait0='--max-wait-ms 0'`), and `--build NAME=SRC` one running
-another checkout of shipway (its `src` folder first on PYTHONPATH), to compare side by side.
+Every server is started once and stays up for the run (each pinned to CPU 0, wrk to CPU 1).
+A round loads each server in turn for `--burst` seconds, the order reversed from one round
+to the next. This machine is shared and its speed drifts from one minute to the next, so
+each figure is the median over rounds of a ratio taken within the round (bursts seconds
+apart see about the same machine). Prints a Markdown section.
+
+- batching: bare Starlette calling banking77's model once per request, against shipway's
+  banking77 (batching, rules, log on), at 1 connection and at 64.
+- log: identity and banking77 at 64 connections, log on and log off: their p99.
+- hop: the round trip from the event loop to the predict thread and back, with nothing to
+  run, through `PredictThread.call` and through `loop.run_in_executor` on a one-thread
+  `ThreadPoolExecutor` (the batcher's way before issue 15), in one process on CPU 0.
+
+`--build NAME=SRC` adds the same shipway servers running another checkout of shipway (its
+`src` folder first on PYTHONPATH), named `NAME:...`, to compare builds in one run;
+`--variant NAME=FLAGS` adds a banking77 server with more `shipway serve` flags
+(e.g. `--variant wait0='--max-wait-ms 0'`) to the batching part.
 """
 
 from __future__ import annotations
@@ -18,9 +27,11 @@ import argparse
 import re
 import shlex
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +41,7 @@ sys.path.insert(0, str(BENCH))
 import run  # noqa: E402  (the shared harness: start, stop, wrk, shipway_cmd)
 
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+Readings = dict[tuple[str, int], list[dict[str, float]]]
 
 
 def ms(text: str | None) -> float:
@@ -50,67 +62,64 @@ def load(url: str, seconds: int, connections: int) -> dict[str, float]:
     }
 
 
-Variant = tuple[list[str], dict[str, str] | None]  # extra flags, environment
+@dataclass
+class Server:
+    name: str
+    target: Path | None  # a shipway project, or None for bare Starlette
+    flags: tuple[str, ...] = ()
+    env: dict[str, str] | None = None
+
+    def command(self, port: int, work: Path) -> tuple[list[str], Path, dict[str, str] | None]:
+        if self.target is None:
+            env = {"BANKING77_ARTIFACTS": str(run.BANKING77 / "artifacts")}
+            return run.uvicorn_cmd("starlette_banking77:app", port), run.STACKS, env
+        store = work / f"{self.name.replace(':', '-')}-{port}.db"
+        return run.shipway_cmd(self.target, port, store, *self.flags), work, self.env
 
 
-def servers(work: Path, variants: dict[str, Variant]) -> dict[str, tuple[Any, Path, dict[str, str] | None]]:
-    """name: (command for a port, folder, environment)."""
-    banking_env = {"BANKING77_ARTIFACTS": str(run.BANKING77 / "artifacts")}
-    named: dict[str, tuple[Any, Path, dict[str, str] | None]] = {
-        "starlette": (lambda p: run.uvicorn_cmd("starlette_banking77:app", p), run.STACKS, banking_env),
-        "banking77": (lambda p: run.shipway_cmd(run.BANKING77, p, work / f"b-on-{p}.db"), work, None),
-        "banking77_off": (lambda p: run.shipway_cmd(run.BANKING77, p, work / f"b-off-{p}.db", "--no-log"), work, None),
-        "identity": (lambda p: run.shipway_cmd(run.IDENTITY, p, work / f"i-on-{p}.db"), work, None),
-        "identity_off": (lambda p: run.shipway_cmd(run.IDENTITY, p, work / f"i-off-{p}.db", "--no-log"), work, None),
-    }
-    for name, (flags, env) in variants.items():
-        named[name] = (
-            lambda p, flags=flags, name=name: run.shipway_cmd(run.BANKING77, p, work / f"{name}-{p}.db", *flags),
-            work,
-            env,
-        )
-    return named
+def plan(parts: list[str], builds: dict[str, str | None], variants: dict[str, list[str]]) -> list[tuple[Server, int]]:
+    """(server, connections) in the order of a round."""
+    out: list[tuple[Server, int]] = []
+    if "batching" in parts:
+        starlette = Server("starlette", None)
+        shipway = [Server(f"{b}banking77", run.BANKING77, env=_env(src)) for b, src in builds.items()]
+        shipway += [Server(name, run.BANKING77, tuple(flags)) for name, flags in variants.items()]
+        out += [(s, c) for c in (1, 64) for s in (starlette, *shipway)]
+    if "log" in parts:
+        for b, src in builds.items():
+            for target in (run.IDENTITY, run.BANKING77):
+                for log in (True, False):
+                    name = f"{b}{target.name}" + ("" if log else "_off")
+                    out.append((Server(name, target, () if log else ("--no-log",), _env(src)), 64))
+    return out
 
 
-# Which servers are loaded at which connection counts, by part of the bench.
-PARTS = {
-    "batching": ((1, ("starlette", "banking77")), (64, ("starlette", "banking77"))),
-    "log": ((64, ("banking77", "banking77_off", "identity", "identity_off")),),
-}
+def _env(src: str | None) -> dict[str, str] | None:
+    return None if src is None else {"PYTHONPATH": str(Path(src).resolve())}
 
 
-def measure(
-    rounds: int, burst: int, variants: dict[str, Variant], parts: list[str]
-) -> dict[tuple[str, int], list[dict[str, float]]]:
-    readings: dict[tuple[str, int], list[dict[str, float]]] = {}
+def measure(order: list[tuple[Server, int]], rounds: int, burst: int) -> Readings:
+    readings: Readings = {}
+    servers = {s.name: s for s, _ in order}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         procs: dict[str, Any] = {}
         urls: dict[str, str] = {}
         try:
-            plan: list[tuple[str, int]] = []
-            for part in parts:
-                for connections, names in PARTS[part]:
-                    extra = tuple(variants) if part == "batching" else ()
-                    plan += [(n, connections) for n in (*names, *extra) if (n, connections) not in plan]
-            wanted = {name for name, _ in plan}
-            for name, (cmd, cwd, env) in servers(work, variants).items():
-                if name not in wanted:
-                    continue
+            for name, server in servers.items():
                 port = run.free_port()
-                procs[name] = run.start(cmd(port), cwd, env)
+                cmd, cwd, env = server.command(port, work)
+                procs[name] = run.start(cmd, cwd, env)
                 urls[name] = f"http://127.0.0.1:{port}/predict"
             for name, url in urls.items():
-                ready = url if name == "starlette" else url.replace("/predict", "/ready")
-                run.wait_for(ready)
+                run.wait_for(url if servers[name].target is None else url.replace("/predict", "/ready"))
                 run.wrk(url, 2)  # warm-up
             for round_ in range(rounds):
-                order = plan if round_ % 2 == 0 else plan[::-1]
-                for name, connections in order:
-                    reading = load(urls[name], burst, connections)
-                    readings.setdefault((name, connections), []).append(reading)
+                for server, connections in order if round_ % 2 == 0 else order[::-1]:
+                    reading = load(urls[server.name], burst, connections)
+                    readings.setdefault((server.name, connections), []).append(reading)
                     print(
-                        f"  round {round_ + 1} {name:<16} c={connections:<3} {reading['rps']:>8.0f} req/s "
+                        f"  round {round_ + 1} {server.name:<24} c={connections:<3} {reading['rps']:>8.0f} req/s "
                         f"p50 {reading['p50']:.2f} ms p99 {reading['p99']:.2f} ms",
                         file=sys.stderr,
                         flush=True,
@@ -122,75 +131,123 @@ def measure(
     return readings
 
 
+HOP = """
+import asyncio, statistics, sys, time
+from concurrent.futures import ThreadPoolExecutor
+import uvloop
+from shipway.serving.predict_thread import PredictThread
+
+N = 3000
+
+async def executor(pool):
+    loop = asyncio.get_running_loop()
+    started = time.perf_counter()
+    for i in range(N):
+        await loop.run_in_executor(pool, abs, i)
+    return (time.perf_counter() - started) / N * 1e6
+
+async def call(thread):
+    loop = asyncio.get_running_loop()
+    started = time.perf_counter()
+    for i in range(N):
+        future = loop.create_future()
+        thread.call(abs, (i,), lambda r, e, f=future: loop.call_soon_threadsafe(f.set_result, r))
+        await future
+    return (time.perf_counter() - started) / N * 1e6
+
+async def main():
+    pool, thread = ThreadPoolExecutor(1), PredictThread()
+    pairs = [(await executor(pool), await call(thread)) for _ in range(7)]
+    print(statistics.median(a for a, _ in pairs), statistics.median(b for _, b in pairs))
+
+uvloop.run(main())
+"""
+
+
+def hop() -> tuple[float, float]:
+    """Microseconds per round trip: (run_in_executor, PredictThread.call), medians of 7 runs."""
+    out = subprocess.run(
+        ["taskset", "-c", run.SERVER_CPU, sys.executable, "-c", HOP], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return float(out[0]), float(out[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--burst", type=int, default=4, help="seconds of load per burst")
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--burst", type=int, default=3, help="seconds of load per burst")
+    parser.add_argument("--part", choices=("all", "batching", "log", "hop"), default="all", help="one part only")
+    parser.add_argument("--build", action="append", default=[], help="NAME=SRC: the servers on another checkout")
     parser.add_argument("--variant", action="append", default=[], help="NAME=FLAGS: one more banking77 server")
-    parser.add_argument("--build", action="append", default=[], help="NAME=SRC: banking77 on another checkout")
-    parser.add_argument("--part", choices=("all", *PARTS), default="all", help="measure only one part")
     args = parser.parse_args()
-    variants: dict[str, Variant] = {}
-    for spec in args.variant:
-        name, _, flags = spec.partition("=")
-        variants[name] = (shlex.split(flags), None)
+    parts = ["batching", "log", "hop"] if args.part == "all" else [args.part]
+    builds: dict[str, str | None] = {"": None}
     for spec in args.build:
         name, _, src = spec.partition("=")
-        variants[name] = ([], {"PYTHONPATH": str(Path(src).resolve())})
-    parts = list(PARTS) if args.part == "all" else [args.part]
-    r = measure(args.rounds, args.burst, variants, parts)
-    print(render(r, args.rounds, args.burst, variants))
+        builds[f"{name}:"] = src
+    variants = {name: shlex.split(flags) for name, _, flags in (spec.partition("=") for spec in args.variant)}
+    order = plan(parts, builds, variants)
+    readings = measure(order, args.rounds, args.burst) if order else {}
+    print(render(readings, args.rounds, args.burst, list(builds), list(variants)))
+    if "hop" in parts:
+        executor, call = hop()
+        print(
+            f"\nThe hand-over to the predict thread and back, nothing run, one process on CPU {run.SERVER_CPU} "
+            f"(median of 7 runs of 3,000): `loop.run_in_executor` on a one-thread `ThreadPoolExecutor` "
+            f"{executor:.0f} us, `PredictThread.call` {call:.0f} us."
+        )
 
 
-def median(values: Any) -> float:
-    return statistics.median(list(values))
-
-
-def render(
-    r: dict[tuple[str, int], list[dict[str, float]]], rounds: int, burst: int, variants: dict[str, Variant]
-) -> str:
+def render(r: Readings, rounds: int, burst: int, builds: list[str], variants: list[str]) -> str:
     def ratio(a: str, b: str, c: int, key: str) -> float:
-        return median(x[key] / y[key] for x, y in zip(r[(a, c)], r[(b, c)], strict=True))
+        return statistics.median(x[key] / y[key] for x, y in zip(r[(a, c)], r[(b, c)], strict=True))
 
     def med(name: str, c: int, key: str) -> float:
-        return median(x[key] for x in r[(name, c)])
+        return statistics.median(x[key] for x in r[(name, c)])
 
     def verdict(ok: bool) -> str:
         return "met" if ok else "NOT met"
 
     lines = [
         f"{rounds} interleaved rounds; in each, every server in turn gets a {burst} s burst from wrk "
-        "(one thread, CPU 1), the order reversed every other round. "
-        "The servers stay up for the whole run (each pinned to CPU 0). Each figure is the median over "
-        "rounds of the ratio within a round; the machine was shared with other engineers' tests.",
+        "(one thread, CPU 1), the order reversed every other round. The servers stay up for the whole "
+        "run (each pinned to CPU 0). Each figure is the median over rounds of the ratio within a round; "
+        "the machine was shared with other engineers' tests and benchmarks.",
         "",
-        "| figure | target | measured | |",
-        "|---|---|---|---|",
+        "| build | figure | target | measured | |",
+        "|---|---|---|---|---|",
     ]
-    if ("starlette", 1) in r:
-        rps_1 = ratio("banking77", "starlette", 1, "rps")
-        p50_1 = ratio("starlette", "banking77", 1, "p50")  # as a speed: above 1 is faster
-        rps_64 = ratio("banking77", "starlette", 64, "rps")
-        lines += [
-            f"| banking77 at 1 connection, req/s vs bare Starlette | at least 0.9x | {rps_1:.2f}x "
-            f"| {verdict(rps_1 >= 0.9)} |",
-            f"| banking77 at 1 connection, p50 vs bare Starlette (Starlette's p50 / shipway's) | at least 0.9x "
-            f"| {p50_1:.2f}x | {verdict(p50_1 >= 0.9)} |",
-            f"| banking77 at 64 connections, req/s vs one-at-a-time Starlette | at least 6.5x | {rps_64:.2f}x "
-            f"| {verdict(rps_64 >= 6.5)} |",
-        ]
-    if ("identity_off", 64) in r:
-        for s in ("identity", "banking77"):
-            cost = ratio(s, f"{s}_off", 64, "p99") - 1
-            lines.append(
-                f"| {s} at 64 connections, p99 with the log on vs off | within 15% | {cost:+.0%} "
-                f"| {verdict(cost <= 0.15)} |"
-            )
+    for b in builds:
+        build = b.rstrip(":") or "this one"
+        if ("starlette", 1) in r:
+            rps_1 = ratio(f"{b}banking77", "starlette", 1, "rps")
+            p50_1 = ratio("starlette", f"{b}banking77", 1, "p50")  # as a speed: above 1 is faster
+            rps_64 = ratio(f"{b}banking77", "starlette", 64, "rps")
+            lines += [
+                f"| {build} | banking77 at 1 connection, req/s / bare Starlette's | at least 0.9x | {rps_1:.2f}x "
+                f"| {verdict(rps_1 >= 0.9)} |",
+                f"| {build} | banking77 at 1 connection, Starlette's p50 / banking77's | at least 0.9x | {p50_1:.2f}x "
+                f"| {verdict(p50_1 >= 0.9)} |",
+                f"| {build} | banking77 at 64 connections, req/s / one-at-a-time Starlette's | at least 6.5x "
+                f"| {rps_64:.2f}x | {verdict(rps_64 >= 6.5)} |",
+            ]
+        if (f"{b}identity_off", 64) in r:
+            for s in ("identity", "banking77"):
+                cost = ratio(f"{b}{s}", f"{b}{s}_off", 64, "p99") - 1
+                lines.append(
+                    f"| {build} | {s} at 64 connections, p99 with the log on / off | at most +15% | {cost:+.0%} "
+                    f"| {verdict(cost <= 0.15)} |"
+                )
+    for name in variants:
+        lines.append(
+            f"| variant {name} | banking77 at 1 connection, req/s / Starlette's; at 64, req/s / banking77's | "
+            f"| {ratio(name, 'starlette', 1, 'rps'):.2f}x; {ratio(name, 'banking77', 64, 'rps'):.2f}x | |"
+        )
     lines += [
         "",
         "Medians over rounds of each server's own readings:",
         "",
-        "| server | connections | req/s | p50 ms | p99 ms | non-2xx + socket errors |",
+        "| server | connections | req/s | p50 ms | p99 ms | non-2xx + socket errors (all rounds) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for (name, c), readings in r.items():
@@ -198,13 +255,6 @@ def render(
         lines.append(
             f"| {name} | {c} | {med(name, c, 'rps'):,.0f} | {med(name, c, 'p50'):.2f} | {med(name, c, 'p99'):.2f} "
             f"| {errors:.0f} |"
-        )
-    for name in variants:
-        lines.append(
-            f"\n{name}: at 1 connection {ratio(name, 'starlette', 1, 'rps'):.2f}x Starlette's req/s "
-            f"and {ratio('starlette', name, 1, 'p50'):.2f}x its p50; at 64 connections "
-            f"{ratio(name, 'starlette', 64, 'rps'):.2f}x Starlette's req/s, {ratio(name, 'banking77', 64, 'rps'):.2f}x "
-            f"banking77's."
         )
     return "\n".join(lines)
 
