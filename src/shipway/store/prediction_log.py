@@ -4,8 +4,9 @@
 list (store/log_buffer.py) by objects it has anyway; for a plain entry (status 200,
 no decision, no shadow) just the extend, through `plain()`.
 One daemon thread takes what is buffered every `flush_interval_s`, redacts, and
-writes the batch in one transaction. When the store is down the batch goes to
-a spool on local disk, and the spool is replayed when the store comes back.
+writes the batch in slices, a transaction each (store/pacing.py). When the store
+is down the batch goes to a spool on local disk, and the spool is replayed when
+the store comes back.
 
 Guarantee: `close()` loses nothing (what the store did not take is spooled);
 a hard kill loses at most what was appended in the last flush interval
