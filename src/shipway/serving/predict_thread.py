@@ -3,10 +3,11 @@
 
 It is a `concurrent.futures.Executor` for those other calls. Batches take a shorter way
 (`call`): a tuple on a `SimpleQueue` and a callback, with no Future and no lock of
-Python's own. On one core, `loop.run_in_executor` on a `ThreadPoolExecutor` took about
-85 us per hand-over and back, this about 30 us (docs/benchmarks.md, issue 15); at one
-connection that is a few percent of a request. The thread is a daemon: a predict that
-never returns must not keep the process from exiting.
+Python's own. On one core, `loop.run_in_executor` on a one-thread `ThreadPoolExecutor`
+takes about three times as long per hand-over and back (48 against 16 us, and 85
+against 30 us on a busier minute: docs/benchmarks.md, issue 15); at one connection that
+is a few percent of a request. The thread is a daemon: a predict that never returns must
+not keep the process from exiting.
 """
 
 from __future__ import annotations
