@@ -185,6 +185,9 @@ def main() -> None:
     builds: dict[str, str | None] = {"": None}
     for spec in args.build:
         name, _, src = spec.partition("=")
+        if not (Path(src) / "shipway" / "__init__.py").is_file():
+            # Without it the servers would quietly import this checkout's shipway instead.
+            sys.exit(f"--build {spec}: {src} holds no shipway package; give the src folder of a checkout")
         builds[f"{name}:"] = src
     variants = {name: shlex.split(flags) for name, _, flags in (spec.partition("=") for spec in args.variant)}
     order = plan(parts, builds, variants)
