@@ -201,6 +201,7 @@ def offline_items_per_second() -> float:
 # Benchmarks of the other capabilities, each a script printing its Markdown section.
 EXTRA = (
     ("Prediction logging cost, throughput and CPU per request (issue 2)", "logging_bench.py"),
+    ("Latency at every load (issue 15)", "latency_bench.py"),
     ("Rules engine (issue 4)", "rules_bench.py"),
     ("Rule backtests (issue 4)", "backtest_bench.py"),
     ("Validation suites (issue 5)", "validation_bench.py"),

@@ -34,7 +34,22 @@ def test_items_that_arrive_together_run_as_one_batch() -> None:
     assert sizes == [8, 8, 4]
 
 
-def test_an_item_waits_for_company_within_max_wait() -> None:
+def test_a_lone_request_is_not_held_for_company() -> None:
+    """At one connection nobody else is coming: the item runs without waiting out max_wait."""
+
+    async def main() -> list[int]:
+        batcher = Batcher(lambda items: items, max_batch_size=8, max_wait_s=3600.0)
+        await batcher.start()
+        # Each caller waits for its answer before sending again, as one connection does.
+        answers = [await asyncio.wait_for(batcher.submit(i), timeout=60) for i in range(3)]
+        await batcher.stop()
+        return answers
+
+    assert run(main()) == [0, 1, 2]
+
+
+def test_callers_of_a_shared_batch_are_waited_for() -> None:
+    """After a batch of two, the next lone item waits (within max_wait) for the other caller."""
     sizes: list[int] = []
 
     def record(items: list[int]) -> list[int]:
@@ -42,16 +57,58 @@ def test_an_item_waits_for_company_within_max_wait() -> None:
         return items
 
     async def main() -> None:
-        batcher = Batcher(record, max_batch_size=2, max_wait_s=5.0)
+        batcher = Batcher(record, max_batch_size=8, max_wait_s=3600.0)
         await batcher.start()
-        first = batcher.submit(1)
-        await asyncio.sleep(0.05)  # the first item is still waiting for its batch to fill
-        second = batcher.submit(2)
-        assert await asyncio.gather(first, second) == [1, 2]
+        assert await asyncio.gather(batcher.submit(1), batcher.submit(2)) == [1, 2]
+        first = batcher.submit(3)
+        for _ in range(20):  # loop passes in which the first item could have been dispatched
+            await asyncio.sleep(0)
+        assert not first.done() and batcher.queued == 1
+        assert await asyncio.gather(first, batcher.submit(4)) == [3, 4]
         await batcher.stop()
 
     run(main())
-    assert sizes == [2]
+    assert sizes == [2, 2]
+
+
+def test_items_that_arrive_while_a_batch_runs_form_the_next_batch() -> None:
+    """Even with no wait at all (max_wait 0), a busy model gathers the next batch."""
+    sizes: list[int] = []
+    running, release = threading.Event(), threading.Event()
+
+    def blocking(items: list[int]) -> list[int]:
+        sizes.append(len(items))
+        running.set()
+        release.wait(30)
+        return items
+
+    async def main() -> list[int]:
+        batcher = Batcher(blocking, max_batch_size=8, max_wait_s=0)
+        await batcher.start()
+        first = batcher.submit(0)
+        await asyncio.to_thread(running.wait, 30)
+        rest = [batcher.submit(i) for i in range(1, 4)]
+        release.set()
+        results = await asyncio.gather(first, *rest)
+        await batcher.stop()
+        return list(results)
+
+    assert run(main()) == [0, 1, 2, 3]
+    assert sizes == [1, 3]
+
+
+def test_the_wait_for_company_ends_at_max_wait() -> None:
+    """Company that never comes holds an item for max_wait at most: the item is answered."""
+
+    async def main() -> list[int]:
+        batcher = Batcher(lambda items: items, max_batch_size=8, max_wait_s=0.01)
+        await batcher.start()
+        await asyncio.gather(*(batcher.submit(i) for i in range(4)))  # company of four expected
+        answer = await asyncio.wait_for(batcher.submit(9), timeout=60)
+        await batcher.stop()
+        return [answer]
+
+    assert run(main()) == [9]
 
 
 def test_overload_by_expected_wait() -> None:

@@ -116,7 +116,8 @@ SETTINGS: tuple[Setting, ...] = (
         "batching.max_wait_ms",
         float,
         2.0,
-        "Longest an item waits for its batch to fill; under load batches fill without waiting. Services without predict_batch never wait.",
+        "Longest an item waits for company when the model is idle but more items are expected (the last "
+        "batch had several); a lone request never waits. Services without predict_batch never wait.",
         flag="--max-wait-ms",
         minimum=0,
     ),

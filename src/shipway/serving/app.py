@@ -51,6 +51,7 @@ __all__ = ["App"]
 
 logger = logging.getLogger("shipway.serving")
 
+_STUCK_EXIT = 70  # EX_SOFTWARE
 Handler = Callable[[Receive, Send, str], Awaitable[None]]
 # The endpoint label of the metrics, by path, for an error answered outside the endpoint's own code.
 _ENDPOINTS = {"/predict": "predict", "/predict/batch": "batch", "/explain": "explain", "/feedback": "feedback"}
@@ -216,7 +217,8 @@ class App:
             task.cancel()
         await asyncio.to_thread(self.jobs.stop)
         if self.batcher is not None:
-            await self.batcher.stop(timeout=self.settings["serve.graceful_timeout_s"])
+            # Behind a stuck predict nothing queued can run: waiting for it only delays the restart.
+            await self.batcher.stop(timeout=0 if self.stuck else self.settings["serve.graceful_timeout_s"])
         if self.log is not None:
             self._log_plain = None  # a request that races the close goes through add(), which counts it
             await asyncio.to_thread(self.log.close)
@@ -230,8 +232,9 @@ class App:
                 await asyncio.to_thread(close)
         logger.info("worker stopped", extra={"log": self.log.stats if self.log else None})
         if self.stuck:
-            # The stuck predict thread cannot be joined; everything else is flushed.
-            os._exit(3)
+            # The stuck predict thread cannot be joined; everything else is flushed. Not 3 or 4:
+            # gunicorn's arbiter reads those as a worker that failed to boot and stops the server.
+            os._exit(_STUCK_EXIT)
 
     async def _watch(self) -> None:
         """Once a second: export the prediction log's counts, and give up on a stuck predict.

@@ -1,11 +1,14 @@
 """Adaptive micro-batching: requests that arrive together run as one batch.
 
-One batch runs at a time, in one executor thread per worker (so models need
-not be thread-safe). While it runs, new requests queue; the next batch takes
-what is queued, up to `max_batch_size`. An item waits for its batch to fill
-at most `max_wait_s` after it arrived, so under load nothing waits on purpose
-and at low load latency grows by at most that. A request that would wait
-longer than `max_queue_wait_s` is refused at once with `Overloaded`.
+One batch runs at a time, in the worker's one predict thread (so models need not be
+thread-safe). While it runs, new requests queue; the next batch takes what is queued, up
+to `max_batch_size`. When the model is idle, the batcher runs what is queued at once,
+unless it expects company: it expects as many items as it held when the last batch ended
+(that batch's and those queued during it), since under load those callers send again.
+Then it waits until that many are queued, or the batch is full, or the oldest item has
+waited `max_wait_s` since it arrived. A lone caller never waits; a crowd is gathered
+into one batch, which costs the model less than several. A request that would wait longer
+than `max_queue_wait_s` is refused at once with `Overloaded`.
 """
 
 from __future__ import annotations
@@ -14,16 +17,17 @@ import asyncio
 import math
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from time import perf_counter
 from typing import Any
 
 from shipway.errors import Overloaded, ShipwayError
+from shipway.serving.predict_thread import PredictThread
 
 __all__ = ["Batcher"]
 
 RunItems = Callable[[list[Any]], list[Any]]
 OnBatch = Callable[[int, list[float], float], None]
+_Item = tuple[Any, "asyncio.Future[Any]", float]  # the item, its caller's future, perf_counter() at arrival
 
 
 class Batcher:
@@ -46,18 +50,19 @@ class Batcher:
         self.max_queue = max_queue
         self.on_batch = on_batch
         self.batch_seconds = 0.0  # moving average of one batch's run time
-        self._queue: deque[tuple[Any, asyncio.Future[Any], float]] = deque()
-        self._wake: asyncio.Event | None = None
-        self._full: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
-        self.executor: ThreadPoolExecutor | None = None
-        self._running = 0
+        self.executor: PredictThread | None = None
         self.running_since: float | None = None  # perf_counter() when the current batch started
+        self._queue: deque[_Item] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._running = 0  # items in the batch being run
+        self._company = 1  # items expected in the next batch (see the module docstring)
+        self._considering = False  # a look at the queue is scheduled for this loop pass
+        self._timer: asyncio.TimerHandle | None = None
+        self._stopped = False
 
     async def start(self) -> None:
-        self._wake, self._full = asyncio.Event(), asyncio.Event()
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix="shipway-predict")
-        self._task = asyncio.get_running_loop().create_task(self._loop())
+        self._loop = asyncio.get_running_loop()
+        self.executor = PredictThread()
 
     @property
     def queued(self) -> int:
@@ -81,13 +86,15 @@ class Batcher:
                     f"with {queued} items queued; retry later or add workers.",
                     retry_after_s=max(1, math.ceil(expected)),
                 )
-        assert self._wake is not None and self._full is not None, "start() first"
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = self._loop
+        assert loop is not None, "start() first"
+        future: asyncio.Future[Any] = loop.create_future()
         self._queue.append((item, future, perf_counter()))
-        if queued == 0:
-            self._wake.set()
-        if queued + 1 >= self.max_batch_size:
-            self._full.set()
+        if not self._running and not self._considering:
+            # At the end of this loop pass, not now: the other items of a /predict/batch, and
+            # requests read in the same pass, join the batch.
+            self._considering = True
+            loop.call_soon(self._consider)
         return future
 
     async def drain(self, timeout: float | None = None) -> bool:
@@ -100,59 +107,75 @@ class Batcher:
         return True
 
     async def stop(self, timeout: float | None = None) -> None:
-        """Run what is queued (for at most `timeout`), then stop the loop and the thread."""
+        """Run what is queued (for at most `timeout`), then stop the thread."""
         drained = await self.drain(timeout)
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        self._stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
         if self.executor is not None:
             # A predict that never returns must not hold the process: don't join it.
             self.executor.shutdown(wait=drained, cancel_futures=True)
 
-    async def _loop(self) -> None:
-        assert self._wake is not None and self._full is not None and self.executor is not None
-        loop = asyncio.get_running_loop()
+    def _consider(self) -> None:
+        """The model is idle: run a batch now, or wait for the company expected."""
+        self._considering = False
         queue = self._queue
-        while True:
-            if not queue:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
+        if self._running or not queue or self._stopped:
+            return
+        if len(queue) < min(self._company, self.max_batch_size):
             remaining = queue[0][2] + self.max_wait_s - perf_counter()
-            if remaining > 0 and len(queue) < self.max_batch_size:
-                self._full.clear()
-                try:
-                    await asyncio.wait_for(self._full.wait(), remaining)
-                except TimeoutError:
-                    pass
+            if remaining > 0:
+                if self._timer is None:
+                    assert self._loop is not None
+                    self._timer = self._loop.call_later(remaining, self._time_up)
+                return
+        self._dispatch()
+
+    def _time_up(self) -> None:
+        self._timer = None
+        if not self._running:
+            self._dispatch()
+
+    def _dispatch(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        queue = self._queue
+        while queue:
             size = min(len(queue), self.max_batch_size)
             batch = [queue.popleft() for _ in range(size)]
-            self._full.clear()
-            started = perf_counter()
             # Items whose caller gave up (timeout, disconnect) are not run.
             live = [b for b in batch if not b[1].done()]
-            if not live:
+            if live:
+                break
+        else:
+            return
+        assert self.executor is not None and self._loop is not None
+        loop = self._loop
+        self._running = len(live)
+        started = self.running_since = perf_counter()
+
+        def done(results: Any, error: BaseException | None) -> None:  # in the predict thread
+            loop.call_soon_threadsafe(self._finish, live, started, results, error)
+
+        self.executor.call(self.run, ([b[0] for b in live],), done)
+
+    def _finish(self, live: list[_Item], started: float, results: Any, error: BaseException | None) -> None:
+        elapsed = perf_counter() - started
+        self._running = 0
+        self.running_since = None
+        self.batch_seconds = elapsed if not self.batch_seconds else 0.8 * self.batch_seconds + 0.2 * elapsed
+        # The callers of this batch are likely to send again, like those who queued during it.
+        self._company = len(live) + len(self._queue)
+        if error is not None:  # run() should not raise; never strand a caller
+            results = [error] * len(live)
+        for (_, future, _), result in zip(live, results, strict=False):
+            if future.done():
                 continue
-            self._running = len(live)
-            self.running_since = started
-            try:
-                results = await loop.run_in_executor(self.executor, self.run, [b[0] for b in live])
-            except BaseException as err:  # run() should not raise; never strand a caller
-                results = [err] * len(live)
-            finally:
-                self._running = 0
-                self.running_since = None
-            elapsed = perf_counter() - started
-            self.batch_seconds = elapsed if not self.batch_seconds else 0.8 * self.batch_seconds + 0.2 * elapsed
-            for (_, future, _), result in zip(live, results, strict=False):
-                if future.done():
-                    continue
-                if isinstance(result, (ShipwayError, BaseException)):
-                    future.set_exception(result)
-                else:
-                    future.set_result(result)
-            if self.on_batch is not None:
-                self.on_batch(len(live), [started - b[2] for b in live], elapsed)
+            if isinstance(result, (ShipwayError, BaseException)):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+        if self.on_batch is not None:
+            self.on_batch(len(live), [started - b[2] for b in live], elapsed)
+        self._consider()

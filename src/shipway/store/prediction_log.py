@@ -4,8 +4,9 @@
 list (store/log_buffer.py) by objects it has anyway; for a plain entry (status 200,
 no decision, no shadow) just the extend, through `plain()`.
 One daemon thread takes what is buffered every `flush_interval_s`, redacts, and
-writes the batch in one transaction. When the store is down the batch goes to
-a spool on local disk, and the spool is replayed when the store comes back.
+writes the batch in slices, a transaction each (store/pacing.py). When the store
+is down the batch goes to a spool on local disk, and the spool is replayed when
+the store comes back.
 
 When the spool fails too, records wait in memory with the new ones (store/held.py),
 up to `max_buffer`; past it the oldest are dropped and counted, in the stats and in
@@ -32,6 +33,7 @@ from shipway.store.base import Store
 from shipway.store.held import Held
 from shipway.store.log_buffer import FIELDS, LogBuffer
 from shipway.store.log_counts import LogCounts, drops_by_minute
+from shipway.store.pacing import paced
 from shipway.store.records import (
     Context,
     LogColumns,
@@ -296,12 +298,17 @@ class PredictionLog:
         self._full = False
         self._in_flight = size(held) + size(batch)
         groups = held
+        delivered = 0
         try:
-            # One delivery: held and new records reach the store, the spool or memory together.
+            # Held and new records go together, in paced slices (store/pacing.py): each reaches
+            # the store, the spool or memory.
             groups = held + self._redacted(batch)
-            self._deliver(groups)
+            for part in paced(groups):
+                self._deliver(part)
+                delivered += size(part)
         except Exception:  # logged by _run; what was not delivered waits for the next cycle
-            self._dropped(self._held.keep(groups))
+            rest = columns_of(entries_of_columns(groups)[delivered:]) if delivered else groups
+            self._dropped(self._held.keep(rest))
             if groups is held:  # the redact hook raised: the batch must not be stored unredacted
                 self._dropped(drops_by_minute(batch))
             raise
