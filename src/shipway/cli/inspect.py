@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 import orjson
 
 from shipway.cli.common import fail
+from shipway.cli.common import text_table as _table
 from shipway.errors import ConfigError, ShipwayError
 from shipway.inspection.labels import METHODS
 
@@ -25,20 +25,6 @@ EXAMPLE_WIDTH = 70
 @click.group()
 def inspect() -> None:
     """Debug data and labels: likely mislabelled rows and the slices where the model does worst."""
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: set[int]) -> list[str]:
-    cells = [[str(h) for h in headers], *[[str(v) for v in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    last = len(headers) - 1
-    lines = []
-    for row in cells:
-        parts = [
-            cell.rjust(widths[i]) if i in right else (cell if i == last else cell.ljust(widths[i]))
-            for i, cell in enumerate(row)
-        ]
-        lines.append("  " + "  ".join(parts).rstrip())
-    return lines
 
 
 def _clip(text: str, width: int = EXAMPLE_WIDTH) -> str:

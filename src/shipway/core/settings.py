@@ -200,6 +200,21 @@ SETTINGS: tuple[Setting, ...] = (
         "The output field listing the next most likely labels (strings, or objects with the label field), for top-k hit rates. Default: the first of alternatives, ranking, top_k, candidates.",
     ),
     Setting(
+        "monitoring.kind",
+        str,
+        "auto",
+        "What the online metrics compare outcomes with. auto: from the logged outputs (a label field: label; a list of items and no label: ranking; a number and no label: score, binary when every outcome is 0 or 1 and every score in [0, 1], else regression). See docs/feedback.md.",
+        choices=("auto", "label", "binary", "regression", "ranking"),
+    ),
+    Setting(
+        "monitoring.threshold",
+        float,
+        0.5,
+        "For a binary score: the score at or above which the prediction counts as positive (1), for accuracy, precision and recall.",
+        minimum=0,
+        maximum=1,
+    ),
+    Setting(
         "monitoring.late_after_s",
         float,
         604_800.0,

@@ -21,6 +21,7 @@ from shipway.store.base import (
     safe_url,
     where_clause,
 )
+from shipway.store.outcome_rollups import outcome_tables, rank_backfill
 from shipway.store.records import LogColumns, PredictionRecord, RulesEvent, columns_of, entries_of_columns
 from shipway.store.rollups import write_rollups
 from shipway.store.tables import hourly_backfill, shared_tables
@@ -98,6 +99,8 @@ _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
             *hourly_backfill(),
         ),
     ),
+    # 5 and 6 are other changes' steps. 7: rollups for score and ranked outputs.
+    (7, (*outcome_tables("DOUBLE PRECISION"), rank_backfill("floor(pred_ts / 86400)::bigint"))),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 

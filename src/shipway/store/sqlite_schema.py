@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shipway.store.outcome_rollups import outcome_tables, rank_backfill
 from shipway.store.tables import hourly_backfill, shared_tables
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
@@ -127,5 +128,7 @@ MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
             *hourly_backfill(),
         ),
     ),
+    # 5 and 6 are other changes' steps. 7: rollups for score and ranked outputs.
+    (7, (*outcome_tables("REAL"), rank_backfill("CAST(pred_ts / 86400 AS INTEGER)"))),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
