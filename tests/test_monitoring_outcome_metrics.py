@@ -128,12 +128,12 @@ def test_a_ranked_output_gets_hit_rate_mrr_and_ndcg(store_url: str, fields: dict
     clicks = {i: items[i][i % 4] for i in range(0, N, 3)}
     feedback += [{"request_id": f"req-{i}", "name": "clicked", "value": item} for i, item in clicks.items()]
     totals = _write(store_url, outputs, feedback, **fields)
-    r = totals["ranking"]
     relevance = np.array([[1.0 if it == t else 0.0 for it in row] for row, t in zip(items, truth, strict=True)])
     ranks = [row.index(t) + 1 if t in row else 0 for row, t in zip(items, truth, strict=True)]
     assert totals["kind"] == "ranking"
     assert math.isclose(totals["accuracy"], sum(rank == 1 for rank in ranks) / N)
     assert math.isclose(totals["top_k"]["5"], sum(1 <= rank <= 5 for rank in ranks) / N)
+    r = totals["ranking"]
     for k in (1, 3, 5, 10):
         assert math.isclose(r["hit_rate"][str(k)], sum(1 <= rank <= k for rank in ranks) / N)
         assert math.isclose(r["ndcg"][str(k)], sk.ndcg_score(relevance, np.array(scores), k=k))

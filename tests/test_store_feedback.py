@@ -65,7 +65,7 @@ def test_feedback_joins_reports_duplicates_unknown_and_late(store_url: str) -> N
                 "SELECT request_id, name, actual, number, predicted, rank, pred_ts FROM feedback", []
             )
         )
-        assert rows[("req-1", "label")][:4] == ["b", None, "a", 4]  # not listed: after the 3 it lists
+        assert rows[("req-1", "label")][:4] == ["b", None, "a", 0]  # 0: not listed
         assert rows[("req-2", "label")][:4] == ["b", None, "b", 1]
         assert rows[("req-3", "clicked")][:4] == [None, 1.0, "a", None]
         assert rows[("nobody", "label")][4] is None  # pending

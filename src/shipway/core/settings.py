@@ -185,7 +185,7 @@ SETTINGS: tuple[Setting, ...] = (
         "monitoring.label_field",
         str,
         "",
-        "The output field that holds the predicted label, compared with `label` feedback. Default: the first of label, intent, class, category, prediction found in the output.",
+        "The output field (or dotted path, like items.0.item) that holds the predicted label, compared with `label` feedback. Default: the first of label, intent, class, category, prediction found in the output; for a ranking without one, its first item.",
     ),
     Setting(
         "monitoring.score_field",
@@ -197,7 +197,7 @@ SETTINGS: tuple[Setting, ...] = (
         "monitoring.ranking_field",
         str,
         "",
-        "The output field listing the next most likely labels (strings, or objects with the label field), for top-k hit rates. Default: the first of alternatives, ranking, top_k, candidates.",
+        "The output field listing the next most likely labels, or the whole ranking (strings, or objects with the label field or an item, id or label key), for top-k hit rates, MRR and NDCG. Default: the first of alternatives, ranking, top_k, candidates, items.",
     ),
     Setting(
         "monitoring.kind",
