@@ -89,6 +89,19 @@ def test_booleans_count_as_binary_outcomes_and_a_newer_value_replaces_the_older(
     assert math.isclose(totals["binary"]["brier"], sk.brier_score_loss(labels, scores))
 
 
+def test_a_regressor_fit_to_0_1_targets_is_binary_though_its_scores_stray_outside_0_1(store_url: str) -> None:
+    scores, labels = _binary_traffic(seed=8)
+    stray = [1.2 * s - 0.1 for s in scores]  # as LightGBM's regressor on the breast cancer data
+    feedback = [{"request_id": f"req-{i}", "label": y} for i, y in enumerate(labels)]
+    totals = _write(store_url, [{"score": s} for s in stray], feedback)
+    y, p = np.array(labels), np.array(stray)
+    assert totals["kind"] == "binary"
+    binned = np.clip(np.floor(p * 1000), 0, 999)
+    assert math.isclose(totals["binary"]["roc_auc"], sk.roc_auc_score(y, binned))
+    assert math.isclose(totals["binary"]["brier"], float(np.mean((p - y) ** 2)))
+    assert math.isclose(totals["binary"]["log_loss"], sk.log_loss(y, np.clip(p, 0, 1)))
+
+
 def test_a_score_output_with_numeric_outcomes_gets_regression_metrics(store_url: str) -> None:
     rng = random.Random(11)
     actual = [rng.lognormvariate(1.0, 0.8) for _ in range(N)]

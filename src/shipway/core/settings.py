@@ -203,7 +203,7 @@ SETTINGS: tuple[Setting, ...] = (
         "monitoring.kind",
         str,
         "auto",
-        "What the online metrics compare outcomes with. auto: from the logged outputs (a label field: label; a list of items and no label: ranking; a number and no label: score, binary when every outcome is 0 or 1 and every score in [0, 1], else regression). See docs/feedback.md.",
+        "What the online metrics compare outcomes with. auto: from the logged outputs (a label field: label; a list of items and no label: ranking; a number and no label: score, binary when every outcome is 0 or 1, else regression). See docs/feedback.md.",
         choices=("auto", "label", "binary", "regression", "ranking"),
     ),
     Setting(

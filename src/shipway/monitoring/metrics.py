@@ -169,7 +169,7 @@ def kind_metrics(
     if kind in ("score", "binary", "regression"):
         rows = score_rows(store, service, since, until)
         if kind == "binary" or (kind == "score" and is_binary(rows)):
-            binary = binary_metrics([r for r in rows if int(r[0]) >= 0 and int(r[1]) >= 0], reader.threshold)
+            binary = binary_metrics([r for r in rows if int(r[1]) >= 0], reader.threshold)
             c = binary["confusion"]
             out.update(
                 kind="binary",

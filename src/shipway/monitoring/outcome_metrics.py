@@ -1,6 +1,6 @@
 """Online metrics of score and ranked outputs, from the store's outcome rollups.
 
-Binary scores (every outcome 0 or 1, every score in [0, 1]): ROC AUC, average
+Binary scores (every outcome 0 or 1): ROC AUC, average
 precision (PR AUC), Brier score, log loss, reliability bins and accuracy at the
 threshold. Regression scores: MAE, RMSE, bias and a residual histogram. Rankings:
 hit rate, MRR and NDCG at k, and the share of outcomes the list held.
@@ -28,8 +28,8 @@ CALIBRATION_BINS = 10
 
 
 def is_binary(rows: Sequence[tuple[Any, ...]]) -> bool:
-    """Whether every scored outcome was 0 or 1 with a score in [0, 1]."""
-    return bool(rows) and all(int(r[0]) >= 0 and int(r[1]) >= 0 for r in rows)
+    """Whether every scored outcome was 0 or 1."""
+    return bool(rows) and all(int(r[1]) >= 0 for r in rows)
 
 
 def binary_metrics(rows: Sequence[tuple[Any, ...]], threshold: float) -> dict[str, Any]:

@@ -5,7 +5,7 @@ a ranked output with the place of the true item. Both are folded, as feedback is
 joined, into per-day rows that merge by addition, so metrics over 30 days read
 thousands of rows, not millions:
 
-- feedback_scores: per score bin (1/1000 wide over [0, 1]; -1 outside it), outcome
+- feedback_scores: per score bin (1/1000 wide over [0, 1], the end bins taking what lies beyond), outcome
   (1 or 0; -1 for any other number) and residual bin (signed, log-spaced |outcome -
   score|, as rollups.latency_bucket): the count and the sums of score, outcome,
   squared error, |error| and log loss. Brier score, MAE, RMSE, bias and log loss
@@ -76,8 +76,8 @@ def rank_backfill(day: str) -> str:
 
 def score_key(score: float, actual: float) -> tuple[int, int, int]:
     """(score bin, outcome 1/0 or -1, signed residual bin) of one scored outcome."""
-    in_range = 0.0 <= score <= 1.0
-    score_bin = min(SCORE_BINS - 1, int(score * SCORE_BINS)) if in_range else -1
+    # A regressor fit to 0/1 targets strays a little outside [0, 1]: such scores share the end bins.
+    score_bin = min(SCORE_BINS - 1, max(0, math.floor(score * SCORE_BINS)))
     positive = int(actual) if actual in (0.0, 1.0) else -1
     error = actual - score
     residual = latency_bucket(abs(error)) * (1 if error >= 0 else -1)
@@ -87,7 +87,7 @@ def score_key(score: float, actual: float) -> tuple[int, int, int]:
 def score_sums(score: float, actual: float) -> tuple[float, ...]:
     """The sums of SUMS that one scored outcome adds."""
     loss = 0.0
-    if actual in (0.0, 1.0) and 0.0 <= score <= 1.0:
+    if actual in (0.0, 1.0):
         p = min(max(score, _EPS), 1 - _EPS)
         loss = -math.log(p if actual == 1.0 else 1 - p)
     error = actual - score
