@@ -78,7 +78,9 @@ def test_booleans_count_as_binary_outcomes_and_a_newer_value_replaces_the_older(
     scores, labels = _binary_traffic(seed=5)
     wrong = [{"request_id": f"req-{i}", "label": 1 - y} for i, y in enumerate(labels)]
     right = [{"request_id": f"req-{i}", "name": "label", "value": bool(y)} for i, y in enumerate(labels)]
-    records = [make_record(i, ts=T0 + i * SPACING, outputs=orjson.dumps({"probability": s})) for i, s in enumerate(scores)]
+    records = [
+        make_record(i, ts=T0 + i * SPACING, outputs=orjson.dumps({"probability": s})) for i, s in enumerate(scores)
+    ]
     describe = describe_fields()
     with open_store(store_url) as store:
         store.write_predictions(records)

@@ -133,6 +133,10 @@ class OutputReader:
         if items and (predicted is None or items[0] == predicted):
             ranked: list[str | None] = list(items)  # the list is the whole ranking, best first
             predicted = items[0]
+        elif predicted is None and confidence is not None and name == "label" and _binary(value):
+            # A score against a 0/1 outcome predicts 1 at or above the threshold.
+            predicted = "1" if confidence >= self.threshold else "0"
+            return predicted, float(confidence), 1 if int(value) == int(predicted) else 0
         else:
             ranked = [predicted, *items]
         return predicted, None if confidence is None else float(confidence), _rank(value, ranked, name)
@@ -207,6 +211,11 @@ def _item(alt: Any, label_key: str | None) -> str:
         if key and key in alt:
             return str(alt[key])
     return str(alt)
+
+
+def _binary(value: Any) -> bool:
+    """Whether an outcome is 0 or 1 (or false or true)."""
+    return isinstance(value, int | float) and value in (0, 1)
 
 
 def _first(output: Mapping[str, Any], names: Sequence[str], kind: type) -> str | None:
