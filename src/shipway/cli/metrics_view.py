@@ -34,15 +34,11 @@ def metrics_tables(metrics: dict[str, Any]) -> str:
         versions = []
         for series in metrics["series"]:
             points = series["points"]
-            n = sum(p["requests"] for p in points)
+            requests = sum(p["requests"] for p in points)
+            errors = sum(p["errors"] for p in points)
             labelled = sum(p["labelled"] for p in points)
-            ranked_hits = [p["accuracy"] for p in points if p["accuracy"] is not None]
-            mean = sum(ranked_hits) / len(ranked_hits) if ranked_hits else None
-            versions.append((series["group"].get(by) or "(none)", n, labelled, _pct(mean)))
-        out += [
-            "",
-            *text_table((by, "requests", "with feedback", "accuracy (mean of steps)"), versions, right={1, 2, 3}),
-        ]
+            versions.append((series["group"].get(by) or "(none)", requests, errors, labelled))
+        out += ["", *text_table((by, "requests", "errors", "with feedback"), versions, right={1, 2, 3})]
     return "\n".join(out)
 
 
