@@ -22,7 +22,7 @@ from shipway.monitoring.outcome_metrics import binary_metrics, is_binary, rankin
 from shipway.store import Store
 from shipway.store import series as sql
 from shipway.store.feedback import Describe
-from shipway.store.outcome_rollups import rank_rows, score_rows
+from shipway.store.outcome_rollups import joined_output, rank_rows, score_rows
 from shipway.store.outcomes import OutputReader
 from shipway.store.rollups import quantile
 
@@ -164,7 +164,7 @@ def kind_metrics(
     """The output's kind and the metrics it needs: for a binary score, its accuracy, per-class
     figures and calibration replace the label ones (its outputs name no label)."""
     reader = describe if isinstance(describe, OutputReader) else OutputReader()
-    kind = reader.kind_of(_first_output(store, service, since, until))
+    kind = reader.kind_of(joined_output(store, service, since, until) or b"null")
     out: dict[str, Any] = {"kind": kind, "binary": None, "regression": None, "ranking": None}
     if kind in ("score", "binary", "regression"):
         rows = score_rows(store, service, since, until)
@@ -192,16 +192,6 @@ def kind_metrics(
         clicks = {name: ranking_metrics(rank_rows(store, service, since, until, name)) for name in outcomes}
         out["ranking"]["outcomes"] = {name: m for name, m in clicks.items() if m["count"]}
     return out
-
-
-def _first_output(store: Store, service: str, since: float, until: float) -> bytes:
-    """One logged output of the window (the first), to tell the output's kind; b"null" if none."""
-    records = store.iter_predictions(service=service, since=since, until=until, chunk=1)
-    try:
-        first = next(records, None)
-    finally:
-        getattr(records, "close", lambda: None)()
-    return b"null" if first is None else bytes(first.outputs)
 
 
 def recent_predictions(

@@ -28,7 +28,16 @@ from shipway.store.rollups import latency_bucket
 if TYPE_CHECKING:
     from shipway.store.base import Executor, Store
 
-__all__ = ["SCORE_BINS", "SUMS", "OutcomeSums", "outcome_tables", "rank_backfill", "rank_rows", "score_rows"]
+__all__ = [
+    "SCORE_BINS",
+    "SUMS",
+    "OutcomeSums",
+    "joined_output",
+    "outcome_tables",
+    "rank_backfill",
+    "rank_rows",
+    "score_rows",
+]
 
 SCORE_BINS = 1000
 # The sums a feedback_scores row carries, in column order after n.
@@ -177,6 +186,20 @@ def rank_rows(store: Store, service: str, since: float, until: float, name: str 
     for rank, n in _by_days(since, until, whole, part):
         counts[int(rank)] = counts.get(int(rank), 0) + int(n)
     return sorted((rank, n) for rank, n in counts.items() if n)
+
+
+def joined_output(store: Store, service: str, since: float, until: float) -> bytes | None:
+    """The logged output of one prediction of the window that has feedback, to tell the output's
+    kind by; None when no feedback of the window is joined."""
+    ph = store.placeholder
+    found = store._query(
+        f"SELECT request_id FROM feedback WHERE service = {ph} AND pred_ts >= {ph} AND pred_ts < {ph} LIMIT 1",
+        [service, since, until],
+    )
+    if not found:
+        return None
+    prediction = store._find_predictions([found[0][0]]).get(found[0][0])
+    return None if prediction is None else bytes(prediction.outputs)
 
 
 def _by_days(since: float, until: float, whole: Any, part: Any) -> Iterable[tuple[Any, ...]]:
