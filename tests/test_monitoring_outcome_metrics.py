@@ -157,3 +157,14 @@ def test_a_ranked_output_gets_hit_rate_mrr_and_ndcg(store_url: str, fields: dict
     clicked = r["outcomes"]["clicked"]
     assert clicked["count"] == len(clicks)
     assert math.isclose(clicked["mrr"], sum(1 / (i % 4 + 1) for i in clicks) / len(clicks))
+
+
+def test_alert_rules_can_watch_the_metrics_of_each_kind() -> None:
+    from shipway.monitoring.alert_rules import parse_metric
+    from shipway.monitoring.alerts import metric_value
+
+    totals = {"binary": {"roc_auc": 0.81}, "ranking": {"ndcg": {"5": 0.4}, "mrr": 0.3}, "regression": None}
+    assert metric_value(parse_metric("binary.roc_auc"), totals) == (0.81, None)
+    assert metric_value(parse_metric("ranking.ndcg.5"), totals) == (0.4, None)
+    assert metric_value(parse_metric("ranking.mrr"), totals) == (0.3, None)
+    assert metric_value(parse_metric("regression.mae"), totals) == (None, None)  # not a regression
