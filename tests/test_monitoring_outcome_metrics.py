@@ -168,3 +168,10 @@ def test_alert_rules_can_watch_the_metrics_of_each_kind() -> None:
     assert metric_value(parse_metric("ranking.ndcg.5"), totals) == (0.4, None)
     assert metric_value(parse_metric("ranking.mrr"), totals) == (0.3, None)
     assert metric_value(parse_metric("regression.mae"), totals) == (None, None)  # not a regression
+
+
+def test_a_bare_score_output_is_a_score(store_url: str) -> None:
+    scores, labels = _binary_traffic(seed=4)
+    totals = _write(store_url, scores, [{"request_id": f"req-{i}", "label": y} for i, y in enumerate(labels)])
+    assert totals["kind"] == "binary"
+    assert math.isclose(totals["binary"]["brier"], sk.brier_score_loss(labels, scores))

@@ -119,6 +119,8 @@ class OutputReader:
             output = orjson.loads(outputs)
         except orjson.JSONDecodeError:
             return None, None, None
+        if isinstance(output, float):
+            output = {"score": output}  # a bare score
         if not isinstance(output, Mapping):
             predicted = None if output is None or isinstance(output, list) else str(output)
             return predicted, None, _rank(value, [predicted], name)
