@@ -74,6 +74,8 @@ def test_metrics_match_what_the_records_say(store_url: str) -> None:
     assert math.isclose(totals["coverage"], len(feedback) / len(records))
     assert math.isclose(totals["accuracy"], sum(hits) / len(hits))
     assert math.isclose(totals["top_k"]["3"], sum(top3) / len(top3))
+    # The outputs list 3 labels: a label they do not list is no top-5 hit.
+    assert math.isclose(totals["top_k"]["5"], sum(top3) / len(top3))
     decisions = [orjson.loads(r.decision) for r in records]
     assert math.isclose(totals["routing"]["urgent"], sum(d["queue"] == "urgent" for d in decisions) / len(records))
     assert math.isclose(totals["review_rate"], sum(d["review"] for d in decisions) / len(records))

@@ -65,7 +65,7 @@ def test_feedback_joins_reports_duplicates_unknown_and_late(store_url: str) -> N
                 "SELECT request_id, name, actual, number, predicted, rank, pred_ts FROM feedback", []
             )
         )
-        assert rows[("req-1", "label")][:4] == ["b", None, "a", 4]  # not listed: after the 3 it lists
+        assert rows[("req-1", "label")][:4] == ["b", None, "a", 0]  # 0: not listed
         assert rows[("req-2", "label")][:4] == ["b", None, "b", 1]
         assert rows[("req-3", "clicked")][:4] == [None, 1.0, "a", None]
         assert rows[("nobody", "label")][4] is None  # pending
@@ -304,3 +304,22 @@ def test_log_entries_give_back_the_records_they_were_made_from() -> None:
     assert record_of(entry_of(bad, "surrogateescape")) == bad
     with pytest.raises(UnicodeDecodeError):
         entry_of(bad)
+
+
+def test_a_version_4_store_gets_the_ranks_of_its_joined_feedback_in_step_7(tmp_path: Path) -> None:
+    from shipway.store.outcome_rollups import rank_rows
+
+    path = tmp_path / "v4.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at REAL NOT NULL)")
+        for version, statements in [m for m in MIGRATIONS if m[0] <= 4]:
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version VALUES (?, 0)", (version,))
+        conn.executemany(
+            "INSERT INTO feedback (request_id, name, value, ts, received, service, pred_ts, rank) "
+            "VALUES (?, 'label', '\"a\"', ?, ?, 'svc', ?, ?)",
+            [(f"r{i}", T0, T0, T0 + i, 1 + i % 3) for i in range(9)],
+        )
+    with open_store(f"sqlite:///{path}") as store:
+        assert rank_rows(store, "svc", T0 - 86400 * 3, T0 + 86400 * 3) == [(1, 3), (2, 3), (3, 3)]

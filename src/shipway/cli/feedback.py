@@ -15,7 +15,7 @@ from shipway.cli.common import fail
 from shipway.cli.monitor import project_settings
 from shipway.errors import ConfigError, ShipwayError
 from shipway.store import store_from_url
-from shipway.store.outcomes import describe_fields, parse_feedback
+from shipway.store.outcomes import parse_feedback, reader_of
 from shipway.store.records import FeedbackOutcome
 
 __all__ = ["feedback"]
@@ -41,9 +41,7 @@ def import_(file: Path, target: str, store_url: str | None, name: str | None, as
         settings = project_settings(target, {"store.url": store_url})
         if not file.is_file():
             raise ConfigError(f"no feedback file at {file}; give the path of a .csv, .jsonl or .json file")
-        describe = describe_fields(
-            settings["monitoring.label_field"], settings["monitoring.score_field"], settings["monitoring.ranking_field"]
-        )
+        describe = reader_of(settings)
         store = store_from_url(settings["store.url"], settings.root)
         store.open()
         total = FeedbackOutcome()

@@ -182,15 +182,13 @@ def project_dashboard(settings: Settings) -> Dashboard:
     """
     from shipway.monitoring.dashboard import Dashboard
     from shipway.monitoring.thresholds import Thresholds
-    from shipway.store.outcomes import describe_fields
+    from shipway.store.outcomes import reader_of
 
     return Dashboard(
         settings["store.url"],
         settings["name"],
         base_dir=settings.root,
-        describe=describe_fields(
-            settings["monitoring.label_field"], settings["monitoring.score_field"], settings["monitoring.ranking_field"]
-        ),
+        describe=reader_of(settings),
         profile=settings.path("artifacts") / "profile.json",
         validation=settings.path("monitoring.validation_report"),
         drift_options={
@@ -209,6 +207,53 @@ def dashboard_mounts(settings: Settings) -> dict[str, Any]:
         return {}
     app = project_dashboard(settings)
     return {app.prefix: app}
+
+
+@monitor.command("metrics")
+@click.argument("target", default=".")
+@click.option("--since", default="24h", show_default=True, help="Start: a duration before now (24h, 7d) or a date.")
+@click.option("--until", help="End: a duration before now, an ISO date or datetime (UTC). Default: now.")
+@click.option("--step", help="Bucket size of the series, e.g. 1h. Default: about 60 buckets over the window.")
+@click.option(
+    "--by",
+    type=click.Choice(["model_version", "rules_version", "none"]),
+    default="none",
+    show_default=True,
+    help="Also print the metrics per model or rules version.",
+)
+@click.option("--store", "store_url", help="The store to read, e.g. postgresql://... Default: store.url.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON instead of tables.")
+def metrics(
+    target: str, since: str, until: str | None, step: str | None, by: str, store_url: str | None, as_json: bool
+) -> None:
+    """Print the online metrics of the service in TARGET over a time window, as tables: traffic,
+    latency, and the metrics its output kind needs (label, binary score, regression, ranking)."""
+    from shipway.cli.metrics_view import metrics_tables
+    from shipway.monitoring.metrics import online_metrics
+    from shipway.monitoring.snapshot import Window
+    from shipway.store import open_store
+    from shipway.store.outcomes import reader_of
+
+    try:
+        settings = project_settings(target, {"store.url": store_url})
+        window = Window.parse(since, until, step)
+        group = None if by == "none" else by
+        with open_store(settings["store.url"], settings.root) as store:
+            result = online_metrics(
+                store,
+                settings["name"],
+                since=window.since,
+                until=window.until,
+                step_s=window.step_s,
+                by=group,
+                describe=reader_of(settings),
+            )
+    except ShipwayError as err:
+        fail(err)
+    if as_json:
+        sys.stdout.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        click.echo(metrics_tables(result.to_dict()))
 
 
 @monitor.command("report")

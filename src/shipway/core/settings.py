@@ -212,7 +212,7 @@ SETTINGS: tuple[Setting, ...] = (
         "monitoring.label_field",
         str,
         "",
-        "The output field that holds the predicted label, compared with `label` feedback. Default: the first of label, intent, class, category, prediction found in the output.",
+        "The output field (or dotted path, like items.0.item) that holds the predicted label, compared with `label` feedback. Default: the first of label, intent, class, category, prediction found in the output; for a ranking without one, its first item.",
     ),
     Setting(
         "monitoring.score_field",
@@ -224,7 +224,22 @@ SETTINGS: tuple[Setting, ...] = (
         "monitoring.ranking_field",
         str,
         "",
-        "The output field listing the next most likely labels (strings, or objects with the label field), for top-k hit rates. Default: the first of alternatives, ranking, top_k, candidates.",
+        "The output field listing the next most likely labels, or the whole ranking (strings, or objects with the label field or an item, id or label key), for top-k hit rates, MRR and NDCG. Default: the first of alternatives, ranking, top_k, candidates, items.",
+    ),
+    Setting(
+        "monitoring.kind",
+        str,
+        "auto",
+        "What the online metrics compare outcomes with. auto: from the logged outputs (a label field: label; a list of items and no label: ranking; a number and no label: score, binary when every outcome is 0 or 1, else regression). See docs/feedback.md.",
+        choices=("auto", "label", "binary", "regression", "ranking"),
+    ),
+    Setting(
+        "monitoring.threshold",
+        float,
+        0.5,
+        "For a binary score: the score at or above which the prediction counts as positive (1), for accuracy, precision and recall.",
+        minimum=0,
+        maximum=1,
     ),
     Setting(
         "monitoring.late_after_s",

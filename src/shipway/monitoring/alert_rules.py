@@ -57,12 +57,19 @@ FIXED_METRICS: dict[str, str] = {
     "review_rate": "requests",
     "accuracy": "labelled",
     "calibration.ece": "labelled",
+    # The metrics of score and ranked outputs (docs/feedback.md#what-kind-of-output).
+    **dict.fromkeys(
+        ("binary.roc_auc", "binary.pr_auc", "binary.brier", "binary.log_loss", "binary.accuracy"), "labelled"
+    ),
+    **dict.fromkeys(("regression.mae", "regression.rmse", "regression.bias"), "labelled"),
+    **dict.fromkeys(("ranking.mrr", "ranking.listed"), "labelled"),
     "drift.features_drifted": "requests",
     "drift.share_drifted": "requests",
 }
 # Families with a name inside: (pattern, example, sample).
 FAMILIES: tuple[tuple[re.Pattern[str], str, str], ...] = (
     (re.compile(r"top_k\.(\d+)"), "top_k.<k>", "labelled"),
+    (re.compile(r"ranking\.(hit_rate|ndcg)\.(\d+)"), "ranking.ndcg.<k>", "labelled"),
     (re.compile(r"routing\.(.+)"), "routing.<queue>", "requests"),
     (re.compile(r"rules_fired\.(.+)"), "rules_fired.<rule>", "requests"),
     (re.compile(r"per_class\.(.+)\.(precision|recall|support)"), "per_class.<label>.recall", "labelled"),

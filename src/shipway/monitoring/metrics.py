@@ -19,10 +19,13 @@ from typing import Any
 import orjson
 
 from shipway.errors import ConfigError
+from shipway.monitoring.outcome_metrics import binary_metrics, is_binary, ranking_metrics, regression_metrics
 from shipway.store import Store
 from shipway.store import series as sql
 from shipway.store.columnar import logged_records
 from shipway.store.feedback import Describe
+from shipway.store.outcome_rollups import joined_output, rank_rows, score_rows
+from shipway.store.outcomes import OutputReader
 from shipway.store.rollups import quantile
 
 __all__ = ["OnlineMetrics", "online_metrics", "parse_duration", "recent_predictions"]
@@ -150,11 +153,48 @@ def online_metrics(
     breakdown = sql.label_breakdown(store, service, since, until)
     totals["per_class"] = _per_class(breakdown)
     totals["calibration"] = _calibration(breakdown)
+    totals.update(kind_metrics(store, service, since, until, describe, total.outcomes))
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for (group, t), tally in sorted(buckets.items()):
         groups[group].append({"t": t, **tally.to_dict()})
     series = [{"group": {by: group} if by else {}, "points": points} for group, points in sorted(groups.items())]
     return OnlineMetrics(service, since, until, step_s, by, totals, series)
+
+
+def kind_metrics(
+    store: Store, service: str, since: float, until: float, describe: Describe | None, outcomes: Iterable[str]
+) -> dict[str, Any]:
+    """The output's kind and the metrics it needs: for a binary score, its accuracy, per-class
+    figures and calibration replace the label ones (its outputs name no label)."""
+    reader = describe if isinstance(describe, OutputReader) else OutputReader()
+    kind = reader.kind_of(joined_output(store, service, since, until) or b"null")
+    out: dict[str, Any] = {"kind": kind, "binary": None, "regression": None, "ranking": None}
+    if kind in ("score", "binary", "regression"):
+        rows = score_rows(store, service, since, until)
+        if kind == "binary" or (kind == "score" and is_binary(rows)):
+            binary = binary_metrics([r for r in rows if int(r[1]) >= 0], reader.threshold)
+            c = binary["confusion"]
+            out.update(
+                kind="binary",
+                binary=binary,
+                accuracy=binary["accuracy"],
+                calibration=binary["calibration"],
+                per_class={
+                    "1": {"precision": binary["precision"], "recall": binary["recall"], "support": c["tp"] + c["fn"]},
+                    "0": {
+                        "precision": _ratio(c["tn"], c["tn"] + c["fn"]),
+                        "recall": _ratio(c["tn"], c["tn"] + c["fp"]),
+                        "support": c["tn"] + c["fp"],
+                    },
+                },
+            )
+        else:
+            out.update(kind="regression", regression=regression_metrics(rows), per_class={})
+    elif kind == "ranking":
+        out["ranking"] = ranking_metrics(rank_rows(store, service, since, until))
+        clicks = {name: ranking_metrics(rank_rows(store, service, since, until, name)) for name in outcomes}
+        out["ranking"]["outcomes"] = {name: m for name, m in clicks.items() if m["count"]}
+    return out
 
 
 def recent_predictions(

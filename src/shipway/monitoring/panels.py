@@ -44,6 +44,7 @@ def render_panels(snap: Mapping[str, Any], *, trace_base: str | None) -> tuple[s
         _versions(metrics),
         _section("traffic", "Traffic and latency", _plot("traffic") + _plot("latency")),
         _quality(metrics),
+        _kind(metrics),
         _routing(metrics),
         drift_html,
         _alerts(snap["alerts"]),
@@ -129,6 +130,44 @@ def _quality(metrics: Mapping[str, Any]) -> str:
     table = _table(["outcome", "count", "mean"], rows) if rows else ""
     body = _plot("quality") + '<div class="row">' + _plot("per_class") + _plot("calibration") + "</div>" + table
     return _section("quality", "Model quality", body, note)
+
+
+def _kind(metrics: Mapping[str, Any]) -> str:
+    """The metrics of a score or ranked output (docs/feedback.md), under its own heading."""
+    t = metrics.get("totals") or {}
+    if b := t.get("binary"):
+        bound = b.get("auc_bound")
+        rows = [
+            ["ROC AUC", _num(b.get("roc_auc")) + (f" (binned, within {bound:.2g})" if bound else "")],
+            ["PR AUC (average precision)", _num(b.get("pr_auc"))],
+            ["Brier score", _num(b.get("brier"))],
+            ["log loss", _num(b.get("log_loss"))],
+            [f"accuracy at threshold {b.get('threshold')}", _pct(b.get("accuracy"))],
+            ["precision / recall of 1", f"{_pct(b.get('precision'))} / {_pct(b.get('recall'))}"],
+            ["outcomes (positives)", f"{b.get('count', 0):,} ({b.get('positives', 0):,})"],
+        ]
+        note = "Scores against outcomes 0 and 1. The per-class bars above use the threshold; the calibration plot shows the share of 1s per score tenth."
+        return _section("binary", "Binary score", _table(["metric", "value"], rows), note)
+    if r := t.get("regression"):
+        rows = [
+            ["MAE", _num(r.get("mae"))],
+            ["RMSE", _num(r.get("rmse"))],
+            ["bias (mean score minus mean outcome)", _num(r.get("bias"))],
+            ["mean outcome", _num(r.get("mean_actual"))],
+            ["outcomes", f"{r.get('count', 0):,}"],
+        ]
+        return _section("regression", "Regression", _table(["metric", "value"], rows) + _plot("residuals"))
+    if r := t.get("ranking"):
+        rows = [
+            [name, f"{m.get('count', 0):,}", _num(m.get("mrr")), _pct(m.get("listed"))]
+            + [f"{_pct(m['hit_rate'].get(k))} / {_num(m['ndcg'].get(k))}" for k in ("1", "3", "5", "10")]
+            for name, m in [("label", r), *sorted((r.get("outcomes") or {}).items())]
+            if m.get("count")
+        ]
+        head = ["outcome", "count", "MRR", "listed", "@1 hit / NDCG", "@3", "@5", "@10"]
+        body = _table(head, rows) if rows else '<p class="empty">no feedback yet</p>'
+        return _section("ranking", "Ranking", body, "Hit rate and NDCG at k of the item each outcome names.")
+    return ""
 
 
 def _routing(metrics: Mapping[str, Any]) -> str:

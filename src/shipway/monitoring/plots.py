@@ -29,6 +29,7 @@ __all__ = [
     "plot_text",
     "plotly_js",
     "quality",
+    "residuals",
     "routing",
     "rules_fired",
     "traffic",
@@ -342,7 +343,26 @@ def metrics_figures(metrics: Mapping[str, Any]) -> dict[str, Figure]:
         "rules_fired": rules_fired(metrics),
         "per_class": per_class(metrics),
         "calibration": calibration(metrics),
+        "residuals": residuals(metrics),
     }
+
+
+def residuals(metrics: Mapping[str, Any]) -> Figure:
+    """The residuals (outcome minus score) of a regression, on signed log-spaced bins."""
+    title = "Residuals: outcome minus score"
+    bins = ((metrics.get("totals") or {}).get("regression") or {}).get("residuals") or []
+    if not bins:
+        return empty_figure(title, "no numeric outcomes yet")
+    data = [
+        {
+            "type": "bar",
+            "name": "outcomes",
+            "x": [f"{b['lo']:.3g} to {b['hi']:.3g}" for b in bins],
+            "y": [b["count"] for b in bins],
+            "marker": {"color": COLOURS[0]},
+        }
+    ]
+    return {"data": data, "layout": base_layout(title, hovermode="closest", xaxis={"type": "category"})}
 
 
 def plot_text(value: Any) -> str:

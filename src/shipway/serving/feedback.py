@@ -23,7 +23,7 @@ from shipway.serving.guard import guard
 from shipway.serving.http import Receive, Send, read_body, send_response
 from shipway.serving.responses import error_body, error_for
 from shipway.store import Store, store_from_url
-from shipway.store.outcomes import describe_fields, parse_feedback
+from shipway.store.outcomes import parse_feedback, reader_of
 
 if TYPE_CHECKING:
     from shipway.serving.app import App
@@ -40,9 +40,7 @@ class FeedbackWriter:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.describe = describe_fields(
-            settings["monitoring.label_field"], settings["monitoring.score_field"], settings["monitoring.ranking_field"]
-        )
+        self.describe = reader_of(settings)
         self._store: Store | None = None
         self._lock = threading.Lock()
 

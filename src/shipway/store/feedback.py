@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from shipway.errors import StoreError
+from shipway.store.outcome_rollups import OutcomeSums
 from shipway.store.records import FeedbackOutcome, FeedbackRecord, PredictionRecord
 
 if TYPE_CHECKING:
@@ -163,6 +164,7 @@ class _Hourly:
     def __init__(self) -> None:
         self.sums: dict[tuple[Any, ...], list[float]] = {}
         self.daily: dict[tuple[Any, ...], list[float]] = {}
+        self.outcomes = OutcomeSums()
 
     def add(self, row: Sequence[Any], sign: int) -> None:
         """`row`: name, service, pred_ts, model_version, rules_version, rank, number, predicted,
@@ -174,11 +176,13 @@ class _Hourly:
         found = self.daily.setdefault(day, [0, 0.0])
         found[0] += sign
         found[1] += sign * (confidence or 0.0)
+        self.outcomes.add(name, service, pred_ts, rank, number, confidence, sign)
         key = (int(pred_ts // 3600), service, model_version or "", rules_version or "", name)
         sums = self.sums.setdefault(key, [0, 0, 0, 0, 0, 0.0, 0])
         ranked = rank is not None
+        listed = ranked and rank >= 1  # rank 0: the true label is not in the list
         for i, hit in enumerate(
-            (1, ranked and rank <= 1, ranked and rank <= 3, ranked and rank <= 5, ranked, number or 0.0)
+            (1, listed and rank <= 1, listed and rank <= 3, listed and rank <= 5, ranked, number or 0.0)
         ):
             sums[i] += sign * float(hit)
         sums[6] += sign * (number is not None)
@@ -189,6 +193,7 @@ class _Hourly:
             _HOURLY,
             [(*key, *(int(v) for v in sums[:5]), sums[5], int(sums[6])) for key, sums in self.sums.items()],
         )
+        self.outcomes.write(run)
 
 
 def _value(record: FeedbackRecord) -> Any:

@@ -17,16 +17,16 @@ from typing import Any
 import orjson
 
 from shipway.errors import InputError
-from shipway.store.feedback import Describe
 from shipway.store.records import FeedbackRecord
 from shipway.times import check_time
 
-__all__ = ["MAX_ITEMS", "describe_fields", "parse_feedback"]
+__all__ = ["MAX_ITEMS", "OutputReader", "describe_fields", "parse_feedback", "reader_of"]
 
 MAX_ITEMS = 100_000
 _LABELS = ("label", "intent", "class", "category", "prediction", "predicted")
 _SCORES = ("probability", "confidence", "score", "proba")
-_RANKINGS = ("alternatives", "ranking", "top_k", "candidates")
+_RANKINGS = ("alternatives", "ranking", "top_k", "candidates", "items")
+_ITEMS = ("item", "id", "label", "intent", "name")
 _EXAMPLE = (
     '{"request_id": "3f2a...", "label": "card_arrival"} or {"request_id": "3f2a...", "name": "clicked", "value": true}'
 )
@@ -99,36 +99,128 @@ def _ts(raw: Any, now: float) -> float:
     raise ValueError(f"`ts` must be unix seconds or an ISO 8601 time like 2026-11-21T10:00:00Z, got {raw!r}")
 
 
-def describe_fields(label: str = "", score: str = "", ranking: str = "") -> Describe:
-    """What a logged output predicted, read from the named fields (or the usual names when empty).
+class OutputReader:
+    """What a logged output predicted (a `Describe`), and what kind of output it is.
 
-    The rank of the actual label is 1 when it is the predicted label, else its
-    place in the ranking field (a list of labels, or of objects holding the
-    label field) plus one.
+    Fields may be dotted paths into the output (`items.0.item`); empty ones mean the
+    usual names. The rank of the actual label is 1 when it is the predicted label,
+    else its place in the ranking field (a list of labels, or of objects holding the
+    label field or an `item`, `id` or `label` key) plus one, or 0 when the ranking
+    does not list it. An output that is only a ranking (no label) predicts its first
+    item. Outcomes other than `label` are ranked too when their value is text (the
+    item a user clicked, say).
     """
 
-    def describe(outputs: bytes, name: str, value: Any) -> tuple[str | None, float | None, int | None]:
+    def __init__(
+        self, label: str = "", score: str = "", ranking: str = "", *, kind: str = "auto", threshold: float = 0.5
+    ) -> None:
+        self.label, self.score, self.ranking = label, score, ranking
+        self.kind, self.threshold = kind, threshold
+
+    def __call__(self, outputs: bytes, name: str, value: Any) -> tuple[str | None, float | None, int | None]:
         try:
             output = orjson.loads(outputs)
         except orjson.JSONDecodeError:
             return None, None, None
+        if isinstance(output, float):
+            output = {"score": output}  # a bare score
         if not isinstance(output, Mapping):
             predicted = None if output is None or isinstance(output, list) else str(output)
             return predicted, None, _rank(value, [predicted], name)
-        label_key = label or _first(output, _LABELS, str)
-        predicted = output.get(label_key) if label_key else None
-        predicted = None if predicted is None else str(predicted)
-        score_key = score or _first(output, _SCORES, float)
-        confidence = output.get(score_key) if score_key else None
+        label_key = self.label or _first(output, _LABELS, str)
+        predicted = _at(output, label_key)
+        predicted = None if predicted is None or isinstance(predicted, Mapping | list) else str(predicted)
+        confidence = _at(output, self.score or _first(output, _SCORES, float))
         if not isinstance(confidence, int | float) or isinstance(confidence, bool):
             confidence = None
-        ranked: list[str | None] = [predicted]
-        ranking_key = ranking or _first(output, _RANKINGS, list)
-        for alt in output.get(ranking_key, ()) if ranking_key else ():
-            ranked.append(str(alt.get(label_key)) if isinstance(alt, Mapping) else str(alt))
+        listed = _at(output, self.ranking or _first(output, _RANKINGS, list))
+        items = [_item(alt, label_key) for alt in listed] if isinstance(listed, list) else []
+        if items and (predicted is None or items[0] == predicted):
+            ranked: list[str | None] = list(items)  # the list is the whole ranking, best first
+            predicted = items[0]
+        elif predicted is None and confidence is not None and name == "label" and _binary(value):
+            # A score against a 0/1 outcome predicts 1 at or above the threshold.
+            predicted = "1" if confidence >= self.threshold else "0"
+            return predicted, float(confidence), 1 if int(value) == int(predicted) else 0
+        else:
+            ranked = [predicted, *items]
         return predicted, None if confidence is None else float(confidence), _rank(value, ranked, name)
 
-    return describe
+    def kind_of(self, outputs: bytes) -> str | None:
+        """The kind set, or else the kind of one logged output: "label", "ranking", "score"
+        (binary or regression: the outcomes tell) or None (not known)."""
+        if self.kind != "auto":
+            return self.kind
+        try:
+            output = orjson.loads(outputs)
+        except orjson.JSONDecodeError:
+            return None
+        if isinstance(output, str | int) and not isinstance(output, bool):
+            return "label"
+        if isinstance(output, float):
+            return "score"
+        if not isinstance(output, Mapping):
+            return None
+        label_key = self.label or _first(output, _LABELS, str)
+        predicted = _at(output, label_key)
+        listed = _at(output, self.ranking or _first(output, _RANKINGS, list))
+        if isinstance(listed, list) and listed:
+            if predicted is None or str(predicted) == _item(listed[0], label_key):
+                return "ranking"
+        if predicted is not None:
+            return "label"
+        found = _at(output, self.score or _first(output, _SCORES, float))
+        return "score" if isinstance(found, int | float) and not isinstance(found, bool) else None
+
+
+def reader_of(settings: Mapping[str, Any]) -> OutputReader:
+    """The reader the project's monitoring settings describe."""
+    return OutputReader(
+        settings["monitoring.label_field"],
+        settings["monitoring.score_field"],
+        settings["monitoring.ranking_field"],
+        kind=settings["monitoring.kind"],
+        threshold=settings["monitoring.threshold"],
+    )
+
+
+def describe_fields(
+    label: str = "", score: str = "", ranking: str = "", *, kind: str = "auto", threshold: float = 0.5
+) -> OutputReader:
+    """What a logged output predicted, read from the named fields (or the usual names when empty)."""
+    return OutputReader(label, score, ranking, kind=kind, threshold=threshold)
+
+
+def _at(output: Mapping[str, Any], path: str | None) -> Any:
+    """The value at a field name or a dotted path (`items.0.item`), None where there is none."""
+    if not path:
+        return None
+    if path in output:
+        return output[path]
+    found: Any = output
+    for part in path.split("."):
+        if isinstance(found, Mapping):
+            found = found.get(part)
+        elif isinstance(found, list) and part.isdigit() and int(part) < len(found):
+            found = found[int(part)]
+        else:
+            return None
+    return found
+
+
+def _item(alt: Any, label_key: str | None) -> str:
+    """The label of one entry of a ranking: itself, or its label field, or its `item`, `id` or `label`."""
+    if not isinstance(alt, Mapping):
+        return str(alt)
+    for key in (label_key.rpartition(".")[2] if label_key else None, *_ITEMS):
+        if key and key in alt:
+            return str(alt[key])
+    return str(alt)
+
+
+def _binary(value: Any) -> bool:
+    """Whether an outcome is 0 or 1 (or false or true)."""
+    return isinstance(value, int | float) and value in (0, 1)
 
 
 def _first(output: Mapping[str, Any], names: Sequence[str], kind: type) -> str | None:
@@ -142,10 +234,10 @@ def _first(output: Mapping[str, Any], names: Sequence[str], kind: type) -> str |
 
 
 def _rank(value: Any, ranked: list[str | None], name: str) -> int | None:
-    if name != "label" or isinstance(value, bool):
+    if isinstance(value, bool) or (name != "label" and not isinstance(value, str)):
         return None
     actual = str(value)
     for place, candidate in enumerate(ranked, start=1):
         if candidate == actual:
             return place
-    return len(ranked) + 1 if ranked[0] is not None else None
+    return 0 if ranked and ranked[0] is not None else None

@@ -22,6 +22,7 @@ from shipway.store.base import (
     safe_url,
     where_clause,
 )
+from shipway.store.outcome_rollups import outcome_tables, rank_backfill
 from shipway.store.records import LogColumns, PredictionRecord, RulesEvent, columns_of, entries_of_columns
 from shipway.store.rollups import write_rollups
 from shipway.store.run_tables import run_tables
@@ -103,6 +104,8 @@ _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
     (5, (LOG_DROPS,)),
     # Datasets, tasks and tracked runs (store/run_tables.py).
     (6, run_tables(real="DOUBLE PRECISION", serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")),
+    # Rollups for score and ranked outputs (store/outcome_rollups.py).
+    (7, (*outcome_tables("DOUBLE PRECISION"), rank_backfill("floor(pred_ts / 86400)::bigint"))),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 

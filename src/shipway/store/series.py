@@ -101,7 +101,7 @@ def feedback_series(
     ph = store.placeholder
     sums = (
         "COUNT(*), "
-        + ", ".join(f"SUM(CASE WHEN rank <= {k} THEN 1 ELSE 0 END)" for k in (1, 3, 5))
+        + ", ".join(f"SUM(CASE WHEN rank BETWEEN 1 AND {k} THEN 1 ELSE 0 END)" for k in (1, 3, 5))
         + ", COUNT(rank), SUM(number), COUNT(number)"
     )
     bucket = store.sql_floor.format(f"pred_ts / {int(step_s)}")

@@ -34,8 +34,8 @@ __all__ = [
     "packaged_source",
 ]
 
-TEMPLATE_VERSION = "1.2.0"
-TEMPLATE_DIGEST = "dabf532fa693a3bb"
+TEMPLATE_VERSION = "1.3.0"
+TEMPLATE_DIGEST = "1a9339963fd43767"
 PACKAGED = Path(__file__).resolve().parent / "template"
 
 # Commits in the cache repository are shipway's, whoever runs it: no user config, hooks or signing.
