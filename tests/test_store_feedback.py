@@ -82,7 +82,8 @@ def test_feedback_with_nul_in_ids_names_and_labels_is_stored_and_joined(store_ur
         assert outcome.accepted == 1 and outcome.unknown == []
         rows = store._query("SELECT request_id, name, value, actual, predicted, rank FROM feedback", [])
         assert [tuple(r) for r in rows] == [
-            ("req\x00-0", "label\x00", '"card\\u0000lost"', "card\x00lost", "card\x00lost", None)
+            # Any outcome with a text value is ranked against the prediction (docs/feedback.md).
+            ("req\x00-0", "label\x00", '"card\\u0000lost"', "card\x00lost", "card\x00lost", 1)
         ]
         store.write_feedback(_feedback([{"request_id": "req\x00-0", "label": "card\x00lost", "ts": T0 + 60}]), DESCRIBE)
         (row,) = store._query("SELECT actual, predicted, rank FROM feedback WHERE name = 'label'", [])
