@@ -16,10 +16,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-$(EXAMPLE)/artifacts/model.joblib: $(STAMP) $(EXAMPLE)/data.py $(EXAMPLE)/train.py
+$(EXAMPLE)/artifacts/model.skops: $(STAMP) $(EXAMPLE)/data.py $(EXAMPLE)/train.py
 	cd $(EXAMPLE) && ../../$(BIN)/python train.py
 
-train: $(EXAMPLE)/artifacts/model.joblib
+train: $(EXAMPLE)/artifacts/model.skops
 
 run: train
 	@echo ""

@@ -208,6 +208,7 @@ EXTRA = (
     ("Monitoring metrics over 10 million predictions (issue 6)", "metrics_bench.py"),
     ("Drift over 1 million logged rows (issue 6)", "drift_bench.py"),
     ("Label inspection on BANKING77 (issue 6)", "inspect_bench.py"),
+    ("Verifying artifacts before they load (issue 15)", "artifacts_bench.py"),
 )
 
 
@@ -219,7 +220,7 @@ def main() -> None:
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk (make bench does it)")
-    if not (BANKING77 / "artifacts" / "model.joblib").exists():
+    if not (BANKING77 / "artifacts" / "model.skops").exists():
         sys.exit("train the example first: make train")
     work = Path(tempfile.mkdtemp(prefix="shipway-bench-"))
     d = args.duration

@@ -48,7 +48,7 @@ def free_port() -> int:
 
 
 def ensure_model() -> None:
-    if not (BANKING77 / "artifacts" / "model.joblib").is_file():
+    if not (BANKING77 / "artifacts" / "model.skops").is_file():
         print("training the banking77 example (once)...", file=sys.stderr)
         subprocess.run([sys.executable, "train.py"], cwd=BANKING77, check=True)
 

@@ -3,7 +3,6 @@ swapped by every worker, and kept across a restart."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,17 +13,19 @@ import httpx
 import orjson
 from conftest import SERVICES, Server, start_server
 
+from shipway.core.artifacts import write_manifest
 from shipway.store import open_store
 
 TOKEN = "deploy-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 
 
-def artifacts(tmp_path: Path, scale: int) -> Path:
-    folder = tmp_path / f"artifacts-{scale}"
-    folder.mkdir()
+def artifacts(tmp_path: Path, scale: int, under: str = "scaled/models") -> Path:
+    """A trained model for the project copy in tmp_path/scaled: under its deploy.root by default."""
+    folder = tmp_path / under / f"artifacts-{scale}"
+    folder.mkdir(parents=True)
     (folder / "scale.txt").write_text(str(scale))
-    (folder / "manifest.json").write_text(json.dumps({"version": f"scale-{scale}", "run_id": f"run-{scale}"}))
+    write_manifest(folder, {"version": f"scale-{scale}", "run_id": f"run-{scale}"})
     return folder
 
 
@@ -47,6 +48,18 @@ def test_deploy_is_gated_swapped_everywhere_and_survives_a_restart(tmp_path: Pat
         assert {y_of(server) for _ in range(10)} == {4.0}
         response = httpx.post(server.url + "/admin/model", json={"artifacts": str(tmp_path / "nope")}, headers=AUTH)
         assert response.status_code == 422 and response.json()["error"]["type"] == "load_error"
+        # Only folders under deploy.root (here the project) are read at all: not another folder,
+        # not a '..' escape, even when their manifest is right.
+        for given in (str(artifacts(tmp_path, 7, under="outside")), "../outside/artifacts-7"):
+            response = httpx.post(server.url + "/admin/model", json={"artifacts": given}, headers=AUTH)
+            assert response.status_code == 422, response.text
+            assert "(the `deploy.root` setting)" in response.json()["error"]["message"]
+        # A file changed after training is refused before load() runs.
+        changed = artifacts(tmp_path, 8)
+        (changed / "scale.txt").write_text("9")
+        response = httpx.post(server.url + "/admin/model", json={"artifacts": str(changed)}, headers=AUTH)
+        assert response.status_code == 422, response.text
+        assert "artifacts changed: scale.txt" in response.json()["error"]["message"]
         # scale 3 passes: every worker moves to it
         response = httpx.post(
             server.url + "/admin/model", json={"artifacts": str(artifacts(tmp_path, 3)), "actor": "ana"}, headers=AUTH
@@ -88,6 +101,11 @@ def test_cli_deploy_to_the_store_is_gated(tmp_path: Path) -> None:
         [*cli, str(artifacts(tmp_path, 1)), "--target", str(project)], capture_output=True, text=True, env=env
     )
     assert out.returncode == 1 and "refused by the validation gate" in out.stderr
+    outside = artifacts(tmp_path, 5, under="outside")
+    out = subprocess.run(
+        [*cli, str(outside), "--target", str(project), "--no-gate"], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 1 and "outside" in out.stderr and "deploy.root" in out.stderr
     out = subprocess.run(
         [*cli, str(artifacts(tmp_path, 5)), "--target", str(project)], capture_output=True, text=True, env=env
     )
@@ -97,3 +115,18 @@ def test_cli_deploy_to_the_store_is_gated(tmp_path: Path) -> None:
         assert y_of(server) == 10.0  # the deployed model, not the project's artifacts folder
     finally:
         server.stop()
+
+
+def test_a_deployment_recorded_outside_deploy_root_is_not_served(tmp_path: Path) -> None:
+    # The store's model history names folders; a restart must not load one from elsewhere.
+    project = tmp_path / "scaled"
+    import shutil
+
+    shutil.copytree(SERVICES / "scaled", project, ignore=shutil.ignore_patterns("__pycache__"))
+    outside = artifacts(tmp_path, 4, under="outside")
+    store_url = f"sqlite:///{tmp_path / 'store.db'}"
+    with open_store(store_url) as store:
+        store.record_model("scaled", "scale-4", str(outside), actor="intruder")
+    server = start_server(project, tmp_path, store_url=store_url, wait=False)
+    assert server.proc.wait(60) != 0
+    assert "outside" in server.log and "(the `deploy.root` setting)" in server.log, server.log

@@ -7,6 +7,7 @@ import types
 import shipway
 
 EXPORTED = [
+    "ArtifactError",
     "ConfigError",
     "InputError",
     "LoadError",
@@ -27,6 +28,8 @@ EXPORTED = [
     "Trace",
     "__version__",
     "load_settings",
+    "verify_artifacts",
+    "write_manifest",
 ]
 
 

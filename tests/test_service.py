@@ -31,6 +31,7 @@ def test_module_with_load_and_predict(tmp_path: Path) -> None:
     )
     (project / "artifacts").mkdir()
     (project / "artifacts" / "scale.txt").write_text("3")
+    shipway.write_manifest(project / "artifacts")
     module, root = import_service(project)
     assert root == project.resolve()
     pipeline = shipway.Service.from_module(module).setup(project / "artifacts")

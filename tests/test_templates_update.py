@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def project(template: Path, tmp_path: Path) -> Path:
     made = create_project("router", ANSWERS, tmp_path / "work", template=str(template))
     assert made.committed and made.template_version == "1.0.0"
     path = made.path
-    subprocess.run(["python", "train.py"], cwd=path, check=True, capture_output=True)  # ignored by git
+    subprocess.run([sys.executable, "train.py"], cwd=path, check=True, capture_output=True)  # ignored by git
     service = path / "service.py"
     service.write_text(service.read_text().replace(TEMPLATE_LINE, SCIENTIST_LINE))
     with (path / "service.py").open("a") as out:

@@ -26,7 +26,7 @@ def import_example(name: str) -> ModuleType:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example with a trained model: its own artifacts when trained, else a fresh training."""
-    if (EXAMPLE / "artifacts" / "model.joblib").is_file():
+    if (EXAMPLE / "artifacts" / "model.skops").is_file():
         return EXAMPLE
     root = tmp_path_factory.mktemp("banking77")
     for name in ("service.py", "shipway.toml", "rules.yaml"):

@@ -3,14 +3,14 @@
 import os
 from pathlib import Path
 
-import joblib
 import numpy as np
+import skops.io
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-MODEL = joblib.load(Path(os.environ["BANKING77_ARTIFACTS"]) / "model.joblib")
+MODEL = skops.io.load(Path(os.environ["BANKING77_ARTIFACTS"]) / "model.skops")
 
 
 async def predict(request: Request) -> JSONResponse:

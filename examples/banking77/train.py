@@ -2,8 +2,10 @@
 
 Learning code only: it reads the dataset that data.py built and writes
 
-    artifacts/model.joblib      the fitted scikit-learn Pipeline (text in, 77 probabilities out)
-    artifacts/manifest.json     version, dataset_version, run_id, metrics, parameters
+    artifacts/model.skops       the fitted scikit-learn Pipeline (text in, 77 probabilities out), in
+                                skops's format: loading it builds only trusted types, never runs code
+    artifacts/manifest.json     version, dataset_version, run_id, metrics, parameters, and the
+                                sha256 of every file above, which every load checks (docs/security.md)
     artifacts/profile.json      the reference for drift detection: the training texts, and the
                                 service's answers on the validation split (docs/drift.md)
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import importlib.util
 import json
 import platform
@@ -27,14 +28,17 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import joblib
 import numpy as np
 import scipy
 import sklearn
+import skops
+import skops.io
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from shipway import write_manifest
+from shipway.core.artifacts import file_sha256
 from shipway.monitoring.profile import Profile
 
 HERE = Path(__file__).resolve().parent
@@ -99,9 +103,16 @@ def train(dataset: Path, artifacts: Path) -> dict:
     }
 
     artifacts.mkdir(parents=True, exist_ok=True)
-    model_path = artifacts / "model.joblib"
-    joblib.dump(model, model_path)
-    model_hash = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    model_path = artifacts / "model.skops"
+    skops.io.dump(model, model_path)
+    # skops builds only the types it trusts (scikit-learn's, numpy's, scipy's); a type of its own
+    # would have to be named in service.py's TRUSTED_TYPES, after review: such a type can run code.
+    untrusted = skops.io.get_untrusted_types(file=model_path)
+    if untrusted:
+        raise SystemExit(
+            f"the model holds types skops does not trust: {untrusted}; review them, then list them in service.py"
+        )
+    model_hash = file_sha256(model_path)
     manifest = {
         "version": f"banking77-tfidf-lr-{model_hash[:12]}",
         "dataset_version": dataset_manifest["version"],
@@ -118,17 +129,17 @@ def train(dataset: Path, artifacts: Path) -> dict:
             "scikit-learn": sklearn.__version__,
             "numpy": np.__version__,
             "scipy": scipy.__version__,
-            "joblib": joblib.__version__,
+            "skops": skops.__version__,
         },
-        "model_sha256": model_hash,
     }
-    text = json.dumps(manifest, indent=2) + "\n"
-    (artifacts / "manifest.json").write_text(text, encoding="utf-8")
 
     # The drift reference: requests as the service receives them, and its answers on held-out
     # messages (answers on the training messages would be more confident than live ones).
     meta = {key: manifest[key] for key in ("version", "dataset_version", "run_id")}
     Profile.build([{"text": t} for t in x_train], service_answers(model, x_valid), meta=meta).save(artifacts)
+    # Last, once every artifact is written: the manifest lists each file with its sha256.
+    write_manifest(artifacts, manifest)
+    text = (artifacts / "manifest.json").read_text(encoding="utf-8")
     return json.loads(text)  # as written: JSON lists where PARAMS has tuples
 
 

@@ -5,12 +5,14 @@ pipeline = shipway.Service(predict).setup()
 pipeline.run({"text": "hello"})
 """
 
+from shipway.core.artifacts import verify_artifacts, write_manifest
 from shipway.core.pipeline import Pipeline
 from shipway.core.service import Service
 from shipway.core.settings import Settings, load_settings
 from shipway.core.stage import Stage
 from shipway.core.trace import StageRecord, Trace
 from shipway.errors import (
+    ArtifactError,
     ConfigError,
     InputError,
     LoadError,
@@ -28,6 +30,7 @@ from shipway.errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArtifactError",
     "ConfigError",
     "InputError",
     "LoadError",
@@ -48,4 +51,6 @@ __all__ = [
     "Trace",
     "__version__",
     "load_settings",
+    "verify_artifacts",
+    "write_manifest",
 ]

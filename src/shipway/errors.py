@@ -8,6 +8,7 @@
     │   └── AlertError       an alert rules file is invalid (file:line first, every problem listed)
     ├── ServiceError         service.py does not follow the protocol
     │   └── LoadError        load() failed or its artifacts are missing
+    │       └── ArtifactError    artifacts that do not match their manifest, or outside deploy.root
     ├── InputError           an input does not match the input schema (4xx)
     │   └── PayloadError     a body that is not JSON or is too large
     ├── PredictError         user code raised inside a stage or predict (500)
@@ -31,6 +32,7 @@ from typing import Any
 
 __all__ = [
     "AlertError",
+    "ArtifactError",
     "ConfigError",
     "DataError",
     "DriftError",
@@ -96,6 +98,12 @@ class ServiceError(ShipwayError):
 
 class LoadError(ServiceError):
     """load() raised, or the artifacts it needs are missing."""
+
+
+class ArtifactError(LoadError):
+    """An artifacts folder that is not loaded: a file differs from its sha256 in manifest.json, is
+    missing or is not listed, the manifest's signature does not match, or the folder lies outside
+    `deploy.root`. Nothing in the folder has been unpickled when it is raised."""
 
 
 class InputError(ShipwayError):

@@ -9,8 +9,9 @@ import click
 
 from shipway.cli.common import fail, load_project, project_gate
 from shipway.cli.rules import TARGET_HELP, URL_HELP, admin_request
+from shipway.core.artifacts import deployable, verify_artifacts
 from shipway.core.service import read_ids
-from shipway.errors import GateFailed, LoadError, ShipwayError
+from shipway.errors import GateFailed, ShipwayError
 from shipway.store import store_from_url
 
 __all__ = ["deploy"]
@@ -45,8 +46,8 @@ def deploy(artifacts: str, target: str, url: str | None, actor: str | None, gate
 
 def _deploy_to_store(artifacts: Path, target: str, actor: str | None, gated: bool) -> dict[str, str]:
     service, settings = load_project(target)
-    if not artifacts.is_dir():
-        raise LoadError(f"the artifacts folder {artifacts} does not exist; pass a folder that train.py wrote")
+    artifacts = deployable(artifacts, settings)
+    verify_artifacts(artifacts)  # also when not gated: the store names only verified folders
     ids = {"service": settings["name"], **read_ids(artifacts), "rules_version": None}
     gate = project_gate(settings) if gated else None
     if gate is not None:

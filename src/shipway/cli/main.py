@@ -1,4 +1,4 @@
-"""`shipway serve`, `shipway predict` and `shipway settings`."""
+"""`shipway serve`, `shipway predict`, `shipway manifest` and `shipway settings`."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from shipway.cli.monitor import alert_jobs, dashboard, dashboard_mounts, monitor
 from shipway.cli.new import check, new, update
 from shipway.cli.rules import rules
 from shipway.cli.validate import explain, validate
+from shipway.core.artifacts import MANIFEST, SIGNATURE, verify_artifacts, write_manifest
 from shipway.core.service import read_ids
 from shipway.core.settings import ENVIRONMENT, SETTINGS, settings_markdown
 from shipway.errors import ShipwayError
@@ -87,6 +88,25 @@ def predict(target: str, item: str, trace: bool) -> None:
         click.echo(pipeline.render(pipeline.run(raw)))
     except ShipwayError as err:
         fail(err)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False, exists=True))
+@click.option("--verify", is_flag=True, help="Only check FOLDER against its manifest, as every load does.")
+def manifest(folder: str, verify: bool) -> None:
+    """Write FOLDER/manifest.json: the sha256 of every file in FOLDER, keeping the manifest's other
+    fields; signed (manifest.sig) when SHIPWAY_MANIFEST_KEY is set. Every load checks it first."""
+    try:
+        if verify:
+            verified = verify_artifacts(Path(folder))
+            listed = len(verified["files"]) if verified else 0
+            click.echo(f"{folder}: {listed} file{'s' if listed != 1 else ''} match {MANIFEST}")
+            return
+        written = write_manifest(Path(folder))
+    except ShipwayError as err:
+        fail(err)
+    signed = " and signed it" if (Path(folder) / SIGNATURE).exists() else ""
+    click.echo(f"wrote {Path(folder) / MANIFEST} ({len(written['files'])} files){signed}")
 
 
 @main.command()

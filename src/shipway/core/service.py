@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from shipway.core.artifacts import verify_artifacts
 from shipway.core.pipeline import Pipeline
 from shipway.core.schema import Schema
 from shipway.core.settings import Settings, load_settings
@@ -105,9 +106,12 @@ class Service:
         return self.predict_batch is not None
 
     def run_load(self, artifacts: Path | None) -> None:
-        """Run load() once; its result is handed to predict. Idempotent."""
+        """Verify the artifacts against their manifest, then run load() once; its result is handed
+        to predict. Idempotent."""
         if self.loaded:
             return
+        if artifacts is not None:
+            verify_artifacts(artifacts)  # before load() can unpickle anything
         if self.load is not None:
             takes = _positional(self.load)
             try:

@@ -44,6 +44,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Folder passed to load(); its manifest.json gives the model, dataset and run ids.",
     ),
     Setting(
+        "deploy.root",
+        str,
+        "",
+        "Folder under which `shipway deploy` and POST /admin/model may find artifacts folders (symbolic links resolved); any other folder is refused before it is read. Empty: the folder that holds `artifacts` (the project folder by default).",
+    ),
+    Setting(
         "version",
         str,
         "",
@@ -272,6 +278,8 @@ ENVIRONMENT: dict[str, str] = {
     "SHIPWAY_STORE_URL": "Overrides store.url (keep database passwords out of shipway.toml).",
     "SHIPWAY_ADMIN_TOKEN": "Bearer token that admin operations require; the dashboard requires it too when set (without it, the dashboard answers loopback clients only).",
     "SHIPWAY_FEEDBACK_TOKEN": "Bearer token that POST /feedback requires (when unset, SHIPWAY_ADMIN_TOKEN does if set).",
+    "SHIPWAY_MANIFEST_KEY": "HMAC-SHA256 key that signs artifacts/manifest.json when it is written; when set, every load refuses a manifest it did not sign (docs/security.md).",
+    "SHIPWAY_MANIFEST_KEY_PREVIOUS": "The signing key before the last rotation: manifests it signed still load while models are signed again (docs/security.md).",
 }
 
 BY_KEY = {s.key: s for s in SETTINGS}

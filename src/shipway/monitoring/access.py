@@ -1,7 +1,8 @@
 """Who may read the dashboard: it shows logged inputs, which are customer text.
 
 - With SHIPWAY_ADMIN_TOKEN set (the token the service's admin routes take), every page and
-  API call needs it: as `Authorization: Bearer <token>` (scripts), or through the login
+  API call needs it: as `Authorization: Bearer <token>` (scripts; shipway/tokens.py's one
+  check, wrong tokens limited per client address), or through the login
   form, which sets a signed session cookie (HttpOnly, SameSite=Strict, 12 hours) that holds
   an HMAC of the token and its expiry, never the token itself.
 - Without it, the dashboard answers only clients on the loopback interface (this machine,
@@ -21,7 +22,19 @@ from html import escape
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
-__all__ = ["COOKIE", "SESSION_S", "TOKEN_ENV", "check", "form_fields", "login_form", "session_cookie", "token_matches"]
+from shipway.tokens import bearer, token_matches
+
+__all__ = [
+    "COOKIE",
+    "SESSION_S",
+    "TOKEN_ENV",
+    "authorization",
+    "check",
+    "client",
+    "form_fields",
+    "login_form",
+    "session_cookie",
+]
 
 TOKEN_ENV = "SHIPWAY_ADMIN_TOKEN"
 COOKIE = "shipway_dashboard"
@@ -36,17 +49,23 @@ def check(scope: dict[str, Any], token: str | None = None, now: float | None = N
     if not token:
         return "ok" if _loopback(scope.get("client")) else "forbidden"
     authorization, cookies = _credentials(scope)
-    if authorization is not None and authorization[:7].lower() == b"bearer ":
-        if token_matches(authorization[7:].decode("latin-1").strip(), token):
-            return "ok"
+    if authorization is not None and token_matches(bearer(authorization), token):
+        return "ok"
     session = cookies.get(COOKIE)
     if session is not None and _valid_session(session, token, time.time() if now is None else now):
         return "ok"
     return "login"
 
 
-def token_matches(given: str, token: str) -> bool:
-    return hmac.compare_digest(given.encode(), token.encode())
+def authorization(scope: dict[str, Any]) -> bytes | None:
+    """The request's Authorization header, if it sent one."""
+    return _credentials(scope)[0]
+
+
+def client(scope: dict[str, Any]) -> str:
+    """The client's address, for counting its wrong tokens."""
+    peer = scope.get("client")
+    return str(peer[0]) if peer else ""
 
 
 def session_cookie(token: str, path: str, now: float | None = None) -> bytes:

@@ -53,6 +53,7 @@ from shipway.monitoring.snapshot import (
 )
 from shipway.store import Store, store_from_url
 from shipway.store.feedback import Describe
+from shipway.tokens import FailedAttempts, token_matches
 
 __all__ = ["Dashboard"]
 
@@ -109,6 +110,7 @@ class Dashboard:
         self._store: Store | None = None
         self._lock = threading.Lock()
         self._scans: dict[tuple[Any, ...], Any] = {}
+        self.attempts = FailedAttempts()  # wrong tokens per client address (shipway/tokens.py)
 
     # -- the store ---------------------------------------------------------------
 
@@ -184,7 +186,12 @@ class Dashboard:
             return await self._asset(scope, send, route)
         if route == "/login":
             return await self._login(scope, receive, send, method)
+        presented = access.authorization(scope) is not None
+        if presented and (wait := self.attempts.retry_after(access.client(scope))):
+            return await self._too_many(send, wait)
         verdict = access.check(scope)
+        if verdict == "login" and presented:
+            self.attempts.failed(access.client(scope))
         if verdict != "ok":
             return await self._refuse(scope, send, verdict, path)
         params = query(scope)
@@ -338,11 +345,15 @@ class Dashboard:
             except ConfigError as err:
                 return await self._error(send, 413, "payload_error", str(err))
             target = fields.get("next") or self.prefix
-            if token and access.token_matches(fields.get("token", ""), token):
+            if wait := self.attempts.retry_after(access.client(scope)):
+                return await self._too_many(send, wait)
+            if token_matches(fields.get("token"), token):
                 # Only back into the dashboard: `next` must not send the browser elsewhere.
                 where = target if target.startswith(self.prefix) and not target.startswith("//") else self.prefix
                 headers = [(b"location", where.encode()), (b"set-cookie", access.session_cookie(token, self.prefix))]
                 return await respond(send, 303, b"", HTML, [*headers, *_PRIVATE])
+            if token:
+                self.attempts.failed(access.client(scope))
             message = (
                 "That is not the token." if token else f"No token is set: start the service with {access.TOKEN_ENV}."
             )
@@ -367,6 +378,11 @@ class Dashboard:
             f"(loopback); start the service with {access.TOKEN_ENV} set to a secret and sign in with it"
         )
         await self._error(send, 403, "forbidden", message, html=not wants_json)
+
+    async def _too_many(self, send: Send, wait: int) -> None:
+        message = f"too many wrong tokens from this address; try again in {wait} s"
+        payload = orjson.dumps({"error": {"type": "too_many_attempts", "message": message}})
+        await respond(send, 429, payload, JSON, [(b"retry-after", str(wait).encode()), *_PRIVATE])
 
     async def _error(self, send: Send, status: int, kind: str, message: str, *, html: bool = False) -> None:
         if html:

@@ -3,13 +3,13 @@
 Every admin request needs `Authorization: Bearer <token>` matching the
 SHIPWAY_ADMIN_TOKEN the service started with; without that variable the
 admin endpoints are off (403), so no deployment exposes them by accident.
+Wrong tokens are limited per client address (429): shipway/tokens.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hmac
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ import orjson
 
 from shipway.errors import GateFailed, LoadError, PayloadError, RulesError, StoreError, StoreUnavailable
 from shipway.serving.decisions import UnknownVersion
+from shipway.serving.guard import TOKEN_ENV, guard
 from shipway.serving.http import Receive, Send, read_body, send_response
 from shipway.serving.responses import error_body
 from shipway.store import RulesEvent
@@ -24,38 +25,21 @@ from shipway.store import RulesEvent
 if TYPE_CHECKING:
     from shipway.serving.app import App
 
-__all__ = ["admin", "event_json"]
-
-TOKEN_ENV = "SHIPWAY_ADMIN_TOKEN"
-
-
-def _authorized(app: App, authorization: bytes | None, send: Send, request_id: str) -> bytes | None:
-    """None when the caller may proceed, else the error body to answer with (status in the body's type)."""
-    token = os.environ.get(TOKEN_ENV)
-    if not token:
-        return error_body(
-            "forbidden",
-            f"admin operations are off: start the service with {TOKEN_ENV} set to a secret token, "
-            f"then send it as `Authorization: Bearer <token>`",
-            request_id,
-        )
-    given = authorization[7:] if authorization and authorization[:7].lower() == b"bearer " else b""
-    if not hmac.compare_digest(given, token.encode()):
-        return error_body(
-            "unauthorized",
-            f"this admin operation needs `Authorization: Bearer <token>` with the service's {TOKEN_ENV}",
-            request_id,
-        )
-    return None
+__all__ = ["TOKEN_ENV", "admin", "event_json"]
 
 
 async def admin(
-    app: App, receive: Receive, send: Send, request_id: str, authorization: bytes | None, action: str
+    app: App,
+    receive: Receive,
+    send: Send,
+    request_id: str,
+    authorization: bytes | None,
+    client: str,
+    action: str,
 ) -> None:
-    refused = _authorized(app, authorization, send, request_id)
-    if refused is not None:
-        status = 403 if b'"forbidden"' in refused else 401
-        return await app._refuse(send, status, "forbidden" if status == 403 else "unauthorized", refused, request_id)
+    token = os.environ.get(TOKEN_ENV)
+    if not await guard(app, send, request_id, client, authorization, token, "this admin operation", TOKEN_ENV):
+        return
     if app.rules is None:
         return await send_response(
             send, 503, error_body("not_ready", "the service is still starting", request_id), request_id

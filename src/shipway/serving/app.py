@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from shipway.core.artifacts import deployable
 from shipway.core.gate import Gate
 from shipway.core.pipeline import Pipeline
 from shipway.core.service import Service, read_ids
@@ -44,6 +45,7 @@ from shipway.serving.responses import error_body, error_for
 from shipway.serving.warmup import warm_up
 from shipway.store.prediction_log import PredictionLog
 from shipway.store.records import Context
+from shipway.tokens import FailedAttempts
 
 __all__ = ["App"]
 
@@ -120,6 +122,7 @@ class App:
             },
         }
         self.feedback = FeedbackWriter(settings)
+        self.attempts = FailedAttempts()  # wrong tokens per client, for the guarded routes
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -131,7 +134,7 @@ class App:
         deployed = self.models.newest()  # a restart serves the newest deployed model
         self.models.close()  # no connection may cross the fork
         if deployed is not None and Path(deployed.source).is_dir():
-            artifacts = Path(deployed.source)
+            artifacts = deployable(deployed.source, self.settings)
             self.models.applied = deployed.id
         self.ids = {
             "service": self.name,
@@ -346,7 +349,8 @@ class App:
                     return await mounted({**scope, "shipway.trace": self.trace_body}, receive, send)
             guarded = self._guarded_routes.get((path, method))
             if guarded is not None:
-                return await guarded(self, receive, send, request_id, authorization)
+                client = scope.get("client")
+                return await guarded(self, receive, send, request_id, authorization, str(client[0]) if client else "")
             allowed = sorted(methods or {m for (p, m) in self._guarded_routes if p == path})
             if allowed:
                 body = error_body("method_not_allowed", f"{path} takes {', '.join(allowed)}, not {method}", request_id)

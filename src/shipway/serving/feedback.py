@@ -11,7 +11,6 @@ A store that is down answers 503 with Retry-After; nothing is half written.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import os
 import threading
 from typing import TYPE_CHECKING
@@ -20,6 +19,7 @@ import orjson
 
 from shipway.core.settings import Settings
 from shipway.errors import InputError, PayloadError, StoreError, StoreUnavailable
+from shipway.serving.guard import guard
 from shipway.serving.http import Receive, Send, read_body, send_response
 from shipway.serving.responses import error_body, error_for
 from shipway.store import Store, store_from_url
@@ -80,19 +80,12 @@ class FeedbackWriter:
 
 
 async def feedback_endpoint(
-    app: App, receive: Receive, send: Send, request_id: str, authorization: bytes | None
+    app: App, receive: Receive, send: Send, request_id: str, authorization: bytes | None, client: str
 ) -> None:
     token = os.environ.get(FEEDBACK_TOKEN_ENV) or os.environ.get(ADMIN_TOKEN_ENV)
-    if token:
-        given = authorization[7:] if authorization and authorization[:7].lower() == b"bearer " else b""
-        if not hmac.compare_digest(given, token.encode()):
-            body = error_body(
-                "unauthorized",
-                f"feedback needs `Authorization: Bearer <token>` with the service's {FEEDBACK_TOKEN_ENV} "
-                f"(or {ADMIN_TOKEN_ENV} when that is the only one set)",
-                request_id,
-            )
-            return await app._refuse(send, 401, "unauthorized", body, request_id)
+    which = f"{FEEDBACK_TOKEN_ENV} (or {ADMIN_TOKEN_ENV} when that is the only one set)"
+    if token and not await guard(app, send, request_id, client, authorization, token, "feedback", which):
+        return
     writer = app.feedback
     try:
         body = await read_body(receive, app.settings["serve.max_body_bytes"])

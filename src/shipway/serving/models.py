@@ -6,7 +6,8 @@ it passes records the deployment in the store's model history and swaps it
 in. Every other worker (and replica) sees the new history event within
 `rules.poll_s`, loads the same artifacts and swaps. A restart serves the
 newest deployed artifacts, not the `artifacts` setting. A worker that cannot
-load them keeps its model and logs why.
+load them keeps its model and logs why. Every folder must lie under
+`deploy.root` and match its manifest (core/artifacts.py) before load() runs.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shipway.core.artifacts import deployable
 from shipway.core.pipeline import Pipeline
 from shipway.core.service import Service, read_ids
 from shipway.errors import GateFailed, LoadError, StoreUnavailable
@@ -82,7 +84,7 @@ class ModelManager:
     ) -> RulesEvent:
         """Load, gate, record and swap in a new model (GateFailed or LoadError leave the live one)."""
         app = self.app
-        path = (app.settings.root / artifacts).resolve()
+        path = deployable(artifacts, app.settings)  # under deploy.root, before anything is read
         pipeline, ids = self.build(path)
         if app.gate is not None:
             result = app.gate(pipeline) if run_on_predict_thread is None else run_on_predict_thread(app.gate, pipeline)
@@ -101,7 +103,7 @@ class ModelManager:
         if event is None or event.id == self.applied:
             return
         try:
-            pipeline, ids = self.build(Path(event.source))
+            pipeline, ids = self.build(deployable(event.source, self.app.settings))
         except Exception:
             logger.exception(
                 "cannot load the deployed model %s from %s; keeping the current one", event.version, event.source

@@ -5,7 +5,7 @@ It loads the project as `shipway serve` would and runs the service in-process:
     settings     shipway.toml reads
     service      service.py imports and follows the protocol
     schemas      the type hints make input and output schemas; predict's output matches its own
-    artifacts    the artifacts folder, its manifest.json, and every file the manifest lists
+    artifacts    the artifacts folder matches its manifest.json (every file, by sha256), as every load requires
     load         load() runs
     example      `example` (and `examples`) match the input schema
     json         every output serialises to JSON and comes back unchanged
@@ -20,14 +20,13 @@ of the protocol, not of the model's quality: that is what validation suites are 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from shipway.core.artifacts import verify_artifacts
 from shipway.core.pipeline import Pipeline
 from shipway.core.service import Service, import_service, read_ids
 from shipway.core.settings import Settings, load_settings
@@ -65,6 +64,9 @@ def check_project(target: str | Path) -> Report:
         return report
     artifacts = settings.path("artifacts")
     missing = _artifacts(report, service, artifacts)
+    if report.findings[-1].check == "artifacts" and report.findings[-1].status == "fail":
+        report.add("load", "skip", "not run: the artifacts do not match their manifest, so nothing in them is loaded")
+        return report
     loaded_ok = _load(report, service, artifacts)
     if missing is not None:
         # A missing folder is a problem when load() needed it, a curiosity when it did not.
@@ -150,31 +152,19 @@ def _artifacts(report: Report, service: Service, folder: Path) -> str | None:
             )
         report.add("artifacts", "skip", "no artifacts folder, and no load() that takes one")
         return None
-    manifest_file = folder / "manifest.json"
-    if not manifest_file.is_file():
-        report.add(
-            "artifacts",
-            "warn",
-            f"{folder} has no manifest.json: predictions carry a hash of the folder as model version and no "
-            f"dataset version or run id. Write one from the training script (docs: service.md, Model ids).",
-        )
-        return None
     try:
-        manifest = json.loads(manifest_file.read_text())
-    except ValueError as err:
-        report.add("artifacts", "fail", f"{manifest_file} is not valid JSON ({err}); fix it or train again.")
+        manifest = verify_artifacts(folder)  # what every load runs first: one check, one message
+    except ShipwayError as err:
+        report.add("artifacts", "fail", str(err))
         return None
-    if not isinstance(manifest, dict):
-        report.add("artifacts", "fail", f"{manifest_file} must hold a JSON object, not {type(manifest).__name__}.")
-        return None
-    problems = _manifest_files(folder, manifest.get("files"))
-    if problems:
-        report.add("artifacts", "fail", "\n".join(problems))
+    if manifest is None:
+        report.add("artifacts", "skip", f"{folder} is empty")
         return None
     absent = [key for key in ("version", "dataset_version", "run_id") if not manifest.get(key)]
-    listed = manifest.get("files") or {}
-    summary = f"{folder.name}/manifest.json: version {manifest.get('version')}" + (
-        f", {len(listed)} file{'s' if len(listed) != 1 else ''} as listed" if listed else ""
+    listed = manifest["files"]
+    summary = (
+        f"{folder.name}/manifest.json: version {manifest.get('version')}, "
+        f"{len(listed)} file{'s' if len(listed) != 1 else ''} as listed"
     )
     if absent:
         report.add(
@@ -185,32 +175,6 @@ def _artifacts(report: Report, service: Service, folder: Path) -> str | None:
     else:
         report.add("artifacts", "ok", summary)
     return None
-
-
-def _manifest_files(folder: Path, files: Any) -> list[str]:
-    """What is wrong with the files manifest.json lists: a list of names, or names to sha256."""
-    if files is None:
-        return []
-    if isinstance(files, list):
-        files = dict.fromkeys(files)
-    if not isinstance(files, dict):
-        return [
-            f"manifest.json `files` must list file names (or map them to their sha256), not {type(files).__name__}."
-        ]
-    problems = []
-    for name, expected in files.items():
-        file = folder / str(name)
-        if not file.is_file():
-            problems.append(
-                f"artifacts missing: manifest.json lists {name}, which is not in {folder}. Train again, or copy the "
-                f"whole artifacts folder."
-            )
-        elif expected and hashlib.sha256(file.read_bytes()).hexdigest() != expected:
-            problems.append(
-                f"artifacts changed: {name} is not the file manifest.json describes (its sha256 differs). Train again, "
-                f"or restore the file the manifest was written with."
-            )
-    return problems
 
 
 def _load(report: Report, service: Service, artifacts: Path) -> bool:

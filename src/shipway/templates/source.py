@@ -34,8 +34,8 @@ __all__ = [
     "packaged_source",
 ]
 
-TEMPLATE_VERSION = "1.1.0"
-TEMPLATE_DIGEST = "9d718e9d99bcba7a"
+TEMPLATE_VERSION = "1.2.0"
+TEMPLATE_DIGEST = "6ab2ee843679e450"
 PACKAGED = Path(__file__).resolve().parent / "template"
 
 # Commits in the cache repository are shipway's, whoever runs it: no user config, hooks or signing.
