@@ -51,7 +51,7 @@ def test_texts(built: dict[str, Any]) -> list[str]:
 
 def test_dataset_manifest(built: dict[str, Any]) -> None:
     manifest = built["dataset"]
-    assert len(manifest["version"]) == 12
+    assert len(manifest["version"]) == 16
     assert manifest["dropped"]["train"]["duplicate"] > 0
     rows = manifest["rows"]
     assert set(rows) == {"train", "valid", "test"}

@@ -17,6 +17,7 @@ EXPORTED = [
     "Pipeline",
     "PredictError",
     "PredictTimeout",
+    "Run",
     "Service",
     "ServiceError",
     "Settings",
@@ -27,7 +28,10 @@ EXPORTED = [
     "StoreUnavailable",
     "Trace",
     "__version__",
+    "active_run",
     "load_settings",
+    "run",
+    "start_run",
     "verify_artifacts",
     "write_manifest",
 ]

@@ -6,10 +6,11 @@ This is the dataset step only; learning code lives in train.py and reads what th
     build/dataset/categories.json                  the label set
     build/dataset/manifest.json                    version, row counts, what was dropped
 
-The version is a hash of the written files, so two builds of the same data share a version
-and any change to the data (or to the cleaning rules) gives a new one.
+The version is shipway's content version of the splits written (docs/experiments.md), so two
+builds of the same data share a version, any change to the data (or to the cleaning rules)
+gives a new one, and it is the version `shipway data build` registers.
 
-    python data.py [--src data] [--out build/dataset]
+    python data.py [--src data] [--out build/dataset]     (or: shipway data build)
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import json
 import random
 from collections import Counter
 from pathlib import Path
+
+from shipway.experiments.datasets import content_version
 
 HERE = Path(__file__).resolve().parent
 SPLITS = ("train", "valid", "test")
@@ -131,13 +134,10 @@ def build_dataset(src: Path, out: Path, *, valid_fraction: float = VALID_FRACTIO
     files = {f"{name}.csv": write_csv(out / f"{name}.csv", splits[name]) for name in SPLITS}
     files["categories.json"] = json.dumps(labels, indent=2).encode() + b"\n"
     (out / "categories.json").write_bytes(files["categories.json"])
-    digest = hashlib.sha256()
-    for name, content in files.items():
-        digest.update(name.encode() + b"\0" + content + b"\0")
 
     manifest = {
         "name": "banking77",
-        "version": digest.hexdigest()[:12],
+        "version": content_version(out),
         "source_files": {
             name: hashlib.sha256((src / name).read_bytes()).hexdigest()
             for name in ("train.csv", "test.csv", "categories.json")

@@ -13,7 +13,9 @@ shipway tags every prediction with `version`, `dataset_version` and `run_id` fro
 
     python train.py [--dataset build/dataset] [--artifacts artifacts]
 
-builds the dataset first when it is missing.
+builds the dataset first when it is missing. Either way the training is a tracked run in the
+project's store (docs/experiments.md); `shipway train --set classifier.C=5` runs it with an
+override, and `shipway reproduce RUN` runs it again from the recorded code, data and seeds.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from shipway import write_manifest
+import shipway
 from shipway.core.artifacts import file_sha256
+from shipway.experiments.datasets import content_version
 from shipway.monitoring.profile import Profile
 
 HERE = Path(__file__).resolve().parent
@@ -53,8 +56,10 @@ PARAMS = {
 
 
 def make_pipeline(params: dict = PARAMS) -> Pipeline:
+    # A configuration read back from JSON (a run's) has a list where scikit-learn wants a tuple.
+    words = {**params["words"], "ngram_range": tuple(params["words"]["ngram_range"])}
     return Pipeline(
-        [("features", TfidfVectorizer(**params["words"])), ("classifier", LogisticRegression(**params["classifier"]))]
+        [("features", TfidfVectorizer(**words)), ("classifier", LogisticRegression(**params["classifier"]))]
     )
 
 
@@ -80,8 +85,10 @@ def service_answers(model: Pipeline, texts: list[str]) -> list[dict]:
     return [answer.model_dump() for answer in service.predict_batch(model, messages)]
 
 
-def train(dataset: Path, artifacts: Path) -> dict:
-    """Fit on dataset/train.csv, score valid and test, write artifacts; return the manifest."""
+def train(dataset: Path, artifacts: Path, run: shipway.Run | None = None) -> dict:
+    """Fit on dataset/train.csv, score valid and test, write artifacts; return the manifest.
+
+    With a `run`, its configuration overrides PARAMS and the metrics are logged to it."""
     dataset, artifacts = Path(dataset), Path(artifacts)
     manifest_path = dataset / "manifest.json"
     if not manifest_path.exists():
@@ -93,7 +100,11 @@ def train(dataset: Path, artifacts: Path) -> dict:
     x_valid, y_valid = read_split(dataset / "valid.csv")
     x_test, y_test = read_split(dataset / "test.csv")
 
-    model = make_pipeline()
+    params = run.configure(PARAMS) if run is not None else PARAMS
+    if run is not None:
+        run.seed(0)  # recorded; lbfgs draws no random numbers, so the model does not depend on it
+    dataset_version = (run.record.dataset_version if run is not None else None) or content_version(dataset)
+    model = make_pipeline(params)
     started = time.perf_counter()
     model.fit(x_train, y_train)
     fit_seconds = time.perf_counter() - started
@@ -115,15 +126,15 @@ def train(dataset: Path, artifacts: Path) -> dict:
     model_hash = file_sha256(model_path)
     manifest = {
         "version": f"banking77-tfidf-lr-{model_hash[:12]}",
-        "dataset_version": dataset_manifest["version"],
-        "run_id": uuid.uuid4().hex,
+        "dataset_version": dataset_version,
+        "run_id": run.id if run is not None else uuid.uuid4().hex,
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "metrics": metrics,
         "fit_seconds": round(fit_seconds, 1),
         "rows": dataset_manifest["rows"],
         # Column order of model.predict_proba.
         "labels": [str(label) for label in model.classes_],
-        "params": PARAMS,
+        "params": params,
         "libraries": {
             "python": platform.python_version(),
             "scikit-learn": sklearn.__version__,
@@ -137,8 +148,13 @@ def train(dataset: Path, artifacts: Path) -> dict:
     # messages (answers on the training messages would be more confident than live ones).
     meta = {key: manifest[key] for key in ("version", "dataset_version", "run_id")}
     Profile.build([{"text": t} for t in x_train], service_answers(model, x_valid), meta=meta).save(artifacts)
+    if run is not None:
+        run.use_dataset(dataset_version)
+        run.log_metrics(metrics)
+        run.log_metric("fit_seconds", fit_seconds)
+        run.set(model_version=manifest["version"])
     # Last, once every artifact is written: the manifest lists each file with its sha256.
-    write_manifest(artifacts, manifest)
+    shipway.write_manifest(artifacts, manifest)
     text = (artifacts / "manifest.json").read_text(encoding="utf-8")
     return json.loads(text)  # as written: JSON lists where PARAMS has tuples
 
@@ -148,14 +164,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", type=Path, default=HERE / "build" / "dataset")
     parser.add_argument("--artifacts", type=Path, default=HERE / "artifacts")
     args = parser.parse_args(argv)
-    if not (args.dataset / "manifest.json").exists():
-        # Run as a script, this file's folder is on sys.path, so its sibling data.py imports.
-        from data import build_dataset
+    # Under `shipway train` the run exists already and names the folders; otherwise this starts one.
+    with shipway.run(HERE, name="tfidf-lr") as run:
+        dataset = run.dataset_dir or args.dataset
+        if not (dataset / "manifest.json").exists():
+            # Run as a script, this file's folder is on sys.path, so its sibling data.py imports.
+            from data import build_dataset
 
-        print(f"building the dataset into {args.dataset}")
-        build_dataset(HERE / "data", args.dataset)
-    manifest = train(args.dataset, args.artifacts)
-    print(f"model {manifest['version']} (dataset {manifest['dataset_version']}) -> {args.artifacts}")
+            print(f"building the dataset into {dataset}")
+            build_dataset(HERE / "data", dataset)
+        manifest = train(dataset, run.artifacts_dir or args.artifacts, run)
+    print(f"run {manifest['run_id']}: model {manifest['version']} (dataset {manifest['dataset_version']})")
     print(f"  valid accuracy {manifest['metrics']['valid_accuracy']:.4f}")
     print(f"  test accuracy  {manifest['metrics']['test_accuracy']:.4f}")
     print(f"  fit in {manifest['fit_seconds']} s")

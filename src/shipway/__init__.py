@@ -3,6 +3,9 @@
 import shipway
 pipeline = shipway.Service(predict).setup()
 pipeline.run({"text": "hello"})
+
+with shipway.run(name="try") as run:   # a tracked run (docs/experiments.md)
+    run.log_metric("valid_accuracy", 0.91)
 """
 
 from shipway.core.artifacts import verify_artifacts, write_manifest
@@ -26,6 +29,7 @@ from shipway.errors import (
     StoreError,
     StoreUnavailable,
 )
+from shipway.experiments.tracking import Run, active_run, run, start_run
 
 __version__ = "0.1.0"
 
@@ -40,6 +44,7 @@ __all__ = [
     "Pipeline",
     "PredictError",
     "PredictTimeout",
+    "Run",
     "Service",
     "ServiceError",
     "Settings",
@@ -50,7 +55,10 @@ __all__ = [
     "StoreUnavailable",
     "Trace",
     "__version__",
+    "active_run",
     "load_settings",
+    "run",
+    "start_run",
     "verify_artifacts",
     "write_manifest",
 ]

@@ -19,7 +19,8 @@
     ├── Overloaded           the queue cannot be served within its wait (503)
     ├── RulesError           a rules file is invalid; `diagnostics` lists why
     ├── DriftError           a drift profile is missing, damaged or of another version, or a window is empty
-    ├── DataError            a dataset to inspect cannot be read or used (no label column, one class...)
+    ├── DataError            a dataset cannot be read, built or used (no label column, one class...)
+    ├── RunError             a tracked run cannot start or be reproduced, or its step made no model
     ├── RegistryError        an unknown model version or alias, or an alias it may not take
     └── StoreError           the store failed
         └── StoreUnavailable the store cannot be reached right now
@@ -49,6 +50,7 @@ __all__ = [
     "RecipeError",
     "RegistryError",
     "RulesError",
+    "RunError",
     "ServiceError",
     "ShipwayError",
     "StoreError",
@@ -197,8 +199,14 @@ class RegistryError(ShipwayError):
 
 
 class DataError(ShipwayError):
-    """A labelled dataset that `shipway inspect` cannot read or use: a missing file or column,
-    a format it cannot tell, one class only, too few rows."""
+    """A labelled dataset that `shipway inspect` cannot read or use (a missing file or column,
+    a format it cannot tell, one class only, too few rows), or that `shipway data build`
+    cannot build or register (the dataset step failed, no split files, no target column)."""
+
+
+class RunError(ShipwayError):
+    """A tracked run that cannot start or be reproduced (a commit or diff that does not apply,
+    another dataset version), or whose training step wrote no model."""
 
 
 class StoreError(ShipwayError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import click
@@ -13,7 +14,7 @@ from shipway.core.service import load_project as core_load_project
 from shipway.core.settings import Settings
 from shipway.errors import ShipwayError
 
-__all__ = ["fail", "load_project", "project_gate"]
+__all__ = ["fail", "load_project", "project_gate", "table"]
 
 
 def load_project(target: str, flags: dict[str, Any] | None = None) -> tuple[Service, Settings]:
@@ -34,3 +35,18 @@ def project_gate(settings: Settings) -> Gate | None:
     from shipway.validation.gate import suite_gate  # the CLI composes capabilities; serving does not
 
     return suite_gate([settings.path("validation.suites")])
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: set[int]) -> list[str]:
+    """Rows as aligned text columns (`right`: the indexes of right-aligned columns), indented."""
+    cells = [[str(h) for h in headers], *[[str(v) for v in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    last = len(headers) - 1
+    lines = []
+    for row in cells:
+        parts = [
+            cell.rjust(widths[i]) if i in right else (cell if i == last else cell.ljust(widths[i]))
+            for i, cell in enumerate(row)
+        ]
+        lines.append("  " + "  ".join(parts).rstrip())
+    return lines

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 import orjson
 
-from shipway.cli.common import fail
+from shipway.cli.common import fail, table
 from shipway.errors import ConfigError, ShipwayError
 from shipway.inspection.labels import METHODS
 
@@ -25,20 +24,6 @@ EXAMPLE_WIDTH = 70
 @click.group()
 def inspect() -> None:
     """Debug data and labels: likely mislabelled rows and the slices where the model does worst."""
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: set[int]) -> list[str]:
-    cells = [[str(h) for h in headers], *[[str(v) for v in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    last = len(headers) - 1
-    lines = []
-    for row in cells:
-        parts = [
-            cell.rjust(widths[i]) if i in right else (cell if i == last else cell.ljust(widths[i]))
-            for i, cell in enumerate(row)
-        ]
-        lines.append("  " + "  ".join(parts).rstrip())
-    return lines
 
 
 def _clip(text: str, width: int = EXAMPLE_WIDTH) -> str:
@@ -70,11 +55,11 @@ def render(report: LabelReport, top: int) -> str:
     if shown:
         what = "text" if r.text else "features"
         issues = [(i.row, i.given, i.suggested, f"{i.self_confidence:.3f}", _clip(i.example)) for i in shown]
-        out += _table(("row", "given", "suggested", "p(given)", what), issues, right={0, 3})
+        out += table(("row", "given", "suggested", "p(given)", what), issues, right={0, 3})
     if r.confusions:
         out += ["", "Most frequent given -> suggested among them"]
         pairs = [(c["count"], c["given"], c["suggested"]) for c in r.confusions[: min(top, 10)]]
-        out += _table(("issues", "given", "suggested"), pairs, right={0})
+        out += table(("issues", "given", "suggested"), pairs, right={0})
 
     out += [
         "",
@@ -86,14 +71,14 @@ def render(report: LabelReport, top: int) -> str:
             (s.description, s.rows, s.errors, f"{s.error_rate:.3f}", f"{s.interval[0]:.3f}-{s.interval[1]:.3f}")
             for s in r.slices[:top]
         ]
-        out += _table(("slice", "rows", "errors", "error rate", "95% interval"), slices, right={1, 2, 3})
+        out += table(("slice", "rows", "errors", "error rate", "95% interval"), slices, right={1, 2, 3})
     else:
         out.append(f"  (no slice has {r.min_support} rows or more; lower --min-support)")
 
     worst = r.class_metrics[:top]
     out += ["", f"Classes, lowest recall first: {len(worst)} of {r.classes}"]
     classes = [(m.name, m.support, m.predicted, f"{m.precision:.3f}", f"{m.recall:.3f}") for m in worst]
-    out += _table(("class", "rows", "predicted", "precision", "recall"), classes, right={1, 2, 3, 4})
+    out += table(("class", "rows", "predicted", "precision", "recall"), classes, right={1, 2, 3, 4})
     return "\n".join(out)
 
 

@@ -11,12 +11,14 @@ import click
 import orjson
 
 from shipway.cli.common import fail, load_project, project_gate
+from shipway.cli.data import data
 from shipway.cli.deploy import deploy
 from shipway.cli.feedback import feedback
 from shipway.cli.inspect import inspect
 from shipway.cli.monitor import alert_jobs, dashboard, dashboard_mounts, monitor
 from shipway.cli.new import check, new, update
 from shipway.cli.rules import rules
+from shipway.cli.runs import reproduce, runs, train
 from shipway.cli.validate import explain, validate
 from shipway.core.artifacts import MANIFEST, SIGNATURE, verify_artifacts, write_manifest
 from shipway.core.service import read_ids
@@ -134,3 +136,7 @@ main.add_command(monitor)
 main.add_command(dashboard)
 main.add_command(feedback)
 main.add_command(inspect)
+main.add_command(data)
+main.add_command(train)
+main.add_command(runs)
+main.add_command(reproduce)

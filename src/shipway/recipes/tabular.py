@@ -20,7 +20,7 @@ from shipway.recipes._sklearn import load_skops, save_skops
 
 __all__ = ["HistGradientBoosting", "LightGBM", "Logistic", "RandomForest", "XGBoost"]
 
-_BOTH = ("tabular-classification", "tabular-regression")
+_BOTH: tuple[str, ...] = ("tabular-classification", "tabular-regression")
 
 
 def _rows(inputs: Sequence[Any]) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from shipway.errors import StoreError
 from shipway.store import alerts, feedback, rollups
+from shipway.store.datasets import DatasetRecords
 from shipway.store.records import (
     AlertEvent,
     FeedbackOutcome,
@@ -22,6 +23,7 @@ from shipway.store.records import (
     RulesEvent,
     columns_of_records,
 )
+from shipway.store.runs import RunRecords
 
 __all__ = [
     "COLUMNS",
@@ -63,7 +65,7 @@ class Executor(Protocol):
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
 
 
-class Store(abc.ABC):
+class Store(RunRecords, DatasetRecords, abc.ABC):
     """A place to keep what shipway records, reached through a URL.
 
     The constructor only stores its arguments; `open()` connects and brings the

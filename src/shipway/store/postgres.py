@@ -23,6 +23,7 @@ from shipway.store.base import (
 )
 from shipway.store.records import LogColumns, PredictionRecord, RulesEvent, columns_of, entries_of_columns
 from shipway.store.rollups import write_rollups
+from shipway.store.run_tables import run_tables
 from shipway.store.tables import hourly_backfill, shared_tables
 
 __all__ = ["PostgresStore"]
@@ -98,6 +99,8 @@ _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
             *hourly_backfill(),
         ),
     ),
+    # Datasets, tasks and tracked runs (store/run_tables.py).
+    (5, run_tables(real="DOUBLE PRECISION", serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 

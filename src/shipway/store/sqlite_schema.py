@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shipway.store.run_tables import run_tables
 from shipway.store.tables import hourly_backfill, shared_tables
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
@@ -127,5 +128,7 @@ MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
             *hourly_backfill(),
         ),
     ),
+    # Datasets, tasks and tracked runs (store/run_tables.py).
+    (5, run_tables(real="REAL", serial="INTEGER PRIMARY KEY")),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

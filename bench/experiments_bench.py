@@ -1,0 +1,269 @@
+"""Run tracking and dataset versioning, side by side with their baselines in one run (issue 18).
+
+    .venv/bin/python bench/experiments_bench.py [--rounds 5] [--artifact-mb 50] [--runs 10000] [--data-mb 200]
+
+1. A run's 10 parameters and 100 metrics, logged one at a time: shipway's `Run` against
+   MLflow's client on its local SQLite tracking store (rounds interleaved, medians).
+2. Storing a 50 MB artifact against copying it and hashing it.
+3. Listing 10,000 runs from a SQLite store.
+4. Hashing a dataset (content version) and building and registering it against writing its
+   files with the csv module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import os
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from shipway.experiments.datasets import content_version, register_folder
+from shipway.experiments.tracking import open_run
+from shipway.store import open_store
+from shipway.store.objects import ObjectStore
+from shipway.store.runs import RunRecord
+
+PARAMS = 10
+METRICS = 100
+
+
+def shipway_run(store_url: str, objects: ObjectStore, root: Path) -> tuple[float, float]:
+    """Seconds for the logging calls (and the final write), and for the whole run."""
+    store = open_store(store_url)
+    started = time.perf_counter()
+    run = open_run(store, objects, project="bench", root=root)
+    logging = time.perf_counter()
+    for i in range(PARAMS):
+        run.log_param(f"param_{i}", i * 0.5)
+    for i in range(METRICS):
+        run.log_metric(f"metric_{i}", i / METRICS)
+    run.end()
+    done = time.perf_counter()
+    store.close()
+    return done - logging, done - started
+
+
+def mlflow_run(mlflow: object) -> tuple[float, float]:
+    started = time.perf_counter()
+    active = mlflow.start_run()  # type: ignore[attr-defined]
+    logging = time.perf_counter()
+    for i in range(PARAMS):
+        mlflow.log_param(f"param_{i}", i * 0.5)  # type: ignore[attr-defined]
+    for i in range(METRICS):
+        mlflow.log_metric(f"metric_{i}", i / METRICS)  # type: ignore[attr-defined]
+    mlflow.end_run()  # type: ignore[attr-defined]
+    done = time.perf_counter()
+    del active
+    return done - logging, done - started
+
+
+def bench_logging(tmp: Path, rounds: int) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
+    mlflow.set_experiment("bench")
+    store_url = f"sqlite:///{tmp / 'shipway.db'}"
+    objects = ObjectStore(tmp / "objects")
+    project = tmp / "project"
+    project.mkdir()
+    # One run each first: MLflow creates its schema, shipway reads the package list.
+    mlflow_run(mlflow)
+    shipway_run(store_url, objects, project)
+    ours: list[tuple[float, float]] = []
+    theirs: list[tuple[float, float]] = []
+    for _ in range(rounds):
+        theirs.append(mlflow_run(mlflow))
+        ours.append(shipway_run(store_url, objects, project))
+    for what, index in (("logging calls and end of run", 0), ("whole run, start to end", 1)):
+        a = statistics.median(t[index] for t in ours)
+        b = statistics.median(t[index] for t in theirs)
+        print(
+            f"{PARAMS} params + {METRICS} metrics, {what}: shipway {a * 1000:.2f} ms, MLflow {b * 1000:.1f} ms, {b / a:.0f}x"
+        )
+
+
+def median_of(fn: Callable[[], object], rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def bench_artifact(tmp: Path, mb: int, rounds: int) -> None:
+    source = tmp / "model.bin"
+    source.write_bytes(os.urandom(mb << 20))
+    ours, theirs = [], []
+    for i in range(rounds):
+        objects = ObjectStore(tmp / f"objects-{i}")
+        target = tmp / f"copy-{i}"
+
+        def copy_and_hash(target: Path = target) -> None:
+            shutil.copyfile(source, target)
+            with open(target, "rb") as fh:
+                hashlib.file_digest(fh, "sha256")
+
+        theirs.append(median_of(copy_and_hash, 1))
+        ours.append(median_of(lambda objects=objects: objects.put(source), 1))
+        shutil.rmtree(tmp / f"objects-{i}")
+        target.unlink()
+    a, b = statistics.median(ours), statistics.median(theirs)
+    print(f"store a {mb} MB artifact: shipway {a * 1000:.0f} ms, copy + sha256 {b * 1000:.0f} ms, ratio {a / b:.2f}")
+
+
+def bench_listing(tmp: Path, runs: int, rounds: int) -> None:
+    with open_store(f"sqlite:///{tmp / 'many.db'}") as store:
+        for i in range(runs):
+            record = RunRecord(
+                id=f"{i:032x}",
+                project="bench",
+                status="finished",
+                started=1_700_000_000 + i,
+                ended=1_700_000_060 + i,
+                code={"commit": "0" * 40, "diff": "x" * 2000},
+                environment={"packages": {f"package-{j}": "1.0" for j in range(150)}},
+                config={"C": 1.0},
+                metrics={"valid_accuracy": 0.9, "test_accuracy": 0.88, "latency_ms_p50": 1.2},
+            )
+            store.insert_run(record)
+        cpu = []
+        for _ in range(rounds):
+            started = time.process_time()
+            store.list_runs(project="bench")
+            cpu.append(time.process_time() - started)
+        seconds = median_of(lambda: store.list_runs(project="bench"), rounds)
+        assert len(store.list_runs(project="bench")) == runs
+    print(
+        f"list {runs:,} runs (SQLite): {seconds * 1000:.0f} ms wall, {statistics.median(cpu) * 1000:.0f} ms CPU "
+        f"(medians of {rounds})"
+    )
+
+
+def write_dataset(folder: Path, rows: list[tuple[str, str]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, part in (
+        ("train", rows[: len(rows) * 8 // 10]),
+        ("valid", rows[len(rows) * 8 // 10 : len(rows) * 9 // 10]),
+        ("test", rows[len(rows) * 9 // 10 :]),
+    ):
+        with open(folder / f"{name}.csv", "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(("text", "category"))
+            writer.writerows(part)
+
+
+def bench_dataset(tmp: Path, mb: int, rounds: int) -> None:
+    rng = random.Random(7)
+    words = [f"w{i}" for i in range(5000)]
+    labels = [f"label_{i}" for i in range(77)]
+    rows: list[tuple[str, str]] = []
+    size = 0
+    while size < mb << 20:
+        text = " ".join(rng.choices(words, k=12))
+        rows.append((text, rng.choice(labels)))
+        size += len(text) + 12
+    folder = tmp / "dataset"
+    write_dataset(folder, rows)
+    total = sum(p.stat().st_size for p in folder.iterdir())
+    cpu: list[float] = []
+    wall: list[float] = []
+    for _ in range(rounds):
+        started, started_cpu = time.perf_counter(), time.process_time()
+        content_version(folder)
+        wall.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
+    mib = total / (1 << 20)
+    print(
+        f"content version of {mib:.0f} MiB in 3 CSV files: {mib / statistics.median(cpu):.0f} MiB per CPU second "
+        f"({mib / statistics.median(wall):.0f} MiB/s wall)"
+    )
+    writes, registers = [], []
+    for i in range(rounds):
+        out = tmp / f"built-{i}"
+        writes.append(timed(lambda out=out: write_dataset(out, rows)))
+        objects = ObjectStore(tmp / f"data-objects-{i}")
+        registers.append(
+            timed(
+                lambda out=out, objects=objects: register_folder(
+                    out, name="bench", target="category", objects=objects, schema={"text": "str"}
+                )
+            )
+        )
+        shutil.rmtree(out)
+        shutil.rmtree(tmp / f"data-objects-{i}")
+    report(f"{mib:.0f} MiB written with csv.writer", "registering them", writes, registers)
+
+
+def bench_banking77(tmp: Path, rounds: int) -> None:
+    """The example's real dataset step (data.py: read, clean, split, write) against the same
+    step followed by registering what it wrote."""
+    import importlib.util
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "banking77"
+    spec = importlib.util.spec_from_file_location("banking77_data", example / "data.py")
+    assert spec is not None and spec.loader is not None
+    data = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(data)
+    steps, registers = [], []
+    for i in range(rounds):
+        out = tmp / f"banking77-{i}"
+        steps.append(timed(lambda out=out: data.build_dataset(example / "data", out)))
+        objects = ObjectStore(tmp / f"b77-objects-{i}")
+        registers.append(
+            timed(
+                lambda out=out, objects=objects: register_folder(
+                    out, name="banking77", target="category", objects=objects, schema={"text": "str"}
+                )
+            )
+        )
+    report("banking77 data.py", "registering what it wrote", steps, registers)
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """Wall and CPU seconds of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def report(base: str, extra: str, bases: list[tuple[float, float]], extras: list[tuple[float, float]]) -> None:
+    parts = []
+    for index, clock in ((1, "CPU"), (0, "wall")):
+        b = statistics.median(t[index] for t in bases)
+        e = statistics.median(t[index] for t in extras)
+        parts.append(f"{clock}: {base} {b:.3f} s, {extra} {e:.3f} s (+{e / b:.0%})")
+    print("; ".join(parts))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--artifact-mb", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--data-mb", type=int, default=200)
+    parser.add_argument("--only", choices=["logging", "artifact", "listing", "dataset", "banking77"], default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="shipway-bench-") as name:
+        tmp = Path(name)
+        if args.only in (None, "logging"):
+            bench_logging(tmp, args.rounds)
+        if args.only in (None, "artifact"):
+            bench_artifact(tmp, args.artifact_mb, args.rounds)
+        if args.only in (None, "listing"):
+            bench_listing(tmp, args.runs, args.rounds)
+        if args.only in (None, "dataset"):
+            bench_dataset(tmp, args.data_mb, args.rounds)
+        if args.only in (None, "banking77"):
+            bench_banking77(tmp, args.rounds)
+
+
+if __name__ == "__main__":
+    main()
