@@ -28,7 +28,9 @@ def tabular_data(kind: str) -> Data:
         targets: list = ["high" if r["x"] > 0 else "low" for r in rows]
     else:
         targets = [2.0 * r["x"] + (r["colour"] == "red") for r in rows]
-    return Data(kind, Split(rows[:200], targets[:200]), Split(rows[200:250], targets[200:250]), Split(rows[250:], targets[250:]))
+    return Data(
+        kind, Split(rows[:200], targets[:200]), Split(rows[200:250], targets[200:250]), Split(rows[250:], targets[250:])
+    )
 
 
 @pytest.mark.parametrize("name", ["tfidf-lr", "char-svm"])
@@ -71,9 +73,11 @@ def test_tabular_regressors_score_r2(name: str, tmp_path: Path) -> None:
 def test_an_unknown_recipe_or_parameter_or_kind_is_refused_with_what_exists() -> None:
     with pytest.raises(RecipeError, match=r"no recipe 'bert' built in.*tfidf-lr.*recipes/ folder"):
         recipes.get("bert")
-    with pytest.raises(RecipeError, match=r"recipe 'tfidf-lr' has no parameter 'alpha' \(given alpha=1\).*ngram_max, C"):
+    with pytest.raises(
+        RecipeError, match=r"recipe 'tfidf-lr' has no parameter 'alpha' \(given alpha=1\).*ngram_max, C"
+    ):
         recipes.get("tfidf-lr").resolve({"alpha": 1})
-    with pytest.raises(RecipeError, match="parameter 'C' takes a float \\(default 20.0\\), not 'high'"):
+    with pytest.raises(RecipeError, match=r"parameter 'C' takes a float \(default 20.0\), not 'high'"):
         recipes.get("tfidf-lr").resolve({"C": "high"})
     assert recipes.get("tfidf-lr").resolve({"C": "5", "ngram_max": "3"})["C"] == 5.0
     with pytest.raises(RecipeError, match="fits tabular-classification, not the task's kind 'text-classification'"):
@@ -85,7 +89,7 @@ def test_an_unknown_recipe_or_parameter_or_kind_is_refused_with_what_exists() ->
 def test_a_folder_whose_manifest_names_no_recipe_or_is_altered_is_refused(tmp_path: Path) -> None:
     recipes.train(recipes.get("tfidf-lr"), text_data(), tmp_path)
     (tmp_path / "model.skops").write_bytes(b"changed")
-    with pytest.raises(ArtifactError, match="model.skops"):
+    with pytest.raises(ArtifactError, match=r"model\.skops"):
         recipes.load(tmp_path)
     other = tmp_path / "other"
     other.mkdir()
@@ -99,7 +103,7 @@ def test_a_folder_whose_manifest_names_no_recipe_or_is_altered_is_refused(tmp_pa
         recipes.load(tmp_path / "missing")
 
 
-OWN_RECIPE = '''
+OWN_RECIPE = """
 import json
 from collections import Counter
 
@@ -127,7 +131,7 @@ class Majority(Recipe):
     def predict_batch(self, model, inputs):
         row = np.asarray(model, dtype=float) / sum(model)
         return np.tile(row, (len(inputs), 1))
-'''
+"""
 
 
 def test_a_project_adds_its_own_recipe_in_one_file(tmp_path: Path) -> None:

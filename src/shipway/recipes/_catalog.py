@@ -24,6 +24,7 @@ BUILT_IN = {
     "char-svm": "shipway.recipes.text:CharSVM",
     "minilm-lr": "shipway.recipes.text:MiniLMLogistic",
     "minilm-knn": "shipway.recipes.text:MiniLMKNN",
+    "minilm-svm": "shipway.recipes.text:MiniLMSVM",
     "minilm-finetune": "shipway.recipes.finetune:MiniLMFineTuned",
     "tabular-lr": "shipway.recipes.tabular:Logistic",
     "random-forest": "shipway.recipes.tabular:RandomForest",

@@ -17,7 +17,7 @@ from shipway.recipes._base import Data, Param, Recipe
 from shipway.recipes._minilm import embeddings, encode, model_path
 from shipway.recipes._sklearn import load_skops, save_skops
 
-__all__ = ["CharSVM", "MiniLMKNN", "MiniLMLogistic", "TfidfLogistic"]
+__all__ = ["CharSVM", "MiniLMKNN", "MiniLMLogistic", "MiniLMSVM", "TfidfLogistic"]
 
 
 class _Sklearn(Recipe):
@@ -114,11 +114,13 @@ class _OnEmbeddings(Recipe):
         model.fit(embeddings(data, "train"), [str(y) for y in data.train.targets])
         return model
 
+    trusted: tuple[str, ...] = ()
+
     def save(self, model: Any, folder: Path) -> None:
-        save_skops(model, folder / "head.skops")
+        save_skops(model, folder / "head.skops", self.trusted)
 
     def load(self, folder: Path) -> Any:
-        return load_skops(folder / "head.skops")
+        return load_skops(folder / "head.skops", self.trusted)
 
     def predict_batch(self, model: Any, inputs: Sequence[Any]) -> np.ndarray:
         return np.asarray(model.predict_proba(encode([str(x) for x in inputs])))
@@ -159,3 +161,21 @@ class MiniLMKNN(_OnEmbeddings):
         from sklearn.neighbors import KNeighborsClassifier
 
         return KNeighborsClassifier(n_neighbors=int(params["k"]), weights=params["weights"], metric="cosine")
+
+
+class MiniLMSVM(_OnEmbeddings):
+    name = "minilm-svm"
+    kinds = ("text-classification",)
+    summary = "all-MiniLM-L6-v2 sentence embeddings (offline) and a linear SVM, calibrated to probabilities"
+    params = (
+        Param("C", 1.0, "inverse regularisation strength of the SVM"),
+        Param("folds", 3, "cross-validation folds of the sigmoid calibration"),
+    )
+    trusted = CharSVM.trusted
+
+    def head(self, params: Mapping[str, Any], seed: int) -> Any:
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.svm import LinearSVC
+
+        svm = LinearSVC(C=params["C"], random_state=seed)
+        return CalibratedClassifierCV(svm, method="sigmoid", cv=int(params["folds"]))
