@@ -21,6 +21,7 @@ __all__ = ["BUILT_IN", "catalog", "get"]
 # missing optional library fails that recipe alone.
 BUILT_IN = {
     "tfidf-lr": "shipway.recipes.text:TfidfLogistic",
+    "tfidf-nb": "shipway.recipes.text:TfidfNaiveBayes",
     "char-svm": "shipway.recipes.text:CharSVM",
     "minilm-lr": "shipway.recipes.text:MiniLMLogistic",
     "minilm-knn": "shipway.recipes.text:MiniLMKNN",
