@@ -29,10 +29,13 @@ __all__ = ["deploy"]
     help="Without --url: refuse the model unless the project's validation suites pass with it.",
 )
 def deploy(artifacts: str, target: str, url: str | None, actor: str | None, gate: bool) -> None:
-    """Serve the model in ARTIFACTS (a folder train.py wrote): it is loaded beside the live model,
-    checked against the validation suites, and only then swapped in by every worker."""
+    """Serve the model in ARTIFACTS (a folder train.py wrote, or a registered model version or
+    alias): it is loaded beside the live model, checked against the validation suites, and only
+    then swapped in by every worker."""
     actor = actor or os.environ.get("USER")
     try:
+        if not Path(artifacts).is_dir():
+            artifacts = str(_registered(artifacts, target))
         if url:
             # The service resolves the folder itself: give it an absolute path.
             body = {"artifacts": str(Path(artifacts).resolve()), "actor": actor}
@@ -42,6 +45,22 @@ def deploy(artifacts: str, target: str, url: str | None, actor: str | None, gate
     except ShipwayError as err:
         fail(err, code=1)
     click.echo(f"deployed model {event['version']} from {event['artifacts']}")
+
+
+def _registered(name: str, target: str) -> Path:
+    """A model version or alias of the registry, as its verified folder under deploy.root."""
+    from shipway.registry import materialize, resolve
+    from shipway.store.objects import ObjectStore
+
+    _, settings = load_project(target)
+    store = store_from_url(settings["store.url"], settings.root)
+    store.open()
+    try:
+        version = resolve(store, name)
+    finally:
+        store.close()
+    base = settings.path("deploy.root") if settings["deploy.root"] else settings.root / ".shipway"
+    return materialize(version, ObjectStore(settings.path("experiments.objects")), base / "models")
 
 
 def _deploy_to_store(artifacts: Path, target: str, actor: str | None, gated: bool) -> dict[str, str]:

@@ -15,6 +15,7 @@ from shipway.cli.data import data
 from shipway.cli.deploy import deploy
 from shipway.cli.feedback import feedback
 from shipway.cli.inspect import inspect
+from shipway.cli.models import models
 from shipway.cli.monitor import alert_jobs, dashboard, dashboard_mounts, monitor
 from shipway.cli.new import check, new, update
 from shipway.cli.recipes import leaderboard, recipes, try_command
@@ -144,3 +145,4 @@ main.add_command(reproduce)
 main.add_command(recipes)
 main.add_command(try_command)
 main.add_command(leaderboard)
+main.add_command(models)

@@ -22,6 +22,7 @@ from shipway.store.base import (
     where_clause,
 )
 from shipway.store.records import LogColumns, PredictionRecord, RulesEvent, columns_of, entries_of_columns
+from shipway.store.registry import registry_tables
 from shipway.store.rollups import write_rollups
 from shipway.store.run_tables import run_tables
 from shipway.store.tables import hourly_backfill, shared_tables
@@ -101,6 +102,8 @@ _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
     ),
     # Datasets, tasks and tracked runs (store/run_tables.py).
     (5, run_tables(real="DOUBLE PRECISION", serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")),
+    # The model registry (store/registry.py).
+    (6, registry_tables(real="DOUBLE PRECISION", serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 

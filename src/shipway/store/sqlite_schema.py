@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shipway.store.registry import registry_tables
 from shipway.store.run_tables import run_tables
 from shipway.store.tables import hourly_backfill, shared_tables
 
@@ -130,5 +131,7 @@ MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
     ),
     # Datasets, tasks and tracked runs (store/run_tables.py).
     (5, run_tables(real="REAL", serial="INTEGER PRIMARY KEY")),
+    # The model registry (store/registry.py).
+    (6, registry_tables(real="REAL", serial="INTEGER PRIMARY KEY")),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
