@@ -6,7 +6,7 @@ import csv
 import random
 from pathlib import Path
 
-TEXT_SERVICE = '''
+TEXT_SERVICE = """
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -33,7 +33,7 @@ def predict(model: shipway.recipes.Predictor, message: Message) -> Topic:
     proba = model.predict_proba([message.text])[0]
     best = int(proba.argmax())
     return Topic(topic=str(model.classes_[best]), probability=float(proba[best]))
-'''
+"""
 
 WORDS = {
     "card": ["card", "arrived", "delivery", "post", "mail"],
@@ -71,7 +71,7 @@ def text_project(root: Path) -> Path:
     return root
 
 
-TABULAR_SERVICE = '''
+TABULAR_SERVICE = """
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -92,7 +92,7 @@ def load(artifacts: Path) -> shipway.recipes.Predictor:
 
 def predict(model: shipway.recipes.Predictor, applicant: Applicant) -> dict:
     return {"label": str(model.predict([applicant.model_dump()])[0])}
-'''
+"""
 
 
 def tabular_project(root: Path) -> Path:
