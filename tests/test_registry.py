@@ -82,6 +82,7 @@ def test_register_alias_deploy_by_alias_and_the_dirty_guard(tmp_path: Path, monk
     assert [m["alias"] for m in shown["alias_history"]] == ["champion", "challenger"]
     assert shown["alias_history"][0]["note"] == "demo; dirty code allowed"
     assert [d["artifacts"] for d in shown["deployments"]] == [str(folder)]
+    assert shown["live"] == {"requests": 0, "errors": 0, "labelled": 0, "accuracy": None}
     listed = runner.invoke(cli, ["models", "list", "--target", str(root)])
     assert "challenger, champion" in listed.output and "+dirty" in listed.output
     unknown = runner.invoke(cli, ["deploy", "nothing-here", "--target", str(root)])

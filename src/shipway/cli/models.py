@@ -108,6 +108,7 @@ def show(name: str, target: str, as_json: bool) -> None:
             history = store.alias_history(version=version.version)
             aliases = sorted(a for a, v in store.list_aliases().items() if v == version.version)
             deployments = [e for e in store.model_history(settings["name"]) if e.version == version.version]
+            live = _live(store, settings["name"], version.version, version.created)
     except ShipwayError as err:
         fail(err, code=1)
     data = {
@@ -115,6 +116,7 @@ def show(name: str, target: str, as_json: bool) -> None:
         "aliases": aliases,
         "alias_history": [m.to_dict() for m in history],
         "deployments": [{"ts": e.ts, "actor": e.actor, "artifacts": e.source} for e in deployments],
+        "live": live,
     }
     if as_json:
         _echo_json(data)
@@ -130,3 +132,23 @@ def show(name: str, target: str, as_json: bool) -> None:
         click.echo(f"  {when(move.ts)}  {move.alias} -> here (was {move.previous}) by {move.who}")
     for event in deployments:
         click.echo(f"  {when(event.ts)}  deployed by {event.actor} from {event.source}")
+    accuracy = "" if live["accuracy"] is None else f", online accuracy {live['accuracy']:.4f}"
+    click.echo(f"  live     {live['requests']} requests, {live['errors']} errors, {live['labelled']} labelled{accuracy}")
+
+
+def _live(store: Any, service: str, version: str, since: float) -> dict[str, Any]:
+    """The version's figures in the prediction log since it was registered: requests, errors,
+    outcomes labelled, and accuracy on them (weighted over hours by labelled outcomes)."""
+    from shipway.monitoring.metrics import online_metrics
+
+    metrics = online_metrics(store, service, since=since, by="model_version")
+    points = [p for s in metrics.series if s["group"].get("model_version") == version for p in s["points"]]
+    labelled = sum(int(p["labelled"]) for p in points)
+    weighted = [(p["accuracy"], int(p["labelled"])) for p in points if p["accuracy"] is not None]
+    weight = sum(n for _, n in weighted)
+    return {
+        "requests": sum(int(p["requests"]) for p in points),
+        "errors": sum(int(p["errors"]) for p in points),
+        "labelled": labelled,
+        "accuracy": sum(a * n for a, n in weighted) / weight if weight else None,
+    }
