@@ -260,6 +260,19 @@ SETTINGS: tuple[Setting, ...] = (
         flag="--dashboard/--no-dashboard",
     ),
     Setting(
+        "monitoring.dashboard_refresh_s",
+        float,
+        30.0,
+        "How often an open dashboard page reloads its panels, in seconds; 0 turns auto-refresh off.",
+        minimum=0,
+    ),
+    Setting(
+        "monitoring.validation_report",
+        str,
+        ".shipway/validation.json",
+        "The validation report the dashboard and `shipway monitor report` show: write it with `shipway validate --json <this path>`.",
+    ),
+    Setting(
         "data.command",
         str,
         "python data.py",
@@ -271,7 +284,7 @@ SETTINGS: tuple[Setting, ...] = (
         "build/dataset",
         "The folder the dataset step writes: one file per split (train, valid, test), CSV or JSON lines.",
     ),
-    Setting("data.name", str, "", "The dataset's name in the store. Default: the `name` setting."),
+    Setting("data.dataset", str, "", "The dataset's name in the store. Default: the `name` setting."),
     Setting("data.target", str, "label", "The column the model learns to predict (the task's target)."),
     Setting(
         "data.metric",
@@ -303,19 +316,6 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         "",
         "An MLflow tracking server to copy each finished run to (needs pip install 'shipway[mlflow]'); empty: no copy.",
-    ),
-    Setting(
-        "monitoring.dashboard_refresh_s",
-        float,
-        30.0,
-        "How often an open dashboard page reloads its panels, in seconds; 0 turns auto-refresh off.",
-        minimum=0,
-    ),
-    Setting(
-        "monitoring.validation_report",
-        str,
-        ".shipway/validation.json",
-        "The validation report the dashboard and `shipway monitor report` show: write it with `shipway validate --json <this path>`.",
     ),
 )
 

@@ -51,6 +51,9 @@ ROLES: dict[str, tuple[str, ...]] = {
     "test": ("test", "testing"),
 }
 VERSION_CHARS = 16
+# Split files at least this large have their labels counted by pyarrow when it is installed;
+# below it, importing pyarrow costs more than it saves.
+ARROW_BYTES = 8 << 20
 
 
 def split_files(folder: Path) -> dict[str, Path]:
@@ -103,10 +106,15 @@ def canonical_digest(path: Path) -> str:
 
 def content_version(folder: Path) -> str:
     """The content version of the dataset in `folder` (16 hex characters)."""
+    return _version({split: (path, canonical_digest(path)) for split, path in split_files(folder).items()})
+
+
+def _version(digests: dict[str, tuple[Path, str]]) -> str:
+    """The version from each split's file and canonical digest."""
     digest = hashlib.sha256()
-    for split, path in sorted(split_files(folder).items()):
+    for split, (path, canonical) in sorted(digests.items()):
         kind = FORMATS[path.suffix.lower()]
-        digest.update(f"{split}\0{kind}\0{canonical_digest(path)}\n".encode())
+        digest.update(f"{split}\0{kind}\0{canonical}\n".encode())
     return digest.hexdigest()[:VERSION_CHARS]
 
 
@@ -139,23 +147,8 @@ def describe(folder: Path, target: str | None) -> tuple[dict[str, int], dict[str
         counts: Counter[str] = Counter()
         n = 0
         if path.suffix.lower() == ".csv":
-            # The csv reader's lists, not DictReader's dicts: the description reads every row.
-            with open(path, encoding="utf-8", newline="") as fh:
-                reader = csv.reader(fh)
-                header = next(reader, [])
-                columns = columns or header
-                index = header.index(target) if target in header else None
-                if index is None:
-                    n = sum(1 for _ in reader)
-                else:
-                    try:
-                        counts.update(map(itemgetter(index), reader))
-                    except IndexError:
-                        raise DataError(
-                            f"{path} line {reader.line_num}: the row has fewer columns than the header "
-                            f"({len(header)}); fix the dataset step's CSV writing"
-                        ) from None
-                    n = counts.total()
+            header, n, counts = _count_csv(path, target)
+            columns = columns or header
         else:
             for row in read_rows(path):
                 columns = columns or list(row)
@@ -166,6 +159,55 @@ def describe(folder: Path, target: str | None) -> tuple[dict[str, int], dict[str
         if counts:
             labels[split] = dict(sorted(counts.items()))
     return rows, labels, columns
+
+
+def _count_csv(path: Path, target: str | None) -> tuple[list[str], int, Counter[str]]:
+    """A CSV split's header, its number of rows and the counts of its `target` column."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        header = next(csv.reader(fh), [])
+    if target in header and path.stat().st_size >= ARROW_BYTES:
+        found = _count_with_arrow(path, target)
+        if found is not None:
+            return header, found.total(), found
+    counts: Counter[str] = Counter()
+    with open(path, encoding="utf-8", newline="") as fh:
+        # The csv reader's lists, not DictReader's dicts: the description reads every row.
+        reader = csv.reader(fh)
+        next(reader, None)
+        if target not in header:
+            return header, sum(1 for _ in reader), counts
+        try:
+            counts.update(map(itemgetter(header.index(target)), reader))
+        except IndexError:
+            raise DataError(
+                f"{path} line {reader.line_num}: the row has fewer columns than the header "
+                f"({len(header)}); fix the dataset step's CSV writing"
+            ) from None
+    return header, counts.total(), counts
+
+
+def _count_with_arrow(path: Path, target: str) -> Counter[str] | None:
+    """The label counts read by pyarrow's CSV reader (about 6x faster than the csv module on one
+    core), when pyarrow is installed; None if it is not, or cannot read the file the same way."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pa_compute
+        import pyarrow.csv as pa_csv
+    except ImportError:
+        return None
+    try:
+        table = pa_csv.read_csv(
+            path,
+            read_options=pa_csv.ReadOptions(use_threads=False),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
+            convert_options=pa_csv.ConvertOptions(include_columns=[target], column_types={target: pa.string()}),
+        )
+    except (pa.ArrowException, ValueError):
+        return None  # the csv module reads it, or says where it is broken
+    column = table.column(target)
+    if column.null_count:
+        return None
+    return Counter({str(v["values"]): int(v["counts"]) for v in pa_compute.value_counts(column).to_pylist()})
 
 
 def register_folder(
@@ -184,7 +226,7 @@ def register_folder(
     Every file of the folder (splits and others) is copied into the artifact folder, so that
     the version can be rebuilt anywhere (`materialize`)."""
     folder = Path(folder)
-    version = content_version(folder)
+    splits = split_files(folder)
     rows, labels, columns = describe(folder, target)
     if target is not None and not labels:
         raise DataError(
@@ -198,12 +240,22 @@ def register_folder(
             f"{', '.join(columns)}: the dataset step must write a column per input field of the service"
         )
     files: dict[str, dict[str, Any]] = {}
+    canonical: dict[str, tuple[Path, str]] = {}
+    by_path = {path: split for split, path in splits.items()}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest, size = objects.put(path)
+        carriage = [False]
+
+        def seen(chunk: memoryview, carriage: list[bool] = carriage) -> None:
+            carriage[0] = carriage[0] or b"\r" in bytes(chunk)
+
+        # One read per file: the copy's SHA-256 is the canonical digest unless the file has a CR.
+        digest, size = objects.put(path, observe=seen if path in by_path else None)
         files[path.relative_to(folder).as_posix()] = {"digest": digest, "size": size}
+        if path in by_path:
+            canonical[by_path[path]] = (path, canonical_digest(path) if carriage[0] else digest)
     return DatasetRecord(
         name=name,
-        version=version,
+        version=_version(canonical),
         rows=rows,
         schema=dict(schema or {c: "str" for c in columns if c != target}),
         labels=labels,

@@ -52,7 +52,7 @@ LATENCY_ITEMS = 200  # validation inputs timed one at a time, and in batches
 
 
 def dataset_name(settings: Settings) -> str:
-    return str(settings["data.name"] or settings["name"])
+    return str(settings["data.dataset"] or settings["name"])
 
 
 def build_dataset(

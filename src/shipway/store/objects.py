@@ -46,12 +46,17 @@ class ObjectStore:
     def has(self, digest: str) -> bool:
         return self.path(digest).is_file()
 
-    def put(self, source: Path, *, link: bool = False) -> tuple[str, int]:
-        """Store a file; return its digest and size. Costs one read and one write (or a link)."""
+    def put(
+        self, source: Path, *, link: bool = False, observe: Callable[[memoryview], object] | None = None
+    ) -> tuple[str, int]:
+        """Store a file; return its digest and size. Costs one read and one write (or a link).
+
+        `observe` sees every chunk as it is copied, so a caller can compute more from the one
+        read (it forces a copy instead of a link)."""
         source = Path(source)
         if not source.is_file():
             raise StoreError(f"cannot store {str(source)!r} as an artifact: it is not a file; pass the path of a file")
-        if link:
+        if link and observe is None:
             digest = hash_file(source)
             target = self.path(digest)
             if target.is_file():
@@ -64,7 +69,7 @@ class ObjectStore:
                 return digest, target.stat().st_size
             except OSError:
                 pass  # another file system, or links not allowed: copy instead
-        return self._copy_in(source)
+        return self._copy_in(source, observe)
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         """Store bytes; return their digest and size."""
@@ -93,7 +98,7 @@ class ObjectStore:
             )
         return path
 
-    def _copy_in(self, source: Path) -> tuple[str, int]:
+    def _copy_in(self, source: Path, observe: Callable[[memoryview], object] | None = None) -> tuple[str, int]:
         self.root.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         size = 0
@@ -105,6 +110,8 @@ class ObjectStore:
                 while n := fh.readinto(buffer):
                     digest.update(view[:n])
                     out.write(view[:n])
+                    if observe is not None:
+                        observe(view[:n])
                     size += n
             hexdigest = digest.hexdigest()
             target = self.path(hexdigest)

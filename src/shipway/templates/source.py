@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 TEMPLATE_VERSION = "1.2.0"
-TEMPLATE_DIGEST = "6ab2ee843679e450"
+TEMPLATE_DIGEST = "ac67482bdffa9b3a"
 PACKAGED = Path(__file__).resolve().parent / "template"
 
 # Commits in the cache repository are shipway's, whoever runs it: no user config, hooks or signing.
