@@ -13,12 +13,22 @@ import os
 from pathlib import Path
 
 from shipway.core.artifacts import verify_artifacts
+from shipway.core.settings import Settings
 from shipway.errors import RegistryError
 from shipway.store.base import Store
 from shipway.store.objects import ObjectStore
 from shipway.store.registry import AliasMove, ModelVersion
 
-__all__ = ["PRODUCTION_ALIASES", "materialize", "move_alias", "register_run", "resolve", "who"]
+__all__ = [
+    "PRODUCTION_ALIASES",
+    "checkout",
+    "is_registry_name",
+    "materialize",
+    "move_alias",
+    "register_run",
+    "resolve",
+    "who",
+]
 
 # Aliases that serve production: a model from uncommitted code takes one only with allow_dirty.
 PRODUCTION_ALIASES = frozenset({"champion", "production"})
@@ -101,3 +111,16 @@ def materialize(version: ModelVersion, objects: ObjectStore, root: Path) -> Path
         partial.rename(folder)
     verify_artifacts(folder)
     return folder
+
+
+def is_registry_name(given: str) -> bool:
+    """Whether a deploy argument names a registered version or alias rather than a folder: no
+    path separator, not `.` or `..`, and no folder of that name here."""
+    return not ("/" in given or os.sep in given or given in (".", "..") or Path(given).is_dir())
+
+
+def checkout(store: Store, settings: Settings, name: str) -> Path:
+    """A version or alias as its verified folder under deploy.root (`<deploy.root>/models/<version>`,
+    `.shipway/models/<version>` when deploy.root is unset), for `shipway deploy` and POST /admin/model."""
+    base = settings.path("deploy.root") if settings["deploy.root"] else settings.root / ".shipway"
+    return materialize(resolve(store, name), ObjectStore(settings.path("experiments.objects")), base / "models")

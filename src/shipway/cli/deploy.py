@@ -12,6 +12,7 @@ from shipway.cli.rules import TARGET_HELP, URL_HELP, admin_request
 from shipway.core.artifacts import deployable, verify_artifacts
 from shipway.core.service import read_ids
 from shipway.errors import GateFailed, ShipwayError
+from shipway.registry import is_registry_name
 from shipway.store import store_from_url
 
 __all__ = ["deploy"]
@@ -34,7 +35,7 @@ def deploy(artifacts: str, target: str, url: str | None, actor: str | None, gate
     then swapped in by every worker."""
     actor = actor or os.environ.get("USER")
     try:
-        if not Path(artifacts).is_dir():
+        if is_registry_name(artifacts):
             artifacts = str(_registered(artifacts, target))
         if url:
             # The service resolves the folder itself: give it an absolute path.
@@ -49,18 +50,15 @@ def deploy(artifacts: str, target: str, url: str | None, actor: str | None, gate
 
 def _registered(name: str, target: str) -> Path:
     """A model version or alias of the registry, as its verified folder under deploy.root."""
-    from shipway.registry import materialize, resolve
-    from shipway.store.objects import ObjectStore
+    from shipway.registry import checkout
 
     _, settings = load_project(target)
     store = store_from_url(settings["store.url"], settings.root)
     store.open()
     try:
-        version = resolve(store, name)
+        return checkout(store, settings, name)
     finally:
         store.close()
-    base = settings.path("deploy.root") if settings["deploy.root"] else settings.root / ".shipway"
-    return materialize(version, ObjectStore(settings.path("experiments.objects")), base / "models")
 
 
 def _deploy_to_store(artifacts: Path, target: str, actor: str | None, gated: bool) -> dict[str, str]:
