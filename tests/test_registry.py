@@ -87,3 +87,37 @@ def test_register_alias_deploy_by_alias_and_the_dirty_guard(tmp_path: Path, monk
     assert "challenger, champion" in listed.output and "+dirty" in listed.output
     unknown = runner.invoke(cli, ["deploy", "nothing-here", "--target", str(root)])
     assert unknown.exit_code == 1 and "no model version 'nothing-here'" in unknown.output
+
+
+def test_the_admin_endpoint_deploys_an_alias(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+    from conftest import start_server
+
+    (tmp_path / "topics").mkdir()
+    root = text_project(tmp_path / "topics")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["try", "tfidf-nb", "--target", str(root)]).exit_code == 0
+    with open_store("sqlite:///.shipway/shipway.db", root) as store:
+        [run] = store.list_runs()
+    version = json.loads(runner.invoke(cli, ["models", "register", run.id, "--target", str(root), "--json"]).stdout)
+    assert (
+        runner.invoke(cli, ["models", "alias", "challenger", version["version"], "--target", str(root)]).exit_code == 0
+    )
+    # The service starts on the try's own folder; deploy.root is the project, where checkouts go.
+    (root / "shipway.toml").write_text(
+        f'name = "topics"\nartifacts = ".shipway/tries/{run.id}"\n\n[data]\ntarget = "category"\n\n[deploy]\nroot = "."\n'
+    )
+    store_url = f"sqlite:///{root / '.shipway' / 'shipway.db'}"
+    server = start_server(str(root), tmp_path, store_url=store_url, env={"SHIPWAY_ADMIN_TOKEN": "t"})
+    auth = {"authorization": "Bearer t"}
+    try:
+        response = httpx.post(server.url + "/admin/model", json={"artifacts": "challenger"}, headers=auth, timeout=60)
+        assert response.status_code == 200, response.text
+        assert response.json()["applied"]["version"] == version["version"]
+        assert response.json()["applied"]["artifacts"] == str(root / "models" / version["version"])
+        answer = httpx.post(server.url + "/predict", json={"text": "refund my money"}, timeout=60)
+        assert answer.status_code == 200 and answer.json()["topic"] == "refund"
+        missing = httpx.post(server.url + "/admin/model", json={"artifacts": "nobody"}, headers=auth, timeout=60)
+        assert missing.status_code == 404 and "no model version 'nobody'" in missing.json()["error"]["message"]
+    finally:
+        server.kill()
