@@ -35,14 +35,14 @@ def deploy(artifacts: str, target: str, url: str | None, actor: str | None, gate
     then swapped in by every worker."""
     actor = actor or os.environ.get("USER")
     try:
-        if is_registry_name(artifacts):
-            artifacts = str(_registered(artifacts, target))
+        named = is_registry_name(artifacts)
         if url:
-            # The service resolves the folder itself: give it an absolute path.
-            body = {"artifacts": str(Path(artifacts).resolve()), "actor": actor}
+            # The service resolves a folder or a registered name itself: give it an absolute path.
+            body = {"artifacts": artifacts if named else str(Path(artifacts).resolve()), "actor": actor}
             event = admin_request(url, "POST", "/admin/model", body)["applied"]
         else:
-            event = _deploy_to_store(Path(artifacts).resolve(), target, actor, gate)
+            folder = _registered(artifacts, target) if named else Path(artifacts).resolve()
+            event = _deploy_to_store(folder, target, actor, gate)
     except ShipwayError as err:
         fail(err, code=1)
     click.echo(f"deployed model {event['version']} from {event['artifacts']}")
