@@ -199,3 +199,17 @@ def test_manifest_verify_command(tmp_path: Path) -> None:
     tamper(folder)
     bad = subprocess.run([*SHIPWAY, "manifest", "--verify", str(folder / "artifacts")], capture_output=True, text=True)
     assert bad.returncode == 2 and "artifacts changed: model.pkl" in bad.stderr
+
+
+def test_files_in_subfolders_and_empty_files_are_listed(tmp_path: Path) -> None:
+    folder = project(tmp_path) / "artifacts"
+    (folder / "tokenizer").mkdir()
+    (folder / "tokenizer" / "vocab.txt").write_text("a\nb\n")
+    (folder / "empty.txt").write_bytes(b"")
+    manifest = write_manifest(folder)
+    assert set(manifest["files"]) == {"model.pkl", "tokenizer/vocab.txt", "empty.txt"}
+    assert manifest["version"] == "v1"  # the fields already there are kept
+    assert verify_artifacts(folder) == manifest
+    (folder / "tokenizer" / "vocab.txt").write_text("a\nc\n")
+    with pytest.raises(ArtifactError, match=r"artifacts changed: tokenizer/vocab\.txt"):
+        verify_artifacts(folder)

@@ -21,6 +21,7 @@ import orjson
 import pytest
 from conftest import SERVICES, SHIPWAY, Server, free_port, start_server
 
+from shipway.core.artifacts import write_manifest
 from shipway.errors import ConfigError
 from shipway.monitoring import access
 from shipway.monitoring.plots import per_class
@@ -72,6 +73,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     ref_inputs = [{"text": f"{INTENTS[i % 2]} 0.9", "customer_id": f"c{i % 5}"} for i in range(200)]
     ref_outputs = [{"intent": INTENTS[i % 2], "probability": 0.85 + (i % 10) / 100} for i in range(200)]
     Profile.build(ref_inputs, ref_outputs).save(project / "artifacts")
+    write_manifest(project / "artifacts")  # as training does, last: every load checks it
     report = project / ".shipway" / "validation.json"
     (project / "validation").mkdir()
     (project / "validation" / "smoke.yaml").write_text(SUITE)
