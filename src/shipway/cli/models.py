@@ -133,7 +133,9 @@ def show(name: str, target: str, as_json: bool) -> None:
     for event in deployments:
         click.echo(f"  {when(event.ts)}  deployed by {event.actor} from {event.source}")
     accuracy = "" if live["accuracy"] is None else f", online accuracy {live['accuracy']:.4f}"
-    click.echo(f"  live     {live['requests']} requests, {live['errors']} errors, {live['labelled']} labelled{accuracy}")
+    click.echo(
+        f"  live     {live['requests']} requests, {live['errors']} errors, {live['labelled']} labelled{accuracy}"
+    )
 
 
 def _live(store: Any, service: str, version: str, since: float) -> dict[str, Any]:
