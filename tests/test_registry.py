@@ -121,3 +121,20 @@ def test_the_admin_endpoint_deploys_an_alias(tmp_path: Path, monkeypatch: pytest
         assert missing.status_code == 404 and "no model version 'nobody'" in missing.json()["error"]["message"]
     finally:
         server.kill()
+
+
+def test_a_version_5_sqlite_store_gets_the_registry_tables(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with open_store(f"sqlite:///{path}"):
+        pass
+    conn = sqlite3.connect(path)
+    for table in ("model_alias_history", "model_aliases", "model_versions"):
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("DELETE FROM schema_version WHERE version = 6")
+    conn.commit()
+    conn.close()
+    with open_store(f"sqlite:///{path}") as store:
+        store.register_model_version(ModelVersion("m-1", "c" * 64))
+        assert store.get_model_version("m-1").digest == "c" * 64
