@@ -62,7 +62,7 @@ with shipway.run(name="tiny") as run:
     artifacts = run.artifacts_dir or Path("artifacts")
     artifacts.mkdir(exist_ok=True)
     joblib.dump(model, artifacts / "model.joblib")
-    (artifacts / "manifest.json").write_text(json.dumps({"version": "tiny-1"}))
+    shipway.write_manifest(artifacts, {"version": "tiny-1"})
 """
 
 SERVICE_PY = """

@@ -92,9 +92,10 @@ def test_a_version_5_sqlite_store_is_migrated(tmp_path: Path) -> None:
     with open_store(f"sqlite:///{path}"):
         pass
     conn = sqlite3.connect(path)
-    # Back to version 5: the run tables (6) and the outcome rollups (7) go.
+    # Back to version 5: the run tables (6), the outcome rollups (7) and the registry (8) go.
     tables = ("run_artifacts", "run_metrics", "run_params", "run_code", "runs", "tasks", "datasets")
-    for table in (*tables, "feedback_scores", "feedback_ranks"):
+    registry = ("model_alias_history", "model_aliases", "model_versions")
+    for table in (*registry, *tables, "feedback_scores", "feedback_ranks"):
         conn.execute(f"DROP TABLE {table}")
     conn.execute("DELETE FROM schema_version WHERE version >= 6")
     conn.commit()

@@ -7,9 +7,11 @@ imports it. Train the model first with `python train.py`.
 from pathlib import Path
 
 import numpy as np
-import skops.io
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.pipeline import Pipeline
+
+import shipway.recipes
+
+HERE = Path(__file__).resolve().parent
 
 ALTERNATIVES = 3
 
@@ -17,10 +19,6 @@ ALTERNATIVES = 3
 # threads; keeping the first characters bounds latency. 160 covers almost all real messages
 # (96% of the training messages) but cuts the tail of long ones: see validation/intents.yaml.
 MAX_CHARS = 160
-
-# Types skops may build beyond those it trusts by default (scikit-learn's, numpy's, scipy's). The
-# model needs none; a type named here can run code when loaded, so name only reviewed ones.
-TRUSTED_TYPES: list[str] = []
 
 
 class Message(BaseModel):
@@ -55,9 +53,10 @@ class Intent(BaseModel):
     )
 
 
-def load(artifacts: Path) -> Pipeline:
-    """Load the pipeline written by train.py (shipway has checked the file against the manifest)."""
-    return skops.io.load(Path(artifacts) / "model.skops", trusted=TRUSTED_TYPES)
+def load(artifacts: Path) -> shipway.recipes.Predictor:
+    """The model in `artifacts`, whichever recipe trained it (train.py's is the tfidf-lr recipe;
+    `shipway try` writes others): the manifest names the recipe, which loads its own files."""
+    return shipway.recipes.load(Path(artifacts), project=HERE)
 
 
 def normalise(message: Message) -> Message:
@@ -71,7 +70,7 @@ def truncate(message: Message) -> Message:
     return message if len(message.text) <= MAX_CHARS else Message(text=message.text[:MAX_CHARS])
 
 
-def predict_batch(model: Pipeline, messages: list[Message]) -> list[Intent]:
+def predict_batch(model: shipway.recipes.Predictor, messages: list[Message]) -> list[Intent]:
     """Classify all messages with one predict_proba call; same order as `messages`."""
     if not messages:
         return []
@@ -97,7 +96,7 @@ def predict_batch(model: Pipeline, messages: list[Message]) -> list[Intent]:
     ]
 
 
-def predict(model: Pipeline, message: Message) -> Intent:
+def predict(model: shipway.recipes.Predictor, message: Message) -> Intent:
     """Classify one message; the same code path as predict_batch, so the answers match."""
     return predict_batch(model, [message])[0]
 

@@ -5,7 +5,8 @@
     │   ├── SuiteError       a validation suite or an expectation is invalid (file:line first)
     │   ├── TemplateError    `shipway new` or `update` cannot go on (a bad choice, a dirty tree...)
     │   ├── TargetError      the service to validate cannot be loaded or reached
-    │   └── AlertError       an alert rules file is invalid (file:line first, every problem listed)
+    │   ├── AlertError       an alert rules file is invalid (file:line first, every problem listed)
+    │   └── RecipeError      an unknown recipe or parameter, or a recipe's library is missing
     ├── ServiceError         service.py does not follow the protocol
     │   └── LoadError        load() failed or its artifacts are missing
     │       └── ArtifactError    artifacts that do not match their manifest, or outside deploy.root
@@ -20,6 +21,7 @@
     ├── DriftError           a drift profile is missing, damaged or of another version, or a window is empty
     ├── DataError            a dataset cannot be read, built or used (a bad path or format, no label column...)
     ├── RunError             a tracked run cannot start or be reproduced, or its step made no model
+    ├── RegistryError        an unknown model version or alias, or an alias it may not take
     └── StoreError           the store failed
         ├── StoreUnavailable the store cannot be reached right now
         └── ExportError      the log's Parquet export cannot be written or read
@@ -47,6 +49,8 @@ __all__ = [
     "PayloadError",
     "PredictError",
     "PredictTimeout",
+    "RecipeError",
+    "RegistryError",
     "RulesError",
     "RunError",
     "ServiceError",
@@ -184,6 +188,16 @@ class DriftError(ShipwayError):
     """Drift detection cannot go on: the reference profile is missing, damaged or written by
     another version of shipway, a profile cannot be built from the data given, or the window
     to compare holds no rows."""
+
+
+class RecipeError(ConfigError):
+    """A recipe that does not exist, a parameter it does not declare or of the wrong type, or a
+    library it needs that is not installed (the message names the extra)."""
+
+
+class RegistryError(ShipwayError):
+    """A model version or alias that the registry does not hold, or an alias move it refuses
+    (a run from dirty code to a production alias without --allow-dirty)."""
 
 
 class DataError(ShipwayError):

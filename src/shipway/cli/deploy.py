@@ -12,6 +12,7 @@ from shipway.cli.rules import TARGET_HELP, URL_HELP, admin_request
 from shipway.core.artifacts import deployable, verify_artifacts
 from shipway.core.service import read_ids
 from shipway.errors import GateFailed, ShipwayError
+from shipway.registry import is_registry_name
 from shipway.store import store_from_url
 
 __all__ = ["deploy"]
@@ -29,19 +30,35 @@ __all__ = ["deploy"]
     help="Without --url: refuse the model unless the project's validation suites pass with it.",
 )
 def deploy(artifacts: str, target: str, url: str | None, actor: str | None, gate: bool) -> None:
-    """Serve the model in ARTIFACTS (a folder train.py wrote): it is loaded beside the live model,
-    checked against the validation suites, and only then swapped in by every worker."""
+    """Serve the model in ARTIFACTS (a folder train.py wrote, or a registered model version or
+    alias): it is loaded beside the live model, checked against the validation suites, and only
+    then swapped in by every worker."""
     actor = actor or os.environ.get("USER")
     try:
+        named = is_registry_name(artifacts)
         if url:
-            # The service resolves the folder itself: give it an absolute path.
-            body = {"artifacts": str(Path(artifacts).resolve()), "actor": actor}
+            # The service resolves a folder or a registered name itself: give it an absolute path.
+            body = {"artifacts": artifacts if named else str(Path(artifacts).resolve()), "actor": actor}
             event = admin_request(url, "POST", "/admin/model", body)["applied"]
         else:
-            event = _deploy_to_store(Path(artifacts).resolve(), target, actor, gate)
+            folder = _registered(artifacts, target) if named else Path(artifacts).resolve()
+            event = _deploy_to_store(folder, target, actor, gate)
     except ShipwayError as err:
         fail(err, code=1)
     click.echo(f"deployed model {event['version']} from {event['artifacts']}")
+
+
+def _registered(name: str, target: str) -> Path:
+    """A model version or alias of the registry, as its verified folder under deploy.root."""
+    from shipway.registry import checkout
+
+    _, settings = load_project(target)
+    store = store_from_url(settings["store.url"], settings.root)
+    store.open()
+    try:
+        return checkout(store, settings, name)
+    finally:
+        store.close()
 
 
 def _deploy_to_store(artifacts: Path, target: str, actor: str | None, gated: bool) -> dict[str, str]:

@@ -16,8 +16,10 @@ from shipway.cli.deploy import deploy
 from shipway.cli.export import export
 from shipway.cli.feedback import feedback
 from shipway.cli.inspect import inspect
+from shipway.cli.models import models
 from shipway.cli.monitor import alert_jobs, dashboard, dashboard_mounts, monitor
 from shipway.cli.new import check, new, update
+from shipway.cli.recipes import leaderboard, recipes, try_command
 from shipway.cli.rules import rules
 from shipway.cli.runs import reproduce, runs, train
 from shipway.cli.score import score
@@ -141,3 +143,7 @@ main.add_command(data)
 main.add_command(train)
 main.add_command(runs)
 main.add_command(reproduce)
+main.add_command(recipes)
+main.add_command(try_command)
+main.add_command(leaderboard)
+main.add_command(models)

@@ -38,6 +38,7 @@ import orjson
 from shipway.errors import ConfigError, ShipwayError, StoreUnavailable
 from shipway.monitoring import access
 from shipway.monitoring.asgi import HTML, JSON, Receive, Scope, Send, query, query_float, query_int, read_body, respond
+from shipway.monitoring.leaderboard_page import leaderboard_api, leaderboard_page
 from shipway.monitoring.page import asset, document
 from shipway.monitoring.panels import render_panels
 from shipway.monitoring.plots import plotly_js
@@ -226,6 +227,9 @@ class Dashboard:
                 return await self._page(send, params)
             if route == "/panels":
                 return await self._panels(send, params)
+            if route in ("/leaderboard", "/api/leaderboard"):
+                page = leaderboard_page if route == "/leaderboard" else leaderboard_api
+                return await page(self, send, params)
             if route.startswith("/api/"):
                 return await self._api(send, route[5:], params)
             if route.startswith("/predictions/"):
@@ -238,7 +242,7 @@ class Dashboard:
             return await self._error(send, 503, "store_unavailable", f"the store cannot be reached now: {err}")
         except ShipwayError as err:
             return await self._error(send, 500, "store_error", str(err))
-        routes = "/, /panels, /api/{metrics,drift,alerts,predictions,validation}, /predictions/{request_id}"
+        routes = "/, /panels, /leaderboard, /api/{metrics,drift,alerts,predictions,validation,leaderboard}, /predictions/{request_id}"
         return await self._error(
             send, 404, "not_found", f"no route {path!r}; under {self.prefix} the routes are {routes}"
         )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from shipway.errors import GateFailed, LoadError, PayloadError, RulesError, StoreError, StoreUnavailable
+from shipway.errors import GateFailed, LoadError, PayloadError, RegistryError, RulesError, StoreError, StoreUnavailable
 from shipway.serving.decisions import UnknownVersion
 from shipway.serving.guard import TOKEN_ENV, guard
 from shipway.serving.http import Receive, Send, read_body, send_response
@@ -103,7 +103,7 @@ async def admin(
     except LoadError as err:
         refusal = error_body("load_error", str(err), request_id)
         return await app._refuse(send, 422, "load_error", refusal, request_id)
-    except UnknownVersion as err:
+    except (UnknownVersion, RegistryError) as err:
         return await app._refuse(send, 404, "not_found", error_body("not_found", str(err), request_id), request_id)
     except StoreUnavailable as err:
         return await app._refuse(

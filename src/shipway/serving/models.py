@@ -22,6 +22,7 @@ from shipway.core.artifacts import deployable
 from shipway.core.pipeline import Pipeline
 from shipway.core.service import Service, read_ids
 from shipway.errors import GateFailed, LoadError, StoreUnavailable
+from shipway.registry import checkout, is_registry_name
 from shipway.rules.live import rules_stage
 from shipway.store import RulesEvent, Store, store_from_url
 
@@ -84,6 +85,8 @@ class ModelManager:
     ) -> RulesEvent:
         """Load, gate, record and swap in a new model (GateFailed or LoadError leave the live one)."""
         app = self.app
+        if is_registry_name(artifacts):  # a registered model version or alias (shipway/registry.py)
+            artifacts = str(checkout(self._open(), app.settings, artifacts))
         path = deployable(artifacts, app.settings)  # under deploy.root, before anything is read
         pipeline, ids = self.build(path)
         if app.gate is not None:

@@ -23,6 +23,7 @@ from shipway.store.records import (
     RulesEvent,
     columns_of_records,
 )
+from shipway.store.registry import RegistryRecords
 from shipway.store.runs import RunRecords
 
 __all__ = [
@@ -65,7 +66,7 @@ class Executor(Protocol):
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
 
 
-class Store(RunRecords, DatasetRecords, abc.ABC):
+class Store(RunRecords, DatasetRecords, RegistryRecords, abc.ABC):
     """A place to keep what shipway records, reached through a URL.
 
     The constructor only stores its arguments; `open()` connects and brings the

@@ -24,6 +24,7 @@ from shipway.store.base import (
 )
 from shipway.store.outcome_rollups import outcome_tables, rank_backfill
 from shipway.store.records import LogColumns, PredictionRecord, RulesEvent, columns_of, entries_of_columns
+from shipway.store.registry import registry_tables
 from shipway.store.rollups import write_rollups
 from shipway.store.run_tables import run_tables
 from shipway.store.tables import LOG_DROPS, hourly_backfill, shared_tables
@@ -106,6 +107,8 @@ _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
     (6, run_tables(real="DOUBLE PRECISION", serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")),
     # Rollups for score and ranked outputs (store/outcome_rollups.py).
     (7, (*outcome_tables("DOUBLE PRECISION"), rank_backfill("floor(pred_ts / 86400)::bigint"))),
+    # The model registry (store/registry.py).
+    (8, registry_tables(real="DOUBLE PRECISION", serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shipway.store.outcome_rollups import outcome_tables, rank_backfill
+from shipway.store.registry import registry_tables
 from shipway.store.run_tables import run_tables
 from shipway.store.tables import LOG_DROPS, hourly_backfill, shared_tables
 
@@ -134,5 +135,7 @@ MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
     (6, run_tables(real="REAL", serial="INTEGER PRIMARY KEY")),
     # Rollups for score and ranked outputs (store/outcome_rollups.py).
     (7, (*outcome_tables("REAL"), rank_backfill("CAST(pred_ts / 86400 AS INTEGER)"))),
+    # The model registry (store/registry.py).
+    (8, registry_tables(real="REAL", serial="INTEGER PRIMARY KEY")),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,92 @@
+"""`shipway try` and `shipway leaderboard` on small projects: runs per recipe and seed, ranking, references."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+from recipe_projects import tabular_project, text_project
+
+from shipway.cli.main import main as cli
+from shipway.core.service import load_project
+from shipway.store import open_store
+
+REFERENCES = """
+references:
+  - name: Published model
+    test_accuracy: 0.5
+    source: A paper, table 2
+"""
+
+
+def test_try_runs_each_recipe_and_seed_as_a_run_and_the_leaderboard_ranks_them(tmp_path: Path) -> None:
+    root = text_project(tmp_path)
+    (root / "leaderboard.yaml").write_text(REFERENCES)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "try",
+            "tfidf-lr",
+            "char-svm",
+            "--target",
+            str(root),
+            "--seeds",
+            "2",
+            "--jobs",
+            "2",
+            "--set",
+            "char-svm.folds=2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "[4/4]" in result.stderr and "tfidf-lr seed 1: valid_accuracy" in result.stderr
+    with open_store("sqlite:///.shipway/shipway.db", root) as store:
+        runs = store.list_runs()
+        assert len(runs) == 4 and {r.recipe for r in runs} == {"tfidf-lr", "char-svm"}
+        run = store.get_run(runs[0].id)
+    assert run.status == "finished" and run.task and run.dataset_version and run.model_version
+    assert {"artifacts/manifest.json", "artifacts/model.skops"} <= set(run.artifacts)
+    assert {"valid_accuracy", "test_accuracy", "fit_seconds", "latency_ms_p50", "model_size_bytes"} <= set(run.metrics)
+    # The run's folder is what the project's service loads, unchanged whichever recipe made it.
+    folder = root / ".shipway" / "tries" / run.id
+    assert json.loads((folder / "manifest.json").read_text())["run_id"] == run.id
+    service, _ = load_project(str(root))
+    pipeline = service.setup(folder, {})
+    assert pipeline.run({"text": "my refund please"}).topic == "refund"
+
+    board = CliRunner().invoke(cli, ["leaderboard", "--target", str(root), "--json"])
+    assert board.exit_code == 0, board.output
+    rows = json.loads(board.stdout)["rows"]
+    names = [r["name"] for r in rows]
+    assert set(names) == {"tfidf-lr", "char-svm", "Published model"}
+    ours = [r for r in rows if not r["reference"]]
+    assert all(r["seeds"] == 2 and r["valid_std"] is not None and len(r["runs"]) == 2 for r in ours)
+    assert [r["test_mean"] for r in rows] == sorted((r["test_mean"] for r in rows), reverse=True)
+    reference = rows[names.index("Published model")]
+    assert reference["runs"] == [] and reference["source"] == "A paper, table 2"
+    text = CliRunner().invoke(cli, ["leaderboard", "--target", str(root)])
+    assert "Published model (reference)" in text.stdout and "A paper, table 2" in text.stdout
+
+
+def test_try_on_a_tabular_task_and_a_recipe_of_another_kind_is_refused(tmp_path: Path) -> None:
+    root = tabular_project(tmp_path)
+    result = CliRunner().invoke(cli, ["try", "tfidf-lr", "--target", str(root)])
+    assert result.exit_code == 2
+    assert "recipe 'tfidf-lr' fits text-classification; this project's task is tabular-classification" in result.output
+    result = CliRunner().invoke(cli, ["try", "hist-gbm", "tabular-lr", "--target", str(root)])
+    assert result.exit_code == 0, result.output
+    board = json.loads(CliRunner().invoke(cli, ["leaderboard", "--target", str(root), "--json"]).stdout)
+    assert {r["name"] for r in board["rows"]} == {"hist-gbm", "tabular-lr"}
+
+
+def test_bad_set_and_unknown_recipe_fail_before_any_run(tmp_path: Path) -> None:
+    root = text_project(tmp_path)
+    result = CliRunner().invoke(cli, ["try", "tfidf-lr", "--target", str(root), "--set", "C=3"])
+    assert result.exit_code == 2 and "--set 'C=3' is not RECIPE.PARAMETER=VALUE" in result.output
+    result = CliRunner().invoke(cli, ["try", "bert", "--target", str(root)])
+    assert result.exit_code == 2 and "no recipe 'bert' built in" in result.output
+    (root / "leaderboard.yaml").write_text("references:\n  - name: X\n")
+    CliRunner().invoke(cli, ["try", "tfidf-lr", "--target", str(root)])
+    result = CliRunner().invoke(cli, ["leaderboard", "--target", str(root)])
+    assert result.exit_code == 2 and "reference 1" in result.output and "needs a `name` and a `source`" in result.output

