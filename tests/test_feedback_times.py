@@ -30,3 +30,10 @@ def test_a_ts_in_range_is_kept() -> None:
     ]:
         [record] = parse_feedback({"request_id": "r-1", "label": "card_arrival", "ts": ts})
         assert record.ts == pytest.approx(expected)
+
+
+def test_an_items_body_with_another_key_is_refused_naming_it() -> None:
+    # Schemathesis found it (ST201): the document allows only "items" beside the list.
+    with pytest.raises(InputError, match=r"holds only \"items\"; remove '-', 'source'"):
+        parse_feedback({"items": [{"request_id": "r-1", "label": "a"}], "source": "crm", "-": 1})
+    assert len(parse_feedback({"items": [{"request_id": "r-1", "label": "a"}]})) == 1

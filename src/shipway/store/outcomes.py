@@ -34,7 +34,15 @@ _EXAMPLE = (
 
 def parse_feedback(data: Any) -> list[FeedbackRecord]:
     """Outcomes from a decoded JSON body; InputError naming every bad item."""
-    items = data.get("items") if isinstance(data, Mapping) and "items" in data else data
+    items = data
+    if isinstance(data, Mapping) and "items" in data:
+        # The wrapper holds nothing else (the OpenAPI document says so): a stray key is a typo.
+        extra = sorted(str(key) for key in data if key != "items")
+        if extra:
+            raise InputError(
+                f'a {{"items": [...]}} feedback body holds only "items"; remove {", ".join(map(repr, extra))}'
+            )
+        items = data["items"]
     if isinstance(items, Mapping):
         items = [items]
     if not isinstance(items, list):
