@@ -5,6 +5,7 @@ that names the problem, never another exception; and the service's error body is
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Any
 
@@ -22,7 +23,14 @@ from shipway.serving.bodies import parse_items, parse_one
 from shipway.serving.responses import error_for
 from shipway.validation.suite import parse_suite, read_yaml
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+# The same cases on every run (SHIPWAY_FUZZ_RANDOM=1 draws new ones), as in test_fuzz_http.py.
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
+    derandomize=os.environ.get("SHIPWAY_FUZZ_RANDOM") != "1",
+)
 
 
 class Message(BaseModel):
