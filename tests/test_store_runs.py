@@ -35,7 +35,8 @@ def test_a_run_records_params_metrics_artifacts_and_ends(store_url: str) -> None
         )
         store.record_run("a1b2", fields={"tags": {"b": "2"}})
         run = store.get_run("a1b")  # a unique prefix is enough
-        assert run.status == "finished" and run.duration_s == 10.0
+        stored = (run.status, run.duration_s)  # the values written above, read back
+        assert stored == ("finished", 10.0)
         assert run.params == {"C": 2.0, "ngrams": [1, 2]}
         assert run.metrics == {"loss": 0.25, "valid_accuracy": 0.9}
         assert run.artifacts == {"model.joblib": ArtifactRef("ab" * 32, 10)}
