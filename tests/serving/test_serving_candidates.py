@@ -120,8 +120,8 @@ def test_every_worker_follows_shadow_canary_promotion_and_rollback(tmp_path: Pat
             return found if len(found) == 60 else []
 
         for row in wait_for(canary_rows, "the canary records"):
-            x = float(row.request_id.split("-")[1])
-            assert row.model_version == (five if sides[x] == {5.0} else "scale-2"), row.request_id
+            key = float(row.request_id.split("-")[1])
+            assert row.model_version == (five if sides[key] == {5.0} else "scale-2"), row.request_id
         # Promotion: the candidate answers everything, in every worker.
         with open_store(store_url) as store:
             set_candidate(store, SERVICE, CandidateState(five, "promoted", actor="t"))
@@ -162,7 +162,7 @@ def test_a_broken_candidate_is_refused_at_load_and_the_live_version_serves(tmp_p
     async def scenario() -> tuple[int, dict[str, Any], dict[str, Any]]:
         await app.startup()
         try:
-            transport = httpx.ASGITransport(app=app)
+            transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
             async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
                 answer = await client.post("/predict", json={"x": 2.0})
                 index = (await client.get("/")).json()
