@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -57,9 +58,10 @@ SERVICE = "banking77"
 
 def project_copy(work: Path, poll_s: float) -> Path:
     """banking77 with its trained artifacts, and the candidate registered in its artifact folder."""
-    project = Path(shutil.copytree(run.BANKING77, work / "banking77", ignore=shutil.ignore_patterns("__pycache__")))
-    with (project / "shipway.toml").open("a") as toml:
-        toml.write(f"\n[rules]\npoll_s = {poll_s}\n")
+    ignore = shutil.ignore_patterns("__pycache__", "build", ".shipway")
+    project = Path(shutil.copytree(run.BANKING77, work / "banking77", ignore=ignore))
+    toml = project / "shipway.toml"
+    toml.write_text(toml.read_text().replace("[rules]\n", f"[rules]\npoll_s = {poll_s}\n", 1))
     return project
 
 
@@ -68,7 +70,9 @@ def register(store_url: str, project: Path, name: str) -> str:
     folder = project.parent / f"candidate-{name}"
     if not folder.exists():
         shutil.copytree(project / "artifacts", folder)
-        write_manifest(folder, {"version": name, "run_id": f"bench-{name}"})
+        fields = json.loads((folder / "manifest.json").read_text())
+        fields.pop("files", None)
+        write_manifest(folder, {**fields, "version": name})  # the same model, named apart
     objects = ObjectStore(project / ".shipway" / "objects")
     files = {}
     for path in sorted(folder.iterdir()):
@@ -287,11 +291,71 @@ def part_switch(work: Path, burst: int) -> list[str]:
     return lines
 
 
+_HOTPATH = """
+import asyncio, sys, time
+from pathlib import Path
+from shipway.core.service import load_project
+from shipway.serving.app import App
+
+async def main(target, store, n):
+    service, settings = load_project(target, {"store.url": store, "log.enabled": False})
+    app = App(service, settings)
+    await app.startup()
+    body = b'{"text": "I am still waiting on my card?"}'
+    scope = {"type": "http", "method": "POST", "path": "/predict", "headers": [(b"content-length", str(len(body)).encode())]}
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+    async def send(message):
+        pass
+    for _ in range(200):
+        await app(scope, receive, send)
+    started = time.process_time()
+    for _ in range(n):
+        await app(scope, receive, send)
+    print((time.process_time() - started) / n * 1e6)
+    await app.shutdown()
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+
+def part_hotpath(work: Path, rounds: int, builds: dict[str, str]) -> list[str]:
+    """CPU time per /predict through the ASGI app in-process (one request at a time, the log
+    off), for the identity service and banking77, for this build and others: CPU time, not
+    wall time, so other processes on the machine matter less."""
+    targets = {"identity": run.IDENTITY, "banking77": run.BANKING77}
+    counts = {"identity": 2000, "banking77": 300}
+    cpu: dict[tuple[str, str], list[float]] = {}
+    names = ["this", *builds]
+    for r in range(rounds):
+        for build in names if r % 2 == 0 else list(reversed(names)):
+            src = str(run.ROOT / "src") if build == "this" else builds[build]
+            for label, target in targets.items():
+                store = f"sqlite:///{work / f'hot-{build}-{label}-{r}.db'}"
+                out = subprocess.run(
+                    ["taskset", "-c", run.SERVER_CPU, sys.executable, "-c", _HOTPATH, str(target), store, str(counts[label])],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    env={**os.environ, "PYTHONPATH": src},
+                    cwd=work,
+                )
+                cpu.setdefault((build, label), []).append(float(out.stdout.strip().splitlines()[-1]))
+    lines = ["| service | build | CPU us per request (median) | / this build (median of rounds) |", "|---|---|---|---|"]
+    for label in targets:
+        for build in names:
+            mine, theirs = cpu[("this", label)], cpu[(build, label)]
+            ratio = statistics.median(t / m for t, m in zip(theirs, mine, strict=True))
+            lines.append(f"| {label} | {build} | {statistics.median(theirs):.1f} | {ratio:.3f} |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--burst", type=int, default=5)
-    parser.add_argument("--part", default="all", choices=["all", "rate", "saturation", "switch"])
+    parser.add_argument("--part", default="all", choices=["all", "rate", "saturation", "switch", "hotpath"])
+    parser.add_argument("--build", action="append", default=[], help="NAME=SRC: another checkout's src for hotpath")
     parser.add_argument("--client", nargs=4, help=argparse.SUPPRESS)  # URL RATE SECONDS CONNECTIONS: the load
     args = parser.parse_args()
     if args.client:
@@ -307,6 +371,9 @@ def main() -> None:
             out += ["### Shadow at a fixed rate: live answers' p99", "", *part_rate(work, args.rounds, args.burst), ""]
         if args.part in ("all", "saturation"):
             out += ["### Shadow at saturation: throughput", "", *part_saturation(work, args.rounds, args.burst), ""]
+        if args.part in ("all", "hotpath"):
+            builds = dict(b.split("=", 1) for b in args.build)
+            out += ["### The request path's CPU time", "", *part_hotpath(work, args.rounds, builds), ""]
         if args.part in ("all", "switch"):
             out += ["### Canary, promotion and rollback under load", "", *part_switch(work, args.burst), ""]
     print("\n".join(out))
