@@ -160,7 +160,11 @@ def _parse_field(node: Any, value: Any) -> list[Expectation]:
             out.append(InRange(_bounds(at, at_key, opts, f"`field` for {path!r}"), path))
             continue
         if ("equals" in opts) == ("matches" in opts):
-            raise _fail(at, at_key, f"`field` for {path!r} needs one of `equals`, `matches` or a range (at_least, above, at_most, below).")
+            raise _fail(
+                at,
+                at_key,
+                f"`field` for {path!r} needs one of `equals`, `matches` or a range (at_least, above, at_most, below).",
+            )
         if "equals" in opts:
             out.append(FieldEquals(path, opts["equals"]))
             continue
