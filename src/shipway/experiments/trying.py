@@ -110,8 +110,11 @@ def try_recipes(
     jobs: int = 1,
     command: str | None = None,
     echo: Echo | None = None,
+    seed_values: Sequence[int] | None = None,
+    parent: str | None = None,
 ) -> list[RunRecord]:
-    """Every trial with seeds 0..seeds-1, `jobs` at a time; the runs, finished or failed."""
+    """Every trial with seeds 0..seeds-1 (or `seed_values`), `jobs` at a time; the runs, finished
+    or failed. `parent` names the run these repeat (`shipway reproduce`)."""
     say = echo or (lambda _: None)
     root = settings.root
     recipes = {t.recipe: get(t.recipe, root) for t in trials}  # an unknown name fails before any work
@@ -132,14 +135,15 @@ def try_recipes(
         recipe.prepare(data)
         if time.perf_counter() - started > 0.5:
             say(f"prepared {name} in {time.perf_counter() - started:.1f} s (shared by its seeds)")
-    total = len(trials) * seeds
+    chosen = list(seed_values) if seed_values is not None else list(range(seeds))
+    total = len(trials) * len(chosen)
     pending: dict[concurrent.futures.Future[dict], Any] = {}
     finished: list[RunRecord] = []
     context = multiprocessing.get_context("spawn")  # no fork after torch or BLAS threads started
     with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context) as pool:
         for trial in trials:
             params = recipes[trial.recipe].resolve(trial.params)
-            for seed in range(seeds):
+            for seed in chosen:
                 run = open_run(
                     store,
                     objects,
@@ -154,6 +158,7 @@ def try_recipes(
                     seeds={"seed": seed},
                     tags={"params": orjson.dumps(params, option=orjson.OPT_SORT_KEYS).decode()},
                     flush_interval_s=settings["experiments.flush_interval_s"],
+                    parent=parent,
                 )
                 run.log_params(params)
                 run.flush()
