@@ -122,6 +122,16 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0,
     ),
     Setting(
+        "batching.inline",
+        bool,
+        False,
+        "Run a lone request's predict (nothing else queued or running) on the event loop instead of the "
+        "predict thread, saving two thread wake-ups. While it runs the worker answers nothing else and "
+        "serve.predict_timeout_s cannot answer 504 (a hang ends at the worker timeout): for fast models "
+        "that cannot hang.",
+        flag="--inline/--no-inline",
+    ),
+    Setting(
         "batching.max_queue_wait_ms",
         float,
         1000.0,
