@@ -102,7 +102,7 @@ def read_held_out(folder: Path) -> HeldOut | None:
     return HeldOut(str(header.get("split")), header.get("dataset_version"), examples)
 
 
-def run_held_out(pipeline: Pipeline, inputs: Sequence[tuple[int, Any]], batch_size: int = 256) -> list[HeldOutExample]:
+def run_held_out(pipeline: Pipeline, inputs: Sequence[tuple[int, Any]], batch_size: int = 1024) -> list[HeldOutExample]:
     """Run `(id, input)` pairs through `pipeline` in batches: what training records and what the
     parity gate compares it with, computed the same way."""
     out: list[HeldOutExample] = []
