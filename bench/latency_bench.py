@@ -201,8 +201,9 @@ def main() -> None:
     if "cpu" in parts:
         print(cpu_part(args.rounds, args.burst))
     order = plan(parts, builds, variants)
-    readings = measure(order, args.rounds, args.burst) if order else {}
-    print(render(readings, args.rounds, args.burst, list(builds), list(variants)))
+    if order:
+        readings = measure(order, args.rounds, args.burst)
+        print(render(readings, args.rounds, args.burst, list(builds), list(variants)))
     if "hop" in parts:
         executor, call = hop()
         print(
