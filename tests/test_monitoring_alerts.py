@@ -18,9 +18,9 @@ from store_fixtures import wait_for
 
 from shipway.cli.main import main as cli
 from shipway.errors import AlertError
-from shipway.monitoring.alert_file import load_alerts, parse_alerts
-from shipway.monitoring.alert_messages import slack_alert, webhook_alert
-from shipway.monitoring.alerts import Alerter, Evaluation
+from shipway.monitoring.alerts.alert_file import load_alerts, parse_alerts
+from shipway.monitoring.alerts.alert_messages import slack_alert, webhook_alert
+from shipway.monitoring.alerts.alerter import Alerter, Evaluation
 from shipway.store import PredictionLog, PredictionRecord, Store, open_store
 from shipway.store.outcomes import describe_fields
 from shipway.store.records import FeedbackRecord
@@ -288,7 +288,7 @@ def test_latency_routing_and_outcome_metrics(store: Store, store_url: str, recei
 def test_drift_metric_reads_the_reference_profile(
     store: Store, store_url: str, receiver: Receiver, tmp_path: Path
 ) -> None:
-    from shipway.monitoring.profile import Profile
+    from shipway.monitoring.drift.profile import Profile
 
     artifacts = tmp_path / "artifacts"
     reference = [{"text": "where is my card", "amount": float(i % 50)} for i in range(500)]

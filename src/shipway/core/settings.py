@@ -7,7 +7,6 @@ for secrets and deployment only: see `ENVIRONMENT`.
 
 from __future__ import annotations
 
-import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shipway.common.suggest import did_you_mean
 from shipway.errors import ConfigError
 
 __all__ = ["ENVIRONMENT", "SETTINGS", "Setting", "Settings", "load_settings", "settings_markdown"]
@@ -441,8 +441,7 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def _unknown(key: str, where: object) -> str:
-    close = difflib.get_close_matches(key, BY_KEY, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(key, BY_KEY)
     return f"unknown setting {key!r} in {where}.{hint} The settings are listed in docs/settings.md."
 
 

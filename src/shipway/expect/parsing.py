@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from shipway.common.suggest import did_you_mean
 from shipway.errors import SuiteError
 from shipway.expect.expectations import (
     Expectation,
@@ -23,7 +24,7 @@ from shipway.expect.expectations import (
     QueueEquals,
 )
 from shipway.expect.fields import shorten
-from shipway.expect.source import did_you_mean, where
+from shipway.expect.source import where
 
 __all__ = ["EXPECTATIONS", "parse_expectations", "specs"]
 

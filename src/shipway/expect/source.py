@@ -7,11 +7,10 @@ expectation sent to /explain as JSON) has no lines, and errors name the key.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["Located", "LocatedList", "did_you_mean", "line_of", "where"]
+__all__ = ["Located", "LocatedList", "line_of", "where"]
 
 
 class Located(dict[str, Any]):
@@ -52,8 +51,3 @@ def where(node: Any, key: str | int | None = None, fallback: str = "") -> str:
 def line_of(node: Any, key: str | int | None = None) -> int | None:
     text = where(node, key)
     return int(text.rsplit(":", 1)[1]) if text else None
-
-
-def did_you_mean(name: str, options: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
-    return f" Did you mean {close[0]!r}?" if close else ""

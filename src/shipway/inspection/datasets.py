@@ -7,12 +7,12 @@ the label from its name, the text from its name or its length, the features are 
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shipway.common.suggest import closest
 from shipway.errors import DataError
 
 if TYPE_CHECKING:
@@ -132,8 +132,8 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 def _column(name: str, columns: Sequence[str], flag: str) -> str:
     if name in columns:
         return name
-    close = difflib.get_close_matches(name, [str(c) for c in columns], n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    found = closest(name, columns)
+    hint = f" (did you mean {found!r}?)" if found else ""
     raise DataError(f"{flag} {name!r}: no such column{hint}; the columns are {list(columns)}")
 
 

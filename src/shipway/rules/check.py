@@ -12,7 +12,8 @@ from typing import Any
 
 from shipway.rules import expressions as ex
 from shipway.rules.cells import Cell, Interval
-from shipway.rules.diagnostics import Spot, describe, did_you_mean
+from shipway.rules.diagnostics import Spot, describe
+from shipway.common.suggest import did_you_mean
 from shipway.rules.inference import BOOLEAN, STRING, ExpressionTyper, text_of, value_of
 from shipway.rules.model import SINGLE_HIT, Rule, Spec, Table
 from shipway.rules.types import Type, type_of_value
@@ -54,7 +55,7 @@ class Checker(ExpressionTyper):
             options = self.schemas["output"].fields(output)
             self.diags.error(
                 key_spot or spot,
-                f"set: unknown output field {field!r}{did_you_mean(field, options)}; "
+                f"set: unknown output field {field!r}{did_you_mean(field, options, aside=True)}; "
                 f"the output has {', '.join(options) or 'no fields'}",
                 0 if key_spot else expr.pos,
             )
@@ -80,7 +81,7 @@ class Checker(ExpressionTyper):
             if target is None:
                 options = self.schemas["output"].fields(output)
                 self.diags.error(
-                    spot, f"default answer: unknown output field {name!r}{did_you_mean(str(name), options)}"
+                    spot, f"default answer: unknown output field {name!r}{did_you_mean(str(name), options, aside=True)}"
                 )
             elif (
                 target.known is not None
@@ -138,7 +139,7 @@ class Checker(ExpressionTyper):
                     options = self.schemas["output"].fields(self.roots["output"])
                     self.diags.error(
                         output.spot,
-                        f"unknown output field {output.field!r}{did_you_mean(output.field, options)}",
+                        f"unknown output field {output.field!r}{did_you_mean(output.field, options, aside=True)}",
                     )
                     continue
             for row in table.rows:

@@ -7,14 +7,13 @@ deep inside an expression or a table cell points at the right character.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from shipway.errors import RulesError
 
-__all__ = ["Diagnostic", "Diagnostics", "Spot", "did_you_mean"]
+__all__ = ["Diagnostic", "Diagnostics", "Spot"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +82,6 @@ class Spot:
         row = min(row, len(self.lines) - 1)
         line, column = self.lines[row]
         return line + 1, column + (offset - start) + 1
-
-
-def did_you_mean(name: str, options: Iterable[str], prefix: str = "") -> str:
-    """` (did you mean X?)` for the closest option, or an empty string."""
-    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
-    return f" (did you mean {prefix}{close[0]}?)" if close else ""
 
 
 @dataclass

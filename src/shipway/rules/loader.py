@@ -15,7 +15,8 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from shipway.rules import expressions as ex
 from shipway.rules.cells import Cell, constant_cell, parse_cell, split_row
-from shipway.rules.diagnostics import Diagnostics, Spot, did_you_mean
+from shipway.rules.diagnostics import Diagnostics, Spot
+from shipway.common.suggest import did_you_mean
 from shipway.rules.model import (
     AGGREGATIONS,
     DECISION_OUTPUTS,
@@ -100,7 +101,7 @@ class _Reader:
             elif name not in allowed:
                 self.diags.error(
                     self.spot(key),
-                    f"{what}: unknown key {name!r}{did_you_mean(name, allowed)}; the keys are {', '.join(allowed)}",
+                    f"{what}: unknown key {name!r}{did_you_mean(name, allowed, aside=True)}; the keys are {', '.join(allowed)}",
                 )
             else:
                 out[name] = (key, value)
@@ -296,7 +297,7 @@ class _Reader:
                 policy = ""  # no analysis of a table whose policy is unknown
                 self.diags.error(
                     self.spot(node),
-                    f"unknown hit policy {self.raw(node)!r}{did_you_mean(raw, HIT_POLICIES)}; "
+                    f"unknown hit policy {self.raw(node)!r}{did_you_mean(raw, HIT_POLICIES, aside=True)}; "
                     f"use one of {', '.join(HIT_POLICIES)}",
                 )
         if "aggregation" in keys:
@@ -305,7 +306,7 @@ class _Reader:
             if raw not in AGGREGATIONS:
                 self.diags.error(
                     self.spot(node),
-                    f"unknown aggregation {raw!r}{did_you_mean(raw, AGGREGATIONS)}; use one of {', '.join(AGGREGATIONS)}",
+                    f"unknown aggregation {raw!r}{did_you_mean(raw, AGGREGATIONS, aside=True)}; use one of {', '.join(AGGREGATIONS)}",
                 )
             elif policy != "collect":
                 self.diags.error(self.spot(node), f"aggregation {raw} needs hit_policy: collect, not {policy}")
@@ -335,7 +336,7 @@ class _Reader:
         if name not in DECISION_OUTPUTS and not (field and FIELD_NAME.fullmatch(field) and not field.startswith("_")):
             self.diags.error(
                 self.spot(name_node),
-                f"unknown output {name!r}{did_you_mean(name, DECISION_OUTPUTS)}; outputs are "
+                f"unknown output {name!r}{did_you_mean(name, DECISION_OUTPUTS, aside=True)}; outputs are "
                 "queue, review, reason, fallback or set.<field>",
             )
             return None

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from shipway.core.pipeline import Pipeline
-from shipway.times import EARLIEST
+from shipway.common.times import EARLIEST
 
 __all__ = ["openapi_document"]
 

@@ -18,7 +18,7 @@ import orjson
 
 from shipway.errors import InputError
 from shipway.store.records import FeedbackRecord
-from shipway.times import check_time
+from shipway.common.times import check_time
 
 __all__ = ["MAX_ITEMS", "OutputReader", "describe_fields", "parse_feedback", "reader_of"]
 

@@ -20,7 +20,7 @@ from shipway.validation.results import CaseResult, Changes, Report
 from shipway.validation.runner import open_target, run_suites, validate
 from shipway.validation.suite import Suite, find_suites, load_suite, load_suites, parse_suite
 from shipway.validation.targets import HttpTarget, InProcessTarget, Target, load_pipeline
-from shipway.validation.watch import Watch, parse_every, watch
+from shipway.validation.watch import Watch, watch
 
 __all__ = [
     "Case",
@@ -51,7 +51,6 @@ __all__ = [
     "load_suites",
     "notify",
     "open_target",
-    "parse_every",
     "parse_expectations",
     "parse_suite",
     "run_suites",

@@ -27,9 +27,11 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from shipway.common.suggest import did_you_mean
+from shipway.common.times import parse_duration
 from shipway.core.files import read_text
 from shipway.errors import AlertError
-from shipway.monitoring.alert_rules import (
+from shipway.monitoring.alerts.alert_rules import (
     CHANNEL_KINDS,
     RULE_KEYS,
     SEVERITIES,
@@ -38,9 +40,7 @@ from shipway.monitoring.alert_rules import (
     AlertRules,
     Channel,
     Metric,
-    did_you_mean,
     parse_metric,
-    parse_window,
 )
 
 __all__ = ["load_alerts", "parse_alerts"]
@@ -325,7 +325,7 @@ class _Reader:
             )
             return "", None
         try:
-            return value.strip(), parse_window(value)
+            return value.strip(), parse_duration(value, "window")
         except ValueError as err:
             self.problem(keys["window"], f"{label}: {err}")
             return "", None

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from shipway.notify import Delivery, context, cut, escape, header, post_json, section
 
 if TYPE_CHECKING:
-    from shipway.monitoring.alert_rules import Channel
-    from shipway.monitoring.alerts import Evaluation
+    from shipway.monitoring.alerts.alert_rules import Channel
+    from shipway.monitoring.alerts.alerter import Evaluation
 
 __all__ = ["send", "slack_alert", "webhook_alert"]
 

@@ -8,17 +8,17 @@ drift.<feature>.<method>   the method's statistic (PSI, KS statistic, AUC...: do
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shipway.common.suggest import did_you_mean
 from shipway.errors import ConfigError, DriftError
-from shipway.monitoring.alert_rules import Metric
+from shipway.monitoring.alerts.alert_rules import Metric
 
 if TYPE_CHECKING:
-    from shipway.monitoring.drift import DriftReport
-    from shipway.monitoring.profile import Profile
+    from shipway.monitoring.drift.comparison import DriftReport
+    from shipway.monitoring.drift.profile import Profile
     from shipway.store import Store
 
 __all__ = ["ProfileCache", "drift_report", "drift_value"]
@@ -32,7 +32,7 @@ class ProfileCache:
         self._loaded: tuple[float, Profile] | None = None
 
     def get(self) -> Profile:
-        from shipway.monitoring.profile import Profile
+        from shipway.monitoring.drift.profile import Profile
 
         if self.path is None or not self.path.exists():
             where = f" at {self.path}" if self.path is not None else ""
@@ -56,8 +56,8 @@ def drift_report(
     export: Path | None = None,
 ) -> DriftReport | None:
     """The drift of the window's traffic against the reference; None when the window is empty."""
-    from shipway.monitoring.drift import compare
-    from shipway.monitoring.window import window_from_store
+    from shipway.monitoring.drift.comparison import compare
+    from shipway.monitoring.drift.window import window_from_store
 
     reference = profile.get()
     window = window_from_store(store, service=service, since=since, until=until, profile=reference, export=export)
@@ -78,8 +78,7 @@ def drift_value(report: DriftReport | None, metric: Metric) -> tuple[float | Non
     feature, method = metric.path[1], metric.path[2]
     by_name = {f.feature: f for f in report.features}
     if feature not in by_name:
-        close = difflib.get_close_matches(feature, list(by_name), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(feature, by_name)
         raise ConfigError(
             f"metric {metric.name!r}: the reference profile has no feature {feature!r}.{hint} "
             f"Its features are {', '.join(sorted(by_name)) or 'none'}."

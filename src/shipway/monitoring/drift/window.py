@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from shipway.errors import DriftError
-from shipway.monitoring.columns import CategoryCounts, Path, category_key, column, flatten_items, path_name
+from shipway.monitoring.drift.columns import CategoryCounts, Path, category_key, column, flatten_items, path_name
 from shipway.store.records import PredictionRecord
 
 if TYPE_CHECKING:
-    from shipway.monitoring.profile import Profile
+    from shipway.monitoring.drift.profile import Profile
     from shipway.store.base import Store
 
 __all__ = ["Window", "window_from_records", "window_from_store"]

@@ -19,9 +19,9 @@ from typing import Any
 
 import orjson
 
-from shipway.monitoring.checks import Part, part_of
-from shipway.monitoring.profile import Profile
-from shipway.monitoring.window import Window
+from shipway.monitoring.drift.checks import Part, part_of
+from shipway.monitoring.drift.profile import Profile
+from shipway.monitoring.drift.window import Window
 
 __all__ = ["DriftJob", "WindowSummary", "merged"]
 

@@ -1,28 +1,26 @@
 """Alert rules: a metric, a threshold and a window; and the channels alerts are sent to.
 
-`shipway.monitoring.alert_file` reads them from alerts.yaml. The metric names, the windows
+`shipway.monitoring.alerts.alert_file` reads them from alerts.yaml. The metric names, the windows
 and what happens when a rule fires are in docs/alerts.md.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shipway.monitoring.thresholds import BY_NAME as DRIFT_METHODS
+from shipway.common.suggest import did_you_mean
+from shipway.monitoring.drift.thresholds import BY_NAME as DRIFT_METHODS
 
 __all__ = [
     "AlertRule",
     "AlertRules",
     "Channel",
     "Metric",
-    "did_you_mean",
     "parse_metric",
-    "parse_window",
 ]
 
 TOP_KEYS = ("channels", "alerts")
@@ -78,14 +76,13 @@ FAMILIES: tuple[tuple[re.Pattern[str], str, str], ...] = (
 )
 METRIC_NAMES = (*FIXED_METRICS, *(example for _, example, _ in FAMILIES))
 
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 @dataclass(frozen=True, slots=True)
 class Metric:
     """A metric name, split into where its value is found.
 
-    `path` leads into the totals of `shipway.monitoring.metrics.online_metrics`, except
+    `path` leads into the totals of `shipway.monitoring.metrics.online.online_metrics`, except
     for drift metrics: `("drift", feature, method)` or `("drift", "features_drifted")`.
     """
 
@@ -162,18 +159,6 @@ class AlertRules:
         return any(r.metric.is_drift for r in self.rules)
 
 
-def parse_window(text: str) -> float:
-    """Seconds in '15m', '1h', '1d', '90s' or '1h30m'; ValueError saying how to write it."""
-    value = text.strip().lower()
-    parts = re.findall(r"(\d+(?:\.\d+)?)([smhd])", value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        raise ValueError(f"window {text!r} is not a duration; write it like 15m, 1h, 1d or 1h30m (units s, m, h, d)")
-    seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    if seconds <= 0:
-        raise ValueError(f"window {text!r} must be longer than zero, e.g. 15m")
-    return seconds
-
-
 def parse_metric(name: str) -> Metric:
     """The metric `name` names; ValueError listing the metric names when it names none."""
     if name in FIXED_METRICS:
@@ -189,12 +174,7 @@ def parse_metric(name: str) -> Metric:
                     "(docs/drift.md)"
                 )
             return Metric(name, (family, *match.groups()), sample)
-    close = difflib.get_close_matches(name, METRIC_NAMES, n=1, cutoff=0.6)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(name, METRIC_NAMES)
     raise ValueError(f"unknown metric {name!r}.{hint} The metrics are {', '.join(METRIC_NAMES)} (docs/alerts.md)")
 
 
-def did_you_mean(name: str, options: Any) -> str:
-    """ " Did you mean 'x'?" for the option closest to `name`, or "" when none is close."""
-    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
-    return f" Did you mean {close[0]!r}?" if close else ""

@@ -9,14 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from shipway.monitoring.stats import (
+from shipway.monitoring.drift.stats import (
     bin_counts,
     dkw_epsilon,
     histogram,
     quantile_cuts,
     wasserstein_expected_error,
 )
-from shipway.monitoring.text import vocabulary
+from shipway.monitoring.drift.text_drift import vocabulary
 
 __all__ = ["HISTOGRAM_BINS", "PSI_BINS", "NumericReference", "TextReference"]
 

@@ -14,11 +14,11 @@ docs/drift.md explains each default.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shipway.common.suggest import did_you_mean
 from shipway.errors import ConfigError
 
 __all__ = ["METHODS", "PARAMETERS", "Method", "Parameter", "Thresholds"]
@@ -194,8 +194,7 @@ def _checked(table: Mapping[str, Any], where: str, *, allow_methods: bool) -> di
             names = [p for p in _BY_KEY if not (allow_methods and p in GLOBAL_ONLY)] + (
                 ["methods"] if allow_methods else []
             )
-            close = difflib.get_close_matches(key, names, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, names)
             raise ConfigError(f"unknown drift threshold {where}.{key}.{hint} The keys are: {', '.join(names)}.")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}.{key} must be a number, got {value!r}. Default: {param.default:g}.")

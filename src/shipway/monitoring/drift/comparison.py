@@ -10,7 +10,6 @@ Features are checked in parallel threads: sorting and the numpy statistics relea
 
 from __future__ import annotations
 
-import difflib
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -18,15 +17,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from shipway.common.suggest import did_you_mean
 from shipway.errors import ConfigError, DriftError
-from shipway.monitoring.checks import Context, FeatureDrift, Result, check_feature, check_part
-from shipway.monitoring.profile import Feature, Profile
-from shipway.monitoring.text import EMBEDDERS, Embedder, embedder
-from shipway.monitoring.thresholds import Thresholds
-from shipway.monitoring.window import Window
+from shipway.monitoring.drift.checks import Context, FeatureDrift, Result, check_feature, check_part
+from shipway.monitoring.drift.profile import Feature, Profile
+from shipway.monitoring.drift.text_drift import EMBEDDERS, Embedder, embedder
+from shipway.monitoring.drift.thresholds import Thresholds
+from shipway.monitoring.drift.window import Window
 
 if TYPE_CHECKING:
-    from shipway.monitoring.drift_job import WindowSummary
+    from shipway.monitoring.drift.job import WindowSummary
 
 __all__ = ["DriftReport", "FeatureDrift", "Result", "compare", "compare_summary"]
 
@@ -106,8 +106,7 @@ def _report(
         thresholds = Thresholds(thresholds, where="compare(thresholds=...)")
     names = {f.name for f in profile.features}
     for name in thresholds.unknown_features(names):
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, names)
         raise ConfigError(
             f"drift settings name feature {name!r}, which the profile does not have.{hint} "
             f"The profiled features are: {', '.join(sorted(names))}."

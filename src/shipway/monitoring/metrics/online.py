@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from shipway.errors import ConfigError
-from shipway.monitoring.outcome_metrics import binary_metrics, is_binary, ranking_metrics, regression_metrics
+from shipway.monitoring.metrics.outcome_metrics import binary_metrics, is_binary, ranking_metrics, regression_metrics
 from shipway.store import Store
 from shipway.store import series as sql
 from shipway.store.columnar import logged_records
@@ -28,10 +28,9 @@ from shipway.store.outcome_rollups import joined_output, rank_rows, score_rows
 from shipway.store.outcomes import OutputReader
 from shipway.store.rollups import quantile
 
-__all__ = ["OnlineMetrics", "online_metrics", "parse_duration", "recent_predictions"]
+__all__ = ["OnlineMetrics", "online_metrics", "recent_predictions"]
 
 TOP_K = (1, 3, 5)
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 @dataclass
@@ -241,20 +240,6 @@ def _described(chosen: Iterable[tuple[Any, float | None]]) -> list[dict[str, Any
         }
         for r, confidence in chosen
     ]
-
-
-def parse_duration(text: str) -> int:
-    """Seconds in a duration such as 90s, 15m, 1h, 7d or 2w."""
-    raw = text.strip().lower()
-    unit = raw[-1:] if raw[-1:] in _UNITS else ""
-    number = raw[: len(raw) - len(unit)]
-    try:
-        value = float(number)
-    except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise ConfigError(f"bad duration {text!r}: write a positive number and a unit s, m, h, d or w, like 15m or 7d")
-    return int(value * _UNITS[unit or "s"])
 
 
 def _latency(r: Any) -> float:

@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipway.errors import ShipwayError, StoreError
-from shipway.monitoring.alert_rules import AlertRule, AlertRules, Metric
+from shipway.monitoring.alerts.alert_rules import AlertRule, AlertRules, Metric
 from shipway.notify import Delivery
 from shipway.store import Store, open_store
 
 if TYPE_CHECKING:
-    from shipway.monitoring.drift_values import ProfileCache
+    from shipway.monitoring.alerts.drift_values import ProfileCache
 
 __all__ = ["STATES", "Alerter", "Evaluation", "metric_value"]
 
@@ -242,7 +242,7 @@ class Alerter:
     # -- computing -----------------------------------------------------------------
 
     def _totals(self, store: Store, since: float, until: float, window_s: float) -> dict[str, Any]:
-        from shipway.monitoring.metrics import online_metrics
+        from shipway.monitoring.metrics.online import online_metrics
 
         # One bucket the size of the window: only the totals are read.
         step = max(60, int(window_s) // 60 * 60)  # the store's buckets are whole minutes
@@ -274,7 +274,7 @@ class Alerter:
 
     def _drift_value(self, e: Evaluation, cache: dict[float, Any]) -> float | None:
         """The drift metric's value from the drift report of this window (one report per window)."""
-        from shipway.monitoring.drift_values import ProfileCache, drift_report, drift_value
+        from shipway.monitoring.alerts.drift_values import ProfileCache, drift_report, drift_value
 
         if self._profile is None:
             self._profile = ProfileCache(self.profile)
@@ -290,7 +290,7 @@ class Alerter:
     # -- sending -------------------------------------------------------------------
 
     def _notify(self, store: Store, e: Evaluation) -> None:
-        from shipway.monitoring.alert_messages import send
+        from shipway.monitoring.alerts.alert_messages import send
 
         try:
             e.versions = self._versions(store, e.since, e.until)
@@ -305,7 +305,7 @@ class Alerter:
 
     def _versions(self, store: Store, since: float, until: float) -> dict[str, list[str]]:
         """The model and rules versions that served in the window, most used first."""
-        from shipway.monitoring.metrics import online_metrics
+        from shipway.monitoring.metrics.online import online_metrics
 
         out: dict[str, list[str]] = {}
         step = max(60, int(until - since) // 60 * 60)

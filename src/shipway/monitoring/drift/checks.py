@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from shipway.monitoring import stats
-from shipway.monitoring.profile import Feature
-from shipway.monitoring.reference import NumericReference
-from shipway.monitoring.summaries import KEEP_VALUES, CategoricalPart, NumericPart, TextPart
-from shipway.monitoring.text import Embedder, domain_classifier, oov_rate
-from shipway.monitoring.thresholds import BY_NAME, Thresholds
+from shipway.monitoring.drift import stats
+from shipway.monitoring.drift.profile import Feature
+from shipway.monitoring.drift.reference import NumericReference
+from shipway.monitoring.drift.summaries import KEEP_VALUES, CategoricalPart, NumericPart, TextPart
+from shipway.monitoring.drift.text_drift import Embedder, domain_classifier, oov_rate
+from shipway.monitoring.drift.thresholds import BY_NAME, Thresholds
 
 __all__ = ["Context", "FeatureDrift", "Part", "Result", "check_feature", "check_part", "part_of"]
 
