@@ -13,7 +13,6 @@ from conftest import SERVICES
 from test_validation_runner import LONG
 
 from shipway.cli.main import main
-from shipway.errors import ConfigError
 
 PASSING = "input_field: text\ncases:\n  - {name: card, input: my card has not arrived, expect: {label: card_arrival}}\n"
 FAILING = PASSING + f"  - {{name: long, input: '{LONG}', expect: {{label: card_arrival}}}}\n"

@@ -16,7 +16,15 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC).timestamp()
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("15m", 900), ("30s", 30), ("1h30m", 5400), ("500ms", 0.5), ("1d", 86400), ("2w", 14 * 86400), (" 7D ", 7 * 86400)],
+    [
+        ("15m", 900),
+        ("30s", 30),
+        ("1h30m", 5400),
+        ("500ms", 0.5),
+        ("1d", 86400),
+        ("2w", 14 * 86400),
+        (" 7D ", 7 * 86400),
+    ],
 )
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
@@ -58,7 +66,9 @@ def test_the_local_zone_does_not_move_a_date() -> None:
     assert read["America/New_York"] == read["Asia/Tokyo"] == str(datetime(2026, 11, 1, tzinfo=UTC).timestamp())
 
 
-@pytest.mark.parametrize(("text", "problem"), [("banana", "is not a time"), ("1999-12-31", "out of range"), ("5000000000", "out of range")])
+@pytest.mark.parametrize(
+    ("text", "problem"), [("banana", "is not a time"), ("1999-12-31", "out of range"), ("5000000000", "out of range")]
+)
 def test_bad_times_are_named(text: str, problem: str) -> None:
     with pytest.raises(ValueError, match=f"since='{text}'.* {problem}"):
         parse_time(text, NOW, "since")

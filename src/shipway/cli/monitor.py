@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import click
 import orjson
 
-from shipway.common.times import TIME_HELP
 from shipway.cli.common import fail
+from shipway.common.times import TIME_HELP
 from shipway.core.settings import Settings, load_settings
 from shipway.errors import ShipwayError, StoreError
 

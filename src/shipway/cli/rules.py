@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import time
 from datetime import datetime
 from pathlib import Path
@@ -13,9 +12,9 @@ import click
 import httpx
 import orjson
 
-from shipway.common.times import TIME_HELP
 from shipway.cli.common import fail, load_project, project_gate
 from shipway.cli.monitor import export_dir
+from shipway.common.times import TIME_HELP
 from shipway.core.service import read_ids
 from shipway.core.settings import Settings
 from shipway.engine import ENGINES, Source, run

@@ -107,9 +107,7 @@ def validate(
             every_s = parse_duration(every, "--every", bare_seconds=True)
         except ValueError as err:
             raise ConfigError(str(err)) from None
-        last = watch(
-            run, every_s, on_run, max_runs=max_runs, state_file=state_file, description=url or "the service"
-        )
+        last = watch(run, every_s, on_run, max_runs=max_runs, state_file=state_file, description=url or "the service")
         sys.exit(0 if last is None or last.ok else 1)
     except ShipwayError as err:
         fail(err)

@@ -33,7 +33,9 @@ __all__ = [
 EARLIEST = 946_684_800.0  # 2000-01-01T00:00:00Z
 AHEAD_S = 86_400.0  # clocks disagree, but not by a day
 UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-TIME_HELP = "a duration before now (30m, 24h, 7d), an ISO date or date-time (UTC unless it gives a zone) or unix seconds"
+TIME_HELP = (
+    "a duration before now (30m, 24h, 7d), an ISO date or date-time (UTC unless it gives a zone) or unix seconds"
+)
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _BARE = re.compile(r"\d+(?:\.\d+)?")

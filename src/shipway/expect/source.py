@@ -7,7 +7,6 @@ expectation sent to /explain as JSON) has no lines, and errors name the key.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 __all__ = ["Located", "LocatedList", "line_of", "where"]

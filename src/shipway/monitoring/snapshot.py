@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shipway.common import times
 from shipway.errors import ConfigError, ShipwayError
 from shipway.store import Store
 from shipway.store.feedback import Describe
-from shipway.common import times
 
 __all__ = [
     "BY",
@@ -99,6 +99,13 @@ def parse_time(text: str, now: float, what: str) -> float:
     """`shipway.common.times.parse_time`, its errors as ConfigError (a 400 on the dashboard)."""
     try:
         return times.parse_time(text, now, what)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+def _duration(text: str, what: str) -> float:
+    try:
+        return times.parse_duration(text, what)
     except ValueError as err:
         raise ConfigError(str(err)) from None
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from shipway.common.suggest import did_you_mean
 from shipway.rules import expressions as ex
 from shipway.rules.cells import Cell, Interval
 from shipway.rules.diagnostics import Spot, describe
-from shipway.common.suggest import did_you_mean
 from shipway.rules.inference import BOOLEAN, STRING, ExpressionTyper, text_of, value_of
 from shipway.rules.model import SINGLE_HIT, Rule, Spec, Table
 from shipway.rules.types import Type, type_of_value

@@ -7,7 +7,6 @@ deep inside an expression or a table cell points at the right character.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 

@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from shipway.rules.diagnostics import Diagnostics, Spot
 from shipway.common.suggest import did_you_mean
+from shipway.rules.diagnostics import Diagnostics, Spot
 
 __all__ = [
     "FUNCTIONS",
@@ -420,7 +420,8 @@ class _Converter:
         if func.id not in FUNCTIONS:
             known = ", ".join(sorted(FUNCTIONS))
             raise self.refuse(
-                node, f"unknown function {func.id!r}{did_you_mean(func.id, FUNCTIONS, aside=True)}; the functions are: {known}"
+                node,
+                f"unknown function {func.id!r}{did_you_mean(func.id, FUNCTIONS, aside=True)}; the functions are: {known}",
             )
         if node.keywords:
             raise self.refuse(node, f"{func.id}() takes no keyword arguments")

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+from shipway.common.suggest import did_you_mean
 from shipway.rules import expressions as ex
 from shipway.rules.diagnostics import Diagnostics, Spot, describe
-from shipway.common.suggest import did_you_mean
 from shipway.rules.runtime import compile_pattern
 from shipway.rules.types import ANY, SchemaTypes, Type, type_of_value, union
 

@@ -13,10 +13,10 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from shipway.common.suggest import did_you_mean
 from shipway.rules import expressions as ex
 from shipway.rules.cells import Cell, constant_cell, parse_cell, split_row
 from shipway.rules.diagnostics import Diagnostics, Spot
-from shipway.common.suggest import did_you_mean
 from shipway.rules.model import (
     AGGREGATIONS,
     DECISION_OUTPUTS,

@@ -3,7 +3,7 @@
 Every admin request needs `Authorization: Bearer <token>` matching the
 SHIPWAY_ADMIN_TOKEN the service started with; without that variable the
 admin endpoints are off (403), so no deployment exposes them by accident.
-Wrong tokens are limited per client address (429): shipway/tokens.py.
+Wrong tokens are limited per client address (429): shipway/web/tokens.py.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import orjson
 from shipway.errors import GateFailed, LoadError, PayloadError, RegistryError, RulesError, StoreError, StoreUnavailable
 from shipway.serving.decisions import UnknownVersion
 from shipway.serving.guard import TOKEN_ENV, guard
-from shipway.serving.http import Receive, Send, read_body, send_response
 from shipway.serving.responses import error_body
 from shipway.store import RulesEvent
+from shipway.web.http import Receive, Send, read_body, send_response
 
 if TYPE_CHECKING:
     from shipway.serving.app import App

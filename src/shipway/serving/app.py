@@ -35,7 +35,6 @@ from shipway.serving.admin import admin
 from shipway.serving.batching import Batcher
 from shipway.serving.decisions import RulesManager, labels_from_manifest
 from shipway.serving.feedback import FeedbackWriter, feedback_endpoint
-from shipway.serving.http import Receive, Scope, Send, request_headers, send_response, too_large
 from shipway.serving.jobs import Job, Jobs
 from shipway.serving.logs import request_id_var
 from shipway.serving.metrics import Metrics
@@ -45,7 +44,8 @@ from shipway.serving.responses import error_body, error_for
 from shipway.serving.warmup import warm_up
 from shipway.store.prediction_log import PredictionLog
 from shipway.store.records import Context
-from shipway.tokens import FailedAttempts
+from shipway.web.http import Receive, Scope, Send, request_headers, send_response, too_large
+from shipway.web.tokens import FailedAttempts
 
 __all__ = ["App"]
 

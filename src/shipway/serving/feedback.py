@@ -20,10 +20,10 @@ import orjson
 from shipway.core.settings import Settings
 from shipway.errors import InputError, PayloadError, StoreError, StoreUnavailable
 from shipway.serving.guard import guard
-from shipway.serving.http import Receive, Send, read_body, send_response
 from shipway.serving.responses import error_body, error_for
 from shipway.store import Store, store_from_url
 from shipway.store.outcomes import parse_feedback, reader_of
+from shipway.web.http import Receive, Send, read_body, send_response
 
 if TYPE_CHECKING:
     from shipway.serving.app import App

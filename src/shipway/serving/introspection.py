@@ -11,9 +11,9 @@ from pydantic_core import from_json
 
 from shipway.errors import PayloadError, ShipwayError
 from shipway.serving.bodies import parse_one
-from shipway.serving.http import Receive, Send, read_body, send_response
 from shipway.serving.openapi import openapi_document
 from shipway.serving.responses import dumps, error_body
+from shipway.web.http import Receive, Send, read_body, send_response
 
 if TYPE_CHECKING:
     from shipway.serving.app import App

@@ -19,7 +19,7 @@ from shipway.core.decided import Decided
 from shipway.core.pipeline import Pipeline
 from shipway.errors import PredictTimeout
 from shipway.serving.bodies import parse_items, parse_one
-from shipway.serving.http import Receive, Send, read_body, send_response
+from shipway.web.http import Receive, Send, read_body, send_response
 
 if TYPE_CHECKING:
     from shipway.serving.app import App

@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 
+from shipway.common.times import check_time
 from shipway.errors import InputError
 from shipway.store.records import FeedbackRecord
-from shipway.common.times import check_time
 
 __all__ = ["MAX_ITEMS", "OutputReader", "describe_fields", "parse_feedback", "reader_of"]
 

@@ -77,7 +77,6 @@ FAMILIES: tuple[tuple[re.Pattern[str], str, str], ...] = (
 METRIC_NAMES = (*FIXED_METRICS, *(example for _, example, _ in FAMILIES))
 
 
-
 @dataclass(frozen=True, slots=True)
 class Metric:
     """A metric name, split into where its value is found.
@@ -176,5 +175,3 @@ def parse_metric(name: str) -> Metric:
             return Metric(name, (family, *match.groups()), sample)
     hint = did_you_mean(name, METRIC_NAMES)
     raise ValueError(f"unknown metric {name!r}.{hint} The metrics are {', '.join(METRIC_NAMES)} (docs/alerts.md)")
-
-

@@ -1,4 +1,4 @@
-"""Web plumbing shared by the service and the dashboard: the one JSON error body.
+"""The one JSON error body of every HTTP answer shipway gives (the service and the dashboard), and its JSON writer.
 
 {"error": {"type": "input_error", "message": "...", "request_id": "...",
            "details": [{"loc": ["text"], "msg": "...", "type": "..."}]}}
@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from typing import Any
 
 import orjson
 
-__all__ = ["clean_id", "dumps", "error_body", "new_id"]
+__all__ = ["dumps", "error_body"]
 
 
 def error_body(kind: str, message: str, request_id: str, details: list[dict[str, Any]] | None = None) -> bytes:
@@ -54,17 +53,3 @@ def _text(value: Any) -> str:
     except Exception:  # a value whose __str__ fails
         text = f"<{type(value).__name__}>"
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def clean_id(value: bytes) -> str | None:
-    """The caller's request id, only when short and printable: it goes into logs and headers."""
-    if 0 < len(value) <= 200 and value.isascii():
-        text = value.decode()
-        if text.isprintable() and " " not in text:
-            return text
-    return None
-
-
-def new_id() -> str:
-    """A request id for a caller that sent none."""
-    return os.urandom(12).hex()

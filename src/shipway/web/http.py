@@ -1,19 +1,40 @@
-"""ASGI plumbing shared by the service's endpoints: headers, bodies, responses."""
+"""ASGI plumbing shared by the service and the dashboard: headers, bodies, query strings, responses.
+
+The service's /predict path is hand-written over these (no framework between the socket and the
+pipeline: docs/benchmarks.md); the dashboard may sit on a framework and still use the query checks.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qs
 
-from shipway.errors import PayloadError
-from shipway.web import clean_id, new_id
+from shipway.errors import ConfigError, PayloadError
+from shipway.web.request_ids import clean_id, new_id
 
-__all__ = ["JSON", "Receive", "Scope", "Send", "clean_id", "read_body", "request_headers", "send_response", "too_large"]
+__all__ = [
+    "HTML",
+    "JSON",
+    "Receive",
+    "Scope",
+    "Send",
+    "query",
+    "query_float",
+    "query_int",
+    "read_body",
+    "request_headers",
+    "respond",
+    "send_response",
+    "too_large",
+]
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
+HTML = b"text/html; charset=utf-8"
 JSON = b"application/json"
 
 
@@ -53,6 +74,34 @@ async def read_body(receive: Receive, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def query(scope: Scope) -> dict[str, str]:
+    """The query string's parameters; the last value of a repeated one."""
+    return {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
+
+
+def query_int(params: dict[str, str], key: str, default: int, most: int) -> int:
+    """The whole number `key`, from 1 to `most`; ConfigError (a 400) naming it otherwise."""
+    text = params.get(key)
+    if text is None:
+        return default
+    value = int(text) if text.isdigit() and len(text) < 10 else 0
+    if not 1 <= value <= most:
+        raise ConfigError(f"{key}={text!r} is not a whole number from 1 to {most}; e.g. {key}={default}")
+    return value
+
+
+def query_float(params: dict[str, str], key: str) -> float | None:
+    """The finite number `key`, or None when absent; ConfigError (a 400) naming it otherwise."""
+    text = params.get(key)
+    try:
+        value = float(text) if text else None
+    except ValueError:
+        value = math.nan
+    if value is not None and not math.isfinite(value):
+        raise ConfigError(f"{key}={text!r} is not a number (unix seconds)")
+    return value
+
+
 def too_large(size: int, limit: int) -> str:
     return (
         f"the body is {size} bytes, over the {limit}-byte limit; send a smaller body, "
@@ -76,4 +125,12 @@ async def send_response(
     if headers:
         start_headers.extend(headers)
     await send({"type": "http.response.start", "status": status, "headers": start_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def respond(
+    send: Send, status: int, body: bytes, content_type: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    start = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *(headers or [])]
+    await send({"type": "http.response.start", "status": status, "headers": start})
     await send({"type": "http.response.body", "body": body})

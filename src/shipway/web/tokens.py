@@ -1,4 +1,4 @@
-"""The one token check for the admin routes, feedback and the dashboard, and the limit on failed tries.
+"""The one bearer-token check for the admin routes, feedback and the dashboard, and the limit on failed tries.
 
 - Credentials come as `Authorization: Bearer <token>` exactly (RFC 6750 section 2.1): the scheme
   `Bearer` in any case (auth schemes are case-insensitive, RFC 7235 section 2.1), one space, the
@@ -15,8 +15,9 @@ import hmac
 import math
 import threading
 import time
+from dataclasses import dataclass
 
-__all__ = ["FailedAttempts", "bearer", "token_matches"]
+__all__ = ["FailedAttempts", "Refusal", "bearer", "check_token", "token_matches"]
 
 
 def bearer(authorization: bytes | None) -> bytes | None:
@@ -35,6 +36,41 @@ def token_matches(given: bytes | str | None, token: str) -> bool:
         return False
     raw = given.encode() if isinstance(given, str) else given
     return hmac.compare_digest(raw, token.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a caller may not go on: the HTTP status, the error type, the message and extra headers."""
+
+    status: int
+    kind: str
+    message: str
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+def check_token(
+    attempts: FailedAttempts, client: str, authorization: bytes | None, token: str | None, what: str, which: str
+) -> Refusal | None:
+    """None when the caller may go on. Else the refusal: 403 when no token is set, 429 with
+    Retry-After when `client` sent too many wrong tokens (its token is then not compared), 401 for
+    a missing or wrong one. `what` names the operation, `which` the variable holding its token."""
+    if not token:
+        return Refusal(
+            403,
+            "forbidden",
+            f"{what} is off: start the service with {which} set to a secret token, "
+            f"then send it as `Authorization: Bearer <token>`",
+        )
+    wait = attempts.retry_after(client)
+    if wait:
+        message = f"too many wrong tokens from {client}; try again in {wait} s"
+        return Refusal(429, "too_many_attempts", message, ((b"retry-after", str(wait).encode()),))
+    if token_matches(bearer(authorization), token):
+        return None
+    if authorization is not None:
+        attempts.failed(client)  # a wrong token; a request without one is not a guess
+    message = f"{what} needs `Authorization: Bearer <token>` (exactly that scheme) with the service's {which}"
+    return Refusal(401, "unauthorized", message)
 
 
 class FailedAttempts:
