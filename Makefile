@@ -44,6 +44,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP) train
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
