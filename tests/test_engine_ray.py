@@ -22,11 +22,11 @@ from test_scoring import ROWS, SCORER, write
 from shipway.cli.main import main as cli
 from shipway.engine import Source, run
 from shipway.experiments.backtest import BacktestJob, merged
+from shipway.monitoring.drift._summaries import KEEP_VALUES
 from shipway.monitoring.drift.comparison import compare, compare_summary
 from shipway.monitoring.drift.job import DriftJob
 from shipway.monitoring.drift.job import merged as merged_summary
 from shipway.monitoring.drift.profile import Profile
-from shipway.monitoring.drift.summaries import KEEP_VALUES
 from shipway.monitoring.drift.thresholds import Thresholds
 from shipway.monitoring.drift.window import Window
 from shipway.rules.pipeline import load_pipeline

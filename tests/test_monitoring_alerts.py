@@ -18,8 +18,8 @@ from store_fixtures import wait_for
 
 from shipway.cli.main import main as cli
 from shipway.errors import AlertError
+from shipway.monitoring.alerts._messages import slack_alert, webhook_alert
 from shipway.monitoring.alerts.alert_file import load_alerts, parse_alerts
-from shipway.monitoring.alerts.alert_messages import slack_alert, webhook_alert
 from shipway.monitoring.alerts.alerter import Alerter, Evaluation
 from shipway.store import PredictionLog, PredictionRecord, Store, open_store
 from shipway.store.outcomes import describe_fields

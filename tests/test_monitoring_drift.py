@@ -13,9 +13,9 @@ import pytest
 
 from shipway.core.settings import load_settings
 from shipway.errors import ConfigError, DriftError
+from shipway.monitoring.drift._stats import dkw_epsilon
 from shipway.monitoring.drift.comparison import compare
 from shipway.monitoring.drift.profile import FILENAME, Profile
-from shipway.monitoring.drift.stats import dkw_epsilon
 from shipway.monitoring.drift.thresholds import Thresholds
 from shipway.monitoring.drift.window import Window, window_from_records, window_from_store
 from shipway.store import PredictionRecord, open_store

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats as scipy_stats
 from scipy.spatial import distance
 
-from shipway.monitoring.drift import stats
+from shipway.monitoring.drift import _stats as stats
 from shipway.monitoring.drift.text_drift import oov_rate, vocabulary
 
 

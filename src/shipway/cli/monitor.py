@@ -282,7 +282,7 @@ def report(
 ) -> None:
     """Write a self-contained HTML report of the service in TARGET over a time window:
     metrics, plots, drift, alerts, validation and the slowest and least confident predictions."""
-    from shipway.monitoring.report import write_report
+    from shipway.monitoring.monitor_report import write_report
     from shipway.monitoring.snapshot import Window
 
     try:

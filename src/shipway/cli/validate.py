@@ -74,7 +74,7 @@ def validate(
     """
     from shipway.common.times import parse_duration
     from shipway.validation import notify, table, validate, watch, write_json, write_junit
-    from shipway.validation.report import changes_text
+    from shipway.validation.rendering import changes_text
     from shipway.validation.runner import resolve_suites
 
     def save(report: Any) -> None:

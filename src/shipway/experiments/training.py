@@ -22,7 +22,7 @@ from shipway.core.artifacts import MANIFEST, write_manifest
 from shipway.core.service import Service, read_ids
 from shipway.core.settings import Settings
 from shipway.errors import DataError, RunError, ShipwayError
-from shipway.experiments.datasets import (
+from shipway.experiments.dataset_versions import (
     content_version,
     materialize,
     read_rows,

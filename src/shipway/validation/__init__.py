@@ -15,7 +15,7 @@ from shipway.expect.explain import explain
 from shipway.expect.fields import Fields
 from shipway.expect.parsing import parse_expectations
 from shipway.validation.notify import Delivery, notify, slack_message, webhook_payload
-from shipway.validation.report import junit_xml, table, write_json, write_junit
+from shipway.validation.rendering import junit_xml, table, write_json, write_junit
 from shipway.validation.results import CaseResult, Changes, Report
 from shipway.validation.runner import open_target, run_suites, validate
 from shipway.validation.suite import Suite, find_suites, load_suite, load_suites, parse_suite

@@ -23,12 +23,12 @@ from typing import Any
 import yaml
 
 from shipway.common.suggest import did_you_mean
-from shipway.core.files import read_text
+from shipway.core.user_files import read_text
 from shipway.errors import SuiteError
 from shipway.expect.cases import Case, Direction, Invariance
 from shipway.expect.fields import Fields, shorten
+from shipway.expect.located import Located, LocatedList, line_of, where
 from shipway.expect.parsing import parse_expectations
-from shipway.expect.source import Located, LocatedList, line_of, where
 
 __all__ = ["Suite", "find_suites", "is_suite_file", "load_suite", "load_suites", "parse_suite"]
 

@@ -29,7 +29,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from shipway.common.suggest import did_you_mean
 from shipway.common.times import parse_duration
-from shipway.core.files import read_text
+from shipway.core.user_files import read_text
 from shipway.errors import AlertError
 from shipway.monitoring.alerts.alert_rules import (
     CHANNEL_KINDS,

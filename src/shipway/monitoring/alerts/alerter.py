@@ -27,7 +27,7 @@ from shipway.notify import Delivery
 from shipway.store import Store, open_store
 
 if TYPE_CHECKING:
-    from shipway.monitoring.alerts.drift_values import ProfileCache
+    from shipway.monitoring.alerts._drift_values import ProfileCache
 
 __all__ = ["STATES", "Alerter", "Evaluation", "metric_value"]
 
@@ -274,7 +274,7 @@ class Alerter:
 
     def _drift_value(self, e: Evaluation, cache: dict[float, Any]) -> float | None:
         """The drift metric's value from the drift report of this window (one report per window)."""
-        from shipway.monitoring.alerts.drift_values import ProfileCache, drift_report, drift_value
+        from shipway.monitoring.alerts._drift_values import ProfileCache, drift_report, drift_value
 
         if self._profile is None:
             self._profile = ProfileCache(self.profile)
@@ -290,7 +290,7 @@ class Alerter:
     # -- sending -------------------------------------------------------------------
 
     def _notify(self, store: Store, e: Evaluation) -> None:
-        from shipway.monitoring.alerts.alert_messages import send
+        from shipway.monitoring.alerts._messages import send
 
         try:
             e.versions = self._versions(store, e.since, e.until)

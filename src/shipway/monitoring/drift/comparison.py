@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from shipway.common.suggest import did_you_mean
 from shipway.errors import ConfigError, DriftError
-from shipway.monitoring.drift.checks import Context, FeatureDrift, Result, check_feature, check_part
+from shipway.monitoring.drift._checks import Context, FeatureDrift, Result, check_feature, check_part
 from shipway.monitoring.drift.profile import Feature, Profile
 from shipway.monitoring.drift.text_drift import EMBEDDERS, Embedder, embedder
 from shipway.monitoring.drift.thresholds import Thresholds

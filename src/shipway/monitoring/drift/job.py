@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from shipway.monitoring.drift.checks import Part, part_of
+from shipway.monitoring.drift._checks import Part, part_of
 from shipway.monitoring.drift.profile import Profile
 from shipway.monitoring.drift.window import Window
 

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from shipway.errors import DriftError
-from shipway.monitoring.drift.columns import column as column_at
-from shipway.monitoring.drift.columns import count_categories, flatten_items, path_name, to_float, to_texts
-from shipway.monitoring.drift.reference import NumericReference, TextReference
+from shipway.monitoring.drift._columns import column as column_at
+from shipway.monitoring.drift._columns import count_categories, flatten_items, path_name, to_float, to_texts
+from shipway.monitoring.drift._reference import NumericReference, TextReference
 
 __all__ = ["FILENAME", "FORMAT", "KINDS", "VERSION", "Feature", "Profile", "infer_kind"]
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from shipway.errors import DriftError
-from shipway.monitoring.drift.columns import CategoryCounts, Path, category_key, column, flatten_items, path_name
+from shipway.monitoring.drift._columns import CategoryCounts, Path, category_key, column, flatten_items, path_name
 from shipway.store.records import PredictionRecord
 
 if TYPE_CHECKING:

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from shipway.monitoring.drift import stats
+from shipway.monitoring.drift import _stats as stats
+from shipway.monitoring.drift._reference import NumericReference
+from shipway.monitoring.drift._summaries import KEEP_VALUES, CategoricalPart, NumericPart, TextPart
 from shipway.monitoring.drift.profile import Feature
-from shipway.monitoring.drift.reference import NumericReference
-from shipway.monitoring.drift.summaries import KEEP_VALUES, CategoricalPart, NumericPart, TextPart
 from shipway.monitoring.drift.text_drift import Embedder, domain_classifier, oov_rate
 from shipway.monitoring.drift.thresholds import BY_NAME, Thresholds
 

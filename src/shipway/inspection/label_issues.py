@@ -14,7 +14,7 @@ import orjson
 
 from shipway.errors import ConfigError, DataError
 from shipway.inspection.crossval import default_model, load_factory, out_of_sample_probabilities
-from shipway.inspection.datasets import Dataset, read_dataset
+from shipway.inspection.labelled_data import Dataset, read_dataset
 from shipway.inspection.labels import METHODS, LabelIssue, confusions, find_label_issues
 from shipway.inspection.slices import ClassMetrics, Slice, class_metrics, worst_slices
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from shipway.monitoring.drift.stats import (
+from shipway.monitoring.drift._stats import (
     bin_counts,
     dkw_epsilon,
     histogram,

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from shipway.monitoring.drift import stats
-from shipway.monitoring.drift.columns import count_categories, to_float, to_texts
-from shipway.monitoring.drift.reference import NumericReference
+from shipway.monitoring.drift import _stats as stats
+from shipway.monitoring.drift._columns import count_categories, to_float, to_texts
+from shipway.monitoring.drift._reference import NumericReference
 
 __all__ = ["KEEP_VALUES", "CategoricalPart", "NumericPart", "TextPart"]
 
