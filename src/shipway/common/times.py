@@ -27,6 +27,7 @@ __all__ = [
     "check_time",
     "iso",
     "parse_duration",
+    "parse_iso",
     "parse_time",
 ]
 
@@ -70,11 +71,13 @@ def parse_time(text: str, now: float, what: str = "time") -> float:
         if parts and "".join(n + u for n, u in parts) == value.lower():
             ts = now - parse_duration(value, what)
         else:
-            ts = _iso_time(text, value, what)
+            ts = parse_iso(value, what)
     return check_time(ts, now, what, repr(text))
 
 
-def _iso_time(text: str, value: str, what: str) -> float:
+def parse_iso(text: str, what: str = "time") -> float:
+    """Unix seconds of an ISO 8601 date or date-time, UTC unless it gives a zone; ValueError otherwise."""
+    value = text.strip()
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
