@@ -13,7 +13,7 @@ from typing import Any
 
 from shipway.common.suggest import did_you_mean
 from shipway.errors import SuiteError
-from shipway.expect.located import where
+from shipway.common.positions import where
 
 __all__ = ["MISSING", "Fields", "get_path", "shorten"]
 

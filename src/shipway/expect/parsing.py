@@ -24,7 +24,7 @@ from shipway.expect.expectations import (
     QueueEquals,
 )
 from shipway.expect.fields import shorten
-from shipway.expect.located import where
+from shipway.common.positions import where
 
 __all__ = ["EXPECTATIONS", "parse_expectations", "specs"]
 

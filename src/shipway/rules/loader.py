@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from shipway.common.positions import YamlSyntaxError, compose
 from shipway.common.suggest import did_you_mean
 from shipway.rules import expressions as ex
 from shipway.rules.cells import Cell, constant_cell, parse_cell, split_row
@@ -41,14 +41,10 @@ FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 def parse_spec(text: str, diags: Diagnostics) -> Spec | None:
     """The file's content as a Spec; None when it is not even the right shape."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        spot = Spot.at(mark.line, mark.column) if mark else None
-        diags.error(spot, f"invalid YAML: {err.problem or err.context}")
-        return None
-    except yaml.YAMLError as err:
-        diags.error(None, f"invalid YAML: {err}")
+        root = compose(text, diags.file)
+    except YamlSyntaxError as err:
+        found = err.diagnostic
+        diags.add("error", found.line or 1, found.column or 1, found.message)
         return None
     return _Reader(text, diags).spec(root)
 

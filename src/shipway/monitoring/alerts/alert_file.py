@@ -23,10 +23,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from shipway.common.diagnostics import Diagnostics
+from shipway.common.positions import YamlSyntaxError, compose
 from shipway.common.suggest import did_you_mean
 from shipway.common.times import parse_duration
 from shipway.core.user_files import read_text
@@ -74,31 +75,28 @@ class _Reader:
     def __init__(self, file: str, environ: Mapping[str, str]) -> None:
         self.file = file
         self.environ = environ
-        self.found: list[tuple[int, str]] = []
+        self.diags = Diagnostics(file)
         self.channels: dict[str, Channel] = {}
         self.declared: list[str] = []  # channel names, including those whose URL is wrong
-        self.warnings: list[str] = []
 
     @property
     def problems(self) -> list[str]:
         """Every problem, in the order of the lines they are on."""
-        return [text for _, text in sorted(self.found, key=lambda found: found[0])]
+        return [str(d) for d in self.diags.sorted() if d.severity == "error"]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [str(d) for d in self.diags.sorted() if d.severity == "warning"]
 
     def problem(self, node: Node | None, message: str) -> None:
-        line = node.start_mark.line + 1 if node is not None else 0
-        self.found.append((line, f"{self.file}{f':{line}' if line else ''}: {message}"))
+        self.diags.add("error", node.start_mark.line + 1 if node is not None else 0, 0, message)
 
     def read(self, text: str) -> list[AlertRule]:
         try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.MarkedYAMLError as err:
-            mark = err.problem_mark or err.context_mark
-            at = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-            message = f"{self.file}{at}: not valid YAML: {err.problem or err.context}; fix the syntax there"
-            self.found.append((mark.line + 1 if mark else 0, message))
-            return []
-        except yaml.YAMLError as err:
-            self.found.append((0, f"{self.file}: not valid YAML: {err}"))
+            root = compose(text, self.file)
+        except YamlSyntaxError as err:
+            found = err.diagnostic
+            self.diags.add("error", found.line, found.column, f"{found.message}; fix the syntax there")
             return []
         if root is None:
             self.problem(None, "the file is empty; it needs an `alerts:` list")
@@ -188,9 +186,9 @@ class _Reader:
                 self.problem(key, f"channel {name!r} is defined twice; keep one")
                 continue
             self.declared.append(name)
-            before = len(self.found)
+            before = len(self.diags.errors)
             keys = self.mapping(value, f"channel {name!r}", CHANNEL_KINDS)
-            if keys is None or len(self.found) > before:
+            if keys is None or len(self.diags.errors) > before:
                 continue
             if len(keys) != 1:
                 self.problem(value, f"channel {name!r} needs exactly one of slack: URL or webhook: URL")
@@ -202,10 +200,12 @@ class _Reader:
             if raw is not None and missing:
                 # A secret that is not set here (a laptop, CI) must not stop the service or the
                 # other channels: the rules still evaluate, and each message to it fails loudly.
-                line = url_node.start_mark.line + 1
-                self.warnings.append(
-                    f"{self.file}:{line}: {what} uses ${{{missing[0]}}}, which is not set in the environment; "
-                    f"messages to {name!r} fail until {missing[0]} is exported where alerts are evaluated"
+                self.diags.add(
+                    "warning",
+                    url_node.start_mark.line + 1,
+                    0,
+                    f"{what} uses ${{{missing[0]}}}, which is not set in the environment; "
+                    f"messages to {name!r} fail until {missing[0]} is exported where alerts are evaluated",
                 )
                 self.channels[name] = Channel(name, kind, raw, unset=missing[0])
                 continue
@@ -227,7 +227,7 @@ class _Reader:
     # -- rules ---------------------------------------------------------------------
 
     def read_rule(self, node: Node, index: int) -> AlertRule | None:
-        before = len(self.found)
+        before = len(self.diags.errors)
         label = f"alert {index}"
         if isinstance(node, MappingNode):  # named, so that every problem can say which alert it is in
             named = [v for k, v in node.value if isinstance(k, ScalarNode) and k.value == "name"]
@@ -278,7 +278,7 @@ class _Reader:
         if "description" in keys:
             description = self.text(keys["description"], f"{label}: description") or ""
 
-        if len(self.found) > before or name is None or metric is None or comparison is None:
+        if len(self.diags.errors) > before or name is None or metric is None or comparison is None:
             return None
         assert threshold is not None and window_s is not None  # set whenever no problem was added
         return AlertRule(
