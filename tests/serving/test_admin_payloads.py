@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from shipway.errors import PayloadError
-from shipway.serving.admin import ModelDeploy, RulesApply, RulesRollback, _payload
+from shipway.serving.admin_payloads import ModelDeploy, RulesApply, RulesRollback, payload
 
 
 def test_good_bodies_are_read() -> None:
-    rules = _payload(RulesApply, b'{"source": "rules: []", "mode": "canary", "canary": 1, "actor": "ana", "x": 1}')
+    rules = payload(RulesApply, b'{"source": "rules: []", "mode": "canary", "canary": 1, "actor": "ana", "x": 1}')
     assert (rules.source, rules.mode, rules.canary, rules.actor) == ("rules: []", "canary", 1, "ana")
-    assert _payload(RulesRollback, b"").version is None
-    assert _payload(ModelDeploy, b'{"artifacts": "a/b"}').artifacts == "a/b"
+    assert payload(RulesRollback, b"").version is None
+    assert payload(ModelDeploy, b'{"artifacts": "a/b"}').artifacts == "a/b"
 
 
 @pytest.mark.parametrize(
@@ -30,4 +30,4 @@ def test_good_bodies_are_read() -> None:
 )
 def test_bad_bodies_are_refused_naming_the_key(model: type, body: bytes, message: str) -> None:
     with pytest.raises(PayloadError, match=message.replace("(", r"\(").replace("{", r"\{")):
-        _payload(model, body)
+        payload(model, body)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
 
 from shipway.errors import GateFailed, LoadError, PayloadError, RegistryError, RulesError, StoreError, StoreUnavailable
+from shipway.serving.admin_payloads import ModelDeploy, RulesApply, RulesRollback, payload
 from shipway.serving.decisions import UnknownVersion
 from shipway.serving.guard import TOKEN_ENV, guard
 from shipway.serving.responses import error_body
@@ -26,7 +26,7 @@ from shipway.web.http import Receive, Send, read_body, send_response
 if TYPE_CHECKING:
     from shipway.serving.app import App
 
-__all__ = ["TOKEN_ENV", "ModelDeploy", "RulesApply", "RulesRollback", "admin", "event_json"]
+__all__ = ["TOKEN_ENV", "admin", "event_json"]
 
 
 async def admin(
@@ -62,7 +62,7 @@ async def admin(
             return await send_response(send, 200, orjson.dumps(body), request_id)
         body_bytes = await read_body(receive, app._max_body)
         if action == "apply":
-            rules = _payload(RulesApply, body_bytes)
+            rules = payload(RulesApply, body_bytes)
             event, ruleset = await asyncio.to_thread(
                 app.rules.apply,
                 rules.source,
@@ -74,7 +74,7 @@ async def admin(
             )
             body = {"applied": event_json(event), "warnings": [str(w) for w in ruleset.warnings]}
         elif action == "deploy":
-            model = _payload(ModelDeploy, body_bytes)
+            model = payload(ModelDeploy, body_bytes)
             executor = app.batcher.executor if app.batcher is not None else None
 
             def on_predict_thread(fn: Any, arg: Any) -> Any:
@@ -84,7 +84,7 @@ async def admin(
             event = await asyncio.to_thread(app.models.deploy, model.artifacts, model.actor, on_predict_thread)
             body = {"applied": {**event_json(event), "artifacts": event.source}, "warnings": []}
         else:
-            back = _payload(RulesRollback, body_bytes)
+            back = payload(RulesRollback, body_bytes)
             event = await asyncio.to_thread(app.rules.rollback, back.version, back.actor)
             body = {"applied": event_json(event), "warnings": []}
     except RulesError as err:
@@ -121,57 +121,3 @@ def event_json(event: RulesEvent) -> dict[str, Any]:
         "actor": event.actor,
         "options": event.options,
     }
-
-
-class _Payload(BaseModel):
-    """An admin body: a JSON object whose known keys are checked; other keys are ignored."""
-
-    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
-    usage: ClassVar[str] = ""
-
-    actor: str | None = None
-
-
-class RulesApply(_Payload):
-    usage = 'POST /admin/rules takes {"source": "<the rules YAML>", "mode": "on"}'
-
-    source: str = Field(pattern=r"\S")
-    mode: str | None = None
-    canary: StrictInt | StrictFloat | None = None
-    canary_key: str | None = None
-    filename: str | None = None
-
-
-class ModelDeploy(_Payload):
-    usage = 'POST /admin/model takes {"artifacts": "<folder train.py wrote>"}'
-
-    artifacts: str = Field(min_length=1)
-
-
-class RulesRollback(_Payload):
-    usage = 'POST /admin/rules/rollback takes {"version": "<a version from GET /admin/rules>"} or {}'
-
-    version: str | None = None
-
-
-_P = TypeVar("_P", bound=_Payload)
-
-
-def _payload(model: type[_P], body: bytes) -> _P:
-    """The body checked by `model`; PayloadError (400) naming the first bad key and the usage."""
-    try:
-        data = orjson.loads(body or b"{}")
-    except orjson.JSONDecodeError as err:
-        raise PayloadError(f"the body is not valid JSON ({err}); send a JSON object") from None
-    if not isinstance(data, dict):
-        raise PayloadError(f"the body must be a JSON object, not {type(data).__name__}")
-    try:
-        return model.model_validate(data)
-    except ValidationError as err:
-        first = err.errors(include_url=False)[0]
-        key = str(first["loc"][0]) if first["loc"] else ""
-        if first["type"] == "missing" or (key in ("source", "artifacts") and isinstance(data.get(key), str)):
-            raise PayloadError(model.usage) from None
-        value = data.get(key)
-        want = "a number between 0 and 1" if key == "canary" else "a string"
-        raise PayloadError(f"{key!r} must be {want}, not {type(value).__name__} {value!r}") from None
