@@ -135,3 +135,31 @@ def test_every_public_error_class_is_exported_by_its_module() -> None:
                 if name not in getattr(module, "__all__", ()):
                     missing.append(f"{module.__name__}.{name}")
     assert missing == []
+
+
+def test_the_common_helpers_pin_their_names() -> None:
+    from shipway.common import diagnostics, positions, suggest, times
+
+    assert diagnostics.__all__ == ["SEVERITIES", "Diagnostic", "Diagnostics"]
+    assert positions.__all__ == [
+        "Located",
+        "LocatedList",
+        "YamlSyntaxError",
+        "compose",
+        "line_of",
+        "load_located",
+        "position",
+        "where",
+    ]
+    assert suggest.__all__ == ["CUTOFF", "closest", "did_you_mean"]
+    assert times.__all__ == [
+        "AHEAD_S",
+        "EARLIEST",
+        "TIME_HELP",
+        "UNITS",
+        "check_time",
+        "iso",
+        "parse_duration",
+        "parse_iso",
+        "parse_time",
+    ]
