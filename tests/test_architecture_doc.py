@@ -33,3 +33,21 @@ def test_the_layers_on_the_page_are_the_contract() -> None:
         for package in re.split(r"[|:]", layer):
             name = package.strip().strip("()")
             assert re.search(rf"\b{name}\b", block), f"layer {name!r} of the contract is not on the page"
+
+
+def test_the_rewrite_tool_moves_old_paths_once() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rewrite_moved_imports", ROOT / "tools" / "rewrite_moved_imports.py")
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    old = "from shipway.monitoring import stats\nfrom shipway.times import check_time\nsee shipway/tokens.py\n"
+    new = tool.rewrite(old)
+    assert new == (
+        "from shipway.monitoring.drift import _stats as stats\nfrom shipway.common.times import check_time\n"
+        "see shipway/web/tokens.py\n"
+    )
+    assert tool.rewrite(new) == new
+    for _, module in tool.MOVES:  # every target exists
+        assert (ROOT / "src" / (module.replace(".", "/") + ".py")).exists(), module
