@@ -3,14 +3,10 @@ its refusals sent in the service's one error shape."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from shipway.serving.responses import error_body
+from shipway.serving.runtime import Runtime
 from shipway.web.http import Send
 from shipway.web.tokens import check_token
-
-if TYPE_CHECKING:
-    from shipway.serving.app import App
 
 __all__ = ["TOKEN_ENV", "guard"]
 
@@ -18,7 +14,7 @@ TOKEN_ENV = "SHIPWAY_ADMIN_TOKEN"
 
 
 async def guard(
-    app: App,
+    rt: Runtime,
     send: Send,
     request_id: str,
     client: str,
@@ -28,9 +24,9 @@ async def guard(
     which: str,
 ) -> bool:
     """True when the caller may go on; else the refusal of `check_token` is sent."""
-    refusal = check_token(app.attempts, client, authorization, token, what, which)
+    refusal = check_token(rt.attempts, client, authorization, token, what, which)
     if refusal is None:
         return True
     body = error_body(refusal.kind, refusal.message, request_id)
-    await app._refuse(send, refusal.status, refusal.kind, body, request_id, list(refusal.headers) or None)
+    await rt.refuse(send, refusal.status, refusal.kind, body, request_id, list(refusal.headers) or None)
     return False
