@@ -24,8 +24,8 @@ from conftest import SERVICES, SHIPWAY, Server, free_port, start_server
 from shipway.core.artifacts import write_manifest
 from shipway.errors import ConfigError
 from shipway.monitoring import access
+from shipway.monitoring.drift.profile import Profile
 from shipway.monitoring.plots import per_class
-from shipway.monitoring.profile import Profile
 from shipway.monitoring.snapshot import Window
 from shipway.store import open_store
 

@@ -16,7 +16,7 @@ from shipway.core.service import load_project
 from shipway.monitoring import access
 from shipway.monitoring.dashboard import Dashboard
 from shipway.serving.app import App
-from shipway.tokens import FailedAttempts, bearer
+from shipway.web.tokens import FailedAttempts, bearer
 
 TOKEN = "s3cret-token"
 HOST = "203.0.113.9"

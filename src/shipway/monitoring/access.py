@@ -1,7 +1,7 @@
 """Who may read the dashboard: it shows logged inputs, which are customer text.
 
 - With SHIPWAY_ADMIN_TOKEN set (the token the service's admin routes take), every page and
-  API call needs it: as `Authorization: Bearer <token>` (scripts; shipway/tokens.py's one
+  API call needs it: as `Authorization: Bearer <token>` (scripts; shipway/web/tokens.py's one
   check, wrong tokens limited per client address), or through the login
   form, which sets a signed session cookie (HttpOnly, SameSite=Strict, 12 hours) that holds
   an HMAC of the token and its expiry, never the token itself.
@@ -22,7 +22,7 @@ from html import escape
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
-from shipway.tokens import bearer, token_matches
+from shipway.web.tokens import bearer, token_matches
 
 __all__ = [
     "COOKIE",

@@ -56,8 +56,8 @@ from shipway.monitoring.snapshot import (
 )
 from shipway.store import Store, store_from_url
 from shipway.store.feedback import Describe
-from shipway.tokens import FailedAttempts, token_matches
 from shipway.web import clean_id, error_body, new_id
+from shipway.web.tokens import FailedAttempts, token_matches
 
 __all__ = ["Dashboard"]
 
@@ -118,7 +118,7 @@ class Dashboard:
         self._store: Store | None = None
         self._lock = threading.Lock()
         self._scans: dict[tuple[Any, ...], Any] = {}
-        self.attempts = FailedAttempts()  # wrong tokens per client address (shipway/tokens.py)
+        self.attempts = FailedAttempts()  # wrong tokens per client address (shipway/web/tokens.py)
 
     # -- the store ---------------------------------------------------------------
 

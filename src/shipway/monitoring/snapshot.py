@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shipway.common import times
 from shipway.errors import ConfigError, ShipwayError
 from shipway.store import Store
 from shipway.store.feedback import Describe
-from shipway.times import check_time
 
 __all__ = [
     "BY",
@@ -96,36 +96,18 @@ class Window:
 
 
 def parse_time(text: str, now: float, what: str) -> float:
-    """Unix seconds from `7d` (that long before now), an ISO date or datetime (UTC unless it
-    says otherwise), or unix seconds."""
-    value = text.strip()
+    """`shipway.common.times.parse_time`, its errors as ConfigError (a 400 on the dashboard)."""
     try:
-        ts = float(value)
-    except ValueError:
-        if value[:1].isdigit() and value[-1:].lower() in "smhd":
-            ts = now - _duration(value, what)
-        else:
-            try:
-                parsed = datetime.fromisoformat(value)
-            except ValueError:
-                raise ConfigError(
-                    f"{what}={text!r} is not a time: give a duration before now (30m, 24h, 7d), "
-                    "an ISO date or datetime (2024-05-01, 2024-05-01T12:00:00+00:00) or unix seconds"
-                ) from None
-            ts = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
-    try:
-        return check_time(ts, now, what, repr(text))
+        return times.parse_time(text, now, what)
     except ValueError as err:
         raise ConfigError(str(err)) from None
 
 
 def _duration(text: str, what: str) -> float:
-    from shipway.monitoring.alert_rules import parse_window  # one duration syntax for alerts and pages
-
     try:
-        return parse_window(text)
+        return times.parse_duration(text, what)
     except ValueError as err:
-        raise ConfigError(f"{what}: {err}") from None
+        raise ConfigError(str(err)) from None
 
 
 def auto_step(span_s: float) -> int:
@@ -138,7 +120,7 @@ def auto_step(span_s: float) -> int:
 
 def metrics_json(sources: Sources, window: Window, by: str | None = "model_version") -> dict[str, Any]:
     """The online metrics (`OnlineMetrics.to_dict()`) of the window, split `by` a version."""
-    from shipway.monitoring.metrics import online_metrics
+    from shipway.monitoring.metrics.online import online_metrics
 
     if by is not None and by not in BY:
         raise ConfigError(f"by={by!r} is not a way to split the metrics; use one of {', '.join(BY)}, or none")
@@ -156,7 +138,7 @@ def metrics_json(sources: Sources, window: Window, by: str | None = "model_versi
 
 def predictions_json(sources: Sources, window: Window, order: str = "slowest", limit: int = 10) -> list[dict[str, Any]]:
     """The slowest, or least confident, predictions of the window, newest data decoded."""
-    from shipway.monitoring.metrics import recent_predictions
+    from shipway.monitoring.metrics.online import recent_predictions
 
     if order not in ORDERS:
         raise ConfigError(f"order={order!r} is not a way to rank predictions; use one of {', '.join(ORDERS)}")
@@ -195,9 +177,9 @@ def drift_json(sources: Sources, window: Window) -> dict[str, Any]:
             "message": f"no reference profile{where}: training writes artifacts/profile.json (see docs/drift.md)",
             "report": None,
         }
-    from shipway.monitoring.drift import compare
-    from shipway.monitoring.profile import Profile
-    from shipway.monitoring.window import window_from_store
+    from shipway.monitoring.drift.comparison import compare
+    from shipway.monitoring.drift.profile import Profile
+    from shipway.monitoring.drift.window import window_from_store
 
     try:
         profile = Profile.load(sources.profile)

@@ -1,6 +1,6 @@
 """The reads behind online metrics: rollups and joined feedback, bucketed by time.
 
-Every function returns plain rows; `shipway.monitoring.metrics` turns them into
+Every function returns plain rows; `shipway.monitoring.metrics.online` turns them into
 rates, quantiles and per-class figures. Buckets are `step_s` wide (a multiple of
 60) and start at multiples of it since the epoch; `by` groups by "model_version"
 or "rules_version" ('' where none), or not at all.
