@@ -12,8 +12,10 @@ objects: the service never imports plotly's validators to answer a request, and 
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from shipway.errors import ConfigError
@@ -28,6 +30,7 @@ __all__ = [
     "per_class",
     "plot_text",
     "plotly_js",
+    "plotly_path",
     "quality",
     "residuals",
     "routing",
@@ -45,16 +48,24 @@ MAX_CLASSES = 30  # per-class bars beyond this are unreadable; the largest class
 MAX_ROUTES = 8
 
 
-def plotly_js() -> str:
+def plotly_path() -> Path:
     """The plotly.js bundle shipped inside the plotly package (no CDN, no network)."""
     try:
-        from plotly.offline import get_plotlyjs
-    except ImportError as err:
+        spec = importlib.util.find_spec("plotly")
+    except ImportError:
+        spec = None
+    origin = Path(spec.origin).parent / "package_data" / "plotly.min.js" if spec and spec.origin else None
+    if origin is None or not origin.is_file():
         raise ConfigError(
-            f"the monitoring plots need plotly, which is not installed ({err}); "
+            "the monitoring plots need plotly, which is not installed (or ships no plotly.min.js); "
             "install it with pip install 'shipway[monitoring]'"
-        ) from err
-    return str(get_plotlyjs())
+        )
+    return origin
+
+
+def plotly_js() -> str:
+    """The plotly.js bundle's text, for the report to inline."""
+    return plotly_path().read_text(encoding="utf-8")
 
 
 def base_layout(title: str, **extra: Any) -> dict[str, Any]:
