@@ -46,6 +46,11 @@ COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F
 GREY = "#999999"
 MAX_CLASSES = 30  # per-class bars beyond this are unreadable; the largest classes are shown
 MAX_ROUTES = 8
+# The legend's room, in CSS pixels: a row of entries, an entry's symbol and gap, a character of
+# its 12 px name (generous), the narrowest plot (the page's grid cells are at least 420 px),
+# the x tick labels (two lines on a date axis) and an axis title.
+_LEGEND_ROW_PX, _LEGEND_ENTRY_PX, _CHAR_PX, _NARROWEST_PX = 22, 46, 7.5, 400
+_TICKS_PX, _AXIS_TITLE_PX = 44, 22
 
 
 def plotly_path() -> Path:
@@ -68,12 +73,28 @@ def plotly_js() -> str:
     return plotly_path().read_text(encoding="utf-8")
 
 
+# plotly.js draws its toolbar (the "modebar") in the top right corner of each plot, about 26 px
+# high: titles sit below that band, so a long title is never under it.
+TOOLBAR_PX = 30
+
+
 def base_layout(title: str, **extra: Any) -> dict[str, Any]:
     layout: dict[str, Any] = {
-        "title": {"text": title, "font": {"size": 14}, "x": 0, "xanchor": "left"},
+        # Right above the plot area, pushing the top margin as far as the title needs.
+        "title": {
+            "text": title,
+            "font": {"size": 14},
+            "x": 0,
+            "xanchor": "left",
+            "xref": "container",
+            "y": 1,
+            "yanchor": "bottom",
+            "yref": "paper",
+            "pad": {"b": 8, "l": 8},
+            "automargin": True,
+        },
         "height": 300,
-        "margin": {"l": 56, "r": 56, "t": 40, "b": 40},
-        "legend": {"orientation": "h", "y": -0.2},
+        "margin": {"l": 56, "r": 56, "t": TOOLBAR_PX + 26, "b": 40},
         "hovermode": "x unified",
         "colorway": list(COLOURS),
         "paper_bgcolor": "rgba(0,0,0,0)",
@@ -82,6 +103,30 @@ def base_layout(title: str, **extra: Any) -> dict[str, Any]:
     }
     layout.update(extra)
     return layout
+
+
+def with_legend(figure: Figure, axis_title: bool = False) -> Figure:
+    """`figure` with its legend at the foot of the figure, under the tick labels (and the x axis
+    title), in as many rows as its names need at the narrowest plot width: the bottom margin is
+    made that tall, since plotly.js does not make room for a legend placed on the container."""
+    names = [str(t.get("name", "")) for t in figure["data"] if t.get("showlegend", True)]
+    if len(names) < 2:
+        return figure
+    per_row = max(1, int(_NARROWEST_PX // (_LEGEND_ENTRY_PX + _CHAR_PX * max(len(n) for n in names))))
+    rows = -(-len(names) // per_row)
+    layout = figure["layout"]
+    room = _LEGEND_ROW_PX * rows + 8
+    layout["legend"] = {
+        "orientation": "h",
+        "x": 0,
+        "xref": "container",
+        "y": 0,
+        "yref": "container",
+        "yanchor": "bottom",
+    }
+    layout["margin"]["b"] = _TICKS_PX + (_AXIS_TITLE_PX if axis_title else 0) + room
+    layout["height"] = layout.get("height", 300) + room
+    return figure
 
 
 def empty_figure(title: str, message: str) -> Figure:
@@ -100,7 +145,7 @@ def empty_figure(title: str, message: str) -> Figure:
 
 def _time_axis(metrics: Mapping[str, Any]) -> dict[str, Any]:
     """A date axis over the whole window, so that a quiet start or end shows as such."""
-    axis: dict[str, Any] = {"type": "date", "title": {"text": "UTC"}}
+    axis: dict[str, Any] = {"type": "date", "hoverformat": "%Y-%m-%d %H:%M UTC"}  # the titles say UTC
     since, until = metrics.get("since"), metrics.get("until")
     if isinstance(since, (int, float)) and isinstance(until, (int, float)):
         # Buckets are aligned to the step, so the first and the current one reach past the
@@ -131,7 +176,7 @@ def _series(metrics: Mapping[str, Any]) -> list[tuple[str, list[dict[str, Any]]]
 
 def traffic(metrics: Mapping[str, Any]) -> Figure:
     """Requests per bucket (stacked per group) and the error rate on a second axis."""
-    title = f"Requests and error rate (per {_step(metrics.get('step_s'))})"
+    title = f"Requests and error rate (per {_step(metrics.get('step_s'))}, UTC)"
     series = _series(metrics)
     if not series:
         return empty_figure(title, "no predictions logged in this window")
@@ -162,12 +207,12 @@ def traffic(metrics: Mapping[str, Any]) -> Figure:
         yaxis2={"title": {"text": "error rate"}, "overlaying": "y", "side": "right", "tickformat": ".1%"},
     )
     layout["yaxis2"]["rangemode"] = "tozero"
-    return {"data": data, "layout": layout}
+    return with_legend({"data": data, "layout": layout})
 
 
 def latency(metrics: Mapping[str, Any]) -> Figure:
     """Median and 99th-percentile latency per bucket and group."""
-    title = "Latency p50 and p99 (ms)"
+    title = "Latency p50 and p99 in ms (UTC)"
     series = _series(metrics)
     if not series:
         return empty_figure(title, "no predictions logged in this window")
@@ -187,30 +232,40 @@ def latency(metrics: Mapping[str, Any]) -> Figure:
                     "line": {"color": colour, "dash": dash},
                 }
             )
-    return {"data": data, "layout": base_layout(title, xaxis=_time_axis(metrics), yaxis={"title": {"text": "ms"}})}
+    return with_legend(
+        {"data": data, "layout": base_layout(title, xaxis=_time_axis(metrics), yaxis={"title": {"text": "ms"}})}
+    )
 
 
 def quality(metrics: Mapping[str, Any]) -> Figure:
-    """Accuracy (solid) and feedback coverage (dotted) per bucket and group."""
-    title = "Accuracy and feedback coverage"
+    """Accuracy (solid) and feedback coverage (dotted) per bucket and group; a regression's
+    outcomes have no accuracy, so only their coverage is drawn."""
     series = _series(metrics)
-    if not any(p.get("accuracy") is not None for _, points in series for p in points):
-        return empty_figure(title, "no feedback yet: accuracy needs labels sent to the feedback endpoint")
+    regression = bool((metrics.get("totals") or {}).get("regression"))
+    title = (
+        "Feedback coverage (UTC); a regression has no accuracy"
+        if regression
+        else "Accuracy and feedback coverage (UTC)"
+    )
+    drawn = "coverage" if regression else "accuracy"
+    if not any(p.get(drawn) is not None for _, points in series for p in points):
+        return empty_figure(title, _why_empty(metrics, "accuracy needs labels sent to the feedback endpoint"))
     data = []
     for i, (name, points) in enumerate(series):
         colour = COLOURS[i % len(COLOURS)]
         x = [p["ms"] for p in points]
-        data.append(
-            {
-                "type": "scatter",
-                "mode": "lines+markers",
-                "name": f"accuracy {name}",
-                "x": x,
-                "y": [p.get("accuracy") for p in points],
-                "line": {"color": colour},
-                "connectgaps": False,
-            }
-        )
+        if not regression:
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines+markers",
+                    "name": f"accuracy {name}",
+                    "x": x,
+                    "y": [p.get("accuracy") for p in points],
+                    "line": {"color": colour},
+                    "connectgaps": False,
+                }
+            )
         data.append(
             {
                 "type": "scatter",
@@ -222,17 +277,19 @@ def quality(metrics: Mapping[str, Any]) -> Figure:
             }
         )
     yaxis = {"range": [0, 1.02], "tickformat": ".0%"}
-    return {"data": data, "layout": base_layout(title, xaxis=_time_axis(metrics), yaxis=yaxis)}
+    return with_legend({"data": data, "layout": base_layout(title, xaxis=_time_axis(metrics), yaxis=yaxis)})
 
 
 def routing(metrics: Mapping[str, Any]) -> Figure:
     """The share of decided predictions sent to each queue, over time."""
-    return _shares_over_time(metrics, "routing", "Routing: share of decided predictions per queue")
+    return _shares_over_time(metrics, "routing", "Routing: share of decided predictions per queue (UTC)")
 
 
 def rules_fired(metrics: Mapping[str, Any]) -> Figure:
     """How often each rule fired, as a share of decided predictions, over time (rule hit rates)."""
-    return _shares_over_time(metrics, "rules_fired", "Rule hit rates: share of decided predictions each rule fired on")
+    return _shares_over_time(
+        metrics, "rules_fired", "Rule hit rates: share of decided predictions each rule fired on (UTC)"
+    )
 
 
 def _shares_over_time(metrics: Mapping[str, Any], key: str, title: str) -> Figure:
@@ -262,7 +319,7 @@ def _shares_over_time(metrics: Mapping[str, Any], key: str, title: str) -> Figur
         for label in labels
     ]
     yaxis = {"tickformat": ".0%", "rangemode": "tozero"}
-    return {"data": data, "layout": base_layout(title, xaxis=_time_axis(metrics), yaxis=yaxis)}
+    return with_legend({"data": data, "layout": base_layout(title, xaxis=_time_axis(metrics), yaxis=yaxis)})
 
 
 def per_class(metrics: Mapping[str, Any]) -> Figure:
@@ -270,7 +327,7 @@ def per_class(metrics: Mapping[str, Any]) -> Figure:
     title = "Per-class precision and recall"
     classes = (metrics.get("totals") or {}).get("per_class") or {}
     if not classes:
-        return empty_figure(title, "no feedback yet: per-class scores need labels")
+        return empty_figure(title, _why_empty(metrics, "per-class scores need labels"))
     shown = sorted(classes, key=lambda c: (-(classes[c].get("support") or 0), c))[:MAX_CLASSES]
     shown.reverse()  # horizontal bars draw bottom-up; the largest class goes on top
     if len(classes) > len(shown):
@@ -296,7 +353,7 @@ def per_class(metrics: Mapping[str, Any]) -> Figure:
         hovermode="closest",
     )
     layout["margin"]["l"] = 160
-    return {"data": data, "layout": layout}
+    return with_legend({"data": data, "layout": layout})
 
 
 def calibration(metrics: Mapping[str, Any]) -> Figure:
@@ -306,7 +363,7 @@ def calibration(metrics: Mapping[str, Any]) -> Figure:
     ece = cal.get("ece")
     title = "Calibration (reliability diagram)" + (f": ECE {ece:.3f}" if isinstance(ece, (int, float)) else "")
     if not bins:
-        return empty_figure(title, "no feedback yet: calibration needs labels and a confidence per prediction")
+        return empty_figure(title, _why_empty(metrics, "calibration needs labels and a confidence per prediction"))
     data = [
         {
             "type": "bar",
@@ -341,7 +398,7 @@ def calibration(metrics: Mapping[str, Any]) -> Figure:
         yaxis={"range": [0, 1.02], "title": {"text": "accuracy"}},
         yaxis2={"overlaying": "y", "side": "right", "title": {"text": "predictions"}, "showgrid": False},
     )
-    return {"data": data, "layout": layout}
+    return with_legend({"data": data, "layout": layout})
 
 
 def metrics_figures(metrics: Mapping[str, Any]) -> dict[str, Figure]:
@@ -374,6 +431,16 @@ def residuals(metrics: Mapping[str, Any]) -> Figure:
         }
     ]
     return {"data": data, "layout": base_layout(title, hovermode="closest", xaxis={"type": "category"})}
+
+
+def _why_empty(metrics: Mapping[str, Any], need: str) -> str:
+    """Why a plot of the labels is empty: no feedback, or feedback that has no classes."""
+    totals = metrics.get("totals") or {}
+    if not totals.get("labelled"):
+        return f"no feedback yet: {need}"
+    if totals.get("regression"):
+        return "not for a regression score: see the Regression panel"
+    return "the feedback holds no label the outputs can be compared with"
 
 
 def plot_text(value: Any) -> str:
