@@ -155,7 +155,7 @@ def online_metrics(
     totals["calibration"] = _calibration(breakdown)
     totals.update(kind_metrics(store, service, since, until, describe, total.outcomes))
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    undefined = {"accuracy": None, "top_k": {}} if totals["kind"] == "regression" else {}
+    undefined: dict[str, Any] = {"accuracy": None, "top_k": {}} if totals["kind"] == "regression" else {}
     for (group, t), tally in sorted(buckets.items()):
         groups[group].append({"t": t, **tally.to_dict(), **undefined})
     series = [{"group": {by: group} if by else {}, "points": points} for group, points in sorted(groups.items())]
@@ -191,7 +191,7 @@ def kind_metrics(
             )
         else:
             # No class to be right about: accuracy and top-k of a score are not defined.
-            none = {"accuracy": None, "top_k": {}, "calibration": {}}
+            none: dict[str, Any] = {"accuracy": None, "top_k": {}, "calibration": {}}
             out.update(kind="regression", regression=regression_metrics(rows), per_class={}, **none)
     elif kind == "ranking":
         out["ranking"] = ranking_metrics(rank_rows(store, service, since, until))
