@@ -195,7 +195,8 @@ class Dashboard:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         rid = scope.get("shipway.request_id") or _caller_id(scope) or new_id()
         token = request_id.set(rid)
-        scope = {**scope, "shipway.dashboard": self}
+        # "app" makes Starlette raise what it refuses (a 405), so that it is answered in the one shape.
+        scope = {**scope, "shipway.dashboard": self, "app": self}
         try:
             await self.app(scope, _limited(receive, _BODY_BYTES), send)
         except Exception:
@@ -258,7 +259,10 @@ async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
-        return error(405, "method_not_allowed", f"{request.url.path} takes GET, not {request.method}")
+        allowed = (exc.headers or {}).get("Allow", "GET")
+        response = error(405, "method_not_allowed", f"{request.url.path} takes {allowed}, not {request.method}")
+        response.headers["allow"] = allowed
+        return response
     return error(exc.status_code, "not_found" if exc.status_code == 404 else "bad_request", str(exc.detail))
 
 
