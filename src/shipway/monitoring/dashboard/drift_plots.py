@@ -10,7 +10,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from shipway.monitoring.dashboard.plots import TOOLBAR_PX, Figure, base_layout, empty_figure, plot_text
+from shipway.monitoring.dashboard.figures import TOOLBAR_PX, Figure, base_layout, empty_figure, plot_text
 
 __all__ = ["drift_feature"]
 

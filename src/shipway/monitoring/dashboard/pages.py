@@ -16,8 +16,8 @@ from starlette.types import Receive, Scope, Send
 
 from shipway.errors import ConfigError
 from shipway.monitoring.dashboard import params
+from shipway.monitoring.dashboard.figures import plotly_path
 from shipway.monitoring.dashboard.panels import render_panels
-from shipway.monitoring.dashboard.plots import plotly_path
 from shipway.monitoring.dashboard.predictions import find_record, prediction_context
 from shipway.monitoring.dashboard.rendering import PRIVATE, SAFE, error, page
 from shipway.web import dumps

@@ -16,7 +16,7 @@ import orjson
 
 from shipway.monitoring.dashboard import plots
 from shipway.monitoring.dashboard.drift_plots import drift_feature
-from shipway.monitoring.dashboard.plots import Figure
+from shipway.monitoring.dashboard.figures import Figure
 from shipway.monitoring.dashboard.rendering import ms, num, pct, render, short_json, utc
 
 __all__ = ["MAX_DRIFT_PLOTS", "render_panels"]

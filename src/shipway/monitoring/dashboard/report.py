@@ -15,8 +15,8 @@ from pathlib import Path
 from markupsafe import Markup
 
 from shipway.errors import ConfigError
+from shipway.monitoring.dashboard.figures import plotly_js
 from shipway.monitoring.dashboard.panels import render_panels
-from shipway.monitoring.dashboard.plots import plotly_js
 from shipway.monitoring.dashboard.rendering import inline_assets, render
 from shipway.monitoring.dashboard.snapshot import Sources, Window, snapshot
 
