@@ -5,6 +5,8 @@ cookie, escaping by the templates, and a page added as one route and one templat
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -142,3 +144,21 @@ def test_a_page_is_one_route_and_one_template(tmp_path: Path) -> None:
     assert shown.status_code == 200 and "live vs candidate" in shown.text and "&lt;none yet&gt;" in shown.text
     assert '<a href="/dashboard">svc</a>' in shown.text and shown.headers["content-security-policy"]
     assert refused.status_code == 403
+
+
+def test_a_service_that_mounts_the_dashboard_imports_no_web_framework_until_it_is_opened(tmp_path: Path) -> None:
+    # /predict stays on the hand-written ASGI path; the mounted dashboard costs it no imports.
+    code = (
+        "import sys, asyncio, httpx; import shipway.cli.main; from shipway.monitoring.dashboard import Dashboard\n"
+        f"board = Dashboard('sqlite:///{tmp_path / 'store.db'}', 'svc')\n"
+        "web = lambda: sorted({m.split('.')[0] for m in sys.modules} & {'starlette', 'jinja2', 'multipart'})\n"
+        "print(web())\n"
+        "async def get():\n"
+        "    transport = httpx.ASGITransport(app=board, client=('127.0.0.1', 1))\n"
+        "    async with httpx.AsyncClient(transport=transport, base_url='http://d') as client:\n"
+        "        return (await client.get('/dashboard/api/versions')).status_code\n"
+        "print(asyncio.run(get()), web())\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("\n")[:2] == ["[]", "200 ['jinja2', 'starlette']"]

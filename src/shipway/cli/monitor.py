@@ -281,7 +281,8 @@ def report(
 ) -> None:
     """Write a self-contained HTML report of the service in TARGET over a time window:
     metrics, plots, drift, alerts, validation and the slowest and least confident predictions."""
-    from shipway.monitoring.dashboard import Window, write_report
+    from shipway.monitoring.dashboard import Window
+    from shipway.monitoring.dashboard.report import write_report
 
     try:
         settings = project_settings(target, {"store.url": store_url})

@@ -32,32 +32,25 @@ import threading
 from collections.abc import Callable
 from functools import cached_property, partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from starlette.exceptions import HTTPException
-from starlette.middleware.exceptions import ExceptionMiddleware
-from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route, Router
-from starlette.types import ASGIApp, Receive, Scope, Send
-
-from shipway.errors import ConfigError, ShipwayError, StoreUnavailable
-from shipway.monitoring.dashboard import access, api, pages
-from shipway.monitoring.dashboard.leaderboard import leaderboard_api, leaderboard_page
-from shipway.monitoring.dashboard.rendering import error, request_id
+from shipway.errors import ConfigError
 from shipway.monitoring.dashboard.snapshot import ORDERS, Sources, Window, drift_json, predictions_json, snapshot
 from shipway.store import Store, store_from_url
 from shipway.store.feedback import Describe
 from shipway.tokens import FailedAttempts
 from shipway.web import clean_id, new_id
 
-__all__ = ["Dashboard"]
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["Dashboard", "TooLarge"]
 
 logger = logging.getLogger("shipway.monitoring")
 
 _SCAN_CACHE = 24  # drift and two prediction lists, for a few windows
 _BODY_BYTES = 16_384  # the largest body the dashboard reads (the sign-in form)
-_ROUTES = "/, /panels, /leaderboard, /api/{metrics,drift,alerts,predictions,validation,versions,leaderboard}, /predictions/{request_id}"
 
 
 class Dashboard:
@@ -148,31 +141,18 @@ class Dashboard:
     # -- routes --------------------------------------------------------------------
 
     def routes(self) -> list[BaseRoute]:
-        """Every route. A new page: one Route here, one endpoint, one template."""
-        p, html, data = self.prefix, access.guarded("html"), access.guarded("json")
-        return [
-            Route("/", _to_prefix),
-            Route(p, html(pages.dashboard)),
-            Route(p + "/panels", data(pages.panels)),
-            Route(p + "/leaderboard", html(leaderboard_page)),
-            Route(p + "/predictions/{request_id:path}", html(pages.prediction)),
-            Route(p + "/api/leaderboard", data(leaderboard_api)),
-            Route(p + "/api/{name}", data(api.answer)),
-            Route(p + "/login", access.login, methods=["GET", "POST"]),
-            Route(p + "/plotly.js", pages.Plotly()),
-            Mount(p + "/static", app=pages.Assets(packages=[(__package__, "static")]), name="static"),
-        ]
+        """Every route (routing.py). A new page: one Route there, one endpoint, one template."""
+        from shipway.monitoring.dashboard.routing import routes
+
+        return routes(self.prefix)
 
     @cached_property
     def app(self) -> ASGIApp:
-        """The Starlette router, built on first use, with the one error shape for what it refuses."""
-        handlers: dict[Any, Any] = {
-            HTTPException: _http_error,
-            ConfigError: _bad_request,
-            StoreUnavailable: _store_unavailable,
-            ShipwayError: _store_error,
-        }
-        return ExceptionMiddleware(Router(self.routes(), default=_not_found), handlers=handlers)
+        """The Starlette app, built on the first request: a service that mounts the dashboard
+        imports Starlette and Jinja2 only once someone opens it."""
+        from shipway.monitoring.dashboard.routing import build
+
+        return build(self.routes())
 
     # -- ASGI --------------------------------------------------------------------
 
@@ -193,6 +173,8 @@ class Dashboard:
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from shipway.monitoring.dashboard.rendering import error, request_id
+
         rid = scope.get("shipway.request_id") or _caller_id(scope) or new_id()
         token = request_id.set(rid)
         # "app" makes Starlette raise what it refuses (a 405), so that it is answered in the one shape.
@@ -212,7 +194,7 @@ class Dashboard:
             request_id.reset(token)
 
 
-class _TooLarge(ConfigError):
+class TooLarge(ConfigError):
     """A body past the dashboard's limit (answered 413)."""
 
 
@@ -225,7 +207,7 @@ def _limited(receive: Receive, limit: int) -> Receive:
         message = await receive()
         seen += len(message.get("body", b""))
         if seen > limit:
-            raise _TooLarge(f"the body is over {limit} bytes")
+            raise TooLarge(f"the body is over {limit} bytes")
         return message
 
     return read
@@ -236,45 +218,3 @@ def _caller_id(scope: Scope) -> str | None:
         if name == b"x-request-id":
             return clean_id(value)
     return None
-
-
-def _wants_html(request: Request) -> bool:
-    path = request.url.path
-    return "/api/" not in path and not path.endswith("/panels")
-
-
-async def _to_prefix(request: Request) -> Response:
-    return RedirectResponse(request.scope["shipway.dashboard"].prefix, 307)
-
-
-async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
-    prefix = scope["shipway.dashboard"].prefix
-    path = scope["path"]
-    where = (
-        f"under {prefix} the routes are {_ROUTES}" if path.startswith(prefix + "/") else f"the dashboard is at {prefix}"
-    )
-    await error(404, "not_found", f"no route {path!r}; {where}")(scope, receive, send)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 405:
-        allowed = (exc.headers or {}).get("Allow", "GET")
-        response = error(405, "method_not_allowed", f"{request.url.path} takes {allowed}, not {request.method}")
-        response.headers["allow"] = allowed
-        return response
-    return error(exc.status_code, "not_found" if exc.status_code == 404 else "bad_request", str(exc.detail))
-
-
-async def _bad_request(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, _TooLarge):
-        return error(413, "payload_error", str(exc))
-    return error(400, "bad_request", str(exc), request=request if _wants_html(request) else None)
-
-
-async def _store_unavailable(request: Request, exc: Exception) -> Response:
-    return error(503, "store_unavailable", f"the store cannot be reached now: {exc}")
-
-
-async def _store_error(request: Request, exc: Exception) -> Response:
-    return error(500, "store_error", str(exc))
