@@ -7,14 +7,14 @@
     GET /dashboard/api/drift?since=&until=
     GET /dashboard/api/alerts?since=
     GET /dashboard/api/predictions?order=slowest|uncertain&limit=
-    GET /dashboard/api/validation, /dashboard/api/leaderboard?task=
+    GET /dashboard/api/validation, /dashboard/api/versions, /dashboard/api/leaderboard?task=
     GET /dashboard/predictions/{request_id}  one logged prediction, and its trace when a pipeline is at hand
     GET /dashboard/plotly.js, /dashboard/static/*   assets, cached by the browser
     GET|POST /dashboard/login                 the token form (access.py)
 
-The routes are listed once, in `Dashboard.routes` (pages.py holds the endpoints); a page is
-an endpoint that returns `rendering.page(request, "name.html", title, **context)` and a
-template that extends base.html.
+The routes are listed once, in routing.py (pages.py, api.py, access.py and leaderboard.py hold
+the endpoints); a page is an endpoint that returns `rendering.page(request, "name.html", title,
+**context)` and a template that extends base.html.
 
 `shipway dashboard` serves it alone with uvicorn; `shipway serve` mounts it beside the
 service, whose hand-written ASGI path keeps /predict. A host that can re-run its pipeline
