@@ -35,7 +35,6 @@ MOVES = [
     ("shipway.monitoring.drift_values", "shipway.monitoring.alerts._drift_values"),
     ("shipway.monitoring.metrics", "shipway.monitoring.metrics.online"),
     ("shipway.monitoring.outcome_metrics", "shipway.monitoring.metrics.outcome_metrics"),
-    ("shipway.monitoring.report", "shipway.monitoring.monitor_report"),
     ("shipway.inspection.report", "shipway.inspection.label_issues"),
     ("shipway.validation.report", "shipway.validation.rendering"),
     ("shipway.core.files", "shipway.core.user_files"),

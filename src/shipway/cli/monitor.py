@@ -230,8 +230,8 @@ def metrics(
     """Print the online metrics of the service in TARGET over a time window, as tables: traffic,
     latency, and the metrics its output kind needs (label, binary score, regression, ranking)."""
     from shipway.cli.metrics_view import metrics_tables
+    from shipway.monitoring.dashboard import Window
     from shipway.monitoring.metrics.online import online_metrics
-    from shipway.monitoring.snapshot import Window
     from shipway.store import open_store
     from shipway.store.outcomes import reader_of
 
@@ -282,8 +282,8 @@ def report(
 ) -> None:
     """Write a self-contained HTML report of the service in TARGET over a time window:
     metrics, plots, drift, alerts, validation and the slowest and least confident predictions."""
-    from shipway.monitoring.monitor_report import write_report
-    from shipway.monitoring.snapshot import Window
+    from shipway.monitoring.dashboard import Window
+    from shipway.monitoring.dashboard.report import write_report
 
     try:
         settings = project_settings(target, {"store.url": store_url})

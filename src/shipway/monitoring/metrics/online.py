@@ -154,8 +154,9 @@ def online_metrics(
     totals["calibration"] = _calibration(breakdown)
     totals.update(kind_metrics(store, service, since, until, describe, total.outcomes))
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    undefined: dict[str, Any] = {"accuracy": None, "top_k": {}} if totals["kind"] == "regression" else {}
     for (group, t), tally in sorted(buckets.items()):
-        groups[group].append({"t": t, **tally.to_dict()})
+        groups[group].append({"t": t, **tally.to_dict(), **undefined})
     series = [{"group": {by: group} if by else {}, "points": points} for group, points in sorted(groups.items())]
     return OnlineMetrics(service, since, until, step_s, by, totals, series)
 
@@ -188,7 +189,9 @@ def kind_metrics(
                 },
             )
         else:
-            out.update(kind="regression", regression=regression_metrics(rows), per_class={})
+            # No class to be right about: accuracy and top-k of a score are not defined.
+            none: dict[str, Any] = {"accuracy": None, "top_k": {}, "calibration": {}}
+            out.update(kind="regression", regression=regression_metrics(rows), per_class={}, **none)
     elif kind == "ranking":
         out["ranking"] = ranking_metrics(rank_rows(store, service, since, until))
         clicks = {name: ranking_metrics(rank_rows(store, service, since, until, name)) for name in outcomes}

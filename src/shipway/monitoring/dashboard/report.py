@@ -12,11 +12,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from markupsafe import Markup
+
 from shipway.errors import ConfigError
-from shipway.monitoring.page import document
-from shipway.monitoring.panels import esc, render_panels
-from shipway.monitoring.plots import plotly_js
-from shipway.monitoring.snapshot import Sources, Window, snapshot
+from shipway.monitoring.dashboard.figures import plotly_js
+from shipway.monitoring.dashboard.panels import render_panels
+from shipway.monitoring.dashboard.rendering import inline_assets, render
+from shipway.monitoring.dashboard.snapshot import Sources, Window, snapshot
 
 __all__ = ["build_report", "write_report"]
 
@@ -27,19 +29,20 @@ def build_report(sources: Sources, window: Window, *, by: str | None = "model_ve
     plotly = plotly_js()  # first, so a missing plotly fails before the store is read
     snap = snapshot(sources, window, by=by, limit=limit)
     body, figures = render_panels(snap, trace_base=None)
-    span = f"{_utc(window.since)} to {_utc(window.until)}"
-    header = (
-        f"<header><h1>{esc(sources.service)}: monitoring report</h1>"
-        f'<span class="meta">{esc(span)}, buckets of {esc(window.step_s)} s; '
-        f"generated {esc(_utc(time.time()))} by shipway</span></header>"
-    )
-    return document(
-        f"{sources.service}: monitoring report",
-        body,
-        header=header,
+    return render(
+        "report.html",
+        title=f"{sources.service}: monitoring report",
+        service=sources.service,
+        span=f"{_utc(window.since)} to {_utc(window.until)}",
+        step_s=window.step_s,
+        generated=_utc(time.time()),
+        panels=Markup(body),
         figures=figures,
         inline=True,
-        plotly=plotly,
+        assets=inline_assets(plotly),
+        prefix="",
+        base="",
+        heading="monitoring report",
     )
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "predictions_json",
     "snapshot",
     "validation_json",
+    "versions_json",
 ]
 
 BY = ("model_version", "rules_version")
@@ -136,6 +137,13 @@ def metrics_json(sources: Sources, window: Window, by: str | None = "model_versi
     return dict(result.to_dict())
 
 
+def versions_json(sources: Sources, window: Window) -> list[dict[str, Any]]:
+    """The model and rules version pairs that answered in the window, with their sample sizes."""
+    from shipway.store.series import version_pairs
+
+    return version_pairs(sources.store, sources.service, window.since, window.until, window.step_s)
+
+
 def predictions_json(sources: Sources, window: Window, order: str = "slowest", limit: int = 10) -> list[dict[str, Any]]:
     """The slowest, or least confident, predictions of the window, newest data decoded."""
     from shipway.monitoring.metrics.online import recent_predictions
@@ -224,6 +232,7 @@ def snapshot(
         "window": window.to_dict(),
         "generated": time.time(),
         "metrics": metrics_json(sources, window, by),
+        "versions": versions_json(sources, window),
         "alerts": alerts_json(sources, window),
         "firing": sorted(k for k, firing in sources.store.alert_states(sources.service).items() if firing),
         "validation": validation_json(sources),

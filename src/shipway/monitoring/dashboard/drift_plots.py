@@ -10,7 +10,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from shipway.monitoring.plots import Figure, base_layout, empty_figure, plot_text
+from shipway.monitoring.dashboard.figures import TOOLBAR_PX, Figure, base_layout, empty_figure, plot_text
 
 __all__ = ["drift_feature"]
 
@@ -57,7 +57,7 @@ def drift_feature(feature: Mapping[str, Any], results: Sequence[Mapping[str, Any
     else:
         return empty_figure(title, "no distribution to plot for this feature")
     layout["yaxis"] = {"tickformat": ".0%", "title": {"text": "share"}}
-    layout["margin"]["t"] = 64
+    layout["margin"]["t"] = TOOLBAR_PX + 44  # a title of two lines, under the toolbar
     layout["height"] = 340
     # Two traces need no legend row under long tick labels: it sits in the plot's corner.
     layout["legend"] = {"x": 1, "xanchor": "right", "y": 1, "yanchor": "top", "bgcolor": "rgba(255,255,255,0.7)"}

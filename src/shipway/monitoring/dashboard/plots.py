@@ -1,33 +1,26 @@
-"""The monitoring plots, as plotly.js figure specs built from the metrics dicts (drift's: drift_plots.py).
-
-Why plotly: the dashboard's plots are for looking closely (hover a point for its value,
-zoom on an incident, hide a version in the legend), which static SVG from matplotlib
-cannot offer; plotly.js renders SVG in the browser, and its bundle ships inside the
-`plotly` Python package, so the report inlines it and the dashboard serves it without a
-CDN. The figures are built here as plain dicts in plotly.js's JSON figure format
-(https://plotly.com/javascript/reference/) rather than through plotly's Python graph
-objects: the service never imports plotly's validators to answer a request, and only
-`plotly_js()` needs the package at all.
-"""
+"""The monitoring plots, as plotly.js figure specs built from the metrics dicts (drift's:
+drift_plots.py; the layout they share and the bundle: figures.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from html import escape
 from typing import Any
 
-from shipway.errors import ConfigError
+from shipway.monitoring.dashboard.figures import (
+    COLOURS,
+    GREY,
+    Figure,
+    base_layout,
+    empty_figure,
+    plot_text,
+    with_legend,
+)
 
 __all__ = [
-    "Figure",
-    "base_layout",
     "calibration",
-    "empty_figure",
     "latency",
     "metrics_figures",
     "per_class",
-    "plot_text",
-    "plotly_js",
     "quality",
     "residuals",
     "routing",
@@ -35,61 +28,13 @@ __all__ = [
     "traffic",
 ]
 
-Figure = dict[str, Any]  # {"data": [traces], "layout": {...}} as plotly.js takes them
-
-# A qualitative palette that stays readable for the common colour-vision deficiencies
-# (Okabe and Ito, "Color Universal Design", 2008).
-COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
-GREY = "#999999"
 MAX_CLASSES = 30  # per-class bars beyond this are unreadable; the largest classes are shown
 MAX_ROUTES = 8
 
 
-def plotly_js() -> str:
-    """The plotly.js bundle shipped inside the plotly package (no CDN, no network)."""
-    try:
-        from plotly.offline import get_plotlyjs
-    except ImportError as err:
-        raise ConfigError(
-            f"the monitoring plots need plotly, which is not installed ({err}); "
-            "install it with pip install 'shipway[monitoring]'"
-        ) from err
-    return str(get_plotlyjs())
-
-
-def base_layout(title: str, **extra: Any) -> dict[str, Any]:
-    layout: dict[str, Any] = {
-        "title": {"text": title, "font": {"size": 14}, "x": 0, "xanchor": "left"},
-        "height": 300,
-        "margin": {"l": 56, "r": 56, "t": 40, "b": 40},
-        "legend": {"orientation": "h", "y": -0.2},
-        "hovermode": "x unified",
-        "colorway": list(COLOURS),
-        "paper_bgcolor": "rgba(0,0,0,0)",
-        "plot_bgcolor": "rgba(0,0,0,0)",
-        "uirevision": "keep",  # a refresh keeps the reader's zoom and hidden traces
-    }
-    layout.update(extra)
-    return layout
-
-
-def empty_figure(title: str, message: str) -> Figure:
-    """A figure that says why there is nothing to plot, rather than empty axes."""
-    return {
-        "data": [],
-        "layout": base_layout(
-            title,
-            height=160,
-            xaxis={"visible": False},
-            yaxis={"visible": False},
-            annotations=[{"text": message, "showarrow": False, "font": {"size": 13, "color": "#666"}}],
-        ),
-    }
-
-
 def _time_axis(metrics: Mapping[str, Any]) -> dict[str, Any]:
     """A date axis over the whole window, so that a quiet start or end shows as such."""
-    axis: dict[str, Any] = {"type": "date", "title": {"text": "UTC"}}
+    axis: dict[str, Any] = {"type": "date", "hoverformat": "%Y-%m-%d %H:%M UTC"}  # the titles say UTC
     since, until = metrics.get("since"), metrics.get("until")
     if isinstance(since, (int, float)) and isinstance(until, (int, float)):
         # Buckets are aligned to the step, so the first and the current one reach past the
@@ -120,7 +65,7 @@ def _series(metrics: Mapping[str, Any]) -> list[tuple[str, list[dict[str, Any]]]
 
 def traffic(metrics: Mapping[str, Any]) -> Figure:
     """Requests per bucket (stacked per group) and the error rate on a second axis."""
-    title = f"Requests and error rate (per {_step(metrics.get('step_s'))})"
+    title = f"Requests and error rate (per {_step(metrics.get('step_s'))}, UTC)"
     series = _series(metrics)
     if not series:
         return empty_figure(title, "no predictions logged in this window")
@@ -151,12 +96,12 @@ def traffic(metrics: Mapping[str, Any]) -> Figure:
         yaxis2={"title": {"text": "error rate"}, "overlaying": "y", "side": "right", "tickformat": ".1%"},
     )
     layout["yaxis2"]["rangemode"] = "tozero"
-    return {"data": data, "layout": layout}
+    return with_legend({"data": data, "layout": layout})
 
 
 def latency(metrics: Mapping[str, Any]) -> Figure:
     """Median and 99th-percentile latency per bucket and group."""
-    title = "Latency p50 and p99 (ms)"
+    title = "Latency p50 and p99 in ms (UTC)"
     series = _series(metrics)
     if not series:
         return empty_figure(title, "no predictions logged in this window")
@@ -176,30 +121,40 @@ def latency(metrics: Mapping[str, Any]) -> Figure:
                     "line": {"color": colour, "dash": dash},
                 }
             )
-    return {"data": data, "layout": base_layout(title, xaxis=_time_axis(metrics), yaxis={"title": {"text": "ms"}})}
+    return with_legend(
+        {"data": data, "layout": base_layout(title, xaxis=_time_axis(metrics), yaxis={"title": {"text": "ms"}})}
+    )
 
 
 def quality(metrics: Mapping[str, Any]) -> Figure:
-    """Accuracy (solid) and feedback coverage (dotted) per bucket and group."""
-    title = "Accuracy and feedback coverage"
+    """Accuracy (solid) and feedback coverage (dotted) per bucket and group; a regression's
+    outcomes have no accuracy, so only their coverage is drawn."""
     series = _series(metrics)
-    if not any(p.get("accuracy") is not None for _, points in series for p in points):
-        return empty_figure(title, "no feedback yet: accuracy needs labels sent to the feedback endpoint")
+    regression = bool((metrics.get("totals") or {}).get("regression"))
+    title = (
+        "Feedback coverage (UTC); a regression has no accuracy"
+        if regression
+        else "Accuracy and feedback coverage (UTC)"
+    )
+    drawn = "coverage" if regression else "accuracy"
+    if not any(p.get(drawn) is not None for _, points in series for p in points):
+        return empty_figure(title, _why_empty(metrics, "accuracy needs labels sent to the feedback endpoint"))
     data = []
     for i, (name, points) in enumerate(series):
         colour = COLOURS[i % len(COLOURS)]
         x = [p["ms"] for p in points]
-        data.append(
-            {
-                "type": "scatter",
-                "mode": "lines+markers",
-                "name": f"accuracy {name}",
-                "x": x,
-                "y": [p.get("accuracy") for p in points],
-                "line": {"color": colour},
-                "connectgaps": False,
-            }
-        )
+        if not regression:
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines+markers",
+                    "name": f"accuracy {name}",
+                    "x": x,
+                    "y": [p.get("accuracy") for p in points],
+                    "line": {"color": colour},
+                    "connectgaps": False,
+                }
+            )
         data.append(
             {
                 "type": "scatter",
@@ -211,17 +166,19 @@ def quality(metrics: Mapping[str, Any]) -> Figure:
             }
         )
     yaxis = {"range": [0, 1.02], "tickformat": ".0%"}
-    return {"data": data, "layout": base_layout(title, xaxis=_time_axis(metrics), yaxis=yaxis)}
+    return with_legend({"data": data, "layout": base_layout(title, xaxis=_time_axis(metrics), yaxis=yaxis)})
 
 
 def routing(metrics: Mapping[str, Any]) -> Figure:
     """The share of decided predictions sent to each queue, over time."""
-    return _shares_over_time(metrics, "routing", "Routing: share of decided predictions per queue")
+    return _shares_over_time(metrics, "routing", "Routing: share of decided predictions per queue (UTC)")
 
 
 def rules_fired(metrics: Mapping[str, Any]) -> Figure:
     """How often each rule fired, as a share of decided predictions, over time (rule hit rates)."""
-    return _shares_over_time(metrics, "rules_fired", "Rule hit rates: share of decided predictions each rule fired on")
+    return _shares_over_time(
+        metrics, "rules_fired", "Rule hit rates: share of decided predictions each rule fired on (UTC)"
+    )
 
 
 def _shares_over_time(metrics: Mapping[str, Any], key: str, title: str) -> Figure:
@@ -251,7 +208,7 @@ def _shares_over_time(metrics: Mapping[str, Any], key: str, title: str) -> Figur
         for label in labels
     ]
     yaxis = {"tickformat": ".0%", "rangemode": "tozero"}
-    return {"data": data, "layout": base_layout(title, xaxis=_time_axis(metrics), yaxis=yaxis)}
+    return with_legend({"data": data, "layout": base_layout(title, xaxis=_time_axis(metrics), yaxis=yaxis)})
 
 
 def per_class(metrics: Mapping[str, Any]) -> Figure:
@@ -259,7 +216,7 @@ def per_class(metrics: Mapping[str, Any]) -> Figure:
     title = "Per-class precision and recall"
     classes = (metrics.get("totals") or {}).get("per_class") or {}
     if not classes:
-        return empty_figure(title, "no feedback yet: per-class scores need labels")
+        return empty_figure(title, _why_empty(metrics, "per-class scores need labels"))
     shown = sorted(classes, key=lambda c: (-(classes[c].get("support") or 0), c))[:MAX_CLASSES]
     shown.reverse()  # horizontal bars draw bottom-up; the largest class goes on top
     if len(classes) > len(shown):
@@ -285,7 +242,7 @@ def per_class(metrics: Mapping[str, Any]) -> Figure:
         hovermode="closest",
     )
     layout["margin"]["l"] = 160
-    return {"data": data, "layout": layout}
+    return with_legend({"data": data, "layout": layout})
 
 
 def calibration(metrics: Mapping[str, Any]) -> Figure:
@@ -295,7 +252,7 @@ def calibration(metrics: Mapping[str, Any]) -> Figure:
     ece = cal.get("ece")
     title = "Calibration (reliability diagram)" + (f": ECE {ece:.3f}" if isinstance(ece, (int, float)) else "")
     if not bins:
-        return empty_figure(title, "no feedback yet: calibration needs labels and a confidence per prediction")
+        return empty_figure(title, _why_empty(metrics, "calibration needs labels and a confidence per prediction"))
     data = [
         {
             "type": "bar",
@@ -330,7 +287,7 @@ def calibration(metrics: Mapping[str, Any]) -> Figure:
         yaxis={"range": [0, 1.02], "title": {"text": "accuracy"}},
         yaxis2={"overlaying": "y", "side": "right", "title": {"text": "predictions"}, "showgrid": False},
     )
-    return {"data": data, "layout": layout}
+    return with_legend({"data": data, "layout": layout})
 
 
 def metrics_figures(metrics: Mapping[str, Any]) -> dict[str, Figure]:
@@ -365,10 +322,14 @@ def residuals(metrics: Mapping[str, Any]) -> Figure:
     return {"data": data, "layout": base_layout(title, hovermode="closest", xaxis={"type": "category"})}
 
 
-def plot_text(value: Any) -> str:
-    """User data placed in plot text. plotly.js reads a subset of HTML there (<a href>, <b>,
-    entities) and decodes entities, so `<`, `>` and `&` are escaped to show as typed."""
-    return escape(str(value), quote=False)
+def _why_empty(metrics: Mapping[str, Any], need: str) -> str:
+    """Why a plot of the labels is empty: no feedback, or feedback that has no classes."""
+    totals = metrics.get("totals") or {}
+    if not totals.get("labelled"):
+        return f"no feedback yet: {need}"
+    if totals.get("regression"):
+        return "not for a regression score: see the Regression panel"
+    return "the feedback holds no label the outputs can be compared with"
 
 
 def _step(step_s: Any) -> str:
