@@ -19,6 +19,11 @@ from typing import Any
 import httpx
 import pytest
 
+# pytest imports this file as `tests.conftest` (importlib mode, pyproject.toml); test modules write
+# `from conftest import ...`. One module under both names, so the servers they start are the ones
+# this file stops at the end of the run.
+sys.modules.setdefault("conftest", sys.modules[__name__])
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = Path(__file__).resolve().parent / "services"
 SHIPWAY = [sys.executable, "-m", "shipway"]
