@@ -1,5 +1,6 @@
 """Rules in a running service: decisions in responses and the log, admin apply/rollback with a
-token, every worker swapping, shadow and canary rule sets, file watch, and backtests."""
+token, every worker swapping, shadow and canary rule sets, file watch, and backtests. The service
+runs in-process over ASGI, except where every worker of a real server must swap."""
 
 from __future__ import annotations
 
@@ -7,13 +8,12 @@ import asyncio
 import shutil
 import subprocess
 import sys
-import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import orjson
 import pytest
-from conftest import SERVICES, Server, logged_row, start_server
+from conftest import SERVICES, InProcess, Server, in_process, logged_row, start_server, wait_for
 
 from shipway.core.service import load_project
 from shipway.serving.app import App
@@ -31,21 +31,23 @@ rules:
 """
 
 
-def predict(server: Server, text: str, **extra: str) -> dict:
-    response = httpx.post(server.url + "/predict", json={"text": text, **extra}, timeout=10)
+def predict(server: Server | InProcess, text: str, **extra: str) -> dict:
+    response = server.post("/predict", json={"text": text, **extra}, timeout=10)
     assert response.status_code == 200, response.text
     return response.json()
 
 
-def wait_for_version(server: Server, version: str, text: str = "age_limit 0.9", tries: int = 200) -> None:
-    for _ in range(tries):
-        if predict(server, text)["decision"]["rules_version"] == version:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"rules version {version} never served")
+def wait_for_version(server: Server | InProcess, version: str, text: str = "age_limit 0.9") -> None:
+    served = lambda: predict(server, text)["decision"]["rules_version"] == version  # noqa: E731
+    wait_for(served, 10, f"rules version {version} to be served")
 
 
-def logged(server: Server, request_id: str) -> dict:
+def logged_count(server: InProcess) -> int:
+    with open_store(server.store_url) as store:
+        return len(store.read_predictions())
+
+
+def logged(server: Server | InProcess, request_id: str) -> dict:
     outputs, decision, shadow, rules_version = logged_row(
         server, request_id, "outputs, decision, shadow, rules_version"
     )
@@ -58,13 +60,20 @@ def logged(server: Server, request_id: str) -> dict:
 
 
 @pytest.fixture
-def router(tmp_path: Path) -> Server:
+def router(tmp_path: Path) -> Iterator[InProcess]:
+    with in_process(ROUTER, tmp_path, env={"SHIPWAY_ADMIN_TOKEN": TOKEN}) as service:
+        yield service
+
+
+@pytest.fixture
+def router_workers(tmp_path: Path) -> Iterator[Server]:
+    """A real server with two workers: rules applied through one must reach the other."""
     server = start_server(ROUTER, tmp_path, "--workers", "2", env={"SHIPWAY_ADMIN_TOKEN": TOKEN})
     yield server
     assert server.stop() == 0
 
 
-def test_decisions_are_returned_logged_and_counted(router: Server) -> None:
+def test_decisions_are_returned_logged_and_counted(router: InProcess) -> None:
     answer = predict(router, "card_arrival 0.9")
     assert answer["intent"] == "card_arrival"
     decision = answer["decision"]
@@ -73,39 +82,39 @@ def test_decisions_are_returned_logged_and_counted(router: Server) -> None:
     unsure = predict(router, "age_limit 0.3")["decision"]
     assert (unsure["queue"], unsure["review"], unsure["review_reason"]) == ("general", True, "low confidence")
     # fallback answers the rules' default answer; the log keeps what the model said
-    response = httpx.post(router.url + "/predict", json={"text": "gibberish 0.99"}, headers={"x-request-id": "fb-1"})
+    response = router.post("/predict", json={"text": "gibberish 0.99"}, headers={"x-request-id": "fb-1"})
     assert response.json()["intent"] == "unknown" and response.json()["decision"]["fallback"] is True
     record = logged(router, "fb-1")
     assert record["outputs"] == {"intent": "gibberish", "probability": 0.99}
     assert record["decision"]["fired"] == ["give-up"] and record["rules_version"] == "routing-1"
-    trace = httpx.post(router.url + "/explain", json={"text": "card_arrival 0.9"}).json()
+    trace = router.post("/explain", json={"text": "card_arrival 0.9"}).json()
     assert [s["stage"] for s in trace["stages"]] == ["input", "predict", "rules", "output"]
     assert trace["stages"][2]["output"]["decision"]["queue"] == "urgent"
-    metrics = httpx.get(router.url + "/metrics").text
+    metrics = router.get("/metrics").text
     assert 'shipway_rule_hits_total{rule="urgent-cards",rules_version="routing-1",service="router"}' in metrics
     assert 'shipway_decisions_total{queue="urgent",service="router"}' in metrics
 
 
-def test_admin_needs_the_token(router: Server) -> None:
-    response = httpx.post(router.url + "/admin/rules", json={"source": V2})
+def test_admin_needs_the_token(router: InProcess) -> None:
+    response = router.post("/admin/rules", json={"source": V2})
     assert response.status_code == 401 and response.json()["error"]["type"] == "unauthorized"
-    response = httpx.post(router.url + "/admin/rules", json={"source": V2}, headers={"authorization": "Bearer nope"})
+    response = router.post("/admin/rules", json={"source": V2}, headers={"authorization": "Bearer nope"})
     assert response.status_code == 401
     assert predict(router, "age_limit 0.9")["decision"]["rules_version"] == "routing-1"
 
 
-def test_admin_is_off_without_a_token(tmp_path: Path) -> None:
-    server = start_server(ROUTER, tmp_path)
+def test_admin_is_off_without_a_token(serve_in_process: Callable[..., InProcess]) -> None:
+    server = serve_in_process(ROUTER)
     try:
-        response = httpx.post(server.url + "/admin/rules", json={"source": V2}, headers=AUTH)
+        response = server.post("/admin/rules", json={"source": V2}, headers=AUTH)
         assert response.status_code == 403 and "SHIPWAY_ADMIN_TOKEN" in response.json()["error"]["message"]
     finally:
         server.stop()
 
 
-def test_a_bad_rules_file_never_replaces_good_rules(router: Server) -> None:
+def test_a_bad_rules_file_never_replaces_good_rules(router: InProcess) -> None:
     bad = "rules:\n  - when: output.intnet == 'x'\n    then: {queue: a}\n"
-    response = httpx.post(router.url + "/admin/rules", json={"source": bad}, headers=AUTH)
+    response = router.post("/admin/rules", json={"source": bad}, headers=AUTH)
     assert response.status_code == 422
     error = response.json()["error"]
     assert error["type"] == "rules_error" and "did you mean output.intent" in error["message"]
@@ -114,49 +123,39 @@ def test_a_bad_rules_file_never_replaces_good_rules(router: Server) -> None:
         assert predict(router, "card_arrival 0.9")["decision"]["rules_version"] == "routing-1"
 
 
-def test_apply_swaps_every_worker_and_rollback_restores(router: Server) -> None:
-    response = httpx.post(router.url + "/admin/rules", json={"source": V2, "actor": "ana"}, headers=AUTH)
+def test_apply_swaps_every_worker_and_rollback_restores(router_workers: Server) -> None:
+    router = router_workers
+    response = router.post("/admin/rules", json={"source": V2, "actor": "ana"}, headers=AUTH)
     assert response.status_code == 200, response.text
     assert response.json()["applied"]["version"] == "routing-2"
     wait_for_version(router, "routing-2")
-    time.sleep(0.5)  # two poll intervals: the other worker has swapped too
-    seen = {predict(router, "age_limit 0.9")["decision"]["rules_version"] for _ in range(30)}
-    assert seen == {"routing-2"}
+    # within two poll intervals the other worker has swapped too
+    seen = lambda: {predict(router, "age_limit 0.9")["decision"]["rules_version"] for _ in range(30)}  # noqa: E731
+    wait_for(lambda: seen() == {"routing-2"}, 10, "every worker to serve routing-2")
     assert len({predict(router, "x 0.9")["decision"]["queue"] for _ in range(5)}) == 1
-    history = httpx.get(router.url + "/admin/rules", headers=AUTH).json()
+    history = router.get("/admin/rules", headers=AUTH).json()
     assert [e["version"] for e in history["history"]][:2] == ["routing-2", "routing-1"]
     assert history["history"][0]["actor"] == "ana"
-    response = httpx.post(router.url + "/admin/rules/rollback", json={}, headers=AUTH)
+    response = router.post("/admin/rules/rollback", json={}, headers=AUTH)
     assert response.json()["applied"] == {**response.json()["applied"], "version": "routing-1", "action": "rollback"}
     wait_for_version(router, "routing-1")
-    response = httpx.post(router.url + "/admin/rules/rollback", json={"version": "nope"}, headers=AUTH)
+    response = router.post("/admin/rules/rollback", json={"version": "nope"}, headers=AUTH)
     assert response.status_code == 404 and "known: routing-1, routing-2" in response.json()["error"]["message"]
 
 
-def test_shadow_rules_are_logged_beside_the_live_ones(router: Server) -> None:
-    response = httpx.post(router.url + "/admin/rules", json={"source": V2, "mode": "shadow"}, headers=AUTH)
+def test_shadow_rules_are_logged_beside_the_live_ones(router: InProcess) -> None:
+    response = router.post("/admin/rules", json={"source": V2, "mode": "shadow"}, headers=AUTH)
     assert response.status_code == 200
-    deadline = time.monotonic() + 10
-    attempt = 0
-    while time.monotonic() < deadline:
-        attempt += 1  # a request id per attempt: each is logged once
-        request_id = f"sh-{attempt}"
-        response = httpx.post(
-            router.url + "/predict", json={"text": "age_limit 0.9"}, headers={"x-request-id": request_id}
-        )
-        record = logged(router, request_id)
-        if record["shadow"] is not None:
-            break
-        time.sleep(0.1)
+    response = router.post("/predict", json={"text": "age_limit 0.9"}, headers={"x-request-id": "sh-1"})
+    record = logged(router, "sh-1")  # one worker: the rules it swapped in answer its next request
     assert response.json()["decision"]["queue"] == "general"  # the live rules answer
     assert record["decision"]["rules_version"] == "routing-1"
     assert record["shadow"]["rules_version"] == "routing-2" and record["shadow"]["queue"] == "urgent"
 
 
-def test_canary_share_is_stable_per_key(router: Server) -> None:
+def test_canary_share_is_stable_per_key(router: InProcess) -> None:
     body = {"source": V2, "mode": "canary", "canary": 0.5, "canary_key": "input.customer_id"}
-    assert httpx.post(router.url + "/admin/rules", json=body, headers=AUTH).status_code == 200
-    time.sleep(0.6)
+    assert router.post("/admin/rules", json=body, headers=AUTH).status_code == 200  # swapped before it answers
     versions = {}
     for customer in range(40):
         got = {
@@ -167,32 +166,31 @@ def test_canary_share_is_stable_per_key(router: Server) -> None:
     share = sum(v == "routing-2" for v in versions.values()) / len(versions)
     assert 0.2 < share < 0.8
     body = {"source": V2, "mode": "canary", "canary": 1.5}
-    response = httpx.post(router.url + "/admin/rules", json=body, headers=AUTH)
+    response = router.post("/admin/rules", json=body, headers=AUTH)
     assert response.status_code == 422 and "between 0 and 1" in response.json()["error"]["message"]
 
 
-def test_rules_file_watch(tmp_path: Path) -> None:
-    server = start_server(ROUTER, tmp_path, "--watch-rules")
+def test_rules_file_watch(tmp_path: Path, serve_in_process: Callable[..., InProcess]) -> None:
+    server = serve_in_process(ROUTER, "--watch-rules")
     rules_file = tmp_path / "router" / "rules.yaml"
     try:
         assert predict(server, "age_limit 0.9")["decision"]["rules_version"] == "routing-1"
         rules_file.write_text("rules:\n  - when: output.nope > 1\n    then: {queue: x}\n")  # refused
-        time.sleep(1.0)
+        wait_for(lambda: "the changed rules file was refused" in server.log, 10, "the refusal in the log")
         assert predict(server, "age_limit 0.9")["decision"]["rules_version"] == "routing-1"
-        assert "the changed rules file was refused" in server.log
         rules_file.write_text(V2)
         wait_for_version(server, "routing-2")
     finally:
         server.stop()
 
 
-def test_cli_apply_to_the_store_and_backtest(tmp_path: Path) -> None:
-    server = start_server(ROUTER, tmp_path)
+def test_cli_apply_to_the_store_and_backtest(tmp_path: Path, serve_in_process: Callable[..., InProcess]) -> None:
+    server = serve_in_process(ROUTER)
     project = tmp_path / "router"
     try:
         for text in ["card_arrival 0.9", "age_limit 0.9", "age_limit 0.3", "lost_or_stolen_card 0.8"] * 5:
             predict(server, text)
-        time.sleep(0.5)  # let the log flush
+        wait_for(lambda: logged_count(server) == 20, 10, "the log to write the 20 predictions")
         proposed = tmp_path / "v2.yaml"
         proposed.write_text(V2)
         cli = [sys.executable, "-m", "shipway", "rules"]
@@ -247,27 +245,25 @@ def gated_project(tmp_path: Path) -> Path:
     return project
 
 
-def test_the_validation_gate_refuses_rules_that_fail_the_suites(tmp_path: Path) -> None:
+def test_the_validation_gate_refuses_rules_that_fail_the_suites(
+    tmp_path: Path, serve_in_process: Callable[..., InProcess]
+) -> None:
     gated_project(tmp_path)
-    server = start_server(ROUTER, tmp_path, env={"SHIPWAY_ADMIN_TOKEN": TOKEN})  # serves tmp_path/router
+    server = serve_in_process(ROUTER, env={"SHIPWAY_ADMIN_TOKEN": TOKEN})  # serves tmp_path/router
     try:
-        response = httpx.post(server.url + "/admin/rules", json={"source": V2}, headers=AUTH)
+        response = server.post("/admin/rules", json={"source": V2}, headers=AUTH)
         assert response.status_code == 422, response.text
         error = response.json()["error"]
         assert error["type"] == "gate_failed" and "routing::the rest is general" in error["message"]
         assert error["details"][0]["case"] == "the rest is general"
-        time.sleep(0.5)
         assert predict(server, "age_limit 0.9")["decision"]["rules_version"] == "routing-1"  # live rules kept
         # shadow rules answer nobody: no gate
-        assert (
-            httpx.post(server.url + "/admin/rules", json={"source": V2, "mode": "shadow"}, headers=AUTH).status_code
-            == 200
-        )
-        response = httpx.post(server.url + "/admin/rules", json={"source": V3}, headers=AUTH)
+        assert server.post("/admin/rules", json={"source": V2, "mode": "shadow"}, headers=AUTH).status_code == 200
+        response = server.post("/admin/rules", json={"source": V3}, headers=AUTH)
         assert response.status_code == 200, response.text
         wait_for_version(server, "routing-3")
     finally:
-        assert server.stop() == 0
+        server.stop()
 
 
 def test_cli_apply_to_the_store_is_gated_too(tmp_path: Path) -> None:

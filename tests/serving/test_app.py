@@ -1,31 +1,28 @@
-"""The HTTP service over a real socket: endpoints, the error shape, bad input."""
+"""The HTTP service, in-process over ASGI (the real App, started as a worker starts it):
+endpoints, the error shape, bad input."""
 
 from __future__ import annotations
 
-import sqlite3
-import time
-from pathlib import Path
+from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import SERVICES, Server, start_server
+from conftest import SERVICES, InProcess, in_process, logged_row, wait_for
 
 IDENTITY = SERVICES / "identity"
 FAULTY = SERVICES / "faulty"
 
 
 @pytest.fixture(scope="module")
-def identity(tmp_path_factory: pytest.TempPathFactory) -> Server:
-    server = start_server(IDENTITY, tmp_path_factory.mktemp("identity"))
-    yield server
-    server.stop()
+def identity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcess]:
+    with in_process(IDENTITY, tmp_path_factory.mktemp("identity")) as service:
+        yield service
 
 
 @pytest.fixture(scope="module")
-def faulty(tmp_path_factory: pytest.TempPathFactory) -> Server:
-    server = start_server(FAULTY, tmp_path_factory.mktemp("faulty"))
-    yield server
-    server.stop()
+def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcess]:
+    with in_process(FAULTY, tmp_path_factory.mktemp("faulty")) as service:
+        yield service
 
 
 def assert_error_shape(response: httpx.Response, status: int, kind: str) -> dict:
@@ -38,81 +35,81 @@ def assert_error_shape(response: httpx.Response, status: int, kind: str) -> dict
     return error
 
 
-def test_predict_one(identity: Server) -> None:
-    response = httpx.post(identity.url + "/predict", json={"text": "where is my card?"})
+def test_predict_one(identity: InProcess) -> None:
+    response = identity.post("/predict", json={"text": "where is my card?"})
     assert response.status_code == 200
     assert response.json() == {"text": "where is my card?"}
     assert len(response.headers["x-request-id"]) >= 16
 
 
-def test_request_id_is_taken_from_the_caller(identity: Server) -> None:
-    response = httpx.post(identity.url + "/predict", json={"text": "x"}, headers={"x-request-id": "abc-123"})
+def test_request_id_is_taken_from_the_caller(identity: InProcess) -> None:
+    response = identity.post("/predict", json={"text": "x"}, headers={"x-request-id": "abc-123"})
     assert response.headers["x-request-id"] == "abc-123"
     # an id with spaces or control characters is not echoed into logs and headers
-    response = httpx.post(identity.url + "/predict", json={"text": "x"}, headers={"x-request-id": "a b"})
+    response = identity.post("/predict", json={"text": "x"}, headers={"x-request-id": "a b"})
     assert response.headers["x-request-id"] != "a b"
 
 
-def test_predict_batch(identity: Server) -> None:
+def test_predict_batch(identity: InProcess) -> None:
     items = [{"text": f"message {i}"} for i in range(50)]
-    response = httpx.post(identity.url + "/predict/batch", json={"items": items})
+    response = identity.post("/predict/batch", json={"items": items})
     assert response.status_code == 200
     assert response.json() == {"items": items}
 
 
-def test_schema_failure_names_the_field(identity: Server) -> None:
-    response = httpx.post(identity.url + "/predict", json={"txt": "hello"})
+def test_schema_failure_names_the_field(identity: InProcess) -> None:
+    response = identity.post("/predict", json={"txt": "hello"})
     error = assert_error_shape(response, 422, "input_error")
     assert error["details"][0]["loc"] == ["text"]
     assert "text" in error["message"] and "Field required" in error["message"]
-    response = httpx.post(identity.url + "/predict", json={"text": 5})
+    response = identity.post("/predict", json={"text": 5})
     error = assert_error_shape(response, 422, "input_error")
     assert error["details"][0]["type"] == "string_type"
 
 
-def test_batch_schema_failure_names_the_item(identity: Server) -> None:
-    response = httpx.post(identity.url + "/predict/batch", json={"items": [{"text": "ok"}, {"text": None}]})
+def test_batch_schema_failure_names_the_item(identity: InProcess) -> None:
+    response = identity.post("/predict/batch", json={"items": [{"text": "ok"}, {"text": None}]})
     error = assert_error_shape(response, 422, "input_error")
     assert error["details"][0]["loc"] == ["items", 1, "text"]
-    response = httpx.post(identity.url + "/predict/batch", json=[{"text": "ok"}])
+    response = identity.post("/predict/batch", json=[{"text": "ok"}])
     assert 'takes {"items": [item, ...]}' in assert_error_shape(response, 400, "payload_error")["message"]
 
 
-def test_body_not_json(identity: Server) -> None:
-    response = httpx.post(identity.url + "/predict", content=b"text=hello")
+def test_body_not_json(identity: InProcess) -> None:
+    response = identity.post("/predict", content=b"text=hello")
     error = assert_error_shape(response, 400, "payload_error")
     assert "not valid JSON" in error["message"]
 
 
-def test_body_too_large(identity: Server) -> None:
+def test_body_too_large(identity: InProcess) -> None:
     body = b'{"text": "' + b"a" * 2_000_000 + b'"}'
-    error = assert_error_shape(httpx.post(identity.url + "/predict", content=body), 413, "payload_error")
+    error = assert_error_shape(identity.post("/predict", content=body), 413, "payload_error")
     assert "1048576-byte limit" in error["message"] and "serve.max_body_bytes" in error["message"]
 
     def chunks():  # no content-length: the limit holds while streaming too
         for _ in range(40):
             yield b"a" * 100_000
 
-    response = httpx.post(identity.url + "/predict", content=chunks())
+    response = identity.post("/predict", content=chunks())
     assert_error_shape(response, 413, "payload_error")
 
 
-def test_unknown_route_and_method(identity: Server) -> None:
-    assert_error_shape(httpx.get(identity.url + "/nope"), 404, "not_found")
-    response = httpx.get(identity.url + "/predict")
+def test_unknown_route_and_method(identity: InProcess) -> None:
+    assert_error_shape(identity.get("/nope"), 404, "not_found")
+    response = identity.get("/predict")
     assert_error_shape(response, 405, "method_not_allowed")
     assert response.headers["allow"] == "POST"
 
 
-def test_health_ready_and_index(identity: Server) -> None:
-    assert httpx.get(identity.url + "/health").json() == {"status": "ok"}
-    ready = httpx.get(identity.url + "/ready").json()
+def test_health_ready_and_index(identity: InProcess) -> None:
+    assert identity.get("/health").json() == {"status": "ok"}
+    ready = identity.get("/ready").json()
     assert ready["ready"] is True and ready["ids"]["service"] == "identity"
-    assert "/predict" in httpx.get(identity.url + "/").json()["routes"]
+    assert "/predict" in identity.get("/").json()["routes"]
 
 
-def test_openapi_describes_the_types(identity: Server) -> None:
-    doc = httpx.get(identity.url + "/openapi.json").json()
+def test_openapi_describes_the_types(identity: InProcess) -> None:
+    doc = identity.get("/openapi.json").json()
     assert doc["openapi"].startswith("3.")
     body = doc["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/Message"}
@@ -123,8 +120,8 @@ def test_openapi_describes_the_types(identity: Server) -> None:
     assert "rules_version" in doc["components"]["schemas"]["Decision"]["properties"]
 
 
-def test_explain_returns_the_trace(identity: Server) -> None:
-    response = httpx.post(identity.url + "/explain", json={"text": "hi"})
+def test_explain_returns_the_trace(identity: InProcess) -> None:
+    response = identity.post("/explain", json={"text": "hi"})
     assert response.status_code == 200
     trace = response.json()
     assert [s["stage"] for s in trace["stages"]] == ["input", "predict", "rules", "output"]
@@ -133,10 +130,10 @@ def test_explain_returns_the_trace(identity: Server) -> None:
     assert trace["request_id"] == response.headers["x-request-id"]
 
 
-def test_metrics_count_requests_and_errors(identity: Server) -> None:
-    httpx.post(identity.url + "/predict", json={"text": "count me"})
-    httpx.post(identity.url + "/predict", json={})
-    text = httpx.get(identity.url + "/metrics").text
+def test_metrics_count_requests_and_errors(identity: InProcess) -> None:
+    identity.post("/predict", json={"text": "count me"})
+    identity.post("/predict", json={})
+    text = identity.get("/metrics").text
     for name in (
         "shipway_requests_total",
         "shipway_errors_total",
@@ -149,21 +146,20 @@ def test_metrics_count_requests_and_errors(identity: Server) -> None:
     assert 'shipway_errors_total{service="identity",type="input_error"}' in text
 
 
-def test_exception_in_predict_is_a_generic_500(faulty: Server) -> None:
-    response = httpx.post(faulty.url + "/predict", json={"text": "raise"}, headers={"x-request-id": "boom-1"})
+def test_exception_in_predict_is_a_generic_500(faulty: InProcess) -> None:
+    response = faulty.post("/predict", json={"text": "raise"}, headers={"x-request-id": "boom-1"})
     error = assert_error_shape(response, 500, "prediction_error")
     assert "exploded" not in error["message"]  # model internals are not shown to callers
     assert "boom-1" in error["message"]
     # the worker survives, and the log holds the traceback under the request id
-    assert httpx.post(faulty.url + "/predict", json={"text": "fine"}).json()["text"] == "FINE"
-    time.sleep(0.2)
-    lines = [line for line in faulty.log.splitlines() if '"boom-1"' in line]
-    assert lines and "RuntimeError: predict exploded on purpose" in lines[0]
+    assert faulty.post("/predict", json={"text": "fine"}).json()["text"] == "FINE"
+    lines = wait_for(lambda: [line for line in faulty.log.splitlines() if '"boom-1"' in line], 10, "the log line")
+    assert "RuntimeError: predict exploded on purpose" in lines[0]
     assert '"level":"error"' in lines[0]
 
 
-def test_one_bad_item_does_not_fail_its_neighbours(faulty: Server) -> None:
-    with httpx.Client(base_url=faulty.url) as client:
+def test_one_bad_item_does_not_fail_its_neighbours(faulty: InProcess) -> None:
+    with faulty.client() as client:
         import concurrent.futures as cf
 
         texts = ["a", "b", "raise", "c", "d"] * 4
@@ -173,28 +169,18 @@ def test_one_bad_item_does_not_fail_its_neighbours(faulty: Server) -> None:
         assert response.status_code == (500 if text == "raise" else 200)
 
 
-def test_timeout_is_504(faulty: Server) -> None:
-    response = httpx.post(faulty.url + "/predict", json={"text": "slow", "sleep_s": 1.5})
+def test_timeout_is_504(faulty: InProcess) -> None:
+    response = faulty.post("/predict", json={"text": "slow", "sleep_s": 1.5})
     error = assert_error_shape(response, 504, "timeout")
     assert "serve.predict_timeout_s" in error["message"]
-    time.sleep(0.6)  # let the slow batch finish
-    assert httpx.post(faulty.url + "/predict", json={"text": "ok"}).status_code == 200
+    # once the slow batch has finished, the service answers again
+    wait_for(lambda: faulty.post("/predict", json={"text": "ok"}).status_code == 200, 30, "an answer")
 
 
-def test_predictions_are_logged_with_redaction(faulty: Server) -> None:
-    response = httpx.post(
-        faulty.url + "/predict", json={"text": "secret customer text"}, headers={"x-request-id": "log-1"}
-    )
+def test_predictions_are_logged_with_redaction(faulty: InProcess) -> None:
+    response = faulty.post("/predict", json={"text": "secret customer text"}, headers={"x-request-id": "log-1"})
     assert response.status_code == 200
-    db = Path(faulty.store_url.removeprefix("sqlite:///"))
-    row = None
-    for _ in range(100):
-        with sqlite3.connect(db) as conn:
-            row = conn.execute("select * from predictions where request_id = 'log-1'").fetchone()
-        if row:
-            break
-        time.sleep(0.05)
-    assert row is not None, "the prediction was not logged within 5 s"
+    row = logged_row(faulty, "log-1", "*")
     text = " ".join(str(v) for v in row)
     assert "secret customer text" not in text and "***" in text
     assert "SECRET CUSTOMER TEXT" in text  # outputs are kept; the hook masks only inputs
