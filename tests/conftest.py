@@ -242,7 +242,9 @@ class InProcess(Requests):
         async def startup() -> tuple[Any, ...]:
             inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
             outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-            task = asyncio.create_task(self.app({"type": "lifespan", "asgi": {"version": "3.0"}}, inbox.get, outbox.put))
+            task = asyncio.create_task(
+                self.app({"type": "lifespan", "asgi": {"version": "3.0"}}, inbox.get, outbox.put)
+            )
             await inbox.put({"type": "lifespan.startup"})
             message = await outbox.get()
             if message["type"] != "lifespan.startup.complete":
@@ -326,6 +328,7 @@ def serve_in_process(tmp_path: Path) -> Iterator[Callable[..., InProcess]]:
             return stack.enter_context(in_process(target, tmp_path, *args, **kwargs))
 
         yield _start
+
 
 EXAMPLE = ROOT / "examples" / "banking77"
 
