@@ -6,12 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import orjson
-from conftest import SERVICES, Server, start_server
+from conftest import SERVICES, InProcess, Server, in_process, start_server, wait_for
 
 from shipway.core.artifacts import write_manifest
 from shipway.store import open_store
@@ -29,8 +27,8 @@ def artifacts(tmp_path: Path, scale: int, under: str = "scaled/models") -> Path:
     return folder
 
 
-def y_of(server: Server, x: float = 2.0) -> float:
-    return float(httpx.post(server.url + "/predict", json={"x": x}).json()["y"])
+def y_of(server: Server | InProcess, x: float = 2.0) -> float:
+    return float(server.post("/predict", json={"x": x}).json()["y"])
 
 
 def test_deploy_is_gated_swapped_everywhere_and_survives_a_restart(tmp_path: Path) -> None:
@@ -39,39 +37,35 @@ def test_deploy_is_gated_swapped_everywhere_and_survives_a_restart(tmp_path: Pat
     try:
         assert y_of(server) == 4.0
         # scale 1 makes "six is big" fail: refused, the live model keeps serving
-        response = httpx.post(
-            server.url + "/admin/model", json={"artifacts": str(artifacts(tmp_path, 1))}, headers=AUTH
-        )
+        response = server.post("/admin/model", json={"artifacts": str(artifacts(tmp_path, 1))}, headers=AUTH)
         assert response.status_code == 422, response.text
         error = response.json()["error"]
         assert error["type"] == "gate_failed" and "scale::six is big" in error["message"]
         assert {y_of(server) for _ in range(10)} == {4.0}
-        response = httpx.post(server.url + "/admin/model", json={"artifacts": str(tmp_path / "nope")}, headers=AUTH)
+        response = server.post("/admin/model", json={"artifacts": str(tmp_path / "nope")}, headers=AUTH)
         assert response.status_code == 422 and response.json()["error"]["type"] == "load_error"
         # Only folders under deploy.root (here the project) are read at all: not another folder,
         # not a '..' escape, even when their manifest is right.
         for given in (str(artifacts(tmp_path, 7, under="outside")), "../outside/artifacts-7"):
-            response = httpx.post(server.url + "/admin/model", json={"artifacts": given}, headers=AUTH)
+            response = server.post("/admin/model", json={"artifacts": given}, headers=AUTH)
             assert response.status_code == 422, response.text
             assert "(the `deploy.root` setting)" in response.json()["error"]["message"]
         # A file changed after training is refused before load() runs.
         changed = artifacts(tmp_path, 8)
         (changed / "scale.txt").write_text("9")
-        response = httpx.post(server.url + "/admin/model", json={"artifacts": str(changed)}, headers=AUTH)
+        response = server.post("/admin/model", json={"artifacts": str(changed)}, headers=AUTH)
         assert response.status_code == 422, response.text
         assert "artifacts changed: scale.txt" in response.json()["error"]["message"]
         # scale 3 passes: every worker moves to it
-        response = httpx.post(
-            server.url + "/admin/model", json={"artifacts": str(artifacts(tmp_path, 3)), "actor": "ana"}, headers=AUTH
+        response = server.post(
+            "/admin/model", json={"artifacts": str(artifacts(tmp_path, 3)), "actor": "ana"}, headers=AUTH
         )
         assert response.status_code == 200, response.text
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and {y_of(server) for _ in range(10)} != {6.0}:
-            time.sleep(0.1)
+        wait_for(lambda: {y_of(server) for _ in range(10)} == {6.0}, 20, "every worker to serve scale 3")
         assert {y_of(server) for _ in range(20)} == {6.0}
-        ready = httpx.get(server.url + "/ready").json()
+        ready = server.get("/ready").json()
         assert ready["ids"]["model_version"] == "scale-3" and ready["ids"]["run_id"] == "run-3"
-        history = httpx.get(server.url + "/admin/model", headers=AUTH).json()["history"]
+        history = server.get("/admin/model", headers=AUTH).json()["history"]
         assert [e["version"] for e in history] == ["scale-3"] and history[0]["actor"] == "ana"
     finally:
         assert server.stop() == 0
@@ -83,11 +77,8 @@ def test_deploy_is_gated_swapped_everywhere_and_survives_a_restart(tmp_path: Pat
     assert {y for y, _ in logged} == {4.0, 6.0}
     assert {v for y, v in logged if y == 6.0} == {"scale-3"}
     assert {v for y, v in logged if y == 4.0} - {"scale-3"}
-    again = start_server(SERVICES / "scaled", tmp_path, env=env)  # same project and store
-    try:
+    with in_process(SERVICES / "scaled", tmp_path, env=env) as again:  # same project and store
         assert y_of(again) == 6.0
-    finally:
-        again.stop()
 
 
 def test_cli_deploy_to_the_store_is_gated(tmp_path: Path) -> None:
@@ -110,11 +101,8 @@ def test_cli_deploy_to_the_store_is_gated(tmp_path: Path) -> None:
         [*cli, str(artifacts(tmp_path, 5)), "--target", str(project)], capture_output=True, text=True, env=env
     )
     assert out.returncode == 0 and "deployed model scale-5" in out.stdout
-    server = start_server(project, tmp_path, store_url=env["SHIPWAY_STORE_URL"])
-    try:
+    with in_process(project, tmp_path, store_url=env["SHIPWAY_STORE_URL"]) as server:
         assert y_of(server) == 10.0  # the deployed model, not the project's artifacts folder
-    finally:
-        server.stop()
 
 
 def test_a_deployment_recorded_outside_deploy_root_is_not_served(tmp_path: Path) -> None:
