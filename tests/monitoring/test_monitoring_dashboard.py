@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from conftest import SERVICES, SHIPWAY, Server, free_port, start_server
+from conftest import SERVICES, SHIPWAY, Server, free_port, start_server, wait_for
 
 from shipway.core.artifacts import write_manifest
 from shipway.errors import ConfigError
@@ -97,10 +97,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         assert _post(server, "/predict", {"text": 42}).status_code == 422  # an error, counted as one
         store_url = server.store_url
         with open_store(store_url) as store:
-            deadline = time.monotonic() + 30
-            while store.count_predictions(SERVICE) < 41 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert store.count_predictions(SERVICE) == 41
+            wait_for(lambda: store.count_predictions(SERVICE) == 41, 30, "every prediction to be logged")
         labels = [{"request_id": f"q{i}", "label": INTENTS[i % 4] if i % 3 else "top_up"} for i in range(20)]
         joined = _post(server, "/feedback", labels, authorization=f"Bearer {TOKEN}")
         assert joined.status_code == 200 and joined.json()["joined"] == 20, joined.text
@@ -423,8 +420,8 @@ def test_windows_from_text() -> None:
         Window.parse("30d", step="1s", now=now)
 
 
-def test_no_dashboard_takes_it_off_the_service(serve: Any) -> None:
-    server = serve(SERVICES / "identity", "--no-dashboard")
+def test_no_dashboard_takes_it_off_the_service(serve_in_process: Any) -> None:
+    server = serve_in_process(SERVICES / "identity", "--no-dashboard")
     with server.client() as client:
         assert client.get("/dashboard").status_code == 404
         assert client.get("/dashboard/api/metrics").status_code == 404

@@ -5,15 +5,14 @@ its API and `shipway monitor metrics` show the metrics the output kind needs."""
 from __future__ import annotations
 
 import subprocess
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from conftest import SERVICES, SHIPWAY, Server, start_server
+from conftest import SERVICES, SHIPWAY, InProcess, Server, start_server, wait_for
 from sklearn import metrics as sk
 
 from shipway.store import open_store
@@ -22,19 +21,20 @@ from tests.monitoring.test_monitoring_dashboard import _console_errors, _rendere
 N = 60
 
 
-def _post(server: Server, path: str, body: Any, **headers: str) -> httpx.Response:
-    return httpx.post(server.url + path, content=orjson.dumps(body), headers=headers, timeout=30)
+def _post(server: Server | InProcess, path: str, body: Any, **headers: str) -> httpx.Response:
+    return server.post(path, content=orjson.dumps(body), headers=headers, timeout=30)
 
 
 def _serve(name: str, tmp: Path, inputs: list[str]) -> Server:
-    server = start_server(SERVICES / name, tmp)
+    return _predicted(start_server(SERVICES / name, tmp), name, inputs)
+
+
+def _predicted(server: Any, name: str, inputs: list[str]) -> Any:
+    """`server` once it has answered and logged a prediction for each of `inputs`."""
     for i, text in enumerate(inputs):
         assert _post(server, "/predict", {"text": text}, **{"x-request-id": f"r{i}"}).status_code == 200
     with open_store(server.store_url) as store:
-        deadline = time.monotonic() + 30
-        while store.count_predictions(name) < len(inputs) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert store.count_predictions(name) == len(inputs)
+        wait_for(lambda: store.count_predictions(name) == len(inputs), 30, "every prediction to be logged")
     return server
 
 
@@ -95,18 +95,18 @@ def test_shipway_monitor_metrics_prints_tables_and_json(scorer: Server) -> None:
     assert bad.returncode != 0 and "yesterday-ish" in bad.stderr
 
 
-def test_a_ranked_service_shows_hit_rate_mrr_and_ndcg(tmp_path: Path) -> None:
+def test_a_ranked_service_shows_hit_rate_mrr_and_ndcg(serve_in_process: Callable[..., InProcess]) -> None:
     words = ["card_arrival", "lost_card", "exchange_rate", "top_up"]
     inputs = [" ".join(words[i % 4 :] + words[: i % 4]) for i in range(N)]
-    server = _serve("ranker", tmp_path, inputs)
+    server = _predicted(serve_in_process(SERVICES / "ranker"), "ranker", inputs)
     try:
         clicked = [{"request_id": f"r{i}", "name": "clicked", "value": words[i % 3]} for i in range(N)]
         labels = [{"request_id": f"r{i}", "label": words[(i + i % 2) % 4]} for i in range(N)]
         assert _post(server, "/feedback", labels + clicked).json()["joined"] == 2 * N
-        totals = httpx.get(server.url + "/dashboard/api/metrics", params={"since": "1h"}, timeout=30).json()["totals"]
-        page = httpx.get(server.url + "/dashboard", params={"since": "1h"}, timeout=30).text
+        totals = server.get("/dashboard/api/metrics", params={"since": "1h"}, timeout=30).json()["totals"]
+        page = server.get("/dashboard", params={"since": "1h"}, timeout=30).text
     finally:
-        server.kill()
+        server.stop()
     ranks = [1 + (i % 2) for i in range(N)]  # the label is the first or the second item
     assert totals["kind"] == "ranking"
     assert totals["accuracy"] == sum(r == 1 for r in ranks) / N
