@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from conftest import SERVICES, Server, free_port
+from conftest import SERVICES, InProcess, Server, free_port, in_process, start_server
 
 from shipway.validation import (
     Changes,
@@ -31,9 +30,18 @@ from tests.validation.test_validation_notify import Recorder
 from tests.validation.test_validation_runner import LONG, SUITE
 
 
-@pytest.fixture
-def server(serve: Callable[..., Server]) -> Server:
-    return serve(SERVICES / "validated", "--no-log")
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real server, shared by the tests that reach it over a socket (the HTTP runner, the CLI)."""
+    server = start_server(SERVICES / "validated", tmp_path_factory.mktemp("validated"), "--no-log")
+    yield server
+    server.kill()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcess]:
+    with in_process(SERVICES / "validated", tmp_path_factory.mktemp("validated"), "--no-log") as service:
+        yield service
 
 
 def test_http_runner_matches_in_process(server: Server, tmp_path: Path) -> None:
@@ -57,10 +65,10 @@ def test_http_runner_matches_in_process(server: Server, tmp_path: Path) -> None:
     assert invalid.checks[0].message.startswith("the service failed on the case input: HTTP 422")
 
 
-def test_explain_endpoint_diagnoses_an_expectation(server: Server) -> None:
-    plain = httpx.post(server.url + "/explain", json={"text": LONG}).json()
+def test_explain_endpoint_diagnoses_an_expectation(service: InProcess) -> None:
+    plain = service.post("/explain", json={"text": LONG}).json()
     assert "expect" not in plain
-    answer = httpx.post(server.url + "/explain", json={"input": {"text": LONG}, "expect": "card_arrival"}).json()
+    answer = service.post("/explain", json={"input": {"text": LONG}, "expect": "card_arrival"}).json()
     assert {"ids", "ms", "stages", "request_id", "output", "error", "expect"} <= set(answer)
     assert json.loads(answer["stages"][0]["input"]) == {"text": LONG}  # the trace starts from the raw body
     assert answer["output"]["label"] == "other"
@@ -70,11 +78,11 @@ def test_explain_endpoint_diagnoses_an_expectation(server: Server) -> None:
     assert expect["diagnosis"]["cause"] == "before-stage" and expect["diagnosis"]["stage"] == "truncate"
     spec = {"item_in_top_k": {"item": "doc-internal-card-faq", "k": 1, "list": "results"}}
     fields = {"key": "id"}
-    hidden = httpx.post(
-        server.url + "/explain", json={"input": {"text": "my card has not arrived"}, "expect": spec, "fields": fields}
+    hidden = service.post(
+        "/explain", json={"input": {"text": "my card has not arrived"}, "expect": spec, "fields": fields}
     ).json()
     assert hidden["expect"]["diagnosis"]["stage"] == "hide_internal"
-    ok = httpx.post(server.url + "/explain", json={"input": {"text": "my pin"}, "expect": "pin_blocked"}).json()
+    ok = service.post("/explain", json={"input": {"text": "my pin"}, "expect": "pin_blocked"}).json()
     assert ok["expect"] == {
         "passed": True,
         "checks": [{"expectation": "label = pin_blocked", "passed": True, "message": "label is 'pin_blocked' (0.58)"}],
@@ -82,15 +90,15 @@ def test_explain_endpoint_diagnoses_an_expectation(server: Server) -> None:
     }
 
 
-def test_explain_endpoint_rejects_a_bad_expectation(server: Server) -> None:
-    response = httpx.post(server.url + "/explain", json={"input": {"text": "x"}, "expect": {"lable": "a"}})
+def test_explain_endpoint_rejects_a_bad_expectation(service: InProcess) -> None:
+    response = service.post("/explain", json={"input": {"text": "x"}, "expect": {"lable": "a"}})
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["type"] == "payload_error"
     assert "unknown expectation 'lable'" in error["message"] and "Did you mean 'label'" in error["message"]
-    invalid = httpx.post(server.url + "/explain", json={"input": {"words": 1}, "expect": "a"})
+    invalid = service.post("/explain", json={"input": {"words": 1}, "expect": "a"})
     assert invalid.status_code == 422
-    assert httpx.post(server.url + "/explain", content=b'{"expect": not json').status_code == 400
+    assert service.post("/explain", content=b'{"expect": not json').status_code == 400
 
 
 CARD = parse_suite(
@@ -150,8 +158,7 @@ def test_watch_reports_an_outage_once(tmp_path: Path) -> None:
     assert not seen[1]
 
 
-def test_scheduled_cli_run_posts_only_changes(serve: Callable[..., Server], tmp_path: Path) -> None:
-    server = serve(SERVICES / "validated", "--no-log")
+def test_scheduled_cli_run_posts_only_changes(server: Server, tmp_path: Path) -> None:
     suite = tmp_path / "watched.yaml"
     suite.write_text(
         "name: watched\ninput_field: text\ncases:\n"
