@@ -11,13 +11,13 @@ test, and a service is started once, as a worker starts it."""
 from __future__ import annotations
 
 import os
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import schemathesis
+from conftest import wait_for
 from hypothesis import HealthCheck, given, settings
 from schemathesis.generation.modes import GenerationMode
 
@@ -47,10 +47,8 @@ def test_every_operation_answers_as_documented(banking77: Path, tmp_path: Path) 
     api = schemathesis.openapi.from_asgi("/openapi.json", app)
     documented = [(op.method.upper(), op.path) for op in (result.ok() for result in api.get_all_operations())]
     assert sorted(documented) == sorted(OPERATIONS)
-    deadline = time.monotonic() + 60
-    while api["/ready"]["GET"].Case().call().status_code != 200:  # the warm-up runs after start-up
-        assert time.monotonic() < deadline, "the service did not get ready within 60 s"
-        time.sleep(0.05)
+    ready = lambda: api["/ready"]["GET"].Case().call().status_code == 200  # noqa: E731
+    wait_for(ready, 60, "the service to be ready")  # the warm-up runs after start-up
 
     cases: Counter[tuple[str, int]] = Counter()
     failures: list[str] = []

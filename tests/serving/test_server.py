@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SERVICES, start_server
+from conftest import SERVICES, start_server, wait_for
 
 FAULTY = SERVICES / "faulty"
 
@@ -78,7 +78,7 @@ def test_sigterm_under_load_finishes_in_flight_and_loses_no_log(tmp_path: Path) 
     threads = [threading.Thread(target=client_loop, args=(n,)) for n in range(16)]
     for t in threads:
         t.start()
-    time.sleep(1.5)
+    wait_for(lambda: len(ok_ids) > 20, 60, "the load to be under way")
     server.proc.send_signal(signal.SIGTERM)
     code = server.proc.wait(60)
     stop.set()

@@ -409,7 +409,9 @@ def test_a_hard_kill_loses_at_most_the_unflushed_tail(store_url: str, tmp_path: 
         assert log.flush(30)
         for i in range(100, 150):
             log.append(make_record(i))
-        time.sleep(0.3)  # longer than the flush interval
+        deadline = time.monotonic() + 30  # the flusher has taken part of the tail: kill it mid-run
+        while log.stats.get("written", 0) <= 100 and time.monotonic() < deadline:
+            time.sleep(0.01)
         os.kill(os.getpid(), signal.SIGKILL)
         """
     )
