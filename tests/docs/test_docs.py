@@ -10,9 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
-import httpx
 import pytest
-from conftest import Server
+from conftest import InProcess
 
 import shipway.errors
 from shipway.cli.main import main as cli
@@ -138,15 +137,14 @@ def test_readme_service_runs_in_process(tmp_path: Path) -> None:
     assert pipeline.run_batch([body, body]) == [pipeline.run(body)] * 2
 
 
-def test_readme_service_serves_the_curl_call(tmp_path: Path, serve: Callable[..., Server]) -> None:
-    server = serve(readme_project(tmp_path))  # waits for /ready, so the warm-up passed
+def test_readme_service_serves_the_curl_call(tmp_path: Path, serve_in_process: Callable[..., InProcess]) -> None:
+    server = serve_in_process(readme_project(tmp_path))  # waits for /ready, so the warm-up passed
     try:
         path, body, answer = readme_call()
-        response = httpx.post(server.url + path, content=body, headers={"content-type": "application/json"})
+        response = server.post(path, content=body, headers={"content-type": "application/json"})
         assert response.status_code == 200, response.text
         assert response.json() == answer
-        batch = httpx.post(server.url + "/predict/batch", json={"items": [json.loads(body)] * 3})
+        batch = server.post("/predict/batch", json={"items": [json.loads(body)] * 3})
         assert batch.json() == {"items": [answer] * 3}
     finally:
-        # SIGTERM, not the fixture's SIGKILL of the arbiter, which would leave its worker running.
-        assert server.stop() == 0, server.log
+        server.stop()
