@@ -38,7 +38,7 @@ test: $(STAMP)
 # too slow for every CI run, so a target of their own.
 test-templates: $(STAMP)
 	$(BIN)/pip install --quiet -e ".[dev,xgboost,lightgbm,pytorch,onnx,sentence-embeddings]"
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m slow_templates tests/test_templates_projects.py
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m slow_templates tests/templates/test_templates_projects.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples tools

@@ -16,15 +16,15 @@ import os
 import random
 import socket
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 import pytest
+from conftest import wait_for  # noqa: F401  (the one bounded wait, also imported from here)
 
 from shipway.store import PredictionRecord, open_store
 
@@ -83,16 +83,6 @@ def free_port() -> int:
                 continue
             return port
     raise RuntimeError("no free port between 20000 and 32000")
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> None:
-    """Poll until `condition()` is truthy; a bounded wait, never a timing assertion."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def stored_ids(url: str, base_dir: Path | None = None) -> list[str]:

@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 from conftest import SERVICES, Server, start_server
-from test_monitoring_dashboard import _console_errors, _rendered_plots, _screenshot, _wait, browser  # noqa: F401
+from tests.monitoring.test_monitoring_dashboard import _console_errors, _rendered_plots, _screenshot, _wait, browser  # noqa: F401
 
 from shipway.core.artifacts import write_manifest
 from shipway.monitoring.drift.profile import Profile
