@@ -29,7 +29,7 @@ from shipway.monitoring.profile import Profile
 from shipway.monitoring.summaries import KEEP_VALUES
 from shipway.monitoring.thresholds import Thresholds
 from shipway.monitoring.window import Window
-from shipway.rules.pipeline import load_pipeline
+from shipway.project import load_pipeline
 from shipway.scoring import score
 from shipway.store import PredictionRecord, open_store
 

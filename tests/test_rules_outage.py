@@ -19,7 +19,7 @@ from store_fixtures import with_query
 from shipway.core.schema import Schema
 from shipway.core.service import import_service
 from shipway.core.settings import load_settings
-from shipway.serving.decisions import RulesManager
+from shipway.rules.lifecycle import RulesManager
 
 pytest_plugins = ["store_fixtures"]
 

@@ -16,6 +16,7 @@ import pytest
 from conftest import SERVICES, Server, logged_row, start_server
 
 from shipway.core.service import load_project
+from shipway.project import Project
 from shipway.serving.app import App
 from shipway.store import open_store
 
@@ -291,7 +292,7 @@ def test_a_decision_is_logged_with_the_rules_version_that_took_it(tmp_path: Path
     project = Path(shutil.copytree(ROUTER, tmp_path / "router"))
     store_url = f"sqlite:///{tmp_path / 'store.db'}"
     service, settings = load_project(project, {"store.url": store_url})
-    app = App(service, settings)
+    app = App(Project(service, settings))
 
     async def one_request() -> dict:
         await app.startup()

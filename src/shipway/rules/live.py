@@ -61,6 +61,8 @@ class LiveRules:
     def __init__(self, on_decision: Callable[[Decision], None] | None = None) -> None:
         self.active = Active()
         self.on_decision = on_decision
+        # What rules read as meta.time: now, when serving; a replay gives each logged row's time.
+        self.clock: Callable[[], float] = time.time
 
     def swap(self, active: Active) -> None:
         self.active = active
@@ -79,7 +81,7 @@ class LiveRules:
             and _bucket(active.canary_key, mapping(request), mapping(value)) < active.canary
         )
         chosen, other = (candidate, live) if use_candidate else (live, candidate)
-        meta = {"time": time.time(), "canary": use_candidate}
+        meta = {"time": self.clock(), "canary": use_candidate}
         shadow = other.decide(request, value, meta).to_dict() if other is not None else None
         version = live.version if live is not None else None  # what the log records
         if chosen is None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from shipway.errors import GateFailed, LoadError, PayloadError, RegistryError, RulesError, StoreError, StoreUnavailable
-from shipway.serving.decisions import UnknownVersion
+from shipway.rules.lifecycle import UnknownVersion
 from shipway.serving.guard import TOKEN_ENV, guard
 from shipway.serving.http import Receive, Send, read_body, send_response
 from shipway.serving.responses import error_body

@@ -16,24 +16,20 @@ import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
-from pathlib import Path
 from time import perf_counter
 from typing import Any
 
 import orjson
 
-from shipway.core.artifacts import deployable
-from shipway.core.gate import Gate
 from shipway.core.pipeline import Pipeline
-from shipway.core.service import Service, read_ids
-from shipway.core.settings import Settings
-from shipway.errors import ConfigError, GateFailed, PredictError
+from shipway.errors import PredictError
+from shipway.project import Project
 from shipway.rules import Decision, RuleSet
-from shipway.rules.live import Active, rules_stage, with_rules
+from shipway.rules.lifecycle import RulesManager
+from shipway.rules.live import Active
 from shipway.serving import introspection
 from shipway.serving.admin import admin
 from shipway.serving.batching import Batcher
-from shipway.serving.decisions import RulesManager, labels_from_manifest
 from shipway.serving.feedback import FeedbackWriter, feedback_endpoint
 from shipway.serving.http import Receive, Scope, Send, request_headers, send_response, too_large
 from shipway.serving.jobs import Job, Jobs
@@ -63,14 +59,14 @@ class App:
 
     def __init__(
         self,
-        service: Service,
-        settings: Settings,
-        gate: Gate | None = None,
+        project: Project,
         jobs: Sequence[Job] = (),
         mounts: Mapping[str, Mounted] | None = None,
     ) -> None:
-        self.service = service
-        self.gate = gate
+        # The project gives the pipeline, the rules, the store handle, the gate and the mode.
+        self.project = project
+        self.service = project.service
+        settings = project.settings
         self.jobs = Jobs(jobs)  # background callables from the CLI layer, run in each worker
         # ASGI apps from the CLI layer by path prefix (the dashboard at /dashboard). Each request
         # under a prefix goes to its app with "shipway.trace" in the scope (an async function
@@ -100,7 +96,7 @@ class App:
         self._mode: str = settings["mode"]
         # What modes off and shadow answer, and log as the decision taken.
         self._default_body = b""
-        self._mode_decision = orjson.dumps({"mode": self._mode, "answer": "default"})
+        self._mode_decision = project.mode_decision
         self._routes: dict[str, dict[str, Handler]] = {
             "/predict": {"POST": partial(predict, self)},
             "/predict/batch": {"POST": partial(predict_batch, self)},
@@ -134,40 +130,19 @@ class App:
         """Load the model, build the pipeline and check the rules (in the parent, before fork)."""
         if self.pipeline is not None:
             return
-        artifacts = self.settings.path("artifacts")
-        deployed = self.models.newest()  # a restart serves the newest deployed model
-        self.models.close()  # no connection may cross the fork
-        if deployed is not None and Path(deployed.source).is_dir():
-            artifacts = deployable(deployed.source, self.settings)
-            self.models.applied = deployed.id
-        self.ids = {
-            "service": self.name,
-            **read_ids(artifacts, self.settings["version"] or None),
-            "rules_version": None,
-        }
-        pipeline = self.service.setup(artifacts, self.ids)
-        self.rules = RulesManager(
-            self.settings,
-            self.name,
-            (pipeline.input_schema, pipeline.output_schema),
-            labels=labels_from_manifest(artifacts),
-            on_decision=self._count_decision,
-            on_swap=self._rules_swapped,
-        )
-        pipeline.stages.append(rules_stage(self.rules.live))
-        if self.gate is not None:
+        project = self.project
+        # A restart serves the newest deployed model.
+        artifacts, self.models.applied = project.serving_artifacts(create=True)
+        self.ids = project.ids(artifacts)
+        self.rules = project.rules_manager(artifacts, on_decision=self._count_decision, on_swap=self._rules_swapped)
+        if project.gate is not None:
             self.rules.gate = self._gate_rules
-        self.rules.preload()
+        pipeline = project.build(self.rules.live, artifacts)
+        self.pipeline = pipeline
+        self.rules.preload()  # closes the project's store handle: no connection may cross the fork
         pipeline.ids["rules_version"] = self.ids["rules_version"]
         self.update_ids({})
-        self.pipeline = pipeline
-        if self._mode != "on":
-            if not self.service.has_default:
-                raise ConfigError(
-                    f"mode {self._mode!r} answers every request with `default` from service.py, which it "
-                    f'does not define; add `default = <an instance of the output type>` or set mode = "on".'
-                )
-            self._default_body = pipeline.render(pipeline.output_schema.validate(self.service.default))
+        self._default_body = project.default_body(pipeline)
         # Everything loaded so far lives as long as the process: move it out of the collector's
         # reach. Full collections then skip the model's objects (banking77 under load: 1.3 s of
         # every 8 s in the collector before, 0.4 s after), and workers forked from here do not
@@ -275,14 +250,11 @@ class App:
 
     def _gate_rules(self, ruleset: RuleSet) -> None:
         """Run the gate against the live pipeline with `ruleset` as its rules; GateFailed refuses them."""
-        assert self.pipeline is not None and self.gate is not None
-        candidate = with_rules(self.pipeline, ruleset)
-        gate = self.gate
+        assert self.pipeline is not None
         # On the predict thread: the model need not be thread-safe, and predictions wait briefly.
         executor = self.batcher.executor if self.batcher is not None else None
-        result = executor.submit(gate, candidate).result() if executor is not None else gate(candidate)
-        if not result.ok:
-            raise GateFailed(f"rules {ruleset.version} refused by the validation gate: {result.summary}", result.report)
+        run = (lambda gate, candidate: executor.submit(gate, candidate).result()) if executor is not None else None
+        self.project.check_rules(self.pipeline, ruleset, run)
 
     def update_ids(self, changes: dict[str, str | None]) -> None:
         """Change the versions the service reports and logs (a new model, new rules)."""

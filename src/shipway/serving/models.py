@@ -12,7 +12,6 @@ load them keeps its model and logs why. Every folder must lie under
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -20,11 +19,9 @@ from typing import TYPE_CHECKING
 
 from shipway.core.artifacts import deployable
 from shipway.core.pipeline import Pipeline
-from shipway.core.service import Service, read_ids
-from shipway.errors import GateFailed, LoadError, StoreUnavailable
+from shipway.errors import LoadError
 from shipway.registry import checkout, is_registry_name
-from shipway.rules.live import rules_stage
-from shipway.store import RulesEvent, Store, store_from_url
+from shipway.store import RulesEvent, Store
 
 if TYPE_CHECKING:
     from shipway.serving.app import App
@@ -40,45 +37,28 @@ class ModelManager:
     def __init__(self, app: App) -> None:
         self.app = app
         self.applied: int | None = None  # id of the history event this worker serves
-        self._store: Store | None = None  # kept open: sync() asks every rules.poll_s
 
     def newest(self) -> RulesEvent | None:
         """The newest deployment in the store, or None (no store, or never deployed)."""
-        try:
-            events = self._open().model_history(self.app.name, limit=1)
-        except StoreUnavailable:
-            self.close()  # reconnect on the next call
-            return None
-        return events[0] if events else None
+        return self.app.project.deployed(create=True)
 
     def history(self, limit: int = 50) -> list[RulesEvent]:
         return self._open().model_history(self.app.name, limit=limit)
 
     def _open(self) -> Store:
-        if self._store is None:
-            s = self.app.settings
-            store = store_from_url(s["store.url"], s.root)
-            store.open()
-            self._store = store
-        return self._store
+        return self.app.project.store.get()  # the project's one handle, and its outage policy
 
     def close(self) -> None:
-        if self._store is not None:
-            store, self._store = self._store, None
-            store.close()
+        self.app.project.store.close()
 
     def build(self, artifacts: Path) -> tuple[Pipeline, dict[str, str | None]]:
         """A candidate pipeline on `artifacts`, with the live rules stage; the live model is untouched."""
         app = self.app
         if not artifacts.is_dir():
             raise LoadError(f"the artifacts folder {artifacts} does not exist; pass a folder that train.py wrote")
-        service: Service = copy.copy(app.service)
-        service.state, service.loaded = None, False
-        ids = {**app.ids, **read_ids(artifacts, None)}
-        pipeline = service.setup(artifacts, ids)
         assert app.rules is not None
-        pipeline.stages.append(rules_stage(app.rules.live))
-        return pipeline, ids
+        pipeline = app.project.build(app.rules.live, artifacts, fresh=True)
+        return pipeline, dict(pipeline.ids)
 
     def deploy(
         self, artifacts: str, actor: str | None = None, run_on_predict_thread: Callable[..., object] | None = None
@@ -89,13 +69,7 @@ class ModelManager:
             artifacts = str(checkout(self._open(), app.settings, artifacts))
         path = deployable(artifacts, app.settings)  # under deploy.root, before anything is read
         pipeline, ids = self.build(path)
-        if app.gate is not None:
-            result = app.gate(pipeline) if run_on_predict_thread is None else run_on_predict_thread(app.gate, pipeline)
-            if not result.ok:  # type: ignore[attr-defined]
-                raise GateFailed(
-                    f"model {ids['model_version']} refused by the validation gate: {result.summary}",  # type: ignore[attr-defined]
-                    result.report,  # type: ignore[attr-defined]
-                )
+        app.project.check(pipeline, f"model {ids['model_version']}", run_on_predict_thread)
         event = self._open().record_model(app.name, ids["model_version"] or "", str(path), actor=actor)
         self._swap(pipeline, ids, event.id)
         return event
