@@ -80,7 +80,7 @@ class App:
         self.in_flight = 0  # published to the metrics once a second
         self.models = ModelManager(self)
         self.ids: dict[str, str | None] = {}
-        self._context: Context = (self.name, "", None, None, None)  # what the log's entries share
+        self._context: Context = (self.name, "", None, None, None, settings["mode"])  # what the log's entries share
         self.ready = False
         self.stuck = False
         self.not_ready_reason = "starting: the model is not loaded yet"
@@ -266,6 +266,7 @@ class App:
             ids.get("rules_version"),
             ids.get("dataset_version"),
             ids.get("run_id"),
+            self._mode,
         )
         self._plain_log()
 
