@@ -33,6 +33,8 @@ from shipway.experiments.datasets import (
 from shipway.experiments.provenance import code_state
 from shipway.experiments.steps import input_fields, run_step
 from shipway.experiments.tracking import ENV, Run, open_run
+from shipway.project import Project
+from shipway.rules.live import LiveRules
 from shipway.store.base import Store
 from shipway.store.datasets import DatasetRecord, TaskRecord
 from shipway.store.objects import ObjectStore
@@ -245,8 +247,8 @@ def measure_latency(
             break
     if not items:
         return {}
-    service.loaded = False  # the artifacts are new: load them again
-    pipeline = service.setup(artifacts, {"service": settings["name"], **read_ids(artifacts)})
+    # The project's pipeline on the new artifacts, loaded afresh, without rules: the model's latency.
+    pipeline = Project(service, settings).build(LiveRules(), artifacts, fresh=True)
     pipeline.run(items[0])  # warm up
     singles = []
     for item in items:
