@@ -25,7 +25,7 @@ import orjson
 
 from shipway.core.pipeline import Decided, Pipeline
 from shipway.core.schema import Schema
-from shipway.rules import RuleSet, load_rules
+from shipway.rules import Decision, RuleSet, load_rules
 from shipway.rules.live import META_SCHEMA, Active, LiveRules, rules_stage
 from shipway.store import PredictionRecord
 
@@ -128,20 +128,14 @@ class _Side:
         self.pipeline = Pipeline([rules_stage(self.live)], Schema(Any, "input"), _ANY)
         self.version = active.versions[0] or NO_RULES
 
-    def decisions(self, outputs: list[Any], requests: list[Any], times: list[float]) -> list[dict[str, Any]]:
+    def decisions(self, outputs: list[Any], requests: list[Any], times: list[float]) -> list[Decision]:
+        """The decision the stage returned for each row; an empty one where it returned none."""
         self.live.clock = iter(times).__next__  # each decision reads its row's logged time, in order
         decided = self.pipeline.replay("rules", outputs, requests)
-        return [(d.decision or _EMPTY) if isinstance(d, Decided) else _EMPTY for d in decided]
+        return [(d.decided or _EMPTY) if isinstance(d, Decided) else _EMPTY for d in decided]  # type: ignore[misc]
 
 
-_EMPTY: dict[str, Any] = {
-    "queue": None,
-    "review": False,
-    "review_reason": None,
-    "fallback": False,
-    "set": {},
-    "fired": [],
-}
+_EMPTY = Decision()
 
 
 def _active(rules: RuleSet | Active | None) -> Active:
@@ -185,18 +179,22 @@ def _compare(
     # Each side gets its own copies of the outputs' list: a stage may replace items in place.
     before = old.decisions(list(outputs), requests, times)
     after = new.decisions(list(outputs), requests, times)
+    report.total += len(chunk)
+    first, last = min(times), max(times)
+    report.first_ts = first if report.first_ts is None else min(report.first_ts, first)
+    report.last_ts = last if report.last_ts is None else max(report.last_ts, last)
+    queues = report.queues
     for (request_id, ts, request, output), a, b in zip(chunk, before, after, strict=True):
-        report.total += 1
-        queue_a, queue_b = a["queue"], b["queue"]
-        report.queues[(queue_a, queue_b)] += 1
+        queue_a, queue_b = a.queue, b.queue
+        queues[(queue_a, queue_b)] += 1
         differs = queue_a != queue_b
-        if a["review"] != b["review"]:
-            report.review["added" if b["review"] else "removed"] += 1
+        if a.review != b.review:
+            report.review["added" if b.review else "removed"] += 1
             differs = True
-        if a["fallback"] != b["fallback"]:
-            report.fallback["added" if b["fallback"] else "removed"] += 1
+        if a.fallback != b.fallback:
+            report.fallback["added" if b.fallback else "removed"] += 1
             differs = True
-        if a["set"] != b["set"]:
+        if a.set != b.set:
             report.overrides += 1
             differs = True
         if differs:
@@ -216,8 +214,6 @@ def _compare(
                 }
                 kept.insert(bisect.bisect(kept, when, key=_when), example)
                 del kept[examples:]
-        report.first_ts = ts if report.first_ts is None or ts < report.first_ts else report.first_ts
-        report.last_ts = ts if report.last_ts is None or ts > report.last_ts else report.last_ts
 
 
 @dataclass
@@ -305,8 +301,15 @@ def _pick(choose: Any, a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else choose(a, b)
 
 
-def _brief(decision: dict[str, Any]) -> dict[str, Any]:
-    return {key: decision[key] for key in ("queue", "review", "review_reason", "fallback", "set", "fired")}
+def _brief(decision: Decision) -> dict[str, Any]:
+    return {
+        "queue": decision.queue,
+        "review": decision.review,
+        "review_reason": decision.review_reason,
+        "fallback": decision.fallback,
+        "set": decision.set,
+        "fired": decision.fired,
+    }
 
 
 def _totals(queues: Counter[tuple[str | None, str | None]], side: int) -> dict[str, int]:
