@@ -121,7 +121,7 @@ class App:
                 )
             },
         }
-        self.feedback = FeedbackWriter(settings)
+        self.feedback = FeedbackWriter(settings, project.store)
         self.attempts = FailedAttempts()  # wrong tokens per client, for the guarded routes
 
     # -- lifecycle -------------------------------------------------------------

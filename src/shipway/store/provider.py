@@ -93,6 +93,7 @@ class StoreProvider:
 
     def close(self) -> None:
         """Close the handle (before a fork, at shutdown); the next call opens a new one."""
-        store, self._store = self._store, None
+        with self._lock:
+            store, self._store = self._store, None
         if store is not None and self._pid == os.getpid():
             store.close()
