@@ -221,7 +221,7 @@ class BacktestJob:
     """A backtest for an offline engine (shipway.engine): each worker compiles both rule sets
     once, replays its batches of the log, and the partial reports merge (`merged`)."""
 
-    COLUMNS = ("request_id", "ts", "service", "inputs", "outputs", "decision")  # what it reads of the log
+    COLUMNS = ("request_id", "ts", "service", "inputs", "outputs", "decision", "mode")  # what it reads of the log
 
     proposed: tuple[str, str]  # the rules' source and its file name
     current: tuple[str, str] | None
