@@ -138,10 +138,10 @@ class App:
         if project.gate is not None:
             self.rules.gate = self._gate_rules
         pipeline = project.build(self.rules.live, artifacts)
-        self.pipeline = pipeline
         self.rules.preload()  # closes the project's store handle: no connection may cross the fork
         pipeline.ids["rules_version"] = self.ids["rules_version"]
         self.update_ids({})
+        self.pipeline = pipeline
         self._default_body = project.default_body(pipeline)
         # Everything loaded so far lives as long as the process: move it out of the collector's
         # reach. Full collections then skip the model's objects (banking77 under load: 1.3 s of
