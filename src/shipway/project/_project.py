@@ -139,11 +139,13 @@ class Project:
         pipeline.stages.append(rules_stage(live))
         return pipeline
 
-    def pipeline(self, rules: Rules = True) -> Pipeline:
-        """The pipeline the in-process commands run: the model `shipway serve` would load, and with
-        `rules` True the rules it would run now (the store's history, else the rules file, with
-        any shadow or canary rules beside them). A path runs that rules file; False no rules."""
-        artifacts, _ = self.serving_artifacts()
+    def pipeline(self, rules: Rules = True, artifacts: Path | None = None) -> Pipeline:
+        """The pipeline the in-process commands run: the model `shipway serve` would load (or the
+        one in `artifacts`), and with `rules` True the rules it would run now (the store's history,
+        else the rules file, with any shadow or canary rules beside them). A path runs that rules
+        file; False no rules."""
+        if artifacts is None:
+            artifacts, _ = self.serving_artifacts()
         live = LiveRules()
         if rules is True:
             live = self._loaded_rules(artifacts)
@@ -205,7 +207,9 @@ def load_pipeline(
 ) -> Pipeline:
     """The in-process pipeline of the project in `target` (Project.pipeline)."""
     project = target if isinstance(target, Project) else Project.load(target, overrides)
+    # An `artifacts` override names the model to load, whatever the store says serves.
+    artifacts = project.artifacts if overrides and overrides.get("artifacts") else None
     try:
-        return project.pipeline(rules)
+        return project.pipeline(rules, artifacts)
     finally:
         project.close()
