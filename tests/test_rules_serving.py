@@ -16,7 +16,6 @@ import pytest
 from conftest import SERVICES, Server, logged_row, start_server
 
 from shipway.core.service import load_project
-from shipway.project import Project
 from shipway.serving.app import App
 from shipway.store import open_store
 
@@ -292,7 +291,7 @@ def test_a_decision_is_logged_with_the_rules_version_that_took_it(tmp_path: Path
     project = Path(shutil.copytree(ROUTER, tmp_path / "router"))
     store_url = f"sqlite:///{tmp_path / 'store.db'}"
     service, settings = load_project(project, {"store.url": store_url})
-    app = App(Project(service, settings))
+    app = App(service, settings)
 
     async def one_request() -> dict:
         await app.startup()
@@ -305,8 +304,8 @@ def test_a_decision_is_logged_with_the_rules_version_that_took_it(tmp_path: Path
 
         async def send(message: dict) -> None:
             if message["type"] == "http.response.start":
-                assert app.rules is not None
-                app.rules.apply(V2)  # the rules switch while routing-1's answer is on its way
+                assert app.runtime.rules is not None
+                app.runtime.rules.apply(V2)  # the rules switch while routing-1's answer is on its way
             sent.append(message)
 
         await app(scope, receive, send)

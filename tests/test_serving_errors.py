@@ -18,7 +18,6 @@ import orjson
 import pytest
 
 from shipway.core.service import load_project
-from shipway.project import Project
 from shipway.serving.app import App
 from shipway.serving.http import Receive, Scope, Send
 from shipway.serving.logs import JsonFormatter
@@ -51,7 +50,7 @@ async def _boom(scope: Scope, receive: Receive, send: Send) -> None:
 async def served(project: Path, **mounts: Any) -> AsyncIterator[httpx.AsyncClient]:
     """The project's App started as a worker starts it, and a client that calls it in-process."""
     service, settings = load_project(project)
-    app = App(Project(service, settings), mounts=mounts)
+    app = App(service, settings, mounts=mounts)
     await app.startup()
     try:
         transport = httpx.ASGITransport(app=app)

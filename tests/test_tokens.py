@@ -15,7 +15,6 @@ from conftest import SERVICES
 from shipway.core.service import load_project
 from shipway.monitoring import access
 from shipway.monitoring.dashboard import Dashboard
-from shipway.project import Project
 from shipway.serving.app import App
 from shipway.tokens import FailedAttempts, bearer
 
@@ -35,7 +34,7 @@ def with_app(tmp_path: Path, test: Callable[[Callable[[str], httpx.AsyncClient]]
         f'[store]\nurl = "sqlite:///{tmp_path / "store.db"}"\n[log]\nenabled = false\n'
     )
     service, settings = load_project(project)
-    app = App(Project(service, settings))
+    app = App(service, settings)
 
     async def run() -> None:
         await app.startup()

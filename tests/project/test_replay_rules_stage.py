@@ -47,7 +47,7 @@ INPUTS = [
 
 
 def _serve(project: Project, items: list[dict]) -> None:
-    app = App(project)
+    app = App(project.service, project.settings)
 
     async def run() -> None:
         await app.startup()

@@ -22,6 +22,7 @@ from shipway.store.base import (
     safe_url,
     where_clause,
 )
+from shipway.store.candidates import candidate_tables
 from shipway.store.outcome_rollups import outcome_tables, rank_backfill
 from shipway.store.records import LogColumns, PredictionRecord, RulesEvent, columns_of, entries_of_columns
 from shipway.store.registry import registry_tables
@@ -111,6 +112,8 @@ _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
     (8, registry_tables(real="DOUBLE PRECISION", serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")),
     # The service mode that answered (on, shadow, off).
     (9, ("ALTER TABLE predictions ADD COLUMN mode TEXT",)),
+    # The model candidate of each service (store/candidates.py); written to apply on top of 9.
+    (10, candidate_tables(real="DOUBLE PRECISION", serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
