@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from shipway.experiments.backtest import backtest
-from shipway.serving.decisions import labels_from_manifest
+from shipway.rules.lifecycle import labels_from_manifest
 from shipway.store import PredictionRecord, open_store
 
 ROOT = Path(__file__).resolve().parent.parent

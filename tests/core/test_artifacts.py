@@ -16,7 +16,7 @@ from shipway.core.artifacts import KEY_ENV, PREVIOUS_KEY_ENV, SIGNATURE, deploya
 from shipway.core.service import Service, load_project
 from shipway.core.settings import load_settings
 from shipway.errors import ArtifactError, LoadError
-from shipway.templates.check import check_project
+from shipway.validation.service_check import check_project
 
 SERVICE = """\
 import pickle

@@ -134,8 +134,8 @@ def experiments_page(tmp: Path, banking77: Path) -> Iterator[dict[str, Any]]:
 
 def drift_page(tmp: Path, banking77: Path) -> Iterator[dict[str, Any]]:
     ray = pytest.importorskip("ray", reason="the Ray engine needs pip install 'shipway[ray]' (in dev)")
-    from shipway.monitoring.profile import Profile
-    from shipway.monitoring.thresholds import Thresholds
+    from shipway.monitoring.drift.profile import Profile
+    from shipway.monitoring.drift.thresholds import Thresholds
     from tests.engine.test_engine_ray import drift_log, items
 
     reference_in, reference_out = items(1_000, seed=1)

@@ -27,7 +27,7 @@ from shipway.monitoring.drift.job import merged as merged_summary
 from shipway.monitoring.drift.profile import Profile
 from shipway.monitoring.drift.thresholds import Thresholds
 from shipway.monitoring.drift.window import Window
-from shipway.rules.pipeline import load_pipeline
+from shipway.project import load_pipeline
 from shipway.scoring import score
 from shipway.store import PredictionRecord, open_store
 from tests.monitoring.test_monitoring_drift import items

@@ -14,11 +14,11 @@ import httpx
 import orjson
 import pytest
 from conftest import SERVICES, Server, start_server
-from tests.monitoring.test_monitoring_dashboard import _console_errors, _rendered_plots, _screenshot, _wait, browser  # noqa: F401
 
 from shipway.core.artifacts import write_manifest
 from shipway.monitoring.drift.profile import Profile
 from shipway.store import open_store
+from tests.monitoring.test_monitoring_dashboard import _console_errors, _rendered_plots, _screenshot, _wait, browser  # noqa: F401
 
 N = 24
 INTENTS = ["card_arrival", "lost_card", "exchange_rate", "top_up"]

@@ -132,6 +132,10 @@ def test_a_version_7_sqlite_store_gets_the_registry_tables(tmp_path: Path) -> No
     conn = sqlite3.connect(path)
     for table in ("model_alias_history", "model_aliases", "model_versions", "model_candidates"):
         conn.execute(f"DROP TABLE {table}")
+    # Step 9 comes back too: the log's mode column, with the view that shows it.
+    conn.execute("DROP VIEW predictions")
+    conn.execute("ALTER TABLE contexts DROP COLUMN mode")
+    conn.execute("CREATE VIEW predictions AS SELECT 1 AS id")
     conn.execute("DELETE FROM schema_version WHERE version >= 8")  # and the later steps' tables
     conn.commit()
     conn.close()

@@ -19,11 +19,11 @@ from store_fixtures import with_query
 from shipway.core.schema import Schema
 from shipway.core.service import import_service
 from shipway.core.settings import load_settings
-from shipway.serving.decisions import RulesManager
+from shipway.rules.lifecycle import RulesManager
 
 pytest_plugins = ["store_fixtures"]
 
-DOWN, BACK = "rules store unavailable", "rules store is back"
+DOWN, BACK = "store unavailable", "store is back"  # the project's store provider (store/provider.py)
 
 
 def test_a_rules_store_outage_is_logged_once_and_its_end_once(
@@ -40,7 +40,7 @@ def test_a_rules_store_outage_is_logged_once_and_its_end_once(
 
     locker = psycopg.connect(url, autocommit=False)
     try:
-        with caplog.at_level(logging.INFO, logger="shipway.rules"):
+        with caplog.at_level(logging.INFO, logger="shipway.store"):
             locker.execute("LOCK TABLE rules_history IN ACCESS EXCLUSIVE MODE")
             for _ in range(4):
                 rules.sync()  # opens the store, then fails to read the history

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from shipway.cli.main import main as cli
 from shipway.engine import Source
 from shipway.errors import DataError, LoadError
-from shipway.rules.pipeline import load_pipeline
+from shipway.project import load_pipeline
 from shipway.scoring import score
 
 SERVICES = Path(__file__).resolve().parents[1] / "services"

@@ -466,7 +466,7 @@ def test_entries_stay_whole_while_the_writer_takes_them_as_they_are_added(tmp_pa
     # entry, nothing may be lost or doubled, and entries of two contexts (a model swap)
     # keep their own ids.
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    a, b = ("svc", "m1", None, None, None), ("svc", "m2", None, None, None)
+    a, b = ("svc", "m1", None, None, None, "on"), ("svc", "m2", None, None, None, "on")
     n = 40_000
     switch = sys.getswitchinterval()
     sys.setswitchinterval(1e-5)  # many more thread switches (an entry cut short: the next test)
@@ -491,7 +491,7 @@ def test_entries_stay_whole_while_the_writer_takes_them_as_they_are_added(tmp_pa
 def test_plain_entries_are_stored_with_status_200_and_no_decision(store_url: str, tmp_path: Path) -> None:
     # A plain entry is five fields; the writer fills in the status, decision and shadow,
     # and writes them beside entries that came through add() in the same batch.
-    context = ("svc", "m-1", None, None, None)
+    context = ("svc", "m-1", None, None, None, "on")
     with _log(store_url, tmp_path, flush_interval_s=60) as log:
         for i in range(300):
             _add_plain(log, context, i)
@@ -514,7 +514,7 @@ def test_plain_is_none_whenever_entries_must_go_through_add(tmp_path: Path) -> N
     # Sampling, a full buffer and a closed log are checked by add() on every call; the
     # request path's way around add() is not given while any of them applies.
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    context = ("svc", "m-1", None, None, None)
+    context = ("svc", "m-1", None, None, None, "on")
     assert _log(url, tmp_path, sample_rate=0.5).plain(context) is None
     log = _log(url, tmp_path, max_buffer=10)  # not started: nothing drains the buffer
     for i in range(10):
@@ -527,15 +527,15 @@ def test_plain_is_none_whenever_entries_must_go_through_add(tmp_path: Path) -> N
     assert log.plain(context) is None
     # The same context is the same list: a caller may keep what plain() gave.
     buffer = LogBuffer()
-    assert buffer.plain(context) is buffer.plain(("svc", "m-1", None, None, None))
-    assert buffer.plain(context) is not buffer.plain(("svc", "m-2", None, None, None))
+    assert buffer.plain(context) is buffer.plain(("svc", "m-1", None, None, None, "on"))
+    assert buffer.plain(context) is not buffer.plain(("svc", "m-2", None, None, None, "on"))
 
 
 def test_an_entry_not_whole_is_left_for_the_next_take() -> None:
     # The request path adds an entry in one extend, whole under the GIL; should the list
     # ever end part way through an entry, the writer takes the whole ones before it only.
     buffer = LogBuffer()
-    context = ("svc", "m1", None, None, None)
+    context = ("svc", "m1", None, None, None, "on")
     fields = (context, "r1", 1_700_000_000.0, 2.5, 200, b'{"i": 1}', b'{"o": 1}', b'{"queue":"auto"}', None)
     buffer.fields.extend(fields[:5])
     assert len(buffer) == 0 and buffer.take() == []

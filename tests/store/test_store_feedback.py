@@ -242,7 +242,11 @@ def test_rollup_folds_entries_as_one_entry_at_a_time_would() -> None:
     """The column-wise fold (fast paths for one minute, one status, one decision) against a
     plain per-entry count, on entries that mix contexts, minutes, statuses and decisions."""
     rng = random.Random(7)
-    contexts = [("svc", "m1", None, None, None), ("svc", "m1", "r1", "d1", None), ("other", "m2", "r2", None, "run")]
+    contexts = [
+        ("svc", "m1", None, None, None, "on"),
+        ("svc", "m1", "r1", "d1", None, "on"),
+        ("other", "m2", "r2", None, "run", "on"),
+    ]
     entries = []
     for i in range(3000):
         if i < 1000:  # one context, minute, status and decision: every fast path
@@ -256,7 +260,7 @@ def test_rollup_folds_entries_as_one_entry_at_a_time_would() -> None:
     for part in (entries[:1000], entries[1000:], entries):
         want_counts: dict[tuple[object, ...], list[float]] = {}
         want_latency: dict[tuple[object, ...], int] = {}
-        for (service, model, rules, _, _), _, ts, ms, status, _, _, decision, _ in part:
+        for (service, model, rules, _, _, _), _, ts, ms, status, _, _, decision, _ in part:
             minute = int(ts // 60)
             row = want_counts.setdefault((minute, service, model, rules or "", status, decision or ""), [0, 0.0])
             row[0] += 1
@@ -279,7 +283,7 @@ def test_the_latency_rollup_counts_latencies_on_bucket_bounds_infinite_and_nan()
         latencies = [*bounds, *(b * (1 + 1e-12) for b in bounds), 0.0, 1e-9, math.inf, *extra]
         latencies += [rng.lognormvariate(0, 4) for _ in range(500)]
         rng.shuffle(latencies)
-        context = ("svc", "m1", None, None, None)
+        context = ("svc", "m1", None, None, None, "on")
         entries = [
             (context, f"r{i}", 1_700_000_000.0, ms, 200, "{}", "{}", None, None) for i, ms in enumerate(latencies)
         ]

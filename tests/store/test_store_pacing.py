@@ -7,7 +7,7 @@ from shipway.store.records import LogColumns, columns_of, split_at
 
 
 def _group(context_name: str, first: int, n: int) -> LogColumns:
-    context = (context_name, "m-1", None, None, None)
+    context = (context_name, "m-1", None, None, None, "on")
     entries = [(context, f"r{i}", float(i), 1.0, 200, "{}", "{}", None, None) for i in range(first, first + n)]
     return columns_of(entries)[0]
 

@@ -98,6 +98,10 @@ def test_a_version_5_sqlite_store_is_migrated(tmp_path: Path) -> None:
     registry = ("model_alias_history", "model_aliases", "model_versions")
     for table in (*registry, *tables, "feedback_scores", "feedback_ranks"):
         conn.execute(f"DROP TABLE {table}")
+    # and the log's mode column (9), with the view that shows it.
+    conn.execute("DROP VIEW predictions")
+    conn.execute("ALTER TABLE contexts DROP COLUMN mode")
+    conn.execute("CREATE VIEW predictions AS SELECT 1 AS id")
     conn.execute("DELETE FROM schema_version WHERE version >= 6")
     conn.commit()
     conn.close()

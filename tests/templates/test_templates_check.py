@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from shipway.cli.main import main as cli
-from shipway.templates import Report, check_project
+from shipway.validation.service_check import Report, check_project
 
 SERVICES = Path(__file__).resolve().parents[1] / "services"
 

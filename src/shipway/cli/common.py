@@ -13,13 +13,23 @@ from shipway.core.service import Service
 from shipway.core.service import load_project as core_load_project
 from shipway.core.settings import Settings
 from shipway.errors import ShipwayError
+from shipway.project import Project
 
-__all__ = ["fail", "load_project", "project_gate", "table"]
+__all__ = ["fail", "load_project", "open_project", "project_gate", "table"]
 
 
 def load_project(target: str, flags: dict[str, Any] | None = None) -> tuple[Service, Settings]:
     """The project in TARGET, with CLI flags (`serve__port`-style keys) as setting overrides."""
     return core_load_project(target, {k.replace("__", "."): v for k, v in (flags or {}).items()})
+
+
+def open_project(target: str, flags: dict[str, Any] | None = None, *, gated: bool = False) -> Project:
+    """The Project in TARGET (CLI flags as setting overrides); `gated` gives it the validation
+    suites as its gate, unless `validation.gate = false` or there are none."""
+    project = Project.load(target, {k.replace("__", "."): v for k, v in (flags or {}).items()})
+    if gated:
+        project.gate = project_gate(project.settings)
+    return project
 
 
 def fail(err: ShipwayError | str, code: int = 2) -> NoReturn:

@@ -8,15 +8,14 @@ from pathlib import Path
 
 import click
 
-from shipway.cli.common import fail, load_project, project_gate
+from shipway.cli.common import fail, open_project
 from shipway.cli.rules import TARGET_HELP, URL_HELP, admin_request
 from shipway.core.artifacts import deployable, verify_artifacts
 from shipway.core.held_out import HELD_OUT
-from shipway.core.service import read_ids
 from shipway.deploy.parity import parity_gate
-from shipway.errors import GateFailed, ShipwayError
+from shipway.errors import ShipwayError
 from shipway.registry import is_registry_name
-from shipway.store import store_from_url
+from shipway.rules.live import LiveRules
 
 __all__ = ["deploy"]
 
@@ -62,36 +61,37 @@ def _registered(name: str, target: str) -> Path:
     """A model version or alias of the registry, as its verified folder under deploy.root."""
     from shipway.registry import checkout
 
-    _, settings = load_project(target)
-    store = store_from_url(settings["store.url"], settings.root)
-    store.open()
+    project = open_project(target)
     try:
-        return checkout(store, settings, name)
+        return checkout(project.store.get(), project.settings, name)
     finally:
-        store.close()
+        project.close()
 
 
 def _deploy_to_store(artifacts: Path, target: str, actor: str | None, gated: bool, parity: bool) -> dict[str, str]:
-    service, settings = load_project(target)
-    artifacts = deployable(artifacts, settings)
-    verify_artifacts(artifacts)  # also when not gated: the store names only verified folders
-    ids = {"service": settings["name"], **read_ids(artifacts), "rules_version": None}
-    gate = project_gate(settings) if gated else None
-    recorded = (artifacts / HELD_OUT).is_file()
-    if parity and not recorded:
-        click.echo(f"parity gate: skipped, {artifacts} holds no {HELD_OUT} (train with `shipway train` to record it)")
-    # The candidate loads here, beside whatever is live; nothing is recorded unless it passes.
-    pipeline = service.setup(artifacts, ids) if gate is not None or (parity and recorded) else None
-    if pipeline is not None and parity and recorded:
-        click.echo(f"parity gate: {parity_gate(pipeline, artifacts, settings['deploy.parity_tolerance']).summary()}")
-    if gate is not None and pipeline is not None:
-        result = gate(pipeline)
-        if not result.ok:
-            raise GateFailed(f"model {ids['model_version']} refused by the validation gate: {result.summary}")
-    store = store_from_url(settings["store.url"], settings.root)
-    store.open()
+    project = open_project(target, gated=gated)
     try:
-        event = store.record_model(settings["name"], ids["model_version"] or "", str(artifacts), actor=actor)
+        artifacts = deployable(artifacts, project.settings)
+        verify_artifacts(artifacts)  # also when not gated: the store names only verified folders
+        ids = project.ids(artifacts)
+        recorded = (artifacts / HELD_OUT).is_file()
+        if parity and not recorded:
+            click.echo(
+                f"parity gate: skipped, {artifacts} holds no {HELD_OUT} (train with `shipway train` to record it)"
+            )
+        # The candidate loads here, beside whatever is live; nothing is recorded unless it passes.
+        if parity and recorded:
+            # The model's answers, before any rules, against the ones its training run recorded.
+            model_only = project.build(LiveRules(), artifacts)
+            click.echo(
+                f"parity gate: {parity_gate(model_only, artifacts, project.settings['deploy.parity_tolerance']).summary()}"
+            )
+        if project.gate is not None:
+            # With the rules that serve now, as a running service gates it.
+            rules = project.rules_manager(artifacts)
+            rules.load()
+            project.check(project.build(rules.live, artifacts), f"model {ids['model_version']}")
+        event = project.store.get().record_model(project.name, ids["model_version"] or "", str(artifacts), actor=actor)
     finally:
-        store.close()
+        project.close()
     return {"version": event.version, "artifacts": event.source}

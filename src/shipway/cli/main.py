@@ -10,7 +10,7 @@ from typing import Any
 import click
 import orjson
 
-from shipway.cli.common import fail, load_project, project_gate
+from shipway.cli.common import fail, open_project
 from shipway.cli.data import data
 from shipway.cli.deploy import deploy
 from shipway.cli.export import export
@@ -29,7 +29,6 @@ from shipway.core.artifacts import MANIFEST, SIGNATURE, verify_artifacts, write_
 from shipway.core.settings import ENVIRONMENT, SETTINGS
 from shipway.core.settings_page import settings_markdown
 from shipway.errors import ShipwayError
-from shipway.rules.pipeline import load_pipeline
 
 __all__ = ["main"]
 
@@ -61,7 +60,8 @@ def serve(target: str, **flags: Any) -> None:
     from shipway.serving.server import serve as run_server
 
     try:
-        service, settings = load_project(target, flags)
+        project = open_project(target, flags, gated=True)
+        settings = project.settings
         host, port = settings["serve.host"], settings["serve.port"]
         click.echo(
             f"shipway: serving {settings['name']!r} on http://{host}:{port}  "
@@ -69,7 +69,7 @@ def serve(target: str, **flags: Any) -> None:
             + (", /dashboard)" if settings["monitoring.dashboard"] else ")"),
             err=True,
         )
-        code = run_server(service, settings, project_gate(settings), alert_jobs(settings), dashboard_mounts(settings))
+        code = run_server(project, alert_jobs(settings), dashboard_mounts(settings))
     except ShipwayError as err:
         fail(err)
     sys.exit(code)
@@ -80,9 +80,14 @@ def serve(target: str, **flags: Any) -> None:
 @click.argument("item")
 @click.option("--trace", is_flag=True, help="Print every stage's input, output and time.")
 def predict(target: str, item: str, trace: bool) -> None:
-    """Run ITEM (JSON, or @file.json) through TARGET's pipeline in-process."""
+    """Run ITEM (JSON, or @file.json) through TARGET's pipeline in-process: the answer /predict
+    gives (the deployed model, the live rules, the service mode)."""
     try:
-        pipeline = load_pipeline(target)
+        project = open_project(target)
+        try:
+            pipeline = project.pipeline()
+        finally:
+            project.close()
         raw = Path(item[1:]).read_bytes() if item.startswith("@") else item.encode()
         if trace:
             result = pipeline.trace(raw)
@@ -90,7 +95,7 @@ def predict(target: str, item: str, trace: bool) -> None:
             if any(s.error for s in result.stages):
                 sys.exit(1)
             return
-        click.echo(pipeline.render(pipeline.run(raw)))
+        click.echo(project.answer(pipeline, raw))
     except ShipwayError as err:
         fail(err)
 

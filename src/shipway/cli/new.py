@@ -9,10 +9,11 @@ import click
 
 from shipway.cli.common import fail
 from shipway.errors import ShipwayError
-from shipway.templates import QUESTIONS, Question, check_project, create_project, update_project
+from shipway.templates import QUESTIONS, Question, create_project, update_project
 from shipway.templates.choices import check_answers
 from shipway.templates.scaffold import missing_requirements, train_project
 from shipway.templates.update import UNDO
+from shipway.validation.service_check import check_project
 
 __all__ = ["check", "new", "update"]
 

@@ -12,19 +12,17 @@ import click
 import httpx
 import orjson
 
-from shipway.cli.common import fail, load_project, project_gate
+from shipway.cli.common import fail, open_project
 from shipway.cli.monitor import export_dir
 from shipway.common.times import TIME_HELP
-from shipway.core.service import read_ids
-from shipway.core.settings import Settings
 from shipway.engine import ENGINES, Source, run
-from shipway.errors import GateFailed, ShipwayError
+from shipway.errors import ShipwayError
 from shipway.experiments.backtest import BacktestJob, BacktestReport, backtest, merged, replay
+from shipway.project import Project
 from shipway.rules import RuleSet
-from shipway.rules.live import with_rules
+from shipway.rules.lifecycle import MODES, RulesManager
+from shipway.rules.live import LiveRules
 from shipway.serving.admin import TOKEN_ENV
-from shipway.serving.decisions import MODES, RulesManager, labels_from_manifest
-from shipway.store import store_from_url
 from shipway.store.columnar import log_files, logged_records, read_state
 
 __all__ = ["rules"]
@@ -44,24 +42,18 @@ def _manager(target: str) -> RulesManager:
     return _project(target)[0]
 
 
-def _project(target: str, gated: bool = False) -> tuple[RulesManager, Settings]:
-    service, settings = load_project(target)
-    artifacts = settings.path("artifacts")
-    manager = RulesManager(settings, settings["name"], service.schemas(), labels=labels_from_manifest(artifacts))
-    gate = project_gate(settings) if gated else None
-    if gate is not None:
+def _project(target: str, gated: bool = False) -> tuple[RulesManager, Project]:
+    project = open_project(target, gated=gated)
+    artifacts, _ = project.serving_artifacts()  # the model serving runs, its ids as serving gives them
+    manager = project.rules_manager(artifacts)
+    if project.gate is not None:
 
         def gate_rules(ruleset: RuleSet) -> None:
-            # The candidate runs beside whatever is live: here, in this process, on the project's model.
-            pipeline = service.setup(artifacts, {"service": settings["name"], **read_ids(artifacts)})
-            result = gate(with_rules(pipeline, ruleset))
-            if not result.ok:
-                raise GateFailed(
-                    f"rules {ruleset.version} refused by the validation gate: {result.summary}", result.report
-                )
+            # The candidate runs here, in this process, on the model serving runs.
+            project.check_rules(project.build(LiveRules(), artifacts), ruleset)
 
         manager.gate = gate_rules
-    return manager, settings
+    return manager, project
 
 
 @rules.command()
@@ -221,24 +213,31 @@ def backtest_command(
 ) -> None:
     """Replay logged predictions through the current rules and FILE; report what changes."""
     try:
-        manager, settings = _project(target)
+        manager, project = _project(target)
+        settings = project.settings
         with open(file, encoding="utf-8") as fh:
             source = fh.read()
         proposed = manager.compile(source, file)
-        current = manager.current()
+        current = manager.load()  # what serves now: live rules, and shadow or canary rules beside them
         if log_path:
-            service, _ = load_project(target)
-            input_schema, output_schema = service.schemas()
+            input_schema, output_schema = project.service.schemas()
+            live, candidate = current.live, current.candidate
             job = BacktestJob(
                 (source, file),
-                (current.source, f"rules {current.version}") if current is not None else None,
+                (live.source, f"rules {live.version}") if live is not None else None,
                 input_schema.json_schema(),
                 output_schema.json_schema(),
-                labels=labels_from_manifest(settings.path("artifacts")),
+                labels=project.labels(),
                 examples=examples,
                 since=parse_when(since),
                 until=parse_when(until, "--until") if until else None,
                 service=settings["name"],
+                candidate=(candidate.source, f"rules {candidate.version}") if candidate is not None else None,
+                candidate_options={
+                    "mode": current.candidate_mode,
+                    "canary": current.canary,
+                    "canary_key": current.canary_key,
+                },
             )
             logged = log_source(log_path, job.since, job.until, BacktestJob.COLUMNS)
             if logged is None:  # the export holds no day of the window
@@ -246,11 +245,9 @@ def backtest_command(
             else:
                 report = merged(run(job, logged, engine=engine, jobs=jobs, batch_size=65536))
         else:
-            store = store_from_url(settings["store.url"], settings.root)
-            store.open()
             try:
                 records = logged_records(
-                    store,
+                    project.store.get(),
                     export_dir(settings),
                     service=settings["name"],
                     since=parse_when(since),
@@ -258,7 +255,7 @@ def backtest_command(
                 )
                 report = backtest(records, current, proposed, examples=examples)
             finally:
-                store.close()
+                project.close()
     except ShipwayError as err:
         fail(err, code=1)
     click.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() if as_json else render(report))

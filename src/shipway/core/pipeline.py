@@ -154,6 +154,21 @@ class Pipeline:
             failed = True
         return [v if isinstance(v, ShipwayError) else self._validate_output(v) for v in values]
 
+    def replay(self, stage: str, values: list[Any], requests: list[Any]) -> list[Any]:
+        """Offline replay: run logged `values` (what reached `stage`) through the stages from
+        `stage` onward, each with its logged request; a failure stays in its item's place. The
+        outputs are returned as the last stage left them (the output schema is not applied)."""
+        names = [s.name for s in self.stages]
+        if stage not in names:
+            raise ShipwayError(f"no stage {stage!r} to replay from; the stages are {', '.join(names)}")
+        out: list[Any] = list(values)
+        for step in self.stages[names.index(stage) :]:
+            try:
+                out = list(step.many(out, requests))
+            except Exception:  # isolate: one bad row must not fail the others
+                out = [self._one_isolated(step, v, r) for v, r in zip(out, requests, strict=True)]
+        return out
+
     def without(self, *names: str) -> Pipeline:
         """The same pipeline with the named stages left out (for counterfactual reruns)."""
         stages = [s for s in self.stages if s.name not in names]

@@ -122,9 +122,11 @@ class ParityReport:
 def candidate_pipeline(target: str | Path, artifacts: Path) -> Pipeline:
     """The candidate's pipeline, built as serving builds it (the project's service over these
     artifacts, verified before anything is loaded), without the rules."""
-    from shipway.rules.pipeline import load_pipeline  # the one place that builds it; the Project will own it
+    from shipway.project import Project
+    from shipway.rules.live import LiveRules
 
-    return load_pipeline(target, rules=False, overrides={"artifacts": str(Path(artifacts).resolve())})
+    project = Project.load(target)  # the one place that builds pipelines
+    return project.build(LiveRules(), Path(artifacts).resolve())
 
 
 def check_parity(pipeline: Pipeline, artifacts: Path, tolerance: float) -> ParityReport:

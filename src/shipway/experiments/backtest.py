@@ -1,8 +1,11 @@
 """Rule backtests: replay logged predictions through the current and the proposed rules.
 
 The model is not called: the prediction log keeps each request and the model's
-output before any rules, so only the rules run, over millions of rows in
-seconds. The report counts the decisions that change, from which queue to
+output before any rules, so the log replays from the pipeline's `rules` stage
+onward (`Pipeline.replay`), through the same stage serving runs (rules/live.py):
+the current side is what serves now, with any shadow or canary rules beside the
+live ones, decided as serving decides them, `meta.time` the logged time. Rows the
+service answered in mode off or shadow (the log's `mode` column) are skipped. The report counts the decisions that change, from which queue to
 which, and keeps a few examples of each change: the earliest ones, by time and
 request id, so that reports of parts of the log merge into the report of the
 whole (`BacktestReport.merge`) and a run split over worker processes or a Ray
@@ -20,8 +23,11 @@ from typing import Any
 
 import orjson
 
+from shipway.core.collector import collector_paused
+from shipway.core.pipeline import Decided, Pipeline
+from shipway.core.schema import Schema
 from shipway.rules import Decision, RuleSet, load_rules
-from shipway.rules.live import META_SCHEMA
+from shipway.rules.live import META_SCHEMA, Active, LiveRules, rules_stage
 from shipway.store import PredictionRecord
 
 __all__ = ["BacktestJob", "BacktestReport", "backtest", "merged", "replay"]
@@ -98,30 +104,55 @@ class BacktestReport:
 
 def backtest(
     records: Iterable[PredictionRecord],
-    current: RuleSet | None,
-    proposed: RuleSet,
+    current: RuleSet | Active | None,
+    proposed: RuleSet | Active,
     *,
     examples: int = 3,
 ) -> BacktestReport:
     """Decide every record with both rule sets and compare; `current` None means no rules today."""
-    rows = ((r.request_id, r.ts, r.inputs, r.outputs, r.decision) for r in records)
+    rows = ((r.request_id, r.ts, r.inputs, r.outputs, r.decision, getattr(r, "mode", None)) for r in records)
     return replay(rows, current, proposed, examples=examples)
 
 
-Row = tuple[str, float, Any, Any, Any]  # request_id, ts, inputs, outputs, decision: JSON text or parsed
+# request_id, ts, inputs, outputs, decision (JSON text or parsed), mode (None: logged before the column)
+Row = tuple[str, float, Any, Any, Any, str | None]
+_CHUNK = 2048  # rows replayed through the rules stage at once (milliseconds with the collector paused)
+_ANY = Schema(Any, "output")
 
 
-def replay(rows: Iterable[Row], current: RuleSet | None, proposed: RuleSet, *, examples: int = 3) -> BacktestReport:
+class _Side:
+    """One side of a backtest: a pipeline of the stages from `rules` onward, on `active`."""
+
+    def __init__(self, active: Active) -> None:
+        self.live = LiveRules()
+        self.live.swap(active)
+        self.pipeline = Pipeline([rules_stage(self.live)], Schema(Any, "input"), _ANY)
+        self.version = active.versions[0] or NO_RULES
+
+    def decisions(self, outputs: list[Any], requests: list[Any], times: list[float]) -> list[Decision]:
+        """The decision the stage returned for each row; an empty one where it returned none."""
+        self.live.clock = iter(times).__next__  # each decision reads its row's logged time, in order
+        decided = self.pipeline.replay("rules", outputs, requests)
+        return [(d.decided or _EMPTY) if isinstance(d, Decided) else _EMPTY for d in decided]  # type: ignore[misc]
+
+
+_EMPTY = Decision()
+
+
+def _active(rules: RuleSet | Active | None) -> Active:
+    return rules if isinstance(rules, Active) else Active(live=rules)
+
+
+def replay(
+    rows: Iterable[Row], current: RuleSet | Active | None, proposed: RuleSet | Active, *, examples: int = 3
+) -> BacktestReport:
     """The backtest of logged rows whose JSON columns are text (the store) or already parsed (Parquet)."""
-    report = BacktestReport(current.version if current else NO_RULES, proposed.version, limit=examples)
+    old, new = _Side(_active(current)), _Side(_active(proposed))
+    report = BacktestReport(old.version, new.version, limit=examples)
     loads = orjson.loads
-    decide_new = proposed.decide
-    decide_old = current.decide if current is not None else None
-    empty = Decision()
-    first: float | None = None
-    last: float | None = None
-    for request_id, ts, inputs, outputs, decision in rows:
-        if decision is not None and _is_default(decision):
+    chunk: list[tuple[str, float, Any, Any]] = []
+    for request_id, ts, inputs, outputs, decision, mode in rows:
+        if _answered_default(mode, decision):
             report.skipped += 1  # logged in service mode off or shadow: not the answer the rules saw
             continue
         try:
@@ -130,24 +161,48 @@ def replay(rows: Iterable[Row], current: RuleSet | None, proposed: RuleSet, *, e
         except orjson.JSONDecodeError:
             report.skipped += 1
             continue
-        meta = {"time": ts, "canary": False}
-        old = decide_old(request, output, meta) if decide_old is not None else empty
-        new = decide_new(request, output, meta)
-        report.total += 1
-        report.queues[(old.queue, new.queue)] += 1
-        differs = old.queue != new.queue
-        if old.review != new.review:
-            report.review["added" if new.review else "removed"] += 1
+        chunk.append((request_id, ts, request, output))
+        if len(chunk) >= _CHUNK:
+            _compare(report, old, new, chunk, examples)
+            chunk = []
+    if chunk:
+        _compare(report, old, new, chunk, examples)
+    report.examples = {key: report.examples[key] for key in sorted(report.examples)}
+    return report
+
+
+def _compare(
+    report: BacktestReport, old: _Side, new: _Side, chunk: list[tuple[str, float, Any, Any]], examples: int
+) -> None:
+    requests = [c[2] for c in chunk]
+    outputs = [c[3] for c in chunk]
+    times = [c[1] for c in chunk]
+    # Each side gets its own copies of the outputs' list: a stage may replace items in place. A
+    # chunk's decisions are thousands of new containers, none in a cycle: the collector waits.
+    with collector_paused():
+        before = old.decisions(list(outputs), requests, times)
+        after = new.decisions(list(outputs), requests, times)
+    report.total += len(chunk)
+    first, last = min(times), max(times)
+    report.first_ts = first if report.first_ts is None else min(report.first_ts, first)
+    report.last_ts = last if report.last_ts is None else max(report.last_ts, last)
+    queues = report.queues
+    for (request_id, ts, request, output), a, b in zip(chunk, before, after, strict=True):
+        queue_a, queue_b = a.queue, b.queue
+        queues[(queue_a, queue_b)] += 1
+        differs = queue_a != queue_b
+        if a.review != b.review:
+            report.review["added" if b.review else "removed"] += 1
             differs = True
-        if old.fallback != new.fallback:
-            report.fallback["added" if new.fallback else "removed"] += 1
+        if a.fallback != b.fallback:
+            report.fallback["added" if b.fallback else "removed"] += 1
             differs = True
-        if old.set != new.set:
+        if a.set != b.set:
             report.overrides += 1
             differs = True
         if differs:
             report.changed += 1
-            key = f"{old.queue} -> {new.queue}" if old.queue != new.queue else "same queue, other change"
+            key = f"{queue_a} -> {queue_b}" if queue_a != queue_b else "same queue, other change"
             kept = report.examples.setdefault(key, [])
             when = (ts, request_id)
             if len(kept) < examples or when < _when(kept[-1]):
@@ -157,18 +212,11 @@ def replay(rows: Iterable[Row], current: RuleSet | None, proposed: RuleSet, *, e
                     "ts": ts,
                     "input": request,
                     "output": output,
-                    "current": _brief(old),
-                    "proposed": _brief(new),
+                    "current": _brief(a),
+                    "proposed": _brief(b),
                 }
                 kept.insert(bisect.bisect(kept, when, key=_when), example)
                 del kept[examples:]
-        if first is None or ts < first:
-            first = ts
-        if last is None or ts > last:
-            last = ts
-    report.first_ts, report.last_ts = first, last
-    report.examples = {key: report.examples[key] for key in sorted(report.examples)}
-    return report
 
 
 @dataclass
@@ -176,7 +224,7 @@ class BacktestJob:
     """A backtest for an offline engine (shipway.engine): each worker compiles both rule sets
     once, replays its batches of the log, and the partial reports merge (`merged`)."""
 
-    COLUMNS = ("request_id", "ts", "service", "inputs", "outputs", "decision")  # what it reads of the log
+    COLUMNS = ("request_id", "ts", "service", "inputs", "outputs", "decision", "mode")  # what it reads of the log
 
     proposed: tuple[str, str]  # the rules' source and its file name
     current: tuple[str, str] | None
@@ -187,6 +235,10 @@ class BacktestJob:
     since: float | None = None  # rows logged before are left out
     until: float | None = None  # and rows logged at or after
     service: str | None = None  # rows of other services are left out
+    # The rules beside the current ones, as serving runs them: (source, file name) and its options
+    # (mode shadow or canary, canary, canary_key), from the rules history.
+    candidate: tuple[str, str] | None = None
+    candidate_options: dict[str, Any] = field(default_factory=dict)
 
     def setup(self) -> None:
         def compile(source: tuple[str, str]) -> RuleSet:
@@ -201,7 +253,14 @@ class BacktestJob:
             )
 
         self._proposed = compile(self.proposed)
-        self._current = compile(self.current) if self.current is not None else None
+        options = self.candidate_options
+        self._current = Active(
+            live=compile(self.current) if self.current is not None else None,
+            candidate=compile(self.candidate) if self.candidate is not None else None,
+            candidate_mode=str(options.get("mode", "shadow")),
+            canary=float(options.get("canary") or 0.0),
+            canary_key=options.get("canary_key"),
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}  # workers compile their own
@@ -209,7 +268,7 @@ class BacktestJob:
     def __call__(self, rows: list[dict[str, Any]]) -> BacktestReport:
         since, until, service = self.since, self.until, self.service
         logged = (
-            (r["request_id"], r["ts"], r["inputs"], r["outputs"], r.get("decision"))
+            (r["request_id"], r["ts"], r["inputs"], r["outputs"], r.get("decision"), r.get("mode"))
             for r in rows
             if (since is None or r["ts"] >= since)
             and (until is None or r["ts"] < until)
@@ -223,7 +282,13 @@ def merged(parts: Iterator[BacktestReport] | Iterable[BacktestReport]) -> Backte
     return reduce(BacktestReport.merge, parts)
 
 
-def _is_default(decision: Any) -> bool:
+def _answered_default(mode: str | None, decision: Any) -> bool:
+    """Whether the service answered `default` (modes off and shadow): the log's mode column says
+    it; rows logged before the column (schema 8 and older) by their decision."""
+    if mode is not None:
+        return mode != "on"
+    if decision is None:
+        return False
     if isinstance(decision, bytes):
         return b'"answer":"default"' in decision
     if isinstance(decision, str):

@@ -36,6 +36,8 @@ from shipway.experiments.dataset_versions import (
 from shipway.experiments.provenance import code_state
 from shipway.experiments.steps import input_fields, run_step
 from shipway.experiments.tracking import ENV, Run, open_run
+from shipway.project import Project
+from shipway.rules.live import LiveRules
 from shipway.store.base import Store
 from shipway.store.datasets import DatasetRecord, TaskRecord
 from shipway.store.objects import ObjectStore
@@ -198,8 +200,8 @@ def train(
                 run.end("failed", error)
                 return store.get_run(run.id)
             _check_artifacts(artifacts)
-            service.loaded = False  # the artifacts are new: load them again
-            pipeline = service.setup(artifacts, {"service": settings["name"], **read_ids(artifacts)})
+            # The project's pipeline on the new artifacts, loaded afresh, without rules: the model's answers.
+            pipeline = Project(service, settings).build(LiveRules(), artifacts, fresh=True)
             split, inputs = held_out_inputs(service, settings, folder, dataset)
             say(f"[3/5] predicting the {len(inputs):,} held-out examples ({split or 'no held-out split'})")
             if split is not None:

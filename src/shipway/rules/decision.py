@@ -31,13 +31,15 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, for traces and the prediction log."""
+        # Called for every decision served and replayed: copies only what holds something.
+        overrides, errors = self.set, self.errors
         return {
             "queue": self.queue,
             "review": self.review,
             "review_reason": self.review_reason,
             "fallback": self.fallback,
-            "set": dict(self.set),
-            "fired": list(self.fired),
+            "set": overrides.copy() if overrides else {},
+            "fired": self.fired.copy(),
             "rules_version": self.rules_version,
-            "errors": list(self.errors),
+            "errors": list(errors) if errors else [],
         }

@@ -61,6 +61,8 @@ class LiveRules:
     def __init__(self, on_decision: Callable[[Decision], None] | None = None) -> None:
         self.active = Active()
         self.on_decision = on_decision
+        # What rules read as meta.time: now, when serving; a replay gives each logged row's time.
+        self.clock: Callable[[], float] = time.time
 
     def swap(self, active: Active) -> None:
         self.active = active
@@ -70,8 +72,14 @@ class LiveRules:
         `active` pins the rules (a batch passes the ones it read once, so it never sees a mix)."""
         active = active or self.active
         live, candidate = active.live, active.candidate
-        if live is None and candidate is None:
-            return value
+        if candidate is None:  # the usual case, served and replayed: the live rules alone
+            if live is None:
+                return value
+            decision = live.decide(request, value, {"time": self.clock(), "canary": False})
+            if self.on_decision is not None:
+                self.on_decision(decision)
+            answer = live.apply(mapping(value), decision) if decision.fallback or decision.set else value
+            return Decided(answer, None, value, None, rules_version=live.version, decided=decision)
         # The compiled rules read only the fields they use: pass the objects as they are.
         use_candidate = (
             candidate is not None
@@ -79,7 +87,7 @@ class LiveRules:
             and _bucket(active.canary_key, mapping(request), mapping(value)) < active.canary
         )
         chosen, other = (candidate, live) if use_candidate else (live, candidate)
-        meta = {"time": time.time(), "canary": use_candidate}
+        meta = {"time": self.clock(), "canary": use_candidate}
         shadow = other.decide(request, value, meta).to_dict() if other is not None else None
         version = live.version if live is not None else None  # what the log records
         if chosen is None:
@@ -88,7 +96,7 @@ class LiveRules:
         if self.on_decision is not None:
             self.on_decision(decision)
         answer = chosen.apply(mapping(value), decision) if decision.fallback or decision.set else value
-        return Decided(answer, decision.to_dict(), value, shadow, rules_version=version)
+        return Decided(answer, None, value, shadow, rules_version=version, decided=decision)
 
 
 def rules_stage(live: LiveRules) -> Stage:

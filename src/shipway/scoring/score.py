@@ -26,7 +26,7 @@ from shipway.core.pipeline import Decided, Pipeline
 from shipway.engine import Source, run
 from shipway.engine.row_batches import NOT_JSON
 from shipway.errors import DataError, InputError, ShipwayError
-from shipway.rules.pipeline import load_pipeline
+from shipway.project import load_pipeline
 from shipway.scoring.columns import DECISION, OutputColumns
 
 __all__ = ["IDS", "ScoreJob", "ScoreSummary", "score"]

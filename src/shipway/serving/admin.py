@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 
 from shipway.errors import GateFailed, LoadError, PayloadError, RegistryError, RulesError, StoreError, StoreUnavailable
+from shipway.rules.lifecycle import UnknownVersion
 from shipway.serving.admin_payloads import ModelDeploy, RulesApply, RulesRollback, payload
-from shipway.serving.decisions import UnknownVersion
 from shipway.serving.guard import TOKEN_ENV, guard
 from shipway.serving.models import ModelManager
 from shipway.serving.responses import error_body

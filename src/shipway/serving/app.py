@@ -26,12 +26,12 @@ from shipway.core.settings import Settings
 from shipway.errors import ConfigError, GateFailed
 from shipway.registry import current_candidate, is_registry_name
 from shipway.rules import Decision, RuleSet
+from shipway.rules.lifecycle import RulesManager, labels_from_manifest
 from shipway.rules.live import Active, rules_stage, with_rules
 from shipway.serving import introspection
 from shipway.serving.admin import admin
 from shipway.serving.batching import Batcher
 from shipway.serving.candidates import CandidateManager, Shadow
-from shipway.serving.decisions import RulesManager, labels_from_manifest
 from shipway.serving.feedback import FeedbackWriter, feedback_endpoint
 from shipway.serving.jobs import Job, Jobs
 from shipway.serving.logs import request_id_var

@@ -84,7 +84,7 @@ class CandidateManager:
                         rt.metrics.error("candidate_refused")
                     rt.candidate = None
                     return
-            rt.candidate = Candidate(state, version, version.context(rt.name))
+            rt.candidate = Candidate(state, version, version.context(rt.name, rt.mode))
         self.generation = state.generation
         logger.info(
             "candidate state followed",
@@ -195,7 +195,7 @@ class Shadow:
             if isinstance(output, Decided):
                 shadow = output.decision_json or (None if output.decision is None else orjson.dumps(output.decision))
                 if output.rules_version != context[2]:
-                    context = (context[0], context[1], output.rules_version, context[3], context[4])
+                    context = (context[0], context[1], output.rules_version, context[3], context[4], context[5])
             outputs = pipeline.render_model_output(output) if isinstance(output, Decided) else pipeline.render(output)
             log.add(context, f"{request_id}:shadow", time(), ms, 200, inputs, outputs, SHADOW_DECISION, shadow)
         self.done += ok

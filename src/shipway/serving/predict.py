@@ -145,7 +145,7 @@ def _log(
     if output is not None:  # the rules version that decided (none ran: None), not today's
         rules_version = output.rules_version if isinstance(output, Decided) else None
         if rules_version != context[2]:
-            context = (context[0], context[1], rules_version, context[3], context[4])
+            context = (context[0], context[1], rules_version, context[3], context[4], context[5])
     log.add(context, request_id, time(), seconds * 1000, 200, inputs, outputs, decision, shadow)
 
 

@@ -25,8 +25,8 @@ from shipway.core.service import Service
 from shipway.core.settings import Settings
 from shipway.errors import PredictError
 from shipway.registry import CandidateState
+from shipway.rules.lifecycle import RulesManager
 from shipway.serving.batching import Batcher
-from shipway.serving.decisions import RulesManager
 from shipway.serving.responses import error_for
 from shipway.store.prediction_log import PredictionLog
 from shipway.store.records import Context
@@ -59,9 +59,16 @@ class Version:
     def model_version(self) -> str:
         return self.ids.get("model_version") or ""
 
-    def context(self, service: str) -> Context:
+    def context(self, service: str, mode: str | None = None) -> Context:
         ids = self.ids
-        return (service, self.model_version, ids.get("rules_version"), ids.get("dataset_version"), ids.get("run_id"))
+        return (
+            service,
+            self.model_version,
+            ids.get("rules_version"),
+            ids.get("dataset_version"),
+            ids.get("run_id"),
+            mode,
+        )
 
 
 @dataclass(eq=False)
@@ -121,7 +128,7 @@ class Runtime:
     live: Version | None = None
     candidate: Candidate | None = None
     ids: dict[str, str | None] = field(default_factory=dict)
-    context: Context = ("", "", None, None, None)  # what the live version's log entries share
+    context: Context = ("", "", None, None, None, None)  # what the live version's log entries share
     rules: RulesManager | None = None
     metrics: Metrics | None = None
     batcher: Batcher | None = None
@@ -150,7 +157,7 @@ class Runtime:
             timeout=settings["serve.predict_timeout_s"],
             access_log=settings["serve.access_log"],
             mode_decision=orjson.dumps({"mode": mode, "answer": "default"}),
-            context=(name, "", None, None, None),
+            context=(name, "", None, None, None, mode),
         )
 
     @property
@@ -178,6 +185,7 @@ class Runtime:
             ids.get("rules_version"),
             ids.get("dataset_version"),
             ids.get("run_id"),
+            self.mode,
         )
         self.refresh_log()
 

@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from gunicorn.app.base import BaseApplication
 from uvicorn_worker import UvicornWorker
 
-from shipway.core.gate import Gate
-from shipway.core.service import Service
 from shipway.core.settings import Settings
+from shipway.project import Project
 from shipway.serving.jobs import Job
 from shipway.serving.logs import configure_logging
 
@@ -75,14 +74,13 @@ def _when_ready(server: Any) -> None:
 
 
 def serve(
-    service: Service,
-    settings: Settings,
-    gate: Gate | None = None,
+    project: Project,
     jobs: Sequence[Job] = (),
     mounts: Mapping[str, Mounted] | None = None,
 ) -> int:
     """Serve until SIGTERM or SIGINT; return the exit code. `jobs` run in each worker (serving.jobs);
     `mounts` are ASGI apps served under their path prefixes (see App)."""
+    settings = project.settings
     log_config = configure_logging()
     metrics_dir = Path(tempfile.mkdtemp(prefix="shipway-metrics-"))
     # prometheus_client picks its multiprocess mode when first imported.
@@ -105,7 +103,7 @@ def serve(
         # gunicorn's control socket is one fixed path per user: two services would collide.
         "control_socket_disable": True,
     }
-    app = App(service, settings, gate, jobs, mounts)
+    app = App(project.service, settings, project.gate, jobs, mounts)
     try:
         _Gunicorn(app, settings, options).run()
     except SystemExit as exit_:

@@ -53,6 +53,7 @@ COLUMNS: tuple[str, ...] = (
     "status",
     "decision",
     "shadow",
+    "mode",
 )
 
 
@@ -352,6 +353,7 @@ def record_from_row(row: Sequence[Any]) -> PredictionRecord:
         status=row[10],
         decision=None if row[11] is None else bytes(row[11]),
         shadow=None if row[12] is None else bytes(row[12]),
+        mode=row[13] if len(row) > 13 else None,
     )
 
 

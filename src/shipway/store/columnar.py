@@ -70,6 +70,7 @@ BASE_COLUMNS = (
     "inputs",
     "outputs",
     "documents_ok",
+    "mode",  # the service mode that answered; null in exports written before schema 9
 )
 
 
@@ -336,10 +337,29 @@ def _default_type(pa: Any, name: str) -> Any:
 def records_of_table(table: pa.Table, chunk: int = 50_000) -> Iterator[PredictionRecord]:
     """The rows of a table of BASE_COLUMNS as PredictionRecords (for backtests and replays)."""
     for batch in table.to_batches(chunk):
-        cols = {name: batch.column(name).to_pylist() for name in BASE_COLUMNS if name != "documents_ok"}
-        for rid, ts, service, model, rules, dataset, run, latency, status, decision, shadow, inputs, outputs in zip(
-            *cols.values(), strict=True
-        ):
+        cols = {
+            name: batch.column(name).to_pylist()
+            for name in BASE_COLUMNS
+            if name != "documents_ok" and name in batch.schema.names
+        }
+        if "mode" not in batch.schema.names:  # a table read before schema 9
+            cols["mode"] = [None] * batch.num_rows
+        for (
+            rid,
+            ts,
+            service,
+            model,
+            rules,
+            dataset,
+            run,
+            latency,
+            status,
+            decision,
+            shadow,
+            inputs,
+            outputs,
+            mode,
+        ) in zip(*cols.values(), strict=True):
             yield PredictionRecord(
                 rid,
                 ts,
@@ -354,4 +374,5 @@ def records_of_table(table: pa.Table, chunk: int = 50_000) -> Iterator[Predictio
                 status,
                 None if decision is None else decision.encode(),
                 None if shadow is None else shadow.encode(),
+                mode,
             )

@@ -64,7 +64,7 @@ def document_in(doc: str | None) -> str | None:
 #: The types psycopg dumps the prediction log's COPY rows as, in `COLUMNS` order. The rows are
 #: encoded already (`copy_rows`), so this picks psycopg's own text dumper, not the escaping one;
 #: documents go as text too, for the server to parse into jsonb (a jsonb dumper would quote them).
-COPY_TYPES = ("text", "float8", "text", "text", "float8", *["text"] * 5, "int4", "text", "text")
+COPY_TYPES = ("text", "float8", "text", "text", "float8", *["text"] * 5, "int4", "text", "text", "text")
 
 
 def copy_rows(groups: Sequence[LogColumns]) -> list[tuple[Any, ...]]:
@@ -72,7 +72,7 @@ def copy_rows(groups: Sequence[LogColumns]) -> list[tuple[Any, ...]]:
     checks run over whole columns, so a batch with nothing to encode costs a few C calls."""
     rows: list[tuple[Any, ...]] = []
     for g in groups:
-        service, model, rules, dataset, run = (None if v is None else escape(v) for v in g.context)
+        service, model, rules, dataset, run, mode = (None if v is None else escape(v) for v in g.context)
         inputs, outputs, decisions, shadows = map(_documents, (g.inputs, g.outputs, g.decisions, g.shadows))
         rows += zip(
             _texts(g.request_ids),
@@ -88,6 +88,7 @@ def copy_rows(groups: Sequence[LogColumns]) -> list[tuple[Any, ...]]:
             g.statuses,
             decisions,
             shadows,
+            repeat(mode),
         )
     return rows
 

@@ -110,6 +110,8 @@ _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
     (7, (*outcome_tables("DOUBLE PRECISION"), rank_backfill("floor(pred_ts / 86400)::bigint"))),
     # The model registry (store/registry.py).
     (8, registry_tables(real="DOUBLE PRECISION", serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")),
+    # The service mode that answered (on, shadow, off).
+    (9, ("ALTER TABLE predictions ADD COLUMN mode TEXT",)),
     # The model candidate of each service (store/candidates.py); written to apply on top of 9.
     (10, candidate_tables(real="DOUBLE PRECISION", serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")),
 ]
@@ -126,7 +128,7 @@ _INCOMING = "shipway_predictions_in"
 _CREATE_INCOMING = f"""CREATE TEMPORARY TABLE IF NOT EXISTS {_INCOMING} (
     request_id TEXT, ts DOUBLE PRECISION, service TEXT, model_version TEXT,
     latency_ms DOUBLE PRECISION, inputs JSONB, outputs JSONB, rules_version TEXT,
-    dataset_version TEXT, run_id TEXT, status INTEGER, decision JSONB, shadow JSONB
+    dataset_version TEXT, run_id TEXT, status INTEGER, decision JSONB, shadow JSONB, mode TEXT
 ) ON COMMIT DELETE ROWS"""
 _COPY = f"COPY {_INCOMING} ({', '.join(COLUMNS)}) FROM STDIN"
 _MOVE = (
@@ -154,6 +156,7 @@ _LOG_TYPES = [
     "text",
     "text",
     "int4",
+    "text",
     "text",
     "text",
 ]
@@ -291,7 +294,7 @@ class PostgresStore(Store):
                 while part := list(itertools.islice(rows, chunk)):
                     position = part[-1][0]
                     entries = [
-                        ((r[3], r[4], r[8], r[9], r[10]), r[1], r[2], r[5], r[11], r[6], r[7], r[12], r[13])
+                        ((r[3], r[4], r[8], r[9], r[10], r[14]), r[1], r[2], r[5], r[11], r[6], r[7], r[12], r[13])
                         for r in part
                     ]
                     for group in columns_of(entries):  # type: ignore[arg-type]

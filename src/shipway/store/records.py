@@ -27,8 +27,9 @@ __all__ = [
 ]
 
 #: What the records of one service deployment share: service, model version,
-#: rules version, dataset version, run id.
-Context = tuple[str, str, str | None, str | None, str | None]
+#: rules version, dataset version, run id, and the service mode that answered
+#: (on, shadow, off; None for what schema 8 and older logged).
+Context = tuple[str, str, str | None, str | None, str | None, str | None]
 
 #: One prediction as the prediction log's slower paths (spool replay, redaction,
 #: rejected records) carry it: `(context, request_id, ts, latency_ms, status,
@@ -62,10 +63,11 @@ class PredictionRecord:
     status: int = 200
     decision: bytes | None = None  # JSON: the rules' decision that was returned
     shadow: bytes | None = None  # JSON: what shadow rules decided, logged and not returned
+    mode: str | None = None  # the service mode that answered: on, shadow (default sent), off; None before schema 9
 
 
 def context_of(r: PredictionRecord) -> Context:
-    return (r.service, r.model_version, r.rules_version, r.dataset_version, r.run_id)
+    return (r.service, r.model_version, r.rules_version, r.dataset_version, r.run_id, r.mode)
 
 
 def entry_of(r: PredictionRecord, errors: str = "strict") -> LogEntry:
@@ -166,7 +168,7 @@ def records_of_columns(groups: Iterable[LogColumns]) -> list[PredictionRecord]:
 
 def record_of(e: LogEntry) -> PredictionRecord:
     """The record of a log entry (the inverse of `entry_of`)."""
-    (service, model_version, rules_version, dataset_version, run_id), request_id, ts, latency_ms, status = e[:5]
+    (service, model_version, rules_version, dataset_version, run_id, mode), request_id, ts, latency_ms, status = e[:5]
     return PredictionRecord(
         request_id,
         ts,
@@ -181,6 +183,7 @@ def record_of(e: LogEntry) -> PredictionRecord:
         status,
         None if e[7] is None else e[7].encode("utf-8", "surrogateescape"),
         None if e[8] is None else e[8].encode("utf-8", "surrogateescape"),
+        mode,
     )
 
 

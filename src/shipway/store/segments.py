@@ -35,7 +35,7 @@ def decode(
     body: bytes | str, context: Context, since: float | None = None, until: float | None = None
 ) -> list[PredictionRecord]:
     """The records of a segment with `since <= ts < until`, in ts order."""
-    service, model_version, rules_version, dataset_version, run_id = context
+    service, model_version, rules_version, dataset_version, run_id, mode = context
     rows = orjson.loads(body)
     if since is not None or until is not None:
         low = -float("inf") if since is None else since
@@ -57,6 +57,7 @@ def decode(
             status=row[3],
             decision=None if row[6] is None else row[6].encode(),
             shadow=None if row[7] is None else row[7].encode(),
+            mode=mode,
         )
         for row in rows
     ]

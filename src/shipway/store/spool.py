@@ -50,6 +50,7 @@ def encode_line(record: PredictionRecord) -> bytes:
             "status": record.status,
             "decision": None if record.decision is None else record.decision.decode("utf-8", "replace"),
             "shadow": None if record.shadow is None else record.shadow.decode("utf-8", "replace"),
+            "mode": record.mode,
         },
         option=orjson.OPT_APPEND_NEWLINE,
     )
@@ -72,6 +73,7 @@ def decode_line(line: bytes) -> PredictionRecord:
         status=int(d["status"]),
         decision=None if d.get("decision") is None else d["decision"].encode(),
         shadow=None if d.get("shadow") is None else d["shadow"].encode(),
+        mode=d.get("mode"),  # absent from what schema 8 and older spooled
     )
 
 

@@ -41,19 +41,20 @@ _INSERT_SEGMENT = (
 )
 _SEGMENTS = (
     "SELECT s.id, s.ts_min, CAST(s.body AS BLOB), c.service, c.model_version, c.rules_version, "
-    "c.dataset_version, c.run_id FROM prediction_segments s JOIN contexts c ON c.id = s.context_id"
+    "c.dataset_version, c.run_id, c.mode FROM prediction_segments s JOIN contexts c ON c.id = s.context_id"
 )
 _CONTEXT_FIND = (
     "SELECT id FROM contexts WHERE service IS ? AND model_version IS ? AND rules_version IS ? "
-    "AND dataset_version IS ? AND run_id IS ?"
+    "AND dataset_version IS ? AND run_id IS ? AND mode IS ?"
 )
 _CONTEXT_ADD = (
-    "INSERT INTO contexts (service, model_version, rules_version, dataset_version, run_id) VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO contexts (service, model_version, rules_version, dataset_version, run_id, mode) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
 )
 # The rows schema versions before 4 wrote, whole.
 _LEGACY = (
     "SELECT p.id, p.request_id, p.ts, c.service, c.model_version, p.latency_ms, p.inputs, p.outputs, "
-    "c.rules_version, c.dataset_version, c.run_id, p.status, p.decision, p.shadow "
+    "c.rules_version, c.dataset_version, c.run_id, p.status, p.decision, p.shadow, c.mode "
     "FROM prediction_rows p JOIN contexts c ON c.id = p.context_id"
 )
 _SELECT = "SELECT " + ", ".join(
@@ -217,12 +218,13 @@ class SQLiteStore(Store):
         low = min(group.times)
         high = max(group.times)
         stored: set[tuple[str, float]] = set()
-        for body, service, model, rules, dataset, run in conn.execute(
-            "SELECT CAST(s.body AS BLOB), c.service, c.model_version, c.rules_version, c.dataset_version, c.run_id "
+        for body, service, model, rules, dataset, run, mode in conn.execute(
+            "SELECT CAST(s.body AS BLOB), c.service, c.model_version, c.rules_version, c.dataset_version, c.run_id, "
+            "c.mode "
             "FROM prediction_segments s JOIN contexts c ON c.id = s.context_id WHERE s.ts_min <= ? AND s.ts_max >= ?",
             (high, low),
         ):
-            stored.update((r.request_id, r.ts) for r in decode(body, (service, model, rules, dataset, run)))
+            stored.update((r.request_id, r.ts) for r in decode(body, (service, model, rules, dataset, run, mode)))
         stored.update(
             conn.execute("SELECT request_id, ts FROM prediction_rows WHERE ts BETWEEN ? AND ?", (low, high)).fetchall()
         )

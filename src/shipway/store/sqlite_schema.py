@@ -138,6 +138,26 @@ MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
     (7, (*outcome_tables("REAL"), rank_backfill("CAST(pred_ts / 86400 AS INTEGER)"))),
     # The model registry (store/registry.py).
     (8, registry_tables(real="REAL", serial="INTEGER PRIMARY KEY")),
+    # The service mode that answered (on, shadow, off), shared by a context's rows like its ids.
+    (
+        9,
+        (
+            "ALTER TABLE contexts ADD COLUMN mode TEXT",
+            "DROP VIEW predictions",
+            """CREATE VIEW predictions AS
+                SELECT p.id, p.request_id, p.ts, c.service, c.model_version, p.latency_ms,
+                       p.inputs, p.outputs, c.rules_version, c.dataset_version, c.run_id, p.status,
+                       p.decision, p.shadow, c.mode
+                FROM prediction_rows p JOIN contexts c ON c.id = p.context_id
+                UNION ALL
+                SELECT (s.id << 24) + j.key, json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'),
+                       c.service, c.model_version, json_extract(j.value, '$[2]'),
+                       json_extract(j.value, '$[4]'), json_extract(j.value, '$[5]'),
+                       c.rules_version, c.dataset_version, c.run_id, json_extract(j.value, '$[3]'),
+                       json_extract(j.value, '$[6]'), json_extract(j.value, '$[7]'), c.mode
+                FROM prediction_segments s JOIN contexts c ON c.id = s.context_id, json_each(s.body) j""",
+        ),
+    ),
     # The model candidate of each service (store/candidates.py); written to apply on top of 9.
     (10, candidate_tables(real="REAL", serial="INTEGER PRIMARY KEY")),
 ]

@@ -121,7 +121,7 @@ def to_table(groups: Sequence[LogColumns], schema: LogSchema) -> pa.Table:
     outputs: list[str] = []
     decisions: list[str | None] = []
     shadows: list[str | None] = []
-    context: list[list[str | None]] = [[], [], [], [], []]
+    context: list[list[str | None]] = [[], [], [], [], [], []]
     for g in groups:
         request_ids += g.request_ids
         times += g.times
@@ -157,6 +157,7 @@ def to_table(groups: Sequence[LogColumns], schema: LogSchema) -> pa.Table:
         "inputs": pa.array(inputs, text),
         "outputs": pa.array(outputs, text),
         "documents_ok": pa.array(ok, pa.bool_()),
+        "mode": pa.array(context[5], text),
     }
     for field in schema.fields:
         typed = fast[field.role]

@@ -1,8 +1,9 @@
-"""Templates: new projects from shipway's service template, their updates, and the service checker.
+"""Templates: new projects from shipway's service template, and their updates.
 
     create_project(name, answers, directory)   `shipway new`: a project from the template
     update_project(path)                       `shipway update`: a newer template's changes, merged
-    check_project(path)                        `shipway check`: what is wrong with a service
+
+The service checker (`shipway check`) lives in shipway.validation.service_check.
 
 The template itself is package data (`template/`, a copier template); `source` turns it into
 the versioned git repository copier's updates need. Heavy libraries (torch, xgboost...) are
@@ -10,7 +11,6 @@ imported only by the generated projects, never here.
 """
 
 from shipway.errors import TemplateError
-from shipway.templates.check import Finding, Report, check_project
 from shipway.templates.choices import QUESTIONS, Choice, Question
 from shipway.templates.scaffold import Scaffold, create_project, missing_requirements, train_project
 from shipway.templates.source import TEMPLATE_VERSION
@@ -20,13 +20,10 @@ __all__ = [
     "QUESTIONS",
     "TEMPLATE_VERSION",
     "Choice",
-    "Finding",
     "Question",
-    "Report",
     "Scaffold",
     "TemplateError",
     "Update",
-    "check_project",
     "create_project",
     "missing_requirements",
     "train_project",

@@ -20,7 +20,7 @@ from shipway.expect.cases import Case, Failed, Invariance
 from shipway.expect.diagnosis import Diagnosis, diagnose, final_output
 from shipway.expect.explain import BATCH, outputs_of
 from shipway.expect.fields import Fields
-from shipway.rules.pipeline import load_pipeline  # re-exported: suites build their pipeline there
+from shipway.project import load_pipeline  # re-exported: suites take their pipeline from the project
 
 __all__ = ["HttpTarget", "InProcessTarget", "Target", "load_pipeline"]
 

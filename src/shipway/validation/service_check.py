@@ -28,11 +28,13 @@ import orjson
 
 from shipway.core.artifacts import verify_artifacts
 from shipway.core.pipeline import Pipeline
-from shipway.core.service import Service, import_service, read_ids
+from shipway.core.service import Service, import_service
 from shipway.core.settings import Settings, load_settings
 from shipway.errors import OutputError, ShipwayError
-from shipway.templates.difference import difference
-from shipway.templates.report import Finding, Report
+from shipway.project import Project
+from shipway.rules.live import LiveRules
+from shipway.validation.check_report import Finding, Report
+from shipway.validation.difference import difference
 
 __all__ = ["Finding", "Report", "check_project"]
 
@@ -74,8 +76,8 @@ def check_project(target: str | Path) -> Report:
     if not loaded_ok:
         return report
     try:
-        ids = {"service": settings["name"], **read_ids(artifacts, settings["version"] or None)}
-        pipeline = service.setup(artifacts, ids)
+        # The project's pipeline, without rules: this checks the service's protocol, not its rules.
+        pipeline = Project(service, settings).build(LiveRules(), artifacts)
     except ShipwayError as err:
         report.add("service", "fail", str(err))
         return report

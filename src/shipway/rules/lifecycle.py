@@ -1,4 +1,4 @@
-"""Keeping a worker's rules in step with the store's rules history and the rules file.
+"""The rules lifecycle: checked, versioned in the store, kept in step in every worker.
 
 The store's history is the one source of truth shared by every worker and
 replica: `apply` and `rollback` append to it, and each worker polls it every
@@ -6,7 +6,9 @@ replica: `apply` and `rollback` append to it, and each worker polls it every
 rules file seeds the history when it is empty, and with `rules.watch` a
 changed file is applied the same way. Rules that fail their checks are never
 recorded, so the rules serving stay the last good ones. While the store is
-down, workers keep the rules they have.
+down, workers keep the rules they have (the outage policy is the project's store
+provider's, store/provider.py). `load()` is the read-only view the in-process commands
+use: the rules serving would run now, without recording anything.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from shipway.core.settings import Settings
 from shipway.errors import GateFailed, RulesError, StoreError, StoreUnavailable
 from shipway.rules import Decision, RuleSet, load_rules
 from shipway.rules.live import META_SCHEMA, Active, LiveRules
-from shipway.store import RulesEvent, Store, store_from_url
+from shipway.store import RulesEvent, Store
+from shipway.store.provider import StoreProvider
 
 __all__ = ["MODES", "RulesManager", "UnknownVersion", "labels_from_manifest"]
 
@@ -46,6 +49,7 @@ class RulesManager:
         labels: Collection[str] | None = None,
         on_decision: Callable[[Decision], None] | None = None,
         on_swap: Callable[[Active], None] | None = None,
+        store: StoreProvider | None = None,
     ) -> None:
         self.service = service
         self.live = LiveRules(on_decision)
@@ -53,13 +57,11 @@ class RulesManager:
         self._output_schema = schemas[1].json_schema()
         self._labels = labels
         self._on_swap = on_swap
-        self._store_url: str = settings["store.url"]
         self._root = settings.root
+        self._stores = store if store is not None else StoreProvider(settings["store.url"], settings.root)
         self._file: Path | None = settings.path("rules.file") if settings["rules.file"] else None
         self._watch: bool = settings["rules.watch"]
         self._file_stamp: tuple[int, int] | None = None
-        self._store: Store | None = None
-        self._store_down_logged = False
         self._newest: int | None = None  # id of the newest history event applied
         self._compiled: dict[tuple[str, str], RuleSet] = {}
         # Set by whoever can run the validation suites: raises GateFailed to refuse rules.
@@ -93,6 +95,20 @@ class RulesManager:
         finally:
             self.close()  # no connection may cross the fork
 
+    def load(self) -> Active:
+        """The rules serving would run now, read only: the store's history if it has any (and
+        exists), else the rules file. Nothing is recorded; a store that is down counts as empty."""
+        file_rules = self._read_file() if self._file else None
+        store = self._stores.existing()
+        try:
+            events = store.rules_history(self.service, limit=50) if store is not None else []
+        except StoreUnavailable as err:
+            self._stores.failed(err)
+            events = []
+        active = self._active_from(events) if events else None
+        self._swap(active if active is not None else Active(live=file_rules))
+        return self.live.active
+
     def _read_file(self) -> RuleSet:
         assert self._file is not None
         try:
@@ -109,7 +125,7 @@ class RulesManager:
 
     def sync(self) -> None:
         """Apply a changed rules file (with rules.watch), then the newest history event."""
-        store = self._open_store()
+        store = self._stores.available()
         if store is None:
             return
         try:
@@ -123,9 +139,9 @@ class RulesManager:
                 )
                 events = store.rules_history(self.service, limit=50)
         except StoreUnavailable as err:
-            self._store_down(err)
+            self._stores.failed(err)
             return
-        self._store_up()  # back only once it answered: on a full disk it opens, then fails to write
+        self._stores.answered()  # back only once it answered: on a full disk it opens, then fails to write
         if events and events[0].id != self._newest:
             active = self._active_from(events)
             if active is not None:
@@ -239,45 +255,13 @@ class RulesManager:
     def history(self, limit: int = 20) -> list[RulesEvent]:
         return self._require_store().rules_history(self.service, limit=limit)
 
-    # -- the store connection --------------------------------------------------
-
-    def _open_store(self) -> Store | None:
-        if self._store is None:
-            try:
-                store = store_from_url(self._store_url, self._root)
-                store.open()
-            except StoreUnavailable as err:
-                self._store_down(err)
-                return None
-            self._store = store
-        return self._store
+    # -- the store connection (the project's provider: one handle, one outage policy) --
 
     def _require_store(self) -> Store:
-        store = self._open_store()
-        if store is None:
-            raise StoreUnavailable(
-                f"the store {self._store_url} is unreachable; rules are versioned there so that every "
-                f"worker applies them, so try again when it is back (the current rules keep serving)"
-            )
-        return store
-
-    def _store_up(self) -> None:
-        if self._store_down_logged:
-            logger.info("rules store is back")
-            self._store_down_logged = False
-
-    def _store_down(self, err: StoreError) -> None:
-        if not self._store_down_logged:
-            logger.warning("rules store unavailable, keeping the current rules: %s", err)
-            self._store_down_logged = True
-        self.close()
+        return self._stores.get()
 
     def close(self) -> None:
-        if self._store is not None:
-            try:
-                self._store.close()
-            finally:
-                self._store = None
+        self._stores.close()
 
     def _swap(self, active: Active) -> None:
         if active.versions != self.live.active.versions:
