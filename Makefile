@@ -32,6 +32,8 @@ run: train
 
 test: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+	# The image test builds with buildah on a base made by mmdebstrap (docs/deploy.md).
+	command -v buildah >/dev/null && command -v mmdebstrap >/dev/null || (apt-get update -qq && apt-get install -y -qq buildah mmdebstrap)
 	$(BIN)/python -m pytest -q
 
 # Generated projects for the heavy ML libraries (PyTorch, sentence embeddings, XGBoost, LightGBM):

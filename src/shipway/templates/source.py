@@ -34,8 +34,8 @@ __all__ = [
     "packaged_source",
 ]
 
-TEMPLATE_VERSION = "1.3.0"
-TEMPLATE_DIGEST = "1a9339963fd43767"
+TEMPLATE_VERSION = "1.4.0"
+TEMPLATE_DIGEST = "760cb746ad96fcbf"
 PACKAGED = Path(__file__).resolve().parent / "template"
 
 # Commits in the cache repository are shipway's, whoever runs it: no user config, hooks or signing.

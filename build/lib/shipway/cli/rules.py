@@ -1,0 +1,333 @@
+"""`shipway rules`: check, apply, roll back, list and backtest the rules of a service."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+import orjson
+
+from shipway.cli.common import fail, load_project, project_gate
+from shipway.cli.monitor import export_dir
+from shipway.core.service import read_ids
+from shipway.core.settings import Settings
+from shipway.engine import ENGINES, Source, run
+from shipway.errors import GateFailed, ShipwayError
+from shipway.experiments.backtest import BacktestJob, BacktestReport, backtest, merged, replay
+from shipway.rules import RuleSet
+from shipway.rules.live import with_rules
+from shipway.serving.admin import TOKEN_ENV
+from shipway.serving.decisions import MODES, RulesManager, labels_from_manifest
+from shipway.store import store_from_url
+from shipway.store.columnar import log_files, logged_records, read_state
+
+__all__ = ["rules"]
+
+TARGET_HELP = "The service's project folder, service.py or module (default: this folder)."
+URL_HELP = (
+    f"A running service to act on, e.g. http://127.0.0.1:8000 (needs ${TOKEN_ENV}); without it, the project's store."
+)
+
+
+@click.group()
+def rules() -> None:
+    """Rules over model outputs (docs/rules.md)."""
+
+
+def _manager(target: str) -> RulesManager:
+    return _project(target)[0]
+
+
+def _project(target: str, gated: bool = False) -> tuple[RulesManager, Settings]:
+    service, settings = load_project(target)
+    artifacts = settings.path("artifacts")
+    manager = RulesManager(settings, settings["name"], service.schemas(), labels=labels_from_manifest(artifacts))
+    gate = project_gate(settings) if gated else None
+    if gate is not None:
+
+        def gate_rules(ruleset: RuleSet) -> None:
+            # The candidate runs beside whatever is live: here, in this process, on the project's model.
+            pipeline = service.setup(artifacts, {"service": settings["name"], **read_ids(artifacts)})
+            result = gate(with_rules(pipeline, ruleset))
+            if not result.ok:
+                raise GateFailed(
+                    f"rules {ruleset.version} refused by the validation gate: {result.summary}", result.report
+                )
+
+        manager.gate = gate_rules
+    return manager, settings
+
+
+@rules.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--target", default=".", help=TARGET_HELP)
+def check(file: str, target: str) -> None:
+    """Check FILE against the service's schemas and labels; print every problem with file:line:col."""
+    try:
+        with open(file, encoding="utf-8") as fh:
+            ruleset = _manager(target).compile(fh.read(), file)
+    except ShipwayError as err:
+        fail(err, code=1)
+    for warning in ruleset.warnings:
+        click.echo(str(warning))
+    click.echo(f"ok: {file} version {ruleset.version}, {len(ruleset.names)} rules and tables")
+
+
+@rules.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--target", default=".", help=TARGET_HELP)
+@click.option("--url", default=None, help=URL_HELP)
+@click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default="on",
+    show_default=True,
+    help="on: live; shadow: decide and log beside the live rules; canary: live for a share; off: no rules.",
+)
+@click.option("--canary", type=float, default=None, help="With --mode canary: the share of requests, 0 to 1.")
+@click.option(
+    "--canary-key",
+    default=None,
+    help="With --mode canary: the field that keeps a caller in one group, e.g. input.customer_id.",
+)
+@click.option("--actor", default=None, help="Who applies it, for the history (default: $USER).")
+@click.option(
+    "--gate/--no-gate",
+    default=True,
+    show_default=True,
+    help="Without --url: refuse the rules unless the project's validation suites pass with them.",
+)
+def apply(
+    file: str,
+    target: str,
+    url: str | None,
+    mode: str,
+    canary: float | None,
+    canary_key: str | None,
+    actor: str | None,
+    gate: bool,
+) -> None:
+    """Check FILE and make it the service's rules: every worker swaps within rules.poll_s."""
+    with open(file, encoding="utf-8") as fh:
+        source = fh.read()
+    actor = actor or os.environ.get("USER")
+    try:
+        if url:
+            body = {
+                "source": source,
+                "mode": mode,
+                "canary": canary,
+                "canary_key": canary_key,
+                "actor": actor,
+                "filename": file,
+            }
+            result = admin_request(url, "POST", "/admin/rules", body)
+            event, warnings = result["applied"], result["warnings"]
+        else:
+            applied, ruleset = _project(target, gated=gate)[0].apply(
+                source, mode=mode, canary=canary, canary_key=canary_key, actor=actor, filename=file
+            )
+            event = {"version": applied.version, "options": applied.options}
+            warnings = [str(w) for w in ruleset.warnings]
+    except ShipwayError as err:
+        fail(err, code=1)
+    for warning in warnings:
+        click.echo(warning)
+    click.echo(f"applied rules version {event['version']} ({event['options'].get('mode', 'on')})")
+
+
+@rules.command()
+@click.argument("version", required=False)
+@click.option("--target", default=".", help=TARGET_HELP)
+@click.option("--url", default=None, help=URL_HELP)
+@click.option("--actor", default=None, help="Who rolls back, for the history (default: $USER).")
+def rollback(version: str | None, target: str, url: str | None, actor: str | None) -> None:
+    """Make VERSION (default: the live version before the current one) the live rules again."""
+    actor = actor or os.environ.get("USER")
+    try:
+        if url:
+            event = admin_request(url, "POST", "/admin/rules/rollback", {"version": version, "actor": actor})["applied"]
+            version = event["version"]
+        else:
+            version = _manager(target).rollback(version, actor).version
+    except ShipwayError as err:
+        fail(err, code=1)
+    click.echo(f"rolled back to rules version {version}")
+
+
+@rules.command()
+@click.option("--target", default=".", help=TARGET_HELP)
+@click.option("--url", default=None, help=URL_HELP)
+@click.option("--limit", default=20, show_default=True, help="How many events to list.")
+def history(target: str, url: str | None, limit: int) -> None:
+    """List the service's rules history, newest first."""
+    try:
+        if url:
+            events = admin_request(url, "GET", "/admin/rules", None)["history"][:limit]
+        else:
+            events = [
+                {
+                    "id": e.id,
+                    "version": e.version,
+                    "action": e.action,
+                    "ts": e.ts,
+                    "actor": e.actor,
+                    "options": e.options,
+                }
+                for e in _manager(target).history(limit)
+            ]
+    except ShipwayError as err:
+        fail(err, code=1)
+    for e in events:
+        when = datetime.fromtimestamp(e["ts"]).strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(
+            f"{e['id']:>5}  {when}  {e['action']:<8}  {e['version']:<28}  {e['options'].get('mode', 'on'):<7}  {e['actor'] or ''}"
+        )
+
+
+@rules.command(name="backtest")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--target", default=".", help=TARGET_HELP)
+@click.option("--since", default="7d", show_default=True, help="How far back: 7d, 24h, 30m, or a date (2026-11-01).")
+@click.option("--until", default=None, help="End of the window (same forms); default now.")
+@click.option("--examples", default=3, show_default=True, help="Examples kept per change.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--log",
+    "log_path",
+    type=click.Path(exists=True),
+    help="Replay the log exported as Parquet (a file or folder) instead of the store's.",
+)
+@click.option(
+    "--engine", type=click.Choice(ENGINES), default="local", show_default=True, help="With --log: local or ray."
+)
+@click.option("--jobs", default=1, show_default=True, help="With --log: worker processes (local) or actors (ray).")
+def backtest_command(
+    file: str,
+    target: str,
+    since: str,
+    until: str | None,
+    examples: int,
+    as_json: bool,
+    log_path: str | None,
+    engine: str,
+    jobs: int,
+) -> None:
+    """Replay logged predictions through the current rules and FILE; report what changes."""
+    try:
+        manager, settings = _project(target)
+        with open(file, encoding="utf-8") as fh:
+            source = fh.read()
+        proposed = manager.compile(source, file)
+        current = manager.current()
+        if log_path:
+            service, _ = load_project(target)
+            input_schema, output_schema = service.schemas()
+            job = BacktestJob(
+                (source, file),
+                (current.source, f"rules {current.version}") if current is not None else None,
+                input_schema.json_schema(),
+                output_schema.json_schema(),
+                labels=labels_from_manifest(settings.path("artifacts")),
+                examples=examples,
+                since=parse_when(since),
+                until=parse_when(until) if until else None,
+                service=settings["name"],
+            )
+            logged = log_source(log_path, job.since, job.until, BacktestJob.COLUMNS)
+            if logged is None:  # the export holds no day of the window
+                report = replay([], current, proposed, examples=examples)
+            else:
+                report = merged(run(job, logged, engine=engine, jobs=jobs, batch_size=65536))
+        else:
+            store = store_from_url(settings["store.url"], settings.root)
+            store.open()
+            try:
+                records = logged_records(
+                    store,
+                    export_dir(settings),
+                    service=settings["name"],
+                    since=parse_when(since),
+                    until=parse_when(until) if until else None,
+                )
+                report = backtest(records, current, proposed, examples=examples)
+            finally:
+                store.close()
+    except ShipwayError as err:
+        fail(err, code=1)
+    click.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() if as_json else render(report))
+
+
+def log_source(path: str, since: float | None, until: float | None, columns: tuple[str, ...]) -> Source | None:
+    """The logged rows of `path`: an export folder (its committed files of the window's days,
+    docs/analysis.md; None when it has none), a folder of Parquet files, or one file."""
+    root = Path(path)
+    state = read_state(root) if root.is_dir() else None
+    if state is not None:
+        files = log_files(root, state, since, until)
+        return Source.parquet(files, columns) if files else None
+    return Source.open(root).selecting(columns)
+
+
+def render(report: BacktestReport) -> str:
+    lines = [
+        f"backtest of {report.proposed_version} against {report.current_version}",
+        f"{report.total} logged predictions replayed; {report.changed} decisions change "
+        f"({report.changed / report.total:.1%})"
+        if report.total
+        else "no logged predictions in the window",
+    ]
+    if report.skipped:
+        lines.append(f"{report.skipped} rows skipped (logged in service mode off or shadow, or unreadable)")
+    if report.transitions:
+        lines.append("queue changes:")
+        lines += [f"  {a} -> {b}: {n}" for a, b, n in report.transitions]
+    for kind, counts in (("review", report.review), ("fallback", report.fallback)):
+        if counts:
+            lines.append(f"{kind}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if report.overrides:
+        lines.append(f"output overrides change on {report.overrides}")
+    for change, kept in report.examples.items():
+        lines.append(f"examples, {change}:")
+        for ex in kept:
+            lines.append(
+                f"  {ex['request_id']}: {orjson.dumps(ex['input']).decode()[:100]} -> "
+                f"{orjson.dumps(ex['output']).decode()[:100]}; fired now {ex['current']['fired']}, "
+                f"proposed {ex['proposed']['fired']}"
+            )
+    lines.append("outcomes: no feedback labels are recorded yet, so the changed decisions cannot be scored")
+    return "\n".join(lines)
+
+
+def parse_when(text: str) -> float:
+    """`7d`, `24h`, `30m`, `90s` ago, or an ISO date/time, as unix seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
+    if match:
+        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
+        return time.time() - float(match.group(1)) * unit
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: use 7d, 24h, 30m, 90s or a date such as 2026-11-01") from None
+
+
+def admin_request(url: str, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+    token = os.environ.get(TOKEN_ENV)
+    if not token:
+        fail(f"set {TOKEN_ENV} to the service's admin token to act on {url}", code=1)
+    try:
+        response = httpx.request(
+            method, url.rstrip("/") + path, json=body, timeout=30, headers={"authorization": f"Bearer {token}"}
+        )
+    except httpx.HTTPError as err:
+        fail(f"cannot reach {url}: {err}", code=1)
+    data = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+    if response.status_code != 200:
+        fail(data.get("error", {}).get("message", response.text), code=1)
+    return data  # type: ignore[no-any-return]

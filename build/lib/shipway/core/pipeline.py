@@ -1,0 +1,226 @@
+"""Pipeline: input schema -> stages -> predict -> stages -> output schema.
+
+The same object serves HTTP (through `parse`, `run_items`, `render`), runs one
+input in-process with a full trace (`trace`), and runs datasets or logged
+traffic offline (`run_batch`). Nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from time import perf_counter
+from typing import Any
+
+import orjson
+
+from shipway.core.decided import Decided
+from shipway.core.schema import Schema
+from shipway.core.stage import Stage
+from shipway.core.trace import StageRecord, Trace
+from shipway.errors import OutputError, PredictError, ShipwayError
+
+__all__ = ["Decided", "Pipeline"]  # Decided lives in core.decided; re-exported here
+
+
+class Pipeline:
+    """A service's stages, ready to run. Built by `Service.setup()`."""
+
+    def __init__(
+        self,
+        stages: Sequence[Stage],
+        input_schema: Schema,
+        output_schema: Schema,
+        ids: dict[str, str | None] | None = None,
+    ) -> None:
+        self.stages = list(stages)
+        self.input_schema = input_schema
+        self.output_schema = output_schema
+        self.ids = dict(ids or {})
+
+    @property
+    def stage_names(self) -> list[str]:
+        return ["input", *(s.name for s in self.stages), "output"]
+
+    # -- one input, in-process -------------------------------------------------
+
+    def run(self, item: Any) -> Any:
+        """Run one input (a dict, JSON bytes, or an instance); return the output."""
+        value = self.parse(item)
+        request = value
+        for stage in self.stages:
+            try:
+                value = stage.one(value, request)
+            except ShipwayError:
+                raise
+            except Exception as err:
+                raise PredictError(stage.name, err) from err
+        return self._checked(value)
+
+    def trace(self, item: Any) -> Trace:
+        """Run one input recording every stage; errors are recorded, not raised."""
+        trace = Trace(ids=dict(self.ids))
+        record = StageRecord("input", "input", item)
+        trace.stages.append(record)
+        started = perf_counter()
+        try:
+            value = self.parse(item)
+        except ShipwayError as err:
+            record.seconds, record.error = perf_counter() - started, str(err)
+            return trace
+        record.output, record.seconds = value, perf_counter() - started
+        request = value
+        for stage in self.stages:
+            record = StageRecord(stage.name, stage.kind, value)
+            trace.stages.append(record)
+            started = perf_counter()
+            try:
+                value = stage.one(value, request)
+            except Exception as err:
+                record.seconds = perf_counter() - started
+                record.error = f"{type(err).__name__}: {err}"
+                return trace
+            record.output, record.seconds = value, perf_counter() - started
+        record = StageRecord("output", "output", value)
+        trace.stages.append(record)
+        started = perf_counter()
+        try:
+            record.output = self.jsonable(self._checked(value))
+        except ShipwayError as err:
+            record.error = str(err)
+        record.seconds = perf_counter() - started
+        return trace
+
+    # -- many inputs -----------------------------------------------------------
+
+    def run_batch(self, items: Sequence[Any], *, errors: str = "raise") -> list[Any]:
+        """Run many inputs through the batch forms of the stages.
+
+        With errors="return", a failed item's place holds its ShipwayError and
+        the other items still run; with "raise", the first failure is raised.
+        """
+        if errors not in ("raise", "return"):
+            raise ValueError(f"errors must be 'raise' or 'return', not {errors!r}")
+        parsed: list[Any] = []
+        for item in items:
+            try:
+                parsed.append(self.parse(item))
+            except ShipwayError as err:
+                if errors == "raise":
+                    raise
+                parsed.append(err)
+        results = self.run_items(parsed)
+        if errors == "raise":
+            for r in results:
+                if isinstance(r, ShipwayError):
+                    raise r
+        return results
+
+    def run_items(self, items: list[Any]) -> list[Any]:
+        """Run already-parsed inputs; a failure stays in its item's place.
+
+        This is the serving hot path: with no failures every stage is called
+        once with the whole list.
+        """
+        values = list(items)
+        requests = items
+        failed = any(isinstance(v, ShipwayError) for v in values)
+        for stage in self.stages:
+            if not failed:
+                try:
+                    out = stage.many(values, requests)
+                except ShipwayError as err:
+                    out = None
+                    if len(values) == 1:
+                        values = [err]
+                        failed = True
+                        continue
+                except Exception as err:
+                    out = None
+                    if len(values) == 1:
+                        values = [PredictError(stage.name, err)]
+                        failed = True
+                        continue
+                if out is not None:
+                    if len(out) != len(values):
+                        raise OutputError(
+                            f"stage {stage.name!r} returned {len(out)} results for {len(values)} "
+                            f"inputs; a batch form must return one result per input, in order."
+                        )
+                    values = list(out)
+                    continue
+            # Isolate failures: run each live item alone so one bad input
+            # cannot fail the others in its batch.
+            values = [self._one_isolated(stage, v, r) for v, r in zip(values, requests, strict=False)]
+            failed = True
+        return [v if isinstance(v, ShipwayError) else self._validate_output(v) for v in values]
+
+    def without(self, *names: str) -> Pipeline:
+        """The same pipeline with the named stages left out (for counterfactual reruns)."""
+        stages = [s for s in self.stages if s.name not in names]
+        return Pipeline(stages, self.input_schema, self.output_schema, self.ids)
+
+    # -- the schema edges ------------------------------------------------------
+
+    def parse(self, item: Any) -> Any:
+        """Apply the input schema. Bytes are JSON, parsed and validated in one pass;
+        a str is JSON too unless the input type is itself str."""
+        if isinstance(item, bytes) or (isinstance(item, str) and self.input_schema.hint is not str):
+            return self.input_schema.validate_json(item)
+        return self.input_schema.validate(item)
+
+    def render(self, output: Any) -> bytes:
+        """The JSON body of one output; a decided output carries its `decision`."""
+        if not isinstance(output, Decided):
+            return self.output_schema.dump_json(output)
+        body = self.output_schema.dump_json(output.output)
+        if output.output is output.model_output:
+            output.model_json = body  # the log wants these bytes too
+        if output.decision is None:
+            return body
+        if body[:1] == b"{" and body[-1:] == b"}":
+            # Splice the decision into the object: no second pass over the output.
+            joint = b"," if len(body) > 2 else b""
+            output.decision_json = orjson.dumps(output.decision)  # the log wants these bytes too
+            return body[:-1] + joint + b'"decision":' + output.decision_json + b"}"
+        return orjson.dumps(self.jsonable(output))
+
+    def render_model_output(self, output: Any) -> bytes:
+        """The JSON of what the model side returned, before any rules."""
+        if isinstance(output, Decided):
+            return output.model_json or self.output_schema.dump_json(output.model_output)
+        return self.output_schema.dump_json(output)
+
+    def jsonable(self, output: Any) -> Any:
+        """A JSON-ready value of an output; a decided one gains a `decision` field
+        (an output that is not a JSON object is wrapped as {"output": ..., "decision": ...})."""
+        if not isinstance(output, Decided):
+            return self.output_schema.to_jsonable(output)
+        body = self.output_schema.to_jsonable(output.output)
+        if output.decision is None:
+            return body
+        if isinstance(body, dict):
+            return {**body, "decision": output.decision}
+        return {"output": body, "decision": output.decision}
+
+    def _checked(self, value: Any) -> Any:
+        if isinstance(value, Decided):
+            value.output = self.output_schema.validate(value.output)
+            return value
+        return self.output_schema.validate(value)
+
+    def _validate_output(self, value: Any) -> Any:
+        try:
+            return self._checked(value)
+        except ShipwayError as err:
+            return err
+
+    @staticmethod
+    def _one_isolated(stage: Stage, value: Any, request: Any) -> Any:
+        if isinstance(value, ShipwayError):
+            return value
+        try:
+            return stage.one(value, request)
+        except ShipwayError as err:
+            return err
+        except Exception as err:
+            return PredictError(stage.name, err)

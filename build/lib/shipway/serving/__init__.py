@@ -1,0 +1,1 @@
+"""Serving: the HTTP runtime (ASGI app, micro-batching, metrics, pre-fork server)."""

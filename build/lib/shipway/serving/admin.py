@@ -1,0 +1,151 @@
+"""Admin endpoints: applying and rolling back rules on a running service.
+
+Every admin request needs `Authorization: Bearer <token>` matching the
+SHIPWAY_ADMIN_TOKEN the service started with; without that variable the
+admin endpoints are off (403), so no deployment exposes them by accident.
+Wrong tokens are limited per client address (429): shipway/tokens.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from shipway.errors import GateFailed, LoadError, PayloadError, RegistryError, RulesError, StoreError, StoreUnavailable
+from shipway.serving.decisions import UnknownVersion
+from shipway.serving.guard import TOKEN_ENV, guard
+from shipway.serving.http import Receive, Send, read_body, send_response
+from shipway.serving.responses import error_body
+from shipway.store import RulesEvent
+
+if TYPE_CHECKING:
+    from shipway.serving.app import App
+
+__all__ = ["TOKEN_ENV", "admin", "event_json"]
+
+
+async def admin(
+    app: App,
+    receive: Receive,
+    send: Send,
+    request_id: str,
+    authorization: bytes | None,
+    client: str,
+    action: str,
+) -> None:
+    token = os.environ.get(TOKEN_ENV)
+    if not await guard(app, send, request_id, client, authorization, token, "this admin operation", TOKEN_ENV):
+        return
+    if app.rules is None:
+        return await send_response(
+            send, 503, error_body("not_ready", "the service is still starting", request_id), request_id
+        )
+    try:
+        if action == "history":
+            history = await asyncio.to_thread(app.rules.history, 200)
+            active = app.rules.live.active
+            body: dict[str, Any] = {
+                "live": active.versions[0],
+                "candidate": active.versions[1],
+                "candidate_mode": active.candidate_mode if active.candidate else None,
+                "history": [event_json(e) for e in history],
+            }
+            return await send_response(send, 200, orjson.dumps(body), request_id)
+        if action == "model_history":
+            models = await asyncio.to_thread(app.models.history)
+            body = {"model": dict(app.ids), "history": [{**event_json(e), "artifacts": e.source} for e in models]}
+            return await send_response(send, 200, orjson.dumps(body), request_id)
+        request = _json_object(await read_body(receive, app._max_body))
+        if action == "apply":
+            source = request.get("source")
+            if not isinstance(source, str) or not source.strip():
+                raise PayloadError('POST /admin/rules takes {"source": "<the rules YAML>", "mode": "on"}')
+            event, ruleset = await asyncio.to_thread(
+                app.rules.apply,
+                source,
+                mode=_text(request, "mode") or "on",
+                canary=_number(request, "canary"),
+                canary_key=_text(request, "canary_key"),
+                actor=_text(request, "actor"),
+                filename=_text(request, "filename"),
+            )
+            body = {"applied": event_json(event), "warnings": [str(w) for w in ruleset.warnings]}
+        elif action == "deploy":
+            artifacts = _text(request, "artifacts")
+            if not artifacts:
+                raise PayloadError('POST /admin/model takes {"artifacts": "<folder train.py wrote>"}')
+            executor = app.batcher.executor if app.batcher is not None else None
+
+            def on_predict_thread(fn: Any, arg: Any) -> Any:
+                # The gate runs the candidate beside the live model, on the one predict thread.
+                return executor.submit(fn, arg).result() if executor is not None else fn(arg)
+
+            event = await asyncio.to_thread(app.models.deploy, artifacts, _text(request, "actor"), on_predict_thread)
+            body = {"applied": {**event_json(event), "artifacts": event.source}, "warnings": []}
+        else:
+            event = await asyncio.to_thread(app.rules.rollback, _text(request, "version"), _text(request, "actor"))
+            body = {"applied": event_json(event), "warnings": []}
+    except RulesError as err:
+        details = [
+            dataclasses.asdict(d) for d in err.diagnostics if dataclasses.is_dataclass(d) and not isinstance(d, type)
+        ] or None
+        return await app._refuse(
+            send, 422, "rules_error", error_body("rules_error", str(err), request_id, details), request_id
+        )
+    except GateFailed as err:
+        failures = [r for r in err.report.get("results", []) if r.get("status") in ("failed", "error")]
+        refusal = error_body("gate_failed", str(err), request_id, failures[:20] or None)
+        return await app._refuse(send, 422, "gate_failed", refusal, request_id)
+    except LoadError as err:
+        refusal = error_body("load_error", str(err), request_id)
+        return await app._refuse(send, 422, "load_error", refusal, request_id)
+    except (UnknownVersion, RegistryError) as err:
+        return await app._refuse(send, 404, "not_found", error_body("not_found", str(err), request_id), request_id)
+    except StoreUnavailable as err:
+        return await app._refuse(
+            send, 503, "store_unavailable", error_body("store_unavailable", str(err), request_id), request_id
+        )
+    except (PayloadError, StoreError) as err:
+        return await app._fail(send, err, request_id, "admin", 0.0)
+    await send_response(send, 200, orjson.dumps(body), request_id)
+
+
+def event_json(event: RulesEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "version": event.version,
+        "action": event.action,
+        "ts": event.ts,
+        "actor": event.actor,
+        "options": event.options,
+    }
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body or b"{}")
+    except orjson.JSONDecodeError as err:
+        raise PayloadError(f"the body is not valid JSON ({err}); send a JSON object") from None
+    if not isinstance(data, dict):
+        raise PayloadError(f"the body must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def _text(request: dict[str, Any], key: str) -> str | None:
+    value = request.get(key)
+    if value is not None and not isinstance(value, str):
+        raise PayloadError(f"{key!r} must be a string, not {type(value).__name__} {value!r}")
+    return value
+
+
+def _number(request: dict[str, Any], key: str) -> float | None:
+    value = request.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PayloadError(f"{key!r} must be a number between 0 and 1, not {value!r}")
+    return float(value)

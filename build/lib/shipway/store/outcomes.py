@@ -1,0 +1,251 @@
+"""Reading feedback: the payload the endpoint and the import accept, and what a logged output predicted.
+
+One outcome is `{"request_id": "...", "label": "card_arrival"}` (the true label)
+or `{"request_id": "...", "name": "clicked", "value": true}` (any other outcome),
+with an optional `ts` (unix seconds or ISO 8601) of when it was observed. A body
+is one outcome, a list of them, or `{"items": [...]}`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from shipway.errors import InputError
+from shipway.store.records import FeedbackRecord
+from shipway.times import check_time
+
+__all__ = ["MAX_ITEMS", "OutputReader", "describe_fields", "parse_feedback", "reader_of"]
+
+MAX_ITEMS = 100_000
+_LABELS = ("label", "intent", "class", "category", "prediction", "predicted")
+_SCORES = ("probability", "confidence", "score", "proba")
+_RANKINGS = ("alternatives", "ranking", "top_k", "candidates", "items")
+_ITEMS = ("item", "id", "label", "intent", "name")
+_EXAMPLE = (
+    '{"request_id": "3f2a...", "label": "card_arrival"} or {"request_id": "3f2a...", "name": "clicked", "value": true}'
+)
+
+
+def parse_feedback(data: Any) -> list[FeedbackRecord]:
+    """Outcomes from a decoded JSON body; InputError naming every bad item."""
+    items = data
+    if isinstance(data, Mapping) and "items" in data:
+        # The wrapper holds nothing else (the OpenAPI document says so): a stray key is a typo.
+        extra = sorted(str(key) for key in data if key != "items")
+        if extra:
+            raise InputError(
+                f'a {{"items": [...]}} feedback body holds only "items"; remove {", ".join(map(repr, extra))}'
+            )
+        items = data["items"]
+    if isinstance(items, Mapping):
+        items = [items]
+    if not isinstance(items, list):
+        raise InputError(f'feedback must be a JSON object, a list of them or {{"items": [...]}}, like {_EXAMPLE}')
+    if len(items) > MAX_ITEMS:
+        raise InputError(f"{len(items)} feedback items in one request; send at most {MAX_ITEMS} at a time")
+    records, details = [], []
+    now = time.time()
+    for i, item in enumerate(items):
+        try:
+            records.append(_record(item, now))
+        except ValueError as exc:
+            details.append({"loc": [i], "msg": str(exc), "type": "feedback", "input": item})
+    if details:
+        first = details[0]
+        raise InputError(
+            f"{len(details)} of {len(items)} feedback items are not valid (item {first['loc'][0]}: {first['msg']})",
+            details,
+        )
+    return records
+
+
+def _record(item: Any, now: float) -> FeedbackRecord:
+    if not isinstance(item, Mapping):
+        raise ValueError(f"expected an object like {_EXAMPLE}, got {type(item).__name__}")
+    request_id = item.get("request_id")
+    if not isinstance(request_id, str) or not request_id:
+        raise ValueError("`request_id` is missing or not a string: send the X-Request-ID the prediction answered with")
+    unknown = set(item) - {"request_id", "label", "name", "value", "ts"}
+    if unknown:
+        raise ValueError(f"unknown keys {sorted(unknown)}; the keys are request_id, label or name and value, and ts")
+    if "label" in item:
+        if "name" in item or "value" in item:
+            raise ValueError("give either `label` or `name` with `value`, not both")
+        name, value = "label", item["label"]
+    elif "value" in item:
+        name = item.get("name", "label")
+        value = item["value"]
+    else:
+        raise ValueError("no outcome: add `label` (the true label) or `name` and `value` (another outcome)")
+    if not isinstance(name, str) or not name or len(name) > 100:
+        raise ValueError(f"`name` must be a non-empty string of at most 100 characters, got {name!r}")
+    if value is None or isinstance(value, Mapping | list):
+        raise ValueError(f"the outcome's value must be a string, number or boolean, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"the outcome's value must be a finite number, got {value!r}")
+    return FeedbackRecord(request_id, orjson.dumps(value), name, _ts(item.get("ts"), now))
+
+
+def _ts(raw: Any, now: float) -> float:
+    if raw is None:
+        return now
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return check_time(float(raw), now, "ts")
+    if isinstance(raw, str):
+        try:
+            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return check_time((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp(), now, "ts", raw)
+    raise ValueError(f"`ts` must be unix seconds or an ISO 8601 time like 2026-11-21T10:00:00Z, got {raw!r}")
+
+
+class OutputReader:
+    """What a logged output predicted (a `Describe`), and what kind of output it is.
+
+    Fields may be dotted paths into the output (`items.0.item`); empty ones mean the
+    usual names. The rank of the actual label is 1 when it is the predicted label,
+    else its place in the ranking field (a list of labels, or of objects holding the
+    label field or an `item`, `id` or `label` key) plus one, or 0 when the ranking
+    does not list it. An output that is only a ranking (no label) predicts its first
+    item. Outcomes other than `label` are ranked too when their value is text (the
+    item a user clicked, say).
+    """
+
+    def __init__(
+        self, label: str = "", score: str = "", ranking: str = "", *, kind: str = "auto", threshold: float = 0.5
+    ) -> None:
+        self.label, self.score, self.ranking = label, score, ranking
+        self.kind, self.threshold = kind, threshold
+
+    def __call__(self, outputs: bytes, name: str, value: Any) -> tuple[str | None, float | None, int | None]:
+        try:
+            output = orjson.loads(outputs)
+        except orjson.JSONDecodeError:
+            return None, None, None
+        if isinstance(output, float):
+            output = {"score": output}  # a bare score
+        if not isinstance(output, Mapping):
+            predicted = None if output is None or isinstance(output, list) else str(output)
+            return predicted, None, _rank(value, [predicted], name)
+        label_key = self.label or _first(output, _LABELS, str)
+        predicted = _at(output, label_key)
+        predicted = None if predicted is None or isinstance(predicted, Mapping | list) else str(predicted)
+        confidence = _at(output, self.score or _first(output, _SCORES, float))
+        if not isinstance(confidence, int | float) or isinstance(confidence, bool):
+            confidence = None
+        listed = _at(output, self.ranking or _first(output, _RANKINGS, list))
+        items = [_item(alt, label_key) for alt in listed] if isinstance(listed, list) else []
+        if items and (predicted is None or items[0] == predicted):
+            ranked: list[str | None] = list(items)  # the list is the whole ranking, best first
+            predicted = items[0]
+        elif predicted is None and confidence is not None and name == "label" and _binary(value):
+            # A score against a 0/1 outcome predicts 1 at or above the threshold.
+            predicted = "1" if confidence >= self.threshold else "0"
+            return predicted, float(confidence), 1 if int(value) == int(predicted) else 0
+        else:
+            ranked = [predicted, *items]
+        return predicted, None if confidence is None else float(confidence), _rank(value, ranked, name)
+
+    def kind_of(self, outputs: bytes) -> str | None:
+        """The kind set, or else the kind of one logged output: "label", "ranking", "score"
+        (binary or regression: the outcomes tell) or None (not known)."""
+        if self.kind != "auto":
+            return self.kind
+        try:
+            output = orjson.loads(outputs)
+        except orjson.JSONDecodeError:
+            return None
+        if isinstance(output, str | int) and not isinstance(output, bool):
+            return "label"
+        if isinstance(output, float):
+            return "score"
+        if not isinstance(output, Mapping):
+            return None
+        label_key = self.label or _first(output, _LABELS, str)
+        predicted = _at(output, label_key)
+        listed = _at(output, self.ranking or _first(output, _RANKINGS, list))
+        if isinstance(listed, list) and listed:
+            if predicted is None or str(predicted) == _item(listed[0], label_key):
+                return "ranking"
+        if predicted is not None:
+            return "label"
+        found = _at(output, self.score or _first(output, _SCORES, float))
+        return "score" if isinstance(found, int | float) and not isinstance(found, bool) else None
+
+
+def reader_of(settings: Mapping[str, Any]) -> OutputReader:
+    """The reader the project's monitoring settings describe."""
+    return OutputReader(
+        settings["monitoring.label_field"],
+        settings["monitoring.score_field"],
+        settings["monitoring.ranking_field"],
+        kind=settings["monitoring.kind"],
+        threshold=settings["monitoring.threshold"],
+    )
+
+
+def describe_fields(
+    label: str = "", score: str = "", ranking: str = "", *, kind: str = "auto", threshold: float = 0.5
+) -> OutputReader:
+    """What a logged output predicted, read from the named fields (or the usual names when empty)."""
+    return OutputReader(label, score, ranking, kind=kind, threshold=threshold)
+
+
+def _at(output: Mapping[str, Any], path: str | None) -> Any:
+    """The value at a field name or a dotted path (`items.0.item`), None where there is none."""
+    if not path:
+        return None
+    if path in output:
+        return output[path]
+    found: Any = output
+    for part in path.split("."):
+        if isinstance(found, Mapping):
+            found = found.get(part)
+        elif isinstance(found, list) and part.isdigit() and int(part) < len(found):
+            found = found[int(part)]
+        else:
+            return None
+    return found
+
+
+def _item(alt: Any, label_key: str | None) -> str:
+    """The label of one entry of a ranking: itself, or its label field, or its `item`, `id` or `label`."""
+    if not isinstance(alt, Mapping):
+        return str(alt)
+    for key in (label_key.rpartition(".")[2] if label_key else None, *_ITEMS):
+        if key and key in alt:
+            return str(alt[key])
+    return str(alt)
+
+
+def _binary(value: Any) -> bool:
+    """Whether an outcome is 0 or 1 (or false or true)."""
+    return isinstance(value, int | float) and value in (0, 1)
+
+
+def _first(output: Mapping[str, Any], names: Sequence[str], kind: type) -> str | None:
+    for key in names:
+        value = output.get(key)
+        if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return key
+        if kind is not float and isinstance(value, kind):
+            return key
+    return None
+
+
+def _rank(value: Any, ranked: list[str | None], name: str) -> int | None:
+    if isinstance(value, bool) or (name != "label" and not isinstance(value, str)):
+        return None
+    actual = str(value)
+    for place, candidate in enumerate(ranked, start=1):
+        if candidate == actual:
+            return place
+    return 0 if ranked and ranked[0] is not None else None

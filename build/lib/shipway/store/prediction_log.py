@@ -1,0 +1,463 @@
+"""The prediction log: records from the request path, written in batches off it.
+
+`add()` is all the request path pays: a sampling draw and one extend of a flat
+list (store/log_buffer.py) by objects it has anyway; for a plain entry (status 200,
+no decision, no shadow) just the extend, through `plain()`.
+One daemon thread takes what is buffered every `flush_interval_s`, redacts, and
+writes the batch in slices, a transaction each (store/pacing.py). When the store
+is down the batch goes to a spool on local disk, and the spool is replayed when
+the store comes back.
+
+When the spool fails too, records wait in memory with the new ones (store/held.py),
+up to `max_buffer`; past it the oldest are dropped and counted, in the stats and in
+the store's `log_drops` once it takes writes (store/log_counts.py).
+
+Guarantee: every record appended is written, spooled, held or counted as dropped.
+`close()` loses nothing (what the store did not take is spooled); a hard kill loses
+at most what was appended in the last flush interval (0.5 s by default; keep it at
+or under 1 s) plus the batch being written.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from random import random
+
+from shipway.errors import ConfigError, StoreError, StoreUnavailable
+from shipway.store.base import Store
+from shipway.store.held import Held
+from shipway.store.log_buffer import FIELDS, LogBuffer
+from shipway.store.log_counts import LogCounts, drops_by_minute
+from shipway.store.pacing import paced
+from shipway.store.records import (
+    Context,
+    LogColumns,
+    LogEntry,
+    PredictionRecord,
+    columns_of,
+    columns_of_records,
+    context_of,
+    entries_of_columns,
+    record_of,
+    records_of_columns,
+    size,
+)
+from shipway.store.redaction import Redact, redact_columns
+from shipway.store.refusals import refused_lines, write_finding_refused
+from shipway.store.spool import Spool
+
+__all__ = ["PredictionLog"]
+
+logger = logging.getLogger("shipway.store")
+
+# Even with a healthy store, look now and then for spool files a dead process left.
+_ORPHAN_SCAN_S = 30.0
+
+
+class PredictionLog:
+    """Asynchronous, batched writer of prediction records to a store.
+
+    The constructor only stores its arguments: call `start()` (or use `with`),
+    then `add()` (or `append()`) from the request path and `close()` on shutdown. A relative
+    `spool_dir` resolves against `base_dir`, like a relative SQLite path.
+    """
+
+    def __init__(
+        self,
+        store_url: str,
+        *,
+        base_dir: Path | None = None,
+        flush_interval_s: float = 0.5,
+        spool_dir: Path,
+        sample_rate: float = 1.0,
+        redact: Redact | None = None,
+        max_buffer: int = 100_000,
+        retry_interval_s: float = 2.0,
+    ) -> None:
+        _check_number("flush_interval_s", flush_interval_s, 0.0, None, "for example 0.5")
+        _check_number("sample_rate", sample_rate, 0.0, 1.0, "1.0 logs every request")
+        _check_number("retry_interval_s", retry_interval_s, 0.0, None, "for example 2.0")
+        if not isinstance(max_buffer, int) or max_buffer < 1:
+            raise ConfigError(f"max_buffer must be a positive integer, got {max_buffer!r}")
+        self.store_url = store_url
+        self.base_dir = base_dir
+        self.flush_interval_s = flush_interval_s
+        spool_dir = Path(spool_dir)
+        if base_dir is not None and not spool_dir.is_absolute():
+            spool_dir = base_dir / spool_dir
+        self.spool_dir = spool_dir
+        self.sample_rate = sample_rate
+        self.redact = redact
+        self.max_buffer = max_buffer
+        self.retry_interval_s = retry_interval_s
+
+        self._buffer = LogBuffer()
+        # Wake the writer early once an interval's worth of traffic is waiting.
+        self._wake_entries = max(1, min(10_000, max_buffer // 4))
+        self._wake_fields = self._wake_entries * FIELDS
+        self._max_fields = max_buffer * FIELDS
+        self._full = False  # the buffer as plain() last found it
+        self._counts = LogCounts(max_buffer)
+        self._in_flight = 0
+        self._held = Held(max_buffer, spool_dir)  # what neither store nor disk took
+        self._store: Store | None = None
+        self._spool = Spool(spool_dir)
+        self._store_up = False
+        self._down_logged = False
+        self._next_retry = 0.0
+        self._next_scan = 0.0
+        self._wake = threading.Event()
+        self._flush_cond = threading.Condition()
+        self._flush_requested = 0
+        self._flush_done = 0
+        self._stopping = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    # -- the request path -------------------------------------------------------
+
+    def append(self, record: PredictionRecord) -> None:
+        """Queue one record; never blocks, never raises, does no I/O."""
+        r = record
+        self.add(context_of(r), r.request_id, r.ts, r.latency_ms, r.status, r.inputs, r.outputs, r.decision, r.shadow)
+
+    def add(
+        self,
+        context: Context,
+        request_id: str,
+        ts: float,
+        latency_ms: float,
+        status: int,
+        inputs: bytes,
+        outputs: bytes,
+        decision: bytes | None,
+        shadow: bytes | None,
+    ) -> None:
+        """Queue one prediction, its documents as JSON bytes; O(1), never blocks, never
+        raises, does no I/O. The store refuses documents that are not UTF-8, with its error."""
+        if self.sample_rate < 1.0 and random() >= self.sample_rate:
+            self._count("sampled_out")
+            return
+        fields = self._buffer.fields
+        if self._closed or self._full or len(fields) >= self._max_fields:
+            self._dropped(Counter({(int(ts // 60), context[0]): 1}))
+            return
+        # One C call, in LogBuffer's order (the tuple is freed at once; see store/log_buffer.py).
+        fields.extend((context, request_id, ts, latency_ms, status, inputs, outputs, decision, shadow))
+        if len(fields) == self._wake_fields:
+            self._wake.set()
+
+    def plain(self, context: Context) -> Callable[[tuple[str, float, float, bytes, bytes]], None] | None:
+        """The request path's way in for a plain entry (status 200, no decision, no shadow),
+        or None when entries must go through `add()`: sampling, a closed log, a full buffer.
+
+        What it gives is the `extend` of the context's list of plain entries, called with
+        `(request_id, ts, latency_ms, inputs, outputs)`: one C call, where `add()` is a
+        Python call with its checks. So the checks run here instead, and the caller asks
+        again at least once a second and whenever its context changes; the buffer can pass
+        `max_buffer` by at most what arrives in between.
+        """
+        if self.sample_rate < 1.0 or self._closed:
+            return None
+        pending = len(self._buffer)
+        self._full = pending >= self.max_buffer  # add() drops too until the writer takes
+        if self._full:
+            return None
+        if pending >= self._wake_entries:
+            self._wake.set()
+        return self._buffer.plain(context).extend
+
+    def append_failure(
+        self, service: str, model_version: str, rules_version: str | None, status: int, latency_ms: float
+    ) -> None:
+        """Count a failed request in the metrics rollups (failures are counted, not logged as records)."""
+        if not self._closed:
+            self._counts.failure(
+                PredictionRecord(
+                    "", time.time(), service, model_version, latency_ms, b"", b"", rules_version, status=status
+                )
+            )
+
+    # -- life cycle --------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the writer thread; a store that is down only means spooling.
+
+        Raises StoreError for a URL no backend accepts, and does nothing if
+        already started.
+        """
+        if self._thread is not None or self._closed:
+            return
+        from shipway.store import store_from_url  # the package imports this module
+
+        self._store = store_from_url(self.store_url, self.base_dir)
+        self._thread = threading.Thread(target=self._run, name="shipway-prediction-log", daemon=True)
+        self._thread.start()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Write (or spool) everything appended so far; False if not done in `timeout`."""
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return not self._buffer and not len(self._held)
+        with self._flush_cond:
+            self._flush_requested += 1
+            target = self._flush_requested
+        self._wake.set()
+        with self._flush_cond:
+            done = self._flush_cond.wait_for(lambda: self._flush_done >= target, timeout)
+        return done and not len(self._held)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Flush, spool what the store did not take, stop the thread, close the store.
+
+        A second call does nothing. If the writer is stuck (a store call hanging
+        past `timeout`), what is still buffered is spooled from this thread.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        thread = self._thread
+        if thread is not None:
+            self._stopping = True
+            self._wake.set()
+            thread.join(timeout)
+            if thread.is_alive():
+                logger.warning(
+                    "prediction log writer did not finish within %s s; spooling %d buffered "
+                    "records to %s from the closing thread",
+                    timeout,
+                    len(self._buffer),
+                    self.spool_dir,
+                )
+        # Also catches an append that passed the closed check just before close().
+        groups = self._buffer.take()
+        if groups:
+            # A Spool of our own: the writer thread, if alive, may still use its one.
+            spool = Spool(self.spool_dir)
+            try:
+                spool.append(records_of_columns(groups))
+                self._count("spooled", size(groups))
+            except OSError:
+                logger.exception("cannot spool %d records to %s; they are dropped", size(groups), self.spool_dir)
+                self._dropped(drops_by_minute(groups))
+            finally:
+                spool.close()
+
+    def __enter__(self) -> PredictionLog:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def stats(self) -> dict[str, int | bool]:
+        """Counters since start, plus `pending` (not yet written), `held` (the part of pending
+        that neither the store nor the spool took) and `store_up`."""
+        stats: dict[str, int | bool] = dict(self._counts.snapshot())
+        held = len(self._held)
+        stats["pending"] = len(self._buffer) + self._in_flight + held
+        stats["held"] = held
+        stats["store_up"] = self._store_up
+        return stats
+
+    # -- the writer thread --------------------------------------------------------
+
+    def _run(self) -> None:
+        self._recover()
+        while True:
+            self._wake.wait(self.flush_interval_s)
+            self._wake.clear()
+            stopping = self._stopping
+            with self._flush_cond:
+                target = self._flush_requested
+            try:
+                self._cycle()
+            except Exception:  # the thread must survive anything; the batch is held
+                logger.exception("prediction log writer failed; will retry")
+            with self._flush_cond:
+                self._flush_done = target
+                self._flush_cond.notify_all()
+            if stopping:
+                break
+        self._shutdown()
+
+    def _cycle(self) -> None:
+        now = time.monotonic()
+        if not self._store_up and now >= self._next_retry:
+            self._recover()
+        elif self._store_up and now >= self._next_scan:
+            self._recover()
+        held = self._held.take()  # already redacted
+        batch = self._buffer.take()
+        self._full = False
+        self._in_flight = size(held) + size(batch)
+        groups = held
+        delivered = 0
+        try:
+            # Held and new records go together, in paced slices (store/pacing.py): each reaches
+            # the store, the spool or memory.
+            groups = held + self._redacted(batch)
+            for part in paced(groups):
+                self._deliver(part)
+                delivered += size(part)
+        except Exception:  # logged by _run; what was not delivered waits for the next cycle
+            rest = columns_of(entries_of_columns(groups)[delivered:]) if delivered else groups
+            self._dropped(self._held.keep(rest))
+            if groups is held:  # the redact hook raised: the batch must not be stored unredacted
+                self._dropped(drops_by_minute(batch))
+            raise
+        finally:
+            self._in_flight = 0
+        self._write_counts()
+
+    def _shutdown(self) -> None:
+        # Appends that raced with close() land here; after this, append() drops.
+        held, batch = self._held.take(), self._buffer.take()
+        groups = held + batch
+        try:
+            self._deliver(held + self._redacted(batch))
+        except Exception:
+            logger.exception("prediction log writer failed while closing; %d records dropped", size(groups))
+            self._dropped(drops_by_minute(groups))
+        if len(self._held):
+            logger.error("prediction log closed with %d records it could not keep; dropped", len(self._held))
+            self._dropped(drops_by_minute(self._held.take()))
+        self._write_counts()
+        if self._counts.unwritten_drops:
+            logger.error("the store did not count %d dropped records (log_dropped)", self._counts.unwritten_drops)
+        self._spool.close()
+        if self._store is not None:
+            try:
+                self._store.close()
+            except StoreError:
+                logger.exception("closing the prediction store failed")
+
+    def _redacted(self, batch: list[LogColumns]) -> list[LogColumns]:
+        """A fresh batch through the redact hook."""
+        if batch and self.redact is not None:
+            batch, result = redact_columns(batch, self.redact)
+            self._count("redacted_out", result.dropped)
+            self._count("redaction_failed", len(result.failures))
+        return batch
+
+    def _deliver(self, groups: list[LogColumns]) -> None:
+        """To the store if it is up, else to the spool, else keep in memory."""
+        if not groups:
+            return
+        if self._store_up:
+            # Twice: a connection the server closed while idle fails once, and the
+            # store reconnects on the next call; that is no outage worth spooling for.
+            for attempt in (1, 2):
+                try:
+                    self._count("written", self._write(groups))
+                    self._held.released(self.stats["dropped"])
+                    return
+                except StoreUnavailable as exc:
+                    if attempt == 2:
+                        self._mark_down(exc)
+        if self._held.spool_resting:
+            self._hold(groups, None)
+            return
+        entries = entries_of_columns(groups)
+        try:
+            self._spool.append([record_of(e) for e in entries])
+            self._count("spooled", len(entries))
+        except OSError as exc:
+            self._hold(groups, exc)
+            return
+        except Exception as exc:  # a record the spool cannot encode: keep it aside
+            self._reject(entries, exc)
+        self._held.released(self.stats["dropped"])
+
+    def _hold(self, groups: list[LogColumns], exc: OSError | None) -> None:
+        dropped = self._held.keep(groups)
+        self._dropped(dropped)
+        self._held.report(exc, sum(dropped.values()), self.stats["dropped"], self.retry_interval_s)
+
+    def _write(self, groups: list[LogColumns], *, replay: bool = False) -> int:
+        """Write a batch, refused records kept aside (store/refusals.py); how many were written."""
+        store = self._store
+        assert store is not None  # set by start() before the thread runs
+        return write_finding_refused(lambda part: store.write_columns(part, replay=replay), groups, self._reject)
+
+    def _reject(self, entries: Sequence[LogEntry], exc: Exception) -> None:
+        try:
+            path = self._spool.reject(refused_lines(entries))
+        except OSError:
+            logger.exception("cannot keep %d rejected records; they are dropped", len(entries))
+            self._dropped(drops_by_minute(columns_of(entries)))
+            return
+        logger.error("the store refused %d prediction record(s): %s; kept in %s", len(entries), exc, path)
+        self._count("rejected", len(entries))
+
+    def _recover(self) -> None:
+        """Open the store and replay the spool; on success the store is up."""
+        assert self._store is not None
+        now = time.monotonic()
+        self._next_retry = now + self.retry_interval_s
+        self._next_scan = now + _ORPHAN_SCAN_S
+        was_down = self._down_logged
+        try:
+            self._store.open()
+            replayed = self._spool.replay(self._replay_chunk)
+        except StoreError as exc:  # StoreUnavailable, or a URL or schema that cannot work
+            self._mark_down(exc)
+            return
+        except OSError:
+            # An unreadable spool file must not keep a healthy store from being used.
+            logger.exception("cannot replay the prediction spool at %s", self.spool_dir)
+            replayed = 0
+        self._store_up = True
+        self._down_logged = False
+        if was_down or replayed:
+            logger.info("prediction store %s is up; replayed %d spooled records", self._store.url, replayed)
+
+    def _replay_chunk(self, records: list[PredictionRecord]) -> None:
+        self._count("replayed", self._write(columns_of_records(records, "surrogateescape"), replay=True))
+
+    def _mark_down(self, exc: StoreError) -> None:
+        if not self._down_logged:
+            self._down_logged = True
+            # Unavailable is expected now and then; any other StoreError needs a person.
+            level = logging.WARNING if isinstance(exc, StoreUnavailable) else logging.ERROR
+            logger.log(
+                level,
+                "prediction store unavailable, spooling to %s and retrying every %s s: %s",
+                self.spool_dir,
+                self.retry_interval_s,
+                exc,
+            )
+        else:
+            logger.debug("prediction store still unavailable: %s", exc)
+        self._store_up = False
+        self._next_retry = time.monotonic() + self.retry_interval_s
+
+    def _count(self, name: str, n: int = 1) -> None:
+        self._counts.add(name, n)
+
+    def _dropped(self, counts: Counter[tuple[int, str]]) -> None:
+        self._counts.dropped(counts)
+
+    def _write_counts(self) -> None:
+        """Failed requests to the rollups, drops to `log_drops` (metric `log_dropped`); they
+        wait in memory while the store is down."""
+        if self._store_up and self._store is not None:
+            self._counts.write_to(self._store)
+
+
+def _check_number(name: str, value: float, low: float, high: float | None, hint: str) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    # With an upper bound the range is closed; without one the value must exceed low.
+    if ok and high is not None:
+        ok = low <= value <= high
+    elif ok:
+        ok = value > low
+    if not ok:
+        valid = f"between {low} and {high}" if high is not None else f"greater than {low}"
+        raise ConfigError(f"{name} must be a number {valid}, got {value!r}; {hint}")
