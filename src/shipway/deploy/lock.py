@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -101,13 +103,15 @@ def stage_wheels(pins: dict[str, str], into: Path) -> Lock:
     into.mkdir(parents=True, exist_ok=True)
     for stale in into.glob("*.whl"):
         stale.unlink()
-    specs = []
-    for name, version in sorted(pins.items()):
-        source = _local_source(name)
-        specs.append(str(source) if source else f"{name}=={version}")
-    pip_version = metadata.version("pip") if _installed("pip") else None
-    specs.append(f"pip=={pip_version}" if pip_version else "pip")
-    _pip(["wheel", "--no-deps", "--wheel-dir", str(into), *specs])
+    with tempfile.TemporaryDirectory(prefix="shipway-sources-") as scratch:
+        specs = []
+        for name, version in sorted(pins.items()):
+            source = _local_source(name)
+            # A copy: building a wheel writes build/ and *.egg-info into the folder it builds.
+            specs.append(str(_copy_source(source, Path(scratch) / name)) if source else f"{name}=={version}")
+        pip_version = metadata.version("pip") if _installed("pip") else None
+        specs.append(f"pip=={pip_version}" if pip_version else "pip")
+        _pip(["wheel", "--no-deps", "--wheel-dir", str(into), *specs])
     wheels: dict[str, Path] = {}
     for file in into.glob("*.whl"):
         name, _, _, _ = parse_wheel_filename(file.name)
@@ -134,6 +138,11 @@ def _local_source(name: str) -> Path | None:
         return None
     path = Path(re.sub(r"^file://", "", url))
     return path if path.is_dir() else None
+
+
+def _copy_source(source: Path, into: Path) -> Path:
+    skip = shutil.ignore_patterns(".git", ".venv", "venv", "build", "dist", ".shipway", "__pycache__", "*.egg-info")
+    return Path(shutil.copytree(source, into, ignore=skip))
 
 
 def _installed(name: str) -> bool:

@@ -1,3 +1,0 @@
-from shipway.cli import main
-
-main()

@@ -1,1 +1,0 @@
-"""The core: pipeline, stage, trace, schema, service and settings. No I/O frameworks."""

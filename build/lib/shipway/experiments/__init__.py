@@ -1,1 +1,0 @@
-"""Experiments: offline runs of the pipeline and its rules over logged traffic or datasets."""

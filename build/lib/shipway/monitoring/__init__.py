@@ -1,1 +1,0 @@
-"""Watching the live model: feedback, online metrics, drift, alerts, reports and the dashboard."""

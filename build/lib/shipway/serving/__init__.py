@@ -1,1 +1,0 @@
-"""Serving: the HTTP runtime (ASGI app, micro-batching, metrics, pre-fork server)."""
