@@ -4,6 +4,7 @@ worker count. The image itself is built and run in test_container_image.py."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -91,3 +92,17 @@ def test_an_engine_that_is_not_installed_is_named_with_the_fix() -> None:
         pytest.skip("every engine is installed on this machine: none to be missing")
     with pytest.raises(DeployError, match=rf"build.engine is '{missing}' but {missing} is not installed here"):
         pick_engine(missing)
+
+
+def test_a_docker_without_its_engine_is_passed_over_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docker = shutil.which("docker")
+    if docker is None or subprocess.run([docker, "info"], capture_output=True, check=False).returncode == 0:
+        pytest.skip("needs the docker command without a running engine, as on this test machine")
+    only = tmp_path / "bin"
+    only.mkdir()
+    (only / "docker").symlink_to(docker)
+    monkeypatch.setenv("PATH", str(only))  # buildah and podman out of sight: only the docker CLI
+    with pytest.raises(DeployError, match=r"docker is installed, but its engine does not answer .*Install buildah"):
+        pick_engine("auto")
