@@ -170,6 +170,9 @@ def check_image(project: Path, image: str) -> None:
         assert listed.returncode == 0, listed.stderr
         installed = {canonicalize_name(k): v for k, v in json.loads(listed.stdout).items()}
         assert installed == pins
+        # The user reads the project but cannot change it; it writes only its state folder.
+        assert run(*chroot, "/bin/sh", "-c", "test -r service.py && test ! -w service.py").returncode == 0
+        assert run(*chroot, "/bin/sh", "-c", "test -w .shipway && test ! -w .").returncode == 0
         port = free_port()
         log = project.parent / "image.log"
         entry = [*chroot, *config["Entrypoint"], "--port", str(port)]

@@ -122,7 +122,15 @@ def _to_kubernetes(target: str, image: str | None, apply: bool | None) -> None:
     try:
         _, settings = load_project(target)
         folder = settings.path("kubernetes.out")
-        written = kubernetes.write(kubernetes.render(settings, image), folder, settings["kubernetes.namespace"])
+        manifests = kubernetes.render(settings, image)
+        written = kubernetes.write(manifests, folder, settings["kubernetes.namespace"])
+        runs = manifests["deployment.yaml"]["spec"]["template"]["spec"]["containers"][0]["image"]
+        if runs.startswith("localhost/"):
+            click.echo(
+                f"warning: the Deployment runs {runs}, which no cluster can pull: push the image to a registry "
+                "and set build.image (or pass --image).",
+                err=True,
+            )
         click.echo(f"wrote {len(written)} files to {folder}: {', '.join(p.name for p in written)}")
         found = kubernetes.kubeconfig()
         if apply is None:

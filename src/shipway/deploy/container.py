@@ -109,7 +109,7 @@ RUN --mount=type=bind,source=wheels,target={wheels} \\
       --find-links {wheels} -r {wheels}/requirements.lock
 
 COPY project/ {APP_DIR}/
-RUN install -d -o {UID} -g {UID} {APP_DIR}/.shipway && chmod -R a+rX {APP_DIR}
+RUN install -d -o {UID} -g {UID} {APP_DIR}/.shipway
 
 LABEL {label_lines}
 USER {UID}:{UID}
@@ -220,7 +220,12 @@ def _copy_project(settings: Settings, into: Path, model: Path | None) -> None:
     shutil.copytree(root, into, ignore=ignore, symlinks=False)
     if model is not None and include:
         shutil.copytree(model, into / artifacts.relative_to(root), symlinks=False)
-    os.chmod(into, 0o755)
+    # Readable by the image's user, written by none: set here, as a chmod in the image would copy every file.
+    for folder, _, files in os.walk(into):
+        os.chmod(folder, 0o755)
+        for name in files:
+            path = os.path.join(folder, name)
+            os.chmod(path, (os.stat(path).st_mode & 0o755) | 0o444)
 
 
 def dns_name(name: str) -> str:
