@@ -127,8 +127,8 @@ def _to_kubernetes(target: str, image: str | None, apply: bool | None) -> None:
         runs = manifests["deployment.yaml"]["spec"]["template"]["spec"]["containers"][0]["image"]
         if runs.startswith("localhost/"):
             click.echo(
-                f"warning: the Deployment runs {runs}, which no cluster can pull: push the image to a registry "
-                "and set build.image (or pass --image).",
+                f"warning: the Deployment runs {runs}, which a cluster finds only if it was loaded into its nodes "
+                "(kind load, minikube image load): push the image to a registry and set build.image (or --image).",
                 err=True,
             )
         click.echo(f"wrote {len(written)} files to {folder}: {', '.join(p.name for p in written)}")
