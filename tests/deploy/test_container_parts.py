@@ -10,7 +10,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from conftest import SERVICES
+from conftest import SERVICES, SHIPWAY
 from packaging.requirements import Requirement
 
 from shipway.core.settings import load_settings
@@ -106,3 +106,18 @@ def test_a_docker_without_its_engine_is_passed_over_with_the_reason(
     monkeypatch.setenv("PATH", str(only))  # buildah and podman out of sight: only the docker CLI
     with pytest.raises(DeployError, match=r"docker is installed, but its engine does not answer .*Install buildah"):
         pick_engine("auto")
+
+
+def test_shipway_build_refuses_a_requirement_it_cannot_lock_before_building(tmp_path: Path) -> None:
+    project = Path(shutil.copytree(SERVICES / "router", tmp_path / "router"))
+    (project / "requirements.txt").write_text("not-a-package-shipway-knows\n")
+    done = subprocess.run(
+        [*SHIPWAY, "build", "--target", str(project), "--context-only"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1
+    assert (
+        "error: not-a-package-shipway-knows (the requirement not-a-package-shipway-knows) is not installed"
+        in done.stderr
+    )
+    assert "pinned by tag only" in done.stderr  # the default base names no digest
+    assert not (project / ".shipway" / "build" / "Containerfile").exists()
