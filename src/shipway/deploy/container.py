@@ -157,6 +157,12 @@ def build_image(context: Path, image: str, engine_setting: str = "auto") -> Buil
         raise DeployError(
             f"{engine} build failed (exit status {done.returncode}); its output above says at which step. "
             f"The context is in {context}: `{' '.join(cmd)}` runs it again."
+            + (
+                " If a RUN step failed to create its container (cgroups, namespaces), as inside CI runners and "
+                "other containers, set BUILDAH_ISOLATION=chroot."
+                if engine == "buildah" and not os.environ.get("BUILDAH_ISOLATION")
+                else ""
+            )
         )
     image_id = _image_id(engine, image)
     return Build(image=image, context=context, engine=engine, image_id=image_id)
