@@ -187,6 +187,7 @@ class App:
             max_wait_s=s["batching.max_wait_ms"] / 1000 if self.service.has_batch else 0.0,
             max_queue_wait_s=s["batching.max_queue_wait_ms"] / 1000,
             max_queue=s["batching.max_queue"],
+            inline=s["batching.inline"],
             on_batch=self.metrics.batch,
         )
         await self.batcher.start()
