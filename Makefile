@@ -32,6 +32,9 @@ run: train
 
 test: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+	# The image test builds with buildah on a base made by mmdebstrap; the manifests' test runs kubectl kustomize (docs/deploy.md).
+	command -v buildah >/dev/null && command -v mmdebstrap >/dev/null || (apt-get update -qq && apt-get install -y -qq buildah mmdebstrap)
+	command -v kubectl >/dev/null || (apt-get update -qq && apt-get install -y -qq kubernetes-client)
 	$(BIN)/python -m pytest -q
 
 # Generated projects for the heavy ML libraries (PyTorch, sentence embeddings, XGBoost, LightGBM):

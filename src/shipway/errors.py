@@ -22,6 +22,7 @@
     ├── DataError            a dataset cannot be read, built or used (a bad path or format, no label column...)
     ├── RunError             a tracked run cannot start or be reproduced, or its step made no model
     ├── RegistryError        an unknown model version or alias, or an alias it may not take
+    ├── DeployError          an image cannot be built, or Kubernetes manifests rendered or applied
     └── StoreError           the store failed
         ├── StoreUnavailable the store cannot be reached right now
         └── ExportError      the log's Parquet export cannot be written or read
@@ -39,6 +40,7 @@ __all__ = [
     "ArtifactError",
     "ConfigError",
     "DataError",
+    "DeployError",
     "DriftError",
     "ExportError",
     "GateFailed",
@@ -198,6 +200,11 @@ class RecipeError(ConfigError):
 class RegistryError(ShipwayError):
     """A model version or alias that the registry does not hold, or an alias move it refuses
     (a run from dirty code to a production alias without --allow-dirty)."""
+
+
+class DeployError(ShipwayError):
+    """`shipway build` cannot write or build the image (no engine, a dependency not installed,
+    a failed build), or `shipway deploy --to kubernetes` cannot render or apply its manifests."""
 
 
 class DataError(ShipwayError):

@@ -1,5 +1,6 @@
 """`shipway deploy`: move a running service to new model artifacts, gated on its parity with
-the training run and on its suites."""
+the training run and on its suites; or, with `--to kubernetes`, render (and on a configured
+cluster apply) the project's manifests."""
 
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ from shipway.errors import ShipwayError
 from shipway.registry import is_registry_name
 from shipway.rules.live import LiveRules
 
-__all__ = ["deploy"]
+__all__ = ["deploy", "registered"]
 
 
 @click.command()
-@click.argument("artifacts", type=click.Path(file_okay=False))
+@click.argument("artifacts", type=click.Path(file_okay=False), required=False)
 @click.option("--target", default=".", help=TARGET_HELP)
 @click.option("--url", default=None, help=URL_HELP)
 @click.option("--actor", default=None, help="Who deploys, for the history (default: $USER).")
@@ -38,10 +39,45 @@ __all__ = ["deploy"]
     help="Without --url: refuse the model unless it answers the held-out examples its training run "
     "recorded as it did then (docs/deploy.md#the-parity-gate).",
 )
-def deploy(artifacts: str, target: str, url: str | None, actor: str | None, gate: bool, parity: bool) -> None:
+@click.option(
+    "--to",
+    "to",
+    type=click.Choice(["service", "kubernetes"]),
+    default="service",
+    show_default=True,
+    help="service: swap the model of the running service (its store, or --url). kubernetes: write the "
+    "manifests into kubernetes.out and, when a kubeconfig is found, apply them and wait for the rollout.",
+)
+@click.option("--image", default=None, help="With --to kubernetes: the image to run (default: build.image).")
+@click.option(
+    "--apply/--no-apply",
+    "apply",
+    default=None,
+    help="With --to kubernetes: apply to the cluster (default: when $KUBECONFIG or ~/.kube/config exists).",
+)
+def deploy(
+    artifacts: str | None,
+    target: str,
+    url: str | None,
+    actor: str | None,
+    gate: bool,
+    parity: bool,
+    to: str,
+    image: str | None,
+    apply: bool | None,
+) -> None:
     """Serve the model in ARTIFACTS (a folder train.py wrote, or a registered model version or
     alias): it is loaded beside the live model, checked against the validation suites, and only
-    then swapped in by every worker."""
+    then swapped in by every worker. With --to kubernetes, the image `shipway build` made runs on
+    Kubernetes (ARTIFACTS is not taken: the image or its volume holds them)."""
+    if to == "kubernetes":
+        if artifacts:
+            fail(f"--to kubernetes deploys the image, not {artifacts!r}: leave ARTIFACTS out (`shipway build` "
+                 "puts the artifacts in the image, or set build.artifacts = 'mount').")  # fmt: skip
+        _to_kubernetes(target, image, apply)
+        return
+    if not artifacts:
+        fail("missing ARTIFACTS: the folder train.py wrote, or a registered model version or alias.")
     actor = actor or os.environ.get("USER")
     try:
         named = is_registry_name(artifacts)
@@ -50,14 +86,14 @@ def deploy(artifacts: str, target: str, url: str | None, actor: str | None, gate
             body = {"artifacts": artifacts if named else str(Path(artifacts).resolve()), "actor": actor}
             event = admin_request(url, "POST", "/admin/model", body)["applied"]
         else:
-            folder = _registered(artifacts, target) if named else Path(artifacts).resolve()
+            folder = registered(artifacts, target) if named else Path(artifacts).resolve()
             event = _deploy_to_store(folder, target, actor, gate, parity)
     except ShipwayError as err:
         fail(err, code=1)
     click.echo(f"deployed model {event['version']} from {event['artifacts']}")
 
 
-def _registered(name: str, target: str) -> Path:
+def registered(name: str, target: str) -> Path:
     """A model version or alias of the registry, as its verified folder under deploy.root."""
     from shipway.registry import checkout
 
@@ -95,3 +131,35 @@ def _deploy_to_store(artifacts: Path, target: str, actor: str | None, gated: boo
     finally:
         project.close()
     return {"version": event.version, "artifacts": event.source}
+
+
+def _to_kubernetes(target: str, image: str | None, apply: bool | None) -> None:
+    from shipway.deploy import kubernetes
+
+    try:
+        _, settings = load_project(target)
+        folder = settings.path("kubernetes.out")
+        manifests = kubernetes.render(settings, image)
+        written = kubernetes.write(manifests, folder, settings["kubernetes.namespace"])
+        runs = manifests["deployment.yaml"]["spec"]["template"]["spec"]["containers"][0]["image"]
+        if runs.startswith("localhost/"):
+            click.echo(
+                f"warning: the Deployment runs {runs}, which a cluster finds only if it was loaded into its nodes "
+                "(kind load, minikube image load): push the image to a registry and set build.image (or --image).",
+                err=True,
+            )
+        click.echo(f"wrote {len(written)} files to {folder}: {', '.join(p.name for p in written)}")
+        found = kubernetes.kubeconfig()
+        if apply is None:
+            apply = bool(found)
+        if not apply:
+            why = "--no-apply" if found else "no kubeconfig found ($KUBECONFIG, ~/.kube/config)"
+            click.echo(f"not applied ({why}); apply them with: kubectl apply -k {folder}")
+            return
+        name = kubernetes.dns_name(settings["name"])
+        said = kubernetes.apply(
+            folder, name, settings["kubernetes.namespace"], settings["kubernetes.rollout_timeout_s"]
+        )
+    except ShipwayError as err:
+        fail(err, code=1)
+    click.echo(said)

@@ -10,6 +10,7 @@ from typing import Any
 import click
 import orjson
 
+from shipway.cli.build import build
 from shipway.cli.common import fail, open_project
 from shipway.cli.data import data
 from shipway.cli.deploy import deploy
@@ -136,6 +137,7 @@ def settings(markdown: bool) -> None:
 main.add_command(validate)
 main.add_command(rules)
 main.add_command(deploy)
+main.add_command(build)
 main.add_command(parity)
 main.add_command(explain)
 main.add_command(new)

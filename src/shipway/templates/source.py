@@ -34,8 +34,8 @@ __all__ = [
     "packaged_source",
 ]
 
-TEMPLATE_VERSION = "1.3.0"
-TEMPLATE_DIGEST = "25e7274387dcc5e1"
+TEMPLATE_VERSION = "1.4.0"
+TEMPLATE_DIGEST = "07340781e4333937"
 PACKAGED = Path(__file__).resolve().parent / "template"
 
 # Commits in the cache repository are shipway's, whoever runs it: no user config, hooks or signing.
