@@ -137,7 +137,7 @@ def _to_kubernetes(target: str, image: str | None, apply: bool | None) -> None:
     from shipway.deploy import kubernetes
 
     try:
-        _, settings = load_project(target)
+        settings = open_project(target).settings
         folder = settings.path("kubernetes.out")
         manifests = kubernetes.render(settings, image)
         written = kubernetes.write(manifests, folder, settings["kubernetes.namespace"])
