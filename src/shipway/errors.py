@@ -22,6 +22,7 @@
     ├── DataError            a dataset cannot be read, built or used (a bad path or format, no label column...)
     ├── RunError             a tracked run cannot start or be reproduced, or its step made no model
     ├── RegistryError        an unknown model version or alias, or an alias it may not take
+    ├── RolloutError         a rollout command that cannot go on (none running, another one running)
     └── StoreError           the store failed
         ├── StoreUnavailable the store cannot be reached right now
         └── ExportError      the log's Parquet export cannot be written or read
@@ -51,6 +52,7 @@ __all__ = [
     "PredictTimeout",
     "RecipeError",
     "RegistryError",
+    "RolloutError",
     "RulesError",
     "RunError",
     "ServiceError",
@@ -198,6 +200,11 @@ class RecipeError(ConfigError):
 class RegistryError(ShipwayError):
     """A model version or alias that the registry does not hold, or an alias move it refuses
     (a run from dirty code to a production alias without --allow-dirty)."""
+
+
+class RolloutError(ShipwayError):
+    """A rollout command that cannot go on: promote or abort with no rollout running, a start
+    while another candidate is rolling out, a plan step that cannot be taken."""
 
 
 class DataError(ShipwayError):

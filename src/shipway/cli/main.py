@@ -20,6 +20,7 @@ from shipway.cli.models import models
 from shipway.cli.monitor import alert_jobs, dashboard, dashboard_mounts, monitor
 from shipway.cli.new import check, new, update
 from shipway.cli.recipes import leaderboard, recipes, try_command
+from shipway.cli.rollout import rollout, rollout_jobs
 from shipway.cli.rules import rules
 from shipway.cli.runs import reproduce, runs, train
 from shipway.cli.score import score
@@ -67,7 +68,8 @@ def serve(target: str, **flags: Any) -> None:
             + (", /dashboard)" if settings["monitoring.dashboard"] else ")"),
             err=True,
         )
-        code = run_server(service, settings, project_gate(settings), alert_jobs(settings), dashboard_mounts(settings))
+        jobs = alert_jobs(settings) + rollout_jobs(settings)
+        code = run_server(service, settings, project_gate(settings), jobs, dashboard_mounts(settings))
     except ShipwayError as err:
         fail(err)
     sys.exit(code)
@@ -147,3 +149,4 @@ main.add_command(recipes)
 main.add_command(try_command)
 main.add_command(leaderboard)
 main.add_command(models)
+main.add_command(rollout)

@@ -1,0 +1,24 @@
+"""Deploy: model versions taken to production (a capability; docs/deploy.md).
+
+Rollouts (rollout.py): a candidate version through the plan's steps of shadow and canary
+shares to promotion, with guards on the prediction log's figures that roll it back at once.
+"""
+
+from __future__ import annotations
+
+from shipway.deploy.guards import Breach, Verdict, judge
+from shipway.deploy.plan import Guards, Plan, Step, load_plan
+from shipway.deploy.rollout import Decision, Rollout, RolloutStatus
+
+__all__ = [
+    "Breach",
+    "Decision",
+    "Guards",
+    "Plan",
+    "Rollout",
+    "RolloutStatus",
+    "Step",
+    "Verdict",
+    "judge",
+    "load_plan",
+]
