@@ -408,7 +408,7 @@ SETTINGS: tuple[Setting, ...] = (
         "rollout.slack",
         str,
         "",
-        "A Slack incoming webhook told when a rollout rolls back, is promoted or aborted; `${NAME}` reads the environment. Empty: none.",
+        "A Slack incoming webhook told when a rollout starts, advances, rolls back, is promoted or aborted; `${NAME}` reads the environment. Empty: none.",
     ),
     Setting(
         "rollout.webhook",
