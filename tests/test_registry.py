@@ -130,9 +130,9 @@ def test_a_version_7_sqlite_store_gets_the_registry_tables(tmp_path: Path) -> No
     with open_store(f"sqlite:///{path}"):
         pass
     conn = sqlite3.connect(path)
-    for table in ("model_alias_history", "model_aliases", "model_versions"):
+    for table in ("model_alias_history", "model_aliases", "model_versions", "model_candidates"):
         conn.execute(f"DROP TABLE {table}")
-    conn.execute("DELETE FROM schema_version WHERE version = 8")
+    conn.execute("DELETE FROM schema_version WHERE version >= 8")  # and the later steps' tables
     conn.commit()
     conn.close()
     with open_store(f"sqlite:///{path}") as store:

@@ -24,6 +24,7 @@ from shipway.store.base import (
 )
 from shipway.store.outcome_rollups import outcome_tables, rank_backfill
 from shipway.store.records import LogColumns, PredictionRecord, RulesEvent, columns_of, entries_of_columns
+from shipway.store.candidates import candidate_tables
 from shipway.store.registry import registry_tables
 from shipway.store.rollups import write_rollups
 from shipway.store.run_tables import run_tables
@@ -109,6 +110,8 @@ _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
     (7, (*outcome_tables("DOUBLE PRECISION"), rank_backfill("floor(pred_ts / 86400)::bigint"))),
     # The model registry (store/registry.py).
     (8, registry_tables(real="DOUBLE PRECISION", serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")),
+    # The model candidate of each service (store/candidates.py); written to apply on top of 9.
+    (10, candidate_tables(real="DOUBLE PRECISION", serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 

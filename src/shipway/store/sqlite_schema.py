@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shipway.store.candidates import candidate_tables
 from shipway.store.outcome_rollups import outcome_tables, rank_backfill
 from shipway.store.registry import registry_tables
 from shipway.store.run_tables import run_tables
@@ -137,5 +138,7 @@ MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
     (7, (*outcome_tables("REAL"), rank_backfill("CAST(pred_ts / 86400 AS INTEGER)"))),
     # The model registry (store/registry.py).
     (8, registry_tables(real="REAL", serial="INTEGER PRIMARY KEY")),
+    # The model candidate of each service (store/candidates.py); written to apply on top of 9.
+    (10, candidate_tables(real="REAL", serial="INTEGER PRIMARY KEY")),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
