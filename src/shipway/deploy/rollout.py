@@ -25,7 +25,7 @@ from typing import Any
 from shipway.deploy.guards import Verdict, judge
 from shipway.deploy.plan import Plan
 from shipway.deploy.rollout_messages import notify_decision
-from shipway.errors import RolloutError
+from shipway.errors import RegistryError, RolloutError
 from shipway.notify import Delivery
 from shipway.registry import (
     CandidateConflict,
@@ -220,6 +220,13 @@ class Rollout:
             written = self._write(new, state)
         except CandidateConflict:
             return None  # another worker or replica decided first; it notifies
+        except RegistryError:
+            # set_candidate checks the state it ends before its compare-and-set: a change another
+            # worker made meanwhile shows here; anything else is a real error.
+            moved = current_candidate(self.store, self.service)
+            if moved is not None and moved.generation != state.generation:
+                return None
+            raise
         if action == "rolled_back":
             logger.warning("rollout of %s rolled back: %s", state.version, text)
         return self._decided(action, written, text, verdict, comparison)
