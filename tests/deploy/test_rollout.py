@@ -21,6 +21,7 @@ from shipway.errors import RolloutError
 from shipway.registry import candidate_history, current_candidate
 from shipway.store import Store, open_store
 from shipway.store.registry import ModelVersion
+from shipway.store.version_comparison import SHADOW_SUFFIX
 
 pytest_plugins = ["store_fixtures"]
 
@@ -106,36 +107,33 @@ def _plan(webhook: str = "", **guards: Any) -> Plan:
 
 
 def _traffic(store: Store, start: int, n: int, *, shadow: bool, cand_status: int = 200, disagree: bool = False) -> None:
-    """n requests after now: the live answer, and the candidate's (every request in shadow, every
-    fourth alone in canary)."""
+    """n requests from now, logged as serving logs them: the live answer, and the candidate's
+    (in shadow for every request, under the request id with SHADOW_SUFFIX; in canary every
+    fourth request, answered by the candidate alone). A failed answer is only counted."""
     now = time.time()
-    records = []
+    records, failures = [], []
     for i in range(start, start + n):
         rid = f"q{i}"
         label = f"class-{i % 3}"
         if shadow or i % 4:
+            live = orjson.dumps({"intent": label})
             records.append(
-                make_record(
-                    i,
-                    request_id=rid,
-                    ts=now + (i - start) * 0.001,
-                    model_version=LIVE,
-                    outputs=orjson.dumps({"intent": label}),
-                )
+                make_record(i, request_id=rid, ts=now + (i - start) * 0.001, model_version=LIVE, outputs=live)
             )
         if shadow or not i % 4:
-            said = f"other-{i % 3}" if disagree else label
-            records.append(
-                make_record(
-                    i,
-                    request_id=rid,
-                    ts=now + (i - start) * 0.001 + 0.0005,
-                    model_version=CAND,
-                    status=cand_status,
-                    outputs=orjson.dumps({"intent": said}),
-                )
+            said = orjson.dumps({"intent": f"other-{i % 3}" if disagree else label})
+            record = make_record(
+                i,
+                request_id=rid + SHADOW_SUFFIX if shadow else rid,
+                ts=now + (i - start) * 0.001 + 0.0005,
+                model_version=CAND,
+                status=cand_status,
+                outputs=said,
             )
+            (failures if cand_status >= 400 else records).append(record)
     store.write_predictions(records)
+    if failures:
+        store.write_rollups(failures)
 
 
 def test_plan_advances_shadow_then_canary_then_promotes(store: Store, receiver: Receiver) -> None:

@@ -1,11 +1,11 @@
 """A candidate model version against the live one, from the prediction log (docs/deploy.md#rollouts).
 
-While a candidate shadows, every request is logged twice under one request id: the live
-answer and the candidate's, under their own model versions. Pairing them gives the
-agreement and the per-class disagreements (with example requests); each version's own
-records give its latency, error rate and, as labels arrive through feedback, its online
-accuracy. In canary the candidate answers a share of requests alone: those count for its
-latency, errors and accuracy, not for agreement.
+While a candidate shadows, a request is logged twice: the live answer under its request id,
+and the candidate's under the same id with SHADOW_SUFFIX, each under its model version.
+Pairing them gives the agreement and the per-class disagreements (with example requests);
+each version's own rollups give its requests, error rate and latency, and its records, as
+labels arrive through feedback, its online accuracy. In canary the candidate answers a share
+of requests alone: those count for its figures, not for agreement.
 
 Below the capabilities so the CLI, the report, the dashboard and the rollout guards all
 read one computation. It reads every record of the window, as drift does: keep windows to
@@ -14,21 +14,22 @@ what a rollout step covers.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from shipway.store.outcomes import OutputReader
+from shipway.store.rollups import quantile
 
 if TYPE_CHECKING:
     from shipway.store.base import Store
 
-__all__ = ["Comparison", "Disagreement", "VersionFigures", "compare_versions", "versions_in_window"]
+__all__ = ["SHADOW_SUFFIX", "Comparison", "Disagreement", "VersionFigures", "compare_versions"]
 
 _EXAMPLE_CHARS = 500
+#: What serving appends to a request id to log the shadow candidate's answer to it (serving/candidates.py).
+SHADOW_SUFFIX = ":shadow"
 
 
 @dataclass(slots=True)
@@ -115,17 +116,6 @@ class Comparison:
         }
 
 
-def versions_in_window(store: Store, service: str, since: float, until: float) -> dict[str, int]:
-    """Requests logged per model version over the window (whole minutes, from the rollups), most first."""
-    ph = store.placeholder
-    rows = store._query(
-        f"SELECT model_version, SUM(n) FROM prediction_counts WHERE service = {ph} AND minute >= {ph} "
-        f"AND minute <= {ph} GROUP BY model_version",
-        [service, int(since // 60), int(until // 60)],
-    )
-    return dict(sorted(((str(v), int(n)) for v, n in rows), key=lambda item: (-item[1], item[0])))
-
-
 def compare_versions(
     store: Store,
     service: str,
@@ -137,39 +127,42 @@ def compare_versions(
     reader: OutputReader | None = None,
     examples: int = 3,
 ) -> Comparison:
-    """Compare `candidate` with `live` (default: the other version that logged most in the window).
+    """Compare `candidate` with `live` (default: the other version that answered most in the window).
 
-    Labels are read from the outputs as the monitoring settings say (`reader`, the usual field
-    names by default); an output without a label is compared whole.
+    Requests, errors and latency come from the log's per-minute rollups (failed requests are
+    counted there, not logged), so those figures cover the window rounded out to whole minutes,
+    as the dashboard's do. Agreement and accuracy come from the logged records. Labels are read
+    from the outputs as the monitoring settings say (`reader`, the usual field names by
+    default); an output without a label is compared whole.
     """
     reader = reader or OutputReader()
+    counted = _rollups(store, service, since, until)
     if live is None:
-        others = [v for v in versions_in_window(store, service, since, until) if v != candidate]
-        live = others[0] if others else ""
+        others = sorted((-n, v) for v, (n, _, _) in counted.items() if v != candidate)
+        live = others[0][1] if others else ""
     result = Comparison(service, VersionFigures(live), VersionFigures(candidate), since, until)
+    for figures in (result.live, result.candidate):
+        n, errors, histogram = counted.get(figures.version, (0, 0, []))
+        figures.requests, figures.errors = n, errors
+        figures.latency_p50_ms, figures.latency_p99_ms = quantile(histogram, 0.5), quantile(histogram, 0.99)
     truth = _labels(store, service, since, until)
-    latencies: dict[str, list[float]] = {live: [], candidate: []}
     waiting: dict[str, dict[str, str]] = {live: {}, candidate: {}}  # answered, not yet paired: id -> label
     disagreements: dict[tuple[str, str], Disagreement] = {}
     for record in store.iter_predictions(service=service, since=since, until=until):
         version = record.model_version
-        if version not in waiting:
+        if version not in waiting or record.status >= 400:
             continue
         figures = result.live if version == live else result.candidate
-        figures.requests += 1
-        latencies[version].append(record.latency_ms)
-        if record.status >= 400:
-            figures.errors += 1
-            continue
+        request_id = record.request_id.removesuffix(SHADOW_SUFFIX)
         label = _label(reader, record.outputs)
-        actual = truth.get(record.request_id)
+        actual = truth.get(request_id)
         if actual is not None:
             figures.labelled += 1
             figures.correct += _rank(reader, record.outputs, actual) == 1
         other = candidate if version == live else live
-        paired = waiting[other].pop(record.request_id, None)
+        paired = waiting[other].pop(request_id, None)
         if paired is None:
-            waiting[version][record.request_id] = label
+            waiting[version][request_id] = label
             continue
         live_label, candidate_label = (label, paired) if version == live else (paired, label)
         counts = result.per_class.setdefault(live_label, [0, 0])
@@ -182,11 +175,32 @@ def compare_versions(
         found = disagreements.setdefault((live_label, candidate_label), Disagreement(live_label, candidate_label))
         found.count += 1
         if len(found.examples) < examples:
-            found.examples.append({"request_id": record.request_id, "ts": record.ts, "inputs": _cut(record.inputs)})
-    for figures in (result.live, result.candidate):
-        figures.latency_p50_ms, figures.latency_p99_ms = _quantiles(latencies[figures.version], (0.5, 0.99))
+            found.examples.append({"request_id": request_id, "ts": record.ts, "inputs": _cut(record.inputs)})
     result.disagreements = sorted(disagreements.values(), key=lambda d: (-d.count, d.live, d.candidate))
     return result
+
+
+def _rollups(
+    store: Store, service: str, since: float, until: float
+) -> dict[str, tuple[int, int, list[tuple[int, int]]]]:
+    """Per model version over the window's whole minutes: requests, errors and the latency histogram."""
+    ph = store.placeholder
+    first, last = int(since // 60), -int(-until // 60)
+    found: dict[str, tuple[int, int, list[tuple[int, int]]]] = {}
+    for version, status, n in store._query(
+        f"SELECT model_version, status, SUM(n) FROM prediction_counts WHERE service = {ph} AND minute >= {ph} "
+        f"AND minute < {ph} GROUP BY model_version, status",
+        [service, first, last],
+    ):
+        requests, errors, histogram = found.get(str(version), (0, 0, []))
+        found[str(version)] = (requests + int(n), errors + int(n) * (int(status) >= 400), histogram)
+    for version, bucket, n in store._query(
+        f"SELECT model_version, bucket, SUM(n) FROM prediction_latency WHERE service = {ph} AND minute >= {ph} "
+        f"AND minute < {ph} GROUP BY model_version, bucket",
+        [service, first, last],
+    ):
+        found.setdefault(str(version), (0, 0, []))[2].append((int(bucket), int(n)))
+    return found
 
 
 def _labels(store: Store, service: str, since: float, until: float) -> dict[str, Any]:
@@ -224,11 +238,3 @@ def _cut(document: bytes) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return text
-
-
-def _quantiles(values: list[float], qs: Iterable[float]) -> tuple[float | None, ...]:
-    """Nearest-rank quantiles (an observed value each), None for no values."""
-    if not values:
-        return tuple(None for _ in qs)
-    values.sort()
-    return tuple(values[min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))] for q in qs)
