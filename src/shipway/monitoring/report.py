@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from shipway.errors import ConfigError
+from shipway.monitoring.candidate_view import candidate_html, candidate_json
 from shipway.monitoring.page import document
 from shipway.monitoring.panels import esc, render_panels
 from shipway.monitoring.plots import plotly_js
@@ -22,11 +23,14 @@ __all__ = ["build_report", "write_report"]
 
 
 def build_report(sources: Sources, window: Window, *, by: str | None = "model_version", limit: int = 20) -> str:
-    """The report's HTML for `window`: totals, series plots, drift, alerts, validation, and
-    the slowest and least confident predictions with their full records."""
+    """The report's HTML for `window`: the model candidate against the live version, totals,
+    series plots, drift, alerts, validation, and the slowest and least confident predictions
+    with their full records."""
     plotly = plotly_js()  # first, so a missing plotly fails before the store is read
     snap = snapshot(sources, window, by=by, limit=limit)
     body, figures = render_panels(snap, trace_base=None)
+    candidate = candidate_json(sources.store, sources.service, window.since, window.until, sources.describe)
+    body = candidate_html(candidate) + "\n" + body
     span = f"{_utc(window.since)} to {_utc(window.until)}"
     header = (
         f"<header><h1>{esc(sources.service)}: monitoring report</h1>"
