@@ -329,9 +329,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "rollout.check_every_s",
         float,
-        10.0,
-        "How often the rollout controller checks the guards and the step's time, in every `shipway serve` worker or in `shipway rollout run`; a compare-and-set in the store lets one of them make each change.",
+        2.0,
+        "How often the rollout controller checks the guards on the rollups (error rate, latency) and the step's time, in every `shipway serve` worker or in `shipway rollout run`; a compare-and-set in the store lets one of them make each change.",
         minimum=0.5,
+    ),
+    Setting(
+        "rollout.deep_check_every_s",
+        float,
+        60.0,
+        "How often the controller also reads the window's records for the agreement, accuracy and suites guards (and always before a step ends).",
+        minimum=1,
     ),
     Setting(
         "rollout.in_serve",

@@ -59,6 +59,8 @@ def judge(guards: Guards, comparison: Comparison, suite: dict[str, Any] | None =
     else:
         _error_rate(guards, comparison, verdict)
         _latency(guards, comparison, verdict)
+    if not comparison.records:
+        return verdict  # rollups only: agreement, accuracy and the suites wait for a check that reads records
     if guards.min_agreement > 0:
         if comparison.paired < guards.min_requests:
             verdict.waiting.append(f"agreement: {comparison.paired} of {guards.min_requests} paired requests")

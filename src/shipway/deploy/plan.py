@@ -70,7 +70,8 @@ class Guards:
 class Plan:
     steps: tuple[Step, ...]
     guards: Guards
-    check_every_s: float = 10.0
+    check_every_s: float = 2.0
+    deep_check_every_s: float = 60.0
     slack: str = ""
     webhook: str = ""
 
@@ -79,6 +80,7 @@ class Plan:
             "steps": [s.to_dict() for s in self.steps],
             "guards": self.guards.to_dict(),
             "check_every_s": self.check_every_s,
+            "deep_check_every_s": self.deep_check_every_s,
         }
 
 
@@ -101,6 +103,7 @@ def load_plan(settings: Mapping[str, Any], environ: Mapping[str, str] | None = N
         steps,
         guards,
         settings["rollout.check_every_s"],
+        settings["rollout.deep_check_every_s"],
         _expand(settings["rollout.slack"], "rollout.slack", env),
         _expand(settings["rollout.webhook"], "rollout.webhook", env),
     )

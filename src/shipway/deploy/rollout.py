@@ -133,6 +133,7 @@ class Rollout:
         self.suite_report = suite_report
         self.actor = actor
         self.clock = clock
+        self._deep_at: dict[int, float] = {}  # generation -> when its records were last read
 
     # -- the commands ---------------------------------------------------------
 
@@ -197,14 +198,18 @@ class Rollout:
         if state is None or step is None:
             return None
         now = self.clock()
-        comparison, verdict = self._judge(state, now)
+        # The rollups first: a few hundred rows, so an error or latency breach is seen on every check.
+        comparison, verdict = self._judge(state, now, records=False)
+        step_due = step < len(self.plan.steps) - 1 and now - state.changed_at >= self.plan.steps[step].duration_s
+        deep_due = now - self._deep_at.get(state.generation, float("-inf")) >= self.plan.deep_check_every_s
+        if not verdict.breached and (step_due or deep_due):
+            comparison, verdict = self._judge(state, now)
+            self._deep_at = {state.generation: now}
         if verdict.breached:
             text = f"guard breached at {self._where(step)}: {verdict.reason()}"
             new = CandidateState(state.version, "rolled_back", 0.0, state.key, text, self._actor())
             action = "rolled_back"
-        elif step >= len(self.plan.steps) - 1:
-            return None  # the plan shrank under a running rollout: wait for promote or abort
-        elif now - state.changed_at >= self.plan.steps[step].duration_s and verdict.enough:
+        elif step_due and comparison.records and verdict.enough:
             nxt = self.plan.steps[step + 1]
             if nxt.mode == "promote":
                 text = f"promoted after {self._where(step)} passed its guards"
@@ -233,10 +238,10 @@ class Rollout:
 
     # -- helpers --------------------------------------------------------------
 
-    def _judge(self, state: CandidateState, now: float) -> tuple[Comparison, Verdict]:
+    def _judge(self, state: CandidateState, now: float, *, records: bool = True) -> tuple[Comparison, Verdict]:
         since = max(state.changed_at, now - self.plan.guards.window_s)
         comparison = compare_versions(
-            self.store, self.service, state.version, since=since, until=now + 1, reader=self.reader
+            self.store, self.service, state.version, since=since, until=now + 1, reader=self.reader, records=records
         )
         return comparison, judge(self.plan.guards, comparison, self._suite(state))
 

@@ -93,6 +93,7 @@ class Comparison:
     agreed: int = 0
     per_class: dict[str, list[int]] = field(default_factory=dict)  # live label -> [paired, agreed]
     disagreements: list[Disagreement] = field(default_factory=list)  # most frequent first
+    records: bool = True  # whether the records were read (agreement and accuracy); else rollups only
 
     @property
     def agreement(self) -> float | None:
@@ -105,6 +106,7 @@ class Comparison:
             "until": self.until,
             "live": self.live.to_dict(),
             "candidate": self.candidate.to_dict(),
+            "records": self.records,
             "paired": self.paired,
             "agreed": self.agreed,
             "agreement": self.agreement,
@@ -126,6 +128,7 @@ def compare_versions(
     live: str | None = None,
     reader: OutputReader | None = None,
     examples: int = 3,
+    records: bool = True,
 ) -> Comparison:
     """Compare `candidate` with `live` (default: the other version that answered most in the window).
 
@@ -133,7 +136,8 @@ def compare_versions(
     counted there, not logged), so those figures cover the window rounded out to whole minutes,
     as the dashboard's do. Agreement and accuracy come from the logged records. Labels are read
     from the outputs as the monitoring settings say (`reader`, the usual field names by
-    default); an output without a label is compared whole.
+    default); an output without a label is compared whole. With `records=False` only the
+    rollups are read (a few hundred rows however busy the service): no agreement or accuracy.
     """
     reader = reader or OutputReader()
     counted = _rollups(store, service, since, until)
@@ -145,6 +149,9 @@ def compare_versions(
         n, errors, histogram = counted.get(figures.version, (0, 0, []))
         figures.requests, figures.errors = n, errors
         figures.latency_p50_ms, figures.latency_p99_ms = quantile(histogram, 0.5), quantile(histogram, 0.99)
+    result.records = records
+    if not records:
+        return result
     truth = _labels(store, service, since, until)
     waiting: dict[str, dict[str, str]] = {live: {}, candidate: {}}  # answered, not yet paired: id -> label
     disagreements: dict[tuple[str, str], Disagreement] = {}
