@@ -1,6 +1,6 @@
 """How long the rollout controller takes from a breached guard to the rollback written (issue 19).
 
-    .venv/bin/python bench/rollout_guard_bench.py [--rps 50] [--window 900] [--runs 5] [--store URL]
+    .venv/bin/python bench/rollout_guard_bench.py [--rps 50] [--window 900] [--runs 5] [--postgres URL]
 
 Fills the guards' window with shadowed traffic written through the store's real write path
 (the live answer and the candidate's `:shadow` answer per request, banking77-like outputs; the
@@ -21,12 +21,16 @@ h19-candidates' benchmark. Prints a Markdown section.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import statistics
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
@@ -96,15 +100,37 @@ def timed_checks(store: Store, service: str, plan: Plan, clock_at: float, runs: 
     return seconds
 
 
+@contextlib.contextmanager
+def _schema(base: str | None) -> Iterator[str | None]:
+    """A URL to a fresh PostgreSQL schema of a unique name, dropped after; None without `base`."""
+    if base is None:
+        yield None
+        return
+    import psycopg
+
+    schema = f"shipway_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        parts = urlsplit(base)
+        query = urlencode({**dict(parse_qsl(parts.query)), "options": f"-csearch_path={schema}"})
+        yield urlunsplit(parts._replace(query=query))
+    finally:
+        with psycopg.connect(base, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rps", type=int, default=50)
     parser.add_argument("--window", type=int, default=900)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--store", default=None, help="A store URL (default: a SQLite file in a temp folder).")
+    parser.add_argument(
+        "--postgres", default=None, help="A PostgreSQL URL: run there, in a schema of its own dropped after."
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        url = args.store or f"sqlite:///{Path(tmp) / 'bench.db'}"
+    with tempfile.TemporaryDirectory() as tmp, _schema(args.postgres) as pg_url:
+        url = pg_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
         steps = parse_steps([{"mode": "shadow", "duration": "1h"}, {"mode": "promote"}])
         plan = Plan(steps, Guards(window_s=float(args.window), min_requests=100), check_every_s=CHECK_EVERY_S)
         # Traffic starts after every rollout this run starts, so the window holds all of it.

@@ -14,6 +14,9 @@ from click.testing import CliRunner
 from store_fixtures import make_record
 
 from shipway.cli.main import main as cli
+from shipway.cli.rollout import rollout_jobs
+from shipway.core.settings import load_settings
+from shipway.registry import current_candidate
 from shipway.store import open_store
 from shipway.store.registry import ModelVersion
 from shipway.store.version_comparison import SHADOW_SUFFIX
@@ -135,3 +138,17 @@ def test_the_report_shows_the_candidate_against_the_live_version(project: Path, 
     section = section[: section.index("</section>")]
     assert CAND in section and LIVE in section and "50.0%" in section
     assert "&lt;b&gt;message" in section and "<b>message" not in section  # customer text escaped
+
+
+def test_serve_runs_the_controller_as_a_worker_job(project: Path) -> None:
+    settings = load_settings(project)
+    ((every, check),) = rollout_jobs(settings)
+    assert every == settings["rollout.check_every_s"]
+    assert CliRunner().invoke(cli, ["rollout", "start", CAND, "--target", str(project)]).exit_code == 0
+    _shadowed(project, 10)
+    check()  # what each `shipway serve` worker calls on its jobs thread
+    with open_store(f"sqlite:///{project / 'store.db'}") as store:
+        state = current_candidate(store, "svc")
+    assert state is not None and state.mode == "rolled_back" and "agreement" in state.reason
+    assert state.actor.startswith("rollout controller (")
+    assert rollout_jobs(settings.replace(rollout__in_serve=False)) == []

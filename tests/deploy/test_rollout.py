@@ -101,9 +101,9 @@ def store(store_url: str) -> Iterator[Store]:
         yield opened
 
 
-def _plan(webhook: str = "", **guards: Any) -> Plan:
+def _plan(webhook: str = "", slack: str = "", **guards: Any) -> Plan:
     values: dict[str, Any] = {"min_requests": 10, "min_labelled": 5, "window_s": 3600.0, **guards}
-    return Plan(parse_steps(STEPS), Guards(**values), check_every_s=1.0, webhook=webhook)
+    return Plan(parse_steps(STEPS), Guards(**values), check_every_s=1.0, webhook=webhook, slack=slack)
 
 
 def _traffic(store: Store, start: int, n: int, *, shadow: bool, cand_status: int = 200, disagree: bool = False) -> None:
@@ -170,7 +170,8 @@ def test_plan_advances_shadow_then_canary_then_promotes(store: Store, receiver: 
 def test_breached_guard_rolls_back_records_why_and_tells_the_webhook(
     store: Store, receiver: Receiver, breach: str
 ) -> None:
-    rollout = Rollout(store, SERVICE, _plan(receiver.url, min_agreement=0.9), actor="tester")
+    slack = receiver.url.replace("/rollouts", "/slack")
+    rollout = Rollout(store, SERVICE, _plan(receiver.url, slack, min_agreement=0.9), actor="tester")
     rollout.start(CAND)
     if breach == "errors":
         _traffic(store, 0, 20, shadow=True, cand_status=500)
@@ -187,7 +188,10 @@ def test_breached_guard_rolls_back_records_why_and_tells_the_webhook(
     message = receiver.wait_for("rolled_back")
     assert message["event"] == "shipway.rollout" and message["reason"] == state.reason
     assert message["breaches"][0]["guard"] == guard
-    assert decision.deliveries[0].ok
+    assert [d.ok for d in decision.deliveries] == [True, True]
+    blocks = next(b for b in receiver.bodies if "blocks" in b and b["text"].startswith("ROLLED BACK"))
+    assert blocks["text"] == f"ROLLED BACK: {SERVICE} {CAND}"
+    assert any(state.reason[:100] in json.dumps(block) for block in blocks["blocks"])
 
 
 def test_too_few_requests_neither_breach_nor_end_the_step(store: Store) -> None:
