@@ -118,3 +118,23 @@ def test_class_metrics_count_precision_and_recall() -> None:
     assert (metrics["b"].precision, metrics["b"].recall) == (pytest.approx(2 / 4), 1.0)
     assert (metrics["c"].support, metrics["c"].predicted, metrics["c"].recall) == (1, 0, 0.0)
     assert class_metrics(y, pred, ["a", "b", "c"])[0].name == "c"
+
+
+def test_examples_show_the_informative_fields_first(tmp_path: Path) -> None:
+    """Thirty numeric fields, the label decided by `z_signal` (last in the file and in the alphabet):
+    the issues' examples start with it, so a terminal's cut keeps it."""
+    rng = np.random.default_rng(3)
+    rows = 600
+    frame = pd.DataFrame({f"a_noise_{i:02d}": rng.normal(size=rows) for i in range(29)})
+    frame["z_signal"] = rng.normal(size=rows)
+    frame["label"] = np.where(frame["z_signal"] > 0, "high", "low")
+    flipped = rng.choice(rows, 30, replace=False)
+    frame.loc[flipped, "label"] = np.where(frame.loc[flipped, "label"] == "high", "low", "high")
+    path = tmp_path / "wide.csv"
+    frame.to_csv(path, index=False)
+    dataset = read_dataset(path)
+    assert dataset.informative_features()[0] == "z_signal"
+    report = inspect_labels(path, folds=3)
+    assert report.issues
+    assert all(issue.example.startswith("z_signal=") for issue in report.issues)
+    assert any("most first: z_signal" in note for note in report.notes)

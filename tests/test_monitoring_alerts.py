@@ -411,6 +411,22 @@ def test_a_channel_whose_secret_is_not_set_warns_and_fails_each_message(
     assert not delivery.ok and delivery.attempts == 0 and "SLACK_HOOK" in (delivery.error or "")
 
 
+def test_an_optional_secret_turns_its_channel_off_without_a_warning(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    text = f"channels:\n  team: {{slack: '${{SLACK_HOOK:-}}'}}\nalerts:\n{ERROR_RATE}"
+    rules = parse_alerts(text, "alerts.yaml", {})
+    assert rules.warnings == ()
+    assert rules.channels["team"].optional and rules.channels["team"].unset == "SLACK_HOOK"
+    log_predictions(store_url, tmp_path, requests(0, 20, errors=10))
+    (e,) = Alerter(rules, SERVICE, store).evaluate(NOW)
+    assert e.state == "firing" and e.changed
+    assert e.deliveries == []  # off: nothing sent, nothing failed
+    # Where the secret is set, the same file sends to it.
+    hooked = parse_alerts(text, "alerts.yaml", {"SLACK_HOOK": "https://hooks.example.com/x"})
+    assert hooked.channels["team"].url == "https://hooks.example.com/x" and not hooked.channels["team"].optional
+
+
 def test_every_problem_is_listed_in_line_order(tmp_path: Path) -> None:
     path = tmp_path / "alerts.yaml"
     path.write_text(

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from shipway.cli.main import main as cli
 from shipway.templates import TEMPLATE_VERSION, TemplateError, create_project, update_project
 from shipway.templates.source import PACKAGED
+from shipway.templates.update import UNDO
 
 IDENTITY = ["-c", "user.name=Scientist", "-c", "user.email=scientist@example.com", "-c", "commit.gpgsign=false"]
 ANSWERS = {"library": "custom", "input": "text", "output": "label"}
@@ -83,7 +84,12 @@ def project(template: Path, tmp_path: Path) -> Path:
     return path
 
 
+def mtimes(path: Path) -> dict[str, int]:
+    return {name: (path / name).stat().st_mtime_ns for name in git("ls-files", cwd=path).splitlines()}
+
+
 def test_an_update_brings_the_template_changes_and_keeps_the_edits(template: Path, project: Path) -> None:
+    before = mtimes(project)
     release(
         template,
         "1.1.0",
@@ -107,6 +113,11 @@ def test_an_update_brings_the_template_changes_and_keeps_the_edits(template: Pat
     assert SCIENTIST_LINE in service and "def route(prediction: Prediction)" in service  # the scientist's
     assert '"""Read the model train.py saved to artifacts/."""' in service  # the template's
     assert "## Monitoring" in (project / "README.md").read_text()
+    after = mtimes(project)
+    unchanged = [name for name in before if name not in result.changed and name != ".copier-answers.yml"]
+    assert "train.py" in unchanged and "data.py" in unchanged
+    # Files the update did not change keep their times, so the project's Makefile does not retrain.
+    assert {name: after[name] for name in unchanged} == {name: before[name] for name in unchanged}
     assert yaml.safe_load((project / ".copier-answers.yml").read_text())["_commit"] == "1.1.0"
     assert result.tests is not None
     assert result.tests.returncode == 0, result.tests.stdout
@@ -126,6 +137,13 @@ def test_a_conflict_is_left_in_the_file_between_markers_and_the_tests_wait(templ
     )
     assert both in text
     assert "tests" not in outcome.output.split("conflicts in")[0]  # no test run over a conflicted file
+    # The undo the command prints works with the conflict in place.
+    assert f"`{UNDO}` undoes it" in outcome.output
+    undo = subprocess.run(UNDO, shell=True, cwd=project, capture_output=True, text=True, check=False)
+    assert undo.returncode == 0, undo.stderr
+    assert git("status", "--porcelain", cwd=project) == ""
+    assert SCIENTIST_LINE in (project / "service.py").read_text()
+    assert "<<<<<<<" not in (project / "service.py").read_text()
 
 
 def test_the_command_reports_the_files_and_the_tests(template: Path, project: Path) -> None:
@@ -154,6 +172,14 @@ def test_uncommitted_changes_or_no_git_stop_the_update(template: Path, project: 
 def test_a_project_from_the_packaged_template_is_up_to_date(tmp_path: Path) -> None:
     made = create_project("fresh", ANSWERS, tmp_path)
     assert made.template_version == TEMPLATE_VERSION
+    before = mtimes(made.path)
     result = update_project(made.path)
+    assert mtimes(made.path) == before  # nothing rewritten
     assert (result.before, result.after, result.changed) == (TEMPLATE_VERSION, TEMPLATE_VERSION, [])
     assert not result.updated and result.tests is None
+
+
+def test_the_docs_name_the_current_template_version_and_the_undo() -> None:
+    docs = (Path(__file__).parents[1] / "docs" / "templates.md").read_text()
+    assert f"`shipway.templates.TEMPLATE_VERSION`, {TEMPLATE_VERSION} now" in docs
+    assert f"`{UNDO}`" in docs

@@ -123,3 +123,16 @@ def test_parse_every(text: str, period: float) -> None:
 def test_parse_every_rejects(text: str) -> None:
     with pytest.raises(ConfigError, match="--every"):
         parse_every(text)
+
+
+def test_explain_shows_a_whole_ranking_and_what_the_model_put_first() -> None:
+    words = [f"article_{n:02d}" for n in range(12)]  # a ranking far longer than a trace row
+    item = json.dumps({"text": " ".join(words)})
+    expect = json.dumps({"item_in_top_k": {"item": "article_11", "k": 3, "list": "items", "key": "item"}})
+    out = CliRunner().invoke(main, ["explain", str(SERVICES / "ranker"), item, "--expect", expect])
+    assert out.exit_code == 1, out.output
+    answer = out.output.split("\nanswer:\n", 1)[1].split("\n\n", 1)[0]
+    assert "items: 12 entries" in answer
+    assert all(f'"item":"{w}"' in answer for w in words)  # every entry, none cut
+    assert "    12. " in answer
+    assert "it put first 'article_00' (1.00), 'article_01' (0.50), 'article_02' (0.33)" in out.output

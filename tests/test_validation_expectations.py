@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
+from shipway.errors import SuiteError
 from shipway.expect.cases import Case, Direction, Failed, Invariance
+from shipway.expect.parsing import specs
 from shipway.validation import Fields, parse_expectations
 
 OUTPUT: dict[str, Any] = {
@@ -163,3 +165,53 @@ def test_case_with_a_failed_output_reports_the_service_error() -> None:
     case = Case("c", {"t": 0}, parse_expectations({"label": "a"}), Invariance([{"t": 1}]))
     [check] = case.evaluate([{"label": "a"}, Failed("HTTP 500: boom")], Fields())
     assert not check.passed and check.message == "the service failed on variant 1: HTTP 500: boom"
+
+
+RANGES: list[tuple[dict[str, Any], bool, str]] = [
+    ({"score": {"at_least": 0.5}}, True, "probability is 0.7"),
+    ({"score": {"below": 0.5}}, False, "probability is 0.7"),
+    ({"score": {"above": 0.6, "at_most": 0.7}}, True, "probability is 0.7"),
+    ({"score": {"above": 0.7}}, False, "probability is 0.7"),  # strict
+    ({"field": {"path": "alternatives.0.probability", "at_least": 0.1, "below": 0.3}}, True, "is 0.2"),
+    ({"field": {"path": "results.2.score", "above": 1}}, False, "results.2.score is 1"),
+    ({"field": {"path": "intent", "at_least": 1}}, False, "intent is 'card_arrival', not a number"),
+    ({"field": {"path": "nope", "at_least": 1}}, False, "the output has no field 'nope'"),
+]
+
+
+@pytest.mark.parametrize(("spec", "passed", "message"), RANGES)
+def test_range_expectations(spec: dict[str, Any], passed: bool, message: str) -> None:
+    [expectation] = parse_expectations(spec)
+    check = expectation.check(OUTPUT, Fields())
+    assert check.passed is passed, check
+    assert message in check.message
+    # Written back, the spec parses to the same expectation (what POST /explain accepts).
+    assert parse_expectations(specs([expectation])) == [expectation]
+
+
+def test_a_score_output_is_described_by_its_score_not_a_missing_label() -> None:
+    output = {"score": 0.83}
+    [at_least] = parse_expectations({"probability_at_least": 0.5})
+    assert at_least.check(output, Fields()).message == "score is 0.83"
+    [below] = parse_expectations({"score": {"below": 0.5}})
+    check = below.check(output, Fields())
+    assert not check.passed and check.message == "score is 0.83" and check.expectation == "score < 0.5"
+    missing = below.check({"label": "x"}, Fields()).message
+    assert "the output has no score (looked for probability or score)" in missing
+
+
+@pytest.mark.parametrize(
+    ("spec", "error"),
+    [
+        ({"score": {"at_least": 0.9, "below": 0.2}}, "is empty: its lower bound 0.9 is above its upper bound 0.2"),
+        ({"score": {"at_least": 0.1, "above": 0.2}}, "needs a lower bound (at_least or above), an upper bound"),
+        ({"score": {}}, "it has none"),
+        ({"score": {"under": 0.2}}, "`score` has no option 'under'"),
+        ({"score": {"below": "low"}}, "`below` must be a number, not 'low'"),
+        ({"field": {"path": "x", "equals": 1, "below": 2}}, "takes `equals`, `matches` or a range, not both"),
+    ],
+)
+def test_bad_ranges_say_what_to_write(spec: dict[str, Any], error: str) -> None:
+    with pytest.raises(SuiteError) as caught:
+        parse_expectations(spec)
+    assert error in str(caught.value)

@@ -152,7 +152,11 @@ BAD = [
     ),
     ("cases:\n  - input: 1\n    expect:\n      label_in_top_k: {label: a}\n", 4, "`label_in_top_k` needs k"),
     ("cases:\n  - input: 1\n    expect:\n      field: {path: a, matches: '('}\n", 4, "not a valid regular expression"),
-    ("cases:\n  - input: 1\n    expect:\n      field: {path: a}\n", 4, "needs exactly one of `equals` and `matches`"),
+    (
+        "cases:\n  - input: 1\n    expect:\n      field: {path: a}\n",
+        4,
+        "needs one of `equals`, `matches` or a range",
+    ),
     (
         "cases:\n  - input: 1\n    expect:\n      probability_at_least: 1.5\n",
         4,

@@ -12,6 +12,7 @@ from shipway.errors import ShipwayError
 from shipway.templates import QUESTIONS, Question, check_project, create_project, update_project
 from shipway.templates.choices import check_answers
 from shipway.templates.scaffold import missing_requirements, train_project
+from shipway.templates.update import UNDO
 
 __all__ = ["check", "new", "update"]
 
@@ -159,7 +160,7 @@ def update(target: Path, no_tests: bool) -> None:
         click.echo(
             f"\nconflicts in {', '.join(result.conflicts)}: your lines and the template's are both there, between\n"
             f"'<<<<<<< before updating' and '>>>>>>> after updating'. Keep what you want, remove the markers,\n"
-            f"run the tests (pytest), then commit. `git diff` shows the whole update; `git checkout .` undoes it."
+            f"run the tests (pytest), then commit. `git diff` shows the whole update; `{UNDO}` undoes it."
         )
         sys.exit(1)
     if result.tests is None:
@@ -169,6 +170,6 @@ def update(target: Path, no_tests: bool) -> None:
     if result.tests.returncode != 0:
         click.echo(result.tests.stdout + result.tests.stderr, err=True)
         click.echo(f"\nthe project's tests fail after the update: {summary}")
-        click.echo("fix them, or undo the update with `git checkout . && git clean -fd`.")
+        click.echo(f"fix them, or undo the update with `{UNDO}`.")
         sys.exit(1)
     click.echo(f"\nthe project's tests pass: {summary}. Review with `git diff`, then commit.")

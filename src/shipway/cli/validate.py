@@ -142,6 +142,7 @@ def explain(target: str, item: str, expect: str | None, fields: str | None, as_j
             click.echo(
                 f"{record['stage']:>12} ({record['kind']}) {record['ms']:8.3f} ms  {shorten(record['output'], 90)}{error}"
             )
+        _echo_answer(trace)
         if result is not None:
             click.echo("")
             for check in result["checks"]:
@@ -153,3 +154,29 @@ def explain(target: str, item: str, expect: str | None, fields: str | None, as_j
                     click.echo(line)
     if result is not None and not result["passed"]:
         sys.exit(1)
+
+
+def _echo_answer(trace: dict[str, Any], row: int = 90, most: int = 50) -> None:
+    """The answer in full when the trace's row had to cut it (a ranking, a long text): a line per
+    field, and a numbered line per entry of a list, each entry as compact JSON."""
+    stages = trace["stages"]
+    if not stages or stages[-1]["error"]:
+        return
+    answer = stages[-1]["output"]
+    if len(str(answer)) <= row:
+        return
+
+    def compact(value: Any) -> str:
+        return orjson.dumps(value, default=str).decode()
+
+    click.echo("\nanswer:")
+    for key, value in answer.items() if isinstance(answer, dict) else [("", answer)]:
+        name = f"{key}: " if key else ""
+        if not isinstance(value, list):
+            click.echo(f"  {name}{compact(value)}")
+            continue
+        click.echo(f"  {name}{len(value)} entr{'y' if len(value) == 1 else 'ies'}")
+        for n, entry in enumerate(value[:most], 1):
+            click.echo(f"    {n:>3}. {compact(entry)}")
+        if len(value) > most:
+            click.echo(f"    ... {len(value) - most} more (--json prints them all)")

@@ -212,6 +212,10 @@ def model_sentence(e: Expectation, output: Any, fields: Fields) -> str:
             what = f"its top {len(pairs)}"
     except LookupError as err:
         return f"the model's output fails it: {err}"
+    if not chose and pairs:  # a ranking with no single label: say what the model put first
+        k = getattr(e, "k", None) or 3
+        top = pairs[: min(max(k, 1), 5)]
+        chose = f"it put first {', '.join(f'{item!r}{percent(p_item)}' for item, p_item in top)}"
     position, prob = rank_of(pairs, subject)
     if position is None:
         return f"the model did not rank {subject!r} in {what}; {chose}".rstrip("; ")

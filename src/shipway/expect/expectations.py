@@ -9,6 +9,9 @@ Each expectation is written under a case's `expect:` (see docs/validation.md):
     item_absent: {item: doc-13}                    # not in the ranked list (with `k:`, not in its top k)
     queue: card-team                               # the output's decision.queue equals
     field: {path: decision.review, equals: true}   # or `matches: <regex>`; or a list of them
+    score: {below: 0.3}                            # the output's score (or probability) in a range:
+                                                   # at_least, at_most, above, below (one or two)
+    field: {path: amount, at_least: 0, at_most: 50}   # any numeric field in a range
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ __all__ = [
     "Expectation",
     "FieldEquals",
     "FieldMatches",
+    "InRange",
     "ItemAbsent",
     "ItemInTopK",
     "LabelEquals",
@@ -80,6 +84,8 @@ class Expectation:
 def label_seen(output: Any, fields: Fields) -> str:
     label = fields.label_of(output)
     p = fields.probability_of(output)
+    if label is MISSING and p is not MISSING:  # a score service: no label, a number
+        return f"{fields.path('probability', output)} is {p:g}"
     return f"label is {label!r}{percent(None if p is MISSING else p)}"
 
 
@@ -321,6 +327,58 @@ class FieldMatches(FieldEquals):
 
     def spec(self) -> Any:
         return {"path": self.path, "matches": self.pattern}
+
+
+# The bounds of a range, as written and as compared: (name, symbol, test of value against bound).
+BOUNDS: dict[str, tuple[str, Any]] = {
+    "at_least": (">=", lambda v, b: v >= b),
+    "above": (">", lambda v, b: v > b),
+    "at_most": ("<=", lambda v, b: v <= b),
+    "below": ("<", lambda v, b: v < b),
+}
+
+
+@dataclass(frozen=True)
+class InRange(Expectation):
+    """A number of the output within bounds: its score (`path` None) or the field at `path`."""
+
+    bounds: tuple[tuple[str, float], ...]  # (name in BOUNDS, value), as written
+    path: str | None = None
+    key: ClassVar[str] = "score"
+
+    def value(self, output: Any, fields: Fields) -> Any:
+        if self.path is None:
+            return fields.probability_of(output)
+        seen = get_path(output, self.path)
+        return float(seen) if isinstance(seen, (int, float)) and not isinstance(seen, bool) else MISSING
+
+    def check(self, output: Any, fields: Fields) -> Check:
+        v = self.value(output, fields)
+        if v is MISSING:
+            if self.path is None:
+                return self._result(False, fields.missing("probability", output).replace("probability field", "score"))
+            seen = get_path(output, self.path)
+            if seen is MISSING:
+                return self._result(False, f"the output has no field {self.path!r}; its fields are {keys_of(output)}")
+            return self._result(False, f"{self.path} is {shorten(seen)}, not a number")
+        passed = all(BOUNDS[name][1](v, bound) for name, bound in self.bounds)
+        name = self.path or fields.path("probability", output) or "score"
+        return self._result(passed, f"{name} is {v:g}")
+
+    def observe(self, output: Any, fields: Fields) -> Any:
+        return self.value(output, fields)
+
+    def watching(self, fields: Fields) -> str:
+        return self.path or "the score"
+
+    def describe(self) -> str:
+        name = self.path or "score"
+        return " and ".join(f"{name} {BOUNDS[b][0]} {v:g}" for b, v in self.bounds)
+
+    def spec(self) -> Any:
+        out: dict[str, Any] = {} if self.path is None else {"path": self.path}
+        out.update(dict(self.bounds))
+        return out
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,11 @@ from typing import Any
 
 from shipway.errors import SuiteError
 from shipway.expect.expectations import (
+    BOUNDS,
     Expectation,
     FieldEquals,
     FieldMatches,
+    InRange,
     ItemAbsent,
     ItemInTopK,
     LabelEquals,
@@ -108,6 +110,35 @@ def _parse_queue(node: Any, value: Any) -> list[Expectation]:
     return [QueueEquals(value)]
 
 
+def _bounds(node: Any, key: str | int, opts: Mapping[str, Any], what: str) -> tuple[tuple[str, float], ...]:
+    """The range bounds in `opts`: one lower (at_least or above) and/or one upper (at_most or below)."""
+    bounds = []
+    for name in BOUNDS:
+        if name in opts:
+            v = opts[name]
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or v != v:
+                raise _fail(opts, name, f"`{name}` must be a number, not {shorten(v, 40)}.")
+            bounds.append((name, float(v)))
+    names = [b for b, _ in bounds]
+    if not bounds or {"at_least", "above"} <= set(names) or {"at_most", "below"} <= set(names):
+        raise _fail(
+            node,
+            key,
+            f"{what} needs a lower bound (at_least or above), an upper bound (at_most or below), or one of each, "
+            f"like {{at_least: 0.2, below: 0.8}}; it has {', '.join(names) or 'none'}.",
+        )
+    lower = next((v for b, v in bounds if b in ("at_least", "above")), None)
+    upper = next((v for b, v in bounds if b in ("at_most", "below")), None)
+    if lower is not None and upper is not None and lower > upper:
+        raise _fail(node, key, f"{what} is empty: its lower bound {lower:g} is above its upper bound {upper:g}.")
+    return tuple(bounds)
+
+
+def _parse_score(node: Any, value: Any) -> list[Expectation]:
+    opts = _options(node, "score", value, (), tuple(BOUNDS))
+    return [InRange(_bounds(node, "score", opts, "`score`"))]
+
+
 def _parse_field(node: Any, value: Any) -> list[Expectation]:
     entries = value if isinstance(value, list) else [value]
     out: list[Expectation] = []
@@ -115,11 +146,25 @@ def _parse_field(node: Any, value: Any) -> list[Expectation]:
         at = value if isinstance(value, list) else node
         at_key: str | int = i if isinstance(value, list) else "field"
         if not isinstance(entry, Mapping):
-            raise _fail(at, at_key, "`field` takes {path: ..., equals: ...} or {path: ..., matches: <regex>}.")
-        opts = _options(at, "field", entry, ("path",), ("equals", "matches"))
+            raise _fail(
+                at,
+                at_key,
+                "`field` takes {path: ..., equals: ...}, {path: ..., matches: <regex>} "
+                "or {path: ..., at_least: ..., at_most: ...}.",
+            )
+        opts = _options(at, "field", entry, ("path",), ("equals", "matches", *BOUNDS))
         path = _path(opts, "path", opts["path"])
+        if any(b in opts for b in BOUNDS):
+            if "equals" in opts or "matches" in opts:
+                raise _fail(at, at_key, f"`field` for {path!r} takes `equals`, `matches` or a range, not both.")
+            out.append(InRange(_bounds(at, at_key, opts, f"`field` for {path!r}"), path))
+            continue
         if ("equals" in opts) == ("matches" in opts):
-            raise _fail(at, at_key, f"`field` for {path!r} needs exactly one of `equals` and `matches`.")
+            raise _fail(
+                at,
+                at_key,
+                f"`field` for {path!r} needs one of `equals`, `matches` or a range (at_least, above, at_most, below).",
+            )
         if "equals" in opts:
             out.append(FieldEquals(path, opts["equals"]))
             continue
@@ -140,6 +185,7 @@ EXPECTATIONS = {
     "item_absent": _parse_absent,
     "queue": _parse_queue,
     "field": _parse_field,
+    "score": _parse_score,
 }
 
 
@@ -165,7 +211,7 @@ def specs(expectations: list[Expectation]) -> dict[str, Any]:
     """The `expect:` mapping for a list of expectations (the inverse of parse_expectations)."""
     out: dict[str, Any] = {}
     for e in expectations:
-        if e.key == "field":
+        if e.key == "field" or (isinstance(e, InRange) and e.path is not None):
             out.setdefault("field", []).append(e.spec())
         else:
             out[e.key] = e.spec()

@@ -61,12 +61,34 @@ class Dataset:
             return self.frame[self.text].to_numpy(dtype=object)
         return self.frame[self.features]
 
-    def describe(self, row: int) -> str:
-        """Row `row` (a file row number) as a user would recognise it: its text, or its features."""
+    def describe(self, row: int, order: Sequence[str] | None = None) -> str:
+        """Row `row` (a file row number) as a user would recognise it: its text, or its features
+        (in `order`, say the most informative first, as `informative_features` gives)."""
         record = self.frame.loc[row]
         if self.text:
             return str(record[self.text])
-        return ", ".join(f"{c}={record[c]}" for c in self.features)
+        return ", ".join(f"{c}={record[c]}" for c in (order or self.features))
+
+    def informative_features(self, seed: int = 0) -> list[str]:
+        """The feature columns, the most informative of the label first: by their mutual information
+        with it (scikit-learn's estimator; categories as discrete codes), so that an example cut to a
+        terminal's width shows the fields that matter, not the first ones in the file."""
+        if not self.numeric and not self.categorical:
+            return self.features
+        from sklearn.feature_selection import mutual_info_classif
+
+        pd = _pandas()
+        columns = [*self.numeric, *self.categorical]
+        x = pd.DataFrame(
+            {
+                **{c: pd.to_numeric(self.frame[c], errors="coerce").fillna(0.0) for c in self.numeric},
+                **{c: pd.factorize(self.frame[c].astype(str))[0] for c in self.categorical},
+            }
+        )
+        discrete = [False] * len(self.numeric) + [True] * len(self.categorical)
+        scores = mutual_info_classif(x[columns].to_numpy(), self.labels, discrete_features=discrete, random_state=seed)
+        ranked = sorted(zip(columns, scores, strict=True), key=lambda pair: -pair[1])
+        return [*([self.text] if self.text else []), *(c for c, _ in ranked)]
 
 
 def _pandas() -> Any:

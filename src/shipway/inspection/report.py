@@ -157,7 +157,13 @@ def inspect_labels(
     y = np.searchsorted(np.asarray(classes), given)
     pred = probs.argmax(axis=1)
     rows = dataset.frame.index.to_numpy()
-    issues = find_label_issues(y, probs, classes, rows, lambda i: dataset.describe(int(rows[i])), method=method)
+    order = dataset.informative_features(seed)
+    if not dataset.text and len(order) > 1:
+        dataset.notes.append(
+            f"examples list the features by mutual information with the label, most first: {', '.join(order[:8])}"
+            + (", ..." if len(order) > 8 else "")
+        )
+    issues = find_label_issues(y, probs, classes, rows, lambda i: dataset.describe(int(rows[i]), order), method=method)
     slices = worst_slices(dataset, pred != y, min_support=min_support, top=top)
     return LabelReport(
         path=str(path),

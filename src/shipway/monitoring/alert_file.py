@@ -45,7 +45,8 @@ from shipway.monitoring.alert_rules import (
 
 __all__ = ["load_alerts", "parse_alerts"]
 
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# ${NAME}: required (a warning when unset); ${NAME:-}: optional (the channel is off, quietly, when unset).
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:-)?\}")
 
 
 def load_alerts(path: str | Path, environ: Mapping[str, str] | None = None) -> AlertRules:
@@ -198,7 +199,12 @@ class _Reader:
             kind, url_node = next(iter(keys.items()))
             what = f"channel {name!r}: the {kind} URL"
             raw = self.text(url_node, what)
-            missing = [m.group(1) for m in _ENV.finditer(raw or "") if m.group(1) not in self.environ]
+            unset = [m for m in _ENV.finditer(raw or "") if not self.environ.get(m.group(1))]
+            missing = [m.group(1) for m in unset]
+            if raw is not None and missing and all(m.group(2) for m in unset):
+                # Optional: a channel for the places that have its secret (production), off elsewhere.
+                self.channels[name] = Channel(name, kind, raw, unset=missing[0], optional=True)
+                continue
             if raw is not None and missing:
                 # A secret that is not set here (a laptop, CI) must not stop the service or the
                 # other channels: the rules still evaluate, and each message to it fails loudly.

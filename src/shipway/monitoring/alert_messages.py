@@ -38,6 +38,8 @@ def send(
     """Post the alert to each channel; one Delivery each. Never raises."""
     out = []
     for channel in channels:
+        if channel.unset is not None and channel.optional:
+            continue  # off where its secret is not set, as the file asked
         if channel.unset is not None:
             error = f"not sent: the {channel.kind} URL needs ${{{channel.unset}}}, which is not set in the environment"
             out.append(Delivery(f"channel {channel.name}", False, 0, None, error))

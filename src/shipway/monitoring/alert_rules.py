@@ -103,13 +103,15 @@ class Channel:
     """Where an alert is sent: a Slack incoming webhook or a generic JSON webhook.
 
     `unset` names the environment variable the URL needs and did not find: such a channel
-    is kept (its rules still evaluate), and every message to it fails with that reason.
+    is kept (its rules still evaluate), and every message to it fails with that reason, unless
+    the file marked the variable optional (`${NAME:-}`): then the channel is off and sends nothing.
     """
 
     name: str
     kind: str  # slack or webhook
     url: str
     unset: str | None = None
+    optional: bool = False
 
 
 @dataclass(frozen=True, slots=True)

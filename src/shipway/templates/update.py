@@ -15,18 +15,24 @@ Then the project's tests run, unless there are conflicts to resolve first.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packaging.version import InvalidVersion, Version
+
 from shipway.errors import TemplateError
 from shipway.templates.scaffold import ANSWERS_FILE, copier_module, read_answers
 from shipway.templates.source import cache_repo, git, packaged_source
 
-__all__ = ["CONFLICT_MARKER", "Update", "update_project"]
+__all__ = ["CONFLICT_MARKER", "UNDO", "Update", "update_project"]
 
 CONFLICT_MARKER = "<<<<<<< before updating"
+# Undoes an update, conflicts included: `git checkout .` alone refuses paths left unmerged.
+UNDO = "git checkout HEAD -- . && git clean -fd -- ."
 
 
 @dataclass
@@ -66,11 +72,15 @@ def update_project(path: Path, *, run_tests: bool = True) -> Update:
                 f"({cache_repo()}) has never held: it keeps the versions of the shipway releases used here. "
                 f"Run `shipway update` where the project was made, or with the shipway release that made it."
             )
+    if before and before == _newest_version(source):
+        return Update(path, before, before)  # nothing to do, and no file is rewritten
+    kept = _snapshot(path)
     copier = copier_module()
     try:
         copier.run_update(path, defaults=True, overwrite=True, skip_answered=True, conflict="inline", quiet=True)
     except Exception as err:  # copier raises many types; its messages say what to do
         raise TemplateError(f"copier could not update {path}: {type(err).__name__}: {err}") from err
+    _restore_times(path, kept)
     after = str(read_answers(path).get("_commit") or "")
     changed = _changed(path)
     update = Update(path, before, after, changed, _conflicts(path, changed))
@@ -85,6 +95,43 @@ def update_project(path: Path, *, run_tests: bool = True) -> Update:
     return update
 
 
+def _newest_version(source: str) -> str | None:
+    """The newest version tag of the template repository `source` (PEP 440 order, as copier picks it)."""
+    repo = Path(source).expanduser()
+    if not source or not (repo / ".git").exists():
+        return None
+    versions = []
+    for tag in git("tag", "--list", cwd=repo, check=False, lines=True).splitlines():
+        try:
+            versions.append((Version(tag.strip()), tag.strip()))
+        except InvalidVersion:
+            continue
+    return max(versions)[1] if versions else None
+
+
+def _snapshot(path: Path) -> dict[str, tuple[bytes, int, int]]:
+    """Each tracked file's digest and times, so that files the update leaves as they were keep their times."""
+    kept = {}
+    for name in git("ls-files", "-z", cwd=path, lines=True).split("\0"):
+        file = path / name
+        if name and file.is_file() and not file.is_symlink():
+            stat = file.stat()
+            kept[name] = (hashlib.sha256(file.read_bytes()).digest(), stat.st_atime_ns, stat.st_mtime_ns)
+    return kept
+
+
+def _restore_times(path: Path, kept: dict[str, tuple[bytes, int, int]]) -> None:
+    """copier writes every file it renders; put back the times of those whose bytes did not change, so
+    that a Makefile does not rebuild the dataset or retrain for an update that changed nothing they use."""
+    for name, (digest, atime, mtime) in kept.items():
+        file = path / name
+        try:
+            if file.is_file() and hashlib.sha256(file.read_bytes()).digest() == digest:
+                os.utime(file, ns=(atime, mtime))
+        except OSError:
+            continue
+
+
 def _check_git(path: Path) -> None:
     if git("rev-parse", "--is-inside-work-tree", cwd=path, check=False) != "true":
         raise TemplateError(
@@ -96,7 +143,7 @@ def _check_git(path: Path) -> None:
         files = ", ".join(line[3:] for line in dirty.splitlines()[:10])
         raise TemplateError(
             f"{path} has uncommitted changes ({files}). Commit or stash them first, so that the update's "
-            f"changes can be reviewed (git diff) and undone (git checkout .) on their own."
+            f"changes can be reviewed (git diff) and undone ({UNDO}) on their own."
         )
 
 
