@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -252,3 +253,20 @@ def test_parity_gate_runs_before_any_traffic(store: Store) -> None:
         rollout.start("cand", parity=refuse)  # a prefix resolves to the registered version
     assert seen == [CAND]
     assert current_candidate(store, SERVICE) is None
+
+
+def test_a_failing_validation_report_written_during_the_step_rolls_back(store: Store, tmp_path: Path) -> None:
+    report = tmp_path / "validation.json"
+    rollout = Rollout(store, SERVICE, _plan(suites=True), actor="tester", suite_report=report)
+    started = rollout.start(CAND)
+    _traffic(store, 0, 20, shadow=True)
+    # A report from before the step does not count against it.
+    report.write_text(json.dumps({"ok": False, "counts": {"failed": 4}, "started_at": started.state.changed_at - 60}))
+    assert rollout.tick() is None
+    report.write_text(
+        json.dumps({"ok": False, "counts": {"failed": 2, "error": 1}, "started_at": started.state.changed_at + 1})
+    )
+    # Another controller (a restart): its first check reads the records and the suites.
+    decision = Rollout(store, SERVICE, _plan(suites=True), actor="tester", suite_report=report).tick()
+    assert decision is not None and decision.action == "rolled_back"
+    assert "the validation suites failed during the step: 3 cases" in decision.state.reason

@@ -161,11 +161,12 @@ def compare_versions(
             continue
         figures = result.live if version == live else result.candidate
         request_id = record.request_id.removesuffix(SHADOW_SUFFIX)
-        label = _label(reader, record.outputs)
         actual = truth.get(request_id)
+        predicted, _, rank = reader(record.outputs, "label", actual)
+        label = predicted if predicted is not None else _whole(record.outputs)
         if actual is not None:
             figures.labelled += 1
-            figures.correct += _rank(reader, record.outputs, actual) == 1
+            figures.correct += rank == 1
         other = candidate if version == live else live
         paired = waiting[other].pop(request_id, None)
         if paired is None:
@@ -223,18 +224,12 @@ def _labels(store: Store, service: str, since: float, until: float) -> dict[str,
     return {str(request_id): orjson.loads(value) for request_id, value in rows}
 
 
-def _label(reader: OutputReader, outputs: bytes) -> str:
-    predicted = reader(outputs, "label", None)[0]
-    if predicted is not None:
-        return predicted
+def _whole(outputs: bytes) -> str:
+    """An output without a label, as text to compare whole."""
     try:
         return orjson.dumps(orjson.loads(outputs), option=orjson.OPT_SORT_KEYS).decode()[:_EXAMPLE_CHARS]
     except orjson.JSONDecodeError:
         return bytes(outputs).decode("utf-8", "replace")[:_EXAMPLE_CHARS]
-
-
-def _rank(reader: OutputReader, outputs: bytes, actual: Any) -> int | None:
-    return reader(outputs, "label", actual)[2]
 
 
 def _cut(document: bytes) -> Any:
