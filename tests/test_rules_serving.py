@@ -304,8 +304,8 @@ def test_a_decision_is_logged_with_the_rules_version_that_took_it(tmp_path: Path
 
         async def send(message: dict) -> None:
             if message["type"] == "http.response.start":
-                assert app.rules is not None
-                app.rules.apply(V2)  # the rules switch while routing-1's answer is on its way
+                assert app.runtime.rules is not None
+                app.runtime.rules.apply(V2)  # the rules switch while routing-1's answer is on its way
             sent.append(message)
 
         await app(scope, receive, send)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
@@ -19,17 +19,17 @@ from shipway.errors import GateFailed, LoadError, PayloadError, RegistryError, R
 from shipway.serving.decisions import UnknownVersion
 from shipway.serving.guard import TOKEN_ENV, guard
 from shipway.serving.http import Receive, Send, read_body, send_response
+from shipway.serving.models import ModelManager
 from shipway.serving.responses import error_body
+from shipway.serving.runtime import Runtime
 from shipway.store import RulesEvent
-
-if TYPE_CHECKING:
-    from shipway.serving.app import App
 
 __all__ = ["TOKEN_ENV", "admin", "event_json"]
 
 
 async def admin(
-    app: App,
+    rt: Runtime,
+    models: ModelManager,
     receive: Receive,
     send: Send,
     request_id: str,
@@ -38,16 +38,17 @@ async def admin(
     action: str,
 ) -> None:
     token = os.environ.get(TOKEN_ENV)
-    if not await guard(app, send, request_id, client, authorization, token, "this admin operation", TOKEN_ENV):
+    if not await guard(rt, send, request_id, client, authorization, token, "this admin operation", TOKEN_ENV):
         return
-    if app.rules is None:
+    rules = rt.rules
+    if rules is None:
         return await send_response(
             send, 503, error_body("not_ready", "the service is still starting", request_id), request_id
         )
     try:
         if action == "history":
-            history = await asyncio.to_thread(app.rules.history, 200)
-            active = app.rules.live.active
+            history = await asyncio.to_thread(rules.history, 200)
+            active = rules.live.active
             body: dict[str, Any] = {
                 "live": active.versions[0],
                 "candidate": active.versions[1],
@@ -56,16 +57,16 @@ async def admin(
             }
             return await send_response(send, 200, orjson.dumps(body), request_id)
         if action == "model_history":
-            models = await asyncio.to_thread(app.models.history)
-            body = {"model": dict(app.ids), "history": [{**event_json(e), "artifacts": e.source} for e in models]}
+            deployed = await asyncio.to_thread(models.history)
+            body = {"model": dict(rt.ids), "history": [{**event_json(e), "artifacts": e.source} for e in deployed]}
             return await send_response(send, 200, orjson.dumps(body), request_id)
-        request = _json_object(await read_body(receive, app._max_body))
+        request = _json_object(await read_body(receive, rt.max_body))
         if action == "apply":
             source = request.get("source")
             if not isinstance(source, str) or not source.strip():
                 raise PayloadError('POST /admin/rules takes {"source": "<the rules YAML>", "mode": "on"}')
             event, ruleset = await asyncio.to_thread(
-                app.rules.apply,
+                rules.apply,
                 source,
                 mode=_text(request, "mode") or "on",
                 canary=_number(request, "canary"),
@@ -78,39 +79,39 @@ async def admin(
             artifacts = _text(request, "artifacts")
             if not artifacts:
                 raise PayloadError('POST /admin/model takes {"artifacts": "<folder train.py wrote>"}')
-            executor = app.batcher.executor if app.batcher is not None else None
+            executor = rt.batcher.executor if rt.batcher is not None else None
 
             def on_predict_thread(fn: Any, arg: Any) -> Any:
                 # The gate runs the candidate beside the live model, on the one predict thread.
                 return executor.submit(fn, arg).result() if executor is not None else fn(arg)
 
-            event = await asyncio.to_thread(app.models.deploy, artifacts, _text(request, "actor"), on_predict_thread)
+            event = await asyncio.to_thread(models.deploy, artifacts, _text(request, "actor"), on_predict_thread)
             body = {"applied": {**event_json(event), "artifacts": event.source}, "warnings": []}
         else:
-            event = await asyncio.to_thread(app.rules.rollback, _text(request, "version"), _text(request, "actor"))
+            event = await asyncio.to_thread(rules.rollback, _text(request, "version"), _text(request, "actor"))
             body = {"applied": event_json(event), "warnings": []}
     except RulesError as err:
         details = [
             dataclasses.asdict(d) for d in err.diagnostics if dataclasses.is_dataclass(d) and not isinstance(d, type)
         ] or None
-        return await app._refuse(
+        return await rt.refuse(
             send, 422, "rules_error", error_body("rules_error", str(err), request_id, details), request_id
         )
     except GateFailed as err:
         failures = [r for r in err.report.get("results", []) if r.get("status") in ("failed", "error")]
         refusal = error_body("gate_failed", str(err), request_id, failures[:20] or None)
-        return await app._refuse(send, 422, "gate_failed", refusal, request_id)
+        return await rt.refuse(send, 422, "gate_failed", refusal, request_id)
     except LoadError as err:
         refusal = error_body("load_error", str(err), request_id)
-        return await app._refuse(send, 422, "load_error", refusal, request_id)
+        return await rt.refuse(send, 422, "load_error", refusal, request_id)
     except (UnknownVersion, RegistryError) as err:
-        return await app._refuse(send, 404, "not_found", error_body("not_found", str(err), request_id), request_id)
+        return await rt.refuse(send, 404, "not_found", error_body("not_found", str(err), request_id), request_id)
     except StoreUnavailable as err:
-        return await app._refuse(
+        return await rt.refuse(
             send, 503, "store_unavailable", error_body("store_unavailable", str(err), request_id), request_id
         )
     except (PayloadError, StoreError) as err:
-        return await app._fail(send, err, request_id, "admin", 0.0)
+        return await rt.fail(send, err, request_id, "admin", 0.0)
     await send_response(send, 200, orjson.dumps(body), request_id)
 
 

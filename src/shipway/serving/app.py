@@ -20,19 +20,17 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-import orjson
-
-from shipway.core.artifacts import deployable
 from shipway.core.gate import Gate
-from shipway.core.pipeline import Pipeline
 from shipway.core.service import Service, read_ids
 from shipway.core.settings import Settings
-from shipway.errors import ConfigError, GateFailed, PredictError
+from shipway.errors import ConfigError, GateFailed
+from shipway.registry import current_candidate, is_registry_name
 from shipway.rules import Decision, RuleSet
 from shipway.rules.live import Active, rules_stage, with_rules
 from shipway.serving import introspection
 from shipway.serving.admin import admin
 from shipway.serving.batching import Batcher
+from shipway.serving.candidates import CandidateManager, Shadow
 from shipway.serving.decisions import RulesManager, labels_from_manifest
 from shipway.serving.feedback import FeedbackWriter, feedback_endpoint
 from shipway.serving.http import Receive, Scope, Send, request_headers, send_response, too_large
@@ -41,11 +39,10 @@ from shipway.serving.logs import request_id_var
 from shipway.serving.metrics import Metrics
 from shipway.serving.models import ModelManager
 from shipway.serving.predict import predict, predict_batch
-from shipway.serving.responses import error_body, error_for
+from shipway.serving.responses import error_body
+from shipway.serving.runtime import Runtime, Version
 from shipway.serving.warmup import warm_up
 from shipway.store.prediction_log import PredictionLog
-from shipway.store.records import Context
-from shipway.tokens import FailedAttempts
 
 __all__ = ["App"]
 
@@ -53,13 +50,18 @@ logger = logging.getLogger("shipway.serving")
 
 _STUCK_EXIT = 70  # EX_SOFTWARE
 Handler = Callable[[Receive, Send, str], Awaitable[None]]
+# A guarded route: (receive, send, request id, the Authorization header, the client address).
+Guarded = Callable[[Receive, Send, str, "bytes | None", str], Awaitable[None]]
 # The endpoint label of the metrics, by path, for an error answered outside the endpoint's own code.
 _ENDPOINTS = {"/predict": "predict", "/predict/batch": "batch", "/explain": "explain", "/feedback": "feedback"}
 Mounted = Callable[[Scope, Receive, Send], Awaitable[None]]  # an ASGI app
 
 
 class App:
-    """One service behind HTTP. `preload()` loads the model; ASGI lifespan does the rest."""
+    """One service behind HTTP. `preload()` loads the model; ASGI lifespan does the rest.
+
+    Its state is `runtime` (serving/runtime.py); the handlers get the runtime and what else
+    they use, bound here when the routes are made."""
 
     def __init__(
         self,
@@ -69,53 +71,33 @@ class App:
         jobs: Sequence[Job] = (),
         mounts: Mapping[str, Mounted] | None = None,
     ) -> None:
-        self.service = service
-        self.gate = gate
+        self.runtime = rt = Runtime.of(service, settings, gate)
         self.jobs = Jobs(jobs)  # background callables from the CLI layer, run in each worker
         # ASGI apps from the CLI layer by path prefix (the dashboard at /dashboard). Each request
         # under a prefix goes to its app with "shipway.trace" in the scope (an async function
         # from a request body to the trace of the live pipeline, for apps that show traces) and
         # "shipway.request_id"; an exception it raises is answered and counted here.
         self.mounts = dict(mounts or {})
-        self.settings = settings
-        self.name: str = settings["name"]
-        self.pipeline: Pipeline | None = None
-        self.rules: RulesManager | None = None
-        self.in_flight = 0  # published to the metrics once a second
-        self.models = ModelManager(self)
-        self.ids: dict[str, str | None] = {}
-        self._context: Context = (self.name, "", None, None, None)  # what the log's entries share
-        self.ready = False
-        self.stuck = False
-        self.not_ready_reason = "starting: the model is not loaded yet"
-        self.metrics: Metrics | None = None
-        self.batcher: Batcher | None = None
-        self.log: PredictionLog | None = None
-        # The log's way in for a plain entry (mode on, no rules); refreshed by _plain_log().
-        self._log_plain: Callable[[tuple[str, float, float, bytes, bytes]], None] | None = None
-        self._openapi: bytes | None = None
-        self._max_body: int = settings["serve.max_body_bytes"]
-        self._timeout: float = settings["serve.predict_timeout_s"]
-        self._access_log: bool = settings["serve.access_log"]
-        self._mode: str = settings["mode"]
-        # What modes off and shadow answer, and log as the decision taken.
-        self._default_body = b""
-        self._mode_decision = orjson.dumps({"mode": self._mode, "answer": "default"})
+        self.models = ModelManager(rt)
+        self.candidates = CandidateManager(rt, self.models)
+        self.shadow = Shadow(rt, settings["batching.max_queue"])
+        self.feedback = FeedbackWriter(settings)
+        self._tasks: list[asyncio.Task[None]] = []
         self._routes: dict[str, dict[str, Handler]] = {
-            "/predict": {"POST": partial(predict, self)},
-            "/predict/batch": {"POST": partial(predict_batch, self)},
-            "/explain": {"POST": partial(introspection.explain_endpoint, self)},
-            "/health": {"GET": partial(introspection.health, self)},
-            "/ready": {"GET": partial(introspection.ready, self)},
-            "/metrics": {"GET": partial(introspection.metrics, self)},
-            "/openapi.json": {"GET": partial(introspection.openapi_json, self)},
-            "/": {"GET": partial(introspection.index, self)},
+            "/predict": {"POST": partial(predict, rt, self.shadow)},
+            "/predict/batch": {"POST": partial(predict_batch, rt, self.shadow)},
+            "/explain": {"POST": partial(introspection.explain_endpoint, rt)},
+            "/health": {"GET": partial(introspection.health, rt)},
+            "/ready": {"GET": partial(introspection.ready, rt)},
+            "/metrics": {"GET": partial(introspection.metrics, rt)},
+            "/openapi.json": {"GET": partial(introspection.openapi_json, rt)},
+            "/": {"GET": partial(introspection.index, rt, self.candidates.describe)},
         }
         # Routes that read the Authorization header themselves: feedback and the admin operations.
-        self._guarded_routes: dict[tuple[str, str], Callable[..., Awaitable[None]]] = {
-            ("/feedback", "POST"): feedback_endpoint,
+        self._guarded_routes: dict[tuple[str, str], Guarded] = {
+            ("/feedback", "POST"): partial(feedback_endpoint, rt, self.feedback),
             **{
-                route: partial(admin, action=action)
+                route: partial(admin, rt, self.models, action=action)
                 for route, action in (
                     (("/admin/rules", "GET"), "history"),
                     (("/admin/rules", "POST"), "apply"),
@@ -125,49 +107,58 @@ class App:
                 )
             },
         }
-        self.feedback = FeedbackWriter(settings)
-        self.attempts = FailedAttempts()  # wrong tokens per client, for the guarded routes
+        rt.routes = list(self._routes)
 
     # -- lifecycle -------------------------------------------------------------
 
     def preload(self) -> None:
         """Load the model, build the pipeline and check the rules (in the parent, before fork)."""
-        if self.pipeline is not None:
+        rt = self.runtime
+        if rt.live is not None:
             return
-        artifacts = self.settings.path("artifacts")
+        settings = rt.settings
+        artifacts = settings.path("artifacts")
         deployed = self.models.newest()  # a restart serves the newest deployed model
-        self.models.close()  # no connection may cross the fork
-        if deployed is not None and Path(deployed.source).is_dir():
-            artifacts = deployable(deployed.source, self.settings)
+        # A folder since removed: serve the artifacts setting. A registered version: its checkout.
+        if deployed is not None and (is_registry_name(deployed.source) or Path(deployed.source).is_dir()):
+            artifacts = self.models.folder(deployed.source)
             self.models.applied = deployed.id
-        self.ids = {
-            "service": self.name,
-            **read_ids(artifacts, self.settings["version"] or None),
+        state = None
+        try:
+            state = current_candidate(self.models.open(), rt.name)
+        except Exception as err:
+            logger.warning("cannot read the model candidate; serving without one: %s", err)
+        self.models.close()  # no connection may cross the fork
+        rt.ids = {
+            "service": rt.name,
+            **read_ids(artifacts, settings["version"] or None),
             "rules_version": None,
         }
-        pipeline = self.service.setup(artifacts, self.ids)
-        self.rules = RulesManager(
-            self.settings,
-            self.name,
+        pipeline = rt.service.setup(artifacts, rt.ids)
+        rt.rules = RulesManager(
+            settings,
+            rt.name,
             (pipeline.input_schema, pipeline.output_schema),
             labels=labels_from_manifest(artifacts),
             on_decision=self._count_decision,
             on_swap=self._rules_swapped,
         )
-        pipeline.stages.append(rules_stage(self.rules.live))
-        if self.gate is not None:
-            self.rules.gate = self._gate_rules
-        self.rules.preload()
-        pipeline.ids["rules_version"] = self.ids["rules_version"]
-        self.update_ids({})
-        self.pipeline = pipeline
-        if self._mode != "on":
-            if not self.service.has_default:
+        pipeline.stages.append(rules_stage(rt.rules.live))
+        if rt.gate is not None:
+            rt.rules.gate = self._gate_rules
+        rt.rules.preload()
+        pipeline.ids["rules_version"] = rt.ids["rules_version"]
+        rt.set_live(Version(pipeline, dict(rt.ids)))
+        if rt.mode != "on":
+            if not rt.service.has_default:
                 raise ConfigError(
-                    f"mode {self._mode!r} answers every request with `default` from service.py, which it "
+                    f"mode {rt.mode!r} answers every request with `default` from service.py, which it "
                     f'does not define; add `default = <an instance of the output type>` or set mode = "on".'
                 )
-            self._default_body = pipeline.render(pipeline.output_schema.validate(self.service.default))
+            rt.default_body = pipeline.render(pipeline.output_schema.validate(rt.service.default))
+        if state is not None and state.active:
+            self.candidates.apply(state)  # loaded before fork, as the live model
+            self.models.close()
         # Everything loaded so far lives as long as the process: move it out of the collector's
         # reach. Full collections then skip the model's objects (banking77 under load: 1.3 s of
         # every 8 s in the collector before, 0.4 s after), and workers forked from here do not
@@ -175,63 +166,67 @@ class App:
         gc.freeze()
 
     async def startup(self) -> None:
-        if self.pipeline is None:
+        rt = self.runtime
+        if rt.live is None:
             await asyncio.to_thread(self.preload)
-        assert self.pipeline is not None
-        s = self.settings
-        self.metrics = Metrics(self.name)
-        self.batcher = Batcher(
-            self.pipeline.run_items,
-            max_batch_size=s["batching.max_batch_size"] if self.service.has_batch else 1_000_000,
+        assert rt.live is not None
+        s = rt.settings
+        has_batch = rt.service.has_batch
+        rt.metrics = Metrics(rt.name)
+        rt.batcher = Batcher(
+            rt.live.run,
+            max_batch_size=s["batching.max_batch_size"] if has_batch else 1_000_000,
             # Without a batch form there is nothing to gain by waiting for company.
-            max_wait_s=s["batching.max_wait_ms"] / 1000 if self.service.has_batch else 0.0,
+            max_wait_s=s["batching.max_wait_ms"] / 1000 if has_batch else 0.0,
             max_queue_wait_s=s["batching.max_queue_wait_ms"] / 1000,
             max_queue=s["batching.max_queue"],
-            on_batch=self.metrics.batch,
+            on_batch=rt.metrics.batch,
         )
-        await self.batcher.start()
+        await rt.batcher.start()
         if s["log.enabled"]:
-            self.log = PredictionLog(
+            rt.log = PredictionLog(
                 s["store.url"],
                 base_dir=s.root,
                 flush_interval_s=s["log.flush_interval_s"],
                 spool_dir=s.path("log.spool_dir"),
                 sample_rate=s["log.sample_rate"],
-                redact=self.service.redact,
+                redact=rt.service.redact,
             )
-            self.log.start()
-            self._plain_log()
+            rt.log.start()
+            rt.refresh_log()
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(warm_up(self)),
+            loop.create_task(warm_up(rt)),
             loop.create_task(self._watch()),
-            loop.create_task(self._sync_rules()),
+            loop.create_task(self._sync()),
+            loop.create_task(self.shadow.run()),
         ]
         self.jobs.start()
 
     async def shutdown(self) -> None:
         """Finish queued predictions, then write every logged record."""
-        self.ready = False
-        self.not_ready_reason = "shutting down"
+        rt = self.runtime
+        rt.ready = False
+        rt.not_ready_reason = "shutting down"
         for task in self._tasks:
             task.cancel()
         await asyncio.to_thread(self.jobs.stop)
-        if self.batcher is not None:
+        if rt.batcher is not None:
             # Behind a stuck predict nothing queued can run: waiting for it only delays the restart.
-            await self.batcher.stop(timeout=0 if self.stuck else self.settings["serve.graceful_timeout_s"])
-        if self.log is not None:
-            self._log_plain = None  # a request that races the close goes through add(), which counts it
-            await asyncio.to_thread(self.log.close)
-        if self.rules is not None:
-            self.rules.close()
+            await rt.batcher.stop(timeout=0 if rt.stuck else rt.settings["serve.graceful_timeout_s"])
+        if rt.log is not None:
+            rt.log_plain = None  # a request that races the close goes through add(), which counts it
+            await asyncio.to_thread(rt.log.close)
+        if rt.rules is not None:
+            rt.rules.close()
         self.models.close()
         await asyncio.to_thread(self.feedback.close)
         for mounted in self.mounts.values():
             close = getattr(mounted, "close", None)  # a mounted app may hold a store connection
             if close is not None:
                 await asyncio.to_thread(close)
-        logger.info("worker stopped", extra={"log": self.log.stats if self.log else None})
-        if self.stuck:
+        logger.info("worker stopped", extra={"log": rt.log.stats if rt.log else None, "shadow_shed": self.shadow.shed})
+        if rt.stuck:
             # The stuck predict thread cannot be joined; everything else is flushed. Not 3 or 4:
             # gunicorn's arbiter reads those as a worker that failed to boot and stops the server.
             os._exit(_STUCK_EXIT)
@@ -243,77 +238,63 @@ class App:
         predict thread, so every later request would time out: the worker reports itself
         unhealthy and stops, and the supervisor starts a fresh one.
         """
-        assert self.batcher is not None and self.metrics is not None
-        limit = 2 * self._timeout + 5
+        rt = self.runtime
+        assert rt.batcher is not None and rt.metrics is not None
+        limit = 2 * rt.timeout + 5
         while True:
             await asyncio.sleep(1.0)
-            self.metrics.flush(self.in_flight)
-            if self.log is not None:
-                self._plain_log()
-                self.metrics.prediction_log(self.log.stats)
-            since = self.batcher.running_since
-            if since is not None and perf_counter() - since > limit and not self.stuck:
-                self.stuck = True
-                self.ready = False
-                self.not_ready_reason = f"predict has been running for over {limit:g} s; this worker is restarting"
+            rt.metrics.flush(rt.in_flight)
+            if rt.log is not None:
+                rt.refresh_log()
+                rt.metrics.prediction_log(rt.log.stats)
+            since = rt.batcher.running_since
+            if since is not None and perf_counter() - since > limit and not rt.stuck:
+                rt.stuck = True
+                rt.ready = False
+                rt.not_ready_reason = f"predict has been running for over {limit:g} s; this worker is restarting"
                 logger.error("predict is stuck; stopping this worker so that it is replaced", extra={"seconds": limit})
                 os.kill(os.getpid(), signal.SIGTERM)
 
-    async def _sync_rules(self) -> None:
-        """Pick up rules applied through any worker or replica, or a changed rules file."""
-        assert self.rules is not None
+    async def _sync(self) -> None:
+        """Every rules.poll_s: pick up rules, the model candidate's state and model deployments
+        made through any worker or replica, or a changed rules file."""
+        rt = self.runtime
+        assert rt.rules is not None
+        steps = (
+            (rt.rules.sync, "rules sync failed; the current rules keep serving"),
+            (self.candidates.sync, "candidate sync failed; the current versions keep serving"),
+            (self.models.sync, "model sync failed; the current model keeps serving"),
+        )
         while True:
-            try:
-                await asyncio.to_thread(self.rules.sync)
-            except Exception:
-                logger.exception("rules sync failed; the current rules keep serving")
-            try:
-                await asyncio.to_thread(self.models.sync)
-            except Exception:
-                logger.exception("model sync failed; the current model keeps serving")
-            await asyncio.sleep(self.settings["rules.poll_s"])
+            for step, failed in steps:
+                try:
+                    await asyncio.to_thread(step)
+                except Exception:
+                    logger.exception(failed)
+            await asyncio.sleep(rt.settings["rules.poll_s"])
 
     def _gate_rules(self, ruleset: RuleSet) -> None:
         """Run the gate against the live pipeline with `ruleset` as its rules; GateFailed refuses them."""
-        assert self.pipeline is not None and self.gate is not None
-        candidate = with_rules(self.pipeline, ruleset)
-        gate = self.gate
+        rt = self.runtime
+        assert rt.pipeline is not None and rt.gate is not None
+        candidate = with_rules(rt.pipeline, ruleset)
+        gate = rt.gate
         # On the predict thread: the model need not be thread-safe, and predictions wait briefly.
-        executor = self.batcher.executor if self.batcher is not None else None
+        executor = rt.batcher.executor if rt.batcher is not None else None
         result = executor.submit(gate, candidate).result() if executor is not None else gate(candidate)
         if not result.ok:
             raise GateFailed(f"rules {ruleset.version} refused by the validation gate: {result.summary}", result.report)
 
-    def update_ids(self, changes: dict[str, str | None]) -> None:
-        """Change the versions the service reports and logs (a new model, new rules)."""
-        ids = self.ids
-        ids.update(changes)
-        self._context = (
-            self.name,
-            ids["model_version"] or "",
-            ids.get("rules_version"),
-            ids.get("dataset_version"),
-            ids.get("run_id"),
-        )
-        self._plain_log()
-
-    def _plain_log(self) -> None:
-        """Ask the log again for its way in for plain entries: for the current context, and
-        None while the log wants every entry through add() (a full buffer, say)."""
-        log = self.log
-        # With live rules, answers are decided: one the rules did not see (answered across a
-        # switch from none) goes through add(), under no rules version.
-        plain = log is not None and self._mode == "on" and self._context[2] is None
-        self._log_plain = log.plain(self._context) if plain and log is not None else None
-
     def _rules_swapped(self, active: Active) -> None:
-        self.update_ids({"rules_version": active.versions[0]})
-        if self.pipeline is not None:
-            self.pipeline.ids["rules_version"] = active.versions[0]  # traces carry it too
+        rt = self.runtime
+        rt.update_ids({"rules_version": active.versions[0]})
+        if rt.pipeline is not None:
+            rt.pipeline.ids["rules_version"] = active.versions[0]  # traces carry it too
 
     def _count_decision(self, decision: Decision) -> None:
-        if self.metrics is not None:
-            self.metrics.decision(decision.queue, decision.fired, decision.rules_version)
+        metrics = self.runtime.metrics
+        if metrics is not None:
+            metrics.decision(decision.queue, decision.fired, decision.rules_version)
 
     # -- ASGI ------------------------------------------------------------------
 
@@ -345,9 +326,10 @@ class App:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id, length, authorization = request_headers(scope)
         path, method = scope["path"], scope["method"]
-        if length > self._max_body:
-            body = error_body("payload_error", too_large(length, self._max_body), request_id)
-            return await self._refuse(send, 413, "payload_error", body, request_id)
+        rt = self.runtime
+        if length > rt.max_body:
+            body = error_body("payload_error", too_large(length, rt.max_body), request_id)
+            return await rt.refuse(send, 413, "payload_error", body, request_id)
         token = request_id_var.set(request_id)
         try:
             methods = self._routes.get(path)
@@ -360,15 +342,15 @@ class App:
             guarded = self._guarded_routes.get((path, method))
             if guarded is not None:
                 client = scope.get("client")
-                return await guarded(self, receive, send, request_id, authorization, str(client[0]) if client else "")
+                return await guarded(receive, send, request_id, authorization, str(client[0]) if client else "")
             allowed = sorted(methods or {m for (p, m) in self._guarded_routes if p == path})
             if allowed:
                 body = error_body("method_not_allowed", f"{path} takes {', '.join(allowed)}, not {method}", request_id)
                 allow = [(b"allow", ", ".join(allowed).encode())]
-                return await self._refuse(send, 405, "method_not_allowed", body, request_id, allow)
+                return await rt.refuse(send, 405, "method_not_allowed", body, request_id, allow)
             routes = ", ".join([*self._routes, *dict.fromkeys(p for p, _ in self._guarded_routes), *self.mounts])
             body = error_body("not_found", f"no route {path!r}; the routes are {routes}", request_id)
-            return await self._refuse(send, 404, "not_found", body, request_id)
+            return await rt.refuse(send, 404, "not_found", body, request_id)
         except Exception as err:  # a bug of ours: still the one shape, counted, logged with the request id
             await self._crash(send, err, request_id, path)
         finally:
@@ -379,9 +361,10 @@ class App:
         the generic 500 unless the answer had already started."""
         logger.error(f"{path} failed: {err!r}", exc_info=err, extra={"status": 500, "request_id": request_id})
         message = f"the service failed to answer; its log has the traceback under request id {request_id}"
-        if self.metrics is not None:
-            self.metrics.request(_ENDPOINTS.get(path, "other"), 500)
-            self.metrics.error("internal_error")
+        metrics = self.runtime.metrics
+        if metrics is not None:
+            metrics.request(_ENDPOINTS.get(path, "other"), 500)
+            metrics.error("internal_error")
         try:
             await send_response(send, 500, error_body("internal_error", message, request_id), request_id)
         except Exception:  # the answer had started: the server closes the connection
@@ -390,48 +373,8 @@ class App:
     async def trace_body(self, body: bytes) -> dict[str, Any]:
         """The trace of one request body through the live pipeline, run on the predict thread
         (offered to mounted apps: the dashboard re-runs logged inputs with it)."""
-        assert self.pipeline is not None and self.batcher is not None
+        rt = self.runtime
+        assert rt.pipeline is not None and rt.batcher is not None
         loop = asyncio.get_running_loop()
-        trace = await loop.run_in_executor(self.batcher.executor, self.pipeline.trace, body)
+        trace = await loop.run_in_executor(rt.batcher.executor, rt.pipeline.trace, body)
         return trace.to_dict()
-
-    # -- helpers ---------------------------------------------------------------
-
-    async def _refuse(
-        self,
-        send: Send,
-        status: int,
-        kind: str,
-        body: bytes,
-        request_id: str,
-        headers: list[tuple[bytes, bytes]] | None = None,
-    ) -> None:
-        if self.metrics is not None:
-            self.metrics.request("other", status)
-            self.metrics.error(kind)
-        await send_response(send, status, body, request_id, headers)
-
-    async def _fail(self, send: Send, err: BaseException, request_id: str, endpoint: str, started: float) -> None:
-        status, body, headers = error_for(err, request_id)
-        assert self.metrics is not None
-        self.metrics.request(endpoint, status, perf_counter() - started if started else None)
-        self.metrics.error(orjson.loads(body)["error"]["type"])
-        if self.log is not None and endpoint in ("predict", "batch"):
-            ids = self.ids
-            self.log.append_failure(
-                self.name,
-                ids["model_version"] or "",
-                ids.get("rules_version"),
-                status,
-                (perf_counter() - started) * 1000,
-            )
-        if status >= 500:
-            cause = err.cause if isinstance(err, PredictError) else err
-            level = logging.ERROR if status == 500 else logging.WARNING
-            logger.log(
-                level,
-                f"{endpoint} failed: {err}",
-                exc_info=(type(cause), cause, cause.__traceback__) if status == 500 else None,
-                extra={"status": status},
-            )
-        await send_response(send, status, body, request_id, headers)

@@ -9,6 +9,10 @@ Then it waits until that many are queued, or the batch is full, or the oldest it
 waited `max_wait_s` since it arrived. A lone caller never waits; a crowd is gathered
 into one batch, which costs the model less than several. A request that would wait longer
 than `max_queue_wait_s` is refused at once with `Overloaded`.
+
+A batch never mixes model versions: each item names the function that runs it (the live
+version's, or a canary candidate's; `run` when it names none), and a batch takes the oldest
+item's function and the queued items with the same one, leaving the others queued in order.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ __all__ = ["Batcher"]
 
 RunItems = Callable[[list[Any]], list[Any]]
 OnBatch = Callable[[int, list[float], float], None]
-_Item = tuple[Any, "asyncio.Future[Any]", float]  # the item, its caller's future, perf_counter() at arrival
+# The item, its caller's future, perf_counter() at arrival, and the function that runs it.
+_Item = tuple[Any, "asyncio.Future[Any]", float, RunItems | None]
 
 
 class Batcher:
@@ -68,8 +73,9 @@ class Batcher:
     def queued(self) -> int:
         return len(self._queue)
 
-    def submit(self, item: Any) -> asyncio.Future[Any]:
-        """Queue one item; the future resolves to its output, or raises its error."""
+    def submit(self, item: Any, run: RunItems | None = None) -> asyncio.Future[Any]:
+        """Queue one item, to be run by `run` (default: `self.run` when its batch starts); the
+        future resolves to its output, or raises its error."""
         queued = len(self._queue)
         if queued >= self.max_queue:
             raise Overloaded(
@@ -89,7 +95,7 @@ class Batcher:
         loop = self._loop
         assert loop is not None, "start() first"
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.append((item, future, perf_counter()))
+        self._queue.append((item, future, perf_counter(), run))
         if not self._running and not self._considering:
             # At the end of this loop pass, not now: the other items of a /predict/batch, and
             # requests read in the same pass, join the batch.
@@ -142,8 +148,7 @@ class Batcher:
             self._timer = None
         queue = self._queue
         while queue:
-            size = min(len(queue), self.max_batch_size)
-            batch = [queue.popleft() for _ in range(size)]
+            batch = self._take(queue)
             # Items whose caller gave up (timeout, disconnect) are not run.
             live = [b for b in batch if not b[1].done()]
             if live:
@@ -152,13 +157,29 @@ class Batcher:
             return
         assert self.executor is not None and self._loop is not None
         loop = self._loop
+        run = live[0][3] or self.run
         self._running = len(live)
         started = self.running_since = perf_counter()
 
         def done(results: Any, error: BaseException | None) -> None:  # in the predict thread
             loop.call_soon_threadsafe(self._finish, live, started, results, error)
 
-        self.executor.call(self.run, ([b[0] for b in live],), done)
+        self.executor.call(run, ([b[0] for b in live],), done)
+
+    def _take(self, queue: deque[_Item]) -> list[_Item]:
+        """The next batch: up to max_batch_size items run by the oldest item's function."""
+        size = min(len(queue), self.max_batch_size)
+        which = queue[0][3]
+        batch = [queue.popleft() for _ in range(size)]
+        if all(b[3] is which for b in batch):
+            return batch
+        kept = [b for b in batch if b[3] is which]
+        others = [b for b in batch if b[3] is not which]
+        while queue and len(kept) < self.max_batch_size:  # fill up from behind, in order
+            nxt = queue.popleft()
+            (kept if nxt[3] is which else others).append(nxt)
+        queue.extendleft(reversed(others))
+        return kept
 
     def _finish(self, live: list[_Item], started: float, results: Any, error: BaseException | None) -> None:
         elapsed = perf_counter() - started
@@ -169,7 +190,7 @@ class Batcher:
         self._company = len(live) + len(self._queue)
         if error is not None:  # run() should not raise; never strand a caller
             results = [error] * len(live)
-        for (_, future, _), result in zip(live, results, strict=False):
+        for (_, future, _, _), result in zip(live, results, strict=False):
             if future.done():
                 continue
             if isinstance(result, (ShipwayError, BaseException)):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from typing import TYPE_CHECKING
 
 import orjson
 
@@ -22,11 +21,9 @@ from shipway.errors import InputError, PayloadError, StoreError, StoreUnavailabl
 from shipway.serving.guard import guard
 from shipway.serving.http import Receive, Send, read_body, send_response
 from shipway.serving.responses import error_body, error_for
+from shipway.serving.runtime import Runtime
 from shipway.store import Store, store_from_url
 from shipway.store.outcomes import parse_feedback, reader_of
-
-if TYPE_CHECKING:
-    from shipway.serving.app import App
 
 __all__ = ["FEEDBACK_TOKEN_ENV", "FeedbackWriter", "feedback_endpoint"]
 
@@ -78,19 +75,24 @@ class FeedbackWriter:
 
 
 async def feedback_endpoint(
-    app: App, receive: Receive, send: Send, request_id: str, authorization: bytes | None, client: str
+    rt: Runtime,
+    writer: FeedbackWriter,
+    receive: Receive,
+    send: Send,
+    request_id: str,
+    authorization: bytes | None,
+    client: str,
 ) -> None:
     token = os.environ.get(FEEDBACK_TOKEN_ENV) or os.environ.get(ADMIN_TOKEN_ENV)
     which = f"{FEEDBACK_TOKEN_ENV} (or {ADMIN_TOKEN_ENV} when that is the only one set)"
-    if token and not await guard(app, send, request_id, client, authorization, token, "feedback", which):
+    if token and not await guard(rt, send, request_id, client, authorization, token, "feedback", which):
         return
-    writer = app.feedback
     try:
-        body = await read_body(receive, app.settings["serve.max_body_bytes"])
+        body = await read_body(receive, rt.max_body)
         outcome = await asyncio.to_thread(writer.write, body)
     except InputError as err:  # PayloadError too
         status, answer, headers = error_for(err, request_id)
-        return await app._refuse(send, status, "input_error", answer, request_id, headers)
+        return await rt.refuse(send, status, "input_error", answer, request_id, headers)
     except StoreError as err:
         unavailable = isinstance(err, StoreUnavailable)
         answer = error_body(
@@ -99,7 +101,7 @@ async def feedback_endpoint(
             request_id,
         )
         headers = [(b"retry-after", str(RETRY_AFTER_S).encode())] if unavailable else []
-        return await app._refuse(send, 503 if unavailable else 500, "store", answer, request_id, headers)
-    if app.metrics is not None:
-        app.metrics.request("feedback", 200)
+        return await rt.refuse(send, 503 if unavailable else 500, "store", answer, request_id, headers)
+    if rt.metrics is not None:
+        rt.metrics.request("feedback", 200)
     await send_response(send, 200, orjson.dumps(outcome), request_id)

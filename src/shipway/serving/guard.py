@@ -3,14 +3,10 @@ with the answers in the service's one error shape."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from shipway.serving.http import Send
 from shipway.serving.responses import error_body
+from shipway.serving.runtime import Runtime
 from shipway.tokens import bearer, token_matches
-
-if TYPE_CHECKING:
-    from shipway.serving.app import App
 
 __all__ = ["TOKEN_ENV", "guard"]
 
@@ -18,7 +14,7 @@ TOKEN_ENV = "SHIPWAY_ADMIN_TOKEN"
 
 
 async def guard(
-    app: App,
+    rt: Runtime,
     send: Send,
     request_id: str,
     client: str,
@@ -35,18 +31,18 @@ async def guard(
             f"{what} is off: start the service with {which} set to a secret token, "
             f"then send it as `Authorization: Bearer <token>`"
         )
-        await app._refuse(send, 403, "forbidden", error_body("forbidden", message, request_id), request_id)
+        await rt.refuse(send, 403, "forbidden", error_body("forbidden", message, request_id), request_id)
         return False
-    wait = app.attempts.retry_after(client)
+    wait = rt.attempts.retry_after(client)
     if wait:
         message = f"too many wrong tokens from {client}; try again in {wait} s"
         body = error_body("too_many_attempts", message, request_id)
-        await app._refuse(send, 429, "too_many_attempts", body, request_id, [(b"retry-after", str(wait).encode())])
+        await rt.refuse(send, 429, "too_many_attempts", body, request_id, [(b"retry-after", str(wait).encode())])
         return False
     if token_matches(bearer(authorization), token):
         return True
     if authorization is not None:
-        app.attempts.failed(client)  # a wrong token; a request without one is not a guess
+        rt.attempts.failed(client)  # a wrong token; a request without one is not a guess
     message = f"{what} needs `Authorization: Bearer <token>` (exactly that scheme) with the service's {which}"
-    await app._refuse(send, 401, "unauthorized", error_body("unauthorized", message, request_id), request_id)
+    await rt.refuse(send, 401, "unauthorized", error_body("unauthorized", message, request_id), request_id)
     return False

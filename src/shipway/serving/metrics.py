@@ -43,6 +43,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=reg,
         )
+        self.candidate_items = Counter(
+            "shipway_candidate_predictions",
+            "Items the model candidate predicted, by its version, mode (shadow or canary) and outcome: "
+            "answered, failed, or shed (shadow work dropped because its queue was full).",
+            ["service", "version", "mode", "outcome"],
+            registry=reg,
+        )
         self.batch_size = Histogram(
             "shipway_batch_size", "Items per predict batch.", ["service"], buckets=BATCH_BUCKETS, registry=reg
         )
@@ -117,6 +124,11 @@ class Metrics:
         if child is None:
             child = self._errors[kind] = self.errors.labels(self.service, kind)
         child.inc()
+
+    def candidate(self, version: str, mode: str, outcome: str, n: int = 1) -> None:
+        """Count `n` items of the candidate `version` in `mode` with `outcome`."""
+        if n:
+            self.candidate_items.labels(self.service, version, mode, outcome).inc(n)
 
     def batch(self, size: int, waits: list[float], seconds: float) -> None:
         self._batch_size.observe(size)

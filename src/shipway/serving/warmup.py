@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shipway.errors import ShipwayError
-
-if TYPE_CHECKING:
-    from shipway.serving.app import App
+from shipway.serving.runtime import Runtime
 
 __all__ = ["warm_up"]
 
@@ -17,10 +15,10 @@ logger = logging.getLogger("shipway.serving")
 _NONE = object()
 
 
-async def warm_up(app: App) -> None:
+async def warm_up(rt: Runtime) -> None:
     """Run the example through the whole serving path; the worker is ready only once it passed."""
-    assert app.pipeline is not None and app.batcher is not None
-    example = _example(app)
+    assert rt.pipeline is not None and rt.batcher is not None
+    example = _example(rt)
     if example is _NONE:
         logger.warning(
             "no warm-up input: define `example = ...` in service.py so readiness "
@@ -28,10 +26,10 @@ async def warm_up(app: App) -> None:
         )
     else:
         try:
-            await app.batcher.submit(app.pipeline.parse(example))
+            await rt.batcher.submit(rt.pipeline.parse(example))
         except Exception as err:
-            if app.service.has_example:
-                app.not_ready_reason = f"the warm-up prediction on `example` failed: {err}"
+            if rt.service.has_example:
+                rt.not_ready_reason = f"the warm-up prediction on `example` failed: {err}"
                 logger.error("warm-up prediction failed; not ready", exc_info=err)
                 return
             # A guessed input the model rejects says nothing about the model.
@@ -41,19 +39,19 @@ async def warm_up(app: App) -> None:
                 example,
                 err,
             )
-    app.ready = True
-    app.not_ready_reason = ""
-    logger.info("ready", extra={"ids": app.ids})
+    rt.ready = True
+    rt.not_ready_reason = ""
+    logger.info("ready", extra={"ids": rt.ids})
 
 
-def _example(app: App) -> Any:
-    assert app.pipeline is not None
-    if app.service.has_example:
-        return app.service.example
+def _example(rt: Runtime) -> Any:
+    assert rt.pipeline is not None
+    if rt.service.has_example:
+        return rt.service.example
     candidates: tuple[Any, ...] = ({}, "warm-up", [], 0)
     for candidate in candidates:
         try:
-            app.pipeline.parse(candidate)
+            rt.pipeline.parse(candidate)
             return candidate
         except ShipwayError:
             continue
