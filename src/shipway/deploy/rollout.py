@@ -202,7 +202,8 @@ class Rollout:
         comparison, verdict = self._judge(state, now, records=False)
         step_due = step < len(self.plan.steps) - 1 and now - state.changed_at >= self.plan.steps[step].duration_s
         deep_due = now - self._deep_at.get(state.generation, float("-inf")) >= self.plan.deep_check_every_s
-        if not verdict.breached and (step_due or deep_due):
+        # A step that is due ends on a record-reading check, once the rollups show enough requests.
+        if not verdict.breached and ((step_due and verdict.enough) or deep_due):
             comparison, verdict = self._judge(state, now)
             self._deep_at = {state.generation: now}
         if verdict.breached:
