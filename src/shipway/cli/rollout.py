@@ -122,36 +122,42 @@ def start(version: str, target: str, store_url: str | None, key: str | None, act
     _decided(decision, as_json)
 
 
+def _ending(fn: Callable[..., None]) -> Callable[..., None]:
+    """The options of the commands that end a rollout now (promote, abort)."""
+    for option in reversed(
+        [
+            click.option("--target", default=".", help=_TARGET),
+            click.option("--store", "store_url", help=_STORE),
+            click.option("--reason", default="", help="Why, for the history and the message."),
+            click.option("--actor", default=None, help="Who, for the history (default: $SHIPWAY_ACTOR or login)."),
+            click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON."),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+def _end(how: str, target: str, store_url: str | None, reason: str, actor: str | None, as_json: bool) -> None:
+    try:
+        with project_rollout(target, store_url, actor) as controller:
+            decision = controller.promote(reason) if how == "promote" else controller.abort(reason)
+    except ShipwayError as err:
+        fail(err, code=1)
+    _decided(decision, as_json)
+
+
 @rollout.command()
-@click.option("--target", default=".", help=_TARGET)
-@click.option("--store", "store_url", help=_STORE)
-@click.option("--reason", default="", help="Why, for the history and the message.")
-@click.option("--actor", default=None, help="Who, for the history (default: $SHIPWAY_ACTOR or login).")
-@click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
+@_ending
 def promote(target: str, store_url: str | None, reason: str, actor: str | None, as_json: bool) -> None:
     """Promote the running candidate now: it becomes the live version."""
-    try:
-        with project_rollout(target, store_url, actor) as controller:
-            decision = controller.promote(reason)
-    except ShipwayError as err:
-        fail(err, code=1)
-    _decided(decision, as_json)
+    _end("promote", target, store_url, reason, actor, as_json)
 
 
 @rollout.command()
-@click.option("--target", default=".", help=_TARGET)
-@click.option("--store", "store_url", help=_STORE)
-@click.option("--reason", default="", help="Why, for the history and the message.")
-@click.option("--actor", default=None, help="Who, for the history (default: $SHIPWAY_ACTOR or login).")
-@click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
+@_ending
 def abort(target: str, store_url: str | None, reason: str, actor: str | None, as_json: bool) -> None:
     """Stop the running candidate now (no more traffic); it can be started again."""
-    try:
-        with project_rollout(target, store_url, actor) as controller:
-            decision = controller.abort(reason)
-    except ShipwayError as err:
-        fail(err, code=1)
-    _decided(decision, as_json)
+    _end("abort", target, store_url, reason, actor, as_json)
 
 
 @rollout.command()
