@@ -270,3 +270,16 @@ def test_a_failing_validation_report_written_during_the_step_rolls_back(store: S
     decision = Rollout(store, SERVICE, _plan(suites=True), actor="tester", suite_report=report).tick()
     assert decision is not None and decision.action == "rolled_back"
     assert "the validation suites failed during the step: 3 cases" in decision.state.reason
+
+
+def test_a_rollout_started_again_is_not_judged_on_the_last_ones_answers(store: Store) -> None:
+    clock = Clock()
+    rollout = Rollout(store, SERVICE, _plan(), actor="tester", clock=clock)
+    rollout.start(CAND)
+    _traffic(store, 0, 20, shadow=True, cand_status=500)
+    assert rollout.tick() is not None  # rolled back
+    again = rollout.start(CAND)
+    # The rollups count per minute; the failures above may share this minute, and must not count.
+    assert rollout.tick() is None
+    state = current_candidate(store, SERVICE)
+    assert state is not None and state.mode == "shadow" and state.generation == again.state.generation

@@ -241,6 +241,12 @@ class Rollout:
 
     def _judge(self, state: CandidateState, now: float, *, records: bool = True) -> tuple[Comparison, Verdict]:
         since = max(state.changed_at, now - self.plan.guards.window_s)
+        if since == state.changed_at and since % 60:
+            # The rollups are per minute: when an earlier rollout ended (rolled back, say) in the
+            # minute this one started, that minute holds the earlier rollout's answers too.
+            before = candidate_history(self.store, self.service, 2)[1:]
+            if before and not before[0].active and before[0].changed_at // 60 == since // 60:
+                since = (since // 60 + 1) * 60
         comparison = compare_versions(
             self.store, self.service, state.version, since=since, until=now + 1, reader=self.reader, records=records
         )
