@@ -71,6 +71,52 @@ def text_project(root: Path) -> Path:
     return root
 
 
+RANKING_SERVICE = """
+from pathlib import Path
+
+from pydantic import BaseModel
+
+import shipway.recipes
+
+HERE = Path(__file__).resolve().parent
+
+
+class Query(BaseModel):
+    text: str
+
+
+class Article(BaseModel):
+    item: str
+    score: float
+
+
+class Ranking(BaseModel):
+    items: list[Article]
+
+
+def load(artifacts: Path) -> shipway.recipes.Predictor:
+    return shipway.recipes.load(artifacts, project=HERE)
+
+
+def predict(model: shipway.recipes.Predictor, query: Query) -> Ranking:
+    [ranked] = model.rank([query.text], k=3)
+    return Ranking(items=[Article(item=item, score=score) for item, score in ranked])
+"""
+
+
+def ranking_project(root: Path) -> Path:
+    """A help-article search: each query's `article` is the one that answers it; ranked by NDCG."""
+    rng = random.Random(5)
+    (root / "service.py").write_text(RANKING_SERVICE)
+    (root / "shipway.toml").write_text('name = "help-search"\n\n[data]\ntarget = "article"\nmetric = "ndcg"\n')
+    folder = root / "build" / "dataset"
+    folder.mkdir(parents=True)
+    for split, n in (("train", 60), ("valid", 15), ("test", 15)):
+        rows = [(text, f"help/{topic}") for text, topic in _texts(rng, n)]
+        _write(folder / f"{split}.csv", ["text", "article"], rows)
+    return root
+
+
 TABULAR_SERVICE = """
 from pathlib import Path
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib.util
+import io
 import json
 import shutil
 from pathlib import Path
@@ -34,11 +36,14 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One dataset build and one trained model, shared by the module's tests."""
     root = tmp_path_factory.mktemp("banking77")
     dataset_manifest = data.build_dataset(EXAMPLE / "data", root / "dataset")
-    model_manifest = train.train(root / "dataset", root / "artifacts")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        model_manifest = train.train(root / "dataset", root / "artifacts")
     return {
         "root": root,
         "dataset": dataset_manifest,
         "manifest": model_manifest,
+        "printed": printed.getvalue(),
         "model": service.load(root / "artifacts"),
     }
 
@@ -47,6 +52,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_texts(built: dict[str, Any]) -> list[str]:
     with (built["root"] / "dataset" / "test.csv").open(newline="", encoding="utf-8") as f:
         return [row["text"] for row in csv.DictReader(f)]
+
+
+def test_training_says_what_it_is_doing_before_the_long_step(built: dict[str, Any]) -> None:
+    lines = built["printed"].splitlines()
+    assert lines[0].startswith("fitting TF-IDF and logistic regression on ") and "77 intents" in lines[0]
+    assert lines[1].startswith("fitted in ") and "scoring" in lines[1]
+    assert lines[2] == "writing the model, the drift reference and the manifest"
 
 
 def test_dataset_manifest(built: dict[str, Any]) -> None:

@@ -172,6 +172,21 @@ def test_reproduce_reports_identical_metrics(project: Path, first_run: dict[str,
     assert "shipway-reproduce" not in git(project, "worktree", "list")
 
 
+def test_a_try_run_is_reproduced_by_fitting_its_recipe_again(project: Path, first_run: dict[str, Any]) -> None:
+    tried = shipway(project, "try", "tfidf-lr", "--set", "tfidf-lr.C=3", "--seeds", "2")
+    assert tried.exit_code == 0, tried.output
+    with open_store("sqlite:///.shipway/shipway.db", project) as store:
+        run = next(r for r in store.list_runs() if r.recipe == "tfidf-lr" and r.seeds.get("seed") == 1)
+    report = json_of(shipway(project, "reproduce", run.id, "--json"))
+    assert report["matches"] is True, report
+    assert report["metrics"]["valid_accuracy"]["compared"] is True
+    assert report["metrics"]["test_accuracy"]["original"] == report["metrics"]["test_accuracy"]["reproduced"]
+    with open_store("sqlite:///.shipway/shipway.db", project) as store:
+        again = store.get_run(report["run"])
+    assert again.parent == run.id and again.recipe == "tfidf-lr"
+    assert again.seeds == {"seed": 1} and again.params["C"] == 3.0
+
+
 def test_uncommitted_changes_are_recorded_applied_and_compared(project: Path, first_run: dict[str, Any]) -> None:
     train_py = project / "train.py"
     train_py.write_text(TRAIN_PY.replace('{"C": 10.0}', '{"C": 0.5}'))

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
-from recipe_projects import tabular_project, text_project
+from recipe_projects import ranking_project, tabular_project, text_project
 
 from shipway.cli.main import main as cli
 from shipway.core.service import load_project
@@ -74,11 +74,38 @@ def test_try_on_a_tabular_task_and_a_recipe_of_another_kind_is_refused(tmp_path:
     root = tabular_project(tmp_path)
     result = CliRunner().invoke(cli, ["try", "tfidf-lr", "--target", str(root)])
     assert result.exit_code == 2
-    assert "recipe 'tfidf-lr' fits text-classification; this project's task is tabular-classification" in result.output
+    assert (
+        "recipe 'tfidf-lr' fits text-classification, ranking; this project's task is tabular-classification"
+        in result.output
+    )
     result = CliRunner().invoke(cli, ["try", "hist-gbm", "tabular-lr", "--target", str(root)])
     assert result.exit_code == 0, result.output
     board = json.loads(CliRunner().invoke(cli, ["leaderboard", "--target", str(root), "--json"]).stdout)
     assert {r["name"] for r in board["rows"]} == {"hist-gbm", "tabular-lr"}
+
+
+def test_try_on_a_ranking_task_ranks_runs_by_ndcg_and_the_service_answers_a_ranking(tmp_path: Path) -> None:
+    root = ranking_project(tmp_path)
+    result = CliRunner().invoke(cli, ["try", "tfidf-centroid", "tfidf-lr", "--target", str(root)])
+    assert result.exit_code == 0, result.output
+    assert "ranking" in result.stderr and "valid_ndcg" in result.stderr
+    board = json.loads(CliRunner().invoke(cli, ["leaderboard", "--target", str(root), "--json"]).stdout)
+    rows = board["rows"]
+    assert {r["name"] for r in rows} == {"tfidf-centroid", "tfidf-lr"}
+    assert all(0 < r["test_mean"] <= 1 for r in rows)
+    with open_store("sqlite:///.shipway/shipway.db", root) as store:
+        run = next(r for r in store.list_runs() if r.recipe == "tfidf-centroid")
+        assert {"valid_ndcg", "valid_mrr", "valid_hit_rate"} <= set(store.get_run(run.id).metrics)
+    service, _ = load_project(str(root))
+    pipeline = service.setup(root / ".shipway" / "tries" / run.id, {})
+    answer = pipeline.run({"text": "i forgot my pin code"})
+    assert answer.items[0].item == "help/pin" and len(answer.items) == 3
+    # A ranking metric on a tabular task is refused, saying why.
+    (tmp_path / "loans").mkdir()
+    tabular = tabular_project(tmp_path / "loans")
+    (tabular / "shipway.toml").write_text('name = "loans"\n\n[data]\ntarget = "label"\nmetric = "mrr"\n')
+    refused = CliRunner().invoke(cli, ["try", "tabular-lr", "--target", str(tabular)])
+    assert refused.exit_code == 2 and "makes this a ranking task" in refused.output
 
 
 def test_bad_set_and_unknown_recipe_fail_before_any_run(tmp_path: Path) -> None:

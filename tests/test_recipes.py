@@ -154,3 +154,51 @@ def test_a_project_adds_its_own_recipe_in_one_file(tmp_path: Path) -> None:
     (tmp_path / "recipes" / "shadow.py").write_text(OWN_RECIPE.replace('"majority"', '"tfidf-lr"'))
     with pytest.raises(RecipeError, match="recipe name 'tfidf-lr' is a built-in recipe's; rename it"):
         recipes.catalog(tmp_path)
+
+
+def ranking_data() -> Data:
+    """Queries and the help article that answers each: the banking77-like rows of recipe_projects."""
+    import random
+
+    from recipe_projects import _texts
+
+    rows = _texts(random.Random(11), 120)
+    queries, articles = [q for q, _ in rows], [f"article-{a}" for _, a in rows]
+    return Data(
+        "ranking",
+        Split(queries[:80], articles[:80]),
+        Split(queries[80:100], articles[80:100]),
+        Split(queries[100:], articles[100:]),
+        version="r1",
+    )
+
+
+@pytest.mark.parametrize("name", ["tfidf-centroid", "tfidf-lr"])
+def test_ranking_recipes_score_ndcg_mrr_and_hit_rate_as_scikit_learn_does(name: str, tmp_path: Path) -> None:
+    from sklearn.metrics import ndcg_score
+
+    data = ranking_data()
+    manifest = recipes.train(recipes.get(name), data, tmp_path, seed=0)
+    assert manifest["kind"] == "ranking" and manifest["metric"] == "ndcg"
+    assert manifest["labels"] == ["article-card", "article-pin", "article-refund"]
+    assert set(manifest["metrics"]) == {f"{s}_{m}" for s in ("valid", "test") for m in ("ndcg", "mrr", "hit_rate")}
+    predictor = recipes.load(tmp_path)
+    scores = predictor.predict_proba(list(data.valid.inputs))
+    truth = np.array([[float(item == t) for item in manifest["labels"]] for t in data.valid.targets])
+    assert manifest["metrics"]["valid_ndcg"] == pytest.approx(ndcg_score(truth, scores, k=10), abs=1e-4)
+    ranks = (scores >= scores[truth == 1][:, None]).sum(axis=1)
+    assert manifest["metrics"]["valid_mrr"] == pytest.approx(float(np.mean(1 / ranks)), abs=1e-4)
+    # rank(): the k best items, best first, with their scores.
+    [best] = predictor.rank(["my card has not arrived in the post"], k=2)
+    assert [item for item, _ in best] == ["article-card", *[i for i, _ in best[1:]]] and len(best) == 2
+    assert best[0][1] >= best[1][1]
+
+
+def test_a_ranking_counts_an_unknown_target_as_not_found() -> None:
+    from shipway.recipes._fit import ranking_scores
+
+    scores = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]])
+    found = ranking_scores(("a", "b"), scores, ["a", "a", "zzz"])
+    assert found["hit_rate"] == pytest.approx(2 / 3)  # zzz is no item
+    assert found["mrr"] == pytest.approx((1 + 1 / 2 + 0) / 3)
+    assert found["ndcg"] == pytest.approx((1 + 1 / np.log2(3)) / 3)

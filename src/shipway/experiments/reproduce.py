@@ -5,7 +5,8 @@ untracked files it had are copied in where the project still has them with the s
 SHA-256 (and reported where not). The run's dataset version is rebuilt from the artifact
 folder (or taken from `data.dir` if that holds the same version), the recorded overrides
 and seeds are set, and the training step runs as a new tracked run whose `parent` is the
-original. The report says whether every metric matches (exactly, or within a tolerance) and
+original (for a `shipway try` run, its recipe is fitted again with the recorded parameters and
+seed). The report says whether every metric matches (exactly, or within a tolerance) and
 lists every difference of code, data or environment that could explain a mismatch.
 """
 
@@ -26,6 +27,7 @@ from shipway.experiments.compare import compare_runs, differences
 from shipway.experiments.datasets import content_version, materialize
 from shipway.experiments.provenance import git
 from shipway.experiments.training import absolute_store_url, train
+from shipway.experiments.trying import Trial, try_recipes
 from shipway.store.base import Store
 from shipway.store.objects import ObjectStore, hash_file
 from shipway.store.runs import RunRecord
@@ -106,20 +108,34 @@ def reproduce(
         sub = tree / original.code.get("project", ".")
         service, settings = load_project(sub)
         _dataset(original, store, objects, Path(project), settings.path("data.dir"), settings["data.dir"])
-        record = train(
-            settings,
-            service,
-            store,
-            objects,
-            overrides=original.overrides,
-            seeds=original.seeds,
-            dataset_version=original.dataset_version,
-            name=f"reproduce {original.id[:8]}",
-            command=f"shipway reproduce {original.id}",
-            parent=original.id,
-            store_url=absolute_store_url(store_url, Path(project).resolve()),
-            echo=echo,
-        )
+        if original.recipe:  # a `shipway try` run: the same recipe, parameters and seed, fitted again
+            say(f"fitting recipe {original.recipe} again with seed {original.seeds.get('seed', 0)}")
+            [record] = try_recipes(
+                settings,
+                service,
+                store,
+                objects,
+                [Trial(original.recipe, original.overrides)],
+                seed_values=[int(original.seeds.get("seed", 0))],
+                parent=original.id,
+                command=f"shipway reproduce {original.id}",
+                echo=echo,
+            )
+        else:
+            record = train(
+                settings,
+                service,
+                store,
+                objects,
+                overrides=original.overrides,
+                seeds=original.seeds,
+                dataset_version=original.dataset_version,
+                name=f"reproduce {original.id[:8]}",
+                command=f"shipway reproduce {original.id}",
+                parent=original.id,
+                store_url=absolute_store_url(store_url, Path(project).resolve()),
+                echo=echo,
+            )
     finally:
         if keep:
             notes.append(f"the worktree is kept in {tree}")

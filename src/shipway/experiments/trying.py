@@ -21,7 +21,7 @@ import orjson
 
 from shipway.core.service import Service
 from shipway.core.settings import Settings
-from shipway.errors import RecipeError
+from shipway.errors import ConfigError, RecipeError
 from shipway.experiments.datasets import read_rows, split_files, split_for
 from shipway.experiments.steps import input_fields
 from shipway.experiments.tracking import open_run
@@ -36,6 +36,8 @@ __all__ = ["Trial", "task_data", "try_recipes"]
 
 Echo = Callable[[str], None]
 _REGRESSION_METRICS = frozenset({"r2", "rmse", "mae"})
+# A ranking task: each row's target is the one item that answers its query (recipes record all three).
+_RANKING_METRICS = frozenset({"ndcg", "mrr", "hit_rate"})
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,8 @@ def task_data(settings: Settings, service: Service, dataset: DatasetRecord) -> D
     """The splits of `data.dir` as recipe data: the service's input fields, the target, the kind.
 
     One text field makes a text task (the inputs are the texts); several fields a tabular one
-    (the inputs are dicts). The kind is a classification unless `data.metric` is a regression's."""
+    (the inputs are dicts). The kind is a classification unless `data.metric` is a regression's, or a
+    ranking's (ndcg, mrr or hit_rate: the target names the item that answers the text query)."""
     folder = settings.path("data.dir")
     files = split_files(folder)
     target = settings["data.target"]
@@ -60,6 +63,14 @@ def task_data(settings: Settings, service: Service, dataset: DatasetRecord) -> D
     text = len(fields) == 1 and input_fields(service.schemas()[0].hint).get(fields[0]) == "str"
     regression = settings["data.metric"] in _REGRESSION_METRICS
     kind = "text-classification" if text else ("tabular-regression" if regression else "tabular-classification")
+    if settings["data.metric"] in _RANKING_METRICS:
+        if not text:
+            raise ConfigError(
+                f"data.metric = {settings['data.metric']!r} makes this a ranking task, whose recipes rank items for "
+                f"a text query; the service's input has the fields {', '.join(fields)}, not one text field. "
+                "Use a classification or regression metric, or a one-field text input."
+            )
+        kind = "ranking"
 
     def read(role: str) -> Split:
         name = split_for(files, role)
@@ -99,8 +110,11 @@ def try_recipes(
     jobs: int = 1,
     command: str | None = None,
     echo: Echo | None = None,
+    seed_values: Sequence[int] | None = None,
+    parent: str | None = None,
 ) -> list[RunRecord]:
-    """Every trial with seeds 0..seeds-1, `jobs` at a time; the runs, finished or failed."""
+    """Every trial with seeds 0..seeds-1 (or `seed_values`), `jobs` at a time; the runs, finished
+    or failed. `parent` names the run these repeat (`shipway reproduce`)."""
     say = echo or (lambda _: None)
     root = settings.root
     recipes = {t.recipe: get(t.recipe, root) for t in trials}  # an unknown name fails before any work
@@ -121,14 +135,15 @@ def try_recipes(
         recipe.prepare(data)
         if time.perf_counter() - started > 0.5:
             say(f"prepared {name} in {time.perf_counter() - started:.1f} s (shared by its seeds)")
-    total = len(trials) * seeds
+    chosen = list(seed_values) if seed_values is not None else list(range(seeds))
+    total = len(trials) * len(chosen)
     pending: dict[concurrent.futures.Future[dict], Any] = {}
     finished: list[RunRecord] = []
     context = multiprocessing.get_context("spawn")  # no fork after torch or BLAS threads started
     with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context) as pool:
         for trial in trials:
             params = recipes[trial.recipe].resolve(trial.params)
-            for seed in range(seeds):
+            for seed in chosen:
                 run = open_run(
                     store,
                     objects,
@@ -143,6 +158,7 @@ def try_recipes(
                     seeds={"seed": seed},
                     tags={"params": orjson.dumps(params, option=orjson.OPT_SORT_KEYS).decode()},
                     flush_interval_s=settings["experiments.flush_interval_s"],
+                    parent=parent,
                 )
                 run.log_params(params)
                 run.flush()

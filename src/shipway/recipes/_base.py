@@ -5,7 +5,11 @@ A recipe declares its parameters (name, default, help) and implements four steps
     fit(data, params, seed) -> model       learn from data.train (data.valid is there for early stopping)
     save(model, folder)                    write the model's files (a format that cannot run code)
     load(folder) -> model                  read them back
-    predict_batch(model, inputs) -> array  probabilities (n, classes) for a classifier, values (n,) otherwise
+    predict_batch(model, inputs) -> array  probabilities (n, classes) for a classifier, scores (n, items)
+                                           for a ranker (higher ranks first), values (n,) otherwise
+
+A ranking task's targets are, for each query, the one item that answers it (an article, a
+product); the items a model ranks are those its training targets name, in sorted order.
 
 `shipway.recipes.load(folder)` reads the manifest, finds the recipe named there and returns a
 `Predictor`, so a service's `load()` stays the same whichever recipe trained the model.
@@ -72,9 +76,9 @@ class Data:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise RecipeError(f"task kind {self.kind!r} is not one of {', '.join(KINDS)}; set the task's kind to one.")
-        if self.kind.endswith("classification") and not self.labels:
-            # The classes a model can predict: those it learns from (a fitted scikit-learn
-            # classifier's classes_, in the same sorted order).
+        if (self.classifier or self.kind == "ranking") and not self.labels:
+            # The classes a model can predict (or the items it can rank): those it learns from
+            # (a fitted scikit-learn classifier's classes_, in the same sorted order).
             labels = sorted({str(y) for y in self.train.targets})
             object.__setattr__(self, "labels", tuple(labels))
 
@@ -175,6 +179,17 @@ class Predictor:
         if len(self.classes_):
             return self.classes_[np.asarray(out).argmax(axis=1)]
         return np.asarray(out)
+
+    def rank(self, inputs: Sequence[Any], k: int = 10) -> list[list[tuple[str, float]]]:
+        """For each input, its `k` best items (or classes) with their scores, best first."""
+        if not len(self.classes_):
+            raise RecipeError(f"the model of recipe {self.recipe.name!r} ranks nothing: it has no items or classes.")
+        scores = np.asarray(self.recipe.predict_batch(self.model, list(inputs)), dtype=float)
+        k = max(1, min(int(k), scores.shape[1]))
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return [
+            [(str(self.classes_[j]), float(row[j])) for j in order] for row, order in zip(scores, best, strict=True)
+        ]
 
     def __repr__(self) -> str:
         return f"Predictor(recipe={self.recipe.name!r}, version={self.manifest.get('version')!r})"

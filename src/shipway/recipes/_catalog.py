@@ -23,6 +23,7 @@ BUILT_IN = {
     "tfidf-lr": "shipway.recipes.text:TfidfLogistic",
     "tfidf-nb": "shipway.recipes.text:TfidfNaiveBayes",
     "char-svm": "shipway.recipes.text:CharSVM",
+    "tfidf-centroid": "shipway.recipes.text:TfidfCentroid",
     "minilm-lr": "shipway.recipes.text:MiniLMLogistic",
     "minilm-knn": "shipway.recipes.text:MiniLMKNN",
     "minilm-svm": "shipway.recipes.text:MiniLMSVM",

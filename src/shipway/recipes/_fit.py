@@ -22,14 +22,46 @@ from shipway.errors import ArtifactError, RecipeError
 from shipway.recipes._base import KINDS, Data, Predictor, Recipe
 from shipway.recipes._catalog import get
 
-__all__ = ["artifacts_digest", "load", "score", "train"]
+__all__ = ["RANK_K", "artifacts_digest", "load", "ranking_scores", "score", "train", "true_ranks"]
 
 # Items timed one at a time for the served latency per item (after one warm-up call).
 _LATENCY_ITEMS = 30
 
 
+# The cut-off of a ranking's NDCG and hit rate.
+RANK_K = 10
+
+
+def true_ranks(labels: tuple[str, ...], predicted: np.ndarray, targets: Any) -> np.ndarray:
+    """For each row, the rank (1 = first) of its target among the scored items; 0 when the target is
+    not an item the model knows. Ties rank the target after the items that tie with it."""
+    scores = np.asarray(predicted, dtype=float)
+    index = {label: i for i, label in enumerate(labels)}
+    out = np.zeros(len(scores), dtype=int)
+    for row, target in enumerate(targets):
+        j = index.get(str(target))
+        if j is not None:
+            out[row] = int(np.sum(scores[row] >= scores[row, j]))
+    return out
+
+
+def ranking_scores(labels: tuple[str, ...], predicted: np.ndarray, targets: Any) -> dict[str, float]:
+    """NDCG and hit rate at RANK_K, and MRR, with one relevant item per query."""
+    ranks = true_ranks(labels, predicted, targets)
+    found = (ranks >= 1) & (ranks <= RANK_K)
+    gains = np.where(found, 1.0 / np.log2(np.maximum(ranks, 1) + 1), 0.0)
+    return {
+        "ndcg": float(gains.mean()) if len(ranks) else 0.0,
+        "mrr": float(np.where(ranks >= 1, 1.0 / np.maximum(ranks, 1), 0.0).mean()) if len(ranks) else 0.0,
+        "hit_rate": float(found.mean()) if len(ranks) else 0.0,
+    }
+
+
 def score(kind: str, labels: tuple[str, ...], predicted: np.ndarray, targets: Any) -> float:
-    """The kind's score (KINDS): accuracy of the most likely class, or R² of the values."""
+    """The kind's score (KINDS): accuracy of the most likely class, NDCG at RANK_K of a ranking,
+    or R² of the values."""
+    if kind == "ranking":
+        return ranking_scores(labels, predicted, targets)["ndcg"]
     if kind.endswith("classification"):
         chosen = np.asarray(labels, dtype=object)[np.asarray(predicted).argmax(axis=1)]
         return float(np.mean(chosen == np.asarray([str(t) for t in targets], dtype=object)))
@@ -90,9 +122,12 @@ def train(
     for split in ("valid", "test"):
         if len(getattr(data, split)):
             predicted = _predict_split(recipe, model, data, split)
-            metrics[f"{split}_{metric}"] = round(
-                score(data.kind, data.labels, predicted, getattr(data, split).targets), 4
-            )
+            targets = getattr(data, split).targets
+            if data.kind == "ranking":  # NDCG first (the kind's score), MRR and hit rate beside it
+                for name, value in ranking_scores(data.labels, predicted, targets).items():
+                    metrics[f"{split}_{name}"] = round(value, 4)
+                continue
+            metrics[f"{split}_{metric}"] = round(score(data.kind, data.labels, predicted, targets), 4)
     latency = _latency_ms(recipe, model, list(data.valid.inputs) or list(data.test.inputs))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,15 @@ from shipway.recipes._base import Data, Param, Recipe
 from shipway.recipes._minilm import embeddings, encode, model_path
 from shipway.recipes._sklearn import load_skops, save_skops
 
-__all__ = ["CharSVM", "MiniLMKNN", "MiniLMLogistic", "MiniLMSVM", "TfidfLogistic", "TfidfNaiveBayes"]
+__all__ = [
+    "CharSVM",
+    "MiniLMKNN",
+    "MiniLMLogistic",
+    "MiniLMSVM",
+    "TfidfCentroid",
+    "TfidfLogistic",
+    "TfidfNaiveBayes",
+]
 
 
 class _Sklearn(Recipe):
@@ -48,7 +56,7 @@ class _Sklearn(Recipe):
 
 class TfidfLogistic(_Sklearn):
     name = "tfidf-lr"
-    kinds = ("text-classification",)
+    kinds = ("text-classification", "ranking")
     summary = "TF-IDF word n-grams and logistic regression (the banking77 example's model)"
     params = (
         Param("ngram_max", 2, "longest word n-gram"),
@@ -71,7 +79,7 @@ class TfidfLogistic(_Sklearn):
 
 class TfidfNaiveBayes(_Sklearn):
     name = "tfidf-nb"
-    kinds = ("text-classification",)
+    kinds = ("text-classification", "ranking")
     summary = "TF-IDF word n-grams and complement naive Bayes: fits in a second, a floor to beat"
     params = (
         Param("ngram_max", 2, "longest word n-gram"),
@@ -93,7 +101,7 @@ class TfidfNaiveBayes(_Sklearn):
 
 class CharSVM(_Sklearn):
     name = "char-svm"
-    kinds = ("text-classification",)
+    kinds = ("text-classification", "ranking")
     summary = "character 2-5-grams (TF-IDF) and a linear SVM, calibrated to probabilities"
     params = (
         Param("ngram_min", 2, "shortest character n-gram"),
@@ -117,6 +125,46 @@ class CharSVM(_Sklearn):
                 ("classifier", CalibratedClassifierCV(svm, method="sigmoid", cv=int(params["folds"]))),
             ]
         )
+
+
+class TfidfCentroid(Recipe):
+    """Rocchio retrieval: each item is the mean of the TF-IDF vectors of the queries it answers,
+    and a query ranks the items by cosine similarity. Fits in a second; items with one or two
+    example queries still get a place in the ranking."""
+
+    name = "tfidf-centroid"
+    kinds = ("ranking",)
+    extra = "sklearn"
+    summary = "TF-IDF word n-grams and cosine similarity to each item's mean query (Rocchio): a ranking baseline"
+    params = (
+        Param("ngram_max", 2, "longest word n-gram"),
+        Param("min_df", 1, "fewest queries a word must appear in"),
+    )
+
+    def fit(self, data: Data, params: Mapping[str, Any], seed: int) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.preprocessing import normalize
+
+        vectoriser = TfidfVectorizer(
+            ngram_range=(1, int(params["ngram_max"])), sublinear_tf=True, min_df=int(params["min_df"])
+        )
+        x = vectoriser.fit_transform([str(q) for q in data.train.inputs])
+        index = {item: i for i, item in enumerate(data.labels)}
+        rows = np.array([index[str(t)] for t in data.train.targets])
+        centroids = np.vstack([np.asarray(x[rows == i].mean(axis=0)) for i in range(len(data.labels))])
+        return vectoriser, normalize(centroids).astype(np.float32)
+
+    def save(self, model: Any, folder: Path) -> None:
+        vectoriser, centroids = model
+        save_skops(vectoriser, folder / "features.skops")
+        np.save(folder / "centroids.npy", centroids, allow_pickle=False)
+
+    def load(self, folder: Path) -> Any:
+        return load_skops(folder / "features.skops"), np.load(folder / "centroids.npy", allow_pickle=False)
+
+    def predict_batch(self, model: Any, inputs: Sequence[Any]) -> np.ndarray:
+        vectoriser, centroids = model
+        return np.asarray(vectoriser.transform([str(q) for q in inputs]) @ centroids.T)
 
 
 class _OnEmbeddings(Recipe):
@@ -157,7 +205,7 @@ class _OnEmbeddings(Recipe):
 
 class MiniLMLogistic(_OnEmbeddings):
     name = "minilm-lr"
-    kinds = ("text-classification",)
+    kinds = ("text-classification", "ranking")
     summary = "all-MiniLM-L6-v2 sentence embeddings (offline) and logistic regression"
     params = (
         Param("C", 10.0, "inverse regularisation strength of the logistic regression"),
@@ -172,7 +220,7 @@ class MiniLMLogistic(_OnEmbeddings):
 
 class MiniLMKNN(_OnEmbeddings):
     name = "minilm-knn"
-    kinds = ("text-classification",)
+    kinds = ("text-classification", "ranking")
     summary = "all-MiniLM-L6-v2 sentence embeddings (offline) and cosine nearest neighbours"
     params = (
         Param("k", 10, "neighbours that vote"),
@@ -187,7 +235,7 @@ class MiniLMKNN(_OnEmbeddings):
 
 class MiniLMSVM(_OnEmbeddings):
     name = "minilm-svm"
-    kinds = ("text-classification",)
+    kinds = ("text-classification", "ranking")
     summary = "all-MiniLM-L6-v2 sentence embeddings (offline) and a linear SVM, calibrated to probabilities"
     params = (
         Param("C", 1.0, "inverse regularisation strength of the SVM"),
