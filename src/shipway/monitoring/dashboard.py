@@ -38,6 +38,7 @@ import orjson
 from shipway.errors import ConfigError, ShipwayError, StoreUnavailable
 from shipway.monitoring import access
 from shipway.monitoring.asgi import HTML, JSON, Receive, Scope, Send, query, query_float, query_int, read_body, respond
+from shipway.monitoring.candidate_page import candidate_api, candidate_page
 from shipway.monitoring.leaderboard_page import leaderboard_api, leaderboard_page
 from shipway.monitoring.page import asset, document
 from shipway.monitoring.panels import render_panels
@@ -230,6 +231,9 @@ class Dashboard:
             if route in ("/leaderboard", "/api/leaderboard"):
                 page = leaderboard_page if route == "/leaderboard" else leaderboard_api
                 return await page(self, send, params)
+            if route in ("/candidate", "/api/candidate"):
+                page = candidate_page if route == "/candidate" else candidate_api
+                return await page(self, send, params)
             if route.startswith("/api/"):
                 return await self._api(send, route[5:], params)
             if route.startswith("/predictions/"):
@@ -242,7 +246,7 @@ class Dashboard:
             return await self._error(send, 503, "store_unavailable", f"the store cannot be reached now: {err}")
         except ShipwayError as err:
             return await self._error(send, 500, "store_error", str(err))
-        routes = "/, /panels, /leaderboard, /api/{metrics,drift,alerts,predictions,validation,leaderboard}, /predictions/{request_id}"
+        routes = "/, /panels, /leaderboard, /candidate, /api/{metrics,drift,alerts,predictions,validation,leaderboard,candidate}, /predictions/{request_id}"
         return await self._error(
             send, 404, "not_found", f"no route {path!r}; under {self.prefix} the routes are {routes}"
         )
@@ -344,7 +348,9 @@ class Dashboard:
             f'<form class="window" method="get" action="{escape(self.prefix)}">'
             f'<select name="since" aria-label="window">{options}</select>'
             f'<select name="by" aria-label="split">{bys}</select>'
-            "<noscript><button>show</button></noscript></form></header>"
+            "<noscript><button>show</button></noscript></form>"
+            f'<nav><a href="{escape(self.prefix)}/candidate">model candidate</a> '
+            f'<a href="{escape(self.prefix)}/leaderboard">leaderboard</a></nav></header>'
         )
 
     # -- assets, login, errors -----------------------------------------------------
