@@ -22,9 +22,9 @@ from shipway.store.base import (
     safe_url,
     where_clause,
 )
+from shipway.store.candidates import candidate_tables
 from shipway.store.outcome_rollups import outcome_tables, rank_backfill
 from shipway.store.records import LogColumns, PredictionRecord, RulesEvent, columns_of, entries_of_columns
-from shipway.store.candidates import candidate_tables
 from shipway.store.registry import registry_tables
 from shipway.store.rollups import write_rollups
 from shipway.store.run_tables import run_tables
