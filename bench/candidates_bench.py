@@ -333,7 +333,17 @@ def part_hotpath(work: Path, rounds: int, builds: dict[str, str]) -> list[str]:
             for label, target in targets.items():
                 store = f"sqlite:///{work / f'hot-{build}-{label}-{r}.db'}"
                 out = subprocess.run(
-                    ["taskset", "-c", run.SERVER_CPU, sys.executable, "-c", _HOTPATH, str(target), store, str(counts[label])],
+                    [
+                        "taskset",
+                        "-c",
+                        run.SERVER_CPU,
+                        sys.executable,
+                        "-c",
+                        _HOTPATH,
+                        str(target),
+                        store,
+                        str(counts[label]),
+                    ],
                     capture_output=True,
                     text=True,
                     check=True,
