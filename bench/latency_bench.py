@@ -11,6 +11,12 @@ apart see about the same machine). Prints a Markdown section.
 - batching: bare Starlette calling banking77's model once per request, against shipway's
   banking77 (batching, rules, log on), at 1 connection and at 64.
 - log: identity and banking77 at 64 connections, log on and log off: their p99.
+- cpu: at 1 connection, each server's CPU time per request (its whole process group, user plus
+  system, from /proc) and its threads' context switches per request (voluntary: a thread went
+  to sleep and had to be woken; involuntary: it was preempted), for bare Starlette, banking77
+  as configured (the lone request runs inline) and banking77 with `--no-inline` (through the
+  predict thread). These are counts of work and wake-ups, so they move far less with the
+  machine's load than req/s do.
 - hop: the round trip from the event loop to the predict thread and back, with nothing to
   run, through `PredictThread.call` and through `loop.run_in_executor` on a one-thread
   `ThreadPoolExecutor` (the batcher's way before issue 15), in one process on CPU 0.
@@ -24,6 +30,7 @@ apart see about the same machine). Prints a Markdown section.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
 import statistics
@@ -41,6 +48,7 @@ sys.path.insert(0, str(BENCH))
 import run  # noqa: E402  (the shared harness: start, stop, wrk, shipway_cmd)
 
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+TICKS = os.sysconf("SC_CLK_TCK")
 Readings = dict[tuple[str, int], list[dict[str, float]]]
 
 
@@ -177,11 +185,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--burst", type=int, default=3, help="seconds of load per burst")
-    parser.add_argument("--part", choices=("all", "batching", "log", "hop"), default="all", help="one part only")
+    parser.add_argument("--part", choices=("all", "batching", "log", "hop", "cpu"), default="all", help="one part only")
     parser.add_argument("--build", action="append", default=[], help="NAME=SRC: the servers on another checkout")
     parser.add_argument("--variant", action="append", default=[], help="NAME=FLAGS: one more banking77 server")
     args = parser.parse_args()
-    parts = ["batching", "log", "hop"] if args.part == "all" else [args.part]
+    parts = ["batching", "log", "hop", "cpu"] if args.part == "all" else [args.part]
     builds: dict[str, str | None] = {"": None}
     for spec in args.build:
         name, _, src = spec.partition("=")
@@ -190,9 +198,12 @@ def main() -> None:
             sys.exit(f"--build {spec}: {src} holds no shipway package; give the src folder of a checkout")
         builds[f"{name}:"] = src
     variants = {name: shlex.split(flags) for name, _, flags in (spec.partition("=") for spec in args.variant)}
+    if "cpu" in parts:
+        print(cpu_part(args.rounds, args.burst))
     order = plan(parts, builds, variants)
-    readings = measure(order, args.rounds, args.burst) if order else {}
-    print(render(readings, args.rounds, args.burst, list(builds), list(variants)))
+    if order:
+        readings = measure(order, args.rounds, args.burst)
+        print(render(readings, args.rounds, args.burst, list(builds), list(variants)))
     if "hop" in parts:
         executor, call = hop()
         print(
@@ -200,6 +211,72 @@ def main() -> None:
             f"(median of 7 runs of 3,000): `loop.run_in_executor` on a one-thread `ThreadPoolExecutor` "
             f"{executor:.0f} us, `PredictThread.call` {call:.0f} us."
         )
+
+
+def _group(sid: int) -> tuple[float, int, int]:
+    """CPU seconds, voluntary and involuntary context switches of every thread of session `sid`."""
+    cpu, voluntary, involuntary = 0.0, 0, 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[3]) != sid:  # the session: run.start puts each server in its own
+                continue
+            cpu += (int(fields[11]) + int(fields[12])) / TICKS
+            for task in os.listdir(f"/proc/{pid}/task"):
+                status = Path(f"/proc/{pid}/task/{task}/status").read_text()
+                voluntary += int(re.search(r"\bvoluntary_ctxt_switches:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+                involuntary += int(re.search(r"nonvoluntary_ctxt_switches:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return cpu, voluntary, involuntary
+
+
+def cpu_part(rounds: int, burst: int) -> str:
+    servers = [
+        Server("starlette", None),
+        Server("banking77", run.BANKING77),
+        Server("banking77 --no-inline", run.BANKING77, ("--no-inline",)),
+    ]
+    rows: dict[str, list[tuple[float, float, float, float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        procs: dict[str, Any] = {}
+        urls: dict[str, str] = {}
+        try:
+            for server in servers:
+                port = run.free_port()
+                cmd, cwd, env = server.command(port, Path(tmp))
+                procs[server.name] = run.start(cmd, cwd, env)
+                urls[server.name] = f"http://127.0.0.1:{port}/predict"
+            for server in servers:
+                url = urls[server.name]
+                run.wait_for(url if server.target is None else url.replace("/predict", "/ready"))
+                run.wrk(url, 2, 1)
+            for round_ in range(rounds):
+                for server in servers if round_ % 2 == 0 else servers[::-1]:
+                    before = _group(procs[server.name].pid)
+                    result = run.wrk(urls[server.name], burst, 1)
+                    after = _group(procs[server.name].pid)
+                    n = result["rps"] * burst
+                    cpu, vol, invol = ((b - a) / n for a, b in zip(before, after, strict=True))
+                    rows.setdefault(server.name, []).append((result["rps"], cpu * 1e6, vol, invol))
+        finally:
+            for proc in procs.values():
+                run.stop(proc)
+    lines = [
+        f"At 1 connection, {rounds} interleaved rounds of {burst} s bursts (servers on CPU 0, wrk on CPU 1); medians over rounds:",
+        "",
+        "| server | req/s | CPU us per request | voluntary switches per request | involuntary per request |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, values in rows.items():
+        med = [statistics.median(v[i] for v in values) for i in range(4)]
+        lines.append(f"| {name} | {med[0]:,.0f} | {med[1]:,.0f} | {med[2]:.2f} | {med[3]:.2f} |")
+    base = statistics.median(
+        s / b for (_, s, _, _), (_, b, _, _) in zip(rows["banking77"], rows["starlette"], strict=True)
+    )
+    lines.append(f"\nCPU per request, banking77 / bare Starlette, median of the rounds' ratios: {base:.2f}x.")
+    return "\n".join(lines)
 
 
 def render(r: Readings, rounds: int, burst: int, builds: list[str], variants: list[str]) -> str:

@@ -193,3 +193,64 @@ def test_stop_drains_the_queue() -> None:
         return [f.result() for f in futures]
 
     assert run(main()) == list(range(7))
+
+
+def test_inline_runs_a_lone_item_on_the_loop_thread_and_a_crowd_on_the_predict_thread() -> None:
+    threads: list[tuple[int, int]] = []  # (batch size, thread that ran it)
+
+    def record(items: list[int]) -> list[int]:
+        threads.append((len(items), threading.get_ident()))
+        return [i + 1 for i in items]
+
+    async def main() -> tuple[int, int | None]:
+        batcher = Batcher(record, max_batch_size=8, max_wait_s=0.0, inline=True)
+        await batcher.start()
+        lone = [await batcher.submit(i) for i in range(3)]  # one connection: one at a time
+        crowd = await asyncio.gather(*(batcher.submit(i) for i in range(5)))
+        assert lone == [1, 2, 3] and list(crowd) == [1, 2, 3, 4, 5]
+        assert batcher.executor is not None
+        predict_thread = batcher.executor.submit(threading.get_ident).result()
+        await batcher.stop()
+        return threading.get_ident(), predict_thread
+
+    loop_thread, predict_thread = run(main())
+    assert threads[:3] == [(1, loop_thread)] * 3
+    assert threads[3:] == [(5, predict_thread)]
+
+
+def test_inline_waits_its_turn_while_the_predict_thread_runs_another_call() -> None:
+    """The model need not be thread-safe: while the predict thread runs a trace or a gate, a
+    lone item goes to that thread, behind it, instead of running beside it on the loop."""
+    running: list[str] = []
+    overlaps: list[list[str]] = []
+    release = threading.Event()
+
+    def call(name: str) -> str:
+        running.append(name)
+        if len(running) > 1:
+            overlaps.append(list(running))
+        if name == "trace":
+            release.wait(60)
+        running.remove(name)
+        return name
+
+    async def main() -> str:
+        batcher = Batcher(lambda items: [call(f"item {i}") for i in items], inline=True)
+        await batcher.start()
+        assert batcher.executor is not None
+        trace = asyncio.wrap_future(batcher.executor.submit(call, "trace"))
+        deadline = asyncio.get_running_loop().time() + 60
+        while "trace" not in running and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.001)
+        item = batcher.submit(1)
+        await asyncio.sleep(0)  # the batcher looks at its queue: the thread is busy
+        await asyncio.sleep(0)
+        assert not item.done()
+        release.set()
+        answer = await asyncio.wait_for(item, timeout=60)
+        await trace
+        await batcher.stop()
+        return str(answer)
+
+    assert run(main()) == "item 1"
+    assert overlaps == []

@@ -40,7 +40,7 @@ def project(tmp_path: Path) -> Path:
 def _shadowed(project: Path, n: int) -> None:
     """n requests, each answered by the live version and shadowed by the candidate, which says
     "refund" where the live version says "top_up"."""
-    now = time.time()
+    now = time.time() - 5  # answered a moment ago, inside every window that ends now
     records = []
     for i in range(n):
         live = "top_up" if i % 2 else "card_lost"
@@ -73,11 +73,11 @@ def _shadowed(project: Path, n: int) -> None:
 def test_start_status_compare_abort_and_start_again(project: Path) -> None:
     runner = CliRunner()
     target = ["--target", str(project)]
-    started = runner.invoke(cli, ["rollout", "start", "cand", *target, "--actor", "ana"])
+    started = runner.invoke(cli, ["rollout", "start", "cand", *target, "--actor", "ana", "--no-parity"])
     assert started.exit_code == 0, started.output
     assert f"started: {CAND} is shadow" in started.output
 
-    again = runner.invoke(cli, ["rollout", "start", CAND, *target])
+    again = runner.invoke(cli, ["rollout", "start", CAND, *target, "--no-parity"])
     assert again.exit_code == 1 and "already rolling out" in again.output
 
     _shadowed(project, 10)
@@ -98,7 +98,7 @@ def test_start_status_compare_abort_and_start_again(project: Path) -> None:
         json.loads(aborted.output)["state"]["reason"]
         == "aborted by " + json.loads(aborted.output)["state"]["actor"] + ": checking labels"
     )
-    restarted = runner.invoke(cli, ["rollout", "start", CAND, *target])
+    restarted = runner.invoke(cli, ["rollout", "start", CAND, *target, "--no-parity"])
     assert restarted.exit_code == 0, restarted.output
     history = json.loads(runner.invoke(cli, ["rollout", "status", *target, "--json"]).output)["history"]
     assert [h["mode"] for h in history] == ["shadow", "rolled_back", "shadow"]
@@ -107,7 +107,7 @@ def test_start_status_compare_abort_and_start_again(project: Path) -> None:
 def test_run_once_rolls_back_on_the_agreement_guard(project: Path) -> None:
     runner = CliRunner()
     target = ["--target", str(project)]
-    assert runner.invoke(cli, ["rollout", "start", CAND, *target]).exit_code == 0
+    assert runner.invoke(cli, ["rollout", "start", CAND, *target, "--no-parity"]).exit_code == 0
     _shadowed(project, 10)
     ran = runner.invoke(cli, ["rollout", "run", *target, "--once"])
     assert ran.exit_code == 0, ran.output
@@ -128,7 +128,7 @@ def test_a_bad_plan_is_refused_naming_the_step(project: Path) -> None:
 
 def test_the_report_shows_the_candidate_against_the_live_version(project: Path, tmp_path: Path) -> None:
     runner = CliRunner()
-    assert runner.invoke(cli, ["rollout", "start", CAND, "--target", str(project)]).exit_code == 0
+    assert runner.invoke(cli, ["rollout", "start", CAND, "--target", str(project), "--no-parity"]).exit_code == 0
     _shadowed(project, 10)
     out = tmp_path / "report.html"
     result = runner.invoke(cli, ["monitor", "report", str(project), "--since", "1h", "--out", str(out)])
@@ -144,7 +144,7 @@ def test_serve_runs_the_controller_as_a_worker_job(project: Path) -> None:
     settings = load_settings(project)
     ((every, check),) = rollout_jobs(settings)
     assert every == settings["rollout.check_every_s"]
-    assert CliRunner().invoke(cli, ["rollout", "start", CAND, "--target", str(project)]).exit_code == 0
+    assert CliRunner().invoke(cli, ["rollout", "start", CAND, "--target", str(project), "--no-parity"]).exit_code == 0
     _shadowed(project, 10)
     check()  # what each `shipway serve` worker calls on its jobs thread
     with open_store(f"sqlite:///{project / 'store.db'}") as store:

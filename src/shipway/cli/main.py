@@ -19,6 +19,7 @@ from shipway.cli.inspect import inspect
 from shipway.cli.models import models
 from shipway.cli.monitor import alert_jobs, dashboard, dashboard_mounts, monitor
 from shipway.cli.new import check, new, update
+from shipway.cli.parity import parity
 from shipway.cli.recipes import leaderboard, recipes, try_command
 from shipway.cli.rollout import rollout, rollout_jobs
 from shipway.cli.rules import rules
@@ -131,6 +132,7 @@ def settings(markdown: bool) -> None:
 main.add_command(validate)
 main.add_command(rules)
 main.add_command(deploy)
+main.add_command(parity)
 main.add_command(explain)
 main.add_command(new)
 main.add_command(check)

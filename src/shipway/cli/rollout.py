@@ -111,15 +111,46 @@ def rollout() -> None:
 @click.option("--store", "store_url", help=_STORE)
 @click.option("--key", default=None, help="The request field that keeps a caller on one side of a canary.")
 @click.option("--actor", default=None, help="Who starts it, for the history (default: $SHIPWAY_ACTOR or login).")
+@click.option(
+    "--parity/--no-parity",
+    default=True,
+    show_default=True,
+    help="Refuse the version unless it answers its held-out examples as its training run recorded.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
-def start(version: str, target: str, store_url: str | None, key: str | None, actor: str | None, as_json: bool) -> None:
-    """Start rolling VERSION (a registered version, prefix or alias) out at the plan's first step."""
+def start(
+    version: str, target: str, store_url: str | None, key: str | None, actor: str | None, parity: bool, as_json: bool
+) -> None:
+    """Start rolling VERSION (a registered version, prefix or alias) out at the plan's first step,
+    after the parity gate (docs/deploy.md#the-parity-gate)."""
     try:
         with project_rollout(target, store_url, actor) as controller:
-            decision = controller.start(version, key=key, parity=None)
+            gate = _parity_gate(target, controller) if parity else None
+            decision = controller.start(version, key=key, parity=gate)
     except ShipwayError as err:
         fail(err, code=1)
     _decided(decision, as_json)
+
+
+def _parity_gate(target: str, controller: Rollout) -> Callable[[str], None]:
+    """The parity gate of deploy/parity.py on a registered version, laid out under deploy.root."""
+    from shipway.core.held_out import read_held_out
+    from shipway.deploy.parity import candidate_pipeline, parity_gate
+    from shipway.registry import checkout
+
+    settings = project_settings(target)
+
+    def gate(version: str) -> None:
+        folder = checkout(controller.store, settings, version)
+        if read_held_out(folder) is None:
+            click.echo(
+                f"parity gate: skipped, {version}'s run recorded no held-out answers (train with `shipway train`)"
+            )
+            return
+        report = parity_gate(candidate_pipeline(target, folder), folder, settings["deploy.parity_tolerance"])
+        click.echo(f"parity gate: {report.summary()}")
+
+    return gate
 
 
 def _ending(fn: Callable[..., None]) -> Callable[..., None]:

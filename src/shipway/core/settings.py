@@ -50,6 +50,23 @@ SETTINGS: tuple[Setting, ...] = (
         "Folder under which `shipway deploy` and POST /admin/model may find artifacts folders (symbolic links resolved); any other folder is refused before it is read. Empty: the folder that holds `artifacts` (the project folder by default).",
     ),
     Setting(
+        "deploy.parity_tolerance",
+        float,
+        1e-6,
+        "The parity gate: how far a score (a number that is not an integer) in the candidate's answer to a "
+        "held-out example may be from the answer its training run recorded; labels (text, integers, "
+        "booleans) must match exactly.",
+        minimum=0,
+    ),
+    Setting(
+        "deploy.parity_examples",
+        int,
+        10_000,
+        "How many held-out examples (the first of the test split, else the validation split) `shipway train` "
+        "records the model's answers to, for the parity gate.",
+        minimum=1,
+    ),
+    Setting(
         "version",
         str,
         "",
@@ -120,6 +137,16 @@ SETTINGS: tuple[Setting, ...] = (
         "batch had several); a lone request never waits. Services without predict_batch never wait.",
         flag="--max-wait-ms",
         minimum=0,
+    ),
+    Setting(
+        "batching.inline",
+        bool,
+        False,
+        "Run a lone request's predict (nothing else queued or running) on the event loop instead of the "
+        "predict thread, saving two thread wake-ups. While it runs the worker answers nothing else and "
+        "serve.predict_timeout_s cannot answer 504 (a hang ends at the worker timeout): for fast models "
+        "that cannot hang.",
+        flag="--inline/--no-inline",
     ),
     Setting(
         "batching.max_queue_wait_ms",

@@ -3,8 +3,9 @@
 `build_dataset` runs the dataset step and registers what it wrote. `train` runs the training
 step as a tracked run: the run records the code, environment, configuration, seeds and
 dataset before the step starts; the step's own code logs its metrics through the run API;
-then the model's artifacts, size, and latency through the service's own pipeline are
-recorded, with the duration and the step's log.
+then the model's answers on the held-out examples (core/held_out.py, what the parity gate
+checks a deploy against), its artifacts, size, and latency through the service's own
+pipeline are recorded, with the duration and the step's log.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 import orjson
 
 from shipway.core.artifacts import MANIFEST, write_manifest
+from shipway.core.held_out import HELD_OUT, run_held_out, write_held_out
+from shipway.core.pipeline import Pipeline
 from shipway.core.service import Service, read_ids
 from shipway.core.settings import Settings
 from shipway.errors import DataError, RunError, ShipwayError
@@ -194,10 +197,17 @@ def train(
                 error = f"the training step {settings['train.command']!r} exited with code {result.returncode}:\n{result.tail.rstrip()}"
                 run.end("failed", error)
                 return store.get_run(run.id)
-            say(f"[3/4] recording the model's artifacts from {artifacts}")
+            _check_artifacts(artifacts)
+            service.loaded = False  # the artifacts are new: load them again
+            pipeline = service.setup(artifacts, {"service": settings["name"], **read_ids(artifacts)})
+            split, inputs = held_out_inputs(service, settings, folder, dataset)
+            say(f"[3/5] predicting the {len(inputs):,} held-out examples ({split or 'no held-out split'})")
+            if split is not None:
+                write_held_out(artifacts, split, dataset.version, run_held_out(pipeline, inputs))
+            say(f"[4/5] recording the model's artifacts from {artifacts}")
             _record_artifacts(run, artifacts, dataset)
-            say("[4/4] measuring latency through the service's pipeline")
-            run.log_metrics(measure_latency(service, settings, artifacts, folder, dataset))
+            say("[5/5] measuring latency through the service's pipeline")
+            run.log_metrics(measure_latency(pipeline, settings, [item for _, item in inputs[:LATENCY_ITEMS]]))
             run.log_metric("train_seconds", result.seconds)
         run.end()
     except BaseException as exc:
@@ -206,17 +216,27 @@ def train(
     return store.get_run(run.id)
 
 
-def _record_artifacts(run: Run, artifacts: Path, dataset: DatasetRecord) -> None:
+def _check_artifacts(artifacts: Path) -> None:
     if not artifacts.is_dir():
         raise RunError(
             f"the training step finished but wrote no artifacts folder {str(artifacts)!r}; it must write the "
             f"model there (the `artifacts` setting; under shipway train it is also ${ENV['artifacts']})"
         )
+
+
+def _record_artifacts(run: Run, artifacts: Path, dataset: DatasetRecord) -> None:
     manifest = artifacts / MANIFEST
     # The ids the service tags each prediction with must name this run and its data; the manifest
-    # is written again through write_manifest, so it lists (and signs) what this run produced.
+    # is written again through write_manifest, so it lists (and signs) what this run produced,
+    # the held-out predictions included.
     data = orjson.loads(manifest.read_bytes()) if manifest.is_file() else {}
-    if data.get("run_id") != run.id or data.get("dataset_version") != dataset.version or "files" not in data:
+    listed = data.get("files", {})
+    if (
+        data.get("run_id") != run.id
+        or data.get("dataset_version") != dataset.version
+        or "files" not in data
+        or ((artifacts / HELD_OUT).is_file() and HELD_OUT not in listed)
+    ):
         write_manifest(artifacts, {**data, "run_id": run.id, "dataset_version": dataset.version})
     size = 0
     for path in sorted(p for p in artifacts.rglob("*") if p.is_file()):
@@ -226,27 +246,32 @@ def _record_artifacts(run: Run, artifacts: Path, dataset: DatasetRecord) -> None
     run.set(model_version=read_ids(artifacts)["model_version"])
 
 
-def measure_latency(
-    service: Service, settings: Settings, artifacts: Path, folder: Path, dataset: DatasetRecord
-) -> dict[str, float]:
-    """Milliseconds per item through the service's pipeline: one at a time (median and mean) and
-    in batches of `batching.max_batch_size`, on up to 200 validation (else test) inputs."""
+def held_out_inputs(
+    service: Service, settings: Settings, folder: Path, dataset: DatasetRecord
+) -> tuple[str | None, list[tuple[int, dict[str, Any]]]]:
+    """The held-out split's name (test, else validation) and its first `deploy.parity_examples`
+    inputs with their row numbers, as the service's input fields; (None, []) without such a split."""
     files = split_files(folder)
-    split = split_for(files, "valid") or split_for(files, "test")
+    split = split_for(files, "test") or split_for(files, "valid")
     if split is None:
-        return {}
+        return None, []
     fields = list(input_fields(service.schemas()[0].hint)) or [
         c for c in dataset.meta.get("columns", []) if c != dataset.target
     ]
-    items: list[dict[str, Any]] = []
-    for row in read_rows(files[split]):
-        items.append({f: row[f] for f in fields if f in row})
-        if len(items) >= LATENCY_ITEMS:
+    limit = settings["deploy.parity_examples"]
+    inputs: list[tuple[int, dict[str, Any]]] = []
+    for number, row in enumerate(read_rows(files[split])):
+        if number >= limit:
             break
+        inputs.append((number, {f: row[f] for f in fields if f in row}))
+    return split, inputs
+
+
+def measure_latency(pipeline: Pipeline, settings: Settings, items: list[dict[str, Any]]) -> dict[str, float]:
+    """Milliseconds per item through the service's pipeline: one at a time (median and mean) and
+    in batches of `batching.max_batch_size`, on up to 200 held-out inputs."""
     if not items:
         return {}
-    service.loaded = False  # the artifacts are new: load them again
-    pipeline = service.setup(artifacts, {"service": settings["name"], **read_ids(artifacts)})
     pipeline.run(items[0])  # warm up
     singles = []
     for item in items:

@@ -180,6 +180,7 @@ class App:
             max_wait_s=s["batching.max_wait_ms"] / 1000 if has_batch else 0.0,
             max_queue_wait_s=s["batching.max_queue_wait_ms"] / 1000,
             max_queue=s["batching.max_queue"],
+            inline=s["batching.inline"],
             on_batch=rt.metrics.batch,
         )
         await rt.batcher.start()

@@ -13,6 +13,13 @@ than `max_queue_wait_s` is refused at once with `Overloaded`.
 A batch never mixes model versions: each item names the function that runs it (the live
 version's, or a canary candidate's; `run` when it names none), and a batch takes the oldest
 item's function and the queued items with the same one, leaving the others queued in order.
+
+With `inline`, a lone item skips the predict thread: when nothing else is queued or
+running, it runs on the event loop's thread. The hand-over there and back costs two thread
+wake-ups, which on a loaded machine each wait for a CPU (docs/benchmarks.md); the price is
+that while it runs the loop answers nothing, so its timeout cannot fire (a hang is ended by
+the worker timeout). Requests that arrive meanwhile are read together afterwards, and
+go to the predict thread as a batch.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ class Batcher:
         max_wait_s: float = 0.002,
         max_queue_wait_s: float = 1.0,
         max_queue: int = 10_000,
+        inline: bool = False,
         on_batch: OnBatch | None = None,
     ) -> None:
         self.run = run
@@ -53,6 +61,7 @@ class Batcher:
         self.max_wait_s = max_wait_s
         self.max_queue_wait_s = max_queue_wait_s
         self.max_queue = max_queue
+        self.inline = inline
         self.on_batch = on_batch
         self.batch_seconds = 0.0  # moving average of one batch's run time
         self.executor: PredictThread | None = None
@@ -128,6 +137,8 @@ class Batcher:
         queue = self._queue
         if self._running or not queue or self._stopped:
             return
+        if self.inline and len(queue) == 1 and self._company <= 1 and self._run_inline():
+            return
         if len(queue) < min(self._company, self.max_batch_size):
             remaining = queue[0][2] + self.max_wait_s - perf_counter()
             if remaining > 0:
@@ -136,6 +147,32 @@ class Batcher:
                     self._timer = self._loop.call_later(remaining, self._time_up)
                 return
         self._dispatch()
+
+    def _run_inline(self) -> bool:
+        """Run the one queued item here, on the loop's thread; False if the predict thread is
+        busy (a trace, /explain, a gate), since the model need not be thread-safe."""
+        assert self.executor is not None
+        lock = self.executor.lock
+        if not lock.acquire(blocking=False):
+            return False
+        item = self._queue.popleft()
+        results: Any = None
+        error: BaseException | None = None
+        self._running = 1
+        started = self.running_since = perf_counter()
+        try:
+            if not item[1].done():
+                results = (item[3] or self.run)([item[0]])  # the item's version: a canary's runs its own
+        except BaseException as exc:  # delivered to the caller, as from the thread
+            error = exc
+        finally:
+            lock.release()
+        if results is None and error is None:  # its caller gave up before it ran
+            self._running = 0
+            self.running_since = None
+            return True
+        self._finish([item], started, results, error)
+        return True
 
     def _time_up(self) -> None:
         self._timer = None

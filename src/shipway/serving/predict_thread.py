@@ -34,6 +34,8 @@ class PredictThread(Executor):
     def __init__(self, name: str = "shipway-predict") -> None:
         self._jobs: SimpleQueue[_Job | None] = SimpleQueue()
         self._closed = False
+        # Held while a job runs: whoever else calls the model (the batcher's inline run) takes it too.
+        self.lock = threading.Lock()
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
 
@@ -83,7 +85,8 @@ class PredictThread(Executor):
             fn, args, done = job
             result, error = None, None
             try:
-                result = fn(*args)
+                with self.lock:
+                    result = fn(*args)
             except BaseException as exc:  # delivered to the caller; the thread lives on
                 error = exc
             try:

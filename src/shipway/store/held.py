@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from shipway.store.log_counts import drops_by_minute
-from shipway.store.records import LogColumns, columns_of, entries_of_columns, size
+from shipway.store.records import LogColumns, size, split_at
 
 __all__ = ["Held"]
 
@@ -59,10 +59,8 @@ class Held:
         n = size(merged)
         dropped: Counter[tuple[int, str]] = Counter()
         if n > self.limit:
-            entries = entries_of_columns(merged)
-            cut = n - self.limit
-            dropped = drops_by_minute(columns_of(entries[:cut]))
-            merged = columns_of(entries[cut:])
+            oldest, merged = split_at(merged, n - self.limit)
+            dropped = drops_by_minute(oldest)
             n = self.limit
         self._groups, self._size = merged, n
         return dropped

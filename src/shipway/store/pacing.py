@@ -18,36 +18,30 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from shipway.store.records import ROW_COLUMNS, LogColumns
+from shipway.store.records import LogColumns, split_at
 
-__all__ = ["SLICE_ENTRIES", "paced"]
+__all__ = ["SLICE_ENTRIES", "paced", "slices"]
 
 SLICE_ENTRIES = 2000
 _MAX_PAUSE_S = 0.005
 
 
-def paced(groups: list[LogColumns], size: int = SLICE_ENTRIES) -> Iterator[list[LogColumns]]:
-    """The groups in order, in slices of at most `size` entries; between two slices the
-    calling thread sleeps as long as it spent on the slice before (at most `_MAX_PAUSE_S`),
-    so that threads waiting for the GIL run."""
-    part: list[LogColumns] = []
-    room = size
-    for group in groups:
-        n = len(group)
-        start = 0
-        while start < n:
-            if not room:
-                handed = time.perf_counter()
-                yield part
-                time.sleep(min(time.perf_counter() - handed, _MAX_PAUSE_S))
-                part, room = [], size
-            end = min(n, start + room)
-            part.append(group if start == 0 and end == n else _cut(group, start, end))
-            room -= end - start
-            start = end
-    if part:
+def slices(groups: list[LogColumns], size: int = SLICE_ENTRIES) -> list[list[LogColumns]]:
+    """The groups in order, cut into slices of at most `size` entries (contexts kept apart)."""
+    out = []
+    rest = groups
+    while rest:
+        part, rest = split_at(rest, size)
+        out.append(part)
+    return out
+
+
+def paced(parts: list[list[LogColumns]]) -> Iterator[list[LogColumns]]:
+    """The slices in order; between two of them the calling thread sleeps as long as it spent
+    on the slice before (at most `_MAX_PAUSE_S`), so that threads waiting for the GIL run."""
+    handed = None
+    for part in parts:
+        if handed is not None:
+            time.sleep(min(time.perf_counter() - handed, _MAX_PAUSE_S))
+        handed = time.perf_counter()
         yield part
-
-
-def _cut(group: LogColumns, start: int, end: int) -> LogColumns:
-    return LogColumns(group.context, *(getattr(group, name)[start:end] for name in ROW_COLUMNS))

@@ -24,39 +24,23 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from random import random
 
-from shipway.errors import ConfigError, StoreError, StoreUnavailable
-from shipway.store.base import Store
+from shipway.errors import ConfigError
 from shipway.store.held import Held
 from shipway.store.log_buffer import FIELDS, LogBuffer
 from shipway.store.log_counts import LogCounts, drops_by_minute
-from shipway.store.pacing import paced
-from shipway.store.records import (
-    Context,
-    LogColumns,
-    LogEntry,
-    PredictionRecord,
-    columns_of,
-    columns_of_records,
-    context_of,
-    entries_of_columns,
-    record_of,
-    records_of_columns,
-    size,
-)
+from shipway.store.log_delivery import Delivery
+from shipway.store.pacing import paced, slices
+from shipway.store.records import Context, LogColumns, PredictionRecord, context_of, records_of_columns, size
 from shipway.store.redaction import Redact, redact_columns
-from shipway.store.refusals import refused_lines, write_finding_refused
 from shipway.store.spool import Spool
 
 __all__ = ["PredictionLog"]
 
 logger = logging.getLogger("shipway.store")
-
-# Even with a healthy store, look now and then for spool files a dead process left.
-_ORPHAN_SCAN_S = 30.0
 
 
 class PredictionLog:
@@ -105,12 +89,7 @@ class PredictionLog:
         self._counts = LogCounts(max_buffer)
         self._in_flight = 0
         self._held = Held(max_buffer, spool_dir)  # what neither store nor disk took
-        self._store: Store | None = None
-        self._spool = Spool(spool_dir)
-        self._store_up = False
-        self._down_logged = False
-        self._next_retry = 0.0
-        self._next_scan = 0.0
+        self._delivery: Delivery | None = None  # made by start()
         self._wake = threading.Event()
         self._flush_cond = threading.Condition()
         self._flush_requested = 0
@@ -195,7 +174,8 @@ class PredictionLog:
             return
         from shipway.store import store_from_url  # the package imports this module
 
-        self._store = store_from_url(self.store_url, self.base_dir)
+        store = store_from_url(self.store_url, self.base_dir)
+        self._delivery = Delivery(store, self.spool_dir, self._held, self._counts, self.retry_interval_s)
         self._thread = threading.Thread(target=self._run, name="shipway-prediction-log", daemon=True)
         self._thread.start()
 
@@ -263,13 +243,15 @@ class PredictionLog:
         held = len(self._held)
         stats["pending"] = len(self._buffer) + self._in_flight + held
         stats["held"] = held
-        stats["store_up"] = self._store_up
+        stats["store_up"] = self._delivery is not None and self._delivery.store_up
         return stats
 
     # -- the writer thread --------------------------------------------------------
 
     def _run(self) -> None:
-        self._recover()
+        delivery = self._delivery
+        assert delivery is not None  # set by start() before the thread runs
+        delivery.recover()
         while True:
             self._wake.wait(self.flush_interval_s)
             self._wake.clear()
@@ -277,178 +259,76 @@ class PredictionLog:
             with self._flush_cond:
                 target = self._flush_requested
             try:
-                self._cycle()
-            except Exception:  # the thread must survive anything; the batch is held
+                self._cycle(delivery)
+            except Exception:  # the thread must survive anything; what was not delivered is held
                 logger.exception("prediction log writer failed; will retry")
             with self._flush_cond:
                 self._flush_done = target
                 self._flush_cond.notify_all()
             if stopping:
                 break
-        self._shutdown()
+        self._shutdown(delivery)
 
-    def _cycle(self) -> None:
-        now = time.monotonic()
-        if not self._store_up and now >= self._next_retry:
-            self._recover()
-        elif self._store_up and now >= self._next_scan:
-            self._recover()
+    def _cycle(self, delivery: Delivery) -> None:
+        """Deliver the held records and the new batch together, oldest first, in paced slices
+        (store/pacing.py): each slice reaches the store, the spool or memory."""
+        delivery.due()
         held = self._held.take()  # already redacted
         batch = self._buffer.take()
         self._full = False
         self._in_flight = size(held) + size(batch)
-        groups = held
-        delivered = 0
         try:
-            # Held and new records go together, in paced slices (store/pacing.py): each reaches
-            # the store, the spool or memory.
-            groups = held + self._redacted(batch)
-            for part in paced(groups):
-                self._deliver(part)
-                delivered += size(part)
-        except Exception:  # logged by _run; what was not delivered waits for the next cycle
-            rest = columns_of(entries_of_columns(groups)[delivered:]) if delivered else groups
-            self._dropped(self._held.keep(rest))
-            if groups is held:  # the redact hook raised: the batch must not be stored unredacted
-                self._dropped(drops_by_minute(batch))
-            raise
+            parts = slices(held + self._redacted(batch))
+            done = 0
+            try:
+                for part in paced(parts):
+                    delivery.deliver(part)
+                    done += 1
+            except Exception:  # logged by _run; the slices not delivered wait for the next cycle
+                self._dropped(self._held.keep([group for part in parts[done:] for group in part]))
+                raise
         finally:
             self._in_flight = 0
-        self._write_counts()
+        delivery.write_counts()
 
-    def _shutdown(self) -> None:
+    def _shutdown(self, delivery: Delivery) -> None:
         # Appends that raced with close() land here; after this, append() drops.
         held, batch = self._held.take(), self._buffer.take()
         groups = held + batch
         try:
-            self._deliver(held + self._redacted(batch))
+            delivery.deliver(held + self._redacted(batch))
         except Exception:
             logger.exception("prediction log writer failed while closing; %d records dropped", size(groups))
             self._dropped(drops_by_minute(groups))
         if len(self._held):
             logger.error("prediction log closed with %d records it could not keep; dropped", len(self._held))
             self._dropped(drops_by_minute(self._held.take()))
-        self._write_counts()
+        delivery.write_counts()
         if self._counts.unwritten_drops:
             logger.error("the store did not count %d dropped records (log_dropped)", self._counts.unwritten_drops)
-        self._spool.close()
-        if self._store is not None:
-            try:
-                self._store.close()
-            except StoreError:
-                logger.exception("closing the prediction store failed")
+        delivery.close()
 
     def _redacted(self, batch: list[LogColumns]) -> list[LogColumns]:
-        """A fresh batch through the redact hook."""
-        if batch and self.redact is not None:
+        """A fresh batch through the redact hook. The hook's own failures are caught record by
+        record (store/redaction.py); if redacting fails otherwise, the batch is dropped and
+        counted, since it must not be stored unredacted."""
+        if not batch or self.redact is None:
+            return batch
+        try:
             batch, result = redact_columns(batch, self.redact)
-            self._count("redacted_out", result.dropped)
-            self._count("redaction_failed", len(result.failures))
+        except Exception:
+            logger.exception("redacting a batch of %d prediction records failed; they are dropped", size(batch))
+            self._dropped(drops_by_minute(batch))
+            return []
+        self._count("redacted_out", result.dropped)
+        self._count("redaction_failed", len(result.failures))
         return batch
-
-    def _deliver(self, groups: list[LogColumns]) -> None:
-        """To the store if it is up, else to the spool, else keep in memory."""
-        if not groups:
-            return
-        if self._store_up:
-            # Twice: a connection the server closed while idle fails once, and the
-            # store reconnects on the next call; that is no outage worth spooling for.
-            for attempt in (1, 2):
-                try:
-                    self._count("written", self._write(groups))
-                    self._held.released(self.stats["dropped"])
-                    return
-                except StoreUnavailable as exc:
-                    if attempt == 2:
-                        self._mark_down(exc)
-        if self._held.spool_resting:
-            self._hold(groups, None)
-            return
-        entries = entries_of_columns(groups)
-        try:
-            self._spool.append([record_of(e) for e in entries])
-            self._count("spooled", len(entries))
-        except OSError as exc:
-            self._hold(groups, exc)
-            return
-        except Exception as exc:  # a record the spool cannot encode: keep it aside
-            self._reject(entries, exc)
-        self._held.released(self.stats["dropped"])
-
-    def _hold(self, groups: list[LogColumns], exc: OSError | None) -> None:
-        dropped = self._held.keep(groups)
-        self._dropped(dropped)
-        self._held.report(exc, sum(dropped.values()), self.stats["dropped"], self.retry_interval_s)
-
-    def _write(self, groups: list[LogColumns], *, replay: bool = False) -> int:
-        """Write a batch, refused records kept aside (store/refusals.py); how many were written."""
-        store = self._store
-        assert store is not None  # set by start() before the thread runs
-        return write_finding_refused(lambda part: store.write_columns(part, replay=replay), groups, self._reject)
-
-    def _reject(self, entries: Sequence[LogEntry], exc: Exception) -> None:
-        try:
-            path = self._spool.reject(refused_lines(entries))
-        except OSError:
-            logger.exception("cannot keep %d rejected records; they are dropped", len(entries))
-            self._dropped(drops_by_minute(columns_of(entries)))
-            return
-        logger.error("the store refused %d prediction record(s): %s; kept in %s", len(entries), exc, path)
-        self._count("rejected", len(entries))
-
-    def _recover(self) -> None:
-        """Open the store and replay the spool; on success the store is up."""
-        assert self._store is not None
-        now = time.monotonic()
-        self._next_retry = now + self.retry_interval_s
-        self._next_scan = now + _ORPHAN_SCAN_S
-        was_down = self._down_logged
-        try:
-            self._store.open()
-            replayed = self._spool.replay(self._replay_chunk)
-        except StoreError as exc:  # StoreUnavailable, or a URL or schema that cannot work
-            self._mark_down(exc)
-            return
-        except OSError:
-            # An unreadable spool file must not keep a healthy store from being used.
-            logger.exception("cannot replay the prediction spool at %s", self.spool_dir)
-            replayed = 0
-        self._store_up = True
-        self._down_logged = False
-        if was_down or replayed:
-            logger.info("prediction store %s is up; replayed %d spooled records", self._store.url, replayed)
-
-    def _replay_chunk(self, records: list[PredictionRecord]) -> None:
-        self._count("replayed", self._write(columns_of_records(records, "surrogateescape"), replay=True))
-
-    def _mark_down(self, exc: StoreError) -> None:
-        if not self._down_logged:
-            self._down_logged = True
-            # Unavailable is expected now and then; any other StoreError needs a person.
-            level = logging.WARNING if isinstance(exc, StoreUnavailable) else logging.ERROR
-            logger.log(
-                level,
-                "prediction store unavailable, spooling to %s and retrying every %s s: %s",
-                self.spool_dir,
-                self.retry_interval_s,
-                exc,
-            )
-        else:
-            logger.debug("prediction store still unavailable: %s", exc)
-        self._store_up = False
-        self._next_retry = time.monotonic() + self.retry_interval_s
 
     def _count(self, name: str, n: int = 1) -> None:
         self._counts.add(name, n)
 
     def _dropped(self, counts: Counter[tuple[int, str]]) -> None:
         self._counts.dropped(counts)
-
-    def _write_counts(self) -> None:
-        """Failed requests to the rollups, drops to `log_drops` (metric `log_dropped`); they
-        wait in memory while the store is down."""
-        if self._store_up and self._store is not None:
-            self._counts.write_to(self._store)
 
 
 def _check_number(name: str, value: float, low: float, high: float | None, hint: str) -> None:

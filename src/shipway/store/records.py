@@ -23,6 +23,7 @@ __all__ = [
     "record_of",
     "records_of_columns",
     "size",
+    "split_at",
 ]
 
 #: What the records of one service deployment share: service, model version,
@@ -133,6 +134,26 @@ def columns_of(entries: Iterable[LogEntry]) -> list[LogColumns]:
 def size(groups: Iterable[LogColumns]) -> int:
     """How many entries the groups hold."""
     return sum(map(len, groups))
+
+
+def split_at(groups: Sequence[LogColumns], n: int) -> tuple[list[LogColumns], list[LogColumns]]:
+    """The first `n` entries of `groups` and the rest, as groups in the same order; at most one
+    group is cut (its columns sliced), nothing is decoded."""
+    head: list[LogColumns] = []
+    for i, group in enumerate(groups):
+        if n <= 0:
+            return head, list(groups[i:])
+        if len(group) <= n:
+            head.append(group)
+            n -= len(group)
+            continue
+        head.append(_sliced(group, 0, n))
+        return head, [_sliced(group, n, len(group)), *groups[i + 1 :]]
+    return head, []
+
+
+def _sliced(group: LogColumns, start: int, end: int) -> LogColumns:
+    return LogColumns(group.context, *(getattr(group, name)[start:end] for name in ROW_COLUMNS))
 
 
 def entries_of_columns(groups: Iterable[LogColumns]) -> list[LogEntry]:

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 TEMPLATE_VERSION = "1.3.0"
-TEMPLATE_DIGEST = "ccaf96579cbe8fee"
+TEMPLATE_DIGEST = "13ad294102e6414f"
 PACKAGED = Path(__file__).resolve().parent / "template"
 
 # Commits in the cache repository are shipway's, whoever runs it: no user config, hooks or signing.
