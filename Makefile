@@ -41,9 +41,10 @@ test-templates: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m slow_templates tests/test_templates_projects.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench examples
-	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check src tests bench examples tools
+	$(BIN)/ruff format --check src tests bench examples tools
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP) train
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

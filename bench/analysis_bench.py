@@ -42,9 +42,9 @@ sys.path.insert(0, str(BENCH))
 import pyarrow as pa  # noqa: E402
 from drift_bench import make_data  # noqa: E402
 
-from shipway.monitoring.drift import compare  # noqa: E402
-from shipway.monitoring.profile import Profile  # noqa: E402
-from shipway.monitoring.window import window_from_store  # noqa: E402
+from shipway.monitoring.drift.comparison import compare  # noqa: E402
+from shipway.monitoring.drift.profile import Profile  # noqa: E402
+from shipway.monitoring.drift.window import window_from_store  # noqa: E402
 from shipway.store import PredictionRecord, Store, open_store  # noqa: E402
 from shipway.store.columnar import (  # noqa: E402
     LogSchema,

@@ -40,9 +40,9 @@ TARGET_SECONDS, TARGET_RATIO = 3.0, 10.0
 
 sys.path.insert(0, str(ROOT / "src"))
 
-from shipway.monitoring.drift import compare  # noqa: E402
-from shipway.monitoring.profile import Profile  # noqa: E402
-from shipway.monitoring.window import window_from_store  # noqa: E402
+from shipway.monitoring.drift.comparison import compare  # noqa: E402
+from shipway.monitoring.drift.profile import Profile  # noqa: E402
+from shipway.monitoring.drift.window import window_from_store  # noqa: E402
 from shipway.store import PredictionRecord, open_store  # noqa: E402
 
 CATEGORIES = np.array([f"c{i:02d}" for i in range(20)])

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from shipway.experiments.datasets import content_version, register_folder
+from shipway.experiments.dataset_versions import content_version, register_folder
 from shipway.experiments.tracking import open_run
 from shipway.store import open_store
 from shipway.store.objects import ObjectStore

@@ -57,7 +57,7 @@ def score(found: set[int], flipped: set[int]) -> str:
 def probabilities(frame: pd.DataFrame, tmp: Path) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
     """The command's default model, cross-validated on `frame`: probabilities, labels, classes, rows."""
     from shipway.inspection.crossval import default_model, out_of_sample_probabilities
-    from shipway.inspection.datasets import read_dataset
+    from shipway.inspection.labelled_data import read_dataset
 
     path = tmp / "frame.csv"
     frame.to_csv(path, index=False)

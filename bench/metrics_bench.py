@@ -27,7 +27,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from shipway.monitoring.metrics import online_metrics, recent_predictions  # noqa: E402
+from shipway.monitoring.metrics.online import online_metrics, recent_predictions  # noqa: E402
 from shipway.store import PredictionRecord, open_store  # noqa: E402
 from shipway.store.outcomes import describe_fields, parse_feedback  # noqa: E402
 

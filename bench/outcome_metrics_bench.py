@@ -68,7 +68,7 @@ def main() -> None:
             joined_s = time.perf_counter() - started
             result: dict[str, object] = {"n": args.n, "join_s": round(joined_s, 2)}
             if not args.write_only:
-                from shipway.monitoring.metrics import kind_metrics, online_metrics
+                from shipway.monitoring.metrics.online import kind_metrics, online_metrics
 
                 rollup, naive, kind = [], [], []
                 for _ in range(args.rounds):

@@ -138,6 +138,7 @@ def banking77(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("banking77")
     for name in ("service.py", "shipway.toml", "rules.yaml"):
         shutil.copy(EXAMPLE / name, root / name)
+    shutil.copytree(EXAMPLE / "data", root / "data")  # as the example holds it: tests read its splits
     steps = {}
     for name in ("data", "train"):
         spec = importlib.util.spec_from_file_location(f"conftest_banking77_{name}", EXAMPLE / f"{name}.py")

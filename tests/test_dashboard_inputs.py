@@ -14,9 +14,8 @@ import orjson
 import pytest
 
 from shipway.errors import ConfigError
-from shipway.monitoring import access
-from shipway.monitoring.dashboard import Dashboard
-from shipway.monitoring.snapshot import Window
+from shipway.monitoring.dashboard import Dashboard, access
+from shipway.monitoring.dashboard.snapshot import Window
 
 TOKEN = "dashboard-inputs-token"
 
@@ -80,7 +79,7 @@ def test_a_window_within_bounds_is_answered(dashboard: Dashboard) -> None:
 def test_a_prediction_page_with_a_ts_that_is_no_number_is_a_400(dashboard: Dashboard) -> None:
     for ts in ("nan", "inf", "x"):
         [response] = get(dashboard, ("GET", f"/dashboard/predictions/abc?ts={ts}", {}))
-        assert response.status_code == 400 and f"ts=&#x27;{ts}&#x27;" in response.text
+        assert response.status_code == 400 and f"ts=&#39;{ts}&#39;" in response.text
 
 
 def test_windows_are_bounded_in_time() -> None:

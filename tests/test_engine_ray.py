@@ -22,13 +22,13 @@ from test_scoring import ROWS, SCORER, write
 from shipway.cli.main import main as cli
 from shipway.engine import Source, run
 from shipway.experiments.backtest import BacktestJob, merged
-from shipway.monitoring.drift import compare, compare_summary
-from shipway.monitoring.drift_job import DriftJob
-from shipway.monitoring.drift_job import merged as merged_summary
-from shipway.monitoring.profile import Profile
-from shipway.monitoring.summaries import KEEP_VALUES
-from shipway.monitoring.thresholds import Thresholds
-from shipway.monitoring.window import Window
+from shipway.monitoring.drift._summaries import KEEP_VALUES
+from shipway.monitoring.drift.comparison import compare, compare_summary
+from shipway.monitoring.drift.job import DriftJob
+from shipway.monitoring.drift.job import merged as merged_summary
+from shipway.monitoring.drift.profile import Profile
+from shipway.monitoring.drift.thresholds import Thresholds
+from shipway.monitoring.drift.window import Window
 from shipway.rules.pipeline import load_pipeline
 from shipway.scoring import score
 from shipway.store import PredictionRecord, open_store

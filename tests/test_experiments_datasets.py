@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from shipway.errors import DataError
-from shipway.experiments import datasets
-from shipway.experiments.datasets import content_version, describe
+from shipway.experiments import dataset_versions as datasets
+from shipway.experiments.dataset_versions import content_version, describe
 
 ROWS = 'text,category\n"multi\nline, with a comma",a\n"",b\nplain,a\n"a ""quote""",\n'
 
@@ -51,7 +51,7 @@ def test_a_folder_without_splits_is_refused_with_what_to_write(tmp_path: Path) -
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["LF", "CRLF"])
 def test_registering_versions_the_folder_as_content_version_does(tmp_path: Path, newline: str) -> None:
-    from shipway.experiments.datasets import register_folder
+    from shipway.experiments.dataset_versions import register_folder
     from shipway.store.objects import ObjectStore
 
     folder = write(tmp_path / "data", ROWS.replace("\n", newline))

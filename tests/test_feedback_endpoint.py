@@ -13,7 +13,7 @@ import pytest
 from conftest import SERVICES, SHIPWAY, Server, start_server
 from store_fixtures import TcpProxy, with_port
 
-from shipway.monitoring.metrics import online_metrics
+from shipway.monitoring.metrics.online import online_metrics
 from shipway.store import open_store
 from shipway.store.outcomes import describe_fields
 

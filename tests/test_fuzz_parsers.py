@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from shipway.core.pipeline import Pipeline
 from shipway.core.schema import Schema
 from shipway.errors import AlertError, InputError, PayloadError, RulesError, SuiteError
-from shipway.monitoring.alert_file import parse_alerts
+from shipway.monitoring.alerts.alert_file import parse_alerts
 from shipway.rules import load_rules
 from shipway.serving.bodies import parse_items, parse_one
 from shipway.serving.responses import error_for

@@ -11,7 +11,7 @@ pytest.importorskip("pandas")
 import pandas as pd
 
 from shipway.errors import DataError
-from shipway.inspection.datasets import read_dataset
+from shipway.inspection.labelled_data import read_dataset
 
 
 def write(tmp_path: Path, frame: pd.DataFrame, name: str = "data.csv") -> Path:

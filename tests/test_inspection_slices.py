@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from shipway.inspection import inspect_labels
-from shipway.inspection.datasets import read_dataset
+from shipway.inspection.labelled_data import read_dataset
 from shipway.inspection.slices import class_metrics, wilson, worst_slices
 
 REGIONS = ["north", "south", "east", "west", "centre"]

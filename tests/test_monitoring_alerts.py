@@ -18,9 +18,9 @@ from store_fixtures import wait_for
 
 from shipway.cli.main import main as cli
 from shipway.errors import AlertError
-from shipway.monitoring.alert_file import load_alerts, parse_alerts
-from shipway.monitoring.alert_messages import slack_alert, webhook_alert
-from shipway.monitoring.alerts import Alerter, Evaluation
+from shipway.monitoring.alerts._messages import slack_alert, webhook_alert
+from shipway.monitoring.alerts.alert_file import load_alerts, parse_alerts
+from shipway.monitoring.alerts.alerter import Alerter, Evaluation
 from shipway.store import PredictionLog, PredictionRecord, Store, open_store
 from shipway.store.outcomes import describe_fields
 from shipway.store.records import FeedbackRecord
@@ -288,7 +288,7 @@ def test_latency_routing_and_outcome_metrics(store: Store, store_url: str, recei
 def test_drift_metric_reads_the_reference_profile(
     store: Store, store_url: str, receiver: Receiver, tmp_path: Path
 ) -> None:
-    from shipway.monitoring.profile import Profile
+    from shipway.monitoring.drift.profile import Profile
 
     artifacts = tmp_path / "artifacts"
     reference = [{"text": "where is my card", "amount": float(i % 50)} for i in range(500)]
@@ -318,42 +318,45 @@ RULE = "  - name: r\n    metric: error_rate\n    above: 0.1\n    window: 15m\n"
     [
         (
             RULE.replace("error_rate", "eror_rate"),
-            "alerts.yaml:7: alert 'r': unknown metric 'eror_rate'. Did you mean 'error_rate'?",
+            "alerts.yaml:7: error: alert 'r': unknown metric 'eror_rate'. Did you mean 'error_rate'?",
         ),
-        (RULE.replace("error_rate", "latency_ms.p95"), "alerts.yaml:7: alert 'r': unknown metric 'latency_ms.p95'."),
+        (
+            RULE.replace("error_rate", "latency_ms.p95"),
+            "alerts.yaml:7: error: alert 'r': unknown metric 'latency_ms.p95'.",
+        ),
         (
             RULE.replace("error_rate", "drift.amount.psy"),
             "drift method 'psy', which does not exist. Did you mean 'psi'?",
         ),
         (
             RULE.replace("15m", "15 minutes"),
-            "alerts.yaml:9: alert 'r': window '15 minutes' is not a duration; write it like 15m",
+            "alerts.yaml:9: error: alert 'r': window '15 minutes' is not a duration; write it like 15m",
         ),
-        (RULE.replace("15m", "900"), "alerts.yaml:9: alert 'r': window 900 needs a unit; write it like 15m"),
+        (RULE.replace("15m", "900"), "alerts.yaml:9: error: alert 'r': window 900 needs a unit; write it like 15m"),
         (RULE.replace("15m", "0h"), "window '0h' must be longer than zero"),
         (
             RULE.replace("0.1", "high"),
-            "alerts.yaml:8: alert 'r': the threshold `above:` must be a number, like 0.05, not 'high'",
+            "alerts.yaml:8: error: alert 'r': the threshold `above:` must be a number, like 0.05, not 'high'",
         ),
         (RULE.replace("0.1", '"0.1"'), "the threshold `above:` must be a number, like 0.05, not '0.1'"),
-        (RULE.replace("    above: 0.1\n", ""), "alerts.yaml:6: alert 'r' has neither above nor below"),
+        (RULE.replace("    above: 0.1\n", ""), "alerts.yaml:6: error: alert 'r' has neither above nor below"),
         (RULE + "    below: 0.5\n", "alert 'r' has both above and below"),
         (
             RULE + "    channels: [tem]\n",
-            "alerts.yaml:10: alert 'r': unknown channel 'tem'. Did you mean 'team'? The channels defined under `channels:` are team",
+            "alerts.yaml:10: error: alert 'r': unknown channel 'tem'. Did you mean 'team'? The channels defined under `channels:` are team",
         ),
         (
             RULE + "    severity: urgent\n",
-            "alerts.yaml:10: alert 'r': severity must be one of info, warning, critical, not 'urgent'",
+            "alerts.yaml:10: error: alert 'r': severity must be one of info, warning, critical, not 'urgent'",
         ),
         (RULE + "    min_requests: -5\n", "min_requests must be a whole number of at least 0, like 100, not -5"),
         (RULE + "    min_labelled: lots\n", "min_labelled must be a whole number of at least 0, like 100, not 'lots'"),
-        (RULE + "    threshold: 3\n", "alerts.yaml:10: alert 'r': unknown key 'threshold'. The keys are name,"),
-        (RULE + RULE, "alerts.yaml:10: alert 'r': the name is used twice (first at line 6)"),
-        (RULE.replace("name: r", "description: no name"), "alerts.yaml:6: alert 1 has no name"),
-        (RULE.replace("    metric: error_rate\n", ""), "alerts.yaml:6: alert 'r' has no metric"),
-        (RULE.replace("    window: 15m\n", ""), "alerts.yaml:6: alert 'r' has no window"),
-        (RULE + "  - just text\n", "alerts.yaml:10: alert 2 must be a mapping"),
+        (RULE + "    threshold: 3\n", "alerts.yaml:10: error: alert 'r': unknown key 'threshold'. The keys are name,"),
+        (RULE + RULE, "alerts.yaml:10: error: alert 'r': the name is used twice (first at line 6)"),
+        (RULE.replace("name: r", "description: no name"), "alerts.yaml:6: error: alert 1 has no name"),
+        (RULE.replace("    metric: error_rate\n", ""), "alerts.yaml:6: error: alert 'r' has no metric"),
+        (RULE.replace("    window: 15m\n", ""), "alerts.yaml:6: error: alert 'r' has no window"),
+        (RULE + "  - just text\n", "alerts.yaml:10: error: alert 2 must be a mapping"),
         (RULE + "   bad: [indent\n", "alerts.yaml:10:"),
     ],
 )
@@ -374,7 +377,7 @@ def test_every_bad_field_has_a_clear_error(text: str, expected: str) -> None:
         ),
         (
             "  team: {slak: 'https://x.example'}",
-            "alerts.yaml:2: channel 'team': unknown key 'slak'. Did you mean 'slack'?",
+            "alerts.yaml:2: error: channel 'team': unknown key 'slak'. Did you mean 'slack'?",
         ),
         (
             "  team: {webhook: 'ftp://x.example'}",
@@ -384,7 +387,7 @@ def test_every_bad_field_has_a_clear_error(text: str, expected: str) -> None:
             "  team: {slack: 'https://a.example', webhook: 'https://b.example'}",
             "needs exactly one of slack: URL or webhook: URL",
         ),
-        ("  - https://x.example", "alerts.yaml:2: `channels` must map channel names to"),
+        ("  - https://x.example", "alerts.yaml:2: error: `channels` must map channel names to"),
     ],
 )
 def test_bad_channels_have_clear_errors(channels: str, expected: str) -> None:
@@ -401,7 +404,7 @@ def test_a_channel_whose_secret_is_not_set_warns_and_fails_each_message(
     text = f"channels:\n  team: {{slack: '${{SLACK_HOOK}}'}}\nalerts:\n{ERROR_RATE}"
     rules = parse_alerts(text, "alerts.yaml", {})
     assert rules.warnings == (
-        "alerts.yaml:2: channel 'team': the slack URL uses ${SLACK_HOOK}, which is not set in the environment; "
+        "alerts.yaml:2: warning: channel 'team': the slack URL uses ${SLACK_HOOK}, which is not set in the environment; "
         "messages to 'team' fail until SLACK_HOOK is exported where alerts are evaluated",
     )
     log_predictions(store_url, tmp_path, requests(0, 20, errors=10))
@@ -555,7 +558,7 @@ def test_monitor_alerts_once(store_url: str, receiver: Receiver, tmp_path: Path)
 
     (project / "alerts.yaml").write_text("alerts:\n  - name: x\n    metric: nope\n")
     bad = runner.invoke(cli, args)
-    assert bad.exit_code == 2 and "alerts.yaml:3: alert 'x': unknown metric 'nope'" in bad.output
+    assert bad.exit_code == 2 and "alerts.yaml:3: error: alert 'x': unknown metric 'nope'" in bad.output
     missing = runner.invoke(cli, ["monitor", "alerts", str(tmp_path), "--once"])
     assert missing.exit_code == 2 and "no alert rules" in missing.output
     both = runner.invoke(cli, [*args, "--every", "1m"])

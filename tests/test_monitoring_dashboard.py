@@ -20,13 +20,14 @@ import httpx
 import orjson
 import pytest
 from conftest import SERVICES, SHIPWAY, Server, free_port, start_server
+from starlette.requests import Request
 
 from shipway.core.artifacts import write_manifest
 from shipway.errors import ConfigError
-from shipway.monitoring import access
-from shipway.monitoring.plots import per_class
-from shipway.monitoring.profile import Profile
-from shipway.monitoring.snapshot import Window
+from shipway.monitoring.dashboard import access
+from shipway.monitoring.dashboard.plots import per_class
+from shipway.monitoring.dashboard.snapshot import Window
+from shipway.monitoring.drift.profile import Profile
 from shipway.store import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -311,7 +312,7 @@ def test_the_dashboard_needs_the_token(deployed: dict[str, Any]) -> None:
         right = client.post("/dashboard/login", data={"token": TOKEN, "next": "https://elsewhere.example/"})
         assert right.status_code == 303 and right.headers["location"] == "/dashboard"
         cookie = right.headers["set-cookie"]
-        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and TOKEN not in cookie
+        assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower() and TOKEN not in cookie
         assert client.get("/dashboard").status_code == 200  # the client kept the cookie
         # Assets hold no data: served to anyone, cached, revalidated by ETag.
         plotly = httpx.get(server.url + "/dashboard/plotly.js", timeout=30)
@@ -386,20 +387,27 @@ def test_shipway_dashboard_serves_a_store_alone(deployed: dict[str, Any]) -> Non
 def test_who_may_read_the_dashboard() -> None:
     local = {"client": ("127.0.0.1", 5000), "headers": []}
     remote = {"client": ("203.0.113.9", 5000), "headers": []}
-    assert access.check(local, token="") == "ok"
-    assert access.check({"client": ("::ffff:127.0.0.1", 1), "headers": []}, token="") == "ok"
-    assert access.check(remote, token="") == "forbidden"
-    assert access.check({"client": None, "headers": []}, token="") == "forbidden"
+    assert access.check(Request({"type": "http", **local}), token="") == "ok"
+    assert (
+        access.check(Request({"type": "http", **{"client": ("::ffff:127.0.0.1", 1), "headers": []}}), token="") == "ok"
+    )
+    assert access.check(Request({"type": "http", **remote}), token="") == "forbidden"
+    assert access.check(Request({"type": "http", **{"client": None, "headers": []}}), token="") == "forbidden"
     # With a token, being local is not enough.
-    assert access.check(local, token="s3cret") == "login"
+    assert access.check(Request({"type": "http", **local}), token="s3cret") == "login"
     bearer = {**remote, "headers": [(b"authorization", b"Bearer s3cret")]}
-    assert access.check(bearer, token="s3cret") == "ok"
+    assert access.check(Request({"type": "http", **bearer}), token="s3cret") == "ok"
     now = 1_000_000.0
     cookie = access.session_cookie("s3cret", "/dashboard", now=now).decode().split(";")[0]
     with_cookie = {**remote, "headers": [(b"cookie", f"theme=dark; {cookie}".encode())]}
-    assert access.check(with_cookie, token="s3cret", now=now + 60) == "ok"
-    assert access.check(with_cookie, token="s3cret", now=now + access.SESSION_S + 1) == "login"  # expired
-    assert access.check(with_cookie, token="rotated", now=now + 60) == "login"  # a new token ends sessions
+    assert access.check(Request({"type": "http", **with_cookie}), token="s3cret", now=now + 60) == "ok"
+    assert (
+        access.check(Request({"type": "http", **with_cookie}), token="s3cret", now=now + access.SESSION_S + 1)
+        == "login"
+    )  # expired
+    assert (
+        access.check(Request({"type": "http", **with_cookie}), token="rotated", now=now + 60) == "login"
+    )  # a new token ends sessions
 
 
 def test_plot_text_from_the_data_is_escaped() -> None:

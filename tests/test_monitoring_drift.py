@@ -13,11 +13,11 @@ import pytest
 
 from shipway.core.settings import load_settings
 from shipway.errors import ConfigError, DriftError
-from shipway.monitoring.drift import compare
-from shipway.monitoring.profile import FILENAME, Profile
-from shipway.monitoring.stats import dkw_epsilon
-from shipway.monitoring.thresholds import Thresholds
-from shipway.monitoring.window import Window, window_from_records, window_from_store
+from shipway.monitoring.drift._stats import dkw_epsilon
+from shipway.monitoring.drift.comparison import compare
+from shipway.monitoring.drift.profile import FILENAME, Profile
+from shipway.monitoring.drift.thresholds import Thresholds
+from shipway.monitoring.drift.window import Window, window_from_records, window_from_store
 from shipway.store import PredictionRecord, open_store
 
 WORDS = "card lost stolen where is my refund payment transfer account pending fee atm cash".split()

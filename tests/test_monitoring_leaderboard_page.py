@@ -84,4 +84,4 @@ def test_the_leaderboard_api_and_an_unknown_task(dashboard: dict[str, Any]) -> N
     assert data["task"] in data["tasks"] and len(data["rows"]) == 3
     assert [r["test_mean"] for r in data["rows"]] == sorted((r["test_mean"] for r in data["rows"]), reverse=True)
     missing = httpx.get(dashboard["url"] + "/leaderboard", params={"task": "nope"}, timeout=30)
-    assert missing.status_code == 400 and "no task &#x27;nope&#x27; in the store" in missing.text
+    assert missing.status_code == 400 and "no task &#39;nope&#39; in the store" in missing.text

@@ -15,7 +15,7 @@ import pytest
 from sklearn import metrics as sk
 from store_fixtures import make_record
 
-from shipway.monitoring.metrics import online_metrics
+from shipway.monitoring.metrics.online import online_metrics
 from shipway.store import open_store
 from shipway.store.outcomes import describe_fields, parse_feedback
 
@@ -160,8 +160,8 @@ def test_a_ranked_output_gets_hit_rate_mrr_and_ndcg(store_url: str, fields: dict
 
 
 def test_alert_rules_can_watch_the_metrics_of_each_kind() -> None:
-    from shipway.monitoring.alert_rules import parse_metric
-    from shipway.monitoring.alerts import metric_value
+    from shipway.monitoring.alerts.alert_rules import parse_metric
+    from shipway.monitoring.alerts.alerter import metric_value
 
     totals = {"binary": {"roc_auc": 0.81}, "ranking": {"ndcg": {"5": 0.4}, "mrr": 0.3}, "regression": None}
     assert metric_value(parse_metric("binary.roc_auc"), totals) == (0.81, None)

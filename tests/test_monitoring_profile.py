@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shipway.monitoring.drift import compare
-from shipway.monitoring.profile import Profile
-from shipway.monitoring.window import Window
+from shipway.monitoring.drift.comparison import compare
+from shipway.monitoring.drift.profile import Profile
+from shipway.monitoring.drift.window import Window
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "banking77"
 

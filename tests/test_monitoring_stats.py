@@ -11,8 +11,8 @@ import pytest
 from scipy import stats as scipy_stats
 from scipy.spatial import distance
 
-from shipway.monitoring import stats
-from shipway.monitoring.text import oov_rate, vocabulary
+from shipway.monitoring.drift import _stats as stats
+from shipway.monitoring.drift.text_drift import oov_rate, vocabulary
 
 
 def pairs(seed: int) -> list[tuple[str, np.ndarray, np.ndarray]]:

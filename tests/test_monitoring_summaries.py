@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shipway.monitoring import stats
-from shipway.monitoring.reference import NumericReference
-from shipway.monitoring.summaries import KEEP_VALUES, CategoricalPart, NumericPart
+from shipway.monitoring.drift import _stats as stats
+from shipway.monitoring.drift._reference import NumericReference
+from shipway.monitoring.drift._summaries import KEEP_VALUES, CategoricalPart, NumericPart
 
 
 @pytest.mark.parametrize("seed", range(6))

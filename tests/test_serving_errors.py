@@ -19,9 +19,9 @@ import pytest
 
 from shipway.core.service import load_project
 from shipway.serving.app import App
-from shipway.serving.http import Receive, Scope, Send
 from shipway.serving.logs import JsonFormatter
 from shipway.serving.responses import error_body
+from shipway.web.http import Receive, Scope, Send
 
 BIG = 123456789012345678901234  # beyond 64 bits: orjson refuses to write it
 

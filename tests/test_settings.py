@@ -53,7 +53,7 @@ def test_store_url_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_settings_page_is_generated_from_the_code() -> None:
-    from shipway.core.settings import settings_markdown
+    from shipway.core.settings_page import settings_markdown
 
     page = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
     assert page.read_text() == settings_markdown(), "regenerate: shipway settings --markdown > docs/settings.md"

@@ -20,9 +20,9 @@ pytest.importorskip("duckdb")
 
 from shipway.errors import ExportError
 from shipway.experiments.backtest import backtest
-from shipway.monitoring.drift import compare
-from shipway.monitoring.profile import Profile
-from shipway.monitoring.window import window_from_store
+from shipway.monitoring.drift.comparison import compare
+from shipway.monitoring.drift.profile import Profile
+from shipway.monitoring.drift.window import window_from_store
 from shipway.rules import load_rules
 from shipway.store import PredictionRecord, Store, open_store
 from shipway.store.columnar import LogSchema, read_log, read_state, records_of_table
@@ -396,7 +396,7 @@ def test_export_follow_keeps_up_and_stops_on_sigterm(tmp_path: Path) -> None:
 
 
 def test_the_slowest_predictions_from_the_export_equal_the_store_s(store_url: str, tmp_path: Path) -> None:
-    from shipway.monitoring.metrics import recent_predictions
+    from shipway.monitoring.metrics.online import recent_predictions
     from shipway.store.outcomes import describe_fields
 
     describe = describe_fields("intent", "probability", "")

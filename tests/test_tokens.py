@@ -11,12 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import SERVICES
+from starlette.requests import Request
 
 from shipway.core.service import load_project
-from shipway.monitoring import access
-from shipway.monitoring.dashboard import Dashboard
+from shipway.monitoring.dashboard import Dashboard, access
 from shipway.serving.app import App
-from shipway.tokens import FailedAttempts, bearer
+from shipway.web.tokens import FailedAttempts, bearer
 
 TOKEN = "s3cret-token"
 HOST = "203.0.113.9"
@@ -107,7 +107,7 @@ def test_only_the_exact_bearer_scheme_is_accepted(
     with_app(tmp_path, test)
     # The dashboard takes the same one check: before it, it stripped the spaces off.
     scope = {"client": (HOST, 1), "headers": [(b"authorization", header.encode())]}
-    assert access.check(scope, token=TOKEN) == ("ok" if status == 200 else "login")
+    assert access.check(Request({"type": "http", **scope}), token=TOKEN) == ("ok" if status == 200 else "login")
 
 
 def test_the_dashboard_limits_wrong_tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

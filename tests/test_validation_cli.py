@@ -13,8 +13,6 @@ from conftest import SERVICES
 from test_validation_runner import LONG
 
 from shipway.cli.main import main
-from shipway.errors import ConfigError
-from shipway.validation import parse_every
 
 PASSING = "input_field: text\ncases:\n  - {name: card, input: my card has not arrived, expect: {label: card_arrival}}\n"
 FAILING = PASSING + f"  - {{name: long, input: '{LONG}', expect: {{label: card_arrival}}}}\n"
@@ -110,19 +108,6 @@ def test_explain_command(project: Path) -> None:
     assert code == 0 and "predict (predict)" in out
     code, out = run("explain", str(project), '{"text": "x"}', "--expect", '{"lable": 1}')
     assert code == 2 and "unknown expectation 'lable'" in out
-
-
-@pytest.mark.parametrize(
-    ("text", "period"), [("15m", 900), ("30s", 30), ("1h30m", 5400), ("500ms", 0.5), ("90", 90), ("1d", 86400)]
-)
-def test_parse_every(text: str, period: float) -> None:
-    assert parse_every(text) == period
-
-
-@pytest.mark.parametrize("text", ["", "15 minutes", "m", "0s", "1x"])
-def test_parse_every_rejects(text: str) -> None:
-    with pytest.raises(ConfigError, match="--every"):
-        parse_every(text)
 
 
 def test_explain_shows_a_whole_ranking_and_what_the_model_put_first() -> None:

@@ -186,7 +186,7 @@ BAD = [
     ("cases: []\n", 1, "`cases` must be a non-empty list"),
     ("cases:\n  - input: 1\n    expect: {label: [a, b]}\n", 3, "`label` takes one label"),
     ("casse:\n  - input: 1\n", 1, "unknown suite key 'casse'.*Did you mean 'cases'"),
-    ("cases:\n  - input: [1\n", 3, "not valid YAML"),
+    ("cases:\n  - input: [1\n", 3, "error: invalid YAML"),
 ]
 
 

@@ -23,7 +23,7 @@ import random
 from collections import Counter
 from pathlib import Path
 
-from shipway.experiments.datasets import content_version
+from shipway.experiments.dataset_versions import content_version
 
 HERE = Path(__file__).resolve().parent
 SPLITS = ("train", "valid", "test")

@@ -41,8 +41,8 @@ from sklearn.pipeline import Pipeline
 
 import shipway
 from shipway.core.artifacts import file_sha256
-from shipway.experiments.datasets import content_version
-from shipway.monitoring.profile import Profile
+from shipway.experiments.dataset_versions import content_version
+from shipway.monitoring.drift.profile import Profile
 
 HERE = Path(__file__).resolve().parent
 

@@ -144,7 +144,7 @@ def show(version: str, target: str, as_json: bool) -> None:
 def diff(a: str, b: str, target: str, as_json: bool) -> None:
     """What changed from dataset version A to B: rows added, removed and relabelled per split,
     the label distribution and the schema."""
-    from shipway.experiments.datasets import diff_datasets
+    from shipway.experiments.dataset_versions import diff_datasets
 
     try:
         with experiment_store(target) as (_, _, store, objects):

@@ -27,7 +27,8 @@ from shipway.cli.runs import reproduce, runs, train
 from shipway.cli.score import score
 from shipway.cli.validate import explain, validate
 from shipway.core.artifacts import MANIFEST, SIGNATURE, verify_artifacts, write_manifest
-from shipway.core.settings import ENVIRONMENT, SETTINGS, settings_markdown
+from shipway.core.settings import ENVIRONMENT, SETTINGS
+from shipway.core.settings_page import settings_markdown
 from shipway.errors import ShipwayError
 from shipway.rules.pipeline import load_pipeline
 

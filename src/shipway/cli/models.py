@@ -141,7 +141,7 @@ def show(name: str, target: str, as_json: bool) -> None:
 def _live(store: Any, service: str, version: str, since: float) -> dict[str, Any]:
     """The version's figures in the prediction log since it was registered: requests, errors,
     outcomes labelled, and accuracy on them (weighted over hours by labelled outcomes)."""
-    from shipway.monitoring.metrics import online_metrics
+    from shipway.monitoring.metrics.online import online_metrics
 
     metrics = online_metrics(store, service, since=since, by="model_version")
     points = [p for s in metrics.series if s["group"].get("model_version") == version for p in s["points"]]

@@ -12,11 +12,12 @@ import click
 import orjson
 
 from shipway.cli.common import fail
+from shipway.common.times import TIME_HELP
 from shipway.core.settings import Settings, load_settings
 from shipway.errors import ShipwayError, StoreError
 
 if TYPE_CHECKING:
-    from shipway.monitoring.alerts import Alerter
+    from shipway.monitoring.alerts.alerter import Alerter
     from shipway.monitoring.dashboard import Dashboard
 
 __all__ = [
@@ -58,15 +59,15 @@ def project_alerter(settings: Settings) -> Alerter | None:
     path = settings.path("monitoring.alerts_file")
     if not path.is_file():
         return None
-    from shipway.monitoring.alert_file import load_alerts
-    from shipway.monitoring.alerts import Alerter
+    from shipway.monitoring.alerts.alert_file import load_alerts
+    from shipway.monitoring.alerts.alerter import Alerter
 
     rules = load_alerts(path)
     for warning in rules.warnings:
         click.echo(f"warning: {warning}", err=True)
     drift_options: dict[str, Any] = {}
     if rules.uses_drift:
-        from shipway.monitoring.thresholds import Thresholds
+        from shipway.monitoring.drift.thresholds import Thresholds
 
         drift_options = {
             "thresholds": Thresholds.from_settings(settings),
@@ -94,12 +95,12 @@ def alert_jobs(settings: Settings) -> list[tuple[float, Callable[[], object]]]:
 
 
 def _seconds(text: str) -> float:
-    from shipway.monitoring.alert_rules import parse_window
+    from shipway.common.times import parse_duration
 
     try:
-        return float(text) if text.replace(".", "", 1).isdigit() and float(text) > 0 else parse_window(text)
+        return parse_duration(text, "--every", bare_seconds=True)
     except ValueError as err:
-        raise click.BadParameter(str(err).replace("window", "--every", 1), param_hint="--every") from None
+        raise click.BadParameter(str(err), param_hint="--every") from None
 
 
 @monitor.command("alerts")
@@ -181,7 +182,7 @@ def project_dashboard(settings: Settings) -> Dashboard:
     fields that hold the label and confidence (monitoring.label_field and the others).
     """
     from shipway.monitoring.dashboard import Dashboard
-    from shipway.monitoring.thresholds import Thresholds
+    from shipway.monitoring.drift.thresholds import Thresholds
     from shipway.store.outcomes import reader_of
 
     return Dashboard(
@@ -211,8 +212,8 @@ def dashboard_mounts(settings: Settings) -> dict[str, Any]:
 
 @monitor.command("metrics")
 @click.argument("target", default=".")
-@click.option("--since", default="24h", show_default=True, help="Start: a duration before now (24h, 7d) or a date.")
-@click.option("--until", help="End: a duration before now, an ISO date or datetime (UTC). Default: now.")
+@click.option("--since", default="24h", show_default=True, help=f"Start: {TIME_HELP}.")
+@click.option("--until", help=f"End: {TIME_HELP}. Default: now.")
 @click.option("--step", help="Bucket size of the series, e.g. 1h. Default: about 60 buckets over the window.")
 @click.option(
     "--by",
@@ -229,8 +230,8 @@ def metrics(
     """Print the online metrics of the service in TARGET over a time window, as tables: traffic,
     latency, and the metrics its output kind needs (label, binary score, regression, ranking)."""
     from shipway.cli.metrics_view import metrics_tables
-    from shipway.monitoring.metrics import online_metrics
-    from shipway.monitoring.snapshot import Window
+    from shipway.monitoring.dashboard import Window
+    from shipway.monitoring.metrics.online import online_metrics
     from shipway.store import open_store
     from shipway.store.outcomes import reader_of
 
@@ -258,8 +259,8 @@ def metrics(
 
 @monitor.command("report")
 @click.argument("target", default=".")
-@click.option("--since", default="7d", show_default=True, help="Start: a duration before now (24h, 7d) or a date.")
-@click.option("--until", help="End: a duration before now, an ISO date or datetime (UTC). Default: now.")
+@click.option("--since", default="7d", show_default=True, help=f"Start: {TIME_HELP}.")
+@click.option("--until", help=f"End: {TIME_HELP}. Default: now.")
 @click.option("--step", help="Bucket size of the series, e.g. 1h. Default: about 60 buckets over the window.")
 @click.option(
     "--by",
@@ -281,8 +282,8 @@ def report(
 ) -> None:
     """Write a self-contained HTML report of the service in TARGET over a time window:
     metrics, plots, drift, alerts, validation and the slowest and least confident predictions."""
-    from shipway.monitoring.report import write_report
-    from shipway.monitoring.snapshot import Window
+    from shipway.monitoring.dashboard import Window
+    from shipway.monitoring.dashboard.report import write_report
 
     try:
         settings = project_settings(target, {"store.url": store_url})

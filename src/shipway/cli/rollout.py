@@ -14,9 +14,9 @@ import orjson
 
 from shipway.cli.common import fail, table
 from shipway.cli.monitor import project_settings
+from shipway.common.times import iso
 from shipway.core.settings import Settings
 from shipway.errors import ShipwayError
-from shipway.times import iso
 
 if TYPE_CHECKING:
     from shipway.deploy.rollout import Decision, Rollout
@@ -253,9 +253,9 @@ def compare(
 ) -> None:
     """The candidate against the live version from the prediction log: agreement, per-class
     disagreements with examples, latency, error rate and online accuracy of each."""
+    from shipway.common.times import parse_duration
     from shipway.registry import current_candidate, resolve
     from shipway.store.version_comparison import compare_versions
-    from shipway.times import parse_duration
 
     try:
         seconds = parse_duration(since, "--since")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import time
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +14,7 @@ import orjson
 
 from shipway.cli.common import fail, load_project, project_gate
 from shipway.cli.monitor import export_dir
+from shipway.common.times import TIME_HELP
 from shipway.core.service import read_ids
 from shipway.core.settings import Settings
 from shipway.engine import ENGINES, Source, run
@@ -194,8 +194,8 @@ def history(target: str, url: str | None, limit: int) -> None:
 @rules.command(name="backtest")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--target", default=".", help=TARGET_HELP)
-@click.option("--since", default="7d", show_default=True, help="How far back: 7d, 24h, 30m, or a date (2026-11-01).")
-@click.option("--until", default=None, help="End of the window (same forms); default now.")
+@click.option("--since", default="7d", show_default=True, help=f"Start of the window: {TIME_HELP}.")
+@click.option("--until", default=None, help=f"End of the window: {TIME_HELP}. Default: now.")
 @click.option("--examples", default=3, show_default=True, help="Examples kept per change.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option(
@@ -237,7 +237,7 @@ def backtest_command(
                 labels=labels_from_manifest(settings.path("artifacts")),
                 examples=examples,
                 since=parse_when(since),
-                until=parse_when(until) if until else None,
+                until=parse_when(until, "--until") if until else None,
                 service=settings["name"],
             )
             logged = log_source(log_path, job.since, job.until, BacktestJob.COLUMNS)
@@ -254,7 +254,7 @@ def backtest_command(
                     export_dir(settings),
                     service=settings["name"],
                     since=parse_when(since),
-                    until=parse_when(until) if until else None,
+                    until=parse_when(until, "--until") if until else None,
                 )
                 report = backtest(records, current, proposed, examples=examples)
             finally:
@@ -305,16 +305,14 @@ def render(report: BacktestReport) -> str:
     return "\n".join(lines)
 
 
-def parse_when(text: str) -> float:
-    """`7d`, `24h`, `30m`, `90s` ago, or an ISO date/time, as unix seconds."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
-    if match:
-        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
-        return time.time() - float(match.group(1)) * unit
+def parse_when(text: str, what: str = "--since") -> float:
+    """`shipway.common.times.parse_time` now, its errors as a usage error."""
+    from shipway.common.times import parse_time
+
     try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        raise click.BadParameter(f"{text!r}: use 7d, 24h, 30m, 90s or a date such as 2026-11-01") from None
+        return parse_time(text, time.time(), what)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint=what) from None
 
 
 def admin_request(url: str, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:

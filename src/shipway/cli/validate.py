@@ -10,7 +10,7 @@ import click
 import orjson
 
 from shipway.cli.common import fail
-from shipway.errors import ShipwayError
+from shipway.errors import ConfigError, ShipwayError
 
 __all__ = ["explain", "validate"]
 
@@ -72,8 +72,9 @@ def validate(
 
     Exits 0 when every case passes (expected failures included), 1 when one fails.
     """
-    from shipway.validation import notify, parse_every, table, validate, watch, write_json, write_junit
-    from shipway.validation.report import changes_text
+    from shipway.common.times import parse_duration
+    from shipway.validation import notify, table, validate, watch, write_json, write_junit
+    from shipway.validation.rendering import changes_text
     from shipway.validation.runner import resolve_suites
 
     def save(report: Any) -> None:
@@ -102,9 +103,11 @@ def validate(
             if changes:
                 _deliveries(notify(report, slack=slack_webhook, webhook=webhook, changes=changes))
 
-        last = watch(
-            run, parse_every(every), on_run, max_runs=max_runs, state_file=state_file, description=url or "the service"
-        )
+        try:
+            every_s = parse_duration(every, "--every", bare_seconds=True)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        last = watch(run, every_s, on_run, max_runs=max_runs, state_file=state_file, description=url or "the service")
         sys.exit(0 if last is None or last.ok else 1)
     except ShipwayError as err:
         fail(err)

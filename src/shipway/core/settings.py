@@ -1,13 +1,12 @@
 """Settings, declared once as data.
 
-`SETTINGS` feeds the shipway.toml parser, the CLI flags, validation and
-docs/settings.md (a test keeps that page in step). Environment variables are
+`SETTINGS` feeds the shipway.toml parser, the CLI flags, validation (core/setting_values.py)
+and docs/settings.md (core/settings_page.py; a test keeps that page in step). Environment variables are
 for secrets and deployment only: see `ENVIRONMENT`.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -15,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shipway.core.setting_values import check_value, flatten, unknown_setting
 from shipway.errors import ConfigError
 
-__all__ = ["ENVIRONMENT", "SETTINGS", "Setting", "Settings", "load_settings", "settings_markdown"]
+__all__ = ["BY_KEY", "ENVIRONMENT", "SETTINGS", "Setting", "Settings", "load_settings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,7 +533,7 @@ class Settings(Mapping[str, Any]):
         values = dict(self._values)
         for name, value in overrides.items():
             key = name.replace("__", ".")
-            values[key] = _check(BY_KEY[key], value, "override")
+            values[key] = check_value(BY_KEY[key], value, "override")
         return Settings(values, self.root)
 
 
@@ -546,108 +546,19 @@ def load_settings(root: Path, overrides: Mapping[str, Any] | None = None) -> Set
             data = tomllib.loads(file.read_text())
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{file} is not valid TOML: {err}. Fix the syntax at that line.") from err
-        for key, value in _flatten(data):
+        for key, value in flatten(data, BY_KEY):
             setting = BY_KEY.get(key)
             if setting is None:
-                raise ConfigError(_unknown(key, file))
-            values[key] = _check(setting, value, str(file))
+                raise ConfigError(unknown_setting(key, file, BY_KEY))
+            values[key] = check_value(setting, value, str(file))
     if os.environ.get("SHIPWAY_STORE_URL"):
         values["store.url"] = os.environ["SHIPWAY_STORE_URL"]
     for key, value in (overrides or {}).items():
         if value is None:
             continue
         if key not in BY_KEY:
-            raise ConfigError(_unknown(key, "the overrides"))
-        values[key] = _check(BY_KEY[key], value, "the command line")
+            raise ConfigError(unknown_setting(key, "the overrides", BY_KEY))
+        values[key] = check_value(BY_KEY[key], value, "the command line")
     if not values["name"]:
         values["name"] = root.resolve().name
     return Settings(values, root.resolve())
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    out = []
-    for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        table_setting = dotted in BY_KEY and BY_KEY[dotted].type is dict
-        if isinstance(value, dict) and not table_setting:
-            out.extend(_flatten(value, dotted + "."))
-        else:
-            out.append((dotted, value))
-    return out
-
-
-def _unknown(key: str, where: object) -> str:
-    close = difflib.get_close_matches(key, BY_KEY, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    return f"unknown setting {key!r} in {where}.{hint} The settings are listed in docs/settings.md."
-
-
-def _check(setting: Setting, value: Any, where: str) -> Any:
-    kind = setting.type
-    ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value, ok = float(value), True
-    if not ok:
-        raise ConfigError(
-            f"setting {setting.key!r} in {where} must be {kind.__name__}, got {value!r} "
-            f"({type(value).__name__}). Default: {setting.default!r}."
-        )
-    if setting.choices is not None and value not in setting.choices:
-        raise ConfigError(
-            f"setting {setting.key!r} in {where} is {value!r}; it must be one of {', '.join(setting.choices)}."
-        )
-    if setting.minimum is not None and value < setting.minimum:
-        raise ConfigError(f"setting {setting.key!r} in {where} is {value!r}; it must be at least {setting.minimum:g}.")
-    if setting.maximum is not None and value > setting.maximum:
-        raise ConfigError(f"setting {setting.key!r} in {where} is {value!r}; it must be at most {setting.maximum:g}.")
-    return value
-
-
-def settings_markdown() -> str:
-    """docs/settings.md, generated from SETTINGS (`shipway settings --markdown`)."""
-    lines = [
-        "# Settings",
-        "",
-        "Generated from `shipway.core.settings.SETTINGS` by `shipway settings --markdown > docs/settings.md`;",
-        "a test fails when this page and the code disagree.",
-        "",
-        "Each setting is read, in order of precedence, from the `shipway serve` flag (where there is one),",
-        "the environment (only `SHIPWAY_STORE_URL`), `shipway.toml` in the project folder, and the default.",
-        "In `shipway.toml` a dotted key `serve.port` is `port` under a `[serve]` table.",
-        "Paths are relative to the project folder.",
-        "",
-        "| key | type | default | flag | meaning |",
-        "|---|---|---|---|---|",
-    ]
-    for s in SETTINGS:
-        bounds = f" One of: {', '.join(s.choices)}." if s.choices else ""
-        if s.minimum is not None or s.maximum is not None:
-            lo = "" if s.minimum is None else f"{s.minimum:g}"
-            hi = "" if s.maximum is None else f"{s.maximum:g}"
-            bounds = f" Range: {lo} to {hi}." if lo and hi else (f" At least {lo}." if lo else f" At most {hi}.")
-        flag = f"`{s.flag}`" if s.flag else ""
-        lines.append(f"| `{s.key}` | {s.type.__name__} | `{s.default!r}` | {flag} | {s.help}{bounds} |")
-    lines += ["", "## Environment", "", "| variable | meaning |", "|---|---|"]
-    lines += [f"| `{name}` | {text} |" for name, text in ENVIRONMENT.items()]
-    lines += [
-        "",
-        "## Example",
-        "",
-        "```toml",
-        'name = "banking77"',
-        'service = "service.py"',
-        "",
-        "[serve]",
-        "port = 8000",
-        "workers = 2",
-        "",
-        "[batching]",
-        "max_batch_size = 64",
-        "max_wait_ms = 2.0",
-        "",
-        "[log]",
-        "sample_rate = 1.0",
-        "```",
-        "",
-    ]
-    return "\n".join(lines)

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shipway.common.times import parse_duration
 from shipway.errors import ConfigError
-from shipway.times import parse_duration
 
 __all__ = ["MODES", "Guards", "Plan", "Step", "load_plan"]
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from shipway.common.times import iso
 from shipway.notify import Delivery, context, escape, header, post_json, section
-from shipway.times import iso
 
 __all__ = ["notify_decision", "slack_message", "webhook_payload"]
 

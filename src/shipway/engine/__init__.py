@@ -11,7 +11,7 @@ engines stream the results back in the dataset's order.
         ...
 """
 
-from shipway.engine.files import FORMATS, Source
+from shipway.engine.row_batches import FORMATS, Source
 from shipway.engine.run import ENGINES, Job, run
 
 __all__ = ["ENGINES", "FORMATS", "Job", "Source", "run"]

@@ -12,7 +12,7 @@ import pickle
 from collections.abc import Iterator
 from typing import Any
 
-from shipway.engine.files import Source, parse_line, rows_of
+from shipway.engine.row_batches import Source, parse_line, rows_of
 from shipway.errors import ConfigError
 
 __all__ = ["run_on_ray"]

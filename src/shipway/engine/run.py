@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from shipway.engine.files import Source
+from shipway.engine.row_batches import Source
 from shipway.errors import ConfigError
 
 __all__ = ["ENGINES", "Job", "run"]

@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from shipway.common.positions import where
+from shipway.common.suggest import did_you_mean
 from shipway.errors import SuiteError
-from shipway.expect.source import did_you_mean, where
 
 __all__ = ["MISSING", "Fields", "get_path", "shorten"]
 

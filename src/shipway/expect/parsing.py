@@ -10,6 +10,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from shipway.common.positions import where
+from shipway.common.suggest import did_you_mean
 from shipway.errors import SuiteError
 from shipway.expect.expectations import (
     BOUNDS,
@@ -25,7 +27,6 @@ from shipway.expect.expectations import (
     QueueEquals,
 )
 from shipway.expect.fields import shorten
-from shipway.expect.source import did_you_mean, where
 
 __all__ = ["EXPECTATIONS", "parse_expectations", "specs"]
 

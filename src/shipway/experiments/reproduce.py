@@ -24,7 +24,7 @@ from typing import Any
 from shipway.core.service import load_project
 from shipway.errors import RunError, ShipwayError
 from shipway.experiments.compare import compare_runs, differences
-from shipway.experiments.datasets import content_version, materialize
+from shipway.experiments.dataset_versions import content_version, materialize
 from shipway.experiments.provenance import git
 from shipway.experiments.training import absolute_store_url, train
 from shipway.experiments.trying import Trial, try_recipes

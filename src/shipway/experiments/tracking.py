@@ -18,14 +18,12 @@ code logs lands in the same run and the command records the rest.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import random
 import sys
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -34,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from shipway.errors import ConfigError, ShipwayError
+from shipway.errors import ConfigError
+from shipway.experiments import _active_runs
 from shipway.experiments.config import apply_overrides, flatten
 
 if TYPE_CHECKING:
@@ -54,9 +53,6 @@ ENV = {
     "artifacts": "SHIPWAY_ARTIFACTS_DIR",
     "objects": "SHIPWAY_OBJECTS_DIR",
 }
-
-_active: list[Run] = []
-_lock = threading.Lock()
 
 
 class Run:
@@ -232,9 +228,7 @@ class Run:
 
                 safe_log_to_mlflow(self.store, self.objects, self.id, self.mlflow_uri)
         finally:
-            with _lock:
-                if self in _active:
-                    _active.remove(self)
+            _active_runs.forget(self)
             if self._close_store:
                 self.store.close()
 
@@ -251,7 +245,7 @@ class Run:
         if exc is None:
             self.end()
         else:
-            self.end("failed", _describe(exc_type, exc, tb))
+            self.end("failed", _active_runs.describe(exc_type, exc, tb))
 
     def __repr__(self) -> str:
         return f"Run({self.id!r}, project={self.project!r})"
@@ -306,7 +300,7 @@ def start_run(
             found.set(**{k: v for k, v in extra.items() if v is not None and getattr(record, k) is None})
             for key, value in (tags or {}).items():
                 found.set_tag(key, value)
-            _track(found)
+            _active_runs.track(found)
         else:
             found = open_run(
                 store,
@@ -383,14 +377,8 @@ def open_run(
         close_store=close_store,
         mlflow_uri=mlflow_uri,
     )
-    _track(found)
+    _active_runs.track(found)
     return found
-
-
-def _track(found: Run) -> None:
-    with _lock:
-        _active.append(found)
-        _install_hooks()
 
 
 @contextlib.contextmanager
@@ -404,8 +392,8 @@ def run(project: str | Path = ".", **options: Any) -> Iterator[Run]:
 
 def active_run() -> Run | None:
     """The newest run this process started and has not ended, if any."""
-    with _lock:
-        return _active[-1] if _active else None
+    found = _active_runs.latest()
+    return found if isinstance(found, Run) else None
 
 
 def _key(key: str, what: str) -> str:
@@ -430,35 +418,3 @@ def _env_json(name: str) -> dict[str, Any]:
     except orjson.JSONDecodeError as err:
         raise ConfigError(f"${name} is not JSON ({err}): {raw[:80]!r}; it is set by `shipway train`") from None
     return dict(value)
-
-
-def _describe(exc_type: type[BaseException] | None, exc: BaseException, tb: TracebackType | None) -> str:
-    lines = traceback.format_exception(exc_type or type(exc), exc, tb)
-    return "".join(lines[-20:]).strip()
-
-
-_hooks_installed = False
-
-
-def _install_hooks() -> None:
-    """At exit, end the runs still open; an uncaught exception ends them as failed first."""
-    global _hooks_installed
-    if _hooks_installed:
-        return
-    _hooks_installed = True
-    previous = sys.excepthook
-
-    def on_uncaught(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
-        for open_run_ in list(_active):
-            with contextlib.suppress(ShipwayError):
-                open_run_.end("failed", _describe(exc_type, exc, tb))
-        previous(exc_type, exc, tb)
-
-    sys.excepthook = on_uncaught
-    atexit.register(_end_open_runs)
-
-
-def _end_open_runs() -> None:
-    for open_run_ in list(_active):
-        with contextlib.suppress(ShipwayError):
-            open_run_.end()

@@ -25,7 +25,7 @@ from shipway.core.pipeline import Pipeline
 from shipway.core.service import Service, read_ids
 from shipway.core.settings import Settings
 from shipway.errors import DataError, RunError, ShipwayError
-from shipway.experiments.datasets import (
+from shipway.experiments.dataset_versions import (
     content_version,
     materialize,
     read_rows,

@@ -22,7 +22,7 @@ import orjson
 from shipway.core.service import Service
 from shipway.core.settings import Settings
 from shipway.errors import ConfigError, RecipeError
-from shipway.experiments.datasets import read_rows, split_files, split_for
+from shipway.experiments.dataset_versions import read_rows, split_files, split_for
 from shipway.experiments.steps import input_fields
 from shipway.experiments.tracking import open_run
 from shipway.experiments.training import current_dataset, task_for

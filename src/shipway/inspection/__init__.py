@@ -5,6 +5,6 @@ labels are likely wrong (confident learning, via cleanlab) and the slices where 
 worst. Needs the `inspect` extra: pip install 'shipway[inspect]'.
 """
 
-from shipway.inspection.report import LabelReport, inspect_labels, write_report
+from shipway.inspection.label_issues import LabelReport, inspect_labels, write_report
 
 __all__ = ["LabelReport", "inspect_labels", "write_report"]

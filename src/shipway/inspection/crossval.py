@@ -20,7 +20,7 @@ from shipway.errors import ConfigError, DataError
 if TYPE_CHECKING:
     import numpy as np
 
-    from shipway.inspection.datasets import Dataset
+    from shipway.inspection.labelled_data import Dataset
 
 __all__ = ["ModelFactory", "default_model", "load_factory", "out_of_sample_probabilities"]
 

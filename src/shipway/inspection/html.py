@@ -7,7 +7,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from shipway.inspection.report import LabelReport
+    from shipway.inspection.label_issues import LabelReport
 
 __all__ = ["render_html"]
 

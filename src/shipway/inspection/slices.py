@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-    from shipway.inspection.datasets import Dataset
+    from shipway.inspection.labelled_data import Dataset
 
 __all__ = ["ClassMetrics", "Slice", "class_metrics", "wilson", "worst_slices"]
 

@@ -1,4 +1,6 @@
-"""Diagnostics: what is wrong with a rules file, and exactly where.
+"""Where a problem in a rules file is: a `Spot` maps rule text to the file's lines and columns.
+
+The diagnostics themselves are `shipway.common.diagnostics`' one type.
 
 Positions are 1-based lines and columns, as compilers print them. A `Spot`
 maps an offset inside one YAML scalar's text back to the file, so an error
@@ -7,28 +9,14 @@ deep inside an expression or a table cell points at the right character.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from shipway.common import diagnostics as common
+from shipway.common.diagnostics import Diagnostic
 from shipway.errors import RulesError
 
-__all__ = ["Diagnostic", "Diagnostics", "Spot", "did_you_mean"]
-
-
-@dataclass(frozen=True, slots=True)
-class Diagnostic:
-    """One problem: `severity` is "error" or "warning"."""
-
-    file: str
-    line: int
-    column: int
-    severity: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.message}"
+__all__ = ["Diagnostic", "Diagnostics", "Spot"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,49 +73,24 @@ class Spot:
         return line + 1, column + (offset - start) + 1
 
 
-def did_you_mean(name: str, options: Iterable[str], prefix: str = "") -> str:
-    """` (did you mean X?)` for the closest option, or an empty string."""
-    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
-    return f" (did you mean {prefix}{close[0]}?)" if close else ""
-
-
-@dataclass
-class Diagnostics:
-    """Collects diagnostics while a file is loaded; `raise_if_errors` ends the load."""
-
-    file: str
-    items: list[Diagnostic] = field(default_factory=list)
+class Diagnostics(common.Diagnostics):
+    """`shipway.common.diagnostics.Diagnostics` with the rules' positions: a `Spot` and an offset
+    into its text; `raise_if_errors` ends the load."""
 
     def error(self, spot: Spot | None, message: str, offset: int = 0) -> None:
-        self._add("error", spot, message, offset)
+        self._at("error", spot, message, offset)
 
     def warning(self, spot: Spot | None, message: str, offset: int = 0) -> None:
-        self._add("warning", spot, message, offset)
+        self._at("warning", spot, message, offset)
 
-    def _add(self, severity: str, spot: Spot | None, message: str, offset: int) -> None:
+    def _at(self, severity: str, spot: Spot | None, message: str, offset: int) -> None:
         line, column = spot.locate(offset) if spot is not None else (1, 1)
-        item = Diagnostic(self.file, line, column, severity, message)
-        if item not in self.items:
-            self.items.append(item)
-
-    @property
-    def errors(self) -> list[Diagnostic]:
-        return [d for d in self.items if d.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Diagnostic]:
-        return [d for d in self.items if d.severity == "warning"]
-
-    def sorted(self) -> list[Diagnostic]:
-        return sorted(self.items, key=lambda d: (d.line, d.column))
+        self.add(severity, line, column, message)
 
     def raise_if_errors(self) -> None:
-        errors = self.errors
-        if not errors:
-            return
-        count = f"{len(errors)} error{'s' if len(errors) != 1 else ''}"
-        lines = "\n".join(str(d) for d in self.sorted())
-        raise RulesError(f"{self.file} has {count}; the rules were not loaded:\n{lines}", self.sorted())
+        summary = self.summary("the rules were not loaded")
+        if summary is not None:
+            raise RulesError(summary, self.sorted())
 
 
 def describe(value: Any) -> str:

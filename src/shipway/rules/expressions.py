@@ -15,7 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from shipway.rules.diagnostics import Diagnostics, Spot, did_you_mean
+from shipway.common.suggest import did_you_mean
+from shipway.rules.diagnostics import Diagnostics, Spot
 
 __all__ = [
     "FUNCTIONS",
@@ -299,7 +300,7 @@ class _Converter:
                 raise self.refuse(node, f"{node.id} is a function; call it: {node.id}(...)")
             raise self.refuse(
                 node,
-                f"unknown name {node.id!r}{did_you_mean(node.id, ROOTS)}: fields are written "
+                f"unknown name {node.id!r}{did_you_mean(node.id, ROOTS, aside=True)}: fields are written "
                 f'input.<field>, output.<field> or meta.<field>; text is quoted: "{node.id}"',
             )
         if isinstance(node, (ast.Attribute, ast.Subscript)):
@@ -419,7 +420,8 @@ class _Converter:
         if func.id not in FUNCTIONS:
             known = ", ".join(sorted(FUNCTIONS))
             raise self.refuse(
-                node, f"unknown function {func.id!r}{did_you_mean(func.id, FUNCTIONS)}; the functions are: {known}"
+                node,
+                f"unknown function {func.id!r}{did_you_mean(func.id, FUNCTIONS, aside=True)}; the functions are: {known}",
             )
         if node.keywords:
             raise self.refuse(node, f"{func.id}() takes no keyword arguments")

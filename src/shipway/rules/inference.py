@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+from shipway.common.suggest import did_you_mean
 from shipway.rules import expressions as ex
-from shipway.rules.diagnostics import Diagnostics, Spot, describe, did_you_mean
+from shipway.rules.diagnostics import Diagnostics, Spot, describe
 from shipway.rules.runtime import compile_pattern
 from shipway.rules.types import ANY, SchemaTypes, Type, type_of_value, union
 
@@ -129,7 +130,7 @@ class ExpressionTyper:
             found = schema.attribute(t, step)
             if found is None:
                 options = schema.fields(t)
-                hint = did_you_mean(step, options, prefix=f"{path}.")
+                hint = did_you_mean(step, options, aside=True, prefix=f"{path}.")
                 listing = f"; {path} has {', '.join(options)}" if options and not hint else ""
                 self.diags.error(spot, f"unknown field {path}.{step}{hint}{listing}", node.pos)
                 return ANY
@@ -203,14 +204,14 @@ class ExpressionTyper:
             options = sorted(map(str, t.enum))
             self.diags.error(
                 spot,
-                f"{text_of(field)} can never be {value!r}{did_you_mean(value, options)}; "
+                f"{text_of(field)} can never be {value!r}{did_you_mean(value, options, aside=True)}; "
                 f"its values are {', '.join(options[:12])}{'...' if len(options) > 12 else ''}",
                 node.pos,
             )
         elif t.label and self.labels is not None and value not in self.labels:
             self.diags.error(
                 spot,
-                f"{value!r} is not a label the model can output{did_you_mean(value, self.labels)}; "
+                f"{value!r} is not a label the model can output{did_you_mean(value, self.labels, aside=True)}; "
                 f"{text_of(field)} holds one of the model's {len(self.labels)} labels",
                 node.pos,
             )

@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from shipway.common.positions import YamlSyntaxError, compose
+from shipway.common.suggest import did_you_mean
 from shipway.rules import expressions as ex
 from shipway.rules.cells import Cell, constant_cell, parse_cell, split_row
-from shipway.rules.diagnostics import Diagnostics, Spot, did_you_mean
+from shipway.rules.diagnostics import Diagnostics, Spot
 from shipway.rules.model import (
     AGGREGATIONS,
     DECISION_OUTPUTS,
@@ -40,14 +41,10 @@ FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 def parse_spec(text: str, diags: Diagnostics) -> Spec | None:
     """The file's content as a Spec; None when it is not even the right shape."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        spot = Spot.at(mark.line, mark.column) if mark else None
-        diags.error(spot, f"invalid YAML: {err.problem or err.context}")
-        return None
-    except yaml.YAMLError as err:
-        diags.error(None, f"invalid YAML: {err}")
+        root = compose(text, diags.file)
+    except YamlSyntaxError as err:
+        found = err.diagnostic
+        diags.add("error", found.line or 1, found.column or 1, found.message)
         return None
     return _Reader(text, diags).spec(root)
 
@@ -100,7 +97,7 @@ class _Reader:
             elif name not in allowed:
                 self.diags.error(
                     self.spot(key),
-                    f"{what}: unknown key {name!r}{did_you_mean(name, allowed)}; the keys are {', '.join(allowed)}",
+                    f"{what}: unknown key {name!r}{did_you_mean(name, allowed, aside=True)}; the keys are {', '.join(allowed)}",
                 )
             else:
                 out[name] = (key, value)
@@ -296,7 +293,7 @@ class _Reader:
                 policy = ""  # no analysis of a table whose policy is unknown
                 self.diags.error(
                     self.spot(node),
-                    f"unknown hit policy {self.raw(node)!r}{did_you_mean(raw, HIT_POLICIES)}; "
+                    f"unknown hit policy {self.raw(node)!r}{did_you_mean(raw, HIT_POLICIES, aside=True)}; "
                     f"use one of {', '.join(HIT_POLICIES)}",
                 )
         if "aggregation" in keys:
@@ -305,7 +302,7 @@ class _Reader:
             if raw not in AGGREGATIONS:
                 self.diags.error(
                     self.spot(node),
-                    f"unknown aggregation {raw!r}{did_you_mean(raw, AGGREGATIONS)}; use one of {', '.join(AGGREGATIONS)}",
+                    f"unknown aggregation {raw!r}{did_you_mean(raw, AGGREGATIONS, aside=True)}; use one of {', '.join(AGGREGATIONS)}",
                 )
             elif policy != "collect":
                 self.diags.error(self.spot(node), f"aggregation {raw} needs hit_policy: collect, not {policy}")
@@ -335,7 +332,7 @@ class _Reader:
         if name not in DECISION_OUTPUTS and not (field and FIELD_NAME.fullmatch(field) and not field.startswith("_")):
             self.diags.error(
                 self.spot(name_node),
-                f"unknown output {name!r}{did_you_mean(name, DECISION_OUTPUTS)}; outputs are "
+                f"unknown output {name!r}{did_you_mean(name, DECISION_OUTPUTS, aside=True)}; outputs are "
                 "queue, review, reason, fallback or set.<field>",
             )
             return None

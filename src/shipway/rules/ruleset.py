@@ -9,13 +9,13 @@ from typing import Any
 
 from shipway.core.collector import collector_paused
 from shipway.errors import RulesError
-from shipway.rules.check import Checker
 from shipway.rules.codegen import generate
 from shipway.rules.decision import Decision
 from shipway.rules.diagnostics import Diagnostic, Diagnostics
 from shipway.rules.loader import parse_spec
 from shipway.rules.model import Rule, Spec
 from shipway.rules.reach import analyse
+from shipway.rules.spec_checks import Checker
 
 __all__ = ["RuleSet", "load_rules"]
 

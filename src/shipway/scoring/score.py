@@ -24,7 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from shipway.core.pipeline import Decided, Pipeline
 from shipway.engine import Source, run
-from shipway.engine.files import NOT_JSON
+from shipway.engine.row_batches import NOT_JSON
 from shipway.errors import DataError, InputError, ShipwayError
 from shipway.rules.pipeline import load_pipeline
 from shipway.scoring.columns import DECISION, OutputColumns

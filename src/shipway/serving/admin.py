@@ -3,7 +3,7 @@
 Every admin request needs `Authorization: Bearer <token>` matching the
 SHIPWAY_ADMIN_TOKEN the service started with; without that variable the
 admin endpoints are off (403), so no deployment exposes them by accident.
-Wrong tokens are limited per client address (429): shipway/tokens.py.
+Wrong tokens are limited per client address (429): shipway/web/tokens.py.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from typing import Any
 import orjson
 
 from shipway.errors import GateFailed, LoadError, PayloadError, RegistryError, RulesError, StoreError, StoreUnavailable
+from shipway.serving.admin_payloads import ModelDeploy, RulesApply, RulesRollback, payload
 from shipway.serving.decisions import UnknownVersion
 from shipway.serving.guard import TOKEN_ENV, guard
-from shipway.serving.http import Receive, Send, read_body, send_response
 from shipway.serving.models import ModelManager
 from shipway.serving.responses import error_body
 from shipway.serving.runtime import Runtime
 from shipway.store import RulesEvent
+from shipway.web.http import Receive, Send, read_body, send_response
 
 __all__ = ["TOKEN_ENV", "admin", "event_json"]
 
@@ -60,35 +61,32 @@ async def admin(
             deployed = await asyncio.to_thread(models.history)
             body = {"model": dict(rt.ids), "history": [{**event_json(e), "artifacts": e.source} for e in deployed]}
             return await send_response(send, 200, orjson.dumps(body), request_id)
-        request = _json_object(await read_body(receive, rt.max_body))
+        body_bytes = await read_body(receive, rt.max_body)
         if action == "apply":
-            source = request.get("source")
-            if not isinstance(source, str) or not source.strip():
-                raise PayloadError('POST /admin/rules takes {"source": "<the rules YAML>", "mode": "on"}')
+            apply = payload(RulesApply, body_bytes)
             event, ruleset = await asyncio.to_thread(
                 rules.apply,
-                source,
-                mode=_text(request, "mode") or "on",
-                canary=_number(request, "canary"),
-                canary_key=_text(request, "canary_key"),
-                actor=_text(request, "actor"),
-                filename=_text(request, "filename"),
+                apply.source,
+                mode=apply.mode or "on",
+                canary=None if apply.canary is None else float(apply.canary),
+                canary_key=apply.canary_key,
+                actor=apply.actor,
+                filename=apply.filename,
             )
             body = {"applied": event_json(event), "warnings": [str(w) for w in ruleset.warnings]}
         elif action == "deploy":
-            artifacts = _text(request, "artifacts")
-            if not artifacts:
-                raise PayloadError('POST /admin/model takes {"artifacts": "<folder train.py wrote>"}')
+            model = payload(ModelDeploy, body_bytes)
             executor = rt.batcher.executor if rt.batcher is not None else None
 
             def on_predict_thread(fn: Any, arg: Any) -> Any:
                 # The gate runs the candidate beside the live model, on the one predict thread.
                 return executor.submit(fn, arg).result() if executor is not None else fn(arg)
 
-            event = await asyncio.to_thread(models.deploy, artifacts, _text(request, "actor"), on_predict_thread)
+            event = await asyncio.to_thread(models.deploy, model.artifacts, model.actor, on_predict_thread)
             body = {"applied": {**event_json(event), "artifacts": event.source}, "warnings": []}
         else:
-            event = await asyncio.to_thread(rules.rollback, _text(request, "version"), _text(request, "actor"))
+            back = payload(RulesRollback, body_bytes)
+            event = await asyncio.to_thread(rules.rollback, back.version, back.actor)
             body = {"applied": event_json(event), "warnings": []}
     except RulesError as err:
         details = [
@@ -124,29 +122,3 @@ def event_json(event: RulesEvent) -> dict[str, Any]:
         "actor": event.actor,
         "options": event.options,
     }
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body or b"{}")
-    except orjson.JSONDecodeError as err:
-        raise PayloadError(f"the body is not valid JSON ({err}); send a JSON object") from None
-    if not isinstance(data, dict):
-        raise PayloadError(f"the body must be a JSON object, not {type(data).__name__}")
-    return data
-
-
-def _text(request: dict[str, Any], key: str) -> str | None:
-    value = request.get(key)
-    if value is not None and not isinstance(value, str):
-        raise PayloadError(f"{key!r} must be a string, not {type(value).__name__} {value!r}")
-    return value
-
-
-def _number(request: dict[str, Any], key: str) -> float | None:
-    value = request.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise PayloadError(f"{key!r} must be a number between 0 and 1, not {value!r}")
-    return float(value)

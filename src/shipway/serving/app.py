@@ -33,7 +33,6 @@ from shipway.serving.batching import Batcher
 from shipway.serving.candidates import CandidateManager, Shadow
 from shipway.serving.decisions import RulesManager, labels_from_manifest
 from shipway.serving.feedback import FeedbackWriter, feedback_endpoint
-from shipway.serving.http import Receive, Scope, Send, request_headers, send_response, too_large
 from shipway.serving.jobs import Job, Jobs
 from shipway.serving.logs import request_id_var
 from shipway.serving.metrics import Metrics
@@ -43,6 +42,7 @@ from shipway.serving.responses import error_body
 from shipway.serving.runtime import Runtime, Version
 from shipway.serving.warmup import warm_up
 from shipway.store.prediction_log import PredictionLog
+from shipway.web.http import Receive, Scope, Send, request_headers, send_response, too_large
 
 __all__ = ["App"]
 

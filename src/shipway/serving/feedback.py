@@ -19,11 +19,11 @@ import orjson
 from shipway.core.settings import Settings
 from shipway.errors import InputError, PayloadError, StoreError, StoreUnavailable
 from shipway.serving.guard import guard
-from shipway.serving.http import Receive, Send, read_body, send_response
 from shipway.serving.responses import error_body, error_for
 from shipway.serving.runtime import Runtime
 from shipway.store import Store, store_from_url
 from shipway.store.outcomes import parse_feedback, reader_of
+from shipway.web.http import Receive, Send, read_body, send_response
 
 __all__ = ["FEEDBACK_TOKEN_ENV", "FeedbackWriter", "feedback_endpoint"]
 

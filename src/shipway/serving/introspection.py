@@ -13,10 +13,10 @@ from pydantic_core import from_json
 
 from shipway.errors import PayloadError, ShipwayError
 from shipway.serving.bodies import parse_one
-from shipway.serving.http import Receive, Send, read_body, send_response
 from shipway.serving.openapi import openapi_document
 from shipway.serving.responses import dumps, error_body
 from shipway.serving.runtime import Runtime
+from shipway.web.http import Receive, Send, read_body, send_response
 
 __all__ = ["explain_endpoint", "health", "index", "metrics", "openapi_json", "ready"]
 

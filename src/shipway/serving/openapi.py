@@ -6,8 +6,8 @@ import math
 import time
 from typing import Any
 
+from shipway.common.times import EARLIEST
 from shipway.core.pipeline import Pipeline
-from shipway.times import EARLIEST
 
 __all__ = ["openapi_document"]
 

@@ -23,10 +23,10 @@ from shipway.core.pipeline import Pipeline
 from shipway.errors import PredictTimeout
 from shipway.serving.bodies import parse_items, parse_one
 from shipway.serving.candidates import Shadow
-from shipway.serving.http import Receive, Send, read_body, send_response
 from shipway.serving.runtime import Runtime, Version
 from shipway.store.prediction_log import PredictionLog
 from shipway.store.records import Context
+from shipway.web.http import Receive, Send, read_body, send_response
 
 __all__ = ["logged_outputs", "predict", "predict_batch"]
 

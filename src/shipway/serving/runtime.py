@@ -27,11 +27,11 @@ from shipway.errors import PredictError
 from shipway.registry import CandidateState
 from shipway.serving.batching import Batcher
 from shipway.serving.decisions import RulesManager
-from shipway.serving.http import Send, send_response
 from shipway.serving.responses import error_for
 from shipway.store.prediction_log import PredictionLog
 from shipway.store.records import Context
-from shipway.tokens import FailedAttempts
+from shipway.web.http import Send, send_response
+from shipway.web.tokens import FailedAttempts
 
 if TYPE_CHECKING:  # imported by serve() only: prometheus_client reads its multiprocess setting on import
     from shipway.serving.metrics import Metrics

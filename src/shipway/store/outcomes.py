@@ -8,25 +8,36 @@ is one outcome, a list of them, or `{"items": [...]}`.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
+from shipway.common.times import check_time, parse_iso
 from shipway.errors import InputError
 from shipway.store.records import FeedbackRecord
-from shipway.times import check_time
 
-__all__ = ["MAX_ITEMS", "OutputReader", "describe_fields", "parse_feedback", "reader_of"]
+__all__ = ["MAX_ITEMS", "FeedbackItem", "OutputReader", "describe_fields", "parse_feedback", "reader_of"]
 
 MAX_ITEMS = 100_000
 _LABELS = ("label", "intent", "class", "category", "prediction", "predicted")
 _SCORES = ("probability", "confidence", "score", "proba")
 _RANKINGS = ("alternatives", "ranking", "top_k", "candidates", "items")
 _ITEMS = ("item", "id", "label", "intent", "name")
+FiniteFloat = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 _EXAMPLE = (
     '{"request_id": "3f2a...", "label": "card_arrival"} or {"request_id": "3f2a...", "name": "clicked", "value": true}'
 )
@@ -65,46 +76,83 @@ def parse_feedback(data: Any) -> list[FeedbackRecord]:
     return records
 
 
+class FeedbackItem(BaseModel):
+    """One outcome as the body gives it; `check` turns pydantic's errors into the messages below."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    request_id: str = Field(min_length=1)
+    label: StrictStr | StrictBool | StrictInt | FiniteFloat | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    value: StrictStr | StrictBool | StrictInt | FiniteFloat | None = None
+    ts: StrictInt | StrictFloat | str | None = None
+
+    @model_validator(mode="after")
+    def one_outcome(self) -> FeedbackItem:
+        given = self.model_fields_set
+        if "name" in given and self.name is None:
+            raise ValueError(f"`name` must be a non-empty string of at most 100 characters, got {None!r}")
+        if "label" in given and given & {"name", "value"}:
+            raise ValueError("give either `label` or `name` with `value`, not both")
+        if "label" not in given and "value" not in given:
+            raise ValueError("no outcome: add `label` (the true label) or `name` and `value` (another outcome)")
+        if ("label" in given and self.label is None) or ("value" in given and self.value is None):
+            raise ValueError(f"the outcome's value must be a string, number or boolean, got {None!r}")
+        return self
+
+    def outcome(self) -> tuple[str, Any]:
+        return ("label", self.label) if "label" in self.model_fields_set else (self.name or "label", self.value)
+
+
+_ITEM = TypeAdapter(FeedbackItem)
+# What each refused field is told, by the field pydantic names (the first error of an item).
+_FIXES = {
+    "request_id": "`request_id` is missing or not a string: send the X-Request-ID the prediction answered with",
+    "name": "`name` must be a non-empty string of at most 100 characters, got {input!r}",
+    "label": "the outcome's value must be a string, number or boolean, got {input!r}",
+    "value": "the outcome's value must be a string, number or boolean, got {input!r}",
+    "ts": "`ts` must be unix seconds or an ISO 8601 time like 2026-11-21T10:00:00Z, got {input!r}",
+}
+
+
 def _record(item: Any, now: float) -> FeedbackRecord:
     if not isinstance(item, Mapping):
         raise ValueError(f"expected an object like {_EXAMPLE}, got {type(item).__name__}")
-    request_id = item.get("request_id")
-    if not isinstance(request_id, str) or not request_id:
-        raise ValueError("`request_id` is missing or not a string: send the X-Request-ID the prediction answered with")
-    unknown = set(item) - {"request_id", "label", "name", "value", "ts"}
+    try:
+        checked = _ITEM.validate_python(dict(item))
+    except ValidationError as err:
+        raise ValueError(_message(err, item)) from None
+    name, value = checked.outcome()
+    return FeedbackRecord(checked.request_id, orjson.dumps(value), name, _ts(checked.ts, now))
+
+
+def _message(err: ValidationError, item: Mapping[str, Any]) -> str:
+    """The message of the first problem pydantic found, in the words of `_FIXES`."""
+    errors = err.errors(include_url=False)
+    unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
     if unknown:
-        raise ValueError(f"unknown keys {sorted(unknown)}; the keys are request_id, label or name and value, and ts")
-    if "label" in item:
-        if "name" in item or "value" in item:
-            raise ValueError("give either `label` or `name` with `value`, not both")
-        name, value = "label", item["label"]
-    elif "value" in item:
-        name = item.get("name", "label")
-        value = item["value"]
-    else:
-        raise ValueError("no outcome: add `label` (the true label) or `name` and `value` (another outcome)")
-    if not isinstance(name, str) or not name or len(name) > 100:
-        raise ValueError(f"`name` must be a non-empty string of at most 100 characters, got {name!r}")
-    if value is None or isinstance(value, Mapping | list):
-        raise ValueError(f"the outcome's value must be a string, number or boolean, got {value!r}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"the outcome's value must be a finite number, got {value!r}")
-    return FeedbackRecord(request_id, orjson.dumps(value), name, _ts(item.get("ts"), now))
+        return f"unknown keys {unknown}; the keys are request_id, label or name and value, and ts"
+    first = errors[0]
+    field = str(first["loc"][0]) if first["loc"] else ""
+    if field in _FIXES:
+        shown = first["input"] if field in item else None
+        if field in ("label", "value") and isinstance(shown, float):
+            return f"the outcome's value must be a finite number, got {shown!r}"
+        return _FIXES[field].format(input=shown)
+    return str(first["ctx"]["error"]) if "ctx" in first and "error" in first["ctx"] else str(first["msg"])
 
 
 def _ts(raw: Any, now: float) -> float:
     if raw is None:
         return now
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
+    if isinstance(raw, int | float):
         return check_time(float(raw), now, "ts")
-    if isinstance(raw, str):
-        try:
-            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            return check_time((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp(), now, "ts", raw)
-    raise ValueError(f"`ts` must be unix seconds or an ISO 8601 time like 2026-11-21T10:00:00Z, got {raw!r}")
+    try:
+        return check_time(parse_iso(raw, "ts"), now, "ts", raw)
+    except ValueError as err:
+        if "out of range" in str(err):
+            raise
+        raise ValueError(_FIXES["ts"].format(input=raw)) from None
 
 
 class OutputReader:

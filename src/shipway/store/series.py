@@ -1,6 +1,6 @@
 """The reads behind online metrics: rollups and joined feedback, bucketed by time.
 
-Every function returns plain rows; `shipway.monitoring.metrics` turns them into
+Every function returns plain rows; `shipway.monitoring.metrics.online` turns them into
 rates, quantiles and per-class figures. Buckets are `step_s` wide (a multiple of
 60) and start at multiples of it since the epoch; `by` groups by "model_version"
 or "rules_version" ('' where none), or not at all.
@@ -16,7 +16,14 @@ from shipway.store.feedback import BINS
 if TYPE_CHECKING:
     from shipway.store.base import Store
 
-__all__ = ["dropped_count", "feedback_series", "label_breakdown", "latency_series", "prediction_series"]
+__all__ = [
+    "dropped_count",
+    "feedback_series",
+    "label_breakdown",
+    "latency_series",
+    "prediction_series",
+    "version_pairs",
+]
 
 GROUPS = ("model_version", "rules_version")
 
@@ -35,6 +42,29 @@ def latency_series(
 ) -> list[tuple[Any, ...]]:
     """Rows of (bucket start, group, latency bucket, count)."""
     return _rollup_rows(store, "prediction_latency", "bucket, SUM(n)", 1, service, since, until, step_s, by)
+
+
+def version_pairs(store: Store, service: str, since: float, until: float, step_s: int) -> list[dict[str, Any]]:
+    """One dict per model and rules version pair that answered in the window: requests, labels
+    ("label" outcomes) and the first and last `step_s` bucket it answered in ('' stands for none)."""
+    pairs: dict[tuple[str, str], dict[str, Any]] = {}
+    rows = _rollup_rows(
+        store, "prediction_counts", "rules_version, SUM(n)", 1, service, since, until, step_s, "model_version"
+    )
+    for t, model, rules, n in rows:
+        pair = pairs.setdefault((model, rules), {"model_version": model, "rules_version": rules, "requests": 0})
+        pair["requests"] += int(n)
+        pair["first"] = min(pair.get("first", t), t)
+        pair["last"] = max(pair.get("last", t), t)
+    ph = store.placeholder
+    labelled = store._query(
+        f"SELECT COALESCE(model_version, ''), COALESCE(rules_version, ''), COUNT(*) FROM feedback "
+        f"WHERE service = {ph} AND name = 'label' AND pred_ts >= {ph} AND pred_ts < {ph} GROUP BY 1, 2",
+        [service, since, until],
+    )
+    counts = {(model, rules): int(n) for model, rules, n in labelled}
+    out = [{**pair, "labelled": counts.get(key, 0)} for key, pair in pairs.items()]
+    return sorted(out, key=lambda p: (-p["last"], p["model_version"], p["rules_version"]))
 
 
 def _rollup_rows(

@@ -15,12 +15,12 @@ from shipway.expect.explain import explain
 from shipway.expect.fields import Fields
 from shipway.expect.parsing import parse_expectations
 from shipway.validation.notify import Delivery, notify, slack_message, webhook_payload
-from shipway.validation.report import junit_xml, table, write_json, write_junit
+from shipway.validation.rendering import junit_xml, table, write_json, write_junit
 from shipway.validation.results import CaseResult, Changes, Report
 from shipway.validation.runner import open_target, run_suites, validate
 from shipway.validation.suite import Suite, find_suites, load_suite, load_suites, parse_suite
 from shipway.validation.targets import HttpTarget, InProcessTarget, Target, load_pipeline
-from shipway.validation.watch import Watch, parse_every, watch
+from shipway.validation.watch import Watch, watch
 
 __all__ = [
     "Case",
@@ -51,7 +51,6 @@ __all__ = [
     "load_suites",
     "notify",
     "open_target",
-    "parse_every",
     "parse_expectations",
     "parse_suite",
     "run_suites",

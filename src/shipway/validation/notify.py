@@ -24,7 +24,7 @@ from shipway.notify import (
 )
 from shipway.notify import cut as _cut
 from shipway.notify import escape as _escape
-from shipway.validation.report import ids_line
+from shipway.validation.rendering import ids_line
 from shipway.validation.results import CaseResult, Changes, Report
 
 __all__ = ["Delivery", "notify", "post_json", "redact_url", "slack_message", "webhook_payload"]

@@ -16,11 +16,21 @@ import pytest
 
 from shipway.errors import ShipwayError
 from shipway.expect.cases import Case
-from shipway.validation.report import case_text
+from shipway.validation.rendering import case_text
 from shipway.validation.results import CaseResult, Report
 from shipway.validation.runner import open_target, run_suites
 from shipway.validation.suite import Suite, is_suite_file, load_suite
 from shipway.validation.targets import Target
+
+__all__ = [
+    "CaseFailed",
+    "CaseItem",
+    "SuiteFile",
+    "pytest_addoption",
+    "pytest_collect_file",
+    "pytest_configure",
+    "pytest_unconfigure",
+]
 
 _TARGETS = pytest.StashKey[dict[str, Target]]()
 

@@ -20,14 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from shipway.core.files import read_text
+from shipway.common.positions import YamlSyntaxError, line_of, load_located, where
+from shipway.common.suggest import did_you_mean
+from shipway.core.user_files import read_text
 from shipway.errors import SuiteError
 from shipway.expect.cases import Case, Direction, Invariance
 from shipway.expect.fields import Fields, shorten
 from shipway.expect.parsing import parse_expectations
-from shipway.expect.source import Located, LocatedList, did_you_mean, line_of, where
 
 __all__ = ["Suite", "find_suites", "is_suite_file", "load_suite", "load_suites", "parse_suite"]
 
@@ -48,61 +47,14 @@ class Suite:
     description: str = ""
 
 
-# -- YAML with lines -----------------------------------------------------------
-
-_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when installed: 5-10x faster
-
-
-class _Loader(_Base):  # type: ignore[misc]
-    file = "<suite>"
-
-
-def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Any:
-    data = Located()
-    data.file, data.line = loader.file, node.start_mark.line + 1
-    yield data
-    loader.flatten_mapping(node)
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
-        if not isinstance(key, (str, int, float, bool)) and key is not None:
-            raise SuiteError(f"{loader.file}:{line}: a key must be a plain value, not {shorten(key, 60)}.")
-        name = str(key)
-        if name in data:
-            raise SuiteError(
-                f"{loader.file}:{line}: the key {name!r} appears twice in one mapping (first at line "
-                f"{data.key_lines[name]}); YAML keeps only one. Give several values as a list."
-            )
-        data[name] = loader.construct_object(value_node, deep=True)
-        data.key_lines[name] = line
-
-
-def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> Any:
-    data = LocatedList()
-    data.file, data.line = loader.file, node.start_mark.line + 1
-    yield data
-    for item in node.value:
-        data.append(loader.construct_object(item, deep=True))
-        data.item_lines.append(item.start_mark.line + 1)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
-_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+# -- YAML with lines: shipway.common.positions ------------------------------------
 
 
 def read_yaml(text: str, file: str) -> Any:
-    loader = _Loader(text)
-    loader.file = file
     try:
-        return loader.get_single_data()
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        at = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
-        raise SuiteError(f"{at}: not valid YAML: {err.problem or err.context}. Fix the syntax there.") from None
-    except yaml.YAMLError as err:
-        raise SuiteError(f"{file}: not valid YAML: {err}") from None
-    finally:
-        loader.dispose()
+        return load_located(text, file)
+    except YamlSyntaxError as err:
+        raise SuiteError(f"{err}. Fix it there.") from None
 
 
 def plain(value: Any) -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,27 +18,9 @@ from shipway.errors import ConfigError, ShipwayError
 from shipway.expect.expectations import Check
 from shipway.validation.results import FAILING, CaseResult, Changes, Report
 
-__all__ = ["Watch", "parse_every", "watch"]
+__all__ = ["Watch", "watch"]
 
 REACHABLE = "service::reachable"
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_every(text: str) -> float:
-    """Seconds in '15m', '30s', '1h30m', '500ms' or a bare number of seconds."""
-    value = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        seconds = float(value)
-    else:
-        parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", value)
-        if not parts or "".join(n + u for n, u in parts) != value:
-            raise ConfigError(
-                f"--every {text!r} is not a duration; write it like 15m, 30s, 1h or 1h30m (units ms, s, m, h, d)."
-            )
-        seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    if seconds <= 0:
-        raise ConfigError(f"--every {text!r} must be longer than zero.")
-    return seconds
 
 
 class Watch:
