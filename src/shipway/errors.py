@@ -23,6 +23,7 @@
     ├── RunError             a tracked run cannot start or be reproduced, or its step made no model
     ├── RegistryError        an unknown model version or alias, or an alias it may not take
     ├── DeployError          an image cannot be built, or Kubernetes manifests rendered or applied
+    ├── RolloutError         a rollout command that cannot go on (none running, another one running)
     └── StoreError           the store failed
         ├── StoreUnavailable the store cannot be reached right now
         └── ExportError      the log's Parquet export cannot be written or read
@@ -53,6 +54,7 @@ __all__ = [
     "PredictTimeout",
     "RecipeError",
     "RegistryError",
+    "RolloutError",
     "RulesError",
     "RunError",
     "ServiceError",
@@ -205,6 +207,11 @@ class RegistryError(ShipwayError):
 class DeployError(ShipwayError):
     """`shipway build` cannot write or build the image (no engine, a dependency not installed,
     a failed build), or `shipway deploy --to kubernetes` cannot render or apply its manifests."""
+
+
+class RolloutError(ShipwayError):
+    """A rollout command that cannot go on: promote or abort with no rollout running, a start
+    while another candidate is rolling out, a plan step that cannot be taken."""
 
 
 class DataError(ShipwayError):

@@ -22,6 +22,7 @@ from shipway.cli.monitor import alert_jobs, dashboard, dashboard_mounts, monitor
 from shipway.cli.new import check, new, update
 from shipway.cli.parity import parity
 from shipway.cli.recipes import leaderboard, recipes, try_command
+from shipway.cli.rollout import rollout, rollout_jobs
 from shipway.cli.rules import rules
 from shipway.cli.runs import reproduce, runs, train
 from shipway.cli.score import score
@@ -70,7 +71,7 @@ def serve(target: str, **flags: Any) -> None:
             + (", /dashboard)" if settings["monitoring.dashboard"] else ")"),
             err=True,
         )
-        code = run_server(project, alert_jobs(settings), dashboard_mounts(settings))
+        code = run_server(project, alert_jobs(settings) + rollout_jobs(settings), dashboard_mounts(settings))
     except ShipwayError as err:
         fail(err)
     sys.exit(code)
@@ -157,3 +158,4 @@ main.add_command(recipes)
 main.add_command(try_command)
 main.add_command(leaderboard)
 main.add_command(models)
+main.add_command(rollout)

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 TEMPLATE_VERSION = "1.4.0"
-TEMPLATE_DIGEST = "07340781e4333937"
+TEMPLATE_DIGEST = "5a7ff2d12598abee"
 PACKAGED = Path(__file__).resolve().parent / "template"
 
 # Commits in the cache repository are shipway's, whoever runs it: no user config, hooks or signing.

@@ -15,6 +15,7 @@ from pathlib import Path
 from markupsafe import Markup
 
 from shipway.errors import ConfigError
+from shipway.monitoring.candidate_view import candidate_html, candidate_json
 from shipway.monitoring.dashboard.figures import plotly_js
 from shipway.monitoring.dashboard.panels import render_panels
 from shipway.monitoring.dashboard.rendering import inline_assets, render
@@ -24,11 +25,14 @@ __all__ = ["build_report", "write_report"]
 
 
 def build_report(sources: Sources, window: Window, *, by: str | None = "model_version", limit: int = 20) -> str:
-    """The report's HTML for `window`: totals, series plots, drift, alerts, validation, and
-    the slowest and least confident predictions with their full records."""
+    """The report's HTML for `window`: the model candidate against the live version, totals,
+    series plots, drift, alerts, validation, and the slowest and least confident predictions
+    with their full records."""
     plotly = plotly_js()  # first, so a missing plotly fails before the store is read
     snap = snapshot(sources, window, by=by, limit=limit)
     body, figures = render_panels(snap, trace_base=None)
+    candidate = candidate_json(sources.store, sources.service, window.since, window.until, sources.describe)
+    body = Markup(candidate_html(candidate)) + Markup("\n") + body  # candidate_html escapes every value
     return render(
         "report.html",
         title=f"{sources.service}: monitoring report",

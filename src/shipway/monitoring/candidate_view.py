@@ -1,0 +1,125 @@
+"""The model candidate on the dashboard and in the report: its state and its comparison with the
+live version over the window (store/version_comparison.py, the numbers `shipway rollout compare`
+prints and the rollout guards judge).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from html import escape
+from typing import Any
+
+import orjson
+
+from shipway.registry import current_candidate
+from shipway.store import Store
+from shipway.store.outcomes import OutputReader
+from shipway.store.version_comparison import compare_versions
+
+__all__ = ["candidate_html", "candidate_json"]
+
+
+def candidate_json(
+    store: Store, service: str, since: float, until: float, reader: Any = None, examples: int = 3
+) -> dict[str, Any]:
+    """`{"status": "none" | "ok", "message", "state", "comparison"}`: the service's newest
+    candidate state and its comparison with the live version over the window."""
+    state = current_candidate(store, service)
+    if state is None:
+        return {
+            "status": "none",
+            "message": "no model candidate yet; start one with `shipway rollout start VERSION`",
+            "state": None,
+            "comparison": None,
+        }
+    found = compare_versions(
+        store,
+        service,
+        state.version,
+        since=since,
+        until=until,
+        reader=reader if isinstance(reader, OutputReader) else None,
+        examples=examples,
+    )
+    return {"status": "ok", "message": "", "state": state.to_dict(), "comparison": found.to_dict()}
+
+
+def candidate_html(data: Mapping[str, Any]) -> str:
+    """The Candidate section: the state, both versions' figures, agreement, per-class
+    disagreements with example requests. Every value is escaped."""
+    if data["status"] != "ok":
+        return _section(f'<p class="empty">{_esc(data["message"])}</p>')
+    state, comparison = data["state"], data["comparison"]
+    live, cand = comparison["live"], comparison["candidate"]
+    share = f"{state['share']:g}"
+    head = (
+        f"<p>Candidate <b>{_esc(state['version'])}</b> is <b>{_esc(state['mode'])}</b> "
+        f"(share {_esc(share)}) since {_esc(_time(state['changed_at']))}, "
+        f"by {_esc(state['actor'])}: {_esc(state['reason'])}</p>"
+    )
+    rows = [
+        [
+            role,
+            f["version"] or "(none)",
+            f["requests"],
+            f["errors"],
+            _pct(f["error_rate"]),
+            _ms(f["latency_p50_ms"]),
+            _ms(f["latency_p99_ms"]),
+            f["labelled"],
+            _pct(f["accuracy"]),
+        ]
+        for role, f in (("live", live), ("candidate", cand))
+    ]
+    figures = _table(["", "version", "requests", "errors", "error rate", "p50", "p99", "labelled", "accuracy"], rows)
+    agreement = (
+        f"<p>Agreement with the live version: <b>{_esc(_pct(comparison['agreement']))}</b> of "
+        f"{_esc(comparison['paired'])} requests both answered.</p>"
+    )
+    lines = [
+        [
+            d["live"],
+            d["candidate"],
+            d["count"],
+            " | ".join(f"{e['request_id']}: {_short(e['inputs'])}" for e in d["examples"]),
+        ]
+        for d in comparison["disagreements"][:30]
+    ]
+    disagreements = (
+        _table(["live said", "candidate said", "requests", "examples"], lines)
+        if lines
+        else '<p class="empty">no disagreements in the window</p>'
+    )
+    return _section(head + figures + agreement + "<h3>Disagreements</h3>" + disagreements)
+
+
+def _section(body: str) -> str:
+    return f'<section id="candidate"><h2>Model candidate</h2>{body}</section>'
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> str:
+    heads = "".join(f"<th>{_esc(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<div class="table"><table><thead><tr>{heads}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def _esc(value: Any) -> str:
+    return escape("" if value is None else str(value), quote=True)
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _pct(value: Any) -> str:
+    return f"{value:.1%}" if isinstance(value, int | float) else "n/a"
+
+
+def _ms(value: Any) -> str:
+    return f"{value:.1f} ms" if isinstance(value, int | float) else "n/a"
+
+
+def _time(ts: Any) -> str:
+    return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
