@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import math
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import pytest
 from click.testing import CliRunner
+from conftest import InProcess
 
 from shipway.cli.main import main as cli
 from shipway.core.artifacts import write_manifest
@@ -205,3 +207,30 @@ def test_labels_match_exactly_and_scores_within_the_tolerance() -> None:
     assert first_difference(recorded, {**recorded, "scores": [0.5]}, 1.0) == ("scores (length)", 2, 1)
     assert first_difference({"p": math.nan}, {"p": math.nan}, 0.0) is None
     assert first_difference({"p": 1.0}, {"p": 1}, 0.0) is None  # a score written without its decimals
+
+
+def test_a_model_swap_through_the_admin_endpoint_runs_the_parity_gate(
+    tmp_path: Path, serve_in_process: Callable[..., InProcess]
+) -> None:
+    (tmp_path / "trained").mkdir()
+    source = words_project(tmp_path / "trained")
+    trained(source)
+    auth = {"authorization": "Bearer parity-token"}
+    skewed = SERVICE.replace("query.text.lower()", "query.text")
+    for name, service, status in (("skewed", skewed, 422), ("same", SERVICE, 200)):
+        project = tmp_path / name
+        project.mkdir()
+        (project / "service.py").write_text(service)
+        (project / "shipway.toml").write_text('name = "words"\n')
+        shutil.copytree(source / "artifacts", project / "artifacts")
+        shutil.copytree(source / "artifacts", project / "models" / "candidate")  # under deploy.root
+        served = serve_in_process(project, env={"SHIPWAY_ADMIN_TOKEN": "parity-token"})
+        candidate = str(project / "models" / "candidate")
+        response = served.post("/admin/model", json={"artifacts": candidate}, headers=auth)
+        assert response.status_code == status, response.text
+        if status == 422:
+            error = response.json()["error"]
+            assert error["type"] == "gate_failed" and "refused by the parity gate" in error["message"]
+            first = error["details"][0]  # the first differing example, with its trace
+            assert first["where"] == "label" and (first["expected"], first["got"]) == ("pos", "neg")
+            assert {s["stage"] for s in first["trace"]["stages"]} >= {"clean", "predict"}

@@ -3,7 +3,7 @@
 `shipway train` runs the new model through the service's pipeline over the held-out split (the
 test split, else the validation split) and writes `held_out.jsonl` into the artifacts folder,
 before the manifest lists every file: the file is digest-verified with the model, travels
-with it into the registry, and is what the parity gate (shipway.deploy.parity) compares a
+with it into the registry, and is what the parity check (shipway.core.parity) compares a
 candidate's answers with before it takes traffic.
 
 The file is JSON Lines. The first line describes the examples:

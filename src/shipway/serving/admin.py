@@ -78,9 +78,9 @@ async def admin(
             model = payload(ModelDeploy, body_bytes)
             executor = rt.batcher.executor if rt.batcher is not None else None
 
-            def on_predict_thread(fn: Any, arg: Any) -> Any:
-                # The gate runs the candidate beside the live model, on the one predict thread.
-                return executor.submit(fn, arg).result() if executor is not None else fn(arg)
+            def on_predict_thread(fn: Any, *args: Any) -> Any:
+                # The gates run the candidate beside the live model, on the one predict thread.
+                return executor.submit(fn, *args).result() if executor is not None else fn(*args)
 
             event = await asyncio.to_thread(models.deploy, model.artifacts, model.actor, on_predict_thread)
             body = {"applied": {**event_json(event), "artifacts": event.source}, "warnings": []}
@@ -97,6 +97,7 @@ async def admin(
         )
     except GateFailed as err:
         failures = [r for r in err.report.get("results", []) if r.get("status") in ("failed", "error")]
+        failures += err.report.get("differences", [])  # the parity gate's first differing examples
         refusal = error_body("gate_failed", str(err), request_id, failures[:20] or None)
         return await rt.refuse(send, 422, "gate_failed", refusal, request_id)
     except LoadError as err:

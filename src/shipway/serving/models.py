@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shipway.core.artifacts import deployable
+from shipway.core.held_out import read_held_out
+from shipway.core.parity import parity_gate
 from shipway.core.service import Service, read_ids
 from shipway.errors import GateFailed, LoadError, StoreUnavailable
 from shipway.registry import checkout, is_registry_name
@@ -83,6 +85,14 @@ class ModelManager:
         path = self.folder(artifacts)
         version = build_version(rt, path)
         pipeline, ids = version.pipeline, version.ids
+        if read_held_out(path) is not None:
+            # The parity gate first: the candidate answers its training run's held-out examples as
+            # recorded (core/parity.py), or GateFailed with the first differing examples.
+            tolerance = rt.settings["deploy.parity_tolerance"]
+            if run_on_predict_thread is None:
+                parity_gate(pipeline, path, tolerance)
+            else:
+                run_on_predict_thread(parity_gate, pipeline, path, tolerance)
         if rt.gate is not None:
             result = rt.gate(pipeline) if run_on_predict_thread is None else run_on_predict_thread(rt.gate, pipeline)
             if not result.ok:  # type: ignore[attr-defined]
