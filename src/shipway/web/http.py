@@ -7,7 +7,7 @@ pipeline: docs/benchmarks.md); the dashboard may sit on a framework and still us
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -79,7 +79,7 @@ def query(scope: Scope) -> dict[str, str]:
     return {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
 
 
-def query_int(params: dict[str, str], key: str, default: int, most: int) -> int:
+def query_int(params: Mapping[str, str], key: str, default: int, most: int) -> int:
     """The whole number `key`, from 1 to `most`; ConfigError (a 400) naming it otherwise."""
     text = params.get(key)
     if text is None:
@@ -90,7 +90,7 @@ def query_int(params: dict[str, str], key: str, default: int, most: int) -> int:
     return value
 
 
-def query_float(params: dict[str, str], key: str) -> float | None:
+def query_float(params: Mapping[str, str], key: str) -> float | None:
     """The finite number `key`, or None when absent; ConfigError (a 400) naming it otherwise."""
     text = params.get(key)
     try:
