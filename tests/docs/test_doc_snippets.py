@@ -153,11 +153,16 @@ def drift_page(tmp: Path, banking77: Path) -> Iterator[dict[str, Any]]:
         ray.shutdown()
 
 
+def registry_page(tmp: Path, banking77: Path) -> Iterator[dict[str, Any]]:
+    yield {}  # the page's block makes its own store in a temporary folder
+
+
 PAGES: dict[str, Callable[[Path, Path], Any]] = {
     "analysis.md": analysis_page,
     "drift.md": drift_page,
     "experiments.md": experiments_page,
     "recipes.md": recipes_page,
+    "registry.md": registry_page,
     "rules.md": rules_page,
     "security.md": security_page,
     "service.md": service_page,

@@ -9,7 +9,7 @@ from shipway.common.suggest import did_you_mean
 from shipway.errors import ConfigError
 
 if TYPE_CHECKING:
-    from shipway.core.settings import Setting
+    from shipway.core.setting import Setting
 
 __all__ = ["check_value", "flatten", "unknown_setting"]
 
