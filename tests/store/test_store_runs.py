@@ -93,9 +93,10 @@ def test_a_version_5_sqlite_store_is_migrated(tmp_path: Path) -> None:
     with open_store(f"sqlite:///{path}"):
         pass
     conn = sqlite3.connect(path)
-    # Back to version 5: the run tables (6), the outcome rollups (7) and the registry (8) go.
+    # Back to version 5: the run tables (6), the outcome rollups (7), the registry (8) and the
+    # model candidates (10) go,
     tables = ("run_artifacts", "run_metrics", "run_params", "run_code", "runs", "tasks", "datasets")
-    registry = ("model_alias_history", "model_aliases", "model_versions")
+    registry = ("model_candidates", "model_alias_history", "model_aliases", "model_versions")
     for table in (*registry, *tables, "feedback_scores", "feedback_ranks"):
         conn.execute(f"DROP TABLE {table}")
     # and the log's mode column (9), with the view that shows it.

@@ -180,6 +180,6 @@ def test_a_project_from_the_packaged_template_is_up_to_date(tmp_path: Path) -> N
 
 
 def test_the_docs_name_the_current_template_version_and_the_undo() -> None:
-    docs = (Path(__file__).parents[1] / "docs" / "templates.md").read_text()
+    docs = (Path(__file__).parents[2] / "docs" / "templates.md").read_text()
     assert f"`shipway.templates.TEMPLATE_VERSION`, {TEMPLATE_VERSION} now" in docs
     assert f"`{UNDO}`" in docs
