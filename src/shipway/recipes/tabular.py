@@ -65,8 +65,13 @@ class _Tabular(Recipe):
         return _Model(vectoriser, estimator, data.classifier, len(data.labels))
 
     def save(self, model: _Model, folder: Path) -> None:
-        save_skops(model.vectoriser, folder / "columns.skops")
+        self._save_columns(model, folder)
         save_skops(model.estimator, folder / "model.skops", self.trusted)
+
+    @staticmethod
+    def _save_columns(model: _Model, folder: Path) -> None:
+        """What every tabular model saves beside its estimator: the vectoriser and the kind."""
+        save_skops(model.vectoriser, folder / "columns.skops")
         (folder / "tabular.json").write_text(
             json.dumps({"classifier": model.classifier, "classes": model.classes}), encoding="utf-8"
         )
@@ -177,11 +182,8 @@ class _Booster(_Tabular):
         raise NotImplementedError
 
     def save(self, model: _Model, folder: Path) -> None:
-        save_skops(model.vectoriser, folder / "columns.skops")
+        self._save_columns(model, folder)
         self.save_booster(model.estimator, folder / self.file)
-        (folder / "tabular.json").write_text(
-            json.dumps({"classifier": model.classifier, "classes": model.classes}), encoding="utf-8"
-        )
 
     def load(self, folder: Path) -> _Model:
         config = self._config(folder)

@@ -28,13 +28,25 @@ __all__ = [
 ]
 
 
-class _Sklearn(Recipe):
-    """A scikit-learn estimator fitted on the raw texts."""
+class _Skops(Recipe):
+    """A recipe whose model is one scikit-learn object saved with skops as `file`."""
 
-    extra = "sklearn"
+    file = "model.skops"
     # scikit-learn types beyond those skops trusts by default that this recipe's model holds,
     # reviewed: they are scikit-learn's own and build no code when loaded.
     trusted: tuple[str, ...] = ()
+
+    def save(self, model: Any, folder: Path) -> None:
+        save_skops(model, folder / self.file, self.trusted)
+
+    def load(self, folder: Path) -> Any:
+        return load_skops(folder / self.file, self.trusted)
+
+
+class _Sklearn(_Skops):
+    """A scikit-learn estimator fitted on the raw texts."""
+
+    extra = "sklearn"
 
     def estimator(self, params: Mapping[str, Any], seed: int) -> Any:
         raise NotImplementedError
@@ -43,12 +55,6 @@ class _Sklearn(Recipe):
         model = self.estimator(params, seed)
         model.fit([str(x) for x in data.train.inputs], [str(y) for y in data.train.targets])
         return model
-
-    def save(self, model: Any, folder: Path) -> None:
-        save_skops(model, folder / "model.skops", self.trusted)
-
-    def load(self, folder: Path) -> Any:
-        return load_skops(folder / "model.skops", self.trusted)
 
     def predict_batch(self, model: Any, inputs: Sequence[Any]) -> np.ndarray:
         return np.asarray(model.predict_proba([str(x) for x in inputs]))
@@ -167,10 +173,11 @@ class TfidfCentroid(Recipe):
         return np.asarray(vectoriser.transform([str(q) for q in inputs]) @ centroids.T)
 
 
-class _OnEmbeddings(Recipe):
+class _OnEmbeddings(_Skops):
     """A scikit-learn head over the offline MiniLM's sentence embeddings (cached per dataset)."""
 
     extra = "sentence-embeddings"
+    file = "head.skops"
 
     def head(self, params: Mapping[str, Any], seed: int) -> Any:
         raise NotImplementedError
@@ -183,14 +190,6 @@ class _OnEmbeddings(Recipe):
         model = self.head(params, seed)
         model.fit(embeddings(data, "train"), [str(y) for y in data.train.targets])
         return model
-
-    trusted: tuple[str, ...] = ()
-
-    def save(self, model: Any, folder: Path) -> None:
-        save_skops(model, folder / "head.skops", self.trusted)
-
-    def load(self, folder: Path) -> Any:
-        return load_skops(folder / "head.skops", self.trusted)
 
     def predict_batch(self, model: Any, inputs: Sequence[Any]) -> np.ndarray:
         return np.asarray(model.predict_proba(encode([str(x) for x in inputs])))
