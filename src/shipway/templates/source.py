@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 TEMPLATE_VERSION = "1.5.0"
-TEMPLATE_DIGEST = "b78de931d15a3620"
+TEMPLATE_DIGEST = "cd444e7ce47e2351"
 PACKAGED = Path(__file__).resolve().parent / "template"
 
 # Commits in the cache repository are shipway's, whoever runs it: no user config, hooks or signing.

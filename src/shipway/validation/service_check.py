@@ -297,7 +297,9 @@ def _suites(report: Report, path: Path, pipeline: Pipeline) -> None:
                         f"matches them).",
                     )
                     return
-    report.add("suites", "ok", f"the inputs of {cases} validation case{'s' if cases != 1 else ''} match the input schema")
+    report.add(
+        "suites", "ok", f"the inputs of {cases} validation case{'s' if cases != 1 else ''} match the input schema"
+    )
 
 
 def _predict(report: Report, pipeline: Pipeline, inputs: list[Any]) -> list[Any] | None:
