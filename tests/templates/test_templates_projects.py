@@ -69,6 +69,9 @@ def run(command: list[str], cwd: Path, timeout: float = 600) -> subprocess.Compl
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
 
 
+# A project trains, runs its own tests (a server of its own), is checked and served: with the
+# sentence encoder loaded each time, that can pass the suite's 300 s on a loaded machine.
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("library", [library_param(name, slow=()) for name in END_TO_END])
 def test_a_new_project_trains_passes_its_tests_and_check_and_answers_over_http(
     library: str, tmp_path: Path, serve: Callable[..., Server]
