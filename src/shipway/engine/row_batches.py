@@ -218,8 +218,10 @@ def rows_of(table: Any) -> list[dict[str, Any]]:
     names = table.column_names
     columns = [column.to_pylist() for column in table.columns]
     if any(column.null_count for column in table.columns):
-        return [{k: v for k, v in zip(names, values) if v is not None} for values in zip(*columns)]
+        return [
+            {k: v for k, v in zip(names, values, strict=True) if v is not None} for values in zip(*columns, strict=True)
+        ]
     if len(names) == 1:  # the usual dataset of texts: no tuple per row
         name = names[0]
         return [{name: value} for value in columns[0]]
-    return [dict(zip(names, values)) for values in zip(*columns)]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]

@@ -29,6 +29,7 @@ DECISION = pa.struct(
     ]
 )
 
+
 def decision_array(decisions: list[Any]) -> pa.Array:
     """The `decision` column from one Decision object (rules/decision.py), JSON-ready dict or None
     a row: read an attribute at a time, with no dict per row."""

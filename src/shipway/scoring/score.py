@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import TypeAdapter, ValidationError
@@ -33,6 +32,7 @@ __all__ = ["IDS", "ScoreJob", "ScoreSummary", "score"]
 
 IDS = ("service", "model_version", "rules_version", "dataset_version", "run_id")
 META = ("row", "decision", "error", *IDS)
+ROW_GROUP = 65_536
 
 
 @dataclass
@@ -201,6 +201,7 @@ def score(
     started = time.perf_counter()
     partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
     writer: pq.ParquetWriter | None = None
+    held: list[pa.Table] = []  # written a row group of about ROW_GROUP rows at a time, not one per batch
     try:
         for table in run(job, source, engine=engine, jobs=jobs, batch_size=batch_size, preload=preload):
             n = table.num_rows
@@ -209,13 +210,18 @@ def score(
                 out.parent.mkdir(parents=True, exist_ok=True)
                 writer = pq.ParquetWriter(partial, table.schema)
                 summary.ids = {name: table.column(name)[0].as_py() for name in IDS}
-            writer.write_table(table)
+            held.append(table)
             summary.rows += n
             summary.errors += n - table.column("error").null_count
+            if sum(t.num_rows for t in held) >= ROW_GROUP:
+                writer.write_table(pa.concat_tables(held), ROW_GROUP)
+                held = []
             if progress is not None:
                 progress(summary.rows, summary.errors)
         if writer is None:
             raise DataError(f"the dataset {source.path} holds no rows; there is nothing to score.")
+        if held:
+            writer.write_table(pa.concat_tables(held), ROW_GROUP)
         writer.close()
         writer = None
         partial.replace(out)
