@@ -24,7 +24,8 @@ apart see about the same machine). Prints a Markdown section.
 `--build NAME=SRC` adds the same shipway servers running another checkout of shipway (its
 `src` folder first on PYTHONPATH), named `NAME:...`, to compare builds in one run;
 `--variant NAME=FLAGS` adds a banking77 server with more `shipway serve` flags
-(e.g. `--variant wait0='--max-wait-ms 0'`) to the batching part.
+(e.g. `--variant wait0='--max-wait-ms 0'`) to the batching part, and to the cpu part
+(in place of its `--no-inline` server).
 """
 
 from __future__ import annotations

@@ -1,19 +1,19 @@
 """What shipway's request path costs per request, part by part, in-process (issue 15).
 
-    .venv/bin/python bench/request_path_bench.py [--requests 3000] [--rounds 5] [--profile NAME]
+    .venv/bin/python bench/request_path_bench.py [--runs 7] [--profile]
 
-banking77 as `shipway serve` builds it (the App, its jobs and the dashboard mount), driven
-through its ASGI interface by one caller that sends the next request when the last is
-answered: what one connection asks of a worker, without the HTTP parsing that bare
-Starlette pays too. Each configuration runs in its own process pinned to one CPU, the
-configurations interleaved round by round; a figure is the CPU time of the whole process
-(every thread: the event loop, the log's writer, the rules poller, the jobs) per request,
-the median over rounds. CPU time moves far less with the machine's load than req/s do.
-
-The configurations turn off one part at a time: the prediction log, the dashboard mount,
-the rules, and the background work (jobs, the rules poller), so the differences say what
-each part costs; `model` is the model's own call per item (what bare Starlette runs).
-`--profile NAME` prints a cProfile of that configuration's request loop instead.
+banking77 as `shipway serve` builds it (the App with its jobs and the dashboard mount,
+prometheus_client in multiprocess mode), in one process pinned to one CPU. Each part is
+called many times in a row and timed by the calling thread's CPU time; a figure is the
+least of `--runs` runs (the run least disturbed by the other processes on this shared
+machine) with the median beside it; the model, the pipeline and the whole request are interleaved
+run by run. The parts: the bare model call that bare Starlette
+makes, the pipeline on one item (the input stages, the model and its output, the rules,
+the output check), the pieces of the serving layer around it, the whole request through
+the ASGI interface (one caller, the next request sent when the last is answered, without
+the HTTP parsing that Starlette pays too), and the prediction log's writer per entry at
+the one-connection rate (0.5 s of traffic a flush). `--profile` prints a cProfile of the
+whole request instead.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ import json
 import os
 import pstats
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,144 +47,167 @@ BODIES = [
     b'{"text": "Can I change my PIN at an ATM?"}',
     b'{"text": "The app says my transfer is pending"}',
 ]
-
-# name: (setting overrides, with the CLI's jobs and mounts)
-CONFIGS: dict[str, tuple[dict[str, Any], bool]] = {
-    "as shipped": ({}, True),
-    "log off": ({"log.enabled": False}, True),
-    "no dashboard": ({"monitoring.dashboard": False}, True),
-    "no jobs": ({}, False),
-    "log off, no dashboard, no jobs": ({"log.enabled": False, "monitoring.dashboard": False}, False),
-    "no rules": ({"rules.file": ""}, True),
-}
+FLUSH_ENTRIES = 366  # 0.5 s at 733 req/s, banking77's rate at one connection on a quiet machine
 
 
-async def _serve(overrides: dict[str, Any], extras: bool, n: int, store: str, profile: bool) -> dict[str, float]:
+def _least(fn: Callable[[int], Any], n: int, runs: int) -> tuple[float, float]:
+    """(least, median) over `runs` of this thread's CPU microseconds per call of fn(n) / n."""
+    out = []
+    for _ in range(runs):
+        started = time.thread_time()
+        fn(n)
+        out.append((time.thread_time() - started) / n * 1e6)
+    return min(out), statistics.median(out)
+
+
+async def _measure(store: str, runs: int, profile: bool) -> list[tuple[str, float, float]]:
+    import skops.io
+
     from shipway.cli.common import open_project
     from shipway.cli.monitor import alert_jobs, dashboard_mounts
     from shipway.cli.rollout import rollout_jobs
     from shipway.serving.app import App
+    from shipway.serving.predict import logged_outputs
 
-    project = open_project(str(run.BANKING77), {"store.url": store, **overrides}, gated=True)
+    project = open_project(str(run.BANKING77), {"store.url": store}, gated=True)
     s = project.settings
-    jobs = alert_jobs(s) + rollout_jobs(s) if extras else []
-    app = App(project.service, s, project.gate, jobs, dashboard_mounts(s))
+    app = App(project.service, s, project.gate, alert_jobs(s) + rollout_jobs(s), dashboard_mounts(s))
     app.preload()
     await app.startup()
-    sent: list[dict[str, Any]] = []
+    rt = app.runtime
+    assert rt.live is not None and rt.metrics is not None and rt.log is not None and rt.rules is not None
+    live, metrics, log, rules = rt.live, rt.metrics, rt.log, rt.rules
+    pipeline = live.pipeline
+    statuses: list[int] = []
 
     async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
 
-    async def one(i: int) -> None:
+    async def request(i: int) -> None:
         body = BODIES[i % len(BODIES)]
 
         async def receive() -> dict[str, Any]:
             return {"type": "http.request", "body": body, "more_body": False}
 
-        scope = {
-            "type": "http",
-            "method": "POST",
-            "path": "/predict",
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            "client": ("127.0.0.1", 5000),
-        }
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        scope = {"type": "http", "method": "POST", "path": "/predict", "headers": headers, "client": ("127.0.0.1", 1)}
         await app(scope, receive, send)
 
     for i in range(300):  # warm-up
-        await one(i)
-    await asyncio.sleep(1.2)  # past the log's first flush and the first once-a-second checks
-    sent.clear()
-    profiler = cProfile.Profile() if profile else None
-    cpu, wall = time.process_time(), time.perf_counter()
-    if profiler is not None:
+        await request(i)
+    await asyncio.sleep(1.1)  # past the log's first flush and the first once-a-second checks
+    if profile:
+        profiler = cProfile.Profile()
         profiler.enable()
-    for i in range(n):
-        await one(i)
-        if i % 50 == 0:
-            await asyncio.sleep(0)  # let timers and callbacks run, as between wrk's requests
-    if profiler is not None:
+        for i in range(2000):
+            await request(i)
         profiler.disable()
-    cpu_loop, wall_loop = time.process_time() - cpu, time.perf_counter() - wall
-    await asyncio.sleep(1.0)  # the writer's flush of these requests counts too
-    cpu_all = time.process_time() - cpu
-    statuses = {m["status"] for m in sent if m["type"] == "http.response.start"}
-    assert statuses == {200}, statuses
-    await app.shutdown()
-    if profiler is not None:
-        stats = pstats.Stats(profiler)
-        stats.sort_stats("cumulative").print_stats(r"shipway|banking77|starlette|orjson|pydantic", 45)
-    return {"cpu_us": cpu_all / n * 1e6, "loop_cpu_us": cpu_loop / n * 1e6, "wall_us": wall_loop / n * 1e6}
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(r"shipway|banking77", 45)
+        await app.shutdown()
+        return []
 
-
-def _model_only(n: int) -> dict[str, float]:
-    """The bare model call per item, as bench/stacks/starlette_banking77.py makes it."""
-    import numpy as np
-    import skops.io
-
-    model = skops.io.load(run.BANKING77 / "artifacts" / "model.skops")  # as the Starlette stack loads it
     texts = [json.loads(b)["text"] for b in BODIES]
-    cpu = time.process_time()
-    for i in range(n):
-        proba = model.predict_proba([texts[i % len(texts)]])[0]
-        top = np.argsort(-proba)[:4]
-        json.dumps({"intent": str(top[0])})
-    return {"cpu_us": (time.process_time() - cpu) / n * 1e6}
+    items = [pipeline.input_schema.validate_json(b) for b in BODIES]
+    outputs = [live.run([item])[0] for item in items]
+    for output in outputs:
+        pipeline.render(output)  # keeps the rendered JSON on the output, as serving does
+    model = skops.io.load(run.BANKING77 / "artifacts" / "model.skops")  # as bench/stacks/ loads it
 
+    def bare_model(n: int) -> None:
+        for i in range(n):
+            model.predict_proba([texts[i % 8]])
 
-def child(name: str, n: int, profile: bool) -> None:
-    import uvloop
+    def one_item(n: int) -> None:
+        for i in range(n):
+            live.run([items[i % 8]])
 
-    if name == "model":
-        print(json.dumps(_model_only(n)))
-        return
-    overrides, extras = CONFIGS[name]
-    with tempfile.TemporaryDirectory() as tmp:
-        # As `shipway serve` runs it: prometheus_client's multiprocess mode (memory-mapped files).
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tmp
-        store = f"sqlite:///{tmp}/log.db"
-        result = uvloop.run(_serve(overrides, extras, n, store, profile))
-    print(json.dumps(result))
+    def metric_updates(n: int) -> None:
+        for _ in range(n):
+            metrics.request("predict", 200, 0.0012)
+            metrics.batch(1, [1e-5], 0.001)
+
+    def parse(n: int) -> None:
+        for i in range(n):
+            pipeline.input_schema.validate_json(BODIES[i % 8])
+
+    def render(n: int) -> None:
+        for i in range(n):
+            pipeline.render(outputs[i % 8])
+
+    def log_entry(n: int) -> None:
+        for i in range(n):
+            out = outputs[i % 8]
+            logged, decision, shadow = logged_outputs(pipeline, "on", rt.mode_decision, b"{}", out)
+            log.add(rt.context, "id", 1.7e9, 1.0, 200, BODIES[i % 8], logged, decision, shadow)
+
+    def sync(n: int) -> None:
+        for _ in range(n):
+            rules.sync()
+            app.candidates.sync()
+            app.models.sync()
+
+    # The three long parts interleaved run by run, so that each run of them sees the same machine.
+    big: dict[str, list[float]] = {}
+    for _ in range(runs):
+        for name, fn in (
+            ("the bare model call (what Starlette runs)", bare_model),
+            ("the pipeline on one item (stages, model, rules, output check)", one_item),
+        ):
+            big.setdefault(name, []).append(_least(fn, 300, 1)[0])
+        started = time.thread_time()
+        for i in range(300):
+            await request(i)
+        big.setdefault("the whole request through the ASGI app (event loop thread)", []).append(
+            (time.thread_time() - started) / 300 * 1e6
+        )
+    rows = [(name, min(values), statistics.median(values)) for name, values in big.items()]
+    for name, fn, n in (
+        ("metrics: one request and one batch counted", metric_updates, 5000),
+        ("input: parse and validate the body", parse, 5000),
+        ("output: render the answer", render, 5000),
+        ("the log's entry on the request path (decided answer)", log_entry, 5000),
+        ("the once-a-second sync of rules, candidate, model (per second)", sync, 50),
+    ):
+        least, median = _least(fn, n, runs)
+        rows.append((name, least, median))
+    writer = []
+    for _ in range(runs):
+        log_entry(FLUSH_ENTRIES)
+        started = time.thread_time()
+        log._cycle(log._delivery)  # type: ignore[arg-type]  # what the writer thread runs a flush
+        writer.append((time.thread_time() - started) / FLUSH_ENTRIES * 1e6)
+    rows.append(
+        (f"the log's writer, per entry, {FLUSH_ENTRIES} entries a flush", min(writer), statistics.median(writer))
+    )
+    assert set(statuses) == {200}, statuses
+    await app.shutdown()
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--only", action="append", help="a configuration (repeatable); default: all")
-    parser.add_argument("--profile", help="print a cProfile of this configuration's request loop")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of the whole request instead")
+    parser.add_argument("--pinned", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        child(args.child, args.requests, bool(args.profile))
+    if not args.pinned:  # again, on the servers' CPU, as the other benches pin servers
+        cmd = ["taskset", "-c", run.SERVER_CPU, sys.executable, __file__, "--pinned", "--runs", str(args.runs)]
+        os.execvp("taskset", cmd + (["--profile"] if args.profile else []))
+    import uvloop
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tmp  # as `shipway serve` runs prometheus_client
+        rows = uvloop.run(_measure(f"sqlite:///{tmp}/log.db", args.runs, args.profile))
+    if not rows:
         return
-    if args.profile:
-        child(args.profile, args.requests, True)
-        return
-    names = args.only or [*CONFIGS, "model"]
-    rows: dict[str, list[dict[str, float]]] = {}
-    for round_ in range(args.rounds):
-        for name in names if round_ % 2 == 0 else names[::-1]:
-            out = subprocess.run(
-                ["taskset", "-c", run.SERVER_CPU, sys.executable, __file__, "--child", name, "--requests", str(args.requests)],
-                capture_output=True,
-                text=True,
-                env={**os.environ, "PYTHONWARNINGS": "ignore"},
-            )
-            if out.returncode != 0:
-                sys.exit(f"{name} failed:\n{out.stderr[-3000:]}")
-            reading = json.loads(out.stdout.strip().splitlines()[-1])
-            rows.setdefault(name, []).append(reading)
-            print(f"  round {round_ + 1} {name:<32} {reading}", file=sys.stderr, flush=True)
-    print(f"\n{args.rounds} interleaved rounds of {args.requests} requests, one at a time, each configuration in its own process on CPU {run.SERVER_CPU}; medians:\n")
-    print("| configuration | CPU us per request, all threads | event loop pass only | wall us per request |")
-    print("|---|---:|---:|---:|")
-    for name, values in rows.items():
-        med = {k: statistics.median(v[k] for v in values) for k in values[0]}
-        print(
-            f"| {name} | {med['cpu_us']:.0f} | {med.get('loop_cpu_us', float('nan')):.0f} | "
-            f"{med.get('wall_us', float('nan')):.0f} |"
-        )
+    print(
+        f"banking77 in-process, CPU {run.SERVER_CPU}; CPU microseconds of the calling thread per call, least of {args.runs} runs (median):\n"
+    )
+    print("| part | us per request, least | median |")
+    print("|---|---:|---:|")
+    for name, least, median in rows:
+        print(f"| {name} | {least:,.1f} | {median:,.1f} |")
 
 
 if __name__ == "__main__":
