@@ -37,7 +37,7 @@ from shipway.store.typed_columns import LogSchema, need_arrow, to_table
 if TYPE_CHECKING:
     from shipway.store.base import Store
 
-__all__ = ["ExportResult", "Exporter", "write_parquet"]
+__all__ = ["ExportResult", "Exporter", "write_partitioned", "write_parquet"]
 
 log = logging.getLogger("shipway.export")
 
@@ -70,7 +70,7 @@ class ExportResult:
 
 
 class Exporter:
-    """Exports `store`'s log into `root`. Cheap to build; `run()` does one pass, `follow()` repeats it."""
+    """Exports `store`'s log into `root`. Cheap to build; `run()` does one pass (store/log_upkeep.py repeats it)."""
 
     def __init__(
         self,
@@ -89,8 +89,9 @@ class Exporter:
         self.retention_days = retention_days
         self.archive_dir = archive_dir
 
-    def run(self, now: float | None = None) -> ExportResult:
-        """Export everything logged up to now, then the feedback, then apply retention."""
+    def run(self, now: float | None = None, stop: threading.Event | None = None) -> ExportResult:
+        """Export everything logged up to now, then the feedback, then apply retention. With
+        `stop` set, a run ends after the batch it is writing (what it committed stays)."""
         need_arrow()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -114,6 +115,9 @@ class Exporter:
             if rows >= self.batch_rows and position != last:
                 self._commit(state, pending, last, result)
                 pending, rows = [], 0
+                if stop is not None and stop.is_set():
+                    result.position = state.position
+                    return result
             pending.append(group)
             rows += len(group)
             last = position
@@ -124,31 +128,12 @@ class Exporter:
         self._retain(state, time.time() if now is None else now, result)
         return result
 
-    def follow(self, interval_s: float, stop: threading.Event, report: Any = None) -> None:
-        """Run every `interval_s` seconds until `stop` is set; `report(result)` after each run."""
-        while not stop.is_set():
-            started = time.monotonic()
-            try:
-                result = self.run()
-            except StoreUnavailable as exc:  # the next run picks up where this one stopped
-                log.warning("export: %s; trying again in %s s", exc, interval_s)
-            else:
-                if report is not None:
-                    report(result)
-            stop.wait(max(0.0, interval_s - (time.monotonic() - started)))
-
     def _commit(self, state: State, groups: Sequence[LogColumns], position: int, result: ExportResult) -> None:
         """Write one batch's files under the next run number, then the state that commits them."""
         seq = state.seq + 1
         n = sum(map(len, groups))
         if n:
-            table = to_table(groups, self.schema)
-            for (day, model), rows in _partitions(table).items():
-                folder = partition_dir(self.root, day, model)
-                folder.mkdir(parents=True, exist_ok=True)
-                path = folder / part_name(seq)
-                write_parquet(table if rows is None else table.take(rows), path)
-                result.files.append(str(path))
+            result.files += write_partitioned(to_table(groups, self.schema), self.root, part_name(seq))
         state.seq, state.position, state.rows = seq, position, state.rows + n
         write_state(self.root, state)
         result.rows += n
@@ -253,6 +238,17 @@ def _partitions(table: Any) -> dict[tuple[str, str], Any]:
         (day_of(int(k // len(names)) * 86400), names[int(k % len(names))]): np.flatnonzero(inverse == i)
         for i, k in enumerate(unique)
     }
+
+
+def write_partitioned(table: Any, root: Path, name: str) -> list[str]:
+    """The table's rows as one file `name` per (day, model version) partition under `root`."""
+    files = []
+    for (day, model), rows in _partitions(table).items():
+        folder = partition_dir(root, day, model)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_parquet(table if rows is None else table.take(rows), folder / name)
+        files.append(str(folder / name))
+    return files
 
 
 def write_parquet(table: Any, path: Path) -> None:

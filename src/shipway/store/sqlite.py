@@ -24,6 +24,8 @@ from shipway.store.base import (
 )
 from shipway.store.records import Context, LogColumns, PredictionRecord, RulesEvent, columns_of, entry_of
 from shipway.store.rollups import write_rollups
+from shipway.store import segments
+from shipway.store.partitions import Partition
 from shipway.store.segments import decode, encode, merge_by_ts
 from shipway.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -330,6 +332,15 @@ class SQLiteStore(Store):
         finally:
             if own:
                 conn.close()
+
+    def expired_log(self, cutoff: float) -> list[Partition]:
+        # One table, no partitions: what is older than the cutoff (a day's start) is one part.
+        low = self._transact(segments.oldest)
+        name = "before " + time.strftime("%Y-%m-%d", time.gmtime(cutoff))
+        return [] if low is None or low >= cutoff else [Partition(name, float("-inf"), cutoff)]
+
+    def drop_log(self, part: Partition) -> None:
+        self._transact(lambda run: segments.trim(run, part.until))
 
     def count_predictions(self, service: str | None = None) -> int:
         where, params = ("", []) if service is None else (" WHERE c.service = ?", [service])
