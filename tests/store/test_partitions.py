@@ -14,8 +14,8 @@ import pytest
 from store_fixtures import make_record
 
 from shipway.store import open_store
-from shipway.store.partitions import DAY, days_of, partition_name
 from shipway.store.outcomes import describe_fields, parse_feedback
+from shipway.store.partitions import DAY, days_of, partition_name
 
 pytest_plugins = ["store_fixtures"]
 

@@ -116,8 +116,13 @@ def export(
             report(upkeep())
             return
         stop = threading.Event()
+
+        def stopped(*_: object) -> None:
+            stop.set()
+            upkeep.stop()  # a run under way ends after its batch
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: (stop.set(), upkeep.stop()))
+            signal.signal(sig, stopped)
         upkeep.follow(settings["export.interval_s"], stop, report)
     except ShipwayError as err:
         fail(err, code=1)

@@ -15,6 +15,7 @@ from shipway.errors import StoreError
 from shipway.store import alerts, feedback, rollups
 from shipway.store.candidates import CandidateRecords
 from shipway.store.datasets import DatasetRecords
+from shipway.store.partitions import Partition
 from shipway.store.records import (
     AlertEvent,
     FeedbackOutcome,
@@ -24,7 +25,6 @@ from shipway.store.records import (
     RulesEvent,
     columns_of_records,
 )
-from shipway.store.partitions import Partition
 from shipway.store.registry import RegistryRecords
 from shipway.store.runs import RunRecords
 

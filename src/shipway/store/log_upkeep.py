@@ -87,6 +87,7 @@ class Upkeep:
         self._lock_fd: int | None = None
         self._pg_lock: Any = None  # the PostgreSQL connection holding the advisory lock
         self._pg_held = False
+        self._leading = False
         self._retained_at = -_RETAIN_EVERY_S
 
     def __call__(self) -> UpkeepResult:
@@ -94,7 +95,13 @@ class Upkeep:
             self._forget()
             self._pid = os.getpid()
         if not self._hold():
+            self._leading = False
             return UpkeepResult(False)
+        if not self._leading:
+            # Another process may have exported (and crashed) since this one last did: a fresh
+            # Exporter looks for the files it left before it writes (store/export.py).
+            self._exporter = None
+            self._leading = True
         store = self._open()
         result = UpkeepResult(True)
         if self._exporter is not None and not self.stopping.is_set():
@@ -127,7 +134,7 @@ class Upkeep:
             if self._store is not None:
                 self._store.close()
             if self._pg_lock is not None:
-                self._pg_lock.close()
+                self._release_advisory()
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
         self._forget()
@@ -135,7 +142,7 @@ class Upkeep:
     def _forget(self) -> None:
         # What a parent opened is not ours to close after a fork: the child only drops it.
         self._store = self._exporter = self._pg_lock = self._lock_fd = None
-        self._pid, self._pg_held = 0, False
+        self._pid, self._pg_held, self._leading = 0, False, False
 
     def _open(self) -> Any:
         if self._store is None:
@@ -143,15 +150,15 @@ class Upkeep:
 
             self._store = store_from_url(self.store_url, self.base_dir)
             self._store.open()
-            if self.export_dir is not None:
-                self._exporter = Exporter(
-                    self._store,
-                    self.export_dir,
-                    self.schema,
-                    batch_rows=self.batch_rows,
-                    retention_days=self.export_retention_days,
-                    archive_dir=self.export_archive_dir,
-                )
+        if self._exporter is None and self.export_dir is not None:
+            self._exporter = Exporter(
+                self._store,
+                self.export_dir,
+                self.schema,
+                batch_rows=self.batch_rows,
+                retention_days=self.export_retention_days,
+                archive_dir=self.export_archive_dir,
+            )
         return self._store
 
     def _hold(self) -> bool:
@@ -169,6 +176,18 @@ class Upkeep:
             return True
         return self._hold_advisory()
 
+    def _release_advisory(self) -> None:
+        # Unlocked before closing: the server frees a closed session's locks only once its
+        # backend has gone, which may be after another process's next try.
+        import psycopg
+
+        try:
+            if self._pg_held and not self._pg_lock.closed:
+                self._pg_lock.execute("SELECT pg_advisory_unlock(%s)", (_ADVISORY_KEY,))
+        except psycopg.Error:
+            pass  # a lost session has lost its lock already
+        self._pg_lock.close()
+
     def _hold_advisory(self) -> bool:
         import psycopg
 
@@ -185,6 +204,6 @@ class Upkeep:
             return held
         except psycopg.Error as exc:
             if self._pg_lock is not None:
-                self._pg_lock.close()
+                self._release_advisory()
                 self._pg_lock = None
             raise StoreUnavailable(f"cannot take the export's lock in the PostgreSQL store: {exc}") from exc

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import orjson
 
 from shipway.errors import StoreError, StoreUnavailable
+from shipway.store import segments
 from shipway.store.base import (
     COLUMNS,
     Executor,
@@ -22,10 +23,9 @@ from shipway.store.base import (
     record_from_row,
     where_clause,
 )
+from shipway.store.partitions import Partition
 from shipway.store.records import Context, LogColumns, PredictionRecord, RulesEvent, columns_of, entry_of
 from shipway.store.rollups import write_rollups
-from shipway.store import segments
-from shipway.store.partitions import Partition
 from shipway.store.segments import decode, encode, merge_by_ts
 from shipway.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -323,8 +323,10 @@ class SQLiteStore(Store):
             )
             low = -float("inf") if since is None else since
             high = float("inf") if until is None else until
+            bounded = since is not None or until is not None
             for sid, _, body, *context in conn.execute(f"{_SEGMENTS}{where} ORDER BY s.id", params):
-                rows = [row for row in orjson.loads(body) if low <= row[1] < high]
+                rows = orjson.loads(body)
+                rows = [row for row in rows if low <= row[1] < high] if bounded else rows
                 if rows:
                     yield sid, LogColumns(tuple(context), *zip(*rows, strict=True))  # type: ignore[arg-type]
         except sqlite3.Error as exc:
