@@ -71,12 +71,17 @@ def _copy(target: Path, work: Path, name: str, toml: str) -> Path:
     return folder
 
 
-def beside(name: str, target: Path, work: Path, args: argparse.Namespace) -> tuple[list[Any], int, int]:
-    """`shipway export --follow` in its own process beside the server."""
-    db = work / f"{name}-beside.db"
-    export_dir = work / f"{name}-beside-export"
+def beside(
+    name: str, target: Path, work: Path, args: argparse.Namespace, src: str | None = None
+) -> tuple[list[Any], int, int]:
+    """`shipway export --follow` in its own process beside the server; both run the code in
+    `src` (a checkout's src folder, on PYTHONPATH) when given: the baseline."""
+    tag = "baseline" if src else "beside"
+    db = work / f"{name}-{tag}.db"
+    export_dir = work / f"{name}-{tag}-export"
+    env = {"PYTHONPATH": src} if src else None
     port = _port()
-    server = run.start(run.shipway_cmd(target, port, db), work)
+    server = run.start(run.shipway_cmd(target, port, db), work, env)
     exporter = None
     try:
         url = f"http://127.0.0.1:{port}/predict"
@@ -88,6 +93,7 @@ def beside(name: str, target: Path, work: Path, args: argparse.Namespace) -> tup
                 *("--dir", str(export_dir), "--follow", "--interval", str(args.interval)),
             ],
             work,
+            env,
         )
         time.sleep(PAUSE_S + args.interval)
         readings = []
@@ -157,6 +163,7 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=3, help="seconds of load per burst")
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between export runs (export.interval_s)")
     parser.add_argument("--only", choices=("beside", "inside"), help="run one of the two arrangements")
+    parser.add_argument("--baseline-src", help="a src folder of the code to compare with (beside), e.g. main's")
     parser.add_argument("--ports", type=int, default=18600, help="the first of 100 ports the servers may take")
     args = parser.parse_args()
     _PORTS.extend(range(args.ports, args.ports + 100))
@@ -175,21 +182,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for name, target in services:
-            if args.only in (None, "beside"):
-                readings, logged, exported = beside(name, target, work, args)
-                print(f"  beside {name}: {readings}", file=sys.stderr)
+            arrangements = [("beside (`shipway export --follow`)", None)]
+            if args.baseline_src:
+                arrangements.insert(0, ("baseline: the same beside, the code of --baseline-src", args.baseline_src))
+            for how, src in arrangements if args.only in (None, "beside") else []:
+                readings, logged, exported = beside(name, target, work, args, src)
+                print(f"  {how} {name}: {readings}", file=sys.stderr)
                 # An export run can fall in the next burst's window: the ratio of the sums is the figure.
                 total = sum(e * n for _, _, e, n in readings) / sum(s * n for _, s, _, n in readings)
                 median = statistics.median(e / s for _, s, e, _ in readings)
-                _row(
-                    name,
-                    "beside (`shipway export --follow`)",
-                    statistics.median(r[1] for r in readings),
-                    total,
-                    median,
-                    logged,
-                    exported,
-                )
+                export_us = sum(e * n for _, _, e, n in readings) / sum(n for *_, n in readings)
+                _row(name, how, statistics.median(r[1] for r in readings), total, median, logged, exported)
+                print(f"  {how}: export CPU {export_us:.2f} us/request", file=sys.stderr)
             if args.only in (None, "inside"):
                 readings, logged, exported = inside(name, target, work, args)
                 print(f"  inside {name}: {readings}", file=sys.stderr)

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from shipway.core.collector import collector_paused
 from shipway.errors import StoreError, StoreUnavailable
 from shipway.store import partitions, pg_text
 from shipway.store.base import (
@@ -285,11 +286,13 @@ class PostgresStore(Store):
                 rows = copy.rows()
                 while part := list(itertools.islice(rows, chunk)):
                     position = part[-1][0]
-                    entries = [
-                        ((r[3], r[4], r[8], r[9], r[10], r[14]), r[1], r[2], r[5], r[11], r[6], r[7], r[12], r[13])
-                        for r in part
-                    ]
-                    for group in columns_of(entries):  # type: ignore[arg-type]
+                    with collector_paused():  # a tuple per entry, none in a cycle
+                        entries = [
+                            ((r[3], r[4], r[8], r[9], r[10], r[14]), r[1], r[2], r[5], r[11], r[6], r[7], r[12], r[13])
+                            for r in part
+                        ]
+                        groups = columns_of(entries)  # type: ignore[arg-type]
+                    for group in groups:
                         yield position, group
         except psycopg.Error as exc:
             raise self._error(exc, "read from") from exc

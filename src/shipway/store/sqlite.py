@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from shipway.core.collector import collector_paused
 from shipway.errors import StoreError, StoreUnavailable
 from shipway.store import segments
 from shipway.store.base import (
@@ -325,10 +326,12 @@ class SQLiteStore(Store):
             high = float("inf") if until is None else until
             bounded = since is not None or until is not None
             for sid, _, body, *context in conn.execute(f"{_SEGMENTS}{where} ORDER BY s.id", params):
-                rows = orjson.loads(body)
-                rows = [row for row in rows if low <= row[1] < high] if bounded else rows
-                if rows:
-                    yield sid, LogColumns(tuple(context), *zip(*rows, strict=True))  # type: ignore[arg-type]
+                with collector_paused():  # a list per entry, none in a cycle
+                    rows = orjson.loads(body)
+                    rows = [row for row in rows if low <= row[1] < high] if bounded else rows
+                    group = LogColumns(tuple(context), *zip(*rows, strict=True)) if rows else None  # type: ignore[arg-type]
+                if group is not None:
+                    yield sid, group
         except sqlite3.Error as exc:
             raise self._error(exc, "read from") from exc
         finally:
