@@ -105,3 +105,22 @@ def test_serve_exports_on_a_thread_exactly_once_and_stops_on_sigterm(tmp_path: P
     assert texts == sorted(f"t{i}" for i in range(200))  # each once: one worker exported
     with open_store(server.store_url) as store:
         assert store.count_predictions() == 200
+
+
+def test_a_one_shot_export_while_another_process_exports_says_so(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from shipway.cli import main as cli
+
+    folder = Path(shutil.copytree(SERVICES / "identity", tmp_path / "identity"))
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    holder = _upkeep(url, folder / ".shipway" / "export")
+    try:
+        assert holder().leader
+        result = CliRunner().invoke(cli, ["export", str(folder), "--store", url])
+        assert result.exit_code == 1
+        assert "another process exports into" in result.output and "--dir" in result.output
+    finally:
+        holder.close()
+    again = CliRunner().invoke(cli, ["export", str(folder), "--store", url])
+    assert again.exit_code == 0, again.output
