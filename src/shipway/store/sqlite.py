@@ -329,9 +329,9 @@ class SQLiteStore(Store):
                 with collector_paused():  # a list per entry, none in a cycle
                     rows = orjson.loads(body)
                     rows = [row for row in rows if low <= row[1] < high] if bounded else rows
-                    group = LogColumns(tuple(context), *zip(*rows, strict=True)) if rows else None  # type: ignore[arg-type]
-                if group is not None:
-                    yield sid, group
+                    part = LogColumns(tuple(context), *zip(*rows, strict=True)) if rows else None  # type: ignore[arg-type]
+                if part is not None:
+                    yield sid, part
         except sqlite3.Error as exc:
             raise self._error(exc, "read from") from exc
         finally:
