@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
-from store_fixtures import make_record
+from store_fixtures import make_record, postgres_at
 
 from shipway.store import open_store
 from shipway.store.outcomes import describe_fields, parse_feedback
@@ -24,24 +23,15 @@ T0 = 1_764_892_800.0  # 2025-12-05 00:00 UTC
 
 def _version_10(url: str, rows: int) -> None:
     """A store exactly as schema 10 left it, holding `rows` predictions over three days."""
-    psycopg = pytest.importorskip("psycopg")
-    from shipway.store.postgres import _MIGRATIONS
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at DOUBLE PRECISION NOT NULL)")
-        for version, statements in _MIGRATIONS[:10]:
-            for statement in statements:
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_version VALUES (%s, 0)", (version,))
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO predictions (request_id, ts, service, model_version, latency_ms, inputs, outputs, "
-                "status, mode) VALUES (%s, %s, 'svc', 'm-1', 2.0, %s, %s, 200, 'on')",
-                [
-                    (f"old-{i}", T0 + i * (3 * DAY / rows), orjson.dumps({"n": i}).decode(), '{"label": "a"}')
-                    for i in range(rows)
-                ],
-            )
+    with postgres_at(url, 10) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO predictions (request_id, ts, service, model_version, latency_ms, inputs, outputs, "
+            "status, mode) VALUES (%s, %s, 'svc', 'm-1', 2.0, %s, %s, 200, 'on')",
+            [
+                (f"old-{i}", T0 + i * (3 * DAY / rows), orjson.dumps({"n": i}).decode(), '{"label": "a"}')
+                for i in range(rows)
+            ],
+        )
 
 
 def _relkind(store: Any, name: str) -> str:

@@ -44,24 +44,10 @@ MIGRATION: tuple[str, ...] = (
     "CREATE SEQUENCE predictions_id_seq",
     "SELECT setval('predictions_id_seq', GREATEST(COALESCE(MAX(id), 0), 1), MAX(id) IS NOT NULL) "
     "FROM predictions_legacy",
-    """CREATE TABLE predictions (
-        id BIGINT NOT NULL DEFAULT nextval('predictions_id_seq'),
-        request_id TEXT NOT NULL,
-        ts DOUBLE PRECISION NOT NULL,
-        service TEXT NOT NULL,
-        model_version TEXT NOT NULL,
-        latency_ms DOUBLE PRECISION NOT NULL,
-        inputs JSONB NOT NULL,
-        outputs JSONB NOT NULL,
-        rules_version TEXT,
-        dataset_version TEXT,
-        run_id TEXT,
-        status INTEGER NOT NULL,
-        decision JSONB,
-        shadow JSONB,
-        mode TEXT,
-        UNIQUE (request_id, ts)
-    ) PARTITION BY RANGE (ts)""",
+    # The old table's columns, in its order, with their types and NOT NULLs.
+    "CREATE TABLE predictions (LIKE predictions_legacy) PARTITION BY RANGE (ts)",
+    "ALTER TABLE predictions ALTER COLUMN id SET DEFAULT nextval('predictions_id_seq')",
+    "ALTER TABLE predictions ADD UNIQUE (request_id, ts)",
     "ALTER SEQUENCE predictions_id_seq OWNED BY predictions.id",
     "CREATE INDEX predictions_id ON predictions (id)",
     "CREATE INDEX predictions_service_ts ON predictions (service, ts)",
