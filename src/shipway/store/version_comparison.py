@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from shipway.store.feedback import recorded_outcomes
 from shipway.store.outcomes import OutputReader
 from shipway.store.rollups import quantile
 
@@ -213,15 +214,7 @@ def _rollups(
 
 def _labels(store: Store, service: str, since: float, until: float) -> dict[str, Any]:
     """The true labels that came back for predictions of the window, by request id."""
-    ph = store.placeholder
-    # pred_ts is the joined record's time, which a shadow record may set a little after the
-    # live one: a minute's margin keeps requests at the window's end.
-    rows = store._query(
-        f"SELECT request_id, value FROM feedback WHERE service = {ph} AND name = 'label' "
-        f"AND pred_ts >= {ph} AND pred_ts < {ph}",
-        [service, since, until + 60],
-    )
-    return {str(request_id): orjson.loads(value) for request_id, value in rows}
+    return {rid: found["label"] for rid, found in recorded_outcomes(store, service, since, until, ("label",)).items()}
 
 
 def _whole(outputs: bytes) -> str:
