@@ -62,6 +62,21 @@ def test_named_labels_score_as_1_and_0(store_url: str) -> None:
     assert "precision / recall of fraud" in metrics_tables(metrics)
 
 
+def test_a_named_label_classifier_scores_the_positive_label(store_url: str) -> None:
+    # {"label": "ok", "probability": 0.8} says 0.2 for fraud: with kind = "binary" the metrics read that.
+    scores, labels = _traffic(9)
+    reader = OutputReader(kind="binary", positive="fraud", negative="ok")
+    outputs = [
+        {"label": "fraud", "probability": s} if s >= 0.5 else {"label": "ok", "probability": 1 - s} for s in scores
+    ]
+    feedback = [{"request_id": f"req-{i}", "label": "fraud" if y else "ok"} for i, y in enumerate(labels)]
+    b = _metrics(store_url, outputs, feedback, reader)["totals"]["binary"]
+    y, p = np.array(labels), np.array(scores)
+    assert math.isclose(b["brier"], sk.brier_score_loss(y, p))
+    assert math.isclose(b["log_loss"], sk.log_loss(y, p))
+    assert abs(b["roc_auc"] - sk.roc_auc_score(y, p)) <= b["auc_bound"] + 1e-12
+
+
 def test_a_label_that_is_neither_is_refused_with_both_names() -> None:
     reader = OutputReader(positive="fraud", negative="ok")
     with pytest.raises(InputError) as caught:

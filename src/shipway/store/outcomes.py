@@ -205,7 +205,7 @@ class OutputReader:
                 return value, 0.0
             raise ValueError(
                 f"label {value!r} is neither monitoring.positive_label {self.positive!r} nor "
-                f"monitoring.negative_label {self.negative!r}; send one of them (or 1 / 0)"
+                f"monitoring.negative_label {self.negative!r}; send one of them (or the JSON numbers 1 and 0)"
             )
         return plain_actual(value)
 
@@ -254,6 +254,10 @@ class OutputReader:
             return self.verdict(above), float(confidence), 1 if self.binary(value) == int(above) else 0
         else:
             ranked = [predicted, *items]
+            if self.kind == "binary" and self.positive and confidence is not None and predicted is not None:
+                # A named-label classifier's probability is its predicted label's: the score is the positive's.
+                if predicted in (self.positive, self.negative):
+                    confidence = confidence if predicted == self.positive else 1.0 - confidence
         return predicted, None if confidence is None else float(confidence), _rank(value, ranked, name)
 
     def kind_of(self, outputs: bytes) -> str | None:
