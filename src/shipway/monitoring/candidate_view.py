@@ -17,7 +17,7 @@ from shipway.store import Store
 from shipway.store.outcomes import OutputReader
 from shipway.store.version_comparison import compare_versions
 
-__all__ = ["candidate_html", "candidate_json", "esc", "html_table", "pct", "short"]
+__all__ = ["candidate_html", "candidate_json", "disagreements_table", "esc", "html_table", "pct", "short"]
 
 
 def candidate_json(
@@ -79,6 +79,15 @@ def candidate_html(data: Mapping[str, Any]) -> str:
         f"<p>Agreement with the live version: <b>{esc(pct(comparison['agreement']))}</b> of "
         f"{esc(comparison['paired'])} requests both answered.</p>"
     )
+    disagreements = disagreements_table(
+        comparison["disagreements"], ["live said", "candidate said"], "no disagreements in the window"
+    )
+    return _section(head + figures + agreement + "<h3>Disagreements</h3>" + disagreements)
+
+
+def disagreements_table(disagreements: list[dict[str, Any]], sides: list[str], empty: str) -> str:
+    """The first 30 disagreements (store.version_comparison's shape): what each side said, how
+    often, and example requests; `empty` when there are none."""
     lines = [
         [
             d["live"],
@@ -86,14 +95,9 @@ def candidate_html(data: Mapping[str, Any]) -> str:
             d["count"],
             " | ".join(f"{e['request_id']}: {short(e['inputs'])}" for e in d["examples"]),
         ]
-        for d in comparison["disagreements"][:30]
+        for d in disagreements[:30]
     ]
-    disagreements = (
-        html_table(["live said", "candidate said", "requests", "examples"], lines)
-        if lines
-        else '<p class="empty">no disagreements in the window</p>'
-    )
-    return _section(head + figures + agreement + "<h3>Disagreements</h3>" + disagreements)
+    return html_table([*sides, "requests", "examples"], lines) if lines else f'<p class="empty">{esc(empty)}</p>'
 
 
 def _section(body: str) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from shipway.monitoring.candidate_view import esc, html_table, pct, short
+from shipway.monitoring.candidate_view import disagreements_table, esc, html_table, pct
 from shipway.rules.comparison import compare_rules
 from shipway.store import Store
 from shipway.store.columnar import logged_records
@@ -67,19 +67,10 @@ def rules_html(data: Mapping[str, Any]) -> str:
         + (f"; the canary decided {esc(c['canary'])}" if c["canary"] else "")
         + ".</p>"
     )
-    lines = [
-        [
-            d["live"],
-            d["candidate"],
-            d["count"],
-            " | ".join(f"{e['request_id']}: {short(e['inputs'])}" for e in d["examples"]),
-        ]
-        for d in c["disagreements"][:30]
-    ]
-    changes = (
-        html_table(["live queue", "shadow queue", "requests", "examples"], lines)
-        if lines
-        else '<p class="empty">the shadow rules decided every prediction as the live rules did</p>'
+    changes = disagreements_table(
+        c["disagreements"],
+        ["live queue", "shadow queue"],
+        "the shadow rules decided every prediction as the live rules did",
     )
     live, shadow = c["outcomes"]["live"], c["outcomes"]["shadow"]
     if live["labelled"]:
