@@ -188,7 +188,8 @@ def replay(
     scoring = None
     if outcomes is not None:
         report.current_score, report.proposed_score = DecisionScore(), DecisionScore()
-        scoring = (outcomes, reader or OutputReader())
+        if outcomes:  # none came back: nothing to look up per row
+            scoring = (outcomes, reader or OutputReader())
     loads = orjson.loads
     chunk: list[tuple[str, float, Any, Any]] = []
     for request_id, ts, inputs, outputs, decision, mode in rows:
