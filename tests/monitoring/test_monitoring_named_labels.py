@@ -33,12 +33,18 @@ def _traffic(seed: int = 5) -> tuple[list[float], list[int]]:
     return [min(1.0, max(0.0, rng.gauss(0.35 + 0.3 * y, 0.2))) for y in labels], labels
 
 
-def _metrics(store_url: str, outputs: list[object], feedback: list[dict[str, object]], reader: OutputReader) -> dict:  # type: ignore[type-arg]
+def _metrics(
+    store_url: str,
+    outputs: list[object],
+    feedback: list[dict[str, object]],
+    reader: OutputReader,
+    step_s: int = int(DAY),
+) -> dict:  # type: ignore[type-arg]
     records = [make_record(i, ts=T0 + i * SPACING, outputs=orjson.dumps(o)) for i, o in enumerate(outputs)]
     with open_store(store_url) as store:
         store.write_predictions(records)
         store.write_feedback(parse_feedback(feedback, reader), reader)
-        found = online_metrics(store, "svc", since=T0, until=T0 + N * SPACING, step_s=int(DAY), describe=reader)
+        found = online_metrics(store, "svc", since=T0, until=T0 + N * SPACING, step_s=step_s, describe=reader)
     return found.to_dict()
 
 
@@ -105,16 +111,18 @@ def test_half_a_pair_of_named_labels_is_a_config_error(pair: tuple[str, str]) ->
         reader_of(settings)
 
 
-def test_binary_metrics_per_bucket_match_scikit_learn_per_day(store_url: str) -> None:
+@pytest.mark.parametrize("step", [int(DAY), 6 * 3600])
+def test_binary_metrics_per_bucket_match_scikit_learn(store_url: str, step: int) -> None:
     scores, labels = _traffic(7)
     feedback = [{"request_id": f"req-{i}", "label": y} for i, y in enumerate(labels)]
-    metrics = _metrics(store_url, [{"score": s} for s in scores], feedback, OutputReader())
+    metrics = _metrics(store_url, [{"score": s} for s in scores], feedback, OutputReader(), step)
     buckets = metrics["kind_series"]
-    assert len(buckets) == 4  # three days and a bit, the window cut at both ends
+    # Days: three and a bit, the window cut at both ends (rollups and edges); 6 hours: feedback rows.
+    assert len(buckets) == (4 if step == DAY else 13)
     times = T0 + np.arange(N) * SPACING
     y, p = np.array(labels), np.array(scores)
     for bucket in buckets:
-        inside = (times >= max(bucket["t"], T0)) & (times < bucket["t"] + DAY)
+        inside = (times >= max(bucket["t"], T0)) & (times < bucket["t"] + step)
         assert bucket["count"] == int(inside.sum())
         binned = np.minimum(np.floor(p[inside] * 1000), 999) / 1000
         assert math.isclose(bucket["roc_auc"], sk.roc_auc_score(y[inside], binned))

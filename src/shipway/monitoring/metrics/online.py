@@ -24,7 +24,7 @@ from shipway.store import Store
 from shipway.store import series as sql
 from shipway.store.columnar import logged_records
 from shipway.store.feedback import Describe
-from shipway.store.outcome_rollups import joined_output, rank_rows, score_rows
+from shipway.store.outcome_rollups import joined_output, rank_rows, rank_rows_per, score_rows, score_rows_per
 from shipway.store.outcomes import OutputReader
 from shipway.store.rollups import quantile
 
@@ -161,8 +161,7 @@ def online_metrics(
     for (group, t), tally in sorted(buckets.items()):
         groups[group].append({"t": t, **tally.to_dict(), **undefined})
     series = [{"group": {by: group} if by else {}, "points": points} for group, points in sorted(groups.items())]
-    labelled = sorted({t for (_, t), tally in buckets.items() if tally.labelled})  # the buckets worth reading
-    kinds = kind_series(store, service, since, until, step_s, totals["kind"], describe, labelled)
+    kinds = kind_series(store, service, since, until, step_s, totals["kind"], describe)
     return OnlineMetrics(service, since, until, step_s, by, totals, series, kinds)
 
 
@@ -181,29 +180,23 @@ def kind_series(
     step_s: int,
     kind: str | None,
     describe: Describe | None,
-    buckets: Iterable[int] | None = None,
 ) -> list[dict[str, Any]]:
     """The metrics of the output's kind per `step_s` bucket that has outcomes, oldest first:
     `{"t", "count", ...}` with ROC AUC, PR AUC, Brier score, log loss, accuracy, precision and
     recall for a binary score; MAE, RMSE and bias for a regression; MRR, hit rate and NDCG at
-    k for a ranking. Each bucket reads the daily rollups for its whole days and the joined
-    feedback for the rest, as the totals do; `buckets` (starts) limits the reading to those
-    that have feedback."""
+    k for a ranking. Buckets of whole days read the daily rollups (one query for all of them)
+    and the joined feedback at the window's edges; shorter buckets read the window's joined
+    feedback rows."""
     if kind not in ("binary", "regression", "ranking"):
         return []
     threshold = describe.threshold if isinstance(describe, OutputReader) else OutputReader().threshold
+    if kind == "ranking":
+        return [
+            {"t": t, **ranking_metrics(r)}
+            for t, r in sorted(rank_rows_per(store, service, since, until, step_s).items())
+        ]
     out = []
-    start = int(since // step_s) * step_s
-    for t in range(start, int(until) + 1, step_s) if buckets is None else buckets:
-        low, high = max(float(t), since), min(float(t + step_s), until)
-        if low >= high:
-            continue
-        if kind == "ranking":
-            ranking = ranking_metrics(rank_rows(store, service, low, high))
-            if ranking["count"]:
-                out.append({"t": t, **ranking})
-            continue
-        rows = score_rows(store, service, low, high)
+    for t, rows in sorted(score_rows_per(store, service, since, until, step_s).items()):
         if kind == "binary":
             rows = [r for r in rows if int(r[1]) >= 0]
         if not rows:
