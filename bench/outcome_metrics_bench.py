@@ -72,14 +72,16 @@ def main() -> None:
             if not args.write_only:
                 from shipway.monitoring.metrics.online import kind_metrics, kind_series, online_metrics
 
-                rollup, naive, kind, series = [], [], [], []
+                rollup, naive, kind, series, series_cpu, kind_cpu = [], [], [], [], [], []
                 for _ in range(args.rounds):
-                    t = time.perf_counter()
+                    t, c = time.perf_counter(), time.process_time()
                     kind_series(store, "svc", since, now, 86400, "binary", describe)
                     series.append(time.perf_counter() - t)
-                    t = time.perf_counter()
+                    series_cpu.append(time.process_time() - c)
+                    t, c = time.perf_counter(), time.process_time()
                     kind_metrics(store, "svc", since, now, describe, ())
                     kind.append(time.perf_counter() - t)
+                    kind_cpu.append(time.process_time() - c)
                     t = time.perf_counter()
                     totals = online_metrics(
                         store, "svc", since=since, until=now, step_s=86400, describe=describe
@@ -104,6 +106,8 @@ def main() -> None:
                 result.update(
                     all_metrics_ms=round(1000 * statistics.median(rollup), 1),
                     series_ms=round(1000 * statistics.median(series), 1),
+                    series_cpu_ms=round(1000 * statistics.median(series_cpu), 1),
+                    rollup_cpu_ms=round(1000 * statistics.median(kind_cpu), 1),
                     rollup_ms=round(1000 * statistics.median(kind), 1),
                     naive_ms=round(1000 * statistics.median(naive), 1),
                     speedup=round(statistics.median(naive) / statistics.median(kind), 1),

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SCORE_BINS",
+    "SERIES_BINS",
     "SUMS",
     "OutcomeSums",
     "joined_output",
@@ -42,6 +43,8 @@ __all__ = [
 ]
 
 SCORE_BINS = 1000
+SERIES_BINS = 100  # per-bucket series: scores binned 1/100 wide
+_COARSE = SCORE_BINS // SERIES_BINS
 # The sums a feedback_scores row carries, in column order after n.
 SUMS = ("score_sum", "actual_sum", "sq_error", "abs_error", "log_loss")
 _EPS = float.fromhex("0x1.0p-52")  # float64 machine epsilon: scikit-learn's log_loss clips scores to it
@@ -193,18 +196,19 @@ def rank_rows(store: Store, service: str, since: float, until: float, name: str 
 def score_rows_per(
     store: Store, service: str, since: float, until: float, step_s: int, name: str = "label"
 ) -> dict[int, list[tuple[Any, ...]]]:
-    """`score_rows` for every `step_s` bucket of the window at once, by bucket start: a step of
-    whole days reads the daily rollup in one query (and the edges' feedback rows), a shorter
-    step the window's feedback rows."""
+    """`score_rows` for every `step_s` bucket of the window at once, by bucket start, on coarser
+    score bins (SERIES_BINS: a series of many buckets would otherwise carry the rollup's rows
+    of every day) and without residual bins (0): a step of whole days reads the daily rollup in
+    one query (and the edges' feedback rows), a shorter step the window's feedback rows."""
     ph = store.placeholder
     sums = OutcomeSums()
     first_day, last_day = _whole_days(since, until, step_s)
     if first_day < last_day:
         per = step_s // 86400
         for day, *row in store._query(
-            f"SELECT day, bin, positive, residual, SUM(n), {', '.join(f'SUM({s})' for s in SUMS)} "
+            f"SELECT day, bin / {_COARSE} * {_COARSE}, positive, 0, SUM(n), {', '.join(f'SUM({s})' for s in SUMS)} "
             f"FROM feedback_scores WHERE service = {ph} AND name = {ph} AND day >= {ph} AND day < {ph} "
-            "GROUP BY 1, 2, 3, 4",
+            "GROUP BY 1, 2, 3",
             [service, name, first_day, last_day],
         ):
             key = (int(day) // per * step_s, *(int(v) for v in row[:3]))
@@ -218,7 +222,9 @@ def score_rows_per(
             [service, name, low, high],
         ):
             bucket = int(float(pred_ts) // step_s * step_s)
-            found = sums.scores.setdefault((bucket, *score_key(float(score), float(number))), [0.0] * (1 + len(SUMS)))
+            score_bin, positive, _ = score_key(float(score), float(number))
+            key = (bucket, score_bin // _COARSE * _COARSE, positive, 0)
+            found = sums.scores.setdefault(key, [0.0] * (1 + len(SUMS)))
             found[0] += 1
             for i, value in enumerate(score_sums(float(score), float(number)), start=1):
                 found[i] += value

@@ -167,7 +167,7 @@ def online_metrics(
 
 # What each bucket of `kind_series` carries of the kind's metrics (the totals carry them all).
 _HEADLINE = {
-    "binary": ("roc_auc", "pr_auc", "brier", "log_loss", "accuracy", "precision", "recall"),
+    "binary": ("roc_auc", "auc_bound", "pr_auc", "brier", "log_loss", "accuracy", "precision", "recall"),
     "regression": ("mae", "rmse", "bias", "mean_actual"),
 }
 
@@ -184,7 +184,10 @@ def kind_series(
     """The metrics of the output's kind per `step_s` bucket that has outcomes, oldest first:
     `{"t", "count", ...}` with ROC AUC, PR AUC, Brier score, log loss, accuracy, precision and
     recall for a binary score; MAE, RMSE and bias for a regression; MRR, hit rate and NDCG at
-    k for a ranking. Buckets of whole days read the daily rollups (one query for all of them)
+    k for a ranking. A binary score's buckets bin the scores 1/100 wide (store.outcome_rollups.
+    SERIES_BINS): ROC AUC and PR AUC are those of the scores rounded down to 1/100, ROC AUC
+    within `auc_bound` of the exact one; the rest is exact (accuracy, precision and recall when
+    the threshold is a multiple of 1/100). Buckets of whole days read the daily rollups (one query for all of them)
     and the joined feedback at the window's edges; shorter buckets read the window's joined
     feedback rows."""
     if kind not in ("binary", "regression", "ranking"):
