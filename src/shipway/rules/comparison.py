@@ -24,7 +24,7 @@ import orjson
 from shipway.rules.scores import DecisionScore, queue_totals
 from shipway.store.feedback import recorded_outcomes
 from shipway.store.outcomes import OutputReader
-from shipway.store.version_comparison import Disagreement
+from shipway.store.version_comparison import Disagreement, cut_document
 
 if TYPE_CHECKING:
     from shipway.store import PredictionRecord, Store
@@ -192,7 +192,7 @@ def _add(
             {
                 "request_id": record.request_id,
                 "ts": record.ts,
-                "inputs": _cut(record.inputs),
+                "inputs": cut_document(record.inputs, _EXAMPLE_CHARS),
                 "live_fired": list(live.get("fired") or []),
                 "shadow_fired": list(candidate.get("fired") or []),
             }
@@ -214,15 +214,3 @@ def _decision(raw: Any) -> dict[str, Any]:
         return {}
     found = orjson.loads(raw) if isinstance(raw, bytes | str) else raw
     return found if isinstance(found, dict) else {}
-
-
-def _cut(document: Any) -> Any:
-    text = bytes(document).decode("utf-8", "replace") if isinstance(document, bytes | bytearray) else document
-    if not isinstance(text, str):
-        return text
-    if len(text) > _EXAMPLE_CHARS:
-        return text[: _EXAMPLE_CHARS - 1] + "…"
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return text

@@ -26,7 +26,7 @@ from shipway.store.rollups import quantile
 if TYPE_CHECKING:
     from shipway.store.base import Store
 
-__all__ = ["SHADOW_SUFFIX", "Comparison", "Disagreement", "VersionFigures", "compare_versions"]
+__all__ = ["SHADOW_SUFFIX", "Comparison", "Disagreement", "VersionFigures", "compare_versions", "cut_document"]
 
 _EXAMPLE_CHARS = 500
 #: What serving appends to a request id to log the shadow candidate's answer to it (serving/candidates.py).
@@ -184,7 +184,7 @@ def compare_versions(
         found = disagreements.setdefault((live_label, candidate_label), Disagreement(live_label, candidate_label))
         found.count += 1
         if len(found.examples) < examples:
-            found.examples.append({"request_id": request_id, "ts": record.ts, "inputs": _cut(record.inputs)})
+            found.examples.append({"request_id": request_id, "ts": record.ts, "inputs": cut_document(record.inputs)})
     result.disagreements = sorted(disagreements.values(), key=lambda d: (-d.count, d.live, d.candidate))
     return result
 
@@ -225,10 +225,13 @@ def _whole(outputs: bytes) -> str:
         return bytes(outputs).decode("utf-8", "replace")[:_EXAMPLE_CHARS]
 
 
-def _cut(document: bytes) -> Any:
-    text = bytes(document).decode("utf-8", "replace")
-    if len(text) > _EXAMPLE_CHARS:
-        return text[: _EXAMPLE_CHARS - 1] + "…"
+def cut_document(document: Any, limit: int = _EXAMPLE_CHARS) -> Any:
+    """A logged JSON document (bytes or text) for an example: decoded, or its text cut at `limit`."""
+    text = bytes(document).decode("utf-8", "replace") if isinstance(document, bytes | bytearray) else document
+    if not isinstance(text, str):
+        return text
+    if len(text) > limit:
+        return text[: limit - 1] + "…"
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
