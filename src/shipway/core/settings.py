@@ -148,6 +148,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("batching.max_queue", int, 10_000, "Hard cap on queued items per worker; beyond it, 503.", minimum=1),
     Setting("log.enabled", bool, True, "Record predictions in the store's prediction log.", flag="--log/--no-log"),
     Setting("log.sample_rate", float, 1.0, "Share of predictions logged, 0 to 1.", minimum=0, maximum=1),
+    Setting("log.retention_days", int, 0, "Drop the store's log entries of days older than this (0: keep).", minimum=0),
+    Setting("log.archive_dir", str, "", "Write what log retention drops here as Parquet first (empty: no)."),
     Setting(
         "log.flush_interval_s",
         float,
@@ -205,7 +207,8 @@ SETTINGS: tuple[Setting, ...] = (
         ".shipway/export",
         "Where `shipway export` writes the log as Parquet files (docs/analysis.md).",
     ),
-    Setting("export.interval_s", float, 10.0, "How often `shipway export --follow` exports what is new.", minimum=0.1),
+    Setting("export.interval_s", float, 10.0, "How often the export runs (--follow, in_serve).", minimum=0.1),
+    Setting("export.in_serve", bool, False, "Export on a thread of `shipway serve`; one worker of one replica works."),
     Setting(
         "export.read",
         bool,
