@@ -107,7 +107,8 @@ class App:
                 )
             },
         }
-        rt.routes = list(self._routes)
+        # Every path a client may call, as GET / lists it: the open routes, feedback, admin, mounts.
+        rt.routes = list(dict.fromkeys([*self._routes, *(path for path, _ in self._guarded_routes), *self.mounts]))
 
     # -- lifecycle -------------------------------------------------------------
 
