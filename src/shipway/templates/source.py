@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 TEMPLATE_VERSION = "1.5.0"
-TEMPLATE_DIGEST = "cd444e7ce47e2351"
+TEMPLATE_DIGEST = "823c0da017343e6a"
 PACKAGED = Path(__file__).resolve().parent / "template"
 
 # Commits in the cache repository are shipway's, whoever runs it: no user config, hooks or signing.
