@@ -191,19 +191,29 @@ def drift_at_scale(profile: Profile, rows: int, rounds: int, work: Path) -> dict
         write_state(root, State(store.url, seq=1, position=0, schema=schema, rows=rows))
         fill_store(store, {k: v[:10_000] for k, v in current.items()}, 0, 10_000, 0.01)  # logged since
         seconds: list[float] = []
+        cpu: list[float] = []
+        loads: list[float] = []
         report = None
         for _ in range(rounds):
+            started = time.process_time()  # every thread of this process: numpy's and DuckDB's
             s, report = timed(
                 lambda: compare(profile, window_from_store(store, service="bench", profile=profile, export=root))
             )
+            cpu.append(time.process_time() - started)
             seconds.append(s)
+            loads.append(os.getloadavg()[0])
+        started = time.process_time()
         read_s, window = timed(lambda: window_from_store(store, service="bench", profile=profile, export=root))
+        read_cpu = time.process_time() - started
     assert report is not None and window.n_rows == rows + 10_000
     return {
         "rows": window.n_rows,
         "generate_s": gen_s,
         "seconds": seconds,
+        "cpu_s": cpu,
+        "load": loads,
         "read_s": read_s,
+        "read_cpu_s": read_cpu,
         "drifted": report.summary()["n_drifted"],
         "disk_mb": sum(f.stat().st_size for f in root.rglob("*.parquet")) / 1e6,
     }
