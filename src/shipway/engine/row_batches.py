@@ -121,6 +121,17 @@ class Source:
         if buffer:
             yield buffer
 
+    def tables(self, size: int) -> Iterator[Any]:
+        """A Parquet source's rows in order as Arrow tables of at most `size` rows."""
+        _pyarrow()
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+
+        columns = list(self.select) if self.select is not None else None
+        for batch in ds.dataset(self.paths, format="parquet").to_batches(columns=columns, batch_size=size):
+            if batch.num_rows:
+                yield pa.Table.from_batches([batch])
+
     def _tables(self) -> Iterator[Any]:
         _pyarrow()
         if self.format == "csv":

@@ -55,10 +55,14 @@ def run(
 
         yield from run_on_ray(job, source, jobs=jobs, batch_size=batch_size, blocks=blocks)
         return
+    # A job with a `table` method takes Parquet batches as Arrow tables (no row built per row).
+    tabular = hasattr(job, "table") and source.format == "parquet"
+    batches = source.tables(batch_size) if tabular else source.batches(batch_size)
     if jobs == 1:
         job.setup()
-        for rows in source.batches(batch_size):
-            yield job(rows)
+        call = job.table if tabular else job  # type: ignore[attr-defined]
+        for batch in batches:
+            yield call(batch)
         return
     # spawn, not fork: a forked copy of a process that has started BLAS or OpenMP threads
     # can hang, and each worker loads its own model anyway.
@@ -67,8 +71,8 @@ def run(
         # At most two batches per worker in flight: reading waits for the workers
         # (backpressure), and results are taken in the order the batches were sent.
         pending: deque[Any] = deque()
-        for rows in source.batches(batch_size):
-            pending.append(pool.apply_async(_call, (rows,)))
+        for batch in batches:
+            pending.append(pool.apply_async(_call, (batch, tabular)))
             if len(pending) >= 2 * jobs:
                 yield pending.popleft().get()
         while pending:
@@ -92,8 +96,8 @@ def _start(job: Job) -> None:
     _job = job
 
 
-def _call(rows: list[dict[str, Any]]) -> Any:
+def _call(batch: Any, tabular: bool) -> Any:
     if _failed is not None:
         raise _failed
     assert _job is not None
-    return _job(rows)
+    return _job.table(batch) if tabular else _job(batch)  # type: ignore[attr-defined]

@@ -19,7 +19,8 @@ from typing import Any
 
 import orjson
 
-from shipway.experiments.backtest import BacktestReport, Row, _Side, replay
+from shipway.experiments.backtest import NO_RULES, BacktestReport, Row, _active, replay
+from shipway.rules import RuleSet
 from shipway.rules.columns import ColumnDecisions, ColumnRules, NotColumnar
 from shipway.rules.live import Active, _bucket
 
@@ -28,11 +29,15 @@ __all__ = ["replay_table"]
 ROW_COLUMNS = ("request_id", "ts", "inputs", "outputs", "decision", "mode")
 
 
-def replay_table(table: Any, current: Active, proposed: Active, *, examples: int = 3) -> BacktestReport:
+def replay_table(
+    table: Any, current: RuleSet | Active | None, proposed: RuleSet | Active, *, examples: int = 3
+) -> BacktestReport:
     """The backtest of one batch of the exported log (an Arrow table with the export's columns)."""
     import pyarrow.compute as pc
 
-    version = (_Side(current).version, _Side(proposed).version)
+    current, proposed = _active(current), _active(proposed)
+
+    version = (current.versions[0] or NO_RULES, proposed.versions[0] or NO_RULES)
     sides = [(active, ColumnRules.of(active.live), ColumnRules.of(active.candidate)) for active in (current, proposed)]
     columnar = all(
         (active.live is None) == (live is None) and (active.candidate is None) == (candidate is None)

@@ -26,6 +26,7 @@ rule kind with generated expressions and data.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,12 +89,8 @@ class ColumnRules:
 
     @classmethod
     def of(cls, ruleset: RuleSet | None) -> ColumnRules | None:
-        if ruleset is None:
-            return None
-        try:
-            return cls(ruleset)
-        except NotColumnar:
-            return None
+        """The column form of `ruleset`, None when it has none (or there are no rules)."""
+        return None if ruleset is None else _column_form(ruleset.source, ruleset.filename)
 
     def decide(self, columns: dict[str, Any], n: int, queues: list[Any], constants: list[Any]) -> ColumnDecisions:
         """Decide `n` rows. `columns` maps the export's column names (`output.intent`, and `ts`
@@ -127,6 +124,17 @@ class ColumnRules:
             if rule.stop:
                 stopped |= fire
         return ColumnDecisions(queue, review, fallback, sets, ev.sure)
+
+
+@functools.lru_cache(maxsize=64)
+def _column_form(source: str, filename: str) -> ColumnRules | None:
+    """Parsed once per rules text: a backtest asks for every batch."""
+    ruleset = RuleSet.__new__(RuleSet)
+    ruleset.source, ruleset.filename = source, filename
+    try:
+        return ColumnRules(ruleset)
+    except NotColumnar:
+        return None
 
 
 def _code(names: list[Any], value: Any) -> int:
