@@ -62,7 +62,13 @@ def write_log(folder: Path, rows: int, labels: list[str]) -> list[Path]:
     p = np.round(rng.random(pool), 4)
     alt = np.array(labels, dtype=object)[rng.integers(0, len(labels), pool)]
     docs = [
-        orjson.dumps({"intent": i, "probability": float(q), "alternatives": [{"intent": a, "probability": round(float(q) / 2, 4)}]}).decode()
+        orjson.dumps(
+            {
+                "intent": i,
+                "probability": float(q),
+                "alternatives": [{"intent": a, "probability": round(float(q) / 2, 4)}],
+            }
+        ).decode()
         for i, q, a in zip(intents, p, alt, strict=True)
     ]
     outputs, intent_col, p_col = pa.array(docs), pa.array(list(intents), pa.string()), pa.array(p)
@@ -123,8 +129,10 @@ def main() -> None:
         runs: dict[str, list[tuple[float, float, float]]] = {"rows": [], "columns": [], "columns_all": []}
         reports = []
         for _ in range(args.rounds):
-            for name, how in (("rows", lambda: merged(run(RowsOnly(job), rows_side, batch_size=65_536))),
-                              ("columns", lambda: merged(run(job, side, batch_size=65_536)))):
+            for name, how in (
+                ("rows", lambda: merged(run(RowsOnly(job), rows_side, batch_size=65_536))),
+                ("columns", lambda: merged(run(job, side, batch_size=65_536))),
+            ):
                 wall, cpu, load, report = timed(how)
                 runs[name].append((wall, cpu, load))
                 reports.append(report.to_dict())

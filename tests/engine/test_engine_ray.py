@@ -213,7 +213,12 @@ def test_cli_drift_answers_the_same_from_the_store_and_on_every_engine(cluster: 
     assert CliRunner().invoke(cli, ["export", str(project)]).exit_code == 0
     args = ["monitor", "drift", str(project), "--since", "2023-01-01", "--json"]
     reports = []
-    for how in ([], ["--jobs", "2"], ["--engine", "ray", "--jobs", "2"], ["--log", str(project / ".shipway" / "export")]):
+    for how in (
+        [],
+        ["--jobs", "2"],
+        ["--engine", "ray", "--jobs", "2"],
+        ["--log", str(project / ".shipway" / "export")],
+    ):
         result = CliRunner().invoke(cli, [*args, *how])
         assert result.exit_code == 0, result.output
         reports.append(orjson.loads(result.stdout))
@@ -229,7 +234,7 @@ def test_cli_drift_says_what_is_missing(tmp_path: Path) -> None:
     project = tmp_path / "router"
     shutil.copytree(ROUTER, project)
     result = CliRunner().invoke(cli, ["monitor", "drift", str(project)])
-    assert result.exit_code == 1 and "no reference profile" in result.output and "profile.json" in result.output
+    assert result.exit_code == 2 and "no reference profile" in result.output and "profile.json" in result.output
     Profile.build([{"text": "a b"}] * 40, [{"intent": "x", "probability": 0.5}] * 40).save(project / "artifacts")
     result = CliRunner().invoke(cli, ["monitor", "drift", str(project), "--engine", "ray"])
-    assert result.exit_code == 1 and "run `shipway export` first" in result.output
+    assert result.exit_code == 2 and "run `shipway export` first" in result.output

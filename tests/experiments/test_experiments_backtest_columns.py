@@ -12,13 +12,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-pa = pytest.importorskip("pyarrow")
-
 from shipway.experiments.backtest import replay
 from shipway.experiments.backtest_columns import replay_table
 from shipway.rules import load_rules
 from shipway.rules.columns import ColumnRules, why_not
 from shipway.rules.live import META_SCHEMA, Active
+
+pa = pytest.importorskip("pyarrow")
 
 INPUT = {
     "type": "object",
@@ -80,7 +80,11 @@ def condition(draw: Any, depth: int = 0) -> str:
 
 @st.composite
 def rules_text(draw: Any, version: str) -> str:
-    lines = [f"version: {version}", f"default: {draw(st.sampled_from(['{queue: general}', '{review: false}']))}", "rules:"]
+    lines = [
+        f"version: {version}",
+        f"default: {draw(st.sampled_from(['{queue: general}', '{review: false}']))}",
+        "rules:",
+    ]
     for i in range(draw(st.integers(1, 4))):
         actions = []
         if draw(st.booleans()):
@@ -151,11 +155,9 @@ def typed(docs: dict[str, dict[str, Any]], name: str) -> Any:
 def table_of(rows: list[dict[str, Any]]) -> Any:
     types = {"input.amount": pa.int64(), "input.text": pa.string(), "input.vip": pa.bool_()}
     types |= {"output.intent": pa.string(), "output.probability": pa.float64()}
-    schema = pa.schema(
-        [("request_id", pa.string()), ("ts", pa.float64()), ("inputs", pa.string()), ("outputs", pa.string())]
-        + [("decision", pa.string()), ("mode", pa.string()), ("documents_ok", pa.bool_())]
-        + list(types.items())
-    )
+    base = [("request_id", pa.string()), ("ts", pa.float64()), ("inputs", pa.string()), ("outputs", pa.string())]
+    base += [("decision", pa.string()), ("mode", pa.string()), ("documents_ok", pa.bool_())]
+    schema = pa.schema([*base, *types.items()])
     return pa.Table.from_pylist(rows, schema=schema)
 
 
@@ -193,8 +195,12 @@ def test_columns_and_rows_report_the_same(data: Any, rows: list[dict[str, Any]],
         else:  # a canary without live rules, keyed by a field
             current = Active(candidate=candidate, candidate_mode="canary", canary=0.3, canary_key="input.text")
     table = table_of(rows)
-    by_rows = replay([tuple(r[c] for c in ("request_id", "ts", "inputs", "outputs", "decision", "mode")) for r in rows],
-                     current, Active(live=proposed), examples=2)
+    by_rows = replay(
+        [tuple(r[c] for c in ("request_id", "ts", "inputs", "outputs", "decision", "mode")) for r in rows],
+        current,
+        Active(live=proposed),
+        examples=2,
+    )
     by_columns = replay_table(table, current, Active(live=proposed), examples=2)
     assert normal(by_columns) == normal(by_rows)
     assert by_columns.queues == by_rows.queues
@@ -217,16 +223,29 @@ rules:
 
 def test_rule_sets_without_a_column_form_take_the_row_path_whole() -> None:
     assert "decision table" in (why_not(load(TABLE_RULES)) or "")
-    expression_set = load("version: s\ndefault: {queue: a}\nrules:\n  - name: x\n    when: 'true'\n"
-                          "    then: {set: {probability: output.probability * 2}}\n")
+    expression_set = load(
+        "version: s\ndefault: {queue: a}\nrules:\n  - name: x\n    when: 'true'\n"
+        "    then: {set: {probability: output.probability * 2}}\n"
+    )
     assert "sets probability to an expression" in (why_not(expression_set) or "")
     rows = [
-        {"request_id": f"r{i}", "ts": T0 + i, "inputs": "{}", "outputs": orjson.dumps({"intent": "card" if i % 2 else "fee"}).decode(),
-         "decision": None, "mode": "on", "documents_ok": True, "output.intent": "card" if i % 2 else "fee"}
+        {
+            "request_id": f"r{i}",
+            "ts": T0 + i,
+            "inputs": "{}",
+            "outputs": orjson.dumps({"intent": "card" if i % 2 else "fee"}).decode(),
+            "decision": None,
+            "mode": "on",
+            "documents_ok": True,
+            "output.intent": "card" if i % 2 else "fee",
+        }
         for i in range(10)
     ]
     for rules in (load(TABLE_RULES), expression_set):
         table = pa.Table.from_pylist(rows)
-        by_rows = replay([tuple(r[c] for c in ("request_id", "ts", "inputs", "outputs", "decision", "mode")) for r in rows],
-                         None, rules)
+        by_rows = replay(
+            [tuple(r[c] for c in ("request_id", "ts", "inputs", "outputs", "decision", "mode")) for r in rows],
+            None,
+            rules,
+        )
         assert replay_table(table, Active(), Active(live=rules)).to_dict() == by_rows.to_dict()

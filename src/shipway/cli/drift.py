@@ -71,7 +71,7 @@ def drift(
         else:
             report = _from_export(settings, Path(log_path) if log_path else None, start, end, engine, jobs)
     except ShipwayError as err:
-        fail(err, code=1)
+        fail(err)
     if as_json:
         sys.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

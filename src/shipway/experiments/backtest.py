@@ -276,7 +276,6 @@ class BacktestJob:
         )
         return replay(logged, self._current, self._proposed, examples=self.examples)
 
-
     def columns(self) -> tuple[str, ...]:
         """What it reads of the exported log: COLUMNS, and the typed columns the rules read
         over columns (`table`)."""

@@ -14,7 +14,6 @@ change; they are replayed through the rules stage, so their content is the row p
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import orjson
@@ -83,34 +82,28 @@ def _decide(side: Any, table: Any, columns: dict[str, Any], queues: list[Any], c
         outputs = table.column("outputs").to_pylist()
         key = active.canary_key
         canary = np.fromiter(
-            (_bucket(key, orjson.loads(r), orjson.loads(o)) < active.canary for r, o in zip(requests, outputs, strict=True)),
+            (
+                _bucket(key, orjson.loads(r), orjson.loads(o)) < active.canary
+                for r, o in zip(requests, outputs, strict=True)
+            ),
             dtype=bool,
             count=n,
         )
     columns = {**columns, "meta.canary": canary}
-    chosen = [_empty(n, queues) if rules is None else rules.decide(columns, n, queues, constants) for rules in (live, candidate)]
+    chosen = [
+        ColumnDecisions.empty(n, queues) if rules is None else rules.decide(columns, n, queues, constants)
+        for rules in (live, candidate)
+    ]
     if not canary.any():
         return chosen[0]
     return _where(canary, chosen[1], chosen[0])
-
-
-def _empty(n: int, queues: list[Any]) -> ColumnDecisions:
-    import numpy as np
-
-    from shipway.rules.columns import _code
-
-    return ColumnDecisions(
-        np.full(n, _code(queues, None), dtype=np.int32), np.zeros(n, bool), np.zeros(n, bool), {}, np.ones(n, bool)
-    )
 
 
 def _where(mask: Any, yes: ColumnDecisions, no: ColumnDecisions) -> ColumnDecisions:
     import numpy as np
 
     absent = np.full(len(mask), -1, dtype=np.int32)
-    sets = {
-        name: np.where(mask, yes.set.get(name, absent), no.set.get(name, absent)) for name in {**yes.set, **no.set}
-    }
+    sets = {name: np.where(mask, yes.set.get(name, absent), no.set.get(name, absent)) for name in {**yes.set, **no.set}}
     return ColumnDecisions(
         np.where(mask, yes.queue, no.queue),
         np.where(mask, yes.review, no.review),

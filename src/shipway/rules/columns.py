@@ -36,7 +36,7 @@ from shipway.rules.loader import parse_spec
 from shipway.rules.model import Rule
 from shipway.rules.ruleset import RuleSet
 
-__all__ = ["ColumnDecisions", "ColumnRules", "NotColumnar", "why_not"]
+__all__ = ["ColumnDecisions", "ColumnRules", "NotColumnar", "code_of", "why_not"]
 
 EXACT = 2.0**53  # integers up to this are exact in float64
 
@@ -54,6 +54,14 @@ class ColumnDecisions:
     fallback: Any  # bool
     set: dict[str, Any]  # field -> int codes into `constants`, -1 where the rules set nothing
     sure: Any  # bool: False where the row path must decide
+
+    @classmethod
+    def empty(cls, n: int, queues: list[Any]) -> ColumnDecisions:
+        """What no rules decide: the empty decision on every row."""
+        import numpy as np
+
+        none = np.zeros(n, dtype=bool)
+        return cls(np.full(n, code_of(queues, None), dtype=np.int32), none, none, {}, ~none)
 
 
 def why_not(ruleset: RuleSet) -> str | None:
@@ -102,7 +110,7 @@ class ColumnRules:
         ev = _Evaluator(columns, n)
         for name in self.columns:
             ev.field(name)  # every field read: its nulls and big integers mark rows unsure
-        queue = np.full(n, _code(queues, self.default_queue), dtype=np.int32)
+        queue = np.full(n, code_of(queues, self.default_queue), dtype=np.int32)
         review = np.full(n, self.default_review)
         fallback = np.zeros(n, dtype=bool)
         sets: dict[str, Any] = {}
@@ -114,9 +122,9 @@ class ColumnRules:
             a = rule.actions
             for name, (node, _, _) in a.set.items():
                 codes = sets.setdefault(name, np.full(n, -1, dtype=np.int32))
-                codes[fire] = _code(constants, node.value)  # type: ignore[attr-defined]
+                codes[fire] = code_of(constants, node.value)  # type: ignore[attr-defined]
             if a.queue is not None:
-                queue[fire] = _code(queues, a.queue)
+                queue[fire] = code_of(queues, a.queue)
             if a.review is not None:
                 review[fire] = a.review
             if a.fallback is not None:
@@ -137,7 +145,8 @@ def _column_form(source: str, filename: str) -> ColumnRules | None:
         return None
 
 
-def _code(names: list[Any], value: Any) -> int:
+def code_of(names: list[Any], value: Any) -> int:
+    """The index of `value` in `names` (same type and equal), added at the end when absent."""
     for i, known in enumerate(names):
         if type(known) is type(value) and known == value:
             return i
@@ -212,7 +221,6 @@ class _Evaluator:
         if name in self.cache:
             return self.cache[name]
         import pyarrow as pa
-        import pyarrow.compute as pc
 
         np = self.np
         data = self.columns.get(name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
@@ -161,7 +161,7 @@ def _counted_window(
     until: float | None,
     profile: Profile,
     fields: list[Any],
-) -> Window | None | bool:
+) -> Window | Literal[False] | None:
     """The window when every feature has a numeric or categorical typed column: numbers read as
     arrays and categories counted by DuckDB (store/log_window.py), no row built. False when some
     feature needs its rows (text, or a field the export keeps as JSON): the caller reads rows."""
