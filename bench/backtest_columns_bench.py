@@ -35,8 +35,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "examples" / "banking77"
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from backtest_engine_bench import banking77_job  # noqa: E402
 
 from shipway.engine import Source, run  # noqa: E402
 from shipway.experiments.backtest import BacktestJob, merged  # noqa: E402
@@ -109,18 +111,7 @@ def main() -> None:
     parser.add_argument("--side-rows", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    sys.path.insert(0, str(EXAMPLE))
-    import service  # the example's service.py: its schemas check the rules
-    from pydantic import TypeAdapter
-
-    labels = json.loads((EXAMPLE / "data" / "categories.json").read_text())
-    job = BacktestJob(
-        ((EXAMPLE / "rules-proposed.yaml").read_text(), "rules-proposed.yaml"),
-        ((EXAMPLE / "rules.yaml").read_text(), "rules.yaml"),
-        TypeAdapter(service.Message).json_schema(),
-        TypeAdapter(service.Intent).json_schema(),
-        labels=labels,
-    )
+    job, labels = banking77_job()
     result: dict[str, Any] = {"rows": args.rows, "side_rows": args.side_rows, "columns": job.columns()}
     with tempfile.TemporaryDirectory() as tmp:
         files = write_log(Path(tmp), max(args.rows, args.side_rows), labels)

@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipway.store.columnar import _duckdb, _quote, covers, log_files, read_state
-from shipway.store.typed_columns import need_arrow, to_table
+from shipway.store.columnar import _duckdb, _quote, exported_window
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,13 +56,10 @@ def read_window(
     """The logged predictions with `since <= ts < until`: `numbers` as arrays, `counted` as
     counts of their values. None when the export in `root` does not cover the window (as
     `read_log`): read the store then."""
-    state = read_state(root)
-    if state is None or not covers(state, store, since):
+    window = exported_window(store, root, service, since, until)
+    if window is None:
         return None
-    pa, _ = need_arrow()
-    files = log_files(root, state, since, until)
-    tail = [g for _, g in store.iter_log(state.position, service=service, since=since, until=until)]
-    tail_table = to_table(tail, state.schema)
+    files, tail_table = window
     wanted = ["ts", "status", "documents_ok", *dict.fromkeys([*numbers, *counted])]
     duckdb = _duckdb()
     con = duckdb.connect()
@@ -88,7 +84,7 @@ def read_window(
         if not parts:
             return WindowColumns(0, None, None)
         rows = "(" + " UNION ALL ".join(parts) + ")"
-        return _summarise(con, rows, params, list(numbers), list(counted), pa)
+        return _summarise(con, rows, params, list(numbers), list(counted))
     finally:
         con.close()
 
@@ -104,9 +100,7 @@ def _columns(wanted: list[str], present: set[str], numbers: Sequence[str]) -> st
     return ", ".join(picked)
 
 
-def _summarise(
-    con: Any, rows: str, params: list[Any], numbers: list[str], counted: list[str], pa: Any
-) -> WindowColumns:
+def _summarise(con: Any, rows: str, params: list[Any], numbers: list[str], counted: list[str]) -> WindowColumns:
     flags = "".join(f", GROUPING({_quote(c)})" for c in counted)
     keys = "".join(f", {_quote(c)}" for c in counted)
     sets = ", ".join(["()", *(f"({_quote(c)})" for c in counted)])
