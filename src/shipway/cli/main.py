@@ -15,7 +15,7 @@ from shipway.cli.common import fail, open_project
 from shipway.cli.data import data
 from shipway.cli.deploy import deploy
 from shipway.cli.drift import drift
-from shipway.cli.export import export
+from shipway.cli.export import export, export_jobs
 from shipway.cli.feedback import feedback
 from shipway.cli.inspect import inspect
 from shipway.cli.models import models
@@ -72,7 +72,8 @@ def serve(target: str, **flags: Any) -> None:
             + (", /dashboard)" if settings["monitoring.dashboard"] else ")"),
             err=True,
         )
-        code = run_server(project, alert_jobs(settings) + rollout_jobs(settings), dashboard_mounts(settings))
+        jobs = alert_jobs(settings) + rollout_jobs(settings) + export_jobs(project.service, settings)
+        code = run_server(project, jobs, dashboard_mounts(settings))
     except ShipwayError as err:
         fail(err)
     sys.exit(code)

@@ -10,13 +10,17 @@ which, and keeps a few examples of each change: the earliest ones, by time and
 request id, so that reports of parts of the log merge into the report of the
 whole (`BacktestReport.merge`) and a run split over worker processes or a Ray
 cluster (`BacktestJob`) answers exactly as one pass does.
+
+Given the outcomes that came back for the replayed requests (feedback: the true `label`, the
+right `queue`), the report also scores both rule sets on them (rules/scores.py): how often
+each one's answer was right, how many wrong answers it sent for review, how many got through.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import reduce
 from typing import Any
@@ -28,7 +32,9 @@ from shipway.core.pipeline import Decided, Pipeline
 from shipway.core.schema import Schema
 from shipway.rules import Decision, RuleSet, load_rules
 from shipway.rules.live import META_SCHEMA, Active, LiveRules, rules_stage
+from shipway.rules.scores import DecisionScore, queue_totals
 from shipway.store import PredictionRecord
+from shipway.store.outcomes import OutputReader
 
 __all__ = ["BacktestJob", "BacktestReport", "backtest", "merged", "replay"]
 
@@ -52,6 +58,12 @@ class BacktestReport:
     first_ts: float | None = None
     last_ts: float | None = None
     limit: int = 3  # examples kept per change
+    # The top-level fields either rule set reads (`input.amount`): examples show them first.
+    reads: list[str] = field(default_factory=list)
+    # Scores on the outcomes that came back (None: no outcomes were given to score with).
+    current_score: DecisionScore | None = None
+    proposed_score: DecisionScore | None = None
+    changed_scored: int = 0  # changed decisions whose outcome came back
 
     def merge(self, other: BacktestReport) -> BacktestReport:
         """The report of both parts of the log, as one pass over all of it would give."""
@@ -75,6 +87,10 @@ class BacktestReport:
             first_ts=_pick(min, self.first_ts, other.first_ts),
             last_ts=_pick(max, self.last_ts, other.last_ts),
             limit=self.limit,
+            reads=self.reads,
+            current_score=_merged_score(self.current_score, other.current_score),
+            proposed_score=_merged_score(self.proposed_score, other.proposed_score),
+            changed_scored=self.changed_scored + other.changed_scored,
         )
 
     @property
@@ -92,13 +108,21 @@ class BacktestReport:
             "window": [self.first_ts, self.last_ts],
             "queue_changes": [{"from": a, "to": b, "count": n} for a, b, n in self.transitions],
             "queue_totals": {
-                "current": _totals(self.queues, 0),
-                "proposed": _totals(self.queues, 1),
+                "current": queue_totals(self.queues, 0),
+                "proposed": queue_totals(self.queues, 1),
             },
             "review": dict(self.review),
             "fallback": dict(self.fallback),
             "overrides_changed": self.overrides,
             "examples": self.examples,
+            "reads": self.reads,
+            "outcomes": None
+            if self.current_score is None or self.proposed_score is None
+            else {
+                "changed_scored": self.changed_scored,
+                "current": self.current_score.to_dict(),
+                "proposed": self.proposed_score.to_dict(),
+            },
         }
 
 
@@ -108,10 +132,14 @@ def backtest(
     proposed: RuleSet | Active,
     *,
     examples: int = 3,
+    outcomes: Mapping[str, Mapping[str, Any]] | None = None,
+    reader: OutputReader | None = None,
 ) -> BacktestReport:
-    """Decide every record with both rule sets and compare; `current` None means no rules today."""
+    """Decide every record with both rule sets and compare; `current` None means no rules today.
+    With `outcomes` (`{request_id: {"label": ..., "queue": ...}}`, store.feedback.recorded_outcomes)
+    both sides are scored on them, outputs read by `reader`."""
     rows = ((r.request_id, r.ts, r.inputs, r.outputs, r.decision, getattr(r, "mode", None)) for r in records)
-    return replay(rows, current, proposed, examples=examples)
+    return replay(rows, current, proposed, examples=examples, outcomes=outcomes, reader=reader)
 
 
 # request_id, ts, inputs, outputs, decision (JSON text or parsed), mode (None: logged before the column)
@@ -128,6 +156,7 @@ class _Side:
         self.live.swap(active)
         self.pipeline = Pipeline([rules_stage(self.live)], Schema(Any, "input"), _ANY)
         self.version = active.versions[0] or NO_RULES
+        self.reads = [field for rules in (active.live, active.candidate) if rules is not None for field in rules.reads]
 
     def decisions(self, outputs: list[Any], requests: list[Any], times: list[float]) -> list[Decision]:
         """The decision the stage returned for each row; an empty one where it returned none."""
@@ -144,11 +173,23 @@ def _active(rules: RuleSet | Active | None) -> Active:
 
 
 def replay(
-    rows: Iterable[Row], current: RuleSet | Active | None, proposed: RuleSet | Active, *, examples: int = 3
+    rows: Iterable[Row],
+    current: RuleSet | Active | None,
+    proposed: RuleSet | Active,
+    *,
+    examples: int = 3,
+    outcomes: Mapping[str, Mapping[str, Any]] | None = None,
+    reader: OutputReader | None = None,
 ) -> BacktestReport:
     """The backtest of logged rows whose JSON columns are text (the store) or already parsed (Parquet)."""
     old, new = _Side(_active(current)), _Side(_active(proposed))
     report = BacktestReport(old.version, new.version, limit=examples)
+    report.reads = list(dict.fromkeys([*new.reads, *old.reads]))
+    scoring = None
+    if outcomes is not None:
+        report.current_score, report.proposed_score = DecisionScore(), DecisionScore()
+        if outcomes:  # none came back: nothing to look up per row
+            scoring = (outcomes, reader or OutputReader())
     loads = orjson.loads
     chunk: list[tuple[str, float, Any, Any]] = []
     for request_id, ts, inputs, outputs, decision, mode in rows:
@@ -163,16 +204,21 @@ def replay(
             continue
         chunk.append((request_id, ts, request, output))
         if len(chunk) >= _CHUNK:
-            _compare(report, old, new, chunk, examples)
+            _compare(report, old, new, chunk, examples, scoring)
             chunk = []
     if chunk:
-        _compare(report, old, new, chunk, examples)
+        _compare(report, old, new, chunk, examples, scoring)
     report.examples = {key: report.examples[key] for key in sorted(report.examples)}
     return report
 
 
 def _compare(
-    report: BacktestReport, old: _Side, new: _Side, chunk: list[tuple[str, float, Any, Any]], examples: int
+    report: BacktestReport,
+    old: _Side,
+    new: _Side,
+    chunk: list[tuple[str, float, Any, Any]],
+    examples: int,
+    scoring: tuple[Mapping[str, Mapping[str, Any]], OutputReader] | None = None,
 ) -> None:
     requests = [c[2] for c in chunk]
     outputs = [c[3] for c in chunk]
@@ -200,6 +246,12 @@ def _compare(
         if a.set != b.set:
             report.overrides += 1
             differs = True
+        if scoring is not None and request_id in scoring[0]:
+            known, reader = scoring[0][request_id], scoring[1]
+            for score, d in ((report.current_score, a), (report.proposed_score, b)):
+                assert score is not None
+                score.add(reader, output, d.queue, d.review, d.fallback, d.set, known)
+            report.changed_scored += differs
         if differs:
             report.changed += 1
             key = f"{queue_a} -> {queue_b}" if queue_a != queue_b else "same queue, other change"
@@ -239,6 +291,9 @@ class BacktestJob:
     # (mode shadow or canary, canary, canary_key), from the rules history.
     candidate: tuple[str, str] | None = None
     candidate_options: dict[str, Any] = field(default_factory=dict)
+    # The outcomes to score both sides on (`backtest`'s), and the reader of the outputs.
+    outcomes: dict[str, dict[str, Any]] | None = None
+    reader: OutputReader | None = None
 
     def setup(self) -> None:
         def compile(source: tuple[str, str]) -> RuleSet:
@@ -274,7 +329,9 @@ class BacktestJob:
             and (until is None or r["ts"] < until)
             and (service is None or r.get("service", service) == service)
         )
-        return replay(logged, self._current, self._proposed, examples=self.examples)
+        return replay(
+            logged, self._current, self._proposed, examples=self.examples, outcomes=self.outcomes, reader=self.reader
+        )
 
     def columns(self) -> tuple[str, ...]:
         """What it reads of the exported log: COLUMNS, and the typed columns the rules read
@@ -326,6 +383,10 @@ def _answered_default(mode: str | None, decision: Any) -> bool:
     return isinstance(decision, dict) and decision.get("answer") == "default"
 
 
+def _merged_score(a: DecisionScore | None, b: DecisionScore | None) -> DecisionScore | None:
+    return b if a is None else a if b is None else a.merge(b)
+
+
 def _when(example: dict[str, Any]) -> tuple[float, str]:
     return (example["ts"], example["request_id"])
 
@@ -343,10 +404,3 @@ def _brief(decision: Decision) -> dict[str, Any]:
         "set": decision.set,
         "fired": decision.fired,
     }
-
-
-def _totals(queues: Counter[tuple[str | None, str | None]], side: int) -> dict[str, int]:
-    totals: Counter[str] = Counter()
-    for pair, n in queues.items():
-        totals[str(pair[side])] += n
-    return dict(totals.most_common())

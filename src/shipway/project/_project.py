@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from shipway.core.artifacts import deployable
-from shipway.core.gate import Gate
+from shipway.core.gate import Gate, GateResult
 from shipway.core.pipeline import Pipeline
 from shipway.core.service import Service, load_project, read_ids
 from shipway.core.settings import Settings
@@ -161,20 +161,22 @@ class Project:
 
     # -- the gate policy ----------------------------------------------------------------------
 
-    def check(self, candidate: Pipeline, what: str, run: RunOn = None) -> None:
+    def check(self, candidate: Pipeline, what: str, run: RunOn = None) -> GateResult | None:
         """Run the gate on `candidate`; GateFailed (with the suites' report) refuses it. `what`
-        names the candidate in the message ("rules v2", "model 2026-11-01")."""
+        names the candidate in the message ("rules v2", "model 2026-11-01"). The passing result
+        (what ran), or None without a gate."""
         if self.gate is None:
-            return
+            return None
         result = run(self.gate, candidate) if run is not None else self.gate(candidate)
         if not result.ok:
             raise GateFailed(f"{what} refused by the validation gate: {result.summary}", result.report)
+        return result
 
-    def check_rules(self, pipeline: Pipeline, ruleset: RuleSet, run: RunOn = None) -> None:
+    def check_rules(self, pipeline: Pipeline, ruleset: RuleSet, run: RunOn = None) -> GateResult | None:
         """Gate `ruleset` as the rules of `pipeline` (whatever rules it runs now are replaced)."""
         from shipway.rules.live import with_rules
 
-        self.check(with_rules(pipeline, ruleset), f"rules {ruleset.version}", run)
+        return self.check(with_rules(pipeline, ruleset), f"rules {ruleset.version}", run)
 
     # -- the service mode ---------------------------------------------------------------------
 

@@ -30,7 +30,17 @@ class RuleSet:
     dumped first, which is slower: pass dicts on hot paths).
     """
 
-    __slots__ = ("decide", "default_answer", "filename", "names", "python", "source", "version", "warnings")
+    __slots__ = (
+        "decide",
+        "default_answer",
+        "filename",
+        "names",
+        "python",
+        "reads",
+        "source",
+        "version",
+        "warnings",
+    )
 
     def __init__(
         self,
@@ -43,6 +53,7 @@ class RuleSet:
         default_answer: Any,
         names: list[str],
         python: str,
+        reads: tuple[str, ...] = (),
     ) -> None:
         self.decide: Decide = decide
         self.version = version
@@ -52,6 +63,7 @@ class RuleSet:
         self.default_answer = default_answer
         self.names = names  # the rules and tables, in order
         self.python = python  # the generated source, for `explain` and debugging
+        self.reads = reads  # the top-level fields it reads (`input.amount`), in the order first read
 
     def decide_many(self, rows: Iterable[tuple[Any, Any, Any]]) -> list[Decision]:
         """Decide over (request, output, meta) triples, e.g. logged predictions for a backtest."""
@@ -104,7 +116,7 @@ def load_rules(
     tables = analyse(spec, diags, checker.types, checker.paths)
     diags.raise_if_errors()
     version = spec.version or hashlib.sha256(text.encode()).hexdigest()[:12]
-    python, namespace = generate(spec, version, checker.types, tables)
+    python, namespace, reads = generate(spec, version, checker.types, tables)
     exec(compile(python, f"<rules {name} {version}>", "exec"), namespace)  # our generated code, not rule text
     return RuleSet(
         namespace["decide"],
@@ -115,6 +127,7 @@ def load_rules(
         default_answer=spec.defaults.answer,
         names=[step.name for step in spec.steps],
         python=python,
+        reads=reads,
     )
 
 

@@ -46,7 +46,7 @@ class FeedbackWriter:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise PayloadError(f"the feedback body is not JSON ({exc}); send a JSON object or list") from exc
-        records = parse_feedback(data)
+        records = parse_feedback(data, self.describe)
         with self._lock:
             if self._store is None:
                 store = store_from_url(self.settings["store.url"], self.settings.root)
