@@ -361,7 +361,9 @@ class BacktestJob:
             chosen.append(pc.fill_null(pc.equal(table.column("service"), self.service), True))
         for mask in chosen:
             table = table.filter(mask)
-        return replay_table(table, self._current, self._proposed, examples=self.examples)
+        return replay_table(
+            table, self._current, self._proposed, examples=self.examples, outcomes=self.outcomes, reader=self.reader
+        )
 
 
 def merged(parts: Iterator[BacktestReport] | Iterable[BacktestReport]) -> BacktestReport:

@@ -14,14 +14,16 @@ change; they are replayed through the rules stage, so their content is the row p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from shipway.experiments.backtest import NO_RULES, BacktestReport, Row, _active, replay
+from shipway.experiments.backtest import BacktestReport, Row, _active, replay
 from shipway.rules import RuleSet
 from shipway.rules.columns import ColumnDecisions, ColumnRules, NotColumnar
 from shipway.rules.live import Active, _bucket
+from shipway.store.outcomes import OutputReader
 
 __all__ = ["replay_table"]
 
@@ -29,24 +31,37 @@ ROW_COLUMNS = ("request_id", "ts", "inputs", "outputs", "decision", "mode")
 
 
 def replay_table(
-    table: Any, current: RuleSet | Active | None, proposed: RuleSet | Active, *, examples: int = 3
+    table: Any,
+    current: RuleSet | Active | None,
+    proposed: RuleSet | Active,
+    *,
+    examples: int = 3,
+    outcomes: Mapping[str, Mapping[str, Any]] | None = None,
+    reader: OutputReader | None = None,
 ) -> BacktestReport:
-    """The backtest of one batch of the exported log (an Arrow table with the export's columns)."""
+    """The backtest of one batch of the exported log (an Arrow table with the export's columns).
+    With `outcomes` (`replay`'s), the rows whose outcome came back are scored through `replay`."""
+    import numpy as np
     import pyarrow.compute as pc
 
     current, proposed = _active(current), _active(proposed)
 
-    version = (current.versions[0] or NO_RULES, proposed.versions[0] or NO_RULES)
+    def by_rows(rows: Any, scored: bool = True) -> BacktestReport:
+        return replay(
+            _rows(rows), current, proposed, examples=examples, outcomes=outcomes if scored else None, reader=reader
+        )
+
     sides = [(active, ColumnRules.of(active.live), ColumnRules.of(active.candidate)) for active in (current, proposed)]
     columnar = all(
         (active.live is None) == (live is None) and (active.candidate is None) == (candidate is None)
         for active, live, candidate in sides
     )
     if not columnar or "documents_ok" not in table.column_names:
-        return replay(_rows(table), current, proposed, examples=examples)
+        return by_rows(table)
     skipped = _answered_default(table) | ~table.column("documents_ok").fill_null(False).to_numpy(zero_copy_only=False)
     kept = table.filter(pc.invert(_arrow(skipped))) if skipped.any() else table
-    report = BacktestReport(*version, skipped=int(skipped.sum()), limit=examples)
+    report = by_rows(table.slice(0, 0))  # versions, the fields the rules read, empty scores
+    report.skipped = int(skipped.sum())
     if not kept.num_rows:
         return report
     columns = {name: kept.column(name) for name in kept.column_names}
@@ -56,17 +71,19 @@ def replay_table(
         a = _decide(sides[0], kept, columns, queues, constants)
         b = _decide(sides[1], kept, columns, queues, constants)
     except NotColumnar:
-        return replay(_rows(table), current, proposed, examples=examples)
+        return by_rows(table)
     sure = a.sure & b.sure
+    if outcomes:  # a row whose outcome came back is scored on its decisions: the row path has them
+        sure &= ~np.isin(kept.column("request_id").to_numpy(zero_copy_only=False), list(outcomes))
     unsure = kept.filter(_arrow(~sure)) if not sure.all() else None
     kept = kept.filter(_arrow(sure)) if unsure is not None else kept
     if unsure is not None:
         a, b = _take(a, sure), _take(b, sure)
     changed = _count(report, kept, a, b, queues, constants) if kept.num_rows else None
     if report.changed:
-        report.examples = _examples(kept, a, b, changed, queues, current, proposed, examples)
+        report.examples = by_rows(_examples(kept, a, b, changed, queues, examples), scored=False).examples
     if unsure is not None and unsure.num_rows:
-        report = report.merge(replay(_rows(unsure), current, proposed, examples=examples))
+        report = report.merge(by_rows(unsure))
     return report
 
 
@@ -168,17 +185,9 @@ def _sets_differ(a: ColumnDecisions, b: ColumnDecisions, constants: list[Any], r
     return out
 
 
-def _examples(
-    table: Any,
-    a: ColumnDecisions,
-    b: ColumnDecisions,
-    changed: Any,
-    queues: list[Any],
-    current: Active,
-    proposed: Active,
-    k: int,
-) -> dict[str, list[dict[str, Any]]]:
-    """The earliest `k` changed rows of each change (time, then request id), replayed row by row."""
+def _examples(table: Any, a: ColumnDecisions, b: ColumnDecisions, changed: Any, queues: list[Any], k: int) -> Any:
+    """The rows that can be the earliest `k` changed rows of each change, by time (ties at the
+    cut kept): replaying them row by row picks the examples, by time then request id."""
     import numpy as np
     import pyarrow as pa
 
@@ -189,10 +198,9 @@ def _examples(
         group = np.flatnonzero(changed & (change == code))
         if len(group) > k:
             cut = np.partition(ts[group], k - 1)[k - 1]
-            group = group[ts[group] <= cut]  # ties at the cut kept: the replay breaks them by request id
+            group = group[ts[group] <= cut]
         picked.append(group)
-    rows = table.take(pa.array(np.sort(np.concatenate(picked))))
-    return replay(_rows(rows), current, proposed, examples=k).examples
+    return table.take(pa.array(np.sort(np.concatenate(picked))))
 
 
 def _answered_default(table: Any) -> Any:
