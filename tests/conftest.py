@@ -289,7 +289,7 @@ def in_process(
     """The project in `target` served in-process with `shipway serve` flags `args`: the same
     settings, gate, alert jobs and dashboard as `shipway serve`, from a copy of the project in
     `tmp`, with `env` set while it runs. Started, ready (unless `wait=False`), stopped at the end."""
-    from shipway.cli.common import load_project, project_gate
+    from shipway.cli.common import open_project
     from shipway.cli.main import serve as serve_command
     from shipway.cli.monitor import alert_jobs, dashboard_mounts
     from shipway.serving.app import App
@@ -307,8 +307,9 @@ def in_process(
         # The flags as `shipway serve` parses them, port aside: there is no socket.
         params = serve_command.make_context("serve", [str(target), "--store", store_url, *args]).params
         flags = {key: value for key, value in params.items() if key != "target" and value is not None}
-        service, settings = load_project(str(target), flags)
-        app = App(service, settings, project_gate(settings), alert_jobs(settings), dashboard_mounts(settings))
+        project = open_project(str(target), flags, gated=True)
+        stores = project.store  # the one store handle of the process, as `shipway serve` gives it
+        app = App(project, alert_jobs(project.settings, stores), dashboard_mounts(project.settings, stores))
         served = InProcess(app, store_url)
         try:
             served.start()

@@ -71,7 +71,9 @@ def serve(target: str, **flags: Any) -> None:
             + (", /dashboard)" if settings["monitoring.dashboard"] else ")"),
             err=True,
         )
-        code = run_server(project, alert_jobs(settings) + rollout_jobs(settings), dashboard_mounts(settings))
+        stores = project.store  # one store handle per worker: rules, models, feedback, jobs, dashboard
+        jobs = alert_jobs(settings, stores) + rollout_jobs(settings, stores)
+        code = run_server(project, jobs, dashboard_mounts(settings, stores))
     except ShipwayError as err:
         fail(err)
     sys.exit(code)

@@ -45,7 +45,8 @@ _RESULT = "_D(queue, review, reason, fallback, s, fired, _V, errors)"
 def generate(
     spec: Spec, version: str, types: dict[int, Type], tables: dict[str, TableInfo]
 ) -> tuple[str, dict[str, Any]]:
-    """The source of `decide(request, output, meta=None)` and the namespace it runs in."""
+    """The source of `decide(request, output, meta=None)` and of its batch form
+    `decide_batch(requests, outputs, metas)`, and the namespace they run in."""
     return _Generator(spec, version, types, tables).module()
 
 
@@ -70,7 +71,6 @@ class _Generator:
             body.extend(self.rule(step) if isinstance(step, Rule) else self.table(step))
         d = self.spec.defaults
         head = [
-            "def decide(request, output, meta=None):",
             *(
                 f"    {_ROOT_MAPS[root]} = {_ROOT_ARGS[root]} if {_ROOT_ARGS[root]}.__class__ is dict "
                 f"else _mapping({_ROOT_ARGS[root]})"
@@ -85,7 +85,19 @@ class _Generator:
             "    fired = []",
             "    errors = ()",
         ]
-        return "\n".join([*head, *body, f"    return {_RESULT}", ""]), self.namespace
+        one = ["def decide(request, output, meta=None):", *head, *body, f"    return {_RESULT}"]
+        # The batch form: the same body in a loop (one call a batch); a stopping rule ends its row.
+        stop = f"return {_RESULT}"
+        loop = [
+            "def decide_batch(requests, outputs, metas):",
+            "    out = []; append = out.append",
+            "    for request, output, meta in zip(requests, outputs, metas):",
+            *("    " + line.replace(stop, f"append({_RESULT}); continue") for line in [*head, *body]),
+            f"        append({_RESULT})",
+            "    return out",
+        ]
+        self.namespace["_reads_meta"] = "meta" in self.roots
+        return "\n".join([*one, "", "", *loop, ""]), self.namespace
 
     # -- steps -----------------------------------------------------------------
 

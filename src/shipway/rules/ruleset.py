@@ -20,6 +20,7 @@ from shipway.rules.spec_checks import Checker
 __all__ = ["RuleSet", "load_rules"]
 
 Decide = Callable[..., Decision]  # (request, output, meta=None)
+DecideBatch = Callable[[Iterable[Any], Iterable[Any], Iterable[Any]], list[Decision]]  # (requests, outputs, metas)
 
 
 class RuleSet:
@@ -30,7 +31,18 @@ class RuleSet:
     dumped first, which is slower: pass dicts on hot paths).
     """
 
-    __slots__ = ("decide", "default_answer", "filename", "names", "python", "source", "version", "warnings")
+    __slots__ = (
+        "decide",
+        "decide_batch",
+        "default_answer",
+        "filename",
+        "names",
+        "python",
+        "reads_meta",
+        "source",
+        "version",
+        "warnings",
+    )
 
     def __init__(
         self,
@@ -43,8 +55,13 @@ class RuleSet:
         default_answer: Any,
         names: list[str],
         python: str,
+        decide_batch: DecideBatch,
+        reads_meta: bool = True,
     ) -> None:
         self.decide: Decide = decide
+        # The batch form, compiled from the same rules: one call decides a batch.
+        self.decide_batch: DecideBatch = decide_batch
+        self.reads_meta = reads_meta  # False: the rules read no `meta.` field, so none need be made
         self.version = version
         self.source = source
         self.filename = filename
@@ -55,11 +72,13 @@ class RuleSet:
 
     def decide_many(self, rows: Iterable[tuple[Any, Any, Any]]) -> list[Decision]:
         """Decide over (request, output, meta) triples, e.g. logged predictions for a backtest."""
-        decide = self.decide
+        columns = list(zip(*rows, strict=True))
+        if not columns:
+            return []
         # A million decisions are millions of new containers, none in a cycle: without this the
         # collector would rescan the growing result list again and again.
         with collector_paused():
-            return [decide(request, output, meta) for request, output, meta in rows]
+            return self.decide_batch(*columns)
 
     def apply(self, output: Mapping[str, Any], decision: Decision) -> dict[str, Any]:
         """The output after the decision: the default answer if it fell back, then the `set` overrides."""
@@ -114,6 +133,8 @@ def load_rules(
         warnings=[d for d in diags.sorted() if d.severity == "warning"],
         default_answer=spec.defaults.answer,
         names=[step.name for step in spec.steps],
+        decide_batch=namespace["decide_batch"],
+        reads_meta=namespace["_reads_meta"],
         python=python,
     )
 
