@@ -363,7 +363,7 @@ def logged_row(server: Server | InProcess, request_id: str, columns: str) -> tup
     db = server.store_url.removeprefix("sqlite:///")
 
     def row() -> tuple[Any, ...] | None:
-        with sqlite3.connect(db) as conn:
+        with contextlib.closing(sqlite3.connect(db)) as conn:  # closed each poll, not when collected
             found = conn.execute(f"select {columns} from predictions where request_id = ?", (request_id,)).fetchone()
         return tuple(found) if found else None
 

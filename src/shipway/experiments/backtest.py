@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import reduce
-from itertools import compress
+from itertools import compress, islice
 from operator import attrgetter, itemgetter, ne
 from typing import Any
 
@@ -148,29 +148,14 @@ def replay(
     """The backtest of logged rows whose JSON columns are text (the store) or already parsed (Parquet)."""
     old, new = _Side(_active(current)), _Side(_active(proposed))
     report = BacktestReport(old.version, new.version, limit=examples)
-    loads = orjson.loads
-    chunk = _Chunk()
-    add_id, add_time, add_request, add_output = chunk.adders()
-    for request_id, ts, inputs, outputs, decision, mode in rows:
-        if (mode != "on") if mode is not None else _answered_default(mode, decision):
-            report.skipped += 1  # logged in service mode off or shadow: not the answer the rules saw
-            continue
-        try:
-            request = loads(inputs) if isinstance(inputs, (bytes, str)) else inputs
-            output = loads(outputs) if isinstance(outputs, (bytes, str)) else outputs
-        except orjson.JSONDecodeError:
-            report.skipped += 1
-            continue
-        add_id(request_id)
-        add_time(ts)
-        add_request(request)
-        add_output(output)
-        if len(chunk.ids) >= _CHUNK:
-            _compare(report, old, new, chunk, examples)
-            chunk = _Chunk()
-            add_id, add_time, add_request, add_output = chunk.adders()
-    if chunk.ids:
-        _compare(report, old, new, chunk, examples)
+    parsed = _parsed(rows, report)
+    while True:
+        # A chunk's parsed rows and decisions are thousands of new containers, none in a cycle: the
+        # collector waits while a chunk is read and decided (milliseconds), and they are freed
+        # before it runs again, so it never scans them.
+        with collector_paused():
+            if not _compare(report, old, new, parsed, examples):
+                break
     report.examples = {key: report.examples[key] for key in sorted(report.examples)}
     return report
 
@@ -188,11 +173,35 @@ class _Chunk:
         return self.ids.append, self.times.append, self.requests.append, self.outputs.append
 
 
-def _compare(report: BacktestReport, old: _Side, new: _Side, chunk: _Chunk, examples: int) -> None:
-    # A chunk's decisions are thousands of new containers, none in a cycle: the collector waits,
-    # and they are freed before it runs again, so it never scans them.
-    with collector_paused():
-        _compare_chunk(report, old, new, chunk, examples)
+def _parsed(rows: Iterable[Row], report: BacktestReport) -> Iterator[tuple[str, float, Any, Any]]:
+    """(request id, ts, request, output) of each row the rules saw; the others counted as skipped."""
+    loads = orjson.loads
+    for request_id, ts, inputs, outputs, decision, mode in rows:
+        if (mode != "on") if mode is not None else _answered_default(mode, decision):
+            report.skipped += 1  # logged in service mode off or shadow: not the answer the rules saw
+            continue
+        try:
+            request = loads(inputs) if isinstance(inputs, (bytes, str)) else inputs
+            output = loads(outputs) if isinstance(outputs, (bytes, str)) else outputs
+        except orjson.JSONDecodeError:
+            report.skipped += 1
+            continue
+        yield request_id, ts, request, output
+
+
+def _compare(report: BacktestReport, old: _Side, new: _Side, parsed: Iterator[Any], examples: int) -> bool:
+    """Decide the next chunk of rows on both sides and count what changes; False when none was left."""
+    chunk = _Chunk()
+    add_id, add_time, add_request, add_output = chunk.adders()
+    for request_id, ts, request, output in islice(parsed, _CHUNK):
+        add_id(request_id)
+        add_time(ts)
+        add_request(request)
+        add_output(output)
+    if not chunk.ids:
+        return False
+    _compare_chunk(report, old, new, chunk, examples)
+    return True
 
 
 def _compare_chunk(report: BacktestReport, old: _Side, new: _Side, chunk: _Chunk, examples: int) -> None:
