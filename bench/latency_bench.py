@@ -24,7 +24,9 @@ apart see about the same machine). Prints a Markdown section.
 `--build NAME=SRC` adds the same shipway servers running another checkout of shipway (its
 `src` folder first on PYTHONPATH), named `NAME:...`, to compare builds in one run;
 `--variant NAME=FLAGS` adds a banking77 server with more `shipway serve` flags
-(e.g. `--variant wait0='--max-wait-ms 0'`) to the batching part.
+(e.g. `--variant wait0='--max-wait-ms 0'`) to the batching part. `--banking77 FOLDER` serves
+another copy of the example (with its artifacts) in every build: one whose shipway.toml an older
+build can read.
 """
 
 from __future__ import annotations
@@ -188,8 +190,11 @@ def main() -> None:
     parser.add_argument("--part", choices=("all", "batching", "log", "hop", "cpu"), default="all", help="one part only")
     parser.add_argument("--build", action="append", default=[], help="NAME=SRC: the servers on another checkout")
     parser.add_argument("--variant", action="append", default=[], help="NAME=FLAGS: one more banking77 server")
+    parser.add_argument("--banking77", type=Path, help="another banking77 folder (with artifacts) for every build")
     args = parser.parse_args()
     parts = ["batching", "log", "hop", "cpu"] if args.part == "all" else [args.part]
+    if args.banking77 is not None:  # e.g. a copy without settings an older build does not know
+        run.BANKING77 = args.banking77.resolve()
     builds: dict[str, str | None] = {"": None}
     for spec in args.build:
         name, _, src = spec.partition("=")

@@ -153,10 +153,13 @@ def with_rules(pipeline: Pipeline, ruleset: RuleSet) -> Pipeline:
     """A copy of `pipeline` whose rules stage runs `ruleset` (a candidate, for gates and tests)."""
     live = LiveRules()
     live.swap(Active(live=ruleset))
-    candidate = pipeline.without("rules")
-    candidate.stages.append(rules_stage(live))
-    candidate.ids = {**pipeline.ids, "rules_version": ruleset.version}
-    return candidate
+    stage = rules_stage(live)
+    stages = [stage if s.name == "rules" else s for s in pipeline.stages]  # in its place: stages after it stay after
+    if stage not in stages:
+        stages.append(stage)
+    return Pipeline(
+        stages, pipeline.input_schema, pipeline.output_schema, {**pipeline.ids, "rules_version": ruleset.version}
+    )
 
 
 def _batch(rules: RuleSet, values: list[Any], requests: list[Any], times: list[float]) -> list[Decision]:
