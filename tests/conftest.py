@@ -287,11 +287,11 @@ def in_process(
     wait: bool = True,
 ) -> Iterator[InProcess]:
     """The project in `target` served in-process with `shipway serve` flags `args`: the same
-    settings, gate, alert jobs and dashboard as `shipway serve`, from a copy of the project in
+    settings, gate, alert and rollout jobs and dashboard as `shipway serve`, from a copy of the project in
     `tmp`, with `env` set while it runs. Started, ready (unless `wait=False`), stopped at the end."""
     from shipway.cli.common import open_project
     from shipway.cli.main import serve as serve_command
-    from shipway.cli.monitor import alert_jobs, dashboard_mounts
+    from shipway.cli.main import served_beside
     from shipway.serving.app import App
 
     if isinstance(target, Path) and target.is_dir():
@@ -308,8 +308,7 @@ def in_process(
         params = serve_command.make_context("serve", [str(target), "--store", store_url, *args]).params
         flags = {key: value for key, value in params.items() if key != "target" and value is not None}
         project = open_project(str(target), flags, gated=True)
-        stores = project.store  # the one store handle of the process, as `shipway serve` gives it
-        app = App(project, alert_jobs(project.settings, stores), dashboard_mounts(project.settings, stores))
+        app = App(project, *served_beside(project))  # the jobs and dashboard `shipway serve` runs
         served = InProcess(app, store_url)
         try:
             served.start()

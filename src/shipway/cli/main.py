@@ -31,6 +31,7 @@ from shipway.core.artifacts import MANIFEST, SIGNATURE, verify_artifacts, write_
 from shipway.core.settings import ENVIRONMENT, SETTINGS
 from shipway.core.settings_page import settings_markdown
 from shipway.errors import ShipwayError
+from shipway.project import Project
 
 __all__ = ["main"]
 
@@ -54,6 +55,14 @@ def main() -> None:
     """shipway: from predict() to a production model service."""
 
 
+def served_beside(project: Project) -> tuple[list[tuple[float, Callable[[], object]]], dict[str, Any]]:
+    """What `shipway serve` runs beside the service in each worker: the alert and rollout jobs, and
+    the dashboard mounted at /dashboard, all on the project's one store handle."""
+    settings, stores = project.settings, project.store
+    jobs = alert_jobs(settings, stores) + rollout_jobs(settings, stores)
+    return jobs, dashboard_mounts(settings, stores)
+
+
 @main.command()
 @click.argument("target", default=".")
 @_setting_options
@@ -71,9 +80,7 @@ def serve(target: str, **flags: Any) -> None:
             + (", /dashboard)" if settings["monitoring.dashboard"] else ")"),
             err=True,
         )
-        stores = project.store  # one store handle per worker: rules, models, feedback, jobs, dashboard
-        jobs = alert_jobs(settings, stores) + rollout_jobs(settings, stores)
-        code = run_server(project, jobs, dashboard_mounts(settings, stores))
+        code = run_server(project, *served_beside(project))
     except ShipwayError as err:
         fail(err)
     sys.exit(code)
