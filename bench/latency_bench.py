@@ -123,7 +123,8 @@ def measure(order: list[tuple[Server, int]], rounds: int, burst: int) -> Reading
                 procs[name] = run.start(cmd, cwd, env)
                 urls[name] = f"http://127.0.0.1:{port}/predict"
             for name, url in urls.items():
-                run.wait_for(url if servers[name].target is None else url.replace("/predict", "/ready"))
+                # Generous: eight servers start at once on a machine that may be loaded.
+                run.wait_for(url if servers[name].target is None else url.replace("/predict", "/ready"), timeout=300)
                 run.wrk(url, 2)  # warm-up
             for round_ in range(rounds):
                 for server, connections in order if round_ % 2 == 0 else order[::-1]:
