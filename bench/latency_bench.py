@@ -24,9 +24,9 @@ apart see about the same machine). Prints a Markdown section.
 `--build NAME=SRC` adds the same shipway servers running another checkout of shipway (its
 `src` folder first on PYTHONPATH), named `NAME:...`, to compare builds in one run;
 `--variant NAME=FLAGS` adds a banking77 server with more `shipway serve` flags
-(e.g. `--variant wait0='--max-wait-ms 0'`) to the batching part. `--banking77 FOLDER` serves
-another copy of the example (with its artifacts) in every build: one whose shipway.toml an older
-build can read.
+(e.g. `--variant wait0='--max-wait-ms 0'`) to the batching part, and to the cpu part
+(in place of its `--no-inline` server). `--banking77 FOLDER` serves another copy of the example
+(with its artifacts) in every build: one whose shipway.toml an older build can read.
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ def main() -> None:
         builds[f"{name}:"] = src
     variants = {name: shlex.split(flags) for name, _, flags in (spec.partition("=") for spec in args.variant)}
     if "cpu" in parts:
-        print(cpu_part(args.rounds, args.burst))
+        print(cpu_part(args.rounds, args.burst, variants))
     order = plan(parts, builds, variants)
     if order:
         readings = measure(order, args.rounds, args.burst)
@@ -238,11 +238,15 @@ def _group(sid: int) -> tuple[float, int, int]:
     return cpu, voluntary, involuntary
 
 
-def cpu_part(rounds: int, burst: int) -> str:
+def cpu_part(rounds: int, burst: int, variants: dict[str, list[str]]) -> str:
     servers = [
         Server("starlette", None),
         Server("banking77", run.BANKING77),
-        Server("banking77 --no-inline", run.BANKING77, ("--no-inline",)),
+        *(
+            [Server(name, run.BANKING77, tuple(flags)) for name, flags in variants.items()]
+            if variants
+            else [Server("banking77 --no-inline", run.BANKING77, ("--no-inline",))]
+        ),
     ]
     rows: dict[str, list[tuple[float, float, float, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -282,6 +286,11 @@ def cpu_part(rounds: int, burst: int) -> str:
         s / b for (_, s, _, _), (_, b, _, _) in zip(rows["banking77"], rows["starlette"], strict=True)
     )
     lines.append(f"\nCPU per request, banking77 / bare Starlette, median of the rounds' ratios: {base:.2f}x.")
+    for name in variants:
+        ratio = statistics.median(
+            s / b for (_, s, _, _), (_, b, _, _) in zip(rows[name], rows["starlette"], strict=True)
+        )
+        lines.append(f"CPU per request, {name} / bare Starlette: {ratio:.2f}x.")
     return "\n".join(lines)
 
 

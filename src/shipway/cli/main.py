@@ -14,7 +14,7 @@ from shipway.cli.build import build
 from shipway.cli.common import fail, open_project
 from shipway.cli.data import data
 from shipway.cli.deploy import deploy
-from shipway.cli.export import export
+from shipway.cli.export import export, export_jobs
 from shipway.cli.feedback import feedback
 from shipway.cli.inspect import inspect
 from shipway.cli.models import models
@@ -56,10 +56,12 @@ def main() -> None:
 
 
 def served_beside(project: Project) -> tuple[list[tuple[float, Callable[[], object]]], dict[str, Any]]:
-    """What `shipway serve` runs beside the service in each worker: the alert and rollout jobs, and
-    the dashboard mounted at /dashboard, all on the project's one store handle."""
+    """What `shipway serve` runs beside the service in each worker: the alert, rollout and log
+    upkeep jobs, and the dashboard mounted at /dashboard, on the project's one store handle."""
     settings, stores = project.settings, project.store
-    jobs = alert_jobs(settings, stores) + rollout_jobs(settings, stores)
+    # The log's upkeep (export, retention) keeps a handle of its own: one worker of one replica
+    # holds the export's lock and runs long scans (store/log_upkeep.py).
+    jobs = alert_jobs(settings, stores) + rollout_jobs(settings, stores) + export_jobs(project.service, settings)
     return jobs, dashboard_mounts(settings, stores)
 
 

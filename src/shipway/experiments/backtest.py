@@ -10,13 +10,17 @@ which, and keeps a few examples of each change: the earliest ones, by time and
 request id, so that reports of parts of the log merge into the report of the
 whole (`BacktestReport.merge`) and a run split over worker processes or a Ray
 cluster (`BacktestJob`) answers exactly as one pass does.
+
+Given the outcomes that came back for the replayed requests (feedback: the true `label`, the
+right `queue`), the report also scores both rule sets on them (rules/scores.py): how often
+each one's answer was right, how many wrong answers it sent for review, how many got through.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import reduce
 from itertools import compress, islice
@@ -28,7 +32,9 @@ import orjson
 from shipway.core.collector import collector_paused
 from shipway.rules import Decision, RuleSet, load_rules
 from shipway.rules.live import META_SCHEMA, Active, LiveRules, rules_stage
+from shipway.rules.scores import DecisionScore, queue_totals
 from shipway.store import PredictionRecord
+from shipway.store.outcomes import OutputReader
 
 __all__ = ["BacktestJob", "BacktestReport", "backtest", "merged", "replay"]
 
@@ -52,6 +58,12 @@ class BacktestReport:
     first_ts: float | None = None
     last_ts: float | None = None
     limit: int = 3  # examples kept per change
+    # The top-level fields either rule set reads (`input.amount`): examples show them first.
+    reads: list[str] = field(default_factory=list)
+    # Scores on the outcomes that came back (None: no outcomes were given to score with).
+    current_score: DecisionScore | None = None
+    proposed_score: DecisionScore | None = None
+    changed_scored: int = 0  # changed decisions whose outcome came back
 
     def merge(self, other: BacktestReport) -> BacktestReport:
         """The report of both parts of the log, as one pass over all of it would give."""
@@ -75,6 +87,10 @@ class BacktestReport:
             first_ts=_pick(min, self.first_ts, other.first_ts),
             last_ts=_pick(max, self.last_ts, other.last_ts),
             limit=self.limit,
+            reads=self.reads,
+            current_score=_merged_score(self.current_score, other.current_score),
+            proposed_score=_merged_score(self.proposed_score, other.proposed_score),
+            changed_scored=self.changed_scored + other.changed_scored,
         )
 
     @property
@@ -92,13 +108,21 @@ class BacktestReport:
             "window": [self.first_ts, self.last_ts],
             "queue_changes": [{"from": a, "to": b, "count": n} for a, b, n in self.transitions],
             "queue_totals": {
-                "current": _totals(self.queues, 0),
-                "proposed": _totals(self.queues, 1),
+                "current": queue_totals(self.queues, 0),
+                "proposed": queue_totals(self.queues, 1),
             },
             "review": dict(self.review),
             "fallback": dict(self.fallback),
             "overrides_changed": self.overrides,
             "examples": self.examples,
+            "reads": self.reads,
+            "outcomes": None
+            if self.current_score is None or self.proposed_score is None
+            else {
+                "changed_scored": self.changed_scored,
+                "current": self.current_score.to_dict(),
+                "proposed": self.proposed_score.to_dict(),
+            },
         }
 
 
@@ -108,10 +132,14 @@ def backtest(
     proposed: RuleSet | Active,
     *,
     examples: int = 3,
+    outcomes: Mapping[str, Mapping[str, Any]] | None = None,
+    reader: OutputReader | None = None,
 ) -> BacktestReport:
-    """Decide every record with both rule sets and compare; `current` None means no rules today."""
+    """Decide every record with both rule sets and compare; `current` None means no rules today.
+    With `outcomes` (`{request_id: {"label": ..., "queue": ...}}`, store.feedback.recorded_outcomes)
+    both sides are scored on them, outputs read by `reader`."""
     rows = ((r.request_id, r.ts, r.inputs, r.outputs, r.decision, getattr(r, "mode", None)) for r in records)
-    return replay(rows, current, proposed, examples=examples)
+    return replay(rows, current, proposed, examples=examples, outcomes=outcomes, reader=reader)
 
 
 # request_id, ts, inputs, outputs, decision (JSON text or parsed), mode (None: logged before the column)
@@ -128,6 +156,7 @@ class _Side:
         self.live.swap(active)
         self.stage = rules_stage(self.live)
         self.version = active.versions[0] or NO_RULES
+        self.reads = [field for rules in (active.live, active.candidate) if rules is not None for field in rules.reads]
 
     def decisions(self, outputs: list[Any], requests: list[Any], times: list[float]) -> list[Decision]:
         """The decision the stage takes for each row, each at its logged time; an empty one where
@@ -143,18 +172,30 @@ def _active(rules: RuleSet | Active | None) -> Active:
 
 
 def replay(
-    rows: Iterable[Row], current: RuleSet | Active | None, proposed: RuleSet | Active, *, examples: int = 3
+    rows: Iterable[Row],
+    current: RuleSet | Active | None,
+    proposed: RuleSet | Active,
+    *,
+    examples: int = 3,
+    outcomes: Mapping[str, Mapping[str, Any]] | None = None,
+    reader: OutputReader | None = None,
 ) -> BacktestReport:
     """The backtest of logged rows whose JSON columns are text (the store) or already parsed (Parquet)."""
     old, new = _Side(_active(current)), _Side(_active(proposed))
     report = BacktestReport(old.version, new.version, limit=examples)
+    report.reads = list(dict.fromkeys([*new.reads, *old.reads]))
+    scoring = None
+    if outcomes is not None:
+        report.current_score, report.proposed_score = DecisionScore(), DecisionScore()
+        if outcomes:  # none came back: nothing to look up per row
+            scoring = (outcomes, reader or OutputReader())
     parsed = _parsed(rows, report)
     while True:
         # A chunk's parsed rows and decisions are thousands of new containers, none in a cycle: the
         # collector waits while a chunk is read and decided (milliseconds), and they are freed
         # before it runs again, so it never scans them.
         with collector_paused():
-            if not _compare(report, old, new, parsed, examples):
+            if not _compare(report, old, new, parsed, examples, scoring):
                 break
     report.examples = {key: report.examples[key] for key in sorted(report.examples)}
     return report
@@ -189,7 +230,12 @@ def _parsed(rows: Iterable[Row], report: BacktestReport) -> Iterator[tuple[str, 
         yield request_id, ts, request, output
 
 
-def _compare(report: BacktestReport, old: _Side, new: _Side, parsed: Iterator[Any], examples: int) -> bool:
+Scoring = tuple[Mapping[str, Mapping[str, Any]], OutputReader] | None
+
+
+def _compare(
+    report: BacktestReport, old: _Side, new: _Side, parsed: Iterator[Any], examples: int, scoring: Scoring
+) -> bool:
     """Decide the next chunk of rows on both sides and count what changes; False when none was left."""
     chunk = _Chunk()
     add_id, add_time, add_request, add_output = chunk.adders()
@@ -200,11 +246,13 @@ def _compare(report: BacktestReport, old: _Side, new: _Side, parsed: Iterator[An
         add_output(output)
     if not chunk.ids:
         return False
-    _compare_chunk(report, old, new, chunk, examples)
+    _compare_chunk(report, old, new, chunk, examples, scoring)
     return True
 
 
-def _compare_chunk(report: BacktestReport, old: _Side, new: _Side, chunk: _Chunk, examples: int) -> None:
+def _compare_chunk(
+    report: BacktestReport, old: _Side, new: _Side, chunk: _Chunk, examples: int, scoring: Scoring
+) -> None:
     requests, outputs, times = chunk.requests, chunk.outputs, chunk.times
     before = old.decisions(outputs, requests, times)
     after = new.decisions(outputs, requests, times)
@@ -215,7 +263,10 @@ def _compare_chunk(report: BacktestReport, old: _Side, new: _Side, chunk: _Chunk
     report.last_ts = last if report.last_ts is None else max(report.last_ts, last)
     # Counted and compared column by column in C; only the rows that change are looked at here.
     report.queues.update(zip(map(_QUEUE, keys_a), map(_QUEUE, keys_b), strict=True))
-    for i in compress(range(len(keys_a)), map(ne, keys_a, keys_b)):
+    changed = list(compress(range(len(keys_a)), map(ne, keys_a, keys_b)))
+    if scoring is not None:
+        _score(report, chunk, before, after, set(changed), scoring)
+    for i in changed:
         a, b = before[i], after[i]
         queue_a, queue_b = a.queue, b.queue
         report.changed += 1
@@ -243,6 +294,28 @@ def _compare_chunk(report: BacktestReport, old: _Side, new: _Side, chunk: _Chunk
             del kept[examples:]
 
 
+def _score(
+    report: BacktestReport,
+    chunk: _Chunk,
+    before: list[Decision],
+    after: list[Decision],
+    changed: set[int],
+    scoring: tuple[Mapping[str, Mapping[str, Any]], OutputReader],
+) -> None:
+    """Both sides scored on the outcomes that came back for the chunk's requests."""
+    outcomes, reader = scoring
+    current, proposed = report.current_score, report.proposed_score
+    assert current is not None and proposed is not None
+    for i, request_id in enumerate(chunk.ids):
+        known = outcomes.get(request_id)
+        if known is None:
+            continue
+        output = chunk.outputs[i]
+        for score, d in ((current, before[i]), (proposed, after[i])):
+            score.add(reader, output, d.queue, d.review, d.fallback, d.set, known)
+        report.changed_scored += i in changed
+
+
 # What a backtest compares of two decisions (a change in any of them is counted), and the queue.
 _KEY = attrgetter("queue", "review", "fallback", "set")
 _QUEUE = itemgetter(0)
@@ -268,6 +341,9 @@ class BacktestJob:
     # (mode shadow or canary, canary, canary_key), from the rules history.
     candidate: tuple[str, str] | None = None
     candidate_options: dict[str, Any] = field(default_factory=dict)
+    # The outcomes to score both sides on (`backtest`'s), and the reader of the outputs.
+    outcomes: dict[str, dict[str, Any]] | None = None
+    reader: OutputReader | None = None
 
     def setup(self) -> None:
         def compile(source: tuple[str, str]) -> RuleSet:
@@ -303,7 +379,9 @@ class BacktestJob:
             and (until is None or r["ts"] < until)
             and (service is None or r.get("service", service) == service)
         )
-        return replay(logged, self._current, self._proposed, examples=self.examples)
+        return replay(
+            logged, self._current, self._proposed, examples=self.examples, outcomes=self.outcomes, reader=self.reader
+        )
 
 
 def merged(parts: Iterator[BacktestReport] | Iterable[BacktestReport]) -> BacktestReport:
@@ -325,6 +403,10 @@ def _answered_default(mode: str | None, decision: Any) -> bool:
     return isinstance(decision, dict) and decision.get("answer") == "default"
 
 
+def _merged_score(a: DecisionScore | None, b: DecisionScore | None) -> DecisionScore | None:
+    return b if a is None else a if b is None else a.merge(b)
+
+
 def _when(example: dict[str, Any]) -> tuple[float, str]:
     return (example["ts"], example["request_id"])
 
@@ -342,10 +424,3 @@ def _brief(decision: Decision) -> dict[str, Any]:
         "set": decision.set,
         "fired": decision.fired,
     }
-
-
-def _totals(queues: Counter[tuple[str | None, str | None]], side: int) -> dict[str, int]:
-    totals: Counter[str] = Counter()
-    for pair, n in queues.items():
-        totals[str(pair[side])] += n
-    return dict(totals.most_common())

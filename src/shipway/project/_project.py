@@ -172,27 +172,30 @@ class Project:
 
     # -- the gate policy ----------------------------------------------------------------------
 
-    def check(self, candidate: Pipeline, what: str, run: RunOn = None) -> None:
+    def check(self, candidate: Pipeline, what: str, run: RunOn = None) -> GateResult | None:
         """Run the gate on `candidate`; GateFailed (with the suites' report) refuses it. `what`
-        names the candidate in the message ("rules v2", "model 2026-11-01")."""
+        names the candidate in the message ("rules v2", "model 2026-11-01"). The passing result
+        (what ran), or None without a gate."""
         if self.gate is None:
-            return
-        enforce(run(self.gate, candidate) if run is not None else self.gate(candidate), what)
+            return None
+        result = run(self.gate, candidate) if run is not None else self.gate(candidate)
+        enforce(result, what)
+        return result
 
-    def check_model(self, candidate: Pipeline, artifacts: Path, what: str, run: RunOn = None) -> None:
+    def check_model(self, candidate: Pipeline, artifacts: Path, what: str, run: RunOn = None) -> GateResult | None:
         """The gates a model passes before it takes traffic: the parity gate first when its training
-        recorded held-out answers (core/parity.py), then the validation suites."""
+        recorded held-out answers (core/parity.py), then the validation suites (their passing result)."""
         if read_held_out(artifacts) is not None:
             tolerance = self.settings["deploy.parity_tolerance"]
             args = (candidate, artifacts, tolerance)
             enforce(run(check_parity, *args) if run is not None else check_parity(*args), what)
-        self.check(candidate, what, run)
+        return self.check(candidate, what, run)
 
-    def check_rules(self, pipeline: Pipeline, ruleset: RuleSet, run: RunOn = None) -> None:
+    def check_rules(self, pipeline: Pipeline, ruleset: RuleSet, run: RunOn = None) -> GateResult | None:
         """Gate `ruleset` as the rules of `pipeline` (whatever rules it runs now are replaced)."""
         from shipway.rules.live import with_rules
 
-        self.check(with_rules(pipeline, ruleset), f"rules {ruleset.version}", run)
+        return self.check(with_rules(pipeline, ruleset), f"rules {ruleset.version}", run)
 
     # -- the service mode ---------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ class RuleSet:
         "filename",
         "names",
         "python",
+        "reads",
         "reads_meta",
         "source",
         "version",
@@ -57,6 +58,7 @@ class RuleSet:
         python: str,
         decide_batch: DecideBatch,
         reads_meta: bool = True,
+        reads: tuple[str, ...] = (),
     ) -> None:
         self.decide: Decide = decide
         # The batch form, compiled from the same rules: one call decides a batch.
@@ -69,6 +71,7 @@ class RuleSet:
         self.default_answer = default_answer
         self.names = names  # the rules and tables, in order
         self.python = python  # the generated source, for `explain` and debugging
+        self.reads = reads  # the top-level fields it reads (`input.amount`), in the order first read
 
     def decide_many(self, rows: Iterable[tuple[Any, Any, Any]]) -> list[Decision]:
         """Decide over (request, output, meta) triples, e.g. logged predictions for a backtest."""
@@ -122,7 +125,7 @@ def load_rules(
     tables = analyse(spec, diags, checker.types, checker.paths)
     diags.raise_if_errors()
     version = spec.version or hashlib.sha256(text.encode()).hexdigest()[:12]
-    python, namespace = generate(spec, version, checker.types, tables)
+    python, namespace, reads = generate(spec, version, checker.types, tables)
     exec(compile(python, f"<rules {name} {version}>", "exec"), namespace)  # our generated code, not rule text
     return RuleSet(
         namespace["decide"],
@@ -135,6 +138,7 @@ def load_rules(
         decide_batch=namespace["decide_batch"],
         reads_meta=namespace["_reads_meta"],
         python=python,
+        reads=reads,
     )
 
 

@@ -104,7 +104,8 @@ class App:
                 )
             },
         }
-        rt.routes = list(self._routes)
+        # Every path a client may call, as GET / lists it: the open routes, feedback, admin, mounts.
+        rt.routes = list(dict.fromkeys([*self._routes, *(path for path, _ in self._guarded_routes), *self.mounts]))
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -190,6 +191,8 @@ class App:
         if rt.batcher is not None:
             # Behind a stuck predict nothing queued can run: waiting for it only delays the restart.
             await rt.batcher.stop(timeout=0 if rt.stuck else rt.settings["serve.graceful_timeout_s"])
+        if rt.metrics is not None:
+            rt.metrics.flush(0)  # the last second's tallies
         if rt.log is not None:
             rt.log_plain = None  # a request that races the close goes through add(), which counts it
             await asyncio.to_thread(rt.log.close)

@@ -44,7 +44,7 @@ class FeedbackWriter:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise PayloadError(f"the feedback body is not JSON ({exc}); send a JSON object or list") from exc
-        records = parse_feedback(data)
+        records = parse_feedback(data, self.describe)
         store = self.stores.get()
         try:
             outcome = store.write_feedback(

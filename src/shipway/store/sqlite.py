@@ -12,7 +12,9 @@ from typing import Any, TypeVar
 
 import orjson
 
+from shipway.core.collector import collector_paused
 from shipway.errors import StoreError, StoreUnavailable
+from shipway.store import segments
 from shipway.store.base import (
     COLUMNS,
     Executor,
@@ -21,6 +23,7 @@ from shipway.store.base import (
     record_from_row,
     where_clause,
 )
+from shipway.store.partitions import Partition
 from shipway.store.records import Context, LogColumns, PredictionRecord, RulesEvent, columns_of, entry_of
 from shipway.store.rollups import write_rollups
 from shipway.store.segments import decode, encode, merge_by_ts
@@ -306,15 +309,28 @@ class SQLiteStore(Store):
             )
             low = -float("inf") if since is None else since
             high = float("inf") if until is None else until
+            bounded = since is not None or until is not None
             for sid, _, body, *context in conn.execute(f"{_SEGMENTS}{where} ORDER BY s.id", params):
-                rows = [row for row in orjson.loads(body) if low <= row[1] < high]
-                if rows:
-                    yield sid, LogColumns(tuple(context), *zip(*rows, strict=True))  # type: ignore[arg-type]
+                with collector_paused():  # a list per entry, none in a cycle
+                    rows = orjson.loads(body)
+                    rows = [row for row in rows if low <= row[1] < high] if bounded else rows
+                    part = LogColumns(tuple(context), *zip(*rows, strict=True)) if rows else None  # type: ignore[arg-type]
+                if part is not None:
+                    yield sid, part
         except sqlite3.Error as exc:
             raise self._error(exc, "read from") from exc
         finally:
             if own:
                 conn.close()
+
+    def expired_log(self, cutoff: float) -> list[Partition]:
+        # One table, no partitions: what is older than the cutoff (a day's start) is one part.
+        low = self._transact(segments.oldest)
+        name = "before " + time.strftime("%Y-%m-%d", time.gmtime(cutoff))
+        return [] if low is None or low >= cutoff else [Partition(name, float("-inf"), cutoff)]
+
+    def drop_log(self, part: Partition) -> None:
+        self._transact(lambda run: segments.trim(run, part.until))
 
     def count_predictions(self, service: str | None = None) -> int:
         where, params = ("", []) if service is None else (" WHERE c.service = ?", [service])
