@@ -384,36 +384,17 @@ class BacktestJob:
         )
 
     def columns(self) -> tuple[str, ...]:
-        """What it reads of the exported log: COLUMNS, and the typed columns the rules read
-        over columns (`table`)."""
-        from shipway.rules.columns import ColumnRules
+        """What it reads of the exported log: COLUMNS, and the typed columns its rules read."""
+        from shipway.experiments.backtest_columns import job_columns
 
-        if not hasattr(self, "_proposed"):
-            self.setup()
-        read: set[str] = set()
-        for rules in (self._proposed, self._current.live, self._current.candidate):
-            columnar = ColumnRules.of(rules)
-            read |= columnar.columns if columnar is not None else set()
-        return (*self.COLUMNS, "documents_ok", *sorted(read - {"ts", "meta.canary"}))
+        return job_columns(self)
 
     def table(self, table: Any) -> BacktestReport:
-        """The backtest of an Arrow batch of the export: over columns where the rules allow
-        (experiments/backtest_columns.py), the same report as `__call__` on its rows."""
-        import pyarrow.compute as pc
+        """An Arrow batch of the export, decided over columns where the rules allow
+        (experiments/backtest_columns.py): the same report as `__call__` on its rows."""
+        from shipway.experiments.backtest_columns import job_table
 
-        from shipway.experiments.backtest_columns import replay_table
-
-        chosen = []
-        for name, op, value in (("ts", pc.greater_equal, self.since), ("ts", pc.less, self.until)):
-            if value is not None:
-                chosen.append(op(table.column(name), value))
-        if self.service is not None and "service" in table.column_names:
-            chosen.append(pc.fill_null(pc.equal(table.column("service"), self.service), True))
-        for mask in chosen:
-            table = table.filter(mask)
-        return replay_table(
-            table, self._current, self._proposed, examples=self.examples, outcomes=self.outcomes, reader=self.reader
-        )
+        return job_table(self, table)
 
 
 def merged(parts: Iterator[BacktestReport] | Iterable[BacktestReport]) -> BacktestReport:

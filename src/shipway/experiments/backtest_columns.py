@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from shipway.experiments.backtest import BacktestReport, Row, _active, replay
+from shipway.experiments.backtest import BacktestJob, BacktestReport, Row, _active, replay
 from shipway.rules import RuleSet
 from shipway.rules.columns import ColumnDecisions, ColumnRules, NotColumnar
 from shipway.rules.live import Active, _bucket
@@ -85,6 +85,34 @@ def replay_table(
     if unsure is not None and unsure.num_rows:
         report = report.merge(by_rows(unsure))
     return report
+
+
+def job_columns(job: BacktestJob) -> tuple[str, ...]:
+    """`BacktestJob.columns`: COLUMNS, `documents_ok` and the typed columns its rules read."""
+    if not hasattr(job, "_proposed"):
+        job.setup()
+    read: set[str] = set()
+    for rules in (job._proposed, job._current.live, job._current.candidate):
+        columnar = ColumnRules.of(rules)
+        read |= columnar.columns if columnar is not None else set()
+    return (*job.COLUMNS, "documents_ok", *sorted(read - {"ts", "meta.canary"}))
+
+
+def job_table(job: BacktestJob, table: Any) -> BacktestReport:
+    """`BacktestJob.table`: its window's and service's rows of the batch, through `replay_table`."""
+    import pyarrow.compute as pc
+
+    chosen = []
+    for op, value in ((pc.greater_equal, job.since), (pc.less, job.until)):
+        if value is not None:
+            chosen.append(op(table.column("ts"), value))
+    if job.service is not None and "service" in table.column_names:
+        chosen.append(pc.fill_null(pc.equal(table.column("service"), job.service), True))
+    for mask in chosen:
+        table = table.filter(mask)
+    return replay_table(
+        table, job._current, job._proposed, examples=job.examples, outcomes=job.outcomes, reader=job.reader
+    )
 
 
 def _decide(side: Any, table: Any, columns: dict[str, Any], queues: list[Any], constants: list[Any]) -> ColumnDecisions:
