@@ -25,7 +25,8 @@ apart see about the same machine). Prints a Markdown section.
 `src` folder first on PYTHONPATH), named `NAME:...`, to compare builds in one run;
 `--variant NAME=FLAGS` adds a banking77 server with more `shipway serve` flags
 (e.g. `--variant wait0='--max-wait-ms 0'`) to the batching part, and to the cpu part
-(in place of its `--no-inline` server).
+(in place of its `--no-inline` server). `--banking77 FOLDER` serves another copy of the example
+(with its artifacts) in every build: one whose shipway.toml an older build can read.
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ def measure(order: list[tuple[Server, int]], rounds: int, burst: int) -> Reading
                 procs[name] = run.start(cmd, cwd, env)
                 urls[name] = f"http://127.0.0.1:{port}/predict"
             for name, url in urls.items():
-                run.wait_for(url if servers[name].target is None else url.replace("/predict", "/ready"))
+                # Generous: eight servers start at once on a machine that may be loaded.
+                run.wait_for(url if servers[name].target is None else url.replace("/predict", "/ready"), timeout=300)
                 run.wrk(url, 2)  # warm-up
             for round_ in range(rounds):
                 for server, connections in order if round_ % 2 == 0 else order[::-1]:
@@ -189,8 +191,11 @@ def main() -> None:
     parser.add_argument("--part", choices=("all", "batching", "log", "hop", "cpu"), default="all", help="one part only")
     parser.add_argument("--build", action="append", default=[], help="NAME=SRC: the servers on another checkout")
     parser.add_argument("--variant", action="append", default=[], help="NAME=FLAGS: one more banking77 server")
+    parser.add_argument("--banking77", type=Path, help="another banking77 folder (with artifacts) for every build")
     args = parser.parse_args()
     parts = ["batching", "log", "hop", "cpu"] if args.part == "all" else [args.part]
+    if args.banking77 is not None:  # e.g. a copy without settings an older build does not know
+        run.BANKING77 = args.banking77.resolve()
     builds: dict[str, str | None] = {"": None}
     for spec in args.build:
         name, _, src = spec.partition("=")

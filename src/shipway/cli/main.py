@@ -14,6 +14,7 @@ from shipway.cli.build import build
 from shipway.cli.common import fail, open_project
 from shipway.cli.data import data
 from shipway.cli.deploy import deploy
+from shipway.cli.drift import drift
 from shipway.cli.export import export, export_jobs
 from shipway.cli.feedback import feedback
 from shipway.cli.inspect import inspect
@@ -31,6 +32,7 @@ from shipway.core.artifacts import MANIFEST, SIGNATURE, verify_artifacts, write_
 from shipway.core.settings import ENVIRONMENT, SETTINGS
 from shipway.core.settings_page import settings_markdown
 from shipway.errors import ShipwayError
+from shipway.project import Project
 
 __all__ = ["main"]
 
@@ -54,6 +56,16 @@ def main() -> None:
     """shipway: from predict() to a production model service."""
 
 
+def served_beside(project: Project) -> tuple[list[tuple[float, Callable[[], object]]], dict[str, Any]]:
+    """What `shipway serve` runs beside the service in each worker: the alert, rollout and log
+    upkeep jobs, and the dashboard mounted at /dashboard, on the project's one store handle."""
+    settings, stores = project.settings, project.store
+    # The log's upkeep (export, retention) keeps a handle of its own: one worker of one replica
+    # holds the export's lock and runs long scans (store/log_upkeep.py).
+    jobs = alert_jobs(settings, stores) + rollout_jobs(settings, stores) + export_jobs(project.service, settings)
+    return jobs, dashboard_mounts(settings, stores)
+
+
 @main.command()
 @click.argument("target", default=".")
 @_setting_options
@@ -71,8 +83,7 @@ def serve(target: str, **flags: Any) -> None:
             + (", /dashboard)" if settings["monitoring.dashboard"] else ")"),
             err=True,
         )
-        jobs = alert_jobs(settings) + rollout_jobs(settings) + export_jobs(project.service, settings)
-        code = run_server(project, jobs, dashboard_mounts(settings))
+        code = run_server(project, *served_beside(project))
     except ShipwayError as err:
         fail(err)
     sys.exit(code)
@@ -145,6 +156,7 @@ main.add_command(explain)
 main.add_command(new)
 main.add_command(check)
 main.add_command(update)
+monitor.add_command(drift)
 main.add_command(monitor)
 main.add_command(dashboard)
 main.add_command(feedback)

@@ -2,7 +2,7 @@
 
 The model is not called: the prediction log keeps each request and the model's
 output before any rules, so the log replays from the pipeline's `rules` stage
-onward (`Pipeline.replay`), through the same stage serving runs (rules/live.py):
+onward through the same stage serving runs (rules/live.py), in its batch form:
 the current side is what serves now, with any shadow or canary rules beside the
 live ones, decided as serving decides them, `meta.time` the logged time. Rows the
 service answered in mode off or shadow (the log's `mode` column) are skipped. The report counts the decisions that change, from which queue to
@@ -23,13 +23,13 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import reduce
+from itertools import compress, islice
+from operator import attrgetter, itemgetter, ne
 from typing import Any
 
 import orjson
 
 from shipway.core.collector import collector_paused
-from shipway.core.pipeline import Decided, Pipeline
-from shipway.core.schema import Schema
 from shipway.rules import Decision, RuleSet, load_rules
 from shipway.rules.live import META_SCHEMA, Active, LiveRules, rules_stage
 from shipway.rules.scores import DecisionScore, queue_totals
@@ -144,25 +144,24 @@ def backtest(
 
 # request_id, ts, inputs, outputs, decision (JSON text or parsed), mode (None: logged before the column)
 Row = tuple[str, float, Any, Any, Any, str | None]
-_CHUNK = 2048  # rows replayed through the rules stage at once (milliseconds with the collector paused)
-_ANY = Schema(Any, "output")
+_CHUNK = 2048  # rows decided at once (milliseconds with the collector paused)
 
 
 class _Side:
-    """One side of a backtest: a pipeline of the stages from `rules` onward, on `active`."""
+    """One side of a backtest: the `rules` stage serving builds (rules_stage over a LiveRules) on
+    `active`, run through its batch form."""
 
     def __init__(self, active: Active) -> None:
         self.live = LiveRules()
         self.live.swap(active)
-        self.pipeline = Pipeline([rules_stage(self.live)], Schema(Any, "input"), _ANY)
+        self.stage = rules_stage(self.live)
         self.version = active.versions[0] or NO_RULES
         self.reads = [field for rules in (active.live, active.candidate) if rules is not None for field in rules.reads]
 
     def decisions(self, outputs: list[Any], requests: list[Any], times: list[float]) -> list[Decision]:
-        """The decision the stage returned for each row; an empty one where it returned none."""
-        self.live.clock = iter(times).__next__  # each decision reads its row's logged time, in order
-        decided = self.pipeline.replay("rules", outputs, requests)
-        return [(d.decided or _EMPTY) if isinstance(d, Decided) else _EMPTY for d in decided]  # type: ignore[misc]
+        """The decision the stage takes for each row, each at its logged time; an empty one where
+        no rules decide. Nothing is answered offline, so no answer is built (`LiveRules.decisions`)."""
+        return self.live.decisions(outputs, requests, times, empty=_EMPTY)  # type: ignore[return-value]
 
 
 _EMPTY = Decision()
@@ -190,10 +189,36 @@ def replay(
         report.current_score, report.proposed_score = DecisionScore(), DecisionScore()
         if outcomes:  # none came back: nothing to look up per row
             scoring = (outcomes, reader or OutputReader())
+    parsed = _parsed(rows, report)
+    while True:
+        # A chunk's parsed rows and decisions are thousands of new containers, none in a cycle: the
+        # collector waits while a chunk is read and decided (milliseconds), and they are freed
+        # before it runs again, so it never scans them.
+        with collector_paused():
+            if not _compare(report, old, new, parsed, examples, scoring):
+                break
+    report.examples = {key: report.examples[key] for key in sorted(report.examples)}
+    return report
+
+
+@dataclass
+class _Chunk:
+    """Rows to decide at once, column by column."""
+
+    ids: list[str] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    requests: list[Any] = field(default_factory=list)
+    outputs: list[Any] = field(default_factory=list)
+
+    def adders(self) -> tuple[Any, Any, Any, Any]:
+        return self.ids.append, self.times.append, self.requests.append, self.outputs.append
+
+
+def _parsed(rows: Iterable[Row], report: BacktestReport) -> Iterator[tuple[str, float, Any, Any]]:
+    """(request id, ts, request, output) of each row the rules saw; the others counted as skipped."""
     loads = orjson.loads
-    chunk: list[tuple[str, float, Any, Any]] = []
     for request_id, ts, inputs, outputs, decision, mode in rows:
-        if _answered_default(mode, decision):
+        if (mode != "on") if mode is not None else _answered_default(mode, decision):
             report.skipped += 1  # logged in service mode off or shadow: not the answer the rules saw
             continue
         try:
@@ -202,73 +227,98 @@ def replay(
         except orjson.JSONDecodeError:
             report.skipped += 1
             continue
-        chunk.append((request_id, ts, request, output))
-        if len(chunk) >= _CHUNK:
-            _compare(report, old, new, chunk, examples, scoring)
-            chunk = []
-    if chunk:
-        _compare(report, old, new, chunk, examples, scoring)
-    report.examples = {key: report.examples[key] for key in sorted(report.examples)}
-    return report
+        yield request_id, ts, request, output
+
+
+Scoring = tuple[Mapping[str, Mapping[str, Any]], OutputReader] | None
 
 
 def _compare(
-    report: BacktestReport,
-    old: _Side,
-    new: _Side,
-    chunk: list[tuple[str, float, Any, Any]],
-    examples: int,
-    scoring: tuple[Mapping[str, Mapping[str, Any]], OutputReader] | None = None,
+    report: BacktestReport, old: _Side, new: _Side, parsed: Iterator[Any], examples: int, scoring: Scoring
+) -> bool:
+    """Decide the next chunk of rows on both sides and count what changes; False when none was left."""
+    chunk = _Chunk()
+    add_id, add_time, add_request, add_output = chunk.adders()
+    for request_id, ts, request, output in islice(parsed, _CHUNK):
+        add_id(request_id)
+        add_time(ts)
+        add_request(request)
+        add_output(output)
+    if not chunk.ids:
+        return False
+    _compare_chunk(report, old, new, chunk, examples, scoring)
+    return True
+
+
+def _compare_chunk(
+    report: BacktestReport, old: _Side, new: _Side, chunk: _Chunk, examples: int, scoring: Scoring
 ) -> None:
-    requests = [c[2] for c in chunk]
-    outputs = [c[3] for c in chunk]
-    times = [c[1] for c in chunk]
-    # Each side gets its own copies of the outputs' list: a stage may replace items in place. A
-    # chunk's decisions are thousands of new containers, none in a cycle: the collector waits.
-    with collector_paused():
-        before = old.decisions(list(outputs), requests, times)
-        after = new.decisions(list(outputs), requests, times)
-    report.total += len(chunk)
+    requests, outputs, times = chunk.requests, chunk.outputs, chunk.times
+    before = old.decisions(outputs, requests, times)
+    after = new.decisions(outputs, requests, times)
+    keys_a, keys_b = list(map(_KEY, before)), list(map(_KEY, after))
+    report.total += len(times)
     first, last = min(times), max(times)
     report.first_ts = first if report.first_ts is None else min(report.first_ts, first)
     report.last_ts = last if report.last_ts is None else max(report.last_ts, last)
-    queues = report.queues
-    for (request_id, ts, request, output), a, b in zip(chunk, before, after, strict=True):
+    # Counted and compared column by column in C; only the rows that change are looked at here.
+    report.queues.update(zip(map(_QUEUE, keys_a), map(_QUEUE, keys_b), strict=True))
+    changed = list(compress(range(len(keys_a)), map(ne, keys_a, keys_b)))
+    if scoring is not None:
+        _score(report, chunk, before, after, set(changed), scoring)
+    for i in changed:
+        a, b = before[i], after[i]
         queue_a, queue_b = a.queue, b.queue
-        queues[(queue_a, queue_b)] += 1
-        differs = queue_a != queue_b
+        report.changed += 1
         if a.review != b.review:
             report.review["added" if b.review else "removed"] += 1
-            differs = True
         if a.fallback != b.fallback:
             report.fallback["added" if b.fallback else "removed"] += 1
-            differs = True
         if a.set != b.set:
             report.overrides += 1
-            differs = True
-        if scoring is not None and request_id in scoring[0]:
-            known, reader = scoring[0][request_id], scoring[1]
-            for score, d in ((report.current_score, a), (report.proposed_score, b)):
-                assert score is not None
-                score.add(reader, output, d.queue, d.review, d.fallback, d.set, known)
-            report.changed_scored += differs
-        if differs:
-            report.changed += 1
-            key = f"{queue_a} -> {queue_b}" if queue_a != queue_b else "same queue, other change"
-            kept = report.examples.setdefault(key, [])
-            when = (ts, request_id)
-            if len(kept) < examples or when < _when(kept[-1]):
-                # The earliest examples by time, then request id: the same whichever part of the log ran.
-                example = {
-                    "request_id": request_id,
-                    "ts": ts,
-                    "input": request,
-                    "output": output,
-                    "current": _brief(a),
-                    "proposed": _brief(b),
-                }
-                kept.insert(bisect.bisect(kept, when, key=_when), example)
-                del kept[examples:]
+        key = f"{queue_a} -> {queue_b}" if queue_a != queue_b else "same queue, other change"
+        kept = report.examples.setdefault(key, [])
+        request_id, ts = chunk.ids[i], times[i]
+        when = (ts, request_id)
+        if len(kept) < examples or when < _when(kept[-1]):
+            # The earliest examples by time, then request id: the same whichever part of the log ran.
+            example = {
+                "request_id": request_id,
+                "ts": ts,
+                "input": requests[i],
+                "output": outputs[i],
+                "current": _brief(a),
+                "proposed": _brief(b),
+            }
+            kept.insert(bisect.bisect(kept, when, key=_when), example)
+            del kept[examples:]
+
+
+def _score(
+    report: BacktestReport,
+    chunk: _Chunk,
+    before: list[Decision],
+    after: list[Decision],
+    changed: set[int],
+    scoring: tuple[Mapping[str, Mapping[str, Any]], OutputReader],
+) -> None:
+    """Both sides scored on the outcomes that came back for the chunk's requests."""
+    outcomes, reader = scoring
+    current, proposed = report.current_score, report.proposed_score
+    assert current is not None and proposed is not None
+    for i, request_id in enumerate(chunk.ids):
+        known = outcomes.get(request_id)
+        if known is None:
+            continue
+        output = chunk.outputs[i]
+        for score, d in ((current, before[i]), (proposed, after[i])):
+            score.add(reader, output, d.queue, d.review, d.fallback, d.set, known)
+        report.changed_scored += i in changed
+
+
+# What a backtest compares of two decisions (a change in any of them is counted), and the queue.
+_KEY = attrgetter("queue", "review", "fallback", "set")
+_QUEUE = itemgetter(0)
 
 
 @dataclass
@@ -332,6 +382,19 @@ class BacktestJob:
         return replay(
             logged, self._current, self._proposed, examples=self.examples, outcomes=self.outcomes, reader=self.reader
         )
+
+    def columns(self) -> tuple[str, ...]:
+        """What it reads of the exported log: COLUMNS, and the typed columns its rules read."""
+        from shipway.experiments.backtest_columns import job_columns
+
+        return job_columns(self)
+
+    def table(self, table: Any) -> BacktestReport:
+        """An Arrow batch of the export, decided over columns where the rules allow
+        (experiments/backtest_columns.py): the same report as `__call__` on its rows."""
+        from shipway.experiments.backtest_columns import job_table
+
+        return job_table(self, table)
 
 
 def merged(parts: Iterator[BacktestReport] | Iterable[BacktestReport]) -> BacktestReport:

@@ -20,6 +20,7 @@ from shipway.rules.spec_checks import Checker
 __all__ = ["RuleSet", "load_rules"]
 
 Decide = Callable[..., Decision]  # (request, output, meta=None)
+DecideBatch = Callable[[Iterable[Any], Iterable[Any], Iterable[Any]], list[Decision]]  # (requests, outputs, metas)
 
 
 class RuleSet:
@@ -32,11 +33,13 @@ class RuleSet:
 
     __slots__ = (
         "decide",
+        "decide_batch",
         "default_answer",
         "filename",
         "names",
         "python",
         "reads",
+        "reads_meta",
         "source",
         "version",
         "warnings",
@@ -53,9 +56,14 @@ class RuleSet:
         default_answer: Any,
         names: list[str],
         python: str,
+        decide_batch: DecideBatch,
+        reads_meta: bool = True,
         reads: tuple[str, ...] = (),
     ) -> None:
         self.decide: Decide = decide
+        # The batch form, compiled from the same rules: one call decides a batch.
+        self.decide_batch: DecideBatch = decide_batch
+        self.reads_meta = reads_meta  # False: the rules read no `meta.` field, so none need be made
         self.version = version
         self.source = source
         self.filename = filename
@@ -69,7 +77,8 @@ class RuleSet:
         """Decide over (request, output, meta) triples, e.g. logged predictions for a backtest."""
         decide = self.decide
         # A million decisions are millions of new containers, none in a cycle: without this the
-        # collector would rescan the growing result list again and again.
+        # collector would rescan the growing result list again and again. (Rows come as triples:
+        # turning them into the columns decide_batch takes costs what the batch form saves.)
         with collector_paused():
             return [decide(request, output, meta) for request, output, meta in rows]
 
@@ -126,6 +135,8 @@ def load_rules(
         warnings=[d for d in diags.sorted() if d.severity == "warning"],
         default_answer=spec.defaults.answer,
         names=[step.name for step in spec.steps],
+        decide_batch=namespace["decide_batch"],
+        reads_meta=namespace["_reads_meta"],
         python=python,
         reads=reads,
     )

@@ -92,6 +92,8 @@ async def _bad_request(request: Request, exc: Exception) -> Response:
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StoreUnavailable)
+    request.scope["shipway.dashboard"].stores.failed(exc)  # logged once; the next request reconnects
     return error(503, "store_unavailable", f"the store cannot be reached now: {exc}")
 
 
