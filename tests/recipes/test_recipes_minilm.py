@@ -59,3 +59,13 @@ def test_the_fine_tuned_model_saves_weights_only_and_loads_back(tmp_path: Path) 
     probabilities = loaded.predict_proba(TEXTS)
     assert probabilities.shape == (4, 2) and np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     assert manifest["labels"] == ["card", "refund"]
+
+
+def test_texts_of_the_task_are_looked_up_not_encoded_again(tmp_path: Path) -> None:
+    from shipway.recipes import _minilm
+
+    vectors = _minilm.embeddings(data(tmp_path / "cache"), "train")
+    mixed = _minilm.encode([TEXTS[2], "a text never embedded", TEXTS[0]])
+    assert np.array_equal(mixed[0], vectors[2]) and np.array_equal(mixed[2], vectors[0])
+    fresh = _minilm._encode([TEXTS[2], "a text never embedded", TEXTS[0]])
+    assert np.allclose(mixed, fresh, atol=1e-5)  # the same encoder: a lookup answers as encoding does
