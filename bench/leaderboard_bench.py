@@ -68,7 +68,9 @@ def one(args: argparse.Namespace, src: Path | None) -> tuple[float, float]:
     wall = time.perf_counter() - started
     after = os.times()
     cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
-    print(f"wall time: {wall:.1f} s, CPU {cpu:.1f} s, for {len(args.recipes)} recipes x {args.seeds} seeds, --jobs {args.jobs}")
+    print(
+        f"wall time: {wall:.1f} s, CPU {cpu:.1f} s, for {len(args.recipes)} recipes x {args.seeds} seeds, --jobs {args.jobs}"
+    )
     print(f"load average at the end: {os.getloadavg()}")
     subprocess.run([shipway, "leaderboard"], cwd=EXAMPLE, env=env, check=True)
     return wall, cpu

@@ -55,7 +55,9 @@ def test_an_ensemble_saves_its_members_and_loads_back_as_one_model_from_cached_m
     assert sum(m["weight"] for m in listed) == pytest.approx(1)
     assert {m["recipe"] for m in listed} <= {"tfidf-lr", "tfidf-nb"}
     assert any(line.startswith("ensemble weights tfidf-lr") for line in said)
-    cached = sorted(p.name.split("-")[0] + "-" + p.name.split("-")[1] for p in (tmp_path / "cache" / "members").iterdir())
+    cached = sorted(
+        p.name.split("-")[0] + "-" + p.name.split("-")[1] for p in (tmp_path / "cache" / "members").iterdir()
+    )
     assert cached == ["tfidf-lr", "tfidf-nb"]
     # The service's view: the folder loads through its manifest and answers as the weighted members do.
     predictor = recipes.load(folder)
@@ -89,7 +91,7 @@ def test_bad_members_and_a_task_without_validation_are_refused(tmp_path: Path) -
             recipes.train(Ensemble(), data, tmp_path, {"members": members})
     with pytest.raises(RecipeError, match="no recipe 'bert'"):
         recipes.train(Ensemble(), data, tmp_path, {"members": "tfidf-lr,bert"})
-    with pytest.raises(RecipeError, match="write `recipe.param=value`"):
+    with pytest.raises(RecipeError, match=r"write `recipe\.param=value`"):
         recipes.train(Ensemble(), data, tmp_path, {"members": "tfidf-lr,tfidf-nb", "member_params": "tfidf-lr.C"})
     no_valid = Data(data.kind, data.train, Split([], []), data.test, version="v1")
     with pytest.raises(RecipeError, match="chooses its weights on the validation split"):

@@ -204,9 +204,15 @@ def try_recipes(
                     manifest = write_manifest(folder, {k: v for k, v in same.items() if k != "files"})
                 _record(run, manifest, folder)
                 figures = ", ".join(f"{k} {v:.4f}" for k, v in manifest["metrics"].items())
-                again = f" (the fit of seed {fitted[0][1]}: this recipe draws no random numbers)" if run is not first else ""
+                again = (
+                    f" (the fit of seed {fitted[0][1]}: this recipe draws no random numbers)"
+                    if run is not first
+                    else ""
+                )
                 finished.append(store.get_run(run.id))
-                say(f"[{len(finished)}/{total}] {name} seed {seed}: {figures}, fit {manifest['fit_seconds']:.1f} s{again}")
+                say(
+                    f"[{len(finished)}/{total}] {name} seed {seed}: {figures}, fit {manifest['fit_seconds']:.1f} s{again}"
+                )
     held_out.project.close()
     return finished
 

@@ -69,7 +69,9 @@ def fitted_member(
     """`recipe` fitted on `data.train` with `params` and `seed`, its validation and test scores,
     and whether it came from the cache (`data.cache / "members"`), where a fit is kept for next time."""
     values = recipe.resolve(params)
-    folder = data.cache / "members" / f"{recipe.name}-{_member_key(recipe.name, values, seed, data)}" if data.cache else None
+    folder = (
+        data.cache / "members" / f"{recipe.name}-{_member_key(recipe.name, values, seed, data)}" if data.cache else None
+    )
     if folder is not None and (folder / "done").exists():
         scores = {s: np.load(folder / f"scores-{s}.npy", allow_pickle=False) for s in _SCORES}
         return recipe.load(folder), scores, True
@@ -132,7 +134,7 @@ class Ensemble(Recipe):
         Param("members", "minilm-finetune,minilm-lr,char-svm", "the recipes averaged, comma-separated"),
         Param(
             "member_params",
-            "minilm-finetune.epochs=4,minilm-finetune.max_length=32",
+            "minilm-finetune.epochs=2,minilm-finetune.max_length=32",
             "members' parameters, `recipe.name=value` comma-separated",
         ),
         Param("step", 0.05, "the grid step of the weights (they sum to 1)"),
@@ -178,7 +180,9 @@ class Ensemble(Recipe):
 
     def fit(self, data: Data, params: Mapping[str, Any], seed: int) -> _Model:
         if not len(data.valid):
-            raise RecipeError("the ensemble chooses its weights on the validation split, and this task has none; add one.")
+            raise RecipeError(
+                "the ensemble chooses its weights on the validation split, and this task has none; add one."
+            )
         say = self.progress
         recipes = self._recipes(params)
         index = {label: i for i, label in enumerate(data.labels)}
@@ -186,8 +190,10 @@ class Ensemble(Recipe):
         members = []
         for name, recipe, values in recipes:
             model, scores, cached = fitted_member(recipe, data, values, seed, say)
-            say(f"member {name}: valid accuracy {float((scores['valid'].argmax(axis=1) == truth).mean()):.4f}"
-                + (" (cached fit)" if cached else ""))
+            say(
+                f"member {name}: valid accuracy {float((scores['valid'].argmax(axis=1) == truth).mean()):.4f}"
+                + (" (cached fit)" if cached else "")
+            )
             members.append(_Member(name, recipe, model, 0.0, scores))
         weights = choose_weights([m.scores["valid"] for m in members], truth, float(params["step"]))
         say("ensemble weights " + ", ".join(f"{m.name} {w:.2f}" for m, w in zip(members, weights, strict=True)))
@@ -224,7 +230,6 @@ class Ensemble(Recipe):
     def shared_bytes(self) -> int:
         return self._shared  # the encoder the MiniLM members share is installed once
 
-
     def save(self, model: _Model, folder: Path) -> None:
         listed = []
         for i, member in enumerate(model.members):
@@ -239,5 +244,7 @@ class Ensemble(Recipe):
         members = []
         for item in listed:
             recipe = get(item["recipe"], self.project)
-            members.append(_Member(item["recipe"], recipe, recipe.load(folder / item["folder"]), float(item["weight"]), {}))
+            members.append(
+                _Member(item["recipe"], recipe, recipe.load(folder / item["folder"]), float(item["weight"]), {})
+            )
         return _Model(members, {})
