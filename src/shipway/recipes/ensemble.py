@@ -104,6 +104,15 @@ def _predict(recipe: Recipe, model: Any, data: Data, split: str) -> np.ndarray:
     return np.asarray(recipe.predict_batch(model, list(part.inputs)), dtype=np.float32)
 
 
+def _mix(weights: Sequence[float], scores: Sequence[np.ndarray]) -> np.ndarray:
+    """The weighted sum of the members' probabilities."""
+    out = np.zeros(np.shape(scores[0]), dtype=np.float64)
+    for weight, score in zip(weights, scores, strict=True):
+        if weight:
+            out += weight * np.asarray(score, dtype=np.float64)
+    return out
+
+
 def choose_weights(scores: Sequence[np.ndarray], truth: np.ndarray, step: float) -> tuple[float, ...]:
     """The grid point of the simplex (weights summing to 1, multiples of `step`) whose weighted mean
     of `scores` has the best accuracy against `truth`, ties broken by the mean log-likelihood."""
@@ -117,7 +126,7 @@ def choose_weights(scores: Sequence[np.ndarray], truth: np.ndarray, step: float)
         if rest < 0:
             continue
         weights = tuple(u / units for u in (*split, rest))
-        mixed = sum(w * s for w, s in zip(weights, scores, strict=True) if w)
+        mixed = _mix(weights, scores)
         accuracy = float((mixed.argmax(axis=1) == truth).mean())
         likelihood = float(np.log(np.clip(mixed[rows, truth], 1e-12, None)).mean())
         if best is None or (accuracy, likelihood) > best[:2]:
@@ -221,11 +230,14 @@ class Ensemble(Recipe):
     def predict_cached(self, model: _Model, data: Data, split: str) -> np.ndarray:
         """The members' kept scores of the task's splits, when they are this data's (no re-encoding)."""
         if model.fingerprints.get(split) == data.fingerprint(split) and all(split in m.scores for m in model.members):
-            return sum(m.weight * m.scores[split] for m in model.members)
-        return sum(m.weight * _predict(m.recipe, m.model, data, split) for m in model.members)
+            return _mix([m.weight for m in model.members], [m.scores[split] for m in model.members])
+        return _mix(
+            [m.weight for m in model.members], [_predict(m.recipe, m.model, data, split) for m in model.members]
+        )
 
     def predict_batch(self, model: _Model, inputs: Sequence[Any]) -> np.ndarray:
-        return sum(m.weight * np.asarray(m.recipe.predict_batch(m.model, inputs)) for m in model.members)
+        scores = [np.asarray(m.recipe.predict_batch(m.model, inputs)) for m in model.members]
+        return _mix([m.weight for m in model.members], scores)
 
     def shared_bytes(self) -> int:
         return self._shared  # the encoder the MiniLM members share is installed once
