@@ -294,12 +294,12 @@ def part_switch(work: Path, burst: int) -> list[str]:
 _HOTPATH = """
 import asyncio, sys, time
 from pathlib import Path
-from shipway.core.service import load_project
+from shipway.project import Project
 from shipway.serving.app import App
 
 async def main(target, store, n):
-    service, settings = load_project(target, {"store.url": store, "log.enabled": False})
-    app = App(service, settings)
+    project = Project.load(target, {"store.url": store, "log.enabled": False})
+    app = App(project)
     await app.startup()
     body = b'{"text": "I am still waiting on my card?"}'
     scope = {"type": "http", "method": "POST", "path": "/predict", "headers": [(b"content-length", str(len(body)).encode())]}

@@ -24,7 +24,9 @@ apart see about the same machine). Prints a Markdown section.
 `--build NAME=SRC` adds the same shipway servers running another checkout of shipway (its
 `src` folder first on PYTHONPATH), named `NAME:...`, to compare builds in one run;
 `--variant NAME=FLAGS` adds a banking77 server with more `shipway serve` flags
-(e.g. `--variant wait0='--max-wait-ms 0'`) to the batching part.
+(e.g. `--variant wait0='--max-wait-ms 0'`) to the batching part, and to the cpu part
+(in place of its `--no-inline` server). `--banking77 FOLDER` serves another copy of the example
+(with its artifacts) in every build: one whose shipway.toml an older build can read.
 """
 
 from __future__ import annotations
@@ -121,7 +123,8 @@ def measure(order: list[tuple[Server, int]], rounds: int, burst: int) -> Reading
                 procs[name] = run.start(cmd, cwd, env)
                 urls[name] = f"http://127.0.0.1:{port}/predict"
             for name, url in urls.items():
-                run.wait_for(url if servers[name].target is None else url.replace("/predict", "/ready"))
+                # Generous: eight servers start at once on a machine that may be loaded.
+                run.wait_for(url if servers[name].target is None else url.replace("/predict", "/ready"), timeout=300)
                 run.wrk(url, 2)  # warm-up
             for round_ in range(rounds):
                 for server, connections in order if round_ % 2 == 0 else order[::-1]:
@@ -188,8 +191,11 @@ def main() -> None:
     parser.add_argument("--part", choices=("all", "batching", "log", "hop", "cpu"), default="all", help="one part only")
     parser.add_argument("--build", action="append", default=[], help="NAME=SRC: the servers on another checkout")
     parser.add_argument("--variant", action="append", default=[], help="NAME=FLAGS: one more banking77 server")
+    parser.add_argument("--banking77", type=Path, help="another banking77 folder (with artifacts) for every build")
     args = parser.parse_args()
     parts = ["batching", "log", "hop", "cpu"] if args.part == "all" else [args.part]
+    if args.banking77 is not None:  # e.g. a copy without settings an older build does not know
+        run.BANKING77 = args.banking77.resolve()
     builds: dict[str, str | None] = {"": None}
     for spec in args.build:
         name, _, src = spec.partition("=")
@@ -199,7 +205,7 @@ def main() -> None:
         builds[f"{name}:"] = src
     variants = {name: shlex.split(flags) for name, _, flags in (spec.partition("=") for spec in args.variant)}
     if "cpu" in parts:
-        print(cpu_part(args.rounds, args.burst))
+        print(cpu_part(args.rounds, args.burst, variants))
     order = plan(parts, builds, variants)
     if order:
         readings = measure(order, args.rounds, args.burst)
@@ -232,11 +238,15 @@ def _group(sid: int) -> tuple[float, int, int]:
     return cpu, voluntary, involuntary
 
 
-def cpu_part(rounds: int, burst: int) -> str:
+def cpu_part(rounds: int, burst: int, variants: dict[str, list[str]]) -> str:
     servers = [
         Server("starlette", None),
         Server("banking77", run.BANKING77),
-        Server("banking77 --no-inline", run.BANKING77, ("--no-inline",)),
+        *(
+            [Server(name, run.BANKING77, tuple(flags)) for name, flags in variants.items()]
+            if variants
+            else [Server("banking77 --no-inline", run.BANKING77, ("--no-inline",))]
+        ),
     ]
     rows: dict[str, list[tuple[float, float, float, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -276,6 +286,11 @@ def cpu_part(rounds: int, burst: int) -> str:
         s / b for (_, s, _, _), (_, b, _, _) in zip(rows["banking77"], rows["starlette"], strict=True)
     )
     lines.append(f"\nCPU per request, banking77 / bare Starlette, median of the rounds' ratios: {base:.2f}x.")
+    for name in variants:
+        ratio = statistics.median(
+            s / b for (_, s, _, _), (_, b, _, _) in zip(rows[name], rows["starlette"], strict=True)
+        )
+        lines.append(f"CPU per request, {name} / bare Starlette: {ratio:.2f}x.")
     return "\n".join(lines)
 
 

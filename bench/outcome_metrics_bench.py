@@ -8,6 +8,8 @@ each (timed: the join now also keeps feedback_scores and feedback_ranks), then t
 reading every joined outcome and calling scikit-learn's roc_auc_score, average_precision_score,
 brier_score_loss and log_loss on them. Prints JSON. With `--write-only` it only times the join,
 so that the same script run with an older shipway on PYTHONPATH gives the join's baseline.
+`series_ms` times the binary metrics per day (`kind_series`, which `online_metrics` now also
+computes), beside `all_metrics_ms`, the whole call.
 """
 
 from __future__ import annotations
@@ -68,13 +70,18 @@ def main() -> None:
             joined_s = time.perf_counter() - started
             result: dict[str, object] = {"n": args.n, "join_s": round(joined_s, 2)}
             if not args.write_only:
-                from shipway.monitoring.metrics.online import kind_metrics, online_metrics
+                from shipway.monitoring.metrics.online import kind_metrics, kind_series, online_metrics
 
-                rollup, naive, kind = [], [], []
+                rollup, naive, kind, series, series_cpu, kind_cpu = [], [], [], [], [], []
                 for _ in range(args.rounds):
-                    t = time.perf_counter()
+                    t, c = time.perf_counter(), time.process_time()
+                    kind_series(store, "svc", since, now, 86400, "binary", describe)
+                    series.append(time.perf_counter() - t)
+                    series_cpu.append(time.process_time() - c)
+                    t, c = time.perf_counter(), time.process_time()
                     kind_metrics(store, "svc", since, now, describe, ())
                     kind.append(time.perf_counter() - t)
+                    kind_cpu.append(time.process_time() - c)
                     t = time.perf_counter()
                     totals = online_metrics(
                         store, "svc", since=since, until=now, step_s=86400, describe=describe
@@ -98,6 +105,9 @@ def main() -> None:
                 b = totals["binary"]
                 result.update(
                     all_metrics_ms=round(1000 * statistics.median(rollup), 1),
+                    series_ms=round(1000 * statistics.median(series), 1),
+                    series_cpu_ms=round(1000 * statistics.median(series_cpu), 1),
+                    rollup_cpu_ms=round(1000 * statistics.median(kind_cpu), 1),
                     rollup_ms=round(1000 * statistics.median(kind), 1),
                     naive_ms=round(1000 * statistics.median(naive), 1),
                     speedup=round(statistics.median(naive) / statistics.median(kind), 1),

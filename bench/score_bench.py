@@ -1,14 +1,19 @@
 """Batch scoring of the banking77 router against the model's own batched throughput.
 
-    .venv/bin/python bench/score_bench.py [--rows 200000] [--rounds 3]
+    .venv/bin/python bench/score_bench.py [--rows 200000] [--rounds 3] [--jobs-only]
 
 The texts are the test split's, repeated to --rows, in a Parquet file. Each round runs,
 one after the other (interleaved, since the machine is shared): the bare model
 (`model.predict_proba` over the texts in batches of 1024), the service's own
 `predict_batch` on the same batches, `shipway score` in this process (the file read,
 validated, staged, predicted, ruled and written), all three pinned to one core; then
-`shipway score --jobs 2` on two cores. Medians over the rounds; wall time, including
-loading the model (once per worker process for --jobs 2).
+`shipway score --jobs 2` on two cores. The two baselines run with the collector kept off the
+loaded model, as `shipway score` runs its job (engine.run.settled): the model at its best.
+
+For every run: wall time including loading the model (once per worker process for
+--jobs 2), the steady rate (from the first batch written to the last, so without the load),
+and CPU seconds per row (this process plus its worker processes, the load included). Wall
+time on a shared machine depends on the other work; CPU time much less. Medians over rounds.
 """
 
 from __future__ import annotations
@@ -16,83 +21,167 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import multiprocessing
 import os
+import resource
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-import joblib
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shipway.engine.run import settled
 from shipway.scoring import score
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "banking77"
 BATCH = 1024
+RUNS = ("model", "predict_batch", "score", "score_jobs2")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu() -> float:
+    """CPU seconds of this process and of its children: those that ended (the pool's workers at
+    the end of a run) and those still running (the workers during it, read from /proc)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    ended = resource.getrusage(resource.RUSAGE_CHILDREN)
+    running = 0
+    for child in multiprocessing.active_children():
+        fields = Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        running += int(fields[11]) + int(fields[12])  # utime, stime
+    return own.ru_utime + own.ru_stime + ended.ru_utime + ended.ru_stime + running / TICKS
+
+
+class Clock:
+    """Wall and CPU time of one run, and the time its first batch came out (for the steady rate)."""
+
+    def __init__(self) -> None:
+        self.first: tuple[float, int, float] | None = None
+
+    def __enter__(self) -> Clock:
+        self.wall, self.cpu = time.perf_counter(), cpu()
+        return self
+
+    def progress(self, rows: int, _errors: int) -> None:
+        if self.first is None:
+            self.first = (time.perf_counter(), rows, cpu())
+
+    def __exit__(self, *exc: object) -> None:
+        end = time.perf_counter()
+        self.cpu_end = cpu()
+        self.wall, self.cpu = end - self.wall, self.cpu_end - self.cpu
+        self.end = end
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--skip", default="", help="comma-separated runs to leave out, e.g. predict_batch")
     args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
     with (EXAMPLE / "data" / "test.csv").open() as fh:
         texts = [row["text"] for row in csv.DictReader(fh)]
     texts = (texts * (args.rows // len(texts) + 1))[: args.rows]
     sys.path.insert(0, str(EXAMPLE))
     import service  # the example's service.py
 
-    model = joblib.load(EXAMPLE / "artifacts" / "model.joblib")
+    model = service.load(EXAMPLE / "artifacts")
     batches = [texts[i : i + BATCH] for i in range(0, len(texts), BATCH)]
-    messages = [[service.Message(text=t) for t in batch] for batch in batches]
     both = os.sched_getaffinity(0)
     one = {min(both)}
-    timings: dict[str, list[float]] = {"model": [], "predict_batch": [], "score": [], "score_jobs2": []}
+    wall: dict[str, list[float]] = {name: [] for name in RUNS}
+    steady: dict[str, list[float]] = {name: [] for name in RUNS}
+    cpu_us: dict[str, list[float]] = {name: [] for name in RUNS}
+    steady_cpu_us: dict[str, list[float]] = {name: [] for name in RUNS}
+
+    def baseline(name: str, work: Callable[[], None]) -> None:
+        with settled(), Clock() as clock:
+            work()
+        wall[name].append(clock.wall)
+        steady[name].append(args.rows / clock.wall)
+        cpu_us[name].append(clock.cpu / args.rows * 1e6)
+        steady_cpu_us[name].append(clock.cpu / args.rows * 1e6)
+
+    def scored(name: str, out: Path, jobs: int) -> None:
+        with Clock() as clock:
+            summary = score(EXAMPLE, data, out, batch_size=BATCH, jobs=jobs, progress=clock.progress)
+        assert summary.rows == args.rows and summary.errors == 0
+        assert clock.first is not None
+        wall[name].append(clock.wall)
+        steady[name].append((args.rows - clock.first[1]) / (clock.end - clock.first[0]))
+        cpu_us[name].append(clock.cpu / args.rows * 1e6)
+        steady_cpu_us[name].append((clock.cpu_end - clock.first[2]) / (args.rows - clock.first[1]) * 1e6)
+
+    load: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "texts.parquet"
         pq.write_table(pa.table({"text": texts}), data)
-        for _ in range(args.rounds):
+        for round_ in range(args.rounds):
+            load[f"round {round_ + 1}"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
             os.sched_setaffinity(0, one)
-            started = time.perf_counter()
-            for batch in batches:
-                model.predict_proba(batch)
-            timings["model"].append(time.perf_counter() - started)
-            started = time.perf_counter()
-            for batch in messages:
-                service.predict_batch(model, batch)
-            timings["predict_batch"].append(time.perf_counter() - started)
-            started = time.perf_counter()
-            summary = score(EXAMPLE, data, Path(tmp) / "one.parquet", batch_size=BATCH)
-            timings["score"].append(time.perf_counter() - started)
-            assert summary.rows == args.rows and summary.errors == 0
+            if "model" not in skip:
+                baseline("model", lambda: [model.predict_proba(b) for b in batches])
+            if "predict_batch" not in skip:
+                # The messages are built outside the timing: the input schema's work, not the model's.
+                messages = [[service.Message(text=t) for t in batch] for batch in batches]
+                baseline("predict_batch", lambda ms=messages: [service.predict_batch(model, m) for m in ms])
+                del messages
+            if "score" not in skip:
+                scored("score", Path(tmp) / "one.parquet", 1)
             os.sched_setaffinity(0, both)  # the worker processes inherit it
-            started = time.perf_counter()
-            summary = score(EXAMPLE, data, Path(tmp) / "two.parquet", batch_size=BATCH, jobs=2)
-            timings["score_jobs2"].append(time.perf_counter() - started)
-            assert pq.read_table(Path(tmp) / "two.parquet").equals(pq.read_table(Path(tmp) / "one.parquet"))
-    median = {name: statistics.median(values) for name, values in timings.items()}
-    rate = {name: args.rows / seconds for name, seconds in median.items()}
+            if "score_jobs2" not in skip:
+                scored("score_jobs2", Path(tmp) / "two.parquet", 2)
+                if "score" not in skip:
+                    assert pq.read_table(Path(tmp) / "two.parquet").equals(pq.read_table(Path(tmp) / "one.parquet"))
+    ran = [name for name in RUNS if wall[name]]
+    median = {name: statistics.median(wall[name]) for name in ran}
+    rate = {name: args.rows / median[name] for name in ran}
+    steady_rate = {name: statistics.median(steady[name]) for name in ran}
+    per_row = {name: statistics.median(cpu_us[name]) for name in ran}
+    steady_per_row = {name: statistics.median(steady_cpu_us[name]) for name in ran}
+
+    def ratio(values: dict[str, float], a: str, b: str, invert: bool = False) -> float | None:
+        if a not in values or b not in values:
+            return None
+        return round(values[b] / values[a] if invert else values[a] / values[b], 3)
+
     result = {
         "rows": args.rows,
         "rounds": args.rounds,
         "cores": len(both),
-        "seconds": {k: [round(v, 2) for v in vs] for k, vs in timings.items()},
+        "load_average": load,
+        "wall_seconds": {k: [round(v, 2) for v in vs] for k, vs in wall.items() if vs},
         "rows_per_s": {k: round(v) for k, v in rate.items()},
-        "score_vs_model": round(rate["score"] / rate["model"], 3),
-        "score_vs_predict_batch": round(rate["score"] / rate["predict_batch"], 3),
-        "jobs2_vs_jobs1": round(rate["score_jobs2"] / rate["score"], 3),
+        "steady_rows_per_s": {k: round(v) for k, v in steady_rate.items()},
+        "cpu_us_per_row": {k: round(v, 1) for k, v in per_row.items()},
+        "steady_cpu_us_per_row": {k: round(v, 1) for k, v in steady_per_row.items()},
+        "score_vs_model": ratio(rate, "score", "model"),
+        "score_vs_predict_batch": ratio(rate, "score", "predict_batch"),
+        "score_vs_predict_batch_steady": ratio(steady_rate, "score", "predict_batch"),
+        "score_vs_predict_batch_cpu": ratio(per_row, "score", "predict_batch", invert=True),
+        "score_vs_model_cpu": ratio(per_row, "score", "model", invert=True),
+        "score_vs_predict_batch_steady_cpu": ratio(steady_per_row, "score", "predict_batch", invert=True),
+        "score_vs_model_steady_cpu": ratio(steady_per_row, "score", "model", invert=True),
+        "jobs2_vs_jobs1": ratio(rate, "score_jobs2", "score"),
+        "jobs2_vs_jobs1_steady": ratio(steady_rate, "score_jobs2", "score"),
+        "jobs2_cpu_vs_jobs1_cpu": ratio(per_row, "score_jobs2", "score"),
+        "jobs2_steady_cpu_vs_jobs1_steady_cpu": ratio(steady_per_row, "score_jobs2", "score"),
     }
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
     (ROOT / "bench" / "results" / "score.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
     print(
-        "| run | rows/s (median) | x model |\n|---|---|---|\n"
+        "| run | rows/s, wall with the load (median) | steady rows/s | CPU us per row | steady CPU us per row |\n"
+        "|---|---|---|---|---|\n"
         + "\n".join(
-            f"| {name} | {rate[name]:,.0f} | {rate[name] / rate['model']:.2f} |"
-            for name in ("model", "predict_batch", "score", "score_jobs2")
+            f"| {name} | {rate[name]:,.0f} | {steady_rate[name]:,.0f} | {per_row[name]:.1f} | "
+            f"{steady_per_row[name]:.1f} |"
+            for name in ran
         )
     )
 

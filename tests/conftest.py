@@ -287,11 +287,11 @@ def in_process(
     wait: bool = True,
 ) -> Iterator[InProcess]:
     """The project in `target` served in-process with `shipway serve` flags `args`: the same
-    settings, gate, alert jobs and dashboard as `shipway serve`, from a copy of the project in
+    settings, gate, alert and rollout jobs and dashboard as `shipway serve`, from a copy of the project in
     `tmp`, with `env` set while it runs. Started, ready (unless `wait=False`), stopped at the end."""
-    from shipway.cli.common import load_project, project_gate
+    from shipway.cli.common import open_project
     from shipway.cli.main import serve as serve_command
-    from shipway.cli.monitor import alert_jobs, dashboard_mounts
+    from shipway.cli.main import served_beside
     from shipway.serving.app import App
 
     if isinstance(target, Path) and target.is_dir():
@@ -307,8 +307,8 @@ def in_process(
         # The flags as `shipway serve` parses them, port aside: there is no socket.
         params = serve_command.make_context("serve", [str(target), "--store", store_url, *args]).params
         flags = {key: value for key, value in params.items() if key != "target" and value is not None}
-        service, settings = load_project(str(target), flags)
-        app = App(service, settings, project_gate(settings), alert_jobs(settings), dashboard_mounts(settings))
+        project = open_project(str(target), flags, gated=True)
+        app = App(project, *served_beside(project))  # the jobs and dashboard `shipway serve` runs
         served = InProcess(app, store_url)
         try:
             served.start()
@@ -362,7 +362,7 @@ def logged_row(server: Server | InProcess, request_id: str, columns: str) -> tup
     db = server.store_url.removeprefix("sqlite:///")
 
     def row() -> tuple[Any, ...] | None:
-        with sqlite3.connect(db) as conn:
+        with contextlib.closing(sqlite3.connect(db)) as conn:  # closed each poll, not when collected
             found = conn.execute(f"select {columns} from predictions where request_id = ?", (request_id,)).fetchone()
         return tuple(found) if found else None
 

@@ -93,6 +93,21 @@ def stored_ids(url: str, base_dir: Path | None = None) -> list[str]:
         store.close()
 
 
+def postgres_at(url: str, version: int) -> Any:
+    """An open psycopg connection to a PostgreSQL store exactly as schema `version` left it
+    (the first `version` steps run, and recorded); close it after use."""
+    psycopg = pytest.importorskip("psycopg")
+    from shipway.store.postgres import _MIGRATIONS
+
+    conn = psycopg.connect(url, autocommit=True)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at DOUBLE PRECISION NOT NULL)")
+    for step, statements in _MIGRATIONS[:version]:
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (%s, 0)", (step,))
+    return conn
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A URL to a schema of its own, so tests never see each other's rows."""

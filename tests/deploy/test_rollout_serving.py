@@ -1,4 +1,4 @@
-"""A rollout inside a real `shipway serve`: the workers shadow the candidate (h19-candidates'
+"""A rollout inside a `shipway serve` worker (in-process): it shadows the candidate (h19-candidates'
 runtime), the controller in the worker's jobs judges what they logged, and a breached guard rolls
 the candidate back while every request is answered."""
 
@@ -7,10 +7,9 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
-import httpx
 from click.testing import CliRunner
-from conftest import start_server
 from recipe_projects import text_project
 
 from shipway.cli.main import main as cli
@@ -27,7 +26,7 @@ def _register(runner: CliRunner, root: Path, recipe: str) -> tuple[str, str]:
     return run.id, json.loads(shown.stdout)["version"]
 
 
-def test_a_breached_guard_in_serve_rolls_the_shadow_back(tmp_path: Path) -> None:
+def test_a_breached_guard_in_serve_rolls_the_shadow_back(tmp_path: Path, serve_in_process: Any) -> None:
     (tmp_path / "topics").mkdir()
     root = text_project(tmp_path / "topics")
     runner = CliRunner()
@@ -40,25 +39,23 @@ def test_a_breached_guard_in_serve_rolls_the_shadow_back(tmp_path: Path) -> None
         "[rollout]\ncheck_every_s = 0.5\nmin_requests = 3\nmax_p99_ms = 0.000001\nmax_p99_ratio = 0.0\n"
     )
     store_url = f"sqlite:///{root / '.shipway' / 'shipway.db'}"
-    server = start_server(root, tmp_path, store_url=store_url)
-    try:
-        started = runner.invoke(cli, ["rollout", "start", candidate, "--target", str(root), "--store", store_url])
-        assert started.exit_code == 0, started.output
-        answers: list[int] = []
-        deadline = time.monotonic() + 60
-        with open_store(store_url) as store:
-            while True:
-                reply = httpx.post(server.url + "/predict", json={"text": "refund my money please"}, timeout=30)
-                answers.append(reply.status_code)
-                state = current_candidate(store, "topics")
-                if state is not None and state.mode == "rolled_back":
-                    break
-                assert time.monotonic() < deadline, f"no rollback; state {state}; log {server.log()[-2000:]}"
-        assert state.reason.startswith("guard breached at rollout step 1/4: p99 latency")
-        assert state.actor.startswith("rollout controller (")
-        assert set(answers) == {200}  # shadowing and rolling back cost no answer
-        with open_store(store_url) as store:
-            logged = {r.model_version for r in store.read_predictions(service="topics")}
-        assert {live, candidate} <= logged  # the candidate was shadowed, under its own version
-    finally:
-        server.kill()
+    # In-process, as `shipway serve` builds a worker (its rollout job included): no socket is needed.
+    server = serve_in_process(root, store_url=store_url)
+    started = runner.invoke(cli, ["rollout", "start", candidate, "--target", str(root), "--store", store_url])
+    assert started.exit_code == 0, started.output
+    answers: list[int] = []
+    deadline = time.monotonic() + 60
+    with open_store(store_url) as store:
+        while True:
+            reply = server.post("/predict", json={"text": "refund my money please"})
+            answers.append(reply.status_code)
+            state = current_candidate(store, "topics")
+            if state is not None and state.mode == "rolled_back":
+                break
+            assert time.monotonic() < deadline, f"no rollback; state {state}; log {server.log[-2000:]}"
+    assert state.reason.startswith("guard breached at rollout step 1/4: p99 latency")
+    assert state.actor.startswith("rollout controller (")
+    assert set(answers) == {200}  # shadowing and rolling back cost no answer
+    with open_store(store_url) as store:
+        logged = {r.model_version for r in store.read_predictions(service="topics")}
+    assert {live, candidate} <= logged  # the candidate was shadowed, under its own version

@@ -6,6 +6,7 @@ from the machine's memory) and two CPUs.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ from shipway.project import load_pipeline
 from shipway.scoring import score
 from shipway.store import PredictionRecord, open_store
 from tests.monitoring.test_monitoring_drift import items
-from tests.scoring.test_scoring import ROWS, SCORER, write
+from tests.scoring.test_scoring import ROWS, SCORER, counting, write
 
 ray = pytest.importorskip("ray", reason="the Ray engine needs pip install 'shipway[ray]' (in dev)")
 
@@ -55,6 +56,16 @@ def test_scoring_on_ray_writes_the_same_file(cluster: None, tmp_path: Path, suff
     summary = score(SCORER, data, tmp_path / "ray.parquet", batch_size=8, engine="ray", jobs=2)
     assert (summary.rows, summary.errors) == (len(ROWS), 3)
     assert pq.read_table(tmp_path / "ray.parquet").equals(pq.read_table(tmp_path / "local.parquet"))
+
+
+def test_each_actor_loads_the_model_once(cluster: None, tmp_path: Path) -> None:
+    project, loads = counting(tmp_path, preload=True)
+    data = write(tmp_path / "in.jsonl", ROWS)
+    summary = score(project, data, tmp_path / "ray.parquet", batch_size=2, engine="ray", jobs=2)
+    assert summary.rows == len(ROWS)  # 25 batches
+    pids = loads.read_text().split()
+    # One load per actor (at most `jobs` of them), in the actors, never per batch or in the driver.
+    assert 1 <= len(pids) <= 2 and len(set(pids)) == len(pids) and str(os.getpid()) not in pids
 
 
 def logged(path: Path, n: int = 3000) -> Path:

@@ -1,5 +1,6 @@
-"""The dashboard's model-candidate page and its JSON over a real SQLite store: the candidate
-against the live version (agreement, disagreements with escaped example inputs)."""
+"""The dashboard's comparison pages and their JSON over a real SQLite store: the model candidate
+against the live version, and the shadow rules against the live rules (agreement, disagreements
+with escaped example inputs), and the report's shadow-rules section."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ import orjson
 import pytest
 from store_fixtures import make_record
 
-from shipway.monitoring.dashboard import Dashboard
+from shipway.monitoring.dashboard import Dashboard, Window
+from shipway.monitoring.dashboard.report import build_report
+from shipway.monitoring.dashboard.snapshot import Sources
 from shipway.registry import CandidateState, set_candidate
 from shipway.store import open_store
+from shipway.store.outcomes import describe_fields, parse_feedback
 from shipway.store.registry import ModelVersion
 from shipway.store.version_comparison import SHADOW_SUFFIX
 
@@ -102,3 +106,67 @@ def test_the_candidate_page_compares_it_with_the_live_version(client: Client, ur
     assert data["comparison"]["disagreements"][0]["live"] == "top_up"
     bad = client.get("/dashboard/api/candidate?since=banana")
     assert bad.status_code == 400 and "since='banana'" in bad.json()["error"]["message"]
+
+
+def _decision(version: str, queue: str) -> bytes:
+    return orjson.dumps(
+        {"queue": queue, "review": False, "fallback": False, "set": {}, "fired": [], "rules_version": version}
+    )
+
+
+def _write(url: str, now: float) -> None:
+    records = [
+        make_record(
+            i,
+            ts=now - 60 + i,
+            mode="on",
+            rules_version="live-1",
+            inputs=orjson.dumps({"text": f"<script>alert({i})</script>"}),
+            outputs=orjson.dumps({"label": "card"}),
+            decision=_decision("live-1", "general"),
+            shadow=_decision("shadow-2", "urgent" if i % 2 else "general"),
+        )
+        for i in range(6)
+    ]
+    with open_store(url) as store:
+        store.write_predictions(records)
+        store.write_feedback(parse_feedback([{"request_id": "req-1", "label": "card"}]), describe_fields())
+
+
+def test_no_shadow_rules_says_how_to_run_some(client: Client) -> None:
+    page = client.get("/dashboard/rules")
+    assert page.status_code == 200 and "shipway rules apply FILE --mode shadow" in page.text
+    assert client.get("/dashboard/api/rules").json()["status"] == "none"
+    assert 'href="/dashboard/rules"' in client.get("/dashboard").text
+
+
+def test_the_rules_page_compares_shadow_with_live(client: Client, url: str) -> None:
+    now = time.time()
+    _write(url, now)
+    page = client.get("/dashboard/rules?since=1h")
+    assert page.status_code == 200, page.text
+    assert "shadow-2" in page.text and "live-1" in page.text and "50.0%" in page.text
+    assert "<script>alert" not in page.text and "&lt;script&gt;alert(1)" in page.text
+    assert 'action="/dashboard/rules"' in page.text
+    data = client.get("/dashboard/api/rules?since=1h").json()
+    assert data["status"] == "ok"
+    found = data["comparison"]
+    assert (found["compared"], found["agreed"]) == (6, 3)
+    assert found["disagreements"][0] | {"examples": []} == {
+        "live": "general",
+        "candidate": "urgent",
+        "count": 3,
+        "examples": [],
+    }
+    assert found["outcomes"]["live"]["labelled"] == 1 and found["outcomes"]["shadow"]["correct"] == 1
+    bad = client.get("/dashboard/api/rules?since=banana")
+    assert bad.status_code == 400 and "since='banana'" in bad.json()["error"]["message"]
+
+
+def test_the_report_has_the_shadow_rules_section(url: str) -> None:
+    now = time.time()
+    _write(url, now)
+    with open_store(url) as store:
+        html = build_report(Sources(store, "svc"), Window(now - 3600, now + 1, 60))
+    assert '<section id="rules-shadow">' in html and "shadow-2" in html
+    assert "<script>alert(" not in html

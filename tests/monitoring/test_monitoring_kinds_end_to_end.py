@@ -79,6 +79,13 @@ def test_a_score_service_shows_binary_metrics_in_the_browser(scorer: Server, bro
             sk.recall_score(LABELS, [s >= 0.5 for s in SCORES], pos_label=0),
         ]
     )
+    # The binary metrics per bucket are drawn under the panel, one point per bucket with outcomes.
+    lines = browser.execute_script(
+        "const f = document.querySelector('#binary [data-figure=\"outcome_series\"]');"
+        "return f.data.map(t => [t.name, t.y]);"
+    )
+    assert [name for name, _ in lines] == ["ROC AUC", "PR AUC", "Brier score"]
+    assert lines[0][1] and all(0 <= auc <= 1 for auc in lines[0][1])
     _screenshot(browser, "dashboard-binary.png")
 
 
@@ -91,6 +98,8 @@ def test_shipway_monitor_metrics_prints_tables_and_json(scorer: Server) -> None:
     as_json = subprocess.run([*command, "--json", "--by", "model_version"], capture_output=True, timeout=120)
     metrics = orjson.loads(as_json.stdout)
     assert metrics["totals"]["binary"]["count"] == N and metrics["by"] == "model_version"
+    assert sum(bucket["count"] for bucket in metrics["kind_series"]) == N
+    assert "bucket (UTC)" in text.stdout  # the binary metrics per bucket
     bad = subprocess.run([*command[:-1], "yesterday-ish"], capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "yesterday-ish" in bad.stderr
 

@@ -61,3 +61,16 @@ def test_the_rules_lifecycle_refuses_through_the_same_policy_and_records_nothing
         manager.apply(EVERYTHING_URGENT)
     assert manager.history() == []
     project.close()
+
+
+def test_gate_failed_is_raised_by_the_gate_policy_alone() -> None:
+    # Serving's rule and model swaps, the parity gate and the commands all refuse through
+    # shipway.project.enforce: a second place that turns a gate's result into GateFailed would
+    # be a second policy (the issue found four, one of which dropped the report).
+    src = Path(__file__).resolve().parents[2] / "src" / "shipway"
+    raising = sorted(
+        str(path.relative_to(src))
+        for path in src.rglob("*.py")
+        if "raise GateFailed(" in path.read_text(encoding="utf-8")
+    )
+    assert raising == ["project/_project.py"]

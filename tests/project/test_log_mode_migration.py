@@ -8,8 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import orjson
-import pytest
-from store_fixtures import make_record
+from store_fixtures import make_record, postgres_at
 
 from shipway.store import open_store
 from shipway.store.sqlite_schema import MIGRATIONS
@@ -35,15 +34,7 @@ def _version_8(url: str, tmp_path: Path) -> None:
                 (T0, T0, orjson.dumps([row]).decode()),
             )
         return
-    psycopg = pytest.importorskip("psycopg")
-    from shipway.store.postgres import _MIGRATIONS
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at DOUBLE PRECISION NOT NULL)")
-        for version, statements in _MIGRATIONS[:8]:
-            for statement in statements:
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_version VALUES (%s, 0)", (version,))
+    with postgres_at(url, 8) as conn:
         conn.execute(
             "INSERT INTO predictions (request_id, ts, service, model_version, latency_ms, inputs, outputs, "
             "status, decision) VALUES (%s, %s, 'svc', 'm-1', 1.0, %s, %s, 200, %s)",

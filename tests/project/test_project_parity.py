@@ -56,7 +56,7 @@ def _project(tmp_path: Path, mode: str) -> tuple[Path, str]:
 
 def _served(project: Project, bodies: list[bytes]) -> list[bytes]:
     """What /predict answers for each body, through the real ASGI app in this process."""
-    app = App(project.service, project.settings)
+    app = App(project)
 
     async def run() -> list[bytes]:
         await app.startup()

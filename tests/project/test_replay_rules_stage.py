@@ -47,7 +47,7 @@ INPUTS = [
 
 
 def _serve(project: Project, items: list[dict]) -> None:
-    app = App(project.service, project.settings)
+    app = App(project)
 
     async def run() -> None:
         await app.startup()

@@ -15,7 +15,7 @@ import orjson
 import pytest
 from conftest import SERVICES, InProcess, Server, in_process, logged_row, start_server, wait_for
 
-from shipway.core.service import load_project
+from shipway.project import Project
 from shipway.serving.app import App
 from shipway.store import open_store
 
@@ -286,8 +286,7 @@ def test_a_decision_is_logged_with_the_rules_version_that_took_it(tmp_path: Path
     # server here: it switches the rules while the answer is being sent, which is deterministic.
     project = Path(shutil.copytree(ROUTER, tmp_path / "router"))
     store_url = f"sqlite:///{tmp_path / 'store.db'}"
-    service, settings = load_project(project, {"store.url": store_url})
-    app = App(service, settings)
+    app = App(Project.load(project, {"store.url": store_url}))
 
     async def one_request() -> dict:
         await app.startup()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +184,38 @@ def test_a_model_that_fails_to_load_stops_the_run_with_its_error(tmp_path: Path)
         with pytest.raises(LoadError, match="no GPU found"):
             score(SERVICES / "check_load_fails", data, tmp_path / "out.parquet", jobs=jobs)
     assert not (tmp_path / "out.parquet").exists()
+
+
+def counting(tmp_path: Path, preload: bool) -> tuple[Path, Path]:
+    """The scorer project copied, its load() writing the loading process's id to loads.txt."""
+    project = tmp_path / "counting"
+    shutil.copytree(SCORER, project)
+    loads = project / "loads.txt"
+    service = project / "service.py"
+    service.write_text(
+        service.read_text().replace(
+            "def load(artifacts: Path) -> list[str]:\n",
+            "def load(artifacts: Path) -> list[str]:\n"
+            "    import os\n\n"
+            f"    with open({str(loads)!r}, 'a') as fh:\n"
+            "        fh.write(f'{os.getpid()}\\n')\n",
+        )
+    )
+    if not preload:
+        (project / "shipway.toml").write_text((project / "shipway.toml").read_text() + "\n[serve]\npreload = false\n")
+    return project, loads
+
+
+def test_workers_fork_from_the_one_loaded_model_unless_preload_is_off(tmp_path: Path) -> None:
+    data = write(tmp_path / "in.jsonl", ROWS)
+    score(SCORER, data, tmp_path / "one.parquet", batch_size=4)
+    shared, loads = counting(tmp_path / "shared", preload=True)
+    score(shared, data, tmp_path / "shared.parquet", batch_size=4, jobs=2)
+    assert loads.read_text().split() == [str(os.getpid())]  # loaded here once, the workers forked after
+    own, loads = counting(tmp_path / "own", preload=False)
+    score(own, data, tmp_path / "own.parquet", batch_size=4, jobs=2)
+    pids = loads.read_text().split()
+    assert len(pids) == len(set(pids)) == 2 and str(os.getpid()) not in pids  # one model per worker
+    one = pq.read_table(tmp_path / "one.parquet")
+    assert one.equals(pq.read_table(tmp_path / "shared.parquet"))
+    assert one.equals(pq.read_table(tmp_path / "own.parquet"))

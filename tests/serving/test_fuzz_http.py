@@ -21,7 +21,7 @@ from conftest import wait_for
 from hypothesis import HealthCheck, given, settings
 from schemathesis.generation.modes import GenerationMode
 
-from shipway.core.service import load_project
+from shipway.project import Project
 from shipway.serving.app import App
 
 # Per operation and mode; SHIPWAY_FUZZ_EXAMPLES=1000 for a longer run (docs/benchmarks.md).
@@ -42,8 +42,7 @@ OPERATIONS = [
 
 def test_every_operation_answers_as_documented(banking77: Path, tmp_path: Path) -> None:
     overrides = {"store.url": f"sqlite:///{tmp_path / 'store.db'}", "log.spool_dir": str(tmp_path / "spool")}
-    service, project_settings = load_project(banking77, overrides)
-    app = App(service, project_settings)
+    app = App(Project.load(banking77, overrides))
     api = schemathesis.openapi.from_asgi("/openapi.json", app)
     documented = [(op.method.upper(), op.path) for op in (result.ok() for result in api.get_all_operations())]
     assert sorted(documented) == sorted(OPERATIONS)

@@ -16,7 +16,7 @@ import httpx
 from conftest import SERVICES, Server, start_server
 
 from shipway.core.artifacts import write_manifest
-from shipway.core.service import load_project
+from shipway.project import Project
 from shipway.registry import CandidateState, set_candidate
 from shipway.serving.app import App
 from shipway.serving.batching import Batcher
@@ -156,8 +156,7 @@ def test_a_broken_candidate_is_refused_at_load_and_the_live_version_serves(tmp_p
     with open_store(store_url) as store:
         broken = register_scale(store, project, "3", tamper="300")
         set_candidate(store, SERVICE, CandidateState(broken, "canary", 1.0, actor="t"))
-    service, settings = load_project(project, {"store.url": store_url})
-    app = App(service, settings)
+    app = App(Project.load(project, {"store.url": store_url}))
 
     async def scenario() -> tuple[int, dict[str, Any], dict[str, Any]]:
         await app.startup()

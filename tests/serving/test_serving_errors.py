@@ -17,7 +17,7 @@ import httpx
 import orjson
 import pytest
 
-from shipway.core.service import load_project
+from shipway.project import Project
 from shipway.serving.app import App
 from shipway.serving.logs import JsonFormatter
 from shipway.serving.responses import error_body
@@ -49,8 +49,7 @@ async def _boom(scope: Scope, receive: Receive, send: Send) -> None:
 @contextlib.asynccontextmanager
 async def served(project: Path, **mounts: Any) -> AsyncIterator[httpx.AsyncClient]:
     """The project's App started as a worker starts it, and a client that calls it in-process."""
-    service, settings = load_project(project)
-    app = App(service, settings, mounts=mounts)
+    app = App(Project.load(project), mounts=mounts)
     await app.startup()
     try:
         transport = httpx.ASGITransport(app=app)

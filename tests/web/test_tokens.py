@@ -13,8 +13,8 @@ import pytest
 from conftest import SERVICES
 from starlette.requests import Request
 
-from shipway.core.service import load_project
 from shipway.monitoring.dashboard import Dashboard, access
+from shipway.project import Project
 from shipway.serving.app import App
 from shipway.web.tokens import FailedAttempts, bearer
 
@@ -33,8 +33,7 @@ def with_app(tmp_path: Path, test: Callable[[Callable[[str], httpx.AsyncClient]]
     (project / "shipway.toml").write_text(
         f'[store]\nurl = "sqlite:///{tmp_path / "store.db"}"\n[log]\nenabled = false\n'
     )
-    service, settings = load_project(project)
-    app = App(service, settings)
+    app = App(Project.load(project))
 
     async def run() -> None:
         await app.startup()

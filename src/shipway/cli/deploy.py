@@ -4,7 +4,6 @@ cluster apply) the project's manifests."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -15,7 +14,7 @@ from shipway.core.artifacts import deployable, verify_artifacts
 from shipway.core.held_out import HELD_OUT
 from shipway.deploy.parity import parity_gate
 from shipway.errors import ShipwayError
-from shipway.registry import is_registry_name
+from shipway.registry import is_registry_name, who
 from shipway.rules.live import LiveRules
 
 __all__ = ["deploy", "registered"]
@@ -25,7 +24,9 @@ __all__ = ["deploy", "registered"]
 @click.argument("artifacts", type=click.Path(file_okay=False), required=False)
 @click.option("--target", default=".", help=TARGET_HELP)
 @click.option("--url", default=None, help=URL_HELP)
-@click.option("--actor", default=None, help="Who deploys, for the history (default: $USER).")
+@click.option(
+    "--actor", default=None, help="Who deploys, for the history (default: $SHIPWAY_ACTOR, else your login name)."
+)
 @click.option(
     "--gate/--no-gate",
     default=True,
@@ -78,7 +79,7 @@ def deploy(
         return
     if not artifacts:
         fail("missing ARTIFACTS: the folder train.py wrote, or a registered model version or alias.")
-    actor = actor or os.environ.get("USER")
+    actor = actor or who()
     try:
         named = is_registry_name(artifacts)
         if url:
@@ -126,7 +127,9 @@ def _deploy_to_store(artifacts: Path, target: str, actor: str | None, gated: boo
             # With the rules that serve now, as a running service gates it.
             rules = project.rules_manager(artifacts)
             rules.load()
-            project.check(project.build(rules.live, artifacts), f"model {ids['model_version']}")
+            passed = project.check(project.build(rules.live, artifacts), f"model {ids['model_version']}")
+            if passed is not None:
+                click.echo(f"validation gate: {passed.summary}")
         event = project.store.get().record_model(project.name, ids["model_version"] or "", str(artifacts), actor=actor)
     finally:
         project.close()

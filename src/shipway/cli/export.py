@@ -1,18 +1,59 @@
-"""`shipway export`: the prediction log and the feedback as Parquet files (docs/analysis.md)."""
+"""`shipway export`: the prediction log and the feedback as Parquet files (docs/analysis.md),
+and the same upkeep as a background job of `shipway serve` (`export.in_serve`, `log.retention_days`)."""
 
 from __future__ import annotations
 
 import signal
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
 
 from shipway.cli.common import fail, load_project
-from shipway.errors import ShipwayError
+from shipway.errors import ExportError, ShipwayError
 
-__all__ = ["export"]
+if TYPE_CHECKING:
+    from shipway.core.service import Service
+    from shipway.core.settings import Settings
+    from shipway.store.log_upkeep import Upkeep, UpkeepResult
+
+__all__ = ["export", "export_jobs"]
+
+
+def _upkeep(service: Service, settings: Settings, *, export: bool) -> Upkeep:
+    """The project's log upkeep: the export (when `export`) and the store's retention."""
+    from shipway.store.columnar import LogSchema
+    from shipway.store.log_upkeep import Upkeep
+
+    inputs, outputs = service.schemas()
+    root = settings.path("export.dir")
+    return Upkeep(
+        settings["store.url"],
+        settings.root,
+        LogSchema.from_json_schemas(inputs.json_schema(), outputs.json_schema()),
+        export_dir=root if export else None,
+        lock_dir=root,
+        retention_days=settings["log.retention_days"],
+        archive_dir=settings.path("log.archive_dir") if settings["log.archive_dir"] else None,
+        export_retention_days=settings["export.retention_days"],
+        export_archive_dir=settings.path("export.archive_dir") if settings["export.archive_dir"] else None,
+    )
+
+
+def export_jobs(service: Service, settings: Settings) -> list[tuple[float, Callable[[], object]]]:
+    """What `shipway serve` runs in each worker for the log's upkeep: the export with
+    `export.in_serve`, the store's retention with `log.retention_days`; one worker of one
+    replica works at a time (store/log_upkeep.py)."""
+    in_serve = bool(settings["export.in_serve"])
+    if not (in_serve or settings["log.retention_days"]) or not settings["log.enabled"]:
+        return []
+    if in_serve:
+        from shipway.store.typed_columns import need_arrow
+
+        need_arrow()  # refuse to start without pyarrow rather than fail every turn
+    return [(settings["export.interval_s"], _upkeep(service, settings, export=in_serve))]
 
 
 @click.command()
@@ -26,37 +67,45 @@ def export(
     target: str, store_url: str | None, export_dir: str | None, follow: bool, interval: float | None, as_json: bool
 ) -> None:
     """Export what the prediction log and the feedback hold since the last export to Parquet files,
-    partitioned by day and model version, with the service's fields as typed columns."""
-    from shipway.store import store_from_url
-    from shipway.store.columnar import LogSchema
-    from shipway.store.export import Exporter, ExportResult
-
+    partitioned by day and model version, with the service's fields as typed columns; then apply
+    the store's retention (log.retention_days)."""
     try:
         overrides: dict[str, Any] = {"store.url": store_url, "export.dir": export_dir, "export.interval_s": interval}
         service, settings = load_project(target, {k: v for k, v in overrides.items() if v is not None})
-        inputs, outputs = service.schemas()
-        schema = LogSchema.from_json_schemas(inputs.json_schema(), outputs.json_schema())
-        archive = settings["export.archive_dir"]
-        store = store_from_url(settings["store.url"], settings.root)
-        store.open()
+        upkeep = _upkeep(service, settings, export=True)
     except ShipwayError as err:
         fail(err, code=1)
     root = settings.path("export.dir")
-    exporter = Exporter(
-        store,
-        root,
-        schema,
-        retention_days=settings["export.retention_days"],
-        archive_dir=settings.root / archive if archive else None,
-    )
+    waiting = [False]
 
-    def report(result: ExportResult) -> None:
+    def report(turn: UpkeepResult) -> None:
+        if not turn.leader:
+            if not follow:
+                raise ExportError(
+                    f"another process exports into {root} (`shipway serve` with export.in_serve, or "
+                    "`shipway export --follow`); stop it, or set --dir to another folder"
+                )
+            if not waiting[0]:
+                click.echo(f"another process exports into {root}; waiting to take over", err=True)
+            waiting[0] = True
+            return
+        waiting[0] = False
+        result, retention = turn.export, turn.retention
+        if result is None:
+            return
         if as_json:
-            click.echo(orjson.dumps(result.to_dict()).decode())
-        elif result.rows or result.feedback_rows or result.dropped or result.archived or not follow:
+            line = result.to_dict()
+            if retention is not None:
+                line["store_dropped"] = retention.dropped
+            click.echo(orjson.dumps(line).decode())
+        elif result.rows or result.feedback_rows or result.dropped or result.archived or retention or not follow:
             more = "".join(
                 f"; {label} {', '.join(days)}"
-                for label, days in (("dropped", result.dropped), ("archived", result.archived))
+                for label, days in (
+                    ("dropped", result.dropped),
+                    ("archived", result.archived),
+                    ("the store dropped", retention.dropped if retention else []),
+                )
                 if days
             )
             feedback = "" if result.feedback_rows is None else f"; feedback: {result.feedback_rows} rows"
@@ -64,13 +113,18 @@ def export(
 
     try:
         if not follow:
-            report(exporter.run())
+            report(upkeep())
             return
         stop = threading.Event()
+
+        def stopped(*_: object) -> None:
+            stop.set()
+            upkeep.stop()  # a run under way ends after its batch
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-        exporter.follow(settings["export.interval_s"], stop, report)
+            signal.signal(sig, stopped)
+        upkeep.follow(settings["export.interval_s"], stop, report)
     except ShipwayError as err:
         fail(err, code=1)
     finally:
-        store.close()
+        upkeep.close()

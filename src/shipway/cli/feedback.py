@@ -48,7 +48,7 @@ def import_(file: Path, target: str, store_url: str | None, name: str | None, as
         try:
             for items in _chunks(file, name):
                 outcome = store.write_feedback(
-                    parse_feedback(items), describe, late_after_s=settings["monitoring.late_after_s"]
+                    parse_feedback(items, describe), describe, late_after_s=settings["monitoring.late_after_s"]
                 )
                 total.accepted += outcome.accepted
                 total.duplicates += outcome.duplicates

@@ -14,7 +14,7 @@ from shipway.cli.build import build
 from shipway.cli.common import fail, open_project
 from shipway.cli.data import data
 from shipway.cli.deploy import deploy
-from shipway.cli.export import export
+from shipway.cli.export import export, export_jobs
 from shipway.cli.feedback import feedback
 from shipway.cli.inspect import inspect
 from shipway.cli.models import models
@@ -31,6 +31,7 @@ from shipway.core.artifacts import MANIFEST, SIGNATURE, verify_artifacts, write_
 from shipway.core.settings import ENVIRONMENT, SETTINGS
 from shipway.core.settings_page import settings_markdown
 from shipway.errors import ShipwayError
+from shipway.project import Project
 
 __all__ = ["main"]
 
@@ -54,6 +55,16 @@ def main() -> None:
     """shipway: from predict() to a production model service."""
 
 
+def served_beside(project: Project) -> tuple[list[tuple[float, Callable[[], object]]], dict[str, Any]]:
+    """What `shipway serve` runs beside the service in each worker: the alert, rollout and log
+    upkeep jobs, and the dashboard mounted at /dashboard, on the project's one store handle."""
+    settings, stores = project.settings, project.store
+    # The log's upkeep (export, retention) keeps a handle of its own: one worker of one replica
+    # holds the export's lock and runs long scans (store/log_upkeep.py).
+    jobs = alert_jobs(settings, stores) + rollout_jobs(settings, stores) + export_jobs(project.service, settings)
+    return jobs, dashboard_mounts(settings, stores)
+
+
 @main.command()
 @click.argument("target", default=".")
 @_setting_options
@@ -71,7 +82,7 @@ def serve(target: str, **flags: Any) -> None:
             + (", /dashboard)" if settings["monitoring.dashboard"] else ")"),
             err=True,
         )
-        code = run_server(project, alert_jobs(settings) + rollout_jobs(settings), dashboard_mounts(settings))
+        code = run_server(project, *served_beside(project))
     except ShipwayError as err:
         fail(err)
     sys.exit(code)

@@ -29,6 +29,9 @@ def metrics_tables(metrics: dict[str, Any]) -> str:
     for section in (_binary(t["binary"]), _regression(t["regression"]), _ranking(t["ranking"]), _classes(t)):
         if section:
             out += ["", *section]
+    buckets = _buckets(t["kind"], metrics.get("kind_series") or [])
+    if buckets:
+        out += ["", *buckets]
     by = metrics["by"]
     if by:
         versions = []
@@ -52,7 +55,7 @@ def _binary(b: dict[str, Any] | None) -> list[str]:
         ("Brier score", _num(b["brier"])),
         ("log loss", _num(b["log_loss"])),
         (f"accuracy at {b['threshold']}", _pct(b["accuracy"])),
-        ("precision / recall", f"{_pct(b['precision'])} / {_pct(b['recall'])}"),
+        (f"precision / recall of {b.get('positive_label', '1')}", f"{_pct(b['precision'])} / {_pct(b['recall'])}"),
         ("expected calibration error", _num(b["calibration"]["ece"])),
     ]
     cal = [
@@ -64,6 +67,37 @@ def _binary(b: dict[str, Any] | None) -> list[str]:
         "",
         *text_table(("score", "count", "mean score", "positive rate"), cal, right={1, 2, 3}),
     ]
+
+
+# Per output kind: the columns of the per-bucket table, (heading, key, format).
+_BUCKET_COLUMNS: dict[str, tuple[tuple[str, str, Any], ...]] = {
+    "binary": (
+        ("ROC AUC", "roc_auc", "num"),
+        ("PR AUC", "pr_auc", "num"),
+        ("Brier", "brier", "num"),
+        ("log loss", "log_loss", "num"),
+        ("accuracy", "accuracy", "pct"),
+    ),
+    "regression": (("MAE", "mae", "num"), ("RMSE", "rmse", "num"), ("bias", "bias", "num")),
+    "ranking": (("MRR", "mrr", "num"), ("hit @1", "hit_rate.1", "pct"), ("NDCG @10", "ndcg.10", "num")),
+}
+
+
+def _buckets(kind: str | None, points: list[dict[str, Any]]) -> list[str]:
+    """The output kind's metrics per time bucket that has outcomes."""
+    columns = _BUCKET_COLUMNS.get(kind or "")
+    if not columns or not points:
+        return []
+    rows = []
+    for p in points:
+        cells: list[Any] = [_when(p["t"]), p["count"]]
+        for _, key, style in columns:
+            top, _, sub = key.partition(".")
+            value = (p.get(top) or {}).get(sub) if sub else p.get(top)
+            cells.append(_pct(value) if style == "pct" else _num(value))
+        rows.append(tuple(cells))
+    head = ("bucket (UTC)", "outcomes", *(c[0] for c in columns))
+    return text_table(head, rows, right=set(range(1, len(head))))
 
 
 def _regression(r: dict[str, Any] | None) -> list[str]:

@@ -19,6 +19,7 @@ from shipway.errors import ShipwayError, StoreError
 if TYPE_CHECKING:
     from shipway.monitoring.alerts.alerter import Alerter
     from shipway.monitoring.dashboard import Dashboard
+    from shipway.store.provider import StoreProvider
 
 __all__ = [
     "alert_jobs",
@@ -51,8 +52,9 @@ def export_dir(settings: Settings) -> Path | None:
 # -- alerts ---------------------------------------------------------------------------
 
 
-def project_alerter(settings: Settings) -> Alerter | None:
-    """The project's alert rules, ready to evaluate (None when it has no alerts file).
+def project_alerter(settings: Settings, stores: StoreProvider | None = None) -> Alerter | None:
+    """The project's alert rules, ready to evaluate (None when it has no alerts file), on the
+    process's store provider when given (`shipway serve`), else on a handle of its own.
 
     Raises AlertError when the file has problems. Nothing is opened until the first evaluation.
     """
@@ -76,7 +78,7 @@ def project_alerter(settings: Settings) -> Alerter | None:
     return Alerter(
         rules,
         settings["name"],
-        settings["store.url"],
+        stores if stores is not None else settings["store.url"],
         base_dir=settings.root,
         dashboard_url=settings["monitoring.dashboard_url"],
         profile=settings.path("artifacts") / "profile.json",
@@ -85,12 +87,13 @@ def project_alerter(settings: Settings) -> Alerter | None:
     )
 
 
-def alert_jobs(settings: Settings) -> list[tuple[float, Callable[[], object]]]:
+def alert_jobs(settings: Settings, stores: StoreProvider | None = None) -> list[tuple[float, Callable[[], object]]]:
     """What `shipway serve` runs in each worker for alerts: [] without rules or with
-    `monitoring.alerts_in_serve = false`. The serving layer gets a plain callable."""
+    `monitoring.alerts_in_serve = false`. The serving layer gets a plain callable; `stores` is
+    the process's store provider (the project's), shared with everything else in the worker."""
     if not settings["monitoring.alerts_in_serve"]:
         return []
-    alerter = project_alerter(settings)
+    alerter = project_alerter(settings, stores)
     return [] if alerter is None else [(settings["monitoring.alerts_every_s"], alerter)]
 
 
@@ -174,8 +177,9 @@ def _stamp() -> str:
 # -- the dashboard and the report ---------------------------------------------------
 
 
-def project_dashboard(settings: Settings) -> Dashboard:
-    """The project's dashboard, not yet connected: the store opens on the first request.
+def project_dashboard(settings: Settings, stores: StoreProvider | None = None) -> Dashboard:
+    """The project's dashboard, not yet connected: the store opens on the first request (the
+    process's provider when given, as `shipway serve` gives it, else a handle of its own).
 
     The CLI layer hands monitoring what it cannot import itself: the validation report
     that `shipway validate --json` wrote (monitoring.validation_report), and the output
@@ -186,7 +190,7 @@ def project_dashboard(settings: Settings) -> Dashboard:
     from shipway.store.outcomes import reader_of
 
     return Dashboard(
-        settings["store.url"],
+        stores if stores is not None else settings["store.url"],
         settings["name"],
         base_dir=settings.root,
         describe=reader_of(settings),
@@ -201,12 +205,13 @@ def project_dashboard(settings: Settings) -> Dashboard:
     )
 
 
-def dashboard_mounts(settings: Settings) -> dict[str, Any]:
+def dashboard_mounts(settings: Settings, stores: StoreProvider | None = None) -> dict[str, Any]:
     """What `shipway serve` mounts beside the service: the dashboard at /dashboard, unless
-    `monitoring.dashboard = false`. The serving layer gets plain ASGI apps by path prefix."""
+    `monitoring.dashboard = false`, on the process's store provider. The serving layer gets
+    plain ASGI apps by path prefix."""
     if not settings["monitoring.dashboard"]:
         return {}
-    app = project_dashboard(settings)
+    app = project_dashboard(settings, stores)
     return {app.prefix: app}
 
 

@@ -20,6 +20,7 @@ from shipway.errors import ShipwayError
 
 if TYPE_CHECKING:
     from shipway.deploy.rollout import Decision, Rollout
+    from shipway.store.provider import StoreProvider
     from shipway.store.version_comparison import Comparison
 
 __all__ = ["render_comparison", "rollout", "rollout_jobs"]
@@ -52,25 +53,27 @@ def project_rollout(target: str, store_url: str | None = None, actor: str | None
         store.close()
 
 
-def rollout_jobs(settings: Settings) -> list[tuple[float, Callable[[], object]]]:
+def rollout_jobs(settings: Settings, stores: StoreProvider | None = None) -> list[tuple[float, Callable[[], object]]]:
     """What `shipway serve` runs in each worker: the rollout controller's check, [] with
-    `rollout.in_serve = false`. The serving layer gets a plain callable."""
+    `rollout.in_serve = false`. The serving layer gets a plain callable; `stores` is the
+    process's store provider (the project's), shared with everything else in the worker."""
     if not settings["rollout.in_serve"]:
         return []
     from shipway.deploy.plan import load_plan
     from shipway.deploy.rollout import Rollout, controller_actor
-    from shipway.store import store_from_url
+    from shipway.errors import StoreUnavailable
     from shipway.store.outcomes import reader_of
+    from shipway.store.provider import StoreProvider as Provider
 
     plan = load_plan(settings)  # a bad plan stops `shipway serve` before it starts
+    provider = stores if stores is not None else Provider(settings["store.url"], settings.root)
     lock = threading.Lock()
     held: list[Rollout] = []
 
     def check() -> None:
         with lock:
+            store = provider.get()  # a handle reopened after an outage is picked up here
             if not held:
-                store = store_from_url(settings["store.url"], settings.root)
-                store.open()
                 held.append(
                     Rollout(
                         store,
@@ -81,7 +84,12 @@ def rollout_jobs(settings: Settings) -> list[tuple[float, Callable[[], object]]]
                         actor=controller_actor(),
                     )
                 )
-            held[0].tick()
+            held[0].store = store
+            try:
+                held[0].tick()
+            except StoreUnavailable as err:
+                provider.failed(err)  # logged once; the next check reconnects
+                raise
 
     return [(plan.check_every_s, check)]
 

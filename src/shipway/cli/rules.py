@@ -14,16 +14,21 @@ import orjson
 
 from shipway.cli.common import fail, open_project
 from shipway.cli.monitor import export_dir
+from shipway.cli.rules_view import render, render_comparison
 from shipway.common.times import TIME_HELP
 from shipway.engine import ENGINES, Source, run
 from shipway.errors import ShipwayError
-from shipway.experiments.backtest import BacktestJob, BacktestReport, backtest, merged, replay
+from shipway.experiments.backtest import BacktestJob, backtest, merged, replay
 from shipway.project import Project
+from shipway.registry import who
 from shipway.rules import RuleSet
+from shipway.rules.comparison import compare_rules
 from shipway.rules.lifecycle import MODES, RulesManager
 from shipway.rules.live import LiveRules
 from shipway.serving.admin import TOKEN_ENV
 from shipway.store.columnar import log_files, logged_records, read_state
+from shipway.store.feedback import recorded_outcomes
+from shipway.store.outcomes import reader_of
 
 __all__ = ["rules"]
 
@@ -49,8 +54,10 @@ def _project(target: str, gated: bool = False) -> tuple[RulesManager, Project]:
     if project.gate is not None:
 
         def gate_rules(ruleset: RuleSet) -> None:
-            # The candidate runs here, in this process, on the model serving runs.
-            project.check_rules(project.build(LiveRules(), artifacts), ruleset)
+            # The candidate runs here, in this process, on the model serving runs; a pass says what ran.
+            passed = project.check_rules(project.build(LiveRules(), artifacts), ruleset)
+            if passed is not None:
+                click.echo(f"validation gate: {passed.summary}")
 
         manager.gate = gate_rules
     return manager, project
@@ -88,7 +95,9 @@ def check(file: str, target: str) -> None:
     default=None,
     help="With --mode canary: the field that keeps a caller in one group, e.g. input.customer_id.",
 )
-@click.option("--actor", default=None, help="Who applies it, for the history (default: $USER).")
+@click.option(
+    "--actor", default=None, help="Who applies it, for the history (default: $SHIPWAY_ACTOR, else your login name)."
+)
 @click.option(
     "--gate/--no-gate",
     default=True,
@@ -108,7 +117,7 @@ def apply(
     """Check FILE and make it the service's rules: every worker swaps within rules.poll_s."""
     with open(file, encoding="utf-8") as fh:
         source = fh.read()
-    actor = actor or os.environ.get("USER")
+    actor = actor or who()
     try:
         if url:
             body = {
@@ -138,10 +147,12 @@ def apply(
 @click.argument("version", required=False)
 @click.option("--target", default=".", help=TARGET_HELP)
 @click.option("--url", default=None, help=URL_HELP)
-@click.option("--actor", default=None, help="Who rolls back, for the history (default: $USER).")
+@click.option(
+    "--actor", default=None, help="Who rolls back, for the history (default: $SHIPWAY_ACTOR, else your login name)."
+)
 def rollback(version: str | None, target: str, url: str | None, actor: str | None) -> None:
     """Make VERSION (default: the live version before the current one) the live rules again."""
-    actor = actor or os.environ.get("USER")
+    actor = actor or who()
     try:
         if url:
             event = admin_request(url, "POST", "/admin/rules/rollback", {"version": version, "actor": actor})["applied"]
@@ -219,6 +230,9 @@ def backtest_command(
             source = fh.read()
         proposed = manager.compile(source, file)
         current = manager.load()  # what serves now: live rules, and shadow or canary rules beside them
+        low, high = parse_when(since), parse_when(until, "--until") if until else time.time()
+        reader = reader_of(settings)
+        outcomes = _outcomes(project, low, high)
         if log_path:
             input_schema, output_schema = project.service.schemas()
             live, candidate = current.live, current.candidate
@@ -229,8 +243,8 @@ def backtest_command(
                 output_schema.json_schema(),
                 labels=project.labels(),
                 examples=examples,
-                since=parse_when(since),
-                until=parse_when(until, "--until") if until else None,
+                since=low,
+                until=high if until else None,
                 service=settings["name"],
                 candidate=(candidate.source, f"rules {candidate.version}") if candidate is not None else None,
                 candidate_options={
@@ -238,10 +252,12 @@ def backtest_command(
                     "canary": current.canary,
                     "canary_key": current.canary_key,
                 },
+                outcomes=outcomes,
+                reader=reader,
             )
             logged = log_source(log_path, job.since, job.until, BacktestJob.COLUMNS)
             if logged is None:  # the export holds no day of the window
-                report = replay([], current, proposed, examples=examples)
+                report = replay([], current, proposed, examples=examples, outcomes=outcomes, reader=reader)
             else:
                 report = merged(run(job, logged, engine=engine, jobs=jobs, batch_size=65536))
         else:
@@ -250,15 +266,52 @@ def backtest_command(
                     project.store.get(),
                     export_dir(settings),
                     service=settings["name"],
-                    since=parse_when(since),
-                    until=parse_when(until, "--until") if until else None,
+                    since=low,
+                    until=high if until else None,
                 )
-                report = backtest(records, current, proposed, examples=examples)
+                report = backtest(records, current, proposed, examples=examples, outcomes=outcomes, reader=reader)
             finally:
                 project.close()
     except ShipwayError as err:
         fail(err, code=1)
     click.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() if as_json else render(report))
+
+
+@rules.command(name="compare")
+@click.option("--target", default=".", help=TARGET_HELP)
+@click.option("--since", default="24h", show_default=True, help=f"Start of the window: {TIME_HELP}.")
+@click.option("--until", default=None, help=f"End of the window: {TIME_HELP}. Default: now.")
+@click.option("--shadow", "shadow", default=None, help="The shadow rules version (default: the one that decided most).")
+@click.option("--examples", default=3, show_default=True, help="Example requests kept per change.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def compare_command(
+    target: str, since: str, until: str | None, shadow: str | None, examples: int, as_json: bool
+) -> None:
+    """Compare the shadow (or canary) rules with the live rules over the logged traffic: where
+    their decisions differ, and how each scores on the feedback that came back."""
+    try:
+        project = open_project(target)
+        settings = project.settings
+        low, high = parse_when(since), parse_when(until, "--until") if until else time.time()
+        try:
+            store = project.store.get()
+            records = logged_records(store, export_dir(settings), service=settings["name"], since=low, until=high)
+            result = compare_rules(
+                store,
+                settings["name"],
+                since=low,
+                until=high,
+                records=records,
+                shadow=shadow,
+                reader=reader_of(settings),
+                examples=examples,
+            )
+        finally:
+            project.close()
+    except ShipwayError as err:
+        fail(err, code=1)
+    data = result.to_dict()
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() if as_json else render_comparison(data))
 
 
 def log_source(path: str, since: float | None, until: float | None, columns: tuple[str, ...]) -> Source | None:
@@ -272,34 +325,10 @@ def log_source(path: str, since: float | None, until: float | None, columns: tup
     return Source.open(root).selecting(columns)
 
 
-def render(report: BacktestReport) -> str:
-    lines = [
-        f"backtest of {report.proposed_version} against {report.current_version}",
-        f"{report.total} logged predictions replayed; {report.changed} decisions change "
-        f"({report.changed / report.total:.1%})"
-        if report.total
-        else "no logged predictions in the window",
-    ]
-    if report.skipped:
-        lines.append(f"{report.skipped} rows skipped (logged in service mode off or shadow, or unreadable)")
-    if report.transitions:
-        lines.append("queue changes:")
-        lines += [f"  {a} -> {b}: {n}" for a, b, n in report.transitions]
-    for kind, counts in (("review", report.review), ("fallback", report.fallback)):
-        if counts:
-            lines.append(f"{kind}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    if report.overrides:
-        lines.append(f"output overrides change on {report.overrides}")
-    for change, kept in report.examples.items():
-        lines.append(f"examples, {change}:")
-        for ex in kept:
-            lines.append(
-                f"  {ex['request_id']}: {orjson.dumps(ex['input']).decode()[:100]} -> "
-                f"{orjson.dumps(ex['output']).decode()[:100]}; fired now {ex['current']['fired']}, "
-                f"proposed {ex['proposed']['fired']}"
-            )
-    lines.append("outcomes: no feedback labels are recorded yet, so the changed decisions cannot be scored")
-    return "\n".join(lines)
+def _outcomes(project: Project, since: float, until: float) -> dict[str, dict[str, Any]] | None:
+    """The outcomes that came back for the window's predictions, to score on; None without a store."""
+    store = project.store.existing()  # a backtest never creates a store
+    return None if store is None else recorded_outcomes(store, project.name, since, until)
 
 
 def parse_when(text: str, what: str = "--since") -> float:

@@ -4,8 +4,9 @@
 of its `held_out.jsonl` (core/held_out.py) and compares each answer with the recorded one: labels
 (text, integers, booleans) exactly, scores (other numbers) within a tolerance. A mismatch is what
 preprocessing skew (the service's stages changed since training) and library drift (another
-scikit-learn, numpy, torch in the serving environment) look like; `parity_gate` refuses the
-version with the first differing examples and the trace of each through the pipeline.
+scikit-learn, numpy, torch in the serving environment) look like; the project's gate policy
+(`shipway.project.enforce`) refuses a mismatch with the first differing examples and the trace
+of each through the pipeline.
 
 It lives below the capabilities: `shipway deploy`, `shipway rollout start` (shipway.deploy) and
 a model swap through `POST /admin/model` (serving) all run this one check.
@@ -23,9 +24,9 @@ import orjson
 
 from shipway.core.held_out import HELD_OUT, HeldOutExample, read_held_out, run_held_out
 from shipway.core.pipeline import Pipeline
-from shipway.errors import ArtifactError, GateFailed
+from shipway.errors import ArtifactError
 
-__all__ = ["SHOWN", "Difference", "ParityReport", "check_parity", "first_difference", "parity_gate"]
+__all__ = ["SHOWN", "Difference", "ParityReport", "check_parity", "first_difference"]
 
 SHOWN = 3  # differing examples shown (and traced) in a report
 
@@ -139,14 +140,6 @@ def check_parity(pipeline: Pipeline, artifacts: Path, tolerance: float) -> Parit
         seconds=seconds,
         differences=shown,
     )
-
-
-def parity_gate(pipeline: Pipeline, artifacts: Path, tolerance: float) -> ParityReport:
-    """`check_parity`, refusing a mismatch with GateFailed (its report holds the differences)."""
-    report = check_parity(pipeline, artifacts, tolerance)
-    if not report.ok:
-        raise GateFailed(f"refused by the parity gate: {report.render()}", report.to_dict())
-    return report
 
 
 def first_difference(expected: Any, got: Any, tolerance: float, where: str = "") -> tuple[str, Any, Any] | None:

@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 
 from shipway.core.artifacts import verify_artifacts
-from shipway.core.parity import Difference, ParityReport, check_parity, first_difference, parity_gate
+from shipway.core.parity import Difference, ParityReport, check_parity, first_difference
 from shipway.core.pipeline import Pipeline
 from shipway.errors import ArtifactError
 from shipway.store.base import Store
@@ -46,6 +46,16 @@ def candidate_pipeline(target: str | Path, artifacts: Path) -> Pipeline:
 
     project = Project.load(target)  # the one place that builds pipelines
     return project.build(LiveRules(), Path(artifacts).resolve())
+
+
+def parity_gate(pipeline: Pipeline, artifacts: Path, tolerance: float) -> ParityReport:
+    """`check_parity`, a mismatch refused by the project's gate policy (GateFailed, its report
+    holding the differences)."""
+    from shipway.project import enforce
+
+    report = check_parity(pipeline, artifacts, tolerance)
+    enforce(report)
+    return report
 
 
 def run_folder(store: Store, objects: ObjectStore, run_id: str, root: Path) -> Path:

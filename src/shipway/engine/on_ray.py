@@ -8,6 +8,7 @@ in a one-row table and merge on the driver. Imported only when --engine ray is a
 
 from __future__ import annotations
 
+import gc
 import pickle
 from collections.abc import Iterator
 from typing import Any
@@ -36,6 +37,7 @@ class _Worker:
         self.job = job
         self.format = format
         job.setup()
+        gc.freeze()  # the loaded model out of the collector's view for the actor's life (run.settled)
 
     def __call__(self, table: Any) -> Any:
         import pyarrow as pa

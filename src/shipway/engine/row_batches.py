@@ -21,7 +21,7 @@ import orjson
 
 from shipway.errors import DataError
 
-__all__ = ["FORMATS", "NOT_JSON", "Source", "rows_of"]
+__all__ = ["FORMATS", "NOT_JSON", "Chunk", "Source", "rows_of"]
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -109,17 +109,33 @@ class Source:
 
     def batches(self, size: int) -> Iterator[list[dict[str, Any]]]:
         """The rows in order, `size` at a time (the last batch may be shorter)."""
+        for chunk in self.chunks(size):
+            yield chunk.rows()
+
+    def chunks(self, size: int) -> Iterator[Chunk]:
+        """The same batches as `batches`, still as read: Arrow tables or JSON Lines text. A
+        chunk pickles small, so a worker process turns it into rows, not the reading one."""
         if self.format == "jsonl":
             yield from self._jsonl(size)
             return
-        buffer: list[dict[str, Any]] = []
-        for table in self._tables():
-            buffer.extend(rows_of(table))
-            while len(buffer) >= size:
-                yield buffer[:size]
-                buffer = buffer[size:]
-        if buffer:
-            yield buffer
+        import pyarrow as pa
+
+        buffer: list[Any] = []
+        held = 0
+        for batch in self._tables():
+            buffer.append(batch)
+            held += batch.num_rows
+            if held < size:
+                continue
+            table = pa.Table.from_batches(buffer)
+            start = 0
+            while held - start >= size:
+                yield Chunk(table.slice(start, size))
+                start += size
+            buffer = table.slice(start).to_batches()
+            held -= start
+        if held:
+            yield Chunk(pa.Table.from_batches(buffer))
 
     def _tables(self) -> Iterator[Any]:
         _pyarrow()
@@ -136,18 +152,57 @@ class Source:
             for batch in ds.dataset(self.paths, format="parquet").to_batches(columns=columns):
                 yield batch
 
-    def _jsonl(self, size: int) -> Iterator[list[dict[str, Any]]]:
-        batch: list[dict[str, Any]] = []
+    def _jsonl(self, size: int) -> Iterator[Chunk]:
+        lines: list[bytes] = []
         with self.path.open("rb") as fh:
             for line in fh:
                 if not line.strip():
                     continue
-                batch.append(parse_line(line))
-                if len(batch) == size:
-                    yield batch
-                    batch = []
-        if batch:
-            yield batch
+                lines.append(line)
+                if len(lines) == size:
+                    yield Chunk(lines=lines)
+                    lines = []
+        if lines:
+            yield Chunk(lines=lines)
+
+
+class Chunk:
+    """One batch as read: an Arrow table (CSV, Parquet) or JSON Lines' lines; `rows()` parses it.
+
+    It pickles as Arrow's IPC stream of its own rows: a pickled slice of a table would carry
+    the whole table's buffers."""
+
+    __slots__ = ("lines", "table")
+
+    def __init__(self, table: Any = None, lines: list[bytes] | None = None) -> None:
+        self.table = table
+        self.lines = lines
+
+    def __len__(self) -> int:
+        return len(self.lines) if self.lines is not None else int(self.table.num_rows)
+
+    def rows(self) -> list[dict[str, Any]]:
+        if self.lines is not None:
+            return [parse_line(line) for line in self.lines]
+        return rows_of(self.table)
+
+    def __getstate__(self) -> tuple[Any, list[bytes] | None]:
+        if self.table is None:
+            return None, self.lines
+        import pyarrow as pa
+
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, self.table.schema) as writer:
+            writer.write_table(self.table)
+        return sink.getvalue(), None
+
+    def __setstate__(self, state: tuple[Any, list[bytes] | None]) -> None:
+        blob, self.lines = state
+        self.table = None
+        if blob is not None:
+            import pyarrow as pa
+
+            self.table = pa.ipc.open_stream(blob).read_all()
 
 
 def parse_line(line: bytes | str) -> Any:
@@ -160,4 +215,13 @@ def parse_line(line: bytes | str) -> Any:
 
 def rows_of(table: Any) -> list[dict[str, Any]]:
     """A CSV or Parquet batch as dicts, leaving out null cells (a missing field)."""
-    return [{k: v for k, v in row.items() if v is not None} for row in table.to_pylist()]
+    names = table.column_names
+    columns = [column.to_pylist() for column in table.columns]
+    if any(column.null_count for column in table.columns):
+        return [
+            {k: v for k, v in zip(names, values, strict=True) if v is not None} for values in zip(*columns, strict=True)
+        ]
+    if len(names) == 1:  # the usual dataset of texts: no tuple per row
+        name = names[0]
+        return [{name: value} for value in columns[0]]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]

@@ -2,7 +2,7 @@
 
 The model is not called: the prediction log keeps each request and the model's
 output before any rules, so the log replays from the pipeline's `rules` stage
-onward (`Pipeline.replay`), through the same stage serving runs (rules/live.py):
+onward through the same stage serving runs (rules/live.py), in its batch form:
 the current side is what serves now, with any shadow or canary rules beside the
 live ones, decided as serving decides them, `meta.time` the logged time. Rows the
 service answered in mode off or shadow (the log's `mode` column) are skipped. The report counts the decisions that change, from which queue to
@@ -10,25 +10,31 @@ which, and keeps a few examples of each change: the earliest ones, by time and
 request id, so that reports of parts of the log merge into the report of the
 whole (`BacktestReport.merge`) and a run split over worker processes or a Ray
 cluster (`BacktestJob`) answers exactly as one pass does.
+
+Given the outcomes that came back for the replayed requests (feedback: the true `label`, the
+right `queue`), the report also scores both rule sets on them (rules/scores.py): how often
+each one's answer was right, how many wrong answers it sent for review, how many got through.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import reduce
+from itertools import compress, islice
+from operator import attrgetter, itemgetter, ne
 from typing import Any
 
 import orjson
 
 from shipway.core.collector import collector_paused
-from shipway.core.pipeline import Decided, Pipeline
-from shipway.core.schema import Schema
 from shipway.rules import Decision, RuleSet, load_rules
 from shipway.rules.live import META_SCHEMA, Active, LiveRules, rules_stage
+from shipway.rules.scores import DecisionScore, queue_totals
 from shipway.store import PredictionRecord
+from shipway.store.outcomes import OutputReader
 
 __all__ = ["BacktestJob", "BacktestReport", "backtest", "merged", "replay"]
 
@@ -52,6 +58,12 @@ class BacktestReport:
     first_ts: float | None = None
     last_ts: float | None = None
     limit: int = 3  # examples kept per change
+    # The top-level fields either rule set reads (`input.amount`): examples show them first.
+    reads: list[str] = field(default_factory=list)
+    # Scores on the outcomes that came back (None: no outcomes were given to score with).
+    current_score: DecisionScore | None = None
+    proposed_score: DecisionScore | None = None
+    changed_scored: int = 0  # changed decisions whose outcome came back
 
     def merge(self, other: BacktestReport) -> BacktestReport:
         """The report of both parts of the log, as one pass over all of it would give."""
@@ -75,6 +87,10 @@ class BacktestReport:
             first_ts=_pick(min, self.first_ts, other.first_ts),
             last_ts=_pick(max, self.last_ts, other.last_ts),
             limit=self.limit,
+            reads=self.reads,
+            current_score=_merged_score(self.current_score, other.current_score),
+            proposed_score=_merged_score(self.proposed_score, other.proposed_score),
+            changed_scored=self.changed_scored + other.changed_scored,
         )
 
     @property
@@ -92,13 +108,21 @@ class BacktestReport:
             "window": [self.first_ts, self.last_ts],
             "queue_changes": [{"from": a, "to": b, "count": n} for a, b, n in self.transitions],
             "queue_totals": {
-                "current": _totals(self.queues, 0),
-                "proposed": _totals(self.queues, 1),
+                "current": queue_totals(self.queues, 0),
+                "proposed": queue_totals(self.queues, 1),
             },
             "review": dict(self.review),
             "fallback": dict(self.fallback),
             "overrides_changed": self.overrides,
             "examples": self.examples,
+            "reads": self.reads,
+            "outcomes": None
+            if self.current_score is None or self.proposed_score is None
+            else {
+                "changed_scored": self.changed_scored,
+                "current": self.current_score.to_dict(),
+                "proposed": self.proposed_score.to_dict(),
+            },
         }
 
 
@@ -108,32 +132,36 @@ def backtest(
     proposed: RuleSet | Active,
     *,
     examples: int = 3,
+    outcomes: Mapping[str, Mapping[str, Any]] | None = None,
+    reader: OutputReader | None = None,
 ) -> BacktestReport:
-    """Decide every record with both rule sets and compare; `current` None means no rules today."""
+    """Decide every record with both rule sets and compare; `current` None means no rules today.
+    With `outcomes` (`{request_id: {"label": ..., "queue": ...}}`, store.feedback.recorded_outcomes)
+    both sides are scored on them, outputs read by `reader`."""
     rows = ((r.request_id, r.ts, r.inputs, r.outputs, r.decision, getattr(r, "mode", None)) for r in records)
-    return replay(rows, current, proposed, examples=examples)
+    return replay(rows, current, proposed, examples=examples, outcomes=outcomes, reader=reader)
 
 
 # request_id, ts, inputs, outputs, decision (JSON text or parsed), mode (None: logged before the column)
 Row = tuple[str, float, Any, Any, Any, str | None]
-_CHUNK = 2048  # rows replayed through the rules stage at once (milliseconds with the collector paused)
-_ANY = Schema(Any, "output")
+_CHUNK = 2048  # rows decided at once (milliseconds with the collector paused)
 
 
 class _Side:
-    """One side of a backtest: a pipeline of the stages from `rules` onward, on `active`."""
+    """One side of a backtest: the `rules` stage serving builds (rules_stage over a LiveRules) on
+    `active`, run through its batch form."""
 
     def __init__(self, active: Active) -> None:
         self.live = LiveRules()
         self.live.swap(active)
-        self.pipeline = Pipeline([rules_stage(self.live)], Schema(Any, "input"), _ANY)
+        self.stage = rules_stage(self.live)
         self.version = active.versions[0] or NO_RULES
+        self.reads = [field for rules in (active.live, active.candidate) if rules is not None for field in rules.reads]
 
     def decisions(self, outputs: list[Any], requests: list[Any], times: list[float]) -> list[Decision]:
-        """The decision the stage returned for each row; an empty one where it returned none."""
-        self.live.clock = iter(times).__next__  # each decision reads its row's logged time, in order
-        decided = self.pipeline.replay("rules", outputs, requests)
-        return [(d.decided or _EMPTY) if isinstance(d, Decided) else _EMPTY for d in decided]  # type: ignore[misc]
+        """The decision the stage takes for each row, each at its logged time; an empty one where
+        no rules decide. Nothing is answered offline, so no answer is built (`LiveRules.decisions`)."""
+        return self.live.decisions(outputs, requests, times, empty=_EMPTY)  # type: ignore[return-value]
 
 
 _EMPTY = Decision()
@@ -144,15 +172,53 @@ def _active(rules: RuleSet | Active | None) -> Active:
 
 
 def replay(
-    rows: Iterable[Row], current: RuleSet | Active | None, proposed: RuleSet | Active, *, examples: int = 3
+    rows: Iterable[Row],
+    current: RuleSet | Active | None,
+    proposed: RuleSet | Active,
+    *,
+    examples: int = 3,
+    outcomes: Mapping[str, Mapping[str, Any]] | None = None,
+    reader: OutputReader | None = None,
 ) -> BacktestReport:
     """The backtest of logged rows whose JSON columns are text (the store) or already parsed (Parquet)."""
     old, new = _Side(_active(current)), _Side(_active(proposed))
     report = BacktestReport(old.version, new.version, limit=examples)
+    report.reads = list(dict.fromkeys([*new.reads, *old.reads]))
+    scoring = None
+    if outcomes is not None:
+        report.current_score, report.proposed_score = DecisionScore(), DecisionScore()
+        if outcomes:  # none came back: nothing to look up per row
+            scoring = (outcomes, reader or OutputReader())
+    parsed = _parsed(rows, report)
+    while True:
+        # A chunk's parsed rows and decisions are thousands of new containers, none in a cycle: the
+        # collector waits while a chunk is read and decided (milliseconds), and they are freed
+        # before it runs again, so it never scans them.
+        with collector_paused():
+            if not _compare(report, old, new, parsed, examples, scoring):
+                break
+    report.examples = {key: report.examples[key] for key in sorted(report.examples)}
+    return report
+
+
+@dataclass
+class _Chunk:
+    """Rows to decide at once, column by column."""
+
+    ids: list[str] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    requests: list[Any] = field(default_factory=list)
+    outputs: list[Any] = field(default_factory=list)
+
+    def adders(self) -> tuple[Any, Any, Any, Any]:
+        return self.ids.append, self.times.append, self.requests.append, self.outputs.append
+
+
+def _parsed(rows: Iterable[Row], report: BacktestReport) -> Iterator[tuple[str, float, Any, Any]]:
+    """(request id, ts, request, output) of each row the rules saw; the others counted as skipped."""
     loads = orjson.loads
-    chunk: list[tuple[str, float, Any, Any]] = []
     for request_id, ts, inputs, outputs, decision, mode in rows:
-        if _answered_default(mode, decision):
+        if (mode != "on") if mode is not None else _answered_default(mode, decision):
             report.skipped += 1  # logged in service mode off or shadow: not the answer the rules saw
             continue
         try:
@@ -161,62 +227,98 @@ def replay(
         except orjson.JSONDecodeError:
             report.skipped += 1
             continue
-        chunk.append((request_id, ts, request, output))
-        if len(chunk) >= _CHUNK:
-            _compare(report, old, new, chunk, examples)
-            chunk = []
-    if chunk:
-        _compare(report, old, new, chunk, examples)
-    report.examples = {key: report.examples[key] for key in sorted(report.examples)}
-    return report
+        yield request_id, ts, request, output
+
+
+Scoring = tuple[Mapping[str, Mapping[str, Any]], OutputReader] | None
 
 
 def _compare(
-    report: BacktestReport, old: _Side, new: _Side, chunk: list[tuple[str, float, Any, Any]], examples: int
+    report: BacktestReport, old: _Side, new: _Side, parsed: Iterator[Any], examples: int, scoring: Scoring
+) -> bool:
+    """Decide the next chunk of rows on both sides and count what changes; False when none was left."""
+    chunk = _Chunk()
+    add_id, add_time, add_request, add_output = chunk.adders()
+    for request_id, ts, request, output in islice(parsed, _CHUNK):
+        add_id(request_id)
+        add_time(ts)
+        add_request(request)
+        add_output(output)
+    if not chunk.ids:
+        return False
+    _compare_chunk(report, old, new, chunk, examples, scoring)
+    return True
+
+
+def _compare_chunk(
+    report: BacktestReport, old: _Side, new: _Side, chunk: _Chunk, examples: int, scoring: Scoring
 ) -> None:
-    requests = [c[2] for c in chunk]
-    outputs = [c[3] for c in chunk]
-    times = [c[1] for c in chunk]
-    # Each side gets its own copies of the outputs' list: a stage may replace items in place. A
-    # chunk's decisions are thousands of new containers, none in a cycle: the collector waits.
-    with collector_paused():
-        before = old.decisions(list(outputs), requests, times)
-        after = new.decisions(list(outputs), requests, times)
-    report.total += len(chunk)
+    requests, outputs, times = chunk.requests, chunk.outputs, chunk.times
+    before = old.decisions(outputs, requests, times)
+    after = new.decisions(outputs, requests, times)
+    keys_a, keys_b = list(map(_KEY, before)), list(map(_KEY, after))
+    report.total += len(times)
     first, last = min(times), max(times)
     report.first_ts = first if report.first_ts is None else min(report.first_ts, first)
     report.last_ts = last if report.last_ts is None else max(report.last_ts, last)
-    queues = report.queues
-    for (request_id, ts, request, output), a, b in zip(chunk, before, after, strict=True):
+    # Counted and compared column by column in C; only the rows that change are looked at here.
+    report.queues.update(zip(map(_QUEUE, keys_a), map(_QUEUE, keys_b), strict=True))
+    changed = list(compress(range(len(keys_a)), map(ne, keys_a, keys_b)))
+    if scoring is not None:
+        _score(report, chunk, before, after, set(changed), scoring)
+    for i in changed:
+        a, b = before[i], after[i]
         queue_a, queue_b = a.queue, b.queue
-        queues[(queue_a, queue_b)] += 1
-        differs = queue_a != queue_b
+        report.changed += 1
         if a.review != b.review:
             report.review["added" if b.review else "removed"] += 1
-            differs = True
         if a.fallback != b.fallback:
             report.fallback["added" if b.fallback else "removed"] += 1
-            differs = True
         if a.set != b.set:
             report.overrides += 1
-            differs = True
-        if differs:
-            report.changed += 1
-            key = f"{queue_a} -> {queue_b}" if queue_a != queue_b else "same queue, other change"
-            kept = report.examples.setdefault(key, [])
-            when = (ts, request_id)
-            if len(kept) < examples or when < _when(kept[-1]):
-                # The earliest examples by time, then request id: the same whichever part of the log ran.
-                example = {
-                    "request_id": request_id,
-                    "ts": ts,
-                    "input": request,
-                    "output": output,
-                    "current": _brief(a),
-                    "proposed": _brief(b),
-                }
-                kept.insert(bisect.bisect(kept, when, key=_when), example)
-                del kept[examples:]
+        key = f"{queue_a} -> {queue_b}" if queue_a != queue_b else "same queue, other change"
+        kept = report.examples.setdefault(key, [])
+        request_id, ts = chunk.ids[i], times[i]
+        when = (ts, request_id)
+        if len(kept) < examples or when < _when(kept[-1]):
+            # The earliest examples by time, then request id: the same whichever part of the log ran.
+            example = {
+                "request_id": request_id,
+                "ts": ts,
+                "input": requests[i],
+                "output": outputs[i],
+                "current": _brief(a),
+                "proposed": _brief(b),
+            }
+            kept.insert(bisect.bisect(kept, when, key=_when), example)
+            del kept[examples:]
+
+
+def _score(
+    report: BacktestReport,
+    chunk: _Chunk,
+    before: list[Decision],
+    after: list[Decision],
+    changed: set[int],
+    scoring: tuple[Mapping[str, Mapping[str, Any]], OutputReader],
+) -> None:
+    """Both sides scored on the outcomes that came back for the chunk's requests."""
+    outcomes, reader = scoring
+    current, proposed = report.current_score, report.proposed_score
+    assert current is not None and proposed is not None
+    for i, request_id in enumerate(chunk.ids):
+        known = outcomes.get(request_id)
+        if known is None:
+            continue
+        output = chunk.outputs[i]
+        for score, d in ((current, before[i]), (proposed, after[i])):
+            score.add(reader, output, d.queue, d.review, d.fallback, d.set, known)
+        report.changed_scored += i in changed
+
+
+# What a backtest compares of two decisions (a change in any of them is counted), and the queue.
+_KEY = attrgetter("queue", "review", "fallback", "set")
+_QUEUE = itemgetter(0)
 
 
 @dataclass
@@ -239,6 +341,9 @@ class BacktestJob:
     # (mode shadow or canary, canary, canary_key), from the rules history.
     candidate: tuple[str, str] | None = None
     candidate_options: dict[str, Any] = field(default_factory=dict)
+    # The outcomes to score both sides on (`backtest`'s), and the reader of the outputs.
+    outcomes: dict[str, dict[str, Any]] | None = None
+    reader: OutputReader | None = None
 
     def setup(self) -> None:
         def compile(source: tuple[str, str]) -> RuleSet:
@@ -274,7 +379,9 @@ class BacktestJob:
             and (until is None or r["ts"] < until)
             and (service is None or r.get("service", service) == service)
         )
-        return replay(logged, self._current, self._proposed, examples=self.examples)
+        return replay(
+            logged, self._current, self._proposed, examples=self.examples, outcomes=self.outcomes, reader=self.reader
+        )
 
 
 def merged(parts: Iterator[BacktestReport] | Iterable[BacktestReport]) -> BacktestReport:
@@ -296,6 +403,10 @@ def _answered_default(mode: str | None, decision: Any) -> bool:
     return isinstance(decision, dict) and decision.get("answer") == "default"
 
 
+def _merged_score(a: DecisionScore | None, b: DecisionScore | None) -> DecisionScore | None:
+    return b if a is None else a if b is None else a.merge(b)
+
+
 def _when(example: dict[str, Any]) -> tuple[float, str]:
     return (example["ts"], example["request_id"])
 
@@ -313,10 +424,3 @@ def _brief(decision: Decision) -> dict[str, Any]:
         "set": decision.set,
         "fired": decision.fired,
     }
-
-
-def _totals(queues: Counter[tuple[str | None, str | None]], side: int) -> dict[str, int]:
-    totals: Counter[str] = Counter()
-    for pair, n in queues.items():
-        totals[str(pair[side])] += n
-    return dict(totals.most_common())

@@ -17,7 +17,7 @@ from shipway.store import Store
 from shipway.store.outcomes import OutputReader
 from shipway.store.version_comparison import compare_versions
 
-__all__ = ["candidate_html", "candidate_json"]
+__all__ = ["candidate_html", "candidate_json", "disagreements_table", "esc", "html_table", "pct", "short"]
 
 
 def candidate_json(
@@ -49,14 +49,14 @@ def candidate_html(data: Mapping[str, Any]) -> str:
     """The Candidate section: the state, both versions' figures, agreement, per-class
     disagreements with example requests. Every value is escaped."""
     if data["status"] != "ok":
-        return _section(f'<p class="empty">{_esc(data["message"])}</p>')
+        return _section(f'<p class="empty">{esc(data["message"])}</p>')
     state, comparison = data["state"], data["comparison"]
     live, cand = comparison["live"], comparison["candidate"]
     share = f"{state['share']:g}"
     head = (
-        f"<p>Candidate <b>{_esc(state['version'])}</b> is <b>{_esc(state['mode'])}</b> "
-        f"(share {_esc(share)}) since {_esc(_time(state['changed_at']))}, "
-        f"by {_esc(state['actor'])}: {_esc(state['reason'])}</p>"
+        f"<p>Candidate <b>{esc(state['version'])}</b> is <b>{esc(state['mode'])}</b> "
+        f"(share {esc(share)}) since {esc(_time(state['changed_at']))}, "
+        f"by {esc(state['actor'])}: {esc(state['reason'])}</p>"
     )
     rows = [
         [
@@ -64,56 +64,62 @@ def candidate_html(data: Mapping[str, Any]) -> str:
             f["version"] or "(none)",
             f["requests"],
             f["errors"],
-            _pct(f["error_rate"]),
+            pct(f["error_rate"]),
             _ms(f["latency_p50_ms"]),
             _ms(f["latency_p99_ms"]),
             f["labelled"],
-            _pct(f["accuracy"]),
+            pct(f["accuracy"]),
         ]
         for role, f in (("live", live), ("candidate", cand))
     ]
-    figures = _table(["", "version", "requests", "errors", "error rate", "p50", "p99", "labelled", "accuracy"], rows)
-    agreement = (
-        f"<p>Agreement with the live version: <b>{_esc(_pct(comparison['agreement']))}</b> of "
-        f"{_esc(comparison['paired'])} requests both answered.</p>"
+    figures = html_table(
+        ["", "version", "requests", "errors", "error rate", "p50", "p99", "labelled", "accuracy"], rows
     )
+    agreement = (
+        f"<p>Agreement with the live version: <b>{esc(pct(comparison['agreement']))}</b> of "
+        f"{esc(comparison['paired'])} requests both answered.</p>"
+    )
+    disagreements = disagreements_table(
+        comparison["disagreements"], ["live said", "candidate said"], "no disagreements in the window"
+    )
+    return _section(head + figures + agreement + "<h3>Disagreements</h3>" + disagreements)
+
+
+def disagreements_table(disagreements: list[dict[str, Any]], sides: list[str], empty: str) -> str:
+    """The first 30 disagreements (store.version_comparison's shape): what each side said, how
+    often, and example requests; `empty` when there are none."""
     lines = [
         [
             d["live"],
             d["candidate"],
             d["count"],
-            " | ".join(f"{e['request_id']}: {_short(e['inputs'])}" for e in d["examples"]),
+            " | ".join(f"{e['request_id']}: {short(e['inputs'])}" for e in d["examples"]),
         ]
-        for d in comparison["disagreements"][:30]
+        for d in disagreements[:30]
     ]
-    disagreements = (
-        _table(["live said", "candidate said", "requests", "examples"], lines)
-        if lines
-        else '<p class="empty">no disagreements in the window</p>'
-    )
-    return _section(head + figures + agreement + "<h3>Disagreements</h3>" + disagreements)
+    return html_table([*sides, "requests", "examples"], lines) if lines else f'<p class="empty">{esc(empty)}</p>'
 
 
 def _section(body: str) -> str:
     return f'<section id="candidate"><h2>Model candidate</h2>{body}</section>'
 
 
-def _table(head: list[str], rows: list[list[Any]]) -> str:
-    heads = "".join(f"<th>{_esc(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+def html_table(head: list[str], rows: list[list[Any]]) -> str:
+    heads = "".join(f"<th>{esc(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
     return f'<div class="table"><table><thead><tr>{heads}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
-def _esc(value: Any) -> str:
+def esc(value: Any) -> str:
     return escape("" if value is None else str(value), quote=True)
 
 
-def _short(value: Any, limit: int = 120) -> str:
+def short(value: Any, limit: int = 120) -> str:
     text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _pct(value: Any) -> str:
+def pct(value: Any) -> str:
     return f"{value:.1%}" if isinstance(value, int | float) else "n/a"
 
 

@@ -2,6 +2,6 @@
 build its pipeline, its store handle, its gate policy and its mode); every command and
 context takes its pipeline from here. See docs/architecture.md, "The spine"."""
 
-from shipway.project._project import Project, RunOn, load_pipeline
+from shipway.project._project import Project, RunOn, enforce, load_pipeline
 
-__all__ = ["Project", "RunOn", "load_pipeline"]
+__all__ = ["Project", "RunOn", "enforce", "load_pipeline"]

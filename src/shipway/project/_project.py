@@ -19,18 +19,21 @@ from typing import Any
 import orjson
 
 from shipway.core.artifacts import deployable
-from shipway.core.gate import Gate
+from shipway.core.gate import Gate, GateResult
+from shipway.core.held_out import read_held_out
+from shipway.core.parity import ParityReport, check_parity
 from shipway.core.pipeline import Pipeline
 from shipway.core.service import Service, load_project, read_ids
 from shipway.core.settings import Settings
 from shipway.errors import ConfigError, GateFailed, StoreUnavailable
+from shipway.registry import checkout, is_registry_name
 from shipway.rules.lifecycle import RulesManager, labels_from_manifest
 from shipway.rules.live import Active, LiveRules, rules_stage
 from shipway.rules.ruleset import RuleSet
 from shipway.store import RulesEvent
 from shipway.store.provider import StoreProvider
 
-__all__ = ["Project", "RunOn", "load_pipeline"]
+__all__ = ["Project", "RunOn", "enforce", "load_pipeline"]
 
 # How a gate is run: on the caller's thread (None), or handed to another (serving's predict thread).
 RunOn = Callable[..., Any] | None
@@ -94,9 +97,17 @@ class Project:
         """What `shipway serve` loads: the newest deployed artifacts (and the id of their history
         event), else the `artifacts` setting."""
         event = self.deployed(create=create)
-        if event is not None and Path(event.source).is_dir():
-            return deployable(event.source, self.settings), event.id
+        # A folder since removed: serve the artifacts setting. A registered version: its checkout.
+        if event is not None and (is_registry_name(event.source) or Path(event.source).is_dir()):
+            return self.artifacts_of(event.source), event.id
         return self.artifacts, None
+
+    def artifacts_of(self, source: str) -> Path:
+        """The verified folder of a deployment's source: a folder, or a registered version or alias
+        (checked out of the registry). Under deploy.root, before anything in it is read."""
+        if is_registry_name(source):
+            source = str(checkout(self.store.get(), self.settings, source))
+        return deployable(source, self.settings)
 
     # -- the pipeline: the one way to build it ------------------------------------------------
 
@@ -161,20 +172,30 @@ class Project:
 
     # -- the gate policy ----------------------------------------------------------------------
 
-    def check(self, candidate: Pipeline, what: str, run: RunOn = None) -> None:
+    def check(self, candidate: Pipeline, what: str, run: RunOn = None) -> GateResult | None:
         """Run the gate on `candidate`; GateFailed (with the suites' report) refuses it. `what`
-        names the candidate in the message ("rules v2", "model 2026-11-01")."""
+        names the candidate in the message ("rules v2", "model 2026-11-01"). The passing result
+        (what ran), or None without a gate."""
         if self.gate is None:
-            return
+            return None
         result = run(self.gate, candidate) if run is not None else self.gate(candidate)
-        if not result.ok:
-            raise GateFailed(f"{what} refused by the validation gate: {result.summary}", result.report)
+        enforce(result, what)
+        return result
 
-    def check_rules(self, pipeline: Pipeline, ruleset: RuleSet, run: RunOn = None) -> None:
+    def check_model(self, candidate: Pipeline, artifacts: Path, what: str, run: RunOn = None) -> GateResult | None:
+        """The gates a model passes before it takes traffic: the parity gate first when its training
+        recorded held-out answers (core/parity.py), then the validation suites (their passing result)."""
+        if read_held_out(artifacts) is not None:
+            tolerance = self.settings["deploy.parity_tolerance"]
+            args = (candidate, artifacts, tolerance)
+            enforce(run(check_parity, *args) if run is not None else check_parity(*args), what)
+        return self.check(candidate, what, run)
+
+    def check_rules(self, pipeline: Pipeline, ruleset: RuleSet, run: RunOn = None) -> GateResult | None:
         """Gate `ruleset` as the rules of `pipeline` (whatever rules it runs now are replaced)."""
         from shipway.rules.live import with_rules
 
-        self.check(with_rules(pipeline, ruleset), f"rules {ruleset.version}", run)
+        return self.check(with_rules(pipeline, ruleset), f"rules {ruleset.version}", run)
 
     # -- the service mode ---------------------------------------------------------------------
 
@@ -200,6 +221,16 @@ class Project:
 
     def close(self) -> None:
         self.store.close()
+
+
+def enforce(result: GateResult | ParityReport, what: str = "") -> None:
+    """The gate policy: a failed gate's result becomes GateFailed, with its report kept. Every gate
+    (the validation suites, the parity gate) is refused here and nowhere else."""
+    if result.ok:
+        return
+    if isinstance(result, ParityReport):
+        raise GateFailed(f"refused by the parity gate: {result.render()}", result.to_dict())
+    raise GateFailed(f"{what} refused by the validation gate: {result.summary}", result.report)
 
 
 def load_pipeline(

@@ -44,9 +44,12 @@ _RESULT = "_D(queue, review, reason, fallback, s, fired, _V, errors)"
 
 def generate(
     spec: Spec, version: str, types: dict[int, Type], tables: dict[str, TableInfo]
-) -> tuple[str, dict[str, Any]]:
-    """The source of `decide(request, output, meta=None)` and the namespace it runs in."""
-    return _Generator(spec, version, types, tables).module()
+) -> tuple[str, dict[str, Any], tuple[str, ...]]:
+    """The source of `decide(request, output, meta=None)` and its batch form `decide_batch(requests,
+    outputs, metas)`, their namespace, and the top-level fields they read, in the order first read."""
+    generator = _Generator(spec, version, types, tables)
+    python, namespace = generator.module()
+    return python, namespace, tuple(generator.reads)
 
 
 class _Generator:
@@ -56,6 +59,7 @@ class _Generator:
         self.tables = tables
         self.namespace: dict[str, Any] = {**HELPERS, "_D": Decision, "_V": version}
         self.fields: dict[str, str] = {}  # dotted field -> local variable
+        self.reads: dict[str, None] = {}  # top-level input and output fields read, in order
         self.prelude: list[str] = []
         self.roots: set[str] = set()
         self.counter = 0
@@ -70,22 +74,28 @@ class _Generator:
             body.extend(self.rule(step) if isinstance(step, Rule) else self.table(step))
         d = self.spec.defaults
         head = [
-            "def decide(request, output, meta=None):",
             *(
                 f"    {_ROOT_MAPS[root]} = {_ROOT_ARGS[root]} if {_ROOT_ARGS[root]}.__class__ is dict "
                 f"else _mapping({_ROOT_ARGS[root]})"
                 for root in sorted(self.roots)
             ),
             *("    " + line for line in self.prelude),
-            f"    queue = {d.queue!r}",
-            f"    review = {d.review!r}",
-            f"    reason = {d.reason!r}",
-            "    fallback = False",
-            "    s = {}",
-            "    fired = []",
-            "    errors = ()",
+            f"    queue, review, reason = {d.queue!r}, {d.review!r}, {d.reason!r}",
+            "    fallback, s, fired, errors = False, {}, [], ()",
         ]
-        return "\n".join([*head, *body, f"    return {_RESULT}", ""]), self.namespace
+        one = ["def decide(request, output, meta=None):", *head, *body, f"    return {_RESULT}"]
+        # The batch form: the same body in a loop (one call a batch); a stopping rule ends its row.
+        stop = f"return {_RESULT}"
+        loop = [
+            "def decide_batch(requests, outputs, metas):",
+            "    out = []; append = out.append",
+            "    for request, output, meta in zip(requests, outputs, metas):",
+            *("    " + line.replace(stop, f"append({_RESULT}); continue") for line in [*head, *body]),
+            f"        append({_RESULT})",
+            "    return out",
+        ]
+        self.namespace["_reads_meta"] = "meta" in self.roots
+        return "\n".join([*one, "", "", *loop, ""]), self.namespace
 
     # -- steps -----------------------------------------------------------------
 
@@ -302,6 +312,8 @@ class _Generator:
         return self.path(node.root, node.steps)
 
     def path(self, root: str, steps: tuple[Any, ...]) -> str:
+        if root in ("input", "output"):
+            self.reads[f"{root}.{steps[0]}"] = None
         key = root + "".join(f"[{s!r}]" for s in steps)
         if key in self.fields:
             return self.fields[key]

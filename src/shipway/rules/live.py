@@ -11,6 +11,7 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 from shipway.core.pipeline import Decided, Pipeline
@@ -81,11 +82,7 @@ class LiveRules:
             answer = live.apply(mapping(value), decision) if decision.fallback or decision.set else value
             return Decided(answer, None, value, None, rules_version=live.version, decided=decision)
         # The compiled rules read only the fields they use: pass the objects as they are.
-        use_candidate = (
-            candidate is not None
-            and active.candidate_mode == "canary"
-            and _bucket(active.canary_key, mapping(request), mapping(value)) < active.canary
-        )
+        use_candidate = _canary(active, request, value)
         chosen, other = (candidate, live) if use_candidate else (live, candidate)
         meta = {"time": self.clock(), "canary": use_candidate}
         shadow = other.decide(request, value, meta).to_dict() if other is not None else None
@@ -98,28 +95,85 @@ class LiveRules:
         answer = chosen.apply(mapping(value), decision) if decision.fallback or decision.set else value
         return Decided(answer, None, value, shadow, rules_version=version, decided=decision)
 
+    # -- the batch form ----------------------------------------------------------------------
+
+    def decide_many(self, values: list[Any], requests: list[Any]) -> list[Any]:
+        """The rules stage's batch form: `decide` over a batch, the rules read once for all of it.
+        With the live rules alone (the usual case) the batch is decided in one pass (`decisions`)."""
+        active = self.active
+        live = active.live
+        if active.candidate is not None:  # canary and shadow: each item its own choice and shadow
+            decide = self.decide
+            return [decide(v, r, active) for v, r in zip(values, requests, strict=True)]
+        if live is None:
+            return values
+        clock = self.clock
+        decisions = _batch(live, values, requests, [clock() for _ in values])
+        on_decision, apply, version = self.on_decision, live.apply, live.version
+        out = []
+        for value, decision in zip(values, decisions, strict=True):
+            if on_decision is not None:
+                on_decision(decision)
+            answer = apply(mapping(value), decision) if decision.fallback or decision.set else value
+            out.append(Decided(answer, None, value, None, rules_version=version, decided=decision))
+        return out
+
+    def decisions(
+        self,
+        values: list[Any],
+        requests: list[Any],
+        times: list[float],
+        active: Active | None = None,
+        empty: Decision | None = None,
+    ) -> list[Decision | None]:
+        """What the rules decide for each output of a batch, as `decide` decides it (the canary's
+        share takes the candidate's decision, shadow rules answer nobody), `times` its meta.time;
+        `empty` where no rules decide. An offline replay compares these without building answers."""
+        active = active or self.active
+        live, candidate = active.live, active.candidate
+        if candidate is None:
+            if live is None:
+                return [empty] * len(values)
+            return _batch(live, values, requests, times)  # type: ignore[return-value]
+        out: list[Decision | None] = []
+        for value, request, ts in zip(values, requests, times, strict=True):
+            use_candidate = _canary(active, request, value)
+            chosen = candidate if use_candidate else live
+            out.append(chosen.decide(request, value, {"time": ts, "canary": use_candidate}) if chosen else empty)
+        return out
+
 
 def rules_stage(live: LiveRules) -> Stage:
-    """The pipeline's `rules` stage: after predict and the after-stages, before the output schema."""
-
-    def many(values: list[Any], requests: list[Any]) -> list[Any]:
-        active = live.active
-        if active.live is None and active.candidate is None:
-            return values
-        decide = live.decide
-        return [decide(v, r, active) for v, r in zip(values, requests, strict=True)]
-
-    return Stage("rules", "rules", one=live.decide, many=many)
+    """The pipeline's `rules` stage: after predict and the after-stages, before the output schema.
+    Its batch form is `LiveRules.decide_many`: serving's batches and offline replays run it."""
+    return Stage("rules", "rules", one=live.decide, many=live.decide_many)
 
 
 def with_rules(pipeline: Pipeline, ruleset: RuleSet) -> Pipeline:
     """A copy of `pipeline` whose rules stage runs `ruleset` (a candidate, for gates and tests)."""
     live = LiveRules()
     live.swap(Active(live=ruleset))
-    candidate = pipeline.without("rules")
-    candidate.stages.append(rules_stage(live))
-    candidate.ids = {**pipeline.ids, "rules_version": ruleset.version}
-    return candidate
+    stage = rules_stage(live)
+    stages = [stage if s.name == "rules" else s for s in pipeline.stages]  # in its place: stages after it stay after
+    if stage not in stages:
+        stages.append(stage)
+    return Pipeline(
+        stages, pipeline.input_schema, pipeline.output_schema, {**pipeline.ids, "rules_version": ruleset.version}
+    )
+
+
+def _batch(rules: RuleSet, values: list[Any], requests: list[Any], times: list[float]) -> list[Decision]:
+    """The rules' compiled batch form over a batch; each row's meta made only when the rules read it."""
+    metas = [{"time": t, "canary": False} for t in times] if rules.reads_meta else repeat(None, len(times))
+    return rules.decide_batch(requests, values, metas)
+
+
+def _canary(active: Active, request: Any, value: Any) -> bool:
+    """Whether this request falls in the canary's share (always False for shadow rules)."""
+    return (
+        active.candidate_mode == "canary"
+        and _bucket(active.canary_key, mapping(request), mapping(value)) < active.canary
+    )
 
 
 def _bucket(key: str | None, request: Any, output: Any) -> float:

@@ -20,6 +20,7 @@ from shipway.rules.spec_checks import Checker
 __all__ = ["RuleSet", "load_rules"]
 
 Decide = Callable[..., Decision]  # (request, output, meta=None)
+DecideBatch = Callable[[Iterable[Any], Iterable[Any], Iterable[Any]], list[Decision]]  # (requests, outputs, metas)
 
 
 class RuleSet:
@@ -30,7 +31,19 @@ class RuleSet:
     dumped first, which is slower: pass dicts on hot paths).
     """
 
-    __slots__ = ("decide", "default_answer", "filename", "names", "python", "source", "version", "warnings")
+    __slots__ = (
+        "decide",
+        "decide_batch",
+        "default_answer",
+        "filename",
+        "names",
+        "python",
+        "reads",
+        "reads_meta",
+        "source",
+        "version",
+        "warnings",
+    )
 
     def __init__(
         self,
@@ -43,8 +56,14 @@ class RuleSet:
         default_answer: Any,
         names: list[str],
         python: str,
+        decide_batch: DecideBatch,
+        reads_meta: bool = True,
+        reads: tuple[str, ...] = (),
     ) -> None:
         self.decide: Decide = decide
+        # The batch form, compiled from the same rules: one call decides a batch.
+        self.decide_batch: DecideBatch = decide_batch
+        self.reads_meta = reads_meta  # False: the rules read no `meta.` field, so none need be made
         self.version = version
         self.source = source
         self.filename = filename
@@ -52,12 +71,14 @@ class RuleSet:
         self.default_answer = default_answer
         self.names = names  # the rules and tables, in order
         self.python = python  # the generated source, for `explain` and debugging
+        self.reads = reads  # the top-level fields it reads (`input.amount`), in the order first read
 
     def decide_many(self, rows: Iterable[tuple[Any, Any, Any]]) -> list[Decision]:
         """Decide over (request, output, meta) triples, e.g. logged predictions for a backtest."""
         decide = self.decide
         # A million decisions are millions of new containers, none in a cycle: without this the
-        # collector would rescan the growing result list again and again.
+        # collector would rescan the growing result list again and again. (Rows come as triples:
+        # turning them into the columns decide_batch takes costs what the batch form saves.)
         with collector_paused():
             return [decide(request, output, meta) for request, output, meta in rows]
 
@@ -104,7 +125,7 @@ def load_rules(
     tables = analyse(spec, diags, checker.types, checker.paths)
     diags.raise_if_errors()
     version = spec.version or hashlib.sha256(text.encode()).hexdigest()[:12]
-    python, namespace = generate(spec, version, checker.types, tables)
+    python, namespace, reads = generate(spec, version, checker.types, tables)
     exec(compile(python, f"<rules {name} {version}>", "exec"), namespace)  # our generated code, not rule text
     return RuleSet(
         namespace["decide"],
@@ -114,7 +135,10 @@ def load_rules(
         warnings=[d for d in diags.sorted() if d.severity == "warning"],
         default_answer=spec.defaults.answer,
         names=[step.name for step in spec.steps],
+        decide_batch=namespace["decide_batch"],
+        reads_meta=namespace["_reads_meta"],
         python=python,
+        reads=reads,
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-__all__ = ["DECISION", "OutputColumns"]
+__all__ = ["DECISION", "OutputColumns", "decision_array"]
 
 # The rules' decision, typed; `set` (the fields a rule overrode) varies in shape, so it is JSON.
 DECISION = pa.struct(
@@ -28,6 +28,32 @@ DECISION = pa.struct(
         ("errors", pa.list_(pa.string())),
     ]
 )
+
+
+def decision_array(decisions: list[Any]) -> pa.Array:
+    """The `decision` column from one Decision object (rules/decision.py), JSON-ready dict or None
+    a row: read an attribute at a time, with no dict per row."""
+    if any(isinstance(d, dict) for d in decisions):
+        return pa.array([None if d is None else _decision_dict(d) for d in decisions], DECISION)
+    columns = [
+        [None if d is None else d.queue for d in decisions],
+        [None if d is None else d.review for d in decisions],
+        [None if d is None else d.review_reason for d in decisions],
+        [None if d is None else d.fallback for d in decisions],
+        [orjson.dumps(d.set).decode() if d is not None and d.set else None for d in decisions],
+        [None if d is None else d.fired for d in decisions],
+        [None if d is None else d.errors for d in decisions],
+    ]
+    arrays = [pa.array(column, field.type) for column, field in zip(columns, DECISION, strict=True)]
+    mask = pa.array([d is None for d in decisions]) if any(d is None for d in decisions) else None
+    return pa.StructArray.from_arrays(arrays, fields=list(DECISION), mask=mask)
+
+
+def _decision_dict(decision: Any) -> dict[str, Any]:
+    if not isinstance(decision, dict):
+        decision = decision.to_dict()
+    return {**decision, "set": orjson.dumps(decision["set"]).decode() if decision.get("set") else None}
+
 
 _SCALARS = {"string": pa.string(), "integer": pa.int64(), "number": pa.float64(), "boolean": pa.bool_()}
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import TypeAdapter, ValidationError
@@ -26,13 +25,14 @@ from shipway.core.pipeline import Decided, Pipeline
 from shipway.engine import Source, run
 from shipway.engine.row_batches import NOT_JSON
 from shipway.errors import DataError, InputError, ShipwayError
-from shipway.project import load_pipeline
-from shipway.scoring.columns import DECISION, OutputColumns
+from shipway.project import Project, load_pipeline
+from shipway.scoring.columns import DECISION, OutputColumns, decision_array
 
 __all__ = ["IDS", "ScoreJob", "ScoreSummary", "score"]
 
 IDS = ("service", "model_version", "rules_version", "dataset_version", "run_id")
 META = ("row", "decision", "error", *IDS)
+ROW_GROUP = 65_536
 
 
 @dataclass
@@ -42,14 +42,16 @@ class ScoreJob:
     target: str
     rules: bool | str = True
     pipeline: Pipeline | None = field(default=None, repr=False)
+    project: Project | None = field(default=None, repr=False)  # loaded already, in this process
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"target": self.target, "rules": self.rules, "pipeline": None}  # each worker loads its own
+        # each worker loads its own
+        return {"target": self.target, "rules": self.rules, "pipeline": None, "project": None}
 
     def setup(self) -> None:
         if self.pipeline is not None:
             return
-        pipeline = load_pipeline(self.target, self.rules)
+        pipeline = load_pipeline(self.project or self.target, self.rules)
         schema = pipeline.input_schema.json_schema()
         self._one_column = schema.get("type") != "object" and "$ref" not in schema
         self._columns = OutputColumns.from_json_schema(pipeline.output_schema.json_schema())
@@ -111,7 +113,7 @@ class ScoreJob:
         assert self.pipeline is not None
         n = len(results)
         outputs: list[Any] = [None] * n
-        decisions: list[dict[str, Any] | None] = [None] * n
+        decisions: list[Any] = [None] * n  # the rules' Decision objects, or JSON-ready dicts
         errors: list[str | None] = [None] * n
         answered: list[Any] = []
         places: list[int] = []
@@ -121,8 +123,7 @@ class ScoreJob:
             elif isinstance(result, Decided):
                 answered.append(result.output)
                 places.append(i)
-                if result.decision is not None:
-                    decisions[i] = _decision(result.decision)
+                decisions[i] = result.decided if result.decided is not None else result.decision
             else:
                 answered.append(result)
                 places.append(i)
@@ -131,9 +132,9 @@ class ScoreJob:
         ids = self.pipeline.ids
         arrays = [
             *self._columns.arrays(outputs),
-            pa.array(decisions, DECISION),
+            decision_array(decisions),
             pa.array(errors, pa.string()),
-            *(pa.array([ids.get(name)] * n, pa.string()) for name in IDS),
+            *(pa.repeat(pa.scalar(ids.get(name), pa.string()), n) for name in IDS),
         ]
         return pa.Table.from_arrays(arrays, schema=self.schema)
 
@@ -143,10 +144,6 @@ class ScoreJob:
         except Exception:  # one bad output: find it, as the output schema would
             assert self.pipeline is not None
             return [self.pipeline.output_schema.to_jsonable(o) for o in outputs]
-
-
-def _decision(decision: dict[str, Any]) -> dict[str, Any]:
-    return {**decision, "set": orjson.dumps(decision["set"]).decode() if decision.get("set") else None}
 
 
 @dataclass
@@ -194,26 +191,37 @@ def score(
             f"--out {out} is a folder; give the path of the Parquet file to write, e.g. {out}/scored.parquet"
         )
     path = Path(target)
-    job = ScoreJob(str(path.resolve()) if path.exists() else str(target), rules)
+    name = str(path.resolve()) if path.exists() else str(target)
+    project = Project.load(name)
+    job = ScoreJob(name, rules, project=project)
+    # Worker processes fork from this one once it has loaded the model, unless the project says
+    # its model is not fork-safe (serve.preload off, which `shipway serve` follows too).
+    preload = bool(project.settings["serve.preload"])
     summary = ScoreSummary(out)
     started = time.perf_counter()
     partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
     writer: pq.ParquetWriter | None = None
+    held: list[pa.Table] = []  # written a row group of about ROW_GROUP rows at a time, not one per batch
     try:
-        for table in run(job, source, engine=engine, jobs=jobs, batch_size=batch_size):
+        for table in run(job, source, engine=engine, jobs=jobs, batch_size=batch_size, preload=preload):
             n = table.num_rows
             table = table.add_column(0, "row", pa.array(range(summary.rows, summary.rows + n), pa.int64()))
             if writer is None:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 writer = pq.ParquetWriter(partial, table.schema)
                 summary.ids = {name: table.column(name)[0].as_py() for name in IDS}
-            writer.write_table(table)
+            held.append(table)
             summary.rows += n
             summary.errors += n - table.column("error").null_count
+            if sum(t.num_rows for t in held) >= ROW_GROUP:
+                writer.write_table(pa.concat_tables(held), ROW_GROUP)
+                held = []
             if progress is not None:
                 progress(summary.rows, summary.errors)
         if writer is None:
             raise DataError(f"the dataset {source.path} holds no rows; there is nothing to score.")
+        if held:
+            writer.write_table(pa.concat_tables(held), ROW_GROUP)
         writer.close()
         writer = None
         partial.replace(out)

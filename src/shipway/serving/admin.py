@@ -70,7 +70,7 @@ async def admin(
                 mode=apply.mode or "on",
                 canary=None if apply.canary is None else float(apply.canary),
                 canary_key=apply.canary_key,
-                actor=apply.actor,
+                actor=apply.actor or _caller(client),
                 filename=apply.filename,
             )
             body = {"applied": event_json(event), "warnings": [str(w) for w in ruleset.warnings]}
@@ -82,11 +82,13 @@ async def admin(
                 # The gates run the candidate beside the live model, on the one predict thread.
                 return executor.submit(fn, *args).result() if executor is not None else fn(*args)
 
-            event = await asyncio.to_thread(models.deploy, model.artifacts, model.actor, on_predict_thread)
+            event = await asyncio.to_thread(
+                models.deploy, model.artifacts, model.actor or _caller(client), on_predict_thread
+            )
             body = {"applied": {**event_json(event), "artifacts": event.source}, "warnings": []}
         else:
             back = payload(RulesRollback, body_bytes)
-            event = await asyncio.to_thread(rules.rollback, back.version, back.actor)
+            event = await asyncio.to_thread(rules.rollback, back.version, back.actor or _caller(client))
             body = {"applied": event_json(event), "warnings": []}
     except RulesError as err:
         details = [
@@ -112,6 +114,11 @@ async def admin(
     except (PayloadError, StoreError) as err:
         return await rt.fail(send, err, request_id, "admin", 0.0)
     await send_response(send, 200, orjson.dumps(body), request_id)
+
+
+def _caller(client: str) -> str:
+    """Who the history names when a body gives no `actor`: the admin token's holder, by address."""
+    return f"admin token from {client or 'an unknown address'}"
 
 
 def event_json(event: RulesEvent) -> dict[str, Any]:

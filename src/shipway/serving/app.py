@@ -16,18 +16,14 @@ import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
-from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-from shipway.core.gate import Gate
-from shipway.core.service import Service, read_ids
-from shipway.core.settings import Settings
-from shipway.errors import ConfigError, GateFailed
-from shipway.registry import current_candidate, is_registry_name
+from shipway.errors import StoreError
+from shipway.project import Project
+from shipway.registry import current_candidate
 from shipway.rules import Decision, RuleSet
-from shipway.rules.lifecycle import RulesManager, labels_from_manifest
-from shipway.rules.live import Active, rules_stage, with_rules
+from shipway.rules.live import Active
 from shipway.serving import introspection
 from shipway.serving.admin import admin
 from shipway.serving.batching import Batcher
@@ -58,20 +54,21 @@ Mounted = Callable[[Scope, Receive, Send], Awaitable[None]]  # an ASGI app
 
 
 class App:
-    """One service behind HTTP. `preload()` loads the model; ASGI lifespan does the rest.
+    """One project's service behind HTTP. `preload()` loads the model; ASGI lifespan does the rest.
 
     Its state is `runtime` (serving/runtime.py); the handlers get the runtime and what else
-    they use, bound here when the routes are made."""
+    they use, bound here when the routes are made. The pipeline, the rules, the store handle
+    and the gate policy all come from `project` (shipway.project), as in every other context."""
 
     def __init__(
         self,
-        service: Service,
-        settings: Settings,
-        gate: Gate | None = None,
+        project: Project,
         jobs: Sequence[Job] = (),
         mounts: Mapping[str, Mounted] | None = None,
     ) -> None:
-        self.runtime = rt = Runtime.of(service, settings, gate)
+        self.project = project
+        settings = project.settings
+        self.runtime = rt = Runtime.of(project)
         self.jobs = Jobs(jobs)  # background callables from the CLI layer, run in each worker
         # ASGI apps from the CLI layer by path prefix (the dashboard at /dashboard). Each request
         # under a prefix goes to its app with "shipway.trace" in the scope (an async function
@@ -81,7 +78,7 @@ class App:
         self.models = ModelManager(rt)
         self.candidates = CandidateManager(rt, self.models)
         self.shadow = Shadow(rt, settings["batching.max_queue"])
-        self.feedback = FeedbackWriter(settings)
+        self.feedback = FeedbackWriter(settings, project.store)
         self._tasks: list[asyncio.Task[None]] = []
         self._routes: dict[str, dict[str, Handler]] = {
             "/predict": {"POST": partial(predict, rt, self.shadow)},
@@ -107,7 +104,8 @@ class App:
                 )
             },
         }
-        rt.routes = list(self._routes)
+        # Every path a client may call, as GET / lists it: the open routes, feedback, admin, mounts.
+        rt.routes = list(dict.fromkeys([*self._routes, *(path for path, _ in self._guarded_routes), *self.mounts]))
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -116,49 +114,27 @@ class App:
         rt = self.runtime
         if rt.live is not None:
             return
-        settings = rt.settings
-        artifacts = settings.path("artifacts")
-        deployed = self.models.newest()  # a restart serves the newest deployed model
-        # A folder since removed: serve the artifacts setting. A registered version: its checkout.
-        if deployed is not None and (is_registry_name(deployed.source) or Path(deployed.source).is_dir()):
-            artifacts = self.models.folder(deployed.source)
-            self.models.applied = deployed.id
+        project = self.project
+        # A restart serves the newest deployed model (a registered version: its checkout).
+        artifacts, self.models.applied = project.serving_artifacts(create=True)
         state = None
         try:
-            state = current_candidate(self.models.open(), rt.name)
-        except Exception as err:
+            store = project.store.available()
+            state = current_candidate(store, rt.name) if store is not None else None
+        except StoreError as err:
             logger.warning("cannot read the model candidate; serving without one: %s", err)
-        self.models.close()  # no connection may cross the fork
-        rt.ids = {
-            "service": rt.name,
-            **read_ids(artifacts, settings["version"] or None),
-            "rules_version": None,
-        }
-        pipeline = rt.service.setup(artifacts, rt.ids)
-        rt.rules = RulesManager(
-            settings,
-            rt.name,
-            (pipeline.input_schema, pipeline.output_schema),
-            labels=labels_from_manifest(artifacts),
-            on_decision=self._count_decision,
-            on_swap=self._rules_swapped,
-        )
-        pipeline.stages.append(rules_stage(rt.rules.live))
-        if rt.gate is not None:
+        rt.ids = project.ids(artifacts)
+        rt.rules = project.rules_manager(artifacts, on_decision=self._count_decision, on_swap=self._rules_swapped)
+        if project.gate is not None:
             rt.rules.gate = self._gate_rules
-        rt.rules.preload()
+        pipeline = project.build(rt.rules.live, artifacts)
+        rt.rules.preload()  # closes the project's store handle: no connection may cross the fork
         pipeline.ids["rules_version"] = rt.ids["rules_version"]
         rt.set_live(Version(pipeline, dict(rt.ids)))
-        if rt.mode != "on":
-            if not rt.service.has_default:
-                raise ConfigError(
-                    f"mode {rt.mode!r} answers every request with `default` from service.py, which it "
-                    f'does not define; add `default = <an instance of the output type>` or set mode = "on".'
-                )
-            rt.default_body = pipeline.render(pipeline.output_schema.validate(rt.service.default))
+        rt.default_body = project.default_body(pipeline)
         if state is not None and state.active:
             self.candidates.apply(state)  # loaded before fork, as the live model
-            self.models.close()
+            project.store.close()
         # Everything loaded so far lives as long as the process: move it out of the collector's
         # reach. Full collections then skip the model's objects (banking77 under load: 1.3 s of
         # every 8 s in the collector before, 0.4 s after), and workers forked from here do not
@@ -186,7 +162,7 @@ class App:
         await rt.batcher.start()
         if s["log.enabled"]:
             rt.log = PredictionLog(
-                s["store.url"],
+                self.project.store,  # the worker's one store handle; the spool is the log's own
                 base_dir=s.root,
                 flush_interval_s=s["log.flush_interval_s"],
                 spool_dir=s.path("log.spool_dir"),
@@ -215,17 +191,16 @@ class App:
         if rt.batcher is not None:
             # Behind a stuck predict nothing queued can run: waiting for it only delays the restart.
             await rt.batcher.stop(timeout=0 if rt.stuck else rt.settings["serve.graceful_timeout_s"])
+        if rt.metrics is not None:
+            rt.metrics.flush(0)  # the last second's tallies
         if rt.log is not None:
             rt.log_plain = None  # a request that races the close goes through add(), which counts it
             await asyncio.to_thread(rt.log.close)
-        if rt.rules is not None:
-            rt.rules.close()
-        self.models.close()
-        await asyncio.to_thread(self.feedback.close)
         for mounted in self.mounts.values():
-            close = getattr(mounted, "close", None)  # a mounted app may hold a store connection
+            close = getattr(mounted, "close", None)  # a mounted app may hold resources of its own
             if close is not None:
                 await asyncio.to_thread(close)
+        await asyncio.to_thread(self.project.close)  # the one store handle: rules, models, feedback, jobs
         logger.info("worker stopped", extra={"log": rt.log.stats if rt.log else None, "shadow_shed": self.shadow.shed})
         if rt.stuck:
             # The stuck predict thread cannot be joined; everything else is flushed. Not 3 or 4:
@@ -277,14 +252,11 @@ class App:
     def _gate_rules(self, ruleset: RuleSet) -> None:
         """Run the gate against the live pipeline with `ruleset` as its rules; GateFailed refuses them."""
         rt = self.runtime
-        assert rt.pipeline is not None and rt.gate is not None
-        candidate = with_rules(rt.pipeline, ruleset)
-        gate = rt.gate
+        assert rt.pipeline is not None
         # On the predict thread: the model need not be thread-safe, and predictions wait briefly.
         executor = rt.batcher.executor if rt.batcher is not None else None
-        result = executor.submit(gate, candidate).result() if executor is not None else gate(candidate)
-        if not result.ok:
-            raise GateFailed(f"rules {ruleset.version} refused by the validation gate: {result.summary}", result.report)
+        run = (lambda fn, *args: executor.submit(fn, *args).result()) if executor is not None else None
+        self.project.check_rules(rt.pipeline, ruleset, run)
 
     def _rules_swapped(self, active: Active) -> None:
         rt = self.runtime

@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from shipway.core.decided import Decided
+from shipway.errors import StoreUnavailable
 from shipway.registry import CandidateState, current_candidate
 from shipway.serving.models import ModelManager, build_version
 from shipway.serving.runtime import Candidate, Runtime, Version
@@ -53,7 +54,15 @@ class CandidateManager:
     def sync(self) -> None:
         """Follow the newest candidate state (called off the event loop)."""
         rt = self.runtime
-        state = current_candidate(self.models.open(), rt.name)
+        stores = rt.project.store
+        store = stores.available()
+        if store is None:
+            return  # the outage is logged once by the provider; the current versions keep serving
+        try:
+            state = current_candidate(store, rt.name)
+        except StoreUnavailable as err:
+            stores.failed(err)
+            return
         if state is None or state.generation == self.generation:
             return
         self.apply(state)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 
 import orjson
 
@@ -21,8 +20,8 @@ from shipway.errors import InputError, PayloadError, StoreError, StoreUnavailabl
 from shipway.serving.guard import guard
 from shipway.serving.responses import error_body, error_for
 from shipway.serving.runtime import Runtime
-from shipway.store import Store, store_from_url
 from shipway.store.outcomes import parse_feedback, reader_of
+from shipway.store.provider import StoreProvider
 from shipway.web.http import Receive, Send, read_body, send_response
 
 __all__ = ["FEEDBACK_TOKEN_ENV", "FeedbackWriter", "feedback_endpoint"]
@@ -33,45 +32,29 @@ RETRY_AFTER_S = 5
 
 
 class FeedbackWriter:
-    """One worker's connection for feedback, opened on first use."""
+    """One worker's feedback writes, on the project's store handle and its outage policy."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, stores: StoreProvider) -> None:
         self.settings = settings
+        self.stores = stores
         self.describe = reader_of(settings)
-        self._store: Store | None = None
-        self._lock = threading.Lock()
 
     def write(self, body: bytes) -> dict[str, object]:
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise PayloadError(f"the feedback body is not JSON ({exc}); send a JSON object or list") from exc
-        records = parse_feedback(data)
-        with self._lock:
-            if self._store is None:
-                store = store_from_url(self.settings["store.url"], self.settings.root)
-                store.open()
-                self._store = store
-            try:
-                outcome = self._store.write_feedback(
-                    records, self.describe, late_after_s=self.settings["monitoring.late_after_s"]
-                )
-            except StoreUnavailable:
-                self.close_locked()
-                raise
+        records = parse_feedback(data, self.describe)
+        store = self.stores.get()
+        try:
+            outcome = store.write_feedback(
+                records, self.describe, late_after_s=self.settings["monitoring.late_after_s"]
+            )
+        except StoreUnavailable as err:
+            self.stores.failed(err)  # reconnect on the next call
+            raise
+        self.stores.answered()
         return outcome.to_dict()
-
-    def close(self) -> None:
-        with self._lock:
-            self.close_locked()
-
-    def close_locked(self) -> None:
-        if self._store is not None:
-            store, self._store = self._store, None
-            try:
-                store.close()
-            except StoreError:
-                pass  # a broken connection may fail to close; it is gone either way
 
 
 async def feedback_endpoint(

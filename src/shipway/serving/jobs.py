@@ -3,6 +3,8 @@
 The CLI layer hands them in (alert evaluation, for one), so serving runs them without
 knowing what they are or importing the capability they come from. A job that raises is
 logged and runs again at its next time; it never stops the worker or the other jobs.
+A job that has `stop()` is told when the worker stops (before the thread is joined), and
+one that has `close()` is closed after.
 """
 
 from __future__ import annotations
@@ -37,9 +39,18 @@ class Jobs:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        for _, job in self.jobs:
+            getattr(job, "stop", _nothing)()
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                return  # a job still running keeps what it holds; the process exit frees it
             self._thread = None
+        for _, job in self.jobs:
+            try:
+                getattr(job, "close", _nothing)()
+            except Exception:
+                logger.exception("closing a background job failed", extra={"job": _name(job)})
 
     def _run(self) -> None:
         due = [time.monotonic()] * len(self.jobs)
@@ -57,6 +68,10 @@ class Jobs:
                 # A run that overran its interval skips the runs it missed rather than bunching them.
                 due[i] = due[i] + interval if due[i] + interval > time.monotonic() else time.monotonic() + interval
             self._stop.wait(max(0.0, min(due) - time.monotonic()))
+
+
+def _nothing() -> None:
+    pass
 
 
 def _name(job: Callable[[], object]) -> str:

@@ -10,24 +10,22 @@ load them keeps its model and logs why. Every folder must lie under
 `deploy.root` and match its manifest (core/artifacts.py) before load() runs. A
 history event whose source is a registered version's name (a promoted candidate,
 registry/candidates.py) is checked out of the registry first.
+
+Everything here comes from the project: the store handle (its one outage policy), the
+folder of a deployment, the pipeline of a new version, and the gates (parity, then the
+suites) through its gate policy.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from shipway.core.artifacts import deployable
-from shipway.core.held_out import read_held_out
-from shipway.core.parity import parity_gate
-from shipway.core.service import Service, read_ids
-from shipway.errors import GateFailed, LoadError, StoreUnavailable
-from shipway.registry import checkout, is_registry_name
-from shipway.rules.live import rules_stage
+from shipway.errors import LoadError, StoreUnavailable
+from shipway.registry import is_registry_name
 from shipway.serving.runtime import Runtime, Version
-from shipway.store import RulesEvent, Store, store_from_url
+from shipway.store import RulesEvent, Store
 
 __all__ = ["ModelManager", "build_version"]
 
@@ -39,43 +37,23 @@ class ModelManager:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.project = runtime.project
         self.applied: int | None = None  # id of the history event this worker serves
-        self._store: Store | None = None  # kept open: sync() asks every rules.poll_s
 
     def newest(self) -> RulesEvent | None:
         """The newest deployment in the store, or None (no store, or never deployed)."""
-        try:
-            events = self._open().model_history(self.runtime.name, limit=1)
-        except StoreUnavailable:
-            self.close()  # reconnect on the next call
-            return None
-        return events[0] if events else None
+        return self.project.deployed(create=True)
 
     def history(self, limit: int = 50) -> list[RulesEvent]:
-        return self._open().model_history(self.runtime.name, limit=limit)
+        return self.store().model_history(self.runtime.name, limit=limit)
 
-    def open(self) -> Store:
-        """This worker's store handle for model and candidate reads (kept open between polls)."""
-        return self._open()
-
-    def _open(self) -> Store:
-        if self._store is None:
-            s = self.runtime.settings
-            store = store_from_url(s["store.url"], s.root)
-            store.open()
-            self._store = store
-        return self._store
-
-    def close(self) -> None:
-        if self._store is not None:
-            store, self._store = self._store, None
-            store.close()
+    def store(self) -> Store:
+        """The project's store handle (StoreUnavailable while it is down)."""
+        return self.project.store.get()
 
     def folder(self, source: str) -> Path:
         """The verified folder of a deployment's source: a folder, or a registered version or alias."""
-        if is_registry_name(source):
-            source = str(checkout(self._open(), self.runtime.settings, source))
-        return deployable(source, self.runtime.settings)  # under deploy.root, before anything is read
+        return self.project.artifacts_of(source)
 
     def deploy(
         self, artifacts: str, actor: str | None = None, run_on_predict_thread: Callable[..., object] | None = None
@@ -84,23 +62,13 @@ class ModelManager:
         rt = self.runtime
         path = self.folder(artifacts)
         version = build_version(rt, path)
-        pipeline, ids = version.pipeline, version.ids
-        if read_held_out(path) is not None:
-            # The parity gate first: the candidate answers its training run's held-out examples as
-            # recorded (core/parity.py), or GateFailed with the first differing examples.
-            tolerance = rt.settings["deploy.parity_tolerance"]
-            if run_on_predict_thread is None:
-                parity_gate(pipeline, path, tolerance)
-            else:
-                run_on_predict_thread(parity_gate, pipeline, path, tolerance)
-        if rt.gate is not None:
-            result = rt.gate(pipeline) if run_on_predict_thread is None else run_on_predict_thread(rt.gate, pipeline)
-            if not result.ok:  # type: ignore[attr-defined]
-                raise GateFailed(
-                    f"model {ids['model_version']} refused by the validation gate: {result.summary}",  # type: ignore[attr-defined]
-                    result.report,  # type: ignore[attr-defined]
-                )
-        event = self._open().record_model(rt.name, ids["model_version"] or "", str(path), actor=actor)
+        # The parity gate, then the suites, beside the live model (on the predict thread when given).
+        self.project.check_model(version.pipeline, path, f"model {version.model_version}", run_on_predict_thread)
+        try:
+            event = self.store().record_model(rt.name, version.model_version, str(path), actor=actor)
+        except StoreUnavailable as err:
+            self.project.store.failed(err)
+            raise
         self._swap(version, event.id)
         return event
 
@@ -129,13 +97,10 @@ class ModelManager:
 
 
 def build_version(rt: Runtime, artifacts: Path) -> Version:
-    """A pipeline on `artifacts` with the live rules stage, beside the live model (untouched)."""
+    """A pipeline on `artifacts` with the live rules stage, beside the live model (untouched),
+    built by the project."""
     if not artifacts.is_dir():
         raise LoadError(f"the artifacts folder {artifacts} does not exist; pass a folder that train.py wrote")
-    service: Service = copy.copy(rt.service)
-    service.state, service.loaded = None, False
-    ids = {**rt.ids, **read_ids(artifacts, None)}
-    pipeline = service.setup(artifacts, ids)
     assert rt.rules is not None
-    pipeline.stages.append(rules_stage(rt.rules.live))
-    return Version(pipeline, ids)
+    pipeline = rt.project.build(rt.rules.live, artifacts, fresh=True)
+    return Version(pipeline, dict(pipeline.ids))

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from shipway.core.gate import Gate
 from shipway.core.pipeline import Pipeline
 from shipway.core.service import Service
 from shipway.core.settings import Settings
 from shipway.errors import PredictError
+from shipway.project import Project
 from shipway.registry import CandidateState
 from shipway.rules.lifecycle import RulesManager
 from shipway.serving.batching import Batcher
@@ -114,9 +114,9 @@ class Runtime:
     managers swap `live` and `candidate` with one assignment each, so a request reads each
     once and is answered and logged wholly by the version it read."""
 
+    project: Project  # the pipeline, rules, store handle and gate policy come from here
     service: Service
     settings: Settings
-    gate: Gate | None = None
     name: str = ""
     mode: str = "on"
     max_body: int = 1 << 20
@@ -144,19 +144,19 @@ class Runtime:
     in_flight: int = 0  # published to the metrics once a second
 
     @classmethod
-    def of(cls, service: Service, settings: Settings, gate: Gate | None) -> Runtime:
-        mode: str = settings["mode"]
-        name: str = settings["name"]
+    def of(cls, project: Project) -> Runtime:
+        settings = project.settings
+        mode, name = project.mode, project.name
         return cls(
-            service=service,
+            project=project,
+            service=project.service,
             settings=settings,
-            gate=gate,
             name=name,
             mode=mode,
             max_body=settings["serve.max_body_bytes"],
             timeout=settings["serve.predict_timeout_s"],
             access_log=settings["serve.access_log"],
-            mode_decision=orjson.dumps({"mode": mode, "answer": "default"}),
+            mode_decision=project.mode_decision,
             context=(name, "", None, None, None, mode),
         )
 

@@ -103,7 +103,7 @@ def serve(
         # gunicorn's control socket is one fixed path per user: two services would collide.
         "control_socket_disable": True,
     }
-    app = App(project.service, settings, project.gate, jobs, mounts)
+    app = App(project, jobs, mounts)
     try:
         _Gunicorn(app, settings, options).run()
     except SystemExit as exit_:

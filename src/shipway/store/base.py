@@ -15,6 +15,7 @@ from shipway.errors import StoreError
 from shipway.store import alerts, feedback, rollups
 from shipway.store.candidates import CandidateRecords
 from shipway.store.datasets import DatasetRecords
+from shipway.store.partitions import Partition
 from shipway.store.records import (
     AlertEvent,
     FeedbackOutcome,
@@ -190,6 +191,17 @@ class Store(RunRecords, DatasetRecords, RegistryRecords, CandidateRecords, abc.A
         a position covers at most about `chunk` entries where the store can cut (PostgreSQL).
         """
         raise StoreError(f"the {self.kind} store {self.url} cannot be exported")
+
+    # -- retention (store/log_retention.py): whole days of the log go --
+
+    def expired_log(self, cutoff: float) -> list[Partition]:
+        """The parts of the log that hold only entries older than `cutoff` (a UTC day's start):
+        PostgreSQL's day partitions, SQLite's entries before it as one part."""
+        raise StoreError(f"the {self.kind} store {self.url} has no retention")
+
+    def drop_log(self, part: Partition) -> None:
+        """Remove one part `expired_log` gave, in one transaction."""
+        raise StoreError(f"the {self.kind} store {self.url} has no retention")
 
     def count_predictions(self, service: str | None = None) -> int:
         """How many records are stored, for one service or all."""

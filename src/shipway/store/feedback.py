@@ -16,12 +16,13 @@ import orjson
 
 from shipway.errors import StoreError
 from shipway.store.outcome_rollups import OutcomeSums
+from shipway.store.outcomes import OutputReader, plain_actual
 from shipway.store.records import FeedbackOutcome, FeedbackRecord, PredictionRecord
 
 if TYPE_CHECKING:
     from shipway.store.base import Executor, Store
 
-__all__ = ["Describe", "resolve_pending", "write_feedback"]
+__all__ = ["Describe", "recorded_outcomes", "resolve_pending", "write_feedback"]
 
 # What the prediction said, read from its logged outputs for one outcome:
 # (predicted label, confidence, rank of the actual value among the predicted
@@ -99,7 +100,7 @@ def write_feedback(
                 request_id,
                 name,
                 record.value.decode(),
-                *_actual(value),
+                *_actual(describe, name, value),
                 record.ts or received,
                 received,
                 *_joined(prediction, describe, name, value),
@@ -147,7 +148,7 @@ def resolve_pending(store: Store, describe: Describe, *, limit: int = 10_000, ma
         def work(run: Executor) -> None:
             run.many(_JOIN, updates)
             hourly = _Hourly()
-            values = {(rid, name): _actual(orjson.loads(value)) for rid, name, value in pending}
+            values = {(rid, name): _actual(describe, name, orjson.loads(value)) for rid, name, value in pending}
             for u in updates:
                 actual, number = values[(u[7], u[8])]
                 hourly.add((u[8], u[0], u[1], u[2], u[3], u[6], number, u[4], actual, u[5]), 1)
@@ -155,6 +156,25 @@ def resolve_pending(store: Store, describe: Describe, *, limit: int = 10_000, ma
 
         store._transact(work)
     return len(updates)
+
+
+def recorded_outcomes(
+    store: Store, service: str, since: float, until: float, names: Sequence[str] = ("label", "queue")
+) -> dict[str, dict[str, Any]]:
+    """The outcomes `names` that came back for predictions of [since, until), by request id:
+    `{request_id: {name: value}}`. A minute's margin past `until` keeps a shadow record's
+    answer, which may be logged a little after the live one."""
+    ph = store.placeholder
+    marks = ", ".join(ph for _ in names)
+    rows = store._query(
+        f"SELECT request_id, name, value FROM feedback WHERE service = {ph} AND name IN ({marks}) "
+        f"AND pred_ts >= {ph} AND pred_ts < {ph}",
+        [service, *names, since, until + 60],
+    )
+    found: dict[str, dict[str, Any]] = {}
+    for request_id, name, value in rows:
+        found.setdefault(str(request_id), {})[str(name)] = orjson.loads(value)
+    return found
 
 
 class _Hourly:
@@ -206,15 +226,15 @@ def _value(record: FeedbackRecord) -> Any:
         ) from exc
 
 
-def _actual(value: Any) -> tuple[str | None, float | None]:
-    """The value as a label (strings and integers) and as a number (numbers and booleans)."""
-    if isinstance(value, bool):
-        return None, float(value)
-    if isinstance(value, int | float):
-        return (str(value) if isinstance(value, int) else None), float(value)
-    if isinstance(value, str):
-        return value, None
-    return None, None
+def _actual(describe: Describe, name: str, value: Any) -> tuple[str | None, float | None]:
+    """The outcome as a label and as a number, read by the project's reader (a binary score's
+    named labels are 1 and 0); a label the reader refuses, stored before it was refused, as text only."""
+    if isinstance(describe, OutputReader):
+        try:
+            return describe.actual(name, value)
+        except ValueError:
+            pass
+    return plain_actual(value)
 
 
 def _joined(

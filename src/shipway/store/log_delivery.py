@@ -4,7 +4,9 @@
 replay when it is back) and the two places a batch goes when the store does not take it:
 the spool on local disk, and when the spool fails too, the records held in memory
 (store/held.py). Records the store refuses (a document that is not UTF-8, say) are kept
-aside as spool lines (store/refusals.py). Only the writer thread calls it.
+aside as spool lines (store/refusals.py). Only the writer thread calls it. The store handle
+is the process's one (store/provider.py), shared with everything else in a worker; the
+spool is what this writer adds to the provider's outage policy.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shipway.errors import StoreError, StoreUnavailable
-from shipway.store.base import Store
+from shipway.store.base import safe_url
 from shipway.store.held import Held
 from shipway.store.log_counts import LogCounts, drops_by_minute
 from shipway.store.records import (
@@ -30,6 +33,9 @@ from shipway.store.records import (
 from shipway.store.refusals import refused_lines, write_finding_refused
 from shipway.store.spool import Spool
 
+if TYPE_CHECKING:  # the package imports this module; the provider imports the package
+    from shipway.store.provider import StoreProvider
+
 __all__ = ["Delivery"]
 
 logger = logging.getLogger("shipway.store")
@@ -41,8 +47,18 @@ _ORPHAN_SCAN_S = 30.0
 class Delivery:
     """A batch to the store, the spool or memory; every record reaches one of them or is counted."""
 
-    def __init__(self, store: Store, spool_dir: Path, held: Held, counts: LogCounts, retry_interval_s: float) -> None:
-        self.store = store
+    def __init__(
+        self,
+        stores: StoreProvider,
+        spool_dir: Path,
+        held: Held,
+        counts: LogCounts,
+        retry_interval_s: float,
+        *,
+        owned: bool = False,
+    ) -> None:
+        self.stores = stores
+        self.owned = owned  # a handle of its own (the log used alone), closed with it
         self.spool_dir = spool_dir
         self.held = held
         self.counts = counts
@@ -102,7 +118,7 @@ class Delivery:
         self._next_scan = now + _ORPHAN_SCAN_S
         was_down = self._down_logged
         try:
-            self.store.open()
+            self.stores.get()
             replayed = self.spool.replay(self._replay_chunk)
         except StoreError as exc:  # StoreUnavailable, or a URL or schema that cannot work
             self._mark_down(exc)
@@ -114,24 +130,26 @@ class Delivery:
         self.store_up = True
         self._down_logged = False
         if was_down or replayed:
-            logger.info("prediction store %s is up; replayed %d spooled records", self.store.url, replayed)
+            logger.info("prediction store %s is up; replayed %d spooled records", safe_url(self.stores.url), replayed)
 
     def write_counts(self) -> None:
         """Failed requests to the rollups, drops to `log_drops` (metric `log_dropped`); they
         wait in memory while the store is down."""
         if self.store_up:
-            self.counts.write_to(self.store)
+            self.counts.write_to(self.stores.get())
 
     def close(self) -> None:
         self.spool.close()
+        if not self.owned:
+            return  # the process's handle: its owner closes it
         try:
-            self.store.close()
+            self.stores.close()
         except StoreError:
             logger.exception("closing the prediction store failed")
 
     def _write(self, groups: list[LogColumns], *, replay: bool = False) -> int:
         """Write a batch, refused records kept aside (store/refusals.py); how many were written."""
-        store = self.store
+        store = self.stores.get()
         return write_finding_refused(lambda part: store.write_columns(part, replay=replay), groups, self._reject)
 
     def _reject(self, entries: Sequence[LogEntry], exc: Exception) -> None:

@@ -30,16 +30,21 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SCORE_BINS",
+    "SERIES_BINS",
     "SUMS",
     "OutcomeSums",
     "joined_output",
     "outcome_tables",
     "rank_backfill",
     "rank_rows",
+    "rank_rows_per",
     "score_rows",
+    "score_rows_per",
 ]
 
 SCORE_BINS = 1000
+SERIES_BINS = 100  # per-bucket series: scores binned 1/100 wide
+_COARSE = SCORE_BINS // SERIES_BINS
 # The sums a feedback_scores row carries, in column order after n.
 SUMS = ("score_sum", "actual_sum", "sq_error", "abs_error", "log_loss")
 _EPS = float.fromhex("0x1.0p-52")  # float64 machine epsilon: scikit-learn's log_loss clips scores to it
@@ -186,6 +191,94 @@ def rank_rows(store: Store, service: str, since: float, until: float, name: str 
     for rank, n in _by_days(since, until, whole, part):
         counts[int(rank)] = counts.get(int(rank), 0) + int(n)
     return sorted((rank, n) for rank, n in counts.items() if n)
+
+
+def score_rows_per(
+    store: Store, service: str, since: float, until: float, step_s: int, name: str = "label"
+) -> dict[int, list[tuple[Any, ...]]]:
+    """`score_rows` for every `step_s` bucket of the window at once, by bucket start, on coarser
+    score bins (SERIES_BINS: a series of many buckets would otherwise carry the rollup's rows
+    of every day) and without residual bins (0): a step of whole days reads the daily rollup in
+    one query (and the edges' feedback rows), a shorter step the window's feedback rows."""
+    ph = store.placeholder
+    sums = OutcomeSums()
+    first_day, last_day = _whole_days(since, until, step_s)
+    if first_day < last_day:
+        per = step_s // 86400
+        for day, *row in store._query(
+            f"SELECT day, bin / {_COARSE} * {_COARSE}, positive, 0, SUM(n), {', '.join(f'SUM({s})' for s in SUMS)} "
+            f"FROM feedback_scores WHERE service = {ph} AND name = {ph} AND day >= {ph} AND day < {ph} "
+            "GROUP BY 1, 2, 3",
+            [service, name, first_day, last_day],
+        ):
+            key = (int(day) // per * step_s, *(int(v) for v in row[:3]))
+            found = sums.scores.setdefault(key, [0.0] * (1 + len(SUMS)))
+            for i, value in enumerate(row[3:]):
+                found[i] += float(value)
+    for low, high in _raw_spans(since, until, first_day, last_day):
+        for pred_ts, score, number in store._query(
+            f"SELECT pred_ts, confidence, number FROM feedback WHERE service = {ph} AND name = {ph} "
+            f"AND pred_ts >= {ph} AND pred_ts < {ph} AND confidence IS NOT NULL AND number IS NOT NULL",
+            [service, name, low, high],
+        ):
+            bucket = int(float(pred_ts) // step_s * step_s)
+            score_bin, positive, _ = score_key(float(score), float(number))
+            key = (bucket, score_bin // _COARSE * _COARSE, positive, 0)
+            found = sums.scores.setdefault(key, [0.0] * (1 + len(SUMS)))
+            found[0] += 1
+            for i, value in enumerate(score_sums(float(score), float(number)), start=1):
+                found[i] += value
+    out: dict[int, list[tuple[Any, ...]]] = {}
+    for key, v in sums.scores.items():
+        if v[0]:
+            out.setdefault(key[0], []).append((*key[1:], int(v[0]), *v[1:]))
+    return out
+
+
+def rank_rows_per(
+    store: Store, service: str, since: float, until: float, step_s: int, name: str = "label"
+) -> dict[int, list[tuple[int, int]]]:
+    """`rank_rows` for every `step_s` bucket of the window at once, by bucket start."""
+    ph = store.placeholder
+    counts: dict[tuple[int, int], int] = {}
+    first_day, last_day = _whole_days(since, until, step_s)
+    if first_day < last_day:
+        per = step_s // 86400
+        for day, rank, n in store._query(
+            f"SELECT day, rank, SUM(n) FROM feedback_ranks WHERE service = {ph} AND name = {ph} "
+            f"AND day >= {ph} AND day < {ph} GROUP BY 1, 2",
+            [service, name, first_day, last_day],
+        ):
+            key = (int(day) // per * step_s, int(rank))
+            counts[key] = counts.get(key, 0) + int(n)
+    for low, high in _raw_spans(since, until, first_day, last_day):
+        for pred_ts, rank in store._query(
+            f"SELECT pred_ts, rank FROM feedback WHERE service = {ph} AND name = {ph} AND pred_ts >= {ph} "
+            f"AND pred_ts < {ph} AND rank IS NOT NULL",
+            [service, name, low, high],
+        ):
+            key = (int(float(pred_ts) // step_s * step_s), int(rank))
+            counts[key] = counts.get(key, 0) + 1
+    out: dict[int, list[tuple[int, int]]] = {}
+    for (bucket, rank), n in sorted(counts.items()):
+        if n:
+            out.setdefault(bucket, []).append((rank, n))
+    return out
+
+
+def _whole_days(since: float, until: float, step_s: int) -> tuple[int, int]:
+    """The days the daily rollups may answer for: whole days inside the window, when the step is
+    a whole number of days (buckets start at multiples of the step, so they hold whole days)."""
+    if step_s % 86400:
+        return 0, 0
+    return -int(-since // 86400), int(until // 86400)
+
+
+def _raw_spans(since: float, until: float, first_day: int, last_day: int) -> list[tuple[float, float]]:
+    """The parts of the window the feedback rows answer for: all of it, or the edges of the whole days."""
+    if first_day >= last_day:
+        return [(since, until)]
+    return [(since, first_day * 86400), (last_day * 86400, until)]
 
 
 def joined_output(store: Store, service: str, since: float, until: float) -> bytes | None:

@@ -27,10 +27,18 @@ from pydantic import (
 )
 
 from shipway.common.times import check_time, parse_iso
-from shipway.errors import InputError
+from shipway.errors import ConfigError, InputError
 from shipway.store.records import FeedbackRecord
 
-__all__ = ["MAX_ITEMS", "FeedbackItem", "OutputReader", "describe_fields", "parse_feedback", "reader_of"]
+__all__ = [
+    "MAX_ITEMS",
+    "FeedbackItem",
+    "OutputReader",
+    "describe_fields",
+    "parse_feedback",
+    "plain_actual",
+    "reader_of",
+]
 
 MAX_ITEMS = 100_000
 _LABELS = ("label", "intent", "class", "category", "prediction", "predicted")
@@ -43,8 +51,9 @@ _EXAMPLE = (
 )
 
 
-def parse_feedback(data: Any) -> list[FeedbackRecord]:
-    """Outcomes from a decoded JSON body; InputError naming every bad item."""
+def parse_feedback(data: Any, reader: OutputReader | None = None) -> list[FeedbackRecord]:
+    """Outcomes from a decoded JSON body; InputError naming every bad item (with `reader`, also a
+    label that is neither of a binary score's named labels)."""
     items = data
     if isinstance(data, Mapping) and "items" in data:
         # The wrapper holds nothing else (the OpenAPI document says so): a stray key is a typo.
@@ -64,7 +73,7 @@ def parse_feedback(data: Any) -> list[FeedbackRecord]:
     now = time.time()
     for i, item in enumerate(items):
         try:
-            records.append(_record(item, now))
+            records.append(_record(item, now, reader))
         except ValueError as exc:
             details.append({"loc": [i], "msg": str(exc), "type": "feedback", "input": item})
     if details:
@@ -115,7 +124,7 @@ _FIXES = {
 }
 
 
-def _record(item: Any, now: float) -> FeedbackRecord:
+def _record(item: Any, now: float, reader: OutputReader | None = None) -> FeedbackRecord:
     if not isinstance(item, Mapping):
         raise ValueError(f"expected an object like {_EXAMPLE}, got {type(item).__name__}")
     try:
@@ -123,6 +132,8 @@ def _record(item: Any, now: float) -> FeedbackRecord:
     except ValidationError as err:
         raise ValueError(_message(err, item)) from None
     name, value = checked.outcome()
+    if reader is not None:
+        reader.actual(name, value)  # a label the service cannot score is refused here, not stored
     return FeedbackRecord(checked.request_id, orjson.dumps(value), name, _ts(checked.ts, now))
 
 
@@ -168,16 +179,59 @@ class OutputReader:
     """
 
     def __init__(
-        self, label: str = "", score: str = "", ranking: str = "", *, kind: str = "auto", threshold: float = 0.5
+        self,
+        label: str = "",
+        score: str = "",
+        ranking: str = "",
+        *,
+        kind: str = "auto",
+        threshold: float = 0.5,
+        positive: str = "",
+        negative: str = "",
     ) -> None:
         self.label, self.score, self.ranking = label, score, ranking
         self.kind, self.threshold = kind, threshold
+        # A binary score's labels by name ("fraud", "ok"): `label` outcomes that name them count as 1 and 0.
+        self.positive, self.negative = positive, negative
+
+    def actual(self, name: str, value: Any) -> tuple[str | None, float | None]:
+        """An outcome as a label (text) and as a number, the one reading of both: a `label` that
+        names the positive or negative label is 1 or 0; ValueError for another label when they
+        are named."""
+        if name == "label" and self.positive and isinstance(value, str):
+            if value == self.positive:
+                return value, 1.0
+            if value == self.negative:
+                return value, 0.0
+            raise ValueError(
+                f"label {value!r} is neither monitoring.positive_label {self.positive!r} nor "
+                f"monitoring.negative_label {self.negative!r}; send one of them (or the JSON numbers 1 and 0)"
+            )
+        return plain_actual(value)
+
+    def binary(self, value: Any) -> int | None:
+        """A `label` outcome as 1 or 0 for a binary score: 0/1, false/true or a named label; None otherwise."""
+        if isinstance(value, int | float) and value in (0, 1):
+            return int(value)
+        if self.positive and isinstance(value, str) and value in (self.positive, self.negative):
+            return int(value == self.positive)
+        return None
+
+    def verdict(self, positive: bool) -> str:
+        """The label a binary score predicts: the positive or negative label's name, else "1" or "0"."""
+        if self.positive:
+            return self.positive if positive else self.negative
+        return "1" if positive else "0"
 
     def __call__(self, outputs: bytes, name: str, value: Any) -> tuple[str | None, float | None, int | None]:
         try:
             output = orjson.loads(outputs)
         except orjson.JSONDecodeError:
             return None, None, None
+        return self.read(output, name, value)
+
+    def read(self, output: Any, name: str, value: Any) -> tuple[str | None, float | None, int | None]:
+        """What an output already decoded from JSON predicted, against the outcome `name` = `value`."""
         if isinstance(output, float):
             output = {"score": output}  # a bare score
         if not isinstance(output, Mapping):
@@ -194,12 +248,16 @@ class OutputReader:
         if items and (predicted is None or items[0] == predicted):
             ranked: list[str | None] = list(items)  # the list is the whole ranking, best first
             predicted = items[0]
-        elif predicted is None and confidence is not None and name == "label" and _binary(value):
-            # A score against a 0/1 outcome predicts 1 at or above the threshold.
-            predicted = "1" if confidence >= self.threshold else "0"
-            return predicted, float(confidence), 1 if int(value) == int(predicted) else 0
+        elif predicted is None and confidence is not None and name == "label" and self.binary(value) is not None:
+            # A score against a 0/1 (or named) outcome predicts the positive label at or above the threshold.
+            above = confidence >= self.threshold
+            return self.verdict(above), float(confidence), 1 if self.binary(value) == int(above) else 0
         else:
             ranked = [predicted, *items]
+            if self.kind == "binary" and self.positive and confidence is not None and predicted is not None:
+                # A named-label classifier's probability is its predicted label's: the score is the positive's.
+                if predicted in (self.positive, self.negative):
+                    confidence = confidence if predicted == self.positive else 1.0 - confidence
         return predicted, None if confidence is None else float(confidence), _rank(value, ranked, name)
 
     def kind_of(self, outputs: bytes) -> str | None:
@@ -230,13 +288,22 @@ class OutputReader:
 
 
 def reader_of(settings: Mapping[str, Any]) -> OutputReader:
-    """The reader the project's monitoring settings describe."""
+    """The reader the project's monitoring settings describe; ConfigError for half a pair of named labels."""
+    positive, negative = settings["monitoring.positive_label"], settings["monitoring.negative_label"]
+    if bool(positive) != bool(negative) or (positive and positive == negative):
+        raise ConfigError(
+            "a binary score's named labels need both monitoring.positive_label and monitoring.negative_label, "
+            f"and they must differ (got {positive!r} and {negative!r}); set both, like "
+            'positive_label = "fraud" and negative_label = "ok", or neither for 0/1 outcomes'
+        )
     return OutputReader(
         settings["monitoring.label_field"],
         settings["monitoring.score_field"],
         settings["monitoring.ranking_field"],
         kind=settings["monitoring.kind"],
         threshold=settings["monitoring.threshold"],
+        positive=positive,
+        negative=negative,
     )
 
 
@@ -274,9 +341,15 @@ def _item(alt: Any, label_key: str | None) -> str:
     return str(alt)
 
 
-def _binary(value: Any) -> bool:
-    """Whether an outcome is 0 or 1 (or false or true)."""
-    return isinstance(value, int | float) and value in (0, 1)
+def plain_actual(value: Any) -> tuple[str | None, float | None]:
+    """An outcome as a label (strings and integers) and as a number (numbers and booleans)."""
+    if isinstance(value, bool):
+        return None, float(value)
+    if isinstance(value, int | float):
+        return (str(value) if isinstance(value, int) else None), float(value)
+    if isinstance(value, str):
+        return value, None
+    return None, None
 
 
 def _first(output: Mapping[str, Any], names: Sequence[str], kind: type) -> str | None:

@@ -11,8 +11,9 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from shipway.core.collector import collector_paused
 from shipway.errors import StoreError, StoreUnavailable
-from shipway.store import pg_text
+from shipway.store import partitions, pg_text
 from shipway.store.base import (
     COLUMNS,
     Executor,
@@ -114,6 +115,8 @@ _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
     (9, ("ALTER TABLE predictions ADD COLUMN mode TEXT",)),
     # The model candidate of each service (store/candidates.py); written to apply on top of 9.
     (10, candidate_tables(real="DOUBLE PRECISION", serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")),
+    # The log partitioned by day (store/partitions.py).
+    (11, partitions.MIGRATION),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
@@ -143,23 +146,7 @@ _SELECT = "SELECT " + ", ".join(COLUMNS)
 _LOG_SELECT = "id, " + ", ".join(
     f"{c}::text" if c in ("inputs", "outputs", "decision", "shadow") else c for c in COLUMNS
 )
-_LOG_TYPES = [
-    "int8",
-    "text",
-    "float8",
-    "text",
-    "text",
-    "float8",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "int4",
-    "text",
-    "text",
-    "text",
-]
+_LOG_TYPES = ["int8", "text", "float8", "text", "text", "float8", *["text"] * 5, "int4", *["text"] * 3]
 
 # Applied unless the URL sets them: without them a server that vanishes without
 # closing the socket would hang the caller for minutes instead of failing fast.
@@ -191,6 +178,7 @@ class PostgresStore(Store):
         self._dsn = url
         self._conn: psycopg.Connection[Any] | None = None
         self._opened = False
+        self._days: set[int] = set()  # days the log has a partition for (store/partitions.py)
         # psycopg serialises calls on a connection, but reconnecting must not race.
         self._lock = threading.Lock()
 
@@ -212,9 +200,14 @@ class PostgresStore(Store):
         if not entries:
             return
         rows = pg_text.copy_rows(groups)  # what PostgreSQL refuses, encoded (store/pg_text.py)
+        days = partitions.days_of(t for g in groups if len(g) for t in (min(g.times), max(g.times)))
+        days.add(max(days, default=int(time.time() // partitions.DAY)) + 1)  # the next day's, ahead of it
         with self._lock:
             conn = self._connection()
             try:
+                if not days <= self._days:  # a day's first write: its partition, in a transaction of its own
+                    with conn.transaction(), conn.cursor() as cur:
+                        self._days |= partitions.ensure(_Executor(cur), days)
                 with conn.transaction(), conn.cursor() as cur:
                     # In the transaction, not once per connection: behind a pooler in
                     # transaction mode each transaction may reach another session.
@@ -293,16 +286,25 @@ class PostgresStore(Store):
                 rows = copy.rows()
                 while part := list(itertools.islice(rows, chunk)):
                     position = part[-1][0]
-                    entries = [
-                        ((r[3], r[4], r[8], r[9], r[10], r[14]), r[1], r[2], r[5], r[11], r[6], r[7], r[12], r[13])
-                        for r in part
-                    ]
-                    for group in columns_of(entries):  # type: ignore[arg-type]
+                    with collector_paused():  # a tuple per entry, none in a cycle
+                        entries = [
+                            ((r[3], r[4], r[8], r[9], r[10], r[14]), r[1], r[2], r[5], r[11], r[6], r[7], r[12], r[13])
+                            for r in part
+                        ]
+                        groups = columns_of(entries)  # type: ignore[arg-type]
+                    for group in groups:
                         yield position, group
         except psycopg.Error as exc:
             raise self._error(exc, "read from") from exc
         finally:
             conn.close()
+
+    def expired_log(self, cutoff: float) -> list[partitions.Partition]:
+        return [p for p in partitions.partitions(lambda sql: self._query(sql, ())) if p.until <= cutoff]
+
+    def drop_log(self, part: partitions.Partition) -> None:
+        self._transact(lambda run: partitions.drop(run, part))
+        self._days = set()  # a replay may bring the day back
 
     def _find_predictions(self, request_ids: Sequence[str]) -> dict[str, PredictionRecord]:
         """The newest logged prediction of each id (for joining feedback)."""

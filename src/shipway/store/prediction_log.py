@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from random import random
+from typing import TYPE_CHECKING
 
 from shipway.errors import ConfigError
 from shipway.store.held import Held
@@ -37,6 +38,9 @@ from shipway.store.pacing import paced, slices
 from shipway.store.records import Context, LogColumns, PredictionRecord, context_of, records_of_columns, size
 from shipway.store.redaction import Redact, redact_columns
 from shipway.store.spool import Spool
+
+if TYPE_CHECKING:  # the package imports this module; the provider imports the package
+    from shipway.store.provider import StoreProvider
 
 __all__ = ["PredictionLog"]
 
@@ -53,7 +57,7 @@ class PredictionLog:
 
     def __init__(
         self,
-        store_url: str,
+        store_url: str | StoreProvider,
         *,
         base_dir: Path | None = None,
         flush_interval_s: float = 0.5,
@@ -68,7 +72,10 @@ class PredictionLog:
         _check_number("retry_interval_s", retry_interval_s, 0.0, None, "for example 2.0")
         if not isinstance(max_buffer, int) or max_buffer < 1:
             raise ConfigError(f"max_buffer must be a positive integer, got {max_buffer!r}")
-        self.store_url = store_url
+        # A URL: a handle of the log's own. A provider: the process's one handle (`shipway serve`
+        # gives the project's), shared with the rest of the worker and closed by its owner.
+        self.stores = store_url if not isinstance(store_url, str) else None
+        self.store_url = store_url if isinstance(store_url, str) else store_url.url
         self.base_dir = base_dir
         self.flush_interval_s = flush_interval_s
         spool_dir = Path(spool_dir)
@@ -173,9 +180,15 @@ class PredictionLog:
         if self._thread is not None or self._closed:
             return
         from shipway.store import store_from_url  # the package imports this module
+        from shipway.store.provider import StoreProvider
 
-        store = store_from_url(self.store_url, self.base_dir)
-        self._delivery = Delivery(store, self.spool_dir, self._held, self._counts, self.retry_interval_s)
+        stores = self.stores
+        if stores is None:
+            store_from_url(self.store_url, self.base_dir)  # a URL no backend accepts fails here
+            stores = StoreProvider(self.store_url, self.base_dir)
+        self._delivery = Delivery(
+            stores, self.spool_dir, self._held, self._counts, self.retry_interval_s, owned=self.stores is None
+        )
         self._thread = threading.Thread(target=self._run, name="shipway-prediction-log", daemon=True)
         self._thread.start()
 

@@ -7,8 +7,11 @@ opens on first use, instead of each opening its own. The policy, in one place:
   do; `available()` answers None instead, for callers that carry on without it (a
   worker keeps the rules and model it serves). The first failure is logged once, and
   the recovery once, however many callers asked meanwhile.
-- A failed call hands its error to `failed()`: the handle is closed and the next call
-  reconnects, so a store that comes back is picked up without a restart.
+- A failed call hands its error to `failed()`: the outage is logged once, and the handle
+  stays shared: each backend reconnects on its next call (PostgreSQL reopens a broken
+  connection; an SQLite file needs none), so a store that comes back is picked up without
+  a restart, and no caller's handle is closed under another's feet (the prediction log's
+  writer thread, the rules, the models, feedback, jobs and the dashboard share it).
 - A handle never crosses a fork: after one, the child opens its own.
 - `existing()` opens the store only if it already exists, for read-only commands that
   must not create an empty SQLite file in a project folder.
@@ -82,9 +85,8 @@ class StoreProvider:
             logger.info("store is back", extra={"store": safe_url(self.url)})
 
     def failed(self, err: StoreError) -> None:
-        """A call failed: log the outage once and reconnect on the next call."""
+        """A call failed: log the outage once (the backend reconnects on the next call)."""
         self._log_down(err)
-        self.close()
 
     def _log_down(self, err: StoreError) -> None:
         if not self._down:

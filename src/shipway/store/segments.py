@@ -15,13 +15,14 @@ from __future__ import annotations
 import bisect
 import heapq
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import orjson
 
 from shipway.core.collector import collector_paused
 from shipway.store.records import Context, LogColumns, PredictionRecord
 
-__all__ = ["decode", "encode", "merge_by_ts"]
+__all__ = ["decode", "encode", "merge_by_ts", "oldest", "trim"]
 
 
 def encode(group: LogColumns) -> bytes:
@@ -86,3 +87,30 @@ def merge_by_ts(segments: Iterable[tuple[float, list[PredictionRecord]]]) -> Ite
 
 def _ts(r: PredictionRecord) -> float:
     return r.ts
+
+
+def oldest(run: Any) -> float | None:
+    """The `ts` of the oldest entry of the log, segments and older versions' rows alike; None when empty."""
+    low = run("SELECT MIN(ts_min) FROM prediction_segments")[0][0], run("SELECT MIN(ts) FROM prediction_rows")[0][0]
+    return min((t for t in low if t is not None), default=None)
+
+
+def trim(run: Any, cutoff: float) -> int:
+    """Delete the entries logged before `cutoff`, in one transaction; how many. A segment whose
+    entries are all older goes whole; one that straddles the cutoff is rewritten with the rest."""
+    gone = run("SELECT COALESCE(SUM(n), 0) FROM prediction_segments WHERE ts_max < ?", [cutoff])[0][0]
+    gone += run("SELECT COUNT(*) FROM prediction_rows WHERE ts < ?", [cutoff])[0][0]
+    old = "SELECT id FROM prediction_segments WHERE ts_min < ? AND ts_max < ?"
+    run(f"DELETE FROM request_index WHERE segment_id IN ({old})", [cutoff, cutoff])
+    run("DELETE FROM prediction_segments WHERE ts_min < ? AND ts_max < ?", [cutoff, cutoff])
+    run("DELETE FROM prediction_rows WHERE ts < ?", [cutoff])
+    for sid, body in run("SELECT id, body FROM prediction_segments WHERE ts_min < ?", [cutoff]):
+        rows = orjson.loads(body)
+        kept = [row for row in rows if row[1] >= cutoff]
+        gone += len(rows) - len(kept)
+        times = [row[1] for row in kept]
+        run(
+            "UPDATE prediction_segments SET body = ?, n = ?, ts_min = ?, ts_max = ? WHERE id = ?",
+            [orjson.dumps(kept).decode(), len(kept), min(times), max(times), sid],
+        )
+    return int(gone)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import sqlite3
 import threading
@@ -13,7 +12,9 @@ from typing import Any, TypeVar
 
 import orjson
 
+from shipway.core.collector import collector_paused
 from shipway.errors import StoreError, StoreUnavailable
+from shipway.store import segments
 from shipway.store.base import (
     COLUMNS,
     Executor,
@@ -22,9 +23,11 @@ from shipway.store.base import (
     record_from_row,
     where_clause,
 )
+from shipway.store.partitions import Partition
 from shipway.store.records import Context, LogColumns, PredictionRecord, RulesEvent, columns_of, entry_of
 from shipway.store.rollups import write_rollups
 from shipway.store.segments import decode, encode, merge_by_ts
+from shipway.store.sqlite_connection import SQLiteExecutor, sqlite_error, transaction
 from shipway.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["SQLiteStore"]
@@ -59,21 +62,6 @@ _LEGACY = (
 )
 _SELECT = "SELECT " + ", ".join(
     f"CAST({c} AS BLOB)" if c in ("inputs", "outputs", "decision", "shadow") else c for c in COLUMNS
-)
-
-# Primary result codes that mean "not now" rather than "never": locked by another
-# writer for longer than the busy timeout, disk full, file or folder not reachable.
-_UNAVAILABLE_CODES = frozenset(
-    {
-        sqlite3.SQLITE_BUSY,
-        sqlite3.SQLITE_LOCKED,
-        sqlite3.SQLITE_NOMEM,
-        sqlite3.SQLITE_READONLY,
-        sqlite3.SQLITE_IOERR,
-        sqlite3.SQLITE_FULL,
-        sqlite3.SQLITE_CANTOPEN,
-        sqlite3.SQLITE_PROTOCOL,
-    }
 )
 
 
@@ -156,7 +144,7 @@ class SQLiteStore(Store):
             self._conn = conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        with _transaction(conn):
+        with transaction(conn):
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at REAL NOT NULL)"
             )
@@ -185,7 +173,7 @@ class SQLiteStore(Store):
         with self._lock:
             conn = self._connection()
             try:
-                with _transaction(conn):
+                with transaction(conn):
                     written: list[LogColumns] = []
                     for group, body in zip(groups, bodies, strict=True):
                         if replay:
@@ -199,7 +187,7 @@ class SQLiteStore(Store):
                             (self._context_id(conn, group.context), min(times), max(times), len(group), body),
                         )
                         written.append(group)
-                    write_rollups(_Executor(conn), written)
+                    write_rollups(SQLiteExecutor(conn), written)
             except (sqlite3.Error, StoreError) as exc:
                 self._contexts.clear()  # a rolled-back transaction may have added one
                 if isinstance(exc, StoreError):
@@ -236,7 +224,7 @@ class SQLiteStore(Store):
         with self._lock:
             conn = self._connection()
             try:
-                with _transaction(conn):
+                with transaction(conn):
                     return int(conn.execute(sql, params).lastrowid or 0)
             except sqlite3.Error as exc:
                 raise self._error(exc, "write to") from exc
@@ -321,15 +309,28 @@ class SQLiteStore(Store):
             )
             low = -float("inf") if since is None else since
             high = float("inf") if until is None else until
+            bounded = since is not None or until is not None
             for sid, _, body, *context in conn.execute(f"{_SEGMENTS}{where} ORDER BY s.id", params):
-                rows = [row for row in orjson.loads(body) if low <= row[1] < high]
-                if rows:
-                    yield sid, LogColumns(tuple(context), *zip(*rows, strict=True))  # type: ignore[arg-type]
+                with collector_paused():  # a list per entry, none in a cycle
+                    rows = orjson.loads(body)
+                    rows = [row for row in rows if low <= row[1] < high] if bounded else rows
+                    part = LogColumns(tuple(context), *zip(*rows, strict=True)) if rows else None  # type: ignore[arg-type]
+                if part is not None:
+                    yield sid, part
         except sqlite3.Error as exc:
             raise self._error(exc, "read from") from exc
         finally:
             if own:
                 conn.close()
+
+    def expired_log(self, cutoff: float) -> list[Partition]:
+        # One table, no partitions: what is older than the cutoff (a day's start) is one part.
+        low = self._transact(segments.oldest)
+        name = "before " + time.strftime("%Y-%m-%d", time.gmtime(cutoff))
+        return [] if low is None or low >= cutoff else [Partition(name, float("-inf"), cutoff)]
+
+    def drop_log(self, part: Partition) -> None:
+        self._transact(lambda run: segments.trim(run, part.until))
 
     def count_predictions(self, service: str | None = None) -> int:
         where, params = ("", []) if service is None else (" WHERE c.service = ?", [service])
@@ -353,7 +354,7 @@ class SQLiteStore(Store):
         with self._lock:
             conn = self._connection()
             try:
-                with _transaction(conn):
+                with transaction(conn):
                     self._index_requests(conn)
                 segments: dict[int, set[str]] = {}
                 for start in range(0, len(request_ids), 500):
@@ -392,8 +393,8 @@ class SQLiteStore(Store):
         with self._lock:
             conn = self._connection()
             try:
-                with _transaction(conn):
-                    return work(_Executor(conn))
+                with transaction(conn):
+                    return work(SQLiteExecutor(conn))
             except sqlite3.Error as exc:
                 raise self._error(exc, "write to") from exc
 
@@ -411,25 +412,7 @@ class SQLiteStore(Store):
         return self._conn
 
     def _error(self, exc: sqlite3.Error, action: str) -> StoreError:
-        code = getattr(exc, "sqlite_errorcode", None)
-        if code is not None and code & 0xFF in _UNAVAILABLE_CODES:
-            return StoreUnavailable(
-                f"cannot {action} the SQLite store {self.url}: {exc}; check that the "
-                "folder is writable and the disk not full (another process holding a "
-                f"write lock longer than {self._busy_timeout_s} s also causes this)"
-            )
-        return StoreError(f"the SQLite store {self.url} failed to {action}: {exc}")
-
-
-class _Executor:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def __call__(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return self._conn.execute(sql, params).fetchall()
-
-    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._conn.executemany(sql, rows)
+        return sqlite_error(exc, action, self.url, self._busy_timeout_s)
 
 
 def _segment_filter(
@@ -446,17 +429,3 @@ def _segment_filter(
 
 def _ts(r: PredictionRecord) -> float:
     return r.ts
-
-
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error (a failed COMMIT too)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-        raise

@@ -160,5 +160,7 @@ MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
     ),
     # The model candidate of each service (store/candidates.py); written to apply on top of 9.
     (10, candidate_tables(real="REAL", serial="INTEGER PRIMARY KEY")),
+    # PostgreSQL's log partitioned by day (store/partitions.py); SQLite's log stays one table.
+    (11, ()),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -121,7 +121,6 @@ def to_table(groups: Sequence[LogColumns], schema: LogSchema) -> pa.Table:
     outputs: list[str] = []
     decisions: list[str | None] = []
     shadows: list[str | None] = []
-    context: list[list[str | None]] = [[], [], [], [], [], []]
     for g in groups:
         request_ids += g.request_ids
         times += g.times
@@ -131,8 +130,7 @@ def to_table(groups: Sequence[LogColumns], schema: LogSchema) -> pa.Table:
         outputs += g.outputs
         decisions += g.decisions
         shadows += g.shadows
-        for values, value in zip(context, g.context, strict=True):
-            values += [value] * len(g)
+    context = _context_columns(pa, groups)
     fast = {
         role: _typed_fast(pa, docs, [f for f in schema.fields if f.role == role])
         for role, docs in (("input", inputs), ("output", outputs))
@@ -145,11 +143,11 @@ def to_table(groups: Sequence[LogColumns], schema: LogSchema) -> pa.Table:
     arrays: dict[str, Any] = {
         "request_id": pa.array(request_ids, text),
         "ts": pa.array(times, pa.float64()),
-        "service": pa.array(context[0], text),
-        "model_version": pa.array(context[1], text),
-        "rules_version": pa.array(context[2], text),
-        "dataset_version": pa.array(context[3], text),
-        "run_id": pa.array(context[4], text),
+        "service": context[0],
+        "model_version": context[1],
+        "rules_version": context[2],
+        "dataset_version": context[3],
+        "run_id": context[4],
         "latency_ms": pa.array(latencies, pa.float64()),
         "status": pa.array(statuses, pa.int32()),
         "decision": pa.array(decisions, text),
@@ -157,7 +155,7 @@ def to_table(groups: Sequence[LogColumns], schema: LogSchema) -> pa.Table:
         "inputs": pa.array(inputs, text),
         "outputs": pa.array(outputs, text),
         "documents_ok": pa.array(ok, pa.bool_()),
-        "mode": pa.array(context[5], text),
+        "mode": context[5],
     }
     for field in schema.fields:
         typed = fast[field.role]
@@ -166,6 +164,15 @@ def to_table(groups: Sequence[LogColumns], schema: LogSchema) -> pa.Table:
         else:
             arrays[field.column] = _array(pa, _values(items[field.role], field.path), field.kind)
     return pa.table(arrays)
+
+
+def _context_columns(pa: Any, groups: Sequence[LogColumns]) -> list[Any]:
+    """The six context columns (service ... mode): each group's value repeated over its entries,
+    by one `take` in C rather than a Python string per entry."""
+    import numpy as np
+
+    index = pa.array(np.repeat(np.arange(len(groups)), [len(g) for g in groups]))
+    return [pa.array([g.context[k] for g in groups], pa.string()).take(index) for k in range(6)]
 
 
 def _typed_fast(pa: Any, docs: list[str], fields: list[Field]) -> dict[str, Any] | None:

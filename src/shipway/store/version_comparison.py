@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from shipway.store.feedback import recorded_outcomes
 from shipway.store.outcomes import OutputReader
 from shipway.store.rollups import quantile
 
 if TYPE_CHECKING:
     from shipway.store.base import Store
 
-__all__ = ["SHADOW_SUFFIX", "Comparison", "Disagreement", "VersionFigures", "compare_versions"]
+__all__ = ["SHADOW_SUFFIX", "Comparison", "Disagreement", "VersionFigures", "compare_versions", "cut_document"]
 
 _EXAMPLE_CHARS = 500
 #: What serving appends to a request id to log the shadow candidate's answer to it (serving/candidates.py).
@@ -183,7 +184,7 @@ def compare_versions(
         found = disagreements.setdefault((live_label, candidate_label), Disagreement(live_label, candidate_label))
         found.count += 1
         if len(found.examples) < examples:
-            found.examples.append({"request_id": request_id, "ts": record.ts, "inputs": _cut(record.inputs)})
+            found.examples.append({"request_id": request_id, "ts": record.ts, "inputs": cut_document(record.inputs)})
     result.disagreements = sorted(disagreements.values(), key=lambda d: (-d.count, d.live, d.candidate))
     return result
 
@@ -213,15 +214,7 @@ def _rollups(
 
 def _labels(store: Store, service: str, since: float, until: float) -> dict[str, Any]:
     """The true labels that came back for predictions of the window, by request id."""
-    ph = store.placeholder
-    # pred_ts is the joined record's time, which a shadow record may set a little after the
-    # live one: a minute's margin keeps requests at the window's end.
-    rows = store._query(
-        f"SELECT request_id, value FROM feedback WHERE service = {ph} AND name = 'label' "
-        f"AND pred_ts >= {ph} AND pred_ts < {ph}",
-        [service, since, until + 60],
-    )
-    return {str(request_id): orjson.loads(value) for request_id, value in rows}
+    return {rid: found["label"] for rid, found in recorded_outcomes(store, service, since, until, ("label",)).items()}
 
 
 def _whole(outputs: bytes) -> str:
@@ -232,10 +225,13 @@ def _whole(outputs: bytes) -> str:
         return bytes(outputs).decode("utf-8", "replace")[:_EXAMPLE_CHARS]
 
 
-def _cut(document: bytes) -> Any:
-    text = bytes(document).decode("utf-8", "replace")
-    if len(text) > _EXAMPLE_CHARS:
-        return text[: _EXAMPLE_CHARS - 1] + "…"
+def cut_document(document: Any, limit: int = _EXAMPLE_CHARS) -> Any:
+    """A logged JSON document (bytes or text) for an example: decoded, or its text cut at `limit`."""
+    text = bytes(document).decode("utf-8", "replace") if isinstance(document, bytes | bytearray) else document
+    if not isinstance(text, str):
+        return text
+    if len(text) > limit:
+        return text[: limit - 1] + "…"
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:

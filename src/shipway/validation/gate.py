@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 from shipway.core.gate import Gate, GateResult
 from shipway.core.pipeline import Pipeline
+from shipway.validation.results import Report
 from shipway.validation.runner import run_suites
 from shipway.validation.suite import Suite, load_suites
 from shipway.validation.targets import InProcessTarget
@@ -24,7 +26,7 @@ def suite_gate(paths: Sequence[str | Path]) -> Gate | None:
     def gate(candidate: Pipeline) -> GateResult:
         report = run_suites(suites, InProcessTarget(candidate, "candidate"), max_diagnoses=20)
         if report.ok:
-            return GateResult(True, f"{len(report.results)} cases passed", report.to_dict())
+            return GateResult(True, _passed(report), report.to_dict())
         failures = report.failures
         lines = [
             f"{f.suite}::{f.case}: {f.diagnosis.summary if f.diagnosis else f.problem or 'failed'}"
@@ -35,3 +37,13 @@ def suite_gate(paths: Sequence[str | Path]) -> Gate | None:
         return GateResult(False, summary, report.to_dict())
 
     return gate
+
+
+def _passed(report: Report) -> str:
+    """What a passing gate ran: the cases per suite, and any expected failures among them."""
+    per_suite = Counter(r.suite for r in report.results)
+    suites = ", ".join(f"{suite} {n}" for suite, n in per_suite.items())
+    counts = report.counts
+    extra = f"; {counts['xfail']} expected to fail did" if counts["xfail"] else ""
+    plural = "s" if len(per_suite) != 1 else ""
+    return f"{len(report.results)} cases of {len(per_suite)} suite{plural} passed ({suites}){extra} in {report.seconds:.1f}s"

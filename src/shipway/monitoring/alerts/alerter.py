@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipway.errors import ShipwayError, StoreError
+from shipway.errors import ShipwayError, StoreError, StoreUnavailable
 from shipway.monitoring.alerts.alert_rules import AlertRule, AlertRules, Metric
 from shipway.notify import Delivery
 from shipway.store import Store, open_store
+from shipway.store.provider import StoreProvider
 
 if TYPE_CHECKING:
     from shipway.monitoring.alerts._drift_values import ProfileCache
@@ -146,7 +147,7 @@ class Alerter:
         self,
         rules: AlertRules,
         service: str,
-        store: Store | str,
+        store: Store | str | StoreProvider,
         *,
         base_dir: Path | None = None,
         dashboard_url: str = "",
@@ -162,7 +163,9 @@ class Alerter:
         self.service = service
         self._store = store if isinstance(store, Store) else None
         self._store_url = store if isinstance(store, str) else None
-        self._owns_store = self._store is None
+        # The process's one handle (`shipway serve` gives the project's): its outage policy, never closed here.
+        self._stores = store if isinstance(store, StoreProvider) else None
+        self._owns_store = self._store is None and self._stores is None
         self.base_dir = base_dir
         self.dashboard_url = dashboard_url
         self.profile = profile
@@ -177,6 +180,8 @@ class Alerter:
 
     @property
     def store(self) -> Store:
+        if self._stores is not None:
+            return self._stores.get()
         if self._store is None:
             assert self._store_url is not None
             self._store = open_store(self._store_url, self.base_dir)
@@ -224,7 +229,9 @@ class Alerter:
                 if rule.window_s not in totals:
                     totals[rule.window_s] = self._totals(store, since, until, rule.window_s)
                 self._judge(e, totals[rule.window_s], drift)
-            except StoreError:
+            except StoreError as err:
+                if isinstance(err, StoreUnavailable) and self._stores is not None:
+                    self._stores.failed(err)  # logged once; the next round reconnects
                 raise  # nothing can be evaluated: the caller retries the whole round
             except ShipwayError as err:
                 e.state, e.reason = "error", str(err)

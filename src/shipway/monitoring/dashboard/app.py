@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from shipway.errors import ConfigError
 from shipway.monitoring.dashboard.snapshot import ORDERS, Sources, Window, drift_json, predictions_json, snapshot
-from shipway.store import Store, store_from_url
 from shipway.store.feedback import Describe
+from shipway.store.provider import StoreProvider
 from shipway.web import clean_id, new_id
 from shipway.web.tokens import FailedAttempts
 
@@ -54,7 +54,8 @@ _BODY_BYTES = 16_384  # the largest body the dashboard reads (the sign-in form)
 
 
 class Dashboard:
-    """The dashboard of one service's monitoring, read from the store at `store_url`.
+    """The dashboard of one service's monitoring, read from `store`: a URL, or the process's
+    store provider (store/provider.py) when it is mounted in `shipway serve`.
 
     The constructor only stores its arguments; the store is opened on the first request,
     in the process that serves it (after any fork). `refresh_s` is how often the page
@@ -63,7 +64,7 @@ class Dashboard:
 
     def __init__(
         self,
-        store_url: str,
+        store: str | StoreProvider,
         service: str,
         *,
         base_dir: Path | None = None,
@@ -79,7 +80,10 @@ class Dashboard:
             raise ConfigError(
                 f"the dashboard prefix must start with / and not end with one, like /dashboard; got {prefix!r}"
             )
-        self.store_url = store_url
+        # A URL: a handle of the dashboard's own. A provider: the process's one handle (`shipway
+        # serve` gives the project's), with its outage policy; the dashboard then never closes it.
+        self._owns_store = isinstance(store, str)
+        self.stores = StoreProvider(store, base_dir) if isinstance(store, str) else store
         self.service = service
         self.base_dir = base_dir
         self.describe = describe
@@ -89,7 +93,6 @@ class Dashboard:
         self.export = export
         self.refresh_s = refresh_s
         self.prefix = prefix
-        self._store: Store | None = None
         self._lock = threading.Lock()
         self._scans: dict[tuple[Any, ...], Any] = {}
         self.attempts = FailedAttempts()  # wrong tokens per client address (shipway/web/tokens.py)
@@ -98,20 +101,19 @@ class Dashboard:
 
     def sources(self) -> Sources:
         """The store (opened on first use) and the files the pages read."""
-        with self._lock:
-            if self._store is None:
-                store = store_from_url(self.store_url, self.base_dir)
-                store.open()
-                self._store = store
         return Sources(
-            self._store, self.service, self.describe, self.profile, self.validation, self.drift_options, self.export
+            self.stores.get(),
+            self.service,
+            self.describe,
+            self.profile,
+            self.validation,
+            self.drift_options,
+            self.export,
         )
 
     def close(self) -> None:
-        with self._lock:
-            if self._store is not None:
-                self._store.close()
-                self._store = None
+        if self._owns_store:
+            self.stores.close()
 
     def minutely(self, kind: str, window: Window, compute: Callable[[], Any]) -> Any:
         """`compute()` at most once a minute for the same window: drift and the prediction

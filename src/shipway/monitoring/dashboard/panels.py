@@ -115,10 +115,16 @@ def _kind(t: Mapping[str, Any]) -> dict[str, Any] | None:
             ["Brier score", num(b.get("brier"))],
             ["log loss", num(b.get("log_loss"))],
             [f"accuracy at threshold {b.get('threshold')}", pct(b.get("accuracy"))],
-            ["precision / recall of 1", f"{pct(b.get('precision'))} / {pct(b.get('recall'))}"],
+            [
+                f"precision / recall of {b.get('positive_label', '1')}",
+                f"{pct(b.get('precision'))} / {pct(b.get('recall'))}",
+            ],
             ["outcomes (positives)", f"{b.get('count', 0):,} ({b.get('positives', 0):,})"],
         ]
-        return {"key": "binary", "title": "Binary score", "head": ["metric", "value"], "rows": rows}
+        positive, negative = b.get("positive_label", "1"), b.get("negative_label", "0")
+        named = f"{positive} (1) and {negative} (0)" if positive != "1" else "0 and 1"
+        note = f"Scores against outcomes {named}."
+        return {"key": "binary", "title": "Binary score", "head": ["metric", "value"], "rows": rows, "note": note}
     if r := t.get("regression"):
         rows = [
             ["MAE", num(r.get("mae"))],

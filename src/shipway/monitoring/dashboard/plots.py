@@ -20,6 +20,7 @@ __all__ = [
     "calibration",
     "latency",
     "metrics_figures",
+    "outcome_series",
     "per_class",
     "quality",
     "residuals",
@@ -301,7 +302,35 @@ def metrics_figures(metrics: Mapping[str, Any]) -> dict[str, Figure]:
         "per_class": per_class(metrics),
         "calibration": calibration(metrics),
         "residuals": residuals(metrics),
+        "outcome_series": outcome_series(metrics),
     }
+
+
+# The lines of the outcome metrics per bucket, by output kind: (key in a bucket, name, dash).
+_OUTCOME_LINES = {
+    "binary": (("roc_auc", "ROC AUC", "solid"), ("pr_auc", "PR AUC", "dash"), ("brier", "Brier score", "dot")),
+    "regression": (("mae", "MAE", "solid"), ("rmse", "RMSE", "dash"), ("bias", "bias", "dot")),
+    "ranking": (("mrr", "MRR", "solid"), ("hit_rate.1", "hit rate @1", "dash"), ("ndcg.10", "NDCG @10", "dot")),
+}
+
+
+def outcome_series(metrics: Mapping[str, Any]) -> Figure:
+    """The output kind's metrics per bucket (a binary score's AUCs and Brier score, a
+    regression's errors, a ranking's MRR, hit rate and NDCG), for the whole service."""
+    kind = (metrics.get("totals") or {}).get("kind")
+    title = f"{str(kind).capitalize()} metrics per {_step(metrics.get('step_s'))} (UTC)"
+    points = metrics.get("kind_series") or []
+    if kind not in _OUTCOME_LINES or not points:
+        return empty_figure(title, "no outcomes in this window")
+    half = (metrics.get("step_s") or 0) / 2
+    x = [(p["t"] + half) * 1000 for p in points]
+    data = []
+    for i, (key, name, dash) in enumerate(_OUTCOME_LINES[str(kind)]):
+        top, _, sub = key.partition(".")
+        y = [(p.get(top) or {}).get(sub) if sub else p.get(top) for p in points]
+        line = {"color": COLOURS[i % len(COLOURS)], "dash": dash}
+        data.append({"type": "scatter", "mode": "lines+markers", "name": name, "x": x, "y": y, "line": line})
+    return with_legend({"data": data, "layout": base_layout(title, xaxis=_time_axis(metrics))})
 
 
 def residuals(metrics: Mapping[str, Any]) -> Figure:

@@ -20,19 +20,23 @@ from shipway.monitoring.dashboard.figures import plotly_js
 from shipway.monitoring.dashboard.panels import render_panels
 from shipway.monitoring.dashboard.rendering import inline_assets, render
 from shipway.monitoring.dashboard.snapshot import Sources, Window, snapshot
+from shipway.monitoring.rules_view import rules_html, rules_json
 
 __all__ = ["build_report", "write_report"]
 
 
 def build_report(sources: Sources, window: Window, *, by: str | None = "model_version", limit: int = 20) -> str:
-    """The report's HTML for `window`: the model candidate against the live version, totals,
+    """The report's HTML for `window`: the model candidate against the live version, the shadow
+    rules against the live rules, totals,
     series plots, drift, alerts, validation, and the slowest and least confident predictions
     with their full records."""
     plotly = plotly_js()  # first, so a missing plotly fails before the store is read
     snap = snapshot(sources, window, by=by, limit=limit)
     body, figures = render_panels(snap, trace_base=None)
     candidate = candidate_json(sources.store, sources.service, window.since, window.until, sources.describe)
-    body = Markup(candidate_html(candidate)) + Markup("\n") + body  # candidate_html escapes every value
+    shadow = rules_json(sources.store, sources.service, window.since, window.until, sources.describe, sources.export)
+    # candidate_html and rules_html escape every value
+    body = Markup(candidate_html(candidate)) + Markup("\n") + Markup(rules_html(shadow)) + Markup("\n") + body
     return render(
         "report.html",
         title=f"{sources.service}: monitoring report",

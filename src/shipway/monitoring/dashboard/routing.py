@@ -16,13 +16,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shipway.errors import ConfigError, ShipwayError, StoreUnavailable
 from shipway.monitoring.dashboard import access, api, pages
 from shipway.monitoring.dashboard.app import TooLarge
-from shipway.monitoring.dashboard.candidate import candidate_api, candidate_page
+from shipway.monitoring.dashboard.candidate import candidate_api, candidate_page, rules_api, rules_page
 from shipway.monitoring.dashboard.leaderboard import leaderboard_api, leaderboard_page
 from shipway.monitoring.dashboard.rendering import error
 
 __all__ = ["build", "routes"]
 
-_ROUTES = "/, /panels, /leaderboard, /candidate, /api/{metrics,drift,alerts,predictions,validation,versions,leaderboard,candidate}, /predictions/{request_id}"
+_ROUTES = "/, /panels, /leaderboard, /candidate, /rules, /api/{metrics,drift,alerts,predictions,validation,versions,leaderboard,candidate,rules}, /predictions/{request_id}"
 
 
 def routes(p: str) -> list[BaseRoute]:
@@ -34,9 +34,11 @@ def routes(p: str) -> list[BaseRoute]:
         Route(p + "/panels", data(pages.panels)),
         Route(p + "/leaderboard", html(leaderboard_page)),
         Route(p + "/candidate", html(candidate_page)),
+        Route(p + "/rules", html(rules_page)),
         Route(p + "/predictions/{request_id:path}", html(pages.prediction)),
         Route(p + "/api/leaderboard", data(leaderboard_api)),
         Route(p + "/api/candidate", data(candidate_api)),
+        Route(p + "/api/rules", data(rules_api)),
         Route(p + "/api/{name}", data(api.answer)),
         Route(p + "/login", access.login, methods=["GET", "POST"]),
         Route(p + "/plotly.js", pages.Plotly()),
@@ -90,6 +92,8 @@ async def _bad_request(request: Request, exc: Exception) -> Response:
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StoreUnavailable)
+    request.scope["shipway.dashboard"].stores.failed(exc)  # logged once; the next request reconnects
     return error(503, "store_unavailable", f"the store cannot be reached now: {exc}")
 
 

@@ -24,7 +24,7 @@ from shipway.store import Store
 from shipway.store import series as sql
 from shipway.store.columnar import logged_records
 from shipway.store.feedback import Describe
-from shipway.store.outcome_rollups import joined_output, rank_rows, score_rows
+from shipway.store.outcome_rollups import joined_output, rank_rows, rank_rows_per, score_rows, score_rows_per
 from shipway.store.outcomes import OutputReader
 from shipway.store.rollups import quantile
 
@@ -96,6 +96,8 @@ class OnlineMetrics:
     by: str | None
     totals: dict[str, Any]
     series: list[dict[str, Any]]
+    # The output kind's metrics per bucket (the whole service: the outcome rollups keep no versions).
+    kind_series: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +108,7 @@ class OnlineMetrics:
             "by": self.by,
             "totals": self.totals,
             "series": self.series,
+            "kind_series": self.kind_series,
         }
 
 
@@ -158,7 +161,52 @@ def online_metrics(
     for (group, t), tally in sorted(buckets.items()):
         groups[group].append({"t": t, **tally.to_dict(), **undefined})
     series = [{"group": {by: group} if by else {}, "points": points} for group, points in sorted(groups.items())]
-    return OnlineMetrics(service, since, until, step_s, by, totals, series)
+    kinds = kind_series(store, service, since, until, step_s, totals["kind"], describe)
+    return OnlineMetrics(service, since, until, step_s, by, totals, series, kinds)
+
+
+# What each bucket of `kind_series` carries of the kind's metrics (the totals carry them all).
+_HEADLINE = {
+    "binary": ("roc_auc", "auc_bound", "pr_auc", "brier", "log_loss", "accuracy", "precision", "recall"),
+    "regression": ("mae", "rmse", "bias", "mean_actual"),
+}
+
+
+def kind_series(
+    store: Store,
+    service: str,
+    since: float,
+    until: float,
+    step_s: int,
+    kind: str | None,
+    describe: Describe | None,
+) -> list[dict[str, Any]]:
+    """The metrics of the output's kind per `step_s` bucket that has outcomes, oldest first:
+    `{"t", "count", ...}` with ROC AUC, PR AUC, Brier score, log loss, accuracy, precision and
+    recall for a binary score; MAE, RMSE and bias for a regression; MRR, hit rate and NDCG at
+    k for a ranking. A binary score's buckets bin the scores 1/100 wide (store.outcome_rollups.
+    SERIES_BINS): ROC AUC and PR AUC are those of the scores rounded down to 1/100, ROC AUC
+    within `auc_bound` of the exact one; the rest is exact (accuracy, precision and recall when
+    the threshold is a multiple of 1/100). Buckets of whole days read the daily rollups (one query for all of them)
+    and the joined feedback at the window's edges; shorter buckets read the window's joined
+    feedback rows."""
+    if kind not in ("binary", "regression", "ranking"):
+        return []
+    threshold = describe.threshold if isinstance(describe, OutputReader) else OutputReader().threshold
+    if kind == "ranking":
+        return [
+            {"t": t, **ranking_metrics(r)}
+            for t, r in sorted(rank_rows_per(store, service, since, until, step_s).items())
+        ]
+    out = []
+    for t, rows in sorted(score_rows_per(store, service, since, until, step_s).items()):
+        if kind == "binary":
+            rows = [r for r in rows if int(r[1]) >= 0]
+        if not rows:
+            continue
+        found = binary_metrics(rows, threshold) if kind == "binary" else regression_metrics(rows)
+        out.append({"t": t, "count": found["count"], **{key: found[key] for key in _HEADLINE[kind]}})
+    return out
 
 
 def kind_metrics(
@@ -174,14 +222,20 @@ def kind_metrics(
         if kind == "binary" or (kind == "score" and is_binary(rows)):
             binary = binary_metrics([r for r in rows if int(r[1]) >= 0], reader.threshold)
             c = binary["confusion"]
+            # The classes by the names the feedback gives them (monitoring.positive_label), else 1 and 0.
+            binary["positive_label"], binary["negative_label"] = reader.verdict(True), reader.verdict(False)
             out.update(
                 kind="binary",
                 binary=binary,
                 accuracy=binary["accuracy"],
                 calibration=binary["calibration"],
                 per_class={
-                    "1": {"precision": binary["precision"], "recall": binary["recall"], "support": c["tp"] + c["fn"]},
-                    "0": {
+                    reader.verdict(True): {
+                        "precision": binary["precision"],
+                        "recall": binary["recall"],
+                        "support": c["tp"] + c["fn"],
+                    },
+                    reader.verdict(False): {
                         "precision": _ratio(c["tn"], c["tn"] + c["fn"]),
                         "recall": _ratio(c["tn"], c["tn"] + c["fp"]),
                         "support": c["tn"] + c["fp"],
