@@ -1,10 +1,12 @@
 """The banking77 leaderboard from one command: six recipes, three seeds each, timed end to end.
 
-    .venv/bin/python bench/leaderboard_bench.py [--jobs 2] [--seeds 3] [--keep-cache]
+    .venv/bin/python bench/leaderboard_bench.py [--jobs 2] [--seeds 3] [--keep-cache] [--base SRC]
 
 Runs `shipway try` in examples/banking77 with an empty store and, unless --keep-cache, an empty
 embeddings cache (so the MiniLM embeddings are computed once, inside the timed command), then
-prints the wall time and `shipway leaderboard`.
+prints the wall time, the CPU time of the command and its children, and `shipway leaderboard`.
+With `--base SRC` (a `src` folder of another build, e.g. `git archive main src`), the same
+command runs first with that build's code (PYTHONPATH=SRC), so both are measured side by side.
 """
 
 from __future__ import annotations
@@ -27,8 +29,24 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--keep-cache", action="store_true")
+    parser.add_argument("--base", type=Path, default=None, help="a src folder to measure first, side by side")
     parser.add_argument("recipes", nargs="*", default=RECIPES)
     args = parser.parse_args()
+    if not (EXAMPLE / "build" / "dataset" / "train.csv").exists():
+        subprocess.run([sys.executable, "data.py"], cwd=EXAMPLE, check=True)
+    builds = ([("base", args.base.resolve())] if args.base else []) + [("this build", None)]
+    figures = []
+    for label, src in builds:
+        print(f"== {label}" + (f" ({src})" if src else ""), flush=True)
+        figures.append((label, *one(args, src)))
+    for label, wall, cpu in figures:
+        print(f"{label}: wall {wall:.1f} s, CPU (the command and its workers) {cpu:.1f} s")
+    if len(figures) == 2:
+        print(f"this build / base: wall {figures[1][1] / figures[0][1]:.2f}x, CPU {figures[1][2] / figures[0][2]:.2f}x")
+
+
+def one(args: argparse.Namespace, src: Path | None) -> tuple[float, float]:
+    """One timed `shipway try` from an empty store (and cache): wall and CPU seconds."""
     shipway = str(Path(sys.executable).parent / "shipway")
     state = EXAMPLE / ".shipway"
     for name in ("shipway.db", "shipway.db-wal", "shipway.db-shm", "tries", "objects"):
@@ -39,17 +57,23 @@ def main() -> None:
             path.unlink()
     if not args.keep_cache:
         shutil.rmtree(state / "cache", ignore_errors=True)
-    if not (EXAMPLE / "build" / "dataset" / "train.csv").exists():
-        subprocess.run([sys.executable, "data.py"], cwd=EXAMPLE, check=True)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
     command = [shipway, "try", *args.recipes, "--seeds", str(args.seeds), "--jobs", str(args.jobs)]
-    print("$ " + " ".join(command[1:]), flush=True)
+    print("$ " + " ".join(command[1:]), f"(load average {os.getloadavg()[0]:.1f})", flush=True)
+    before = os.times()
     started = time.perf_counter()
     subprocess.run(command, cwd=EXAMPLE, env=env, check=True)
     wall = time.perf_counter() - started
-    print(f"wall time: {wall:.1f} s for {len(args.recipes)} recipes x {args.seeds} seeds, --jobs {args.jobs}")
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    print(
+        f"wall time: {wall:.1f} s, CPU {cpu:.1f} s, for {len(args.recipes)} recipes x {args.seeds} seeds, --jobs {args.jobs}"
+    )
     print(f"load average at the end: {os.getloadavg()}")
     subprocess.run([shipway, "leaderboard"], cwd=EXAMPLE, env=env, check=True)
+    return wall, cpu
 
 
 if __name__ == "__main__":

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import io
+from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shipway.errors import DataError
 from shipway.experiments import dataset_versions as datasets
@@ -39,6 +44,38 @@ def test_quoted_rows_are_described_the_same_by_both_readers(
     rows, labels, columns = describe(write(tmp_path), "category")
     assert rows == {"train": 4} and columns == ["text", "category"]
     assert labels == {"train": {"": 1, "a": 2, "b": 1}}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.text(alphabet='ab,"\n ', max_size=6), st.text(alphabet='xy,"', max_size=3)),
+        max_size=12,
+    ),
+    st.booleans(),
+)
+def test_counting_by_lines_agrees_with_the_csv_module_on_any_rows(
+    rows: list[tuple[str, str]], label_first: bool
+) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["category", "text"] if label_first else ["text", "category"])
+    writer.writerows([(label, text) if label_first else (text, label) for text, label in rows])
+    text = buffer.getvalue()
+    counted = datasets._count_lines(text, 0 if label_first else 1)
+    expected = Counter(label for _, label in rows)
+    if counted is not None:
+        assert counted == expected
+    if not any("\n" in t for t, _ in rows) and all(t or label_first for t, _ in rows):
+        assert counted == expected  # one line a row: counted without the csv module's row loop
+
+
+def test_rows_the_line_counter_cannot_read_go_to_the_csv_module() -> None:
+    assert datasets._count_lines("text,category\nplain\n", 1) is None  # a short row: the csv module names it
+    assert datasets._count_lines("text,category\n\nplain,a\n", 1) is None  # an empty line
+    assert datasets._count_lines('text,category\n"two\nlines",a\n', 1) is None
+    assert datasets._count_lines("text,category\r\nplain,a\r\n", 1) is None
+    assert datasets._count_lines('text,category\n"a, b",x\nc,y\nd,x', 1) == Counter({"x": 2, "y": 1})
 
 
 def test_a_folder_without_splits_is_refused_with_what_to_write(tmp_path: Path) -> None:

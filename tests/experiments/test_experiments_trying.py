@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from recipe_projects import ranking_project, tabular_project, text_project
 
 from shipway.cli.main import main as cli
+from shipway.core.held_out import read_held_out
 from shipway.core.service import load_project
 from shipway.store import open_store
 
@@ -55,6 +56,12 @@ def test_try_runs_each_recipe_and_seed_as_a_run_and_the_leaderboard_ranks_them(t
     service, _ = load_project(str(root))
     pipeline = service.setup(folder, {})
     assert pipeline.run({"text": "my refund please"}).topic == "refund"
+    # tfidf-lr draws no random numbers: fitted once, both seeds' runs record that model.
+    lr = sorted((r for r in runs if r.recipe == "tfidf-lr"), key=lambda r: r.seeds["seed"])
+    assert lr[0].model_version == lr[1].model_version and lr[0].metrics == lr[1].metrics
+    copied = json.loads((root / ".shipway" / "tries" / lr[1].id / "manifest.json").read_text())
+    assert copied["same_fit_as"] == lr[0].id and copied["run_id"] == lr[1].id and copied["seed"] == 1
+    assert "fit of seed 0: this recipe draws no random numbers" in result.stderr
 
     board = CliRunner().invoke(cli, ["leaderboard", "--target", str(root), "--json"])
     assert board.exit_code == 0, board.output
@@ -118,3 +125,23 @@ def test_bad_set_and_unknown_recipe_fail_before_any_run(tmp_path: Path) -> None:
     CliRunner().invoke(cli, ["try", "tfidf-lr", "--target", str(root)])
     result = CliRunner().invoke(cli, ["leaderboard", "--target", str(root)])
     assert result.exit_code == 2 and "reference 1" in result.output and "needs a `name` and a `source`" in result.output
+
+
+def test_a_tried_model_records_its_held_out_answers_and_its_deploy_passes_the_parity_gate(tmp_path: Path) -> None:
+    root = text_project(tmp_path)
+    result = CliRunner().invoke(cli, ["try", "tfidf-lr", "--target", str(root)])
+    assert result.exit_code == 0, result.output
+    with open_store("sqlite:///.shipway/shipway.db", root) as store:
+        run = store.get_run(store.list_runs()[0].id)
+    assert "artifacts/held_out.jsonl" in run.artifacts
+    folder = root / ".shipway" / "tries" / run.id
+    held = read_held_out(folder)
+    assert held is not None and held.split == "test" and held.dataset_version == run.dataset_version
+    assert len(held.examples) == 15 and all(e.error is None for e in held.examples)
+    assert {e.output["topic"] for e in held.examples} <= {"card", "refund", "pin"}
+    assert "held_out.jsonl" in json.loads((folder / "manifest.json").read_text())["files"]
+
+    deployed = CliRunner().invoke(cli, ["deploy", str(folder), "--target", str(root)])
+    assert deployed.exit_code == 0, deployed.output
+    assert "parity gate: model tfidf-lr-" in deployed.output and "answers all 15 held-out examples" in deployed.output
+    assert "skipped" not in deployed.output

@@ -59,3 +59,29 @@ def test_the_fine_tuned_model_saves_weights_only_and_loads_back(tmp_path: Path) 
     probabilities = loaded.predict_proba(TEXTS)
     assert probabilities.shape == (4, 2) and np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     assert manifest["labels"] == ["card", "refund"]
+    # Texts are predicted grouped by length; the answers come back in the inputs' order.
+    one_by_one = np.vstack([loaded.predict_proba([t]) for t in TEXTS])
+    assert np.allclose(probabilities, one_by_one, atol=1e-5)
+
+
+def test_an_epoch_visits_every_row_once_in_batches_grouped_by_length() -> None:
+    pytest.importorskip("torch", reason="needs shipway[pytorch]")
+    from shipway.recipes.finetune import _batches
+
+    lengths = np.random.default_rng(1).integers(1, 100, size=1000)
+    batches = _batches(np.random.default_rng(0), lengths, 32, 10)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+    assert all(len(b) == 32 for b in batches[:-1] if len(b) != 1000 % 32)
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    plain = np.mean([np.ptp(lengths[b]) for b in _batches(np.random.default_rng(0), lengths, 32, 0)])
+    assert spread < plain / 3  # a batch's texts are of about one length, so it pads little
+
+
+def test_texts_of_the_task_are_looked_up_not_encoded_again(tmp_path: Path) -> None:
+    from shipway.recipes import _minilm
+
+    vectors = _minilm.embeddings(data(tmp_path / "cache"), "train")
+    mixed = _minilm.encode([TEXTS[2], "a text never embedded", TEXTS[0]])
+    assert np.array_equal(mixed[0], vectors[2]) and np.array_equal(mixed[2], vectors[0])
+    fresh = _minilm._encode([TEXTS[2], "a text never embedded", TEXTS[0]])
+    assert np.allclose(mixed, fresh, atol=1e-5)  # the same encoder: a lookup answers as encoding does

@@ -53,7 +53,7 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         10_000,
         "How many held-out examples (the first of the test split, else the validation split) `shipway train` "
-        "records the model's answers to, for the parity gate.",
+        "and `shipway try` record the model's answers to, for the parity gate.",
         minimum=1,
     ),
     Setting(

@@ -9,7 +9,8 @@ order-sensitive learner (SGD, early stopping on a stream) trained on reordered r
 another model, so a reproduction needs the order too; `diff` tells a pure reordering apart.
 
 Hashing reads each file once in 1 MiB chunks (over 1 GB/s of SHA-256 on one core); the
-description (rows, label counts) reads the splits once with the csv module.
+description (rows, label counts) reads the splits once more: lines without a quote are split at
+their commas, the others (and any file whose records span lines) parsed by the csv module.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from operator import itemgetter
+from itertools import compress, repeat
+from operator import itemgetter, not_
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +171,10 @@ def _count_csv(path: Path, target: str | None) -> tuple[list[str], int, Counter[
         found = _count_with_arrow(path, target)
         if found is not None:
             return header, found.total(), found
+    elif target in header:
+        counted = _count_lines(path.read_text(encoding="utf-8"), header.index(target))
+        if counted is not None:
+            return header, counted.total(), counted
     counts: Counter[str] = Counter()
     with open(path, encoding="utf-8", newline="") as fh:
         # The csv reader's lists, not DictReader's dicts: the description reads every row.
@@ -184,6 +190,33 @@ def _count_csv(path: Path, target: str | None) -> tuple[list[str], int, Counter[
                 f"({len(header)}); fix the dataset step's CSV writing"
             ) from None
     return header, counts.total(), counts
+
+
+def _count_lines(text: str, column: int) -> Counter[str] | None:
+    """The counts of a column when every record of the CSV `text` is one line: lines without a
+    quote split at their commas as the csv module would split them, the others go through the csv
+    module, and None (count with the csv module) when a record spans lines or a row is short.
+    About twice as fast as the csv module over every row (a quote is rare in most datasets)."""
+    if "\r" in text:
+        return None
+    lines = text.split("\n")[1:]
+    if lines and not lines[-1]:
+        lines.pop()
+    if "" in lines:
+        return None  # the csv module says which row is empty
+    quoted = list(map(str.__contains__, lines, repeat('"')))
+    pick = itemgetter(column)
+    try:
+        counts = Counter(map(pick, map(str.split, compress(lines, map(not_, quoted)), repeat(","))))
+        tricky = list(compress(lines, quoted))
+        if tricky:
+            records = list(csv.reader(tricky))
+            if len(records) != len(tricky):
+                return None  # a quoted value holds a line break
+            counts.update(map(pick, records))
+    except IndexError:
+        return None
+    return counts
 
 
 def _count_with_arrow(path: Path, target: str) -> Counter[str] | None:

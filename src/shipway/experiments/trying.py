@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import os
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,14 +21,18 @@ from typing import Any
 
 import orjson
 
+from shipway.core.artifacts import write_manifest
+from shipway.core.held_out import run_held_out, write_held_out
 from shipway.core.service import Service
 from shipway.core.settings import Settings
 from shipway.errors import ConfigError, RecipeError
 from shipway.experiments.dataset_versions import read_rows, split_files, split_for
 from shipway.experiments.steps import input_fields
 from shipway.experiments.tracking import open_run
-from shipway.experiments.training import current_dataset, task_for
-from shipway.recipes import Data, Split, get, train
+from shipway.experiments.training import current_dataset, held_out_inputs, task_for
+from shipway.project import Project
+from shipway.recipes import Data, Recipe, Split, get, train
+from shipway.rules.live import LiveRules
 from shipway.store.base import Store
 from shipway.store.datasets import DatasetRecord
 from shipway.store.objects import ObjectStore
@@ -130,55 +136,121 @@ def try_recipes(
                 f"(task {task.name}). Choose recipes of that kind: `shipway recipes`."
             )
     say(f"task {task.name}: {data.kind}, {len(data.train)}/{len(data.valid)}/{len(data.test)} rows")
-    for name, recipe in recipes.items():
-        started = time.perf_counter()
-        recipe.prepare(data)
-        if time.perf_counter() - started > 0.5:
-            say(f"prepared {name} in {time.perf_counter() - started:.1f} s (shared by its seeds)")
     chosen = list(seed_values) if seed_values is not None else list(range(seeds))
+    split, inputs = held_out_inputs(service, settings, settings.path("data.dir"), dataset)
+    held_out = _HeldOut(Project(service, settings), dataset, split, inputs)
     total = len(trials) * len(chosen)
-    pending: dict[concurrent.futures.Future[dict], Any] = {}
+    pending: dict[concurrent.futures.Future[dict], tuple[list[tuple[Any, int, Path]], str]] = {}
     finished: list[RunRecord] = []
     context = multiprocessing.get_context("spawn")  # no fork after torch or BLAS threads started
-    with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context) as pool:
-        for trial in trials:
-            params = recipes[trial.recipe].resolve(trial.params)
-            for seed in chosen:
-                run = open_run(
-                    store,
-                    objects,
-                    project=settings["name"],
-                    root=root,
-                    name=trial.recipe,
-                    task=task.name,
-                    recipe=trial.recipe,
-                    dataset_version=dataset.version,
-                    command=command,
-                    overrides=dict(trial.params),
-                    seeds={"seed": seed},
-                    tags={"params": orjson.dumps(params, option=orjson.OPT_SORT_KEYS).decode()},
-                    flush_interval_s=settings["experiments.flush_interval_s"],
-                    parent=parent,
-                )
-                run.log_params(params)
-                run.flush()
-                folder = root / ".shipway" / "tries" / run.id
-                future = pool.submit(_fit, trial.recipe, str(root), data, params, seed, str(folder), run.id)
-                pending[future] = (run, trial.recipe, seed, folder, time.perf_counter())
+    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))  # no more threads than cores in all
+    # Recipes with nothing to prepare fit while the others prepare (the MiniLM embeddings).
+    ready = [t for t in trials if type(recipes[t.recipe]).prepare is Recipe.prepare]
+    later = [t for t in trials if t not in ready]
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=max(1, jobs), mp_context=context, initializer=_start_worker, initargs=(threads,)
+    ) as pool:
+        for group in (ready, later):
+            for name in dict.fromkeys(t.recipe for t in group):
+                started = time.perf_counter()
+                recipes[name].prepare(data)
+                if time.perf_counter() - started > 0.5:
+                    say(f"prepared {name} in {time.perf_counter() - started:.1f} s (shared by its seeds)")
+            for trial in group:
+                recipe = recipes[trial.recipe]
+                params = recipe.resolve(trial.params)
+                runs = []
+                for seed in chosen:
+                    run = open_run(
+                        store,
+                        objects,
+                        project=settings["name"],
+                        root=root,
+                        name=trial.recipe,
+                        task=task.name,
+                        recipe=trial.recipe,
+                        dataset_version=dataset.version,
+                        command=command,
+                        overrides=dict(trial.params),
+                        seeds={"seed": seed},
+                        tags={"params": orjson.dumps(params, option=orjson.OPT_SORT_KEYS).decode()},
+                        flush_interval_s=settings["experiments.flush_interval_s"],
+                        parent=parent,
+                    )
+                    run.log_params(params)
+                    run.flush()
+                    runs.append((run, seed, root / ".shipway" / "tries" / run.id))
+                # A recipe whose fit draws no random numbers fits once: its other seeds get the same model.
+                for fitted in [runs] if not recipe.seeded else [[r] for r in runs]:
+                    run, seed, folder = fitted[0]
+                    future = pool.submit(_fit, trial.recipe, str(root), data, params, seed, str(folder), run.id)
+                    pending[future] = (fitted, trial.recipe)
         for future in concurrent.futures.as_completed(pending):
-            run, name, seed, folder, started = pending[future]
-            done = len(finished) + 1
+            fitted, name = pending[future]
             try:
                 manifest = future.result()
             except Exception as exc:
-                run.end("failed", f"{type(exc).__name__}: {exc}")
-                say(f"[{done}/{total}] {name} seed {seed}: failed: {exc}")
-            else:
+                for run, seed, _ in fitted:
+                    run.end("failed", f"{type(exc).__name__}: {exc}")
+                    finished.append(store.get_run(run.id))
+                    say(f"[{len(finished)}/{total}] {name} seed {seed}: failed: {exc}")
+                continue
+            first, _, first_folder = fitted[0]
+            held_out.record(first_folder, manifest, say)
+            for run, seed, folder in fitted:
+                if folder != first_folder:
+                    shutil.copytree(first_folder, folder)
+                    same = {**manifest, "run_id": run.id, "seed": seed, "same_fit_as": first.id}
+                    manifest = write_manifest(folder, {k: v for k, v in same.items() if k != "files"})
                 _record(run, manifest, folder)
                 figures = ", ".join(f"{k} {v:.4f}" for k, v in manifest["metrics"].items())
-                say(f"[{done}/{total}] {name} seed {seed}: {figures}, fit {manifest['fit_seconds']:.1f} s")
-            finished.append(store.get_run(run.id))
+                again = (
+                    f" (the fit of seed {fitted[0][1]}: this recipe draws no random numbers)"
+                    if run is not first
+                    else ""
+                )
+                finished.append(store.get_run(run.id))
+                say(
+                    f"[{len(finished)}/{total}] {name} seed {seed}: {figures}, fit {manifest['fit_seconds']:.1f} s{again}"
+                )
+    held_out.project.close()
     return finished
+
+
+def _start_worker(threads: int) -> None:
+    """A worker's thread pools (BLAS, OpenMP, PyTorch) capped so that the workers share the cores."""
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, str(threads))
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(threads)
+
+
+class _HeldOut:
+    """The project's service on each tried model, answering the held-out examples as `shipway train`
+    records them (core/held_out.py): the parity gate checks a deploy of the folder against them."""
+
+    def __init__(self, project: Project, dataset: DatasetRecord, split: str | None, inputs: list) -> None:
+        self.project = project
+        self.dataset = dataset
+        self.split = split
+        self.inputs = inputs
+
+    def record(self, folder: Path, manifest: dict[str, Any], say: Echo) -> None:
+        if self.split is None:
+            return
+        try:
+            pipeline = self.project.build(LiveRules(), folder, fresh=True)
+            answers = run_held_out(pipeline, self.inputs)
+        except Exception as exc:  # the service cannot serve this model: the run's figures still stand
+            say(f"held-out answers not recorded for {folder.name} (a deploy of it skips the parity gate): "
+                f"the service failed on the model: {type(exc).__name__}: {exc}")  # fmt: skip
+            return
+        write_held_out(folder, self.split, self.dataset.version, answers)
+        # Listed and hashed with the model's files (the version stays the digest of the model's own).
+        manifest.update(write_manifest(folder, {k: v for k, v in manifest.items() if k != "files"}))
 
 
 def _record(run: Any, manifest: Mapping[str, Any], folder: Path) -> None:

@@ -105,6 +105,9 @@ class Recipe:
     params: ClassVar[tuple[Param, ...]] = ()
     # The `pip install 'shipway[extra]'` its libraries come from, for the error when they are missing.
     extra: ClassVar[str | None] = None
+    # False when the fit draws no random numbers (lbfgs, nearest neighbours, naive Bayes): every
+    # seed gives the same model, so `shipway try --seeds N` fits it once and records it N times.
+    seeded: ClassVar[bool] = True
 
     def prepare(self, data: Data) -> None:
         """Compute what every seed shares (embeddings) before seeds run in parallel; optional."""

@@ -28,6 +28,7 @@ BUILT_IN = {
     "minilm-knn": "shipway.recipes.text:MiniLMKNN",
     "minilm-svm": "shipway.recipes.text:MiniLMSVM",
     "minilm-finetune": "shipway.recipes.finetune:MiniLMFineTuned",
+    "ensemble": "shipway.recipes.ensemble:Ensemble",
     "tabular-lr": "shipway.recipes.tabular:Logistic",
     "random-forest": "shipway.recipes.tabular:RandomForest",
     "hist-gbm": "shipway.recipes.tabular:HistGradientBoosting",

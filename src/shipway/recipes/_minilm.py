@@ -22,6 +22,10 @@ __all__ = ["ENCODER", "embeddings", "encode", "encoder", "model_path"]
 
 ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 _BATCH = 128
+# The embeddings this process has read or computed for a task's splits, by text: a model of a
+# MiniLM recipe run through the service on those same texts (the held-out answers `shipway try`
+# records) looks them up instead of encoding them again.
+_known: dict[str, np.ndarray] = {}
 
 
 def _package() -> Any:
@@ -52,7 +56,16 @@ def encode(texts: Sequence[str]) -> np.ndarray:
     """Unit-length embeddings, float32, one row per text."""
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
-    vectors = encoder().encode(list(texts), batch_size=_BATCH, normalize_embeddings=True, show_progress_bar=False)
+    if not _known:  # a service's process: nothing remembered
+        return _encode(list(texts))
+    missing = list(dict.fromkeys(t for t in texts if t not in _known))
+    if missing:
+        _known.update(zip(missing, _encode(missing), strict=True))
+    return np.stack([_known[t] for t in texts])
+
+
+def _encode(texts: list[str]) -> np.ndarray:
+    vectors = encoder().encode(texts, batch_size=_BATCH, normalize_embeddings=True, show_progress_bar=False)
     return np.asarray(vectors, dtype=np.float32)
 
 
@@ -60,13 +73,18 @@ def embeddings(data: Data, split: str) -> np.ndarray:
     """One split's embeddings, from the cache when another recipe or seed computed them already."""
     inputs = [str(x) for x in getattr(data, split).inputs]
     if data.cache is None:
-        return encode(inputs)
+        return _remember(inputs, encode(inputs))
     path = data.cache / "embeddings" / f"minilm-l6-{data.fingerprint(split)}.npy"
     if path.exists():
-        return np.load(path, allow_pickle=False)
-    vectors = encode(inputs)
+        return _remember(inputs, np.load(path, allow_pickle=False))
+    vectors = _remember(inputs, encode(inputs))
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(f".{os.getpid()}.tmp.npy")
     np.save(temporary, vectors, allow_pickle=False)
     temporary.replace(path)  # atomic: a parallel reader sees the whole file or none
+    return vectors
+
+
+def _remember(texts: list[str], vectors: np.ndarray) -> np.ndarray:
+    _known.update(zip(texts, vectors, strict=True))
     return vectors

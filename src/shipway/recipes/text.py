@@ -62,6 +62,7 @@ class _Sklearn(_Skops):
 
 class TfidfLogistic(_Sklearn):
     name = "tfidf-lr"
+    seeded = False
     kinds = ("text-classification", "ranking")
     summary = "TF-IDF word n-grams and logistic regression (the banking77 example's model)"
     params = (
@@ -85,6 +86,7 @@ class TfidfLogistic(_Sklearn):
 
 class TfidfNaiveBayes(_Sklearn):
     name = "tfidf-nb"
+    seeded = False
     kinds = ("text-classification", "ranking")
     summary = "TF-IDF word n-grams and complement naive Bayes: fits in a second, a floor to beat"
     params = (
@@ -139,6 +141,7 @@ class TfidfCentroid(Recipe):
     example queries still get a place in the ranking."""
 
     name = "tfidf-centroid"
+    seeded = False
     kinds = ("ranking",)
     extra = "sklearn"
     summary = "TF-IDF word n-grams and cosine similarity to each item's mean query (Rocchio): a ranking baseline"
@@ -204,6 +207,7 @@ class _OnEmbeddings(_Skops):
 
 class MiniLMLogistic(_OnEmbeddings):
     name = "minilm-lr"
+    seeded = False
     kinds = ("text-classification", "ranking")
     summary = "all-MiniLM-L6-v2 sentence embeddings (offline) and logistic regression"
     params = (
@@ -219,6 +223,7 @@ class MiniLMLogistic(_OnEmbeddings):
 
 class MiniLMKNN(_OnEmbeddings):
     name = "minilm-knn"
+    seeded = False
     kinds = ("text-classification", "ranking")
     summary = "all-MiniLM-L6-v2 sentence embeddings (offline) and cosine nearest neighbours"
     params = (
