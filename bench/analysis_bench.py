@@ -106,16 +106,23 @@ def side_by_side(
         today_s: list[float] = []
         ours_s: list[float] = []
         reports = {}
+        cpu: dict[str, list[float]] = {"today": [], "export": []}
+        loads: list[float] = []
         for _ in range(rounds):  # interleaved: load from elsewhere on the machine hits both
+            started = time.process_time()
             seconds, report = timed(
                 lambda: compare(profile, window_from_store(store, service="bench", profile=profile))
             )
+            cpu["today"].append(time.process_time() - started)
             today_s.append(seconds)
             reports["today"] = report.to_dict()
+            started = time.process_time()
             seconds, report = timed(
                 lambda: compare(profile, window_from_store(store, service="bench", profile=profile, export=root))
             )
+            cpu["export"].append(time.process_time() - started)
             ours_s.append(seconds)
+            loads.append(os.getloadavg()[0])
             reports["export"] = report.to_dict()
         read_s, n = timed(lambda: sum(1 for _ in store.iter_predictions(service="bench")))
         read_export_s, n2 = timed(lambda: sum(1 for _ in logged_records(store, root, service="bench")))
@@ -126,6 +133,8 @@ def side_by_side(
         "export_s": export_s,
         "today_s": today_s,
         "export_read_s": ours_s,
+        "cpu_s": cpu,
+        "load": loads,
         "equal": reports["today"] == reports["export"],
         "records_store_s": read_s,
         "records_export_s": read_export_s,
@@ -191,19 +200,29 @@ def drift_at_scale(profile: Profile, rows: int, rounds: int, work: Path) -> dict
         write_state(root, State(store.url, seq=1, position=0, schema=schema, rows=rows))
         fill_store(store, {k: v[:10_000] for k, v in current.items()}, 0, 10_000, 0.01)  # logged since
         seconds: list[float] = []
+        cpu: list[float] = []
+        loads: list[float] = []
         report = None
         for _ in range(rounds):
+            started = time.process_time()  # every thread of this process: numpy's and DuckDB's
             s, report = timed(
                 lambda: compare(profile, window_from_store(store, service="bench", profile=profile, export=root))
             )
+            cpu.append(time.process_time() - started)
             seconds.append(s)
+            loads.append(os.getloadavg()[0])
+        started = time.process_time()
         read_s, window = timed(lambda: window_from_store(store, service="bench", profile=profile, export=root))
+        read_cpu = time.process_time() - started
     assert report is not None and window.n_rows == rows + 10_000
     return {
         "rows": window.n_rows,
         "generate_s": gen_s,
         "seconds": seconds,
+        "cpu_s": cpu,
+        "load": loads,
         "read_s": read_s,
+        "read_cpu_s": read_cpu,
         "drifted": report.summary()["n_drifted"],
         "disk_mb": sum(f.stat().st_size for f in root.rglob("*.parquet")) / 1e6,
     }
@@ -252,6 +271,7 @@ def main() -> None:
     parser.add_argument("--side-rows", type=int, default=1_000_000, help="rows for the side-by-side with today's path")
     parser.add_argument("--rounds", type=int, default=3, help="rounds (median)")
     parser.add_argument("--only-scale", action="store_true", help="run the drift at scale only; print its JSON")
+    parser.add_argument("--no-backtest-reads", action="store_true", help="leave out part 3")
     args = parser.parse_args()
 
     reference, current, _ = make_data(args.side_rows, seed=2024)
@@ -268,7 +288,7 @@ def main() -> None:
         print(json.dumps(side), file=sys.stderr, flush=True)
         scale = drift_at_scale(profile, args.rows, args.rounds, work)
         print(json.dumps(scale), file=sys.stderr, flush=True)
-        backtest = backtest_reads(args.rows, work)
+        backtest = {"rows": 0, "seconds": float("nan")} if args.no_backtest_reads else backtest_reads(args.rows, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results = {"side": side, "scale": scale, "backtest": backtest}

@@ -30,15 +30,11 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "banking77"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=2_000_000)
-    parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
+def banking77_job() -> tuple[BacktestJob, list[str]]:
+    """examples/banking77 rules.yaml (current) against rules-proposed.yaml, and the labels."""
     import sys
 
     sys.path.insert(0, str(EXAMPLE))
-    import ray
     import service  # the example's service.py: its schemas check the rules
     from pydantic import TypeAdapter
 
@@ -50,6 +46,17 @@ def main() -> None:
         TypeAdapter(service.Intent).json_schema(),
         labels=labels,
     )
+    return job, labels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    import ray
+
+    job, labels = banking77_job()
     rng = random.Random(7)
     timings: dict[str, list[float]] = {"local": [], "local_jobs2": [], "ray_jobs2": []}
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,10 +4,12 @@ A plain module following shipway's service protocol; `shipway serve examples/ban
 imports it. Train the model first with `python train.py`.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 import shipway.recipes
 
@@ -38,9 +40,13 @@ class Message(BaseModel):
     )
 
 
-class Alternative(BaseModel):
-    intent: str = Field(description="One of the 77 BANKING77 intents.")
-    probability: float = Field(ge=0.0, le=1.0)
+# A plain dataclass, not a pydantic model: predict_batch makes three per message, and a
+# dataclass costs a fraction of a model to make. pydantic checks, documents and serialises it
+# the same way (the same JSON schema, the same JSON).
+@dataclass(slots=True)
+class Alternative:
+    intent: Annotated[str, Field(description="One of the 77 BANKING77 intents.")]
+    probability: Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class Intent(BaseModel):
@@ -51,6 +57,9 @@ class Intent(BaseModel):
     alternatives: list[Alternative] = Field(
         description=f"The {ALTERNATIVES} next most likely intents after `intent`, most likely first."
     )
+
+
+INTENTS = TypeAdapter(list[Intent])
 
 
 def load(artifacts: Path) -> shipway.recipes.Predictor:
@@ -83,17 +92,19 @@ def predict_batch(model: shipway.recipes.Predictor, messages: list[Message]) -> 
     # One conversion to Python lists for the whole batch, not one per item.
     intents = model.classes_[np.take_along_axis(top, order, axis=1)].tolist()
     probabilities = np.take_along_axis(top_proba, order, axis=1).tolist()
-    construct_intent, construct_alternative = Intent.model_construct, Alternative.model_construct
-    return [
-        construct_intent(
-            intent=names[0],
-            probability=probs[0],
-            alternatives=[
-                construct_alternative(intent=name, probability=p) for name, p in zip(names[1:], probs[1:], strict=True)
-            ],
-        )
-        for names, probs in zip(intents, probabilities, strict=True)
-    ]
+    # One call to pydantic's compiled validator makes the batch's answers from plain dicts (it
+    # takes the Alternatives as they are): a few times cheaper than Intent.model_construct per
+    # message, and the fields are checked (a probability outside [0, 1] is refused).
+    return INTENTS.validate_python(
+        [
+            {
+                "intent": names[0],
+                "probability": probs[0],
+                "alternatives": [Alternative(name, p) for name, p in zip(names[1:], probs[1:], strict=True)],
+            }
+            for names, probs in zip(intents, probabilities, strict=True)
+        ]
+    )
 
 
 def predict(model: shipway.recipes.Predictor, message: Message) -> Intent:

@@ -204,3 +204,48 @@ def test_drift_from_merged_summaries_answers_the_same_on_every_engine(cluster: N
             assert got["value"] is None and "merged summaries" in got["note"]
         else:
             assert (got["method"], got["value"], got["p_value"]) == (want["method"], want["value"], want["p_value"])
+
+
+def test_cli_drift_answers_the_same_from_the_store_and_on_every_engine(cluster: None, tmp_path: Path) -> None:
+    project = tmp_path / "router"
+    shutil.copytree(ROUTER, project)
+    with (project / "shipway.toml").open("a") as fh:  # the text checks that read every text have no merged verdict
+        fh.write('\n[monitoring.drift.features.text]\nmethods = ["text_length"]\n')
+    rows = pq.read_table(logged(tmp_path / "log.parquet", n=2000)).to_pylist()
+    reference = [orjson.loads(r["inputs"]) for r in rows[:1000]]
+    answers = [{**orjson.loads(r["outputs"]), "probability": 0.5} for r in rows[:1000]]  # the answers drifted since
+    Profile.build(reference, answers).save(project / "artifacts")
+    records = [
+        PredictionRecord(r["request_id"], r["ts"], "router", "m-1", 1.0, r["inputs"].encode(), r["outputs"].encode())
+        for r in rows
+    ]
+    with open_store("sqlite:///.shipway/shipway.db", project) as store:
+        store.write_predictions(sorted(records, key=lambda r: r.ts))
+    assert CliRunner().invoke(cli, ["export", str(project)]).exit_code == 0
+    args = ["monitor", "drift", str(project), "--since", "2023-01-01", "--json"]
+    reports = []
+    for how in (
+        [],
+        ["--jobs", "2"],
+        ["--engine", "ray", "--jobs", "2"],
+        ["--log", str(project / ".shipway" / "export")],
+    ):
+        result = CliRunner().invoke(cli, [*args, *how])
+        assert result.exit_code == 0, result.output
+        reports.append(orjson.loads(result.stdout))
+    assert reports[0]["window"]["n_rows"] == 2000
+    assert "output.probability" in reports[0]["summary"]["drifted_features"]
+    assert all(r == reports[0] for r in reports[1:])
+    shown = CliRunner().invoke(cli, args[:-1])
+    assert shown.exit_code == 0 and "2,000 predictions compared with the reference" in shown.stdout
+    assert "output.probability" in shown.stdout
+
+
+def test_cli_drift_says_what_is_missing(tmp_path: Path) -> None:
+    project = tmp_path / "router"
+    shutil.copytree(ROUTER, project)
+    result = CliRunner().invoke(cli, ["monitor", "drift", str(project)])
+    assert result.exit_code == 2 and "no reference profile" in result.output and "profile.json" in result.output
+    Profile.build([{"text": "a b"}] * 40, [{"intent": "x", "probability": 0.5}] * 40).save(project / "artifacts")
+    result = CliRunner().invoke(cli, ["monitor", "drift", str(project), "--engine", "ray"])
+    assert result.exit_code == 2 and "run `shipway export` first" in result.output

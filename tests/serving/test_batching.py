@@ -135,6 +135,18 @@ def test_overload_by_expected_wait() -> None:
     assert "batching.max_queue_wait_ms" in str(error) and error.retry_after_s >= 1
 
 
+def test_an_idle_worker_runs_a_request_whose_batch_takes_longer_than_the_limit() -> None:
+    async def main() -> list[int]:
+        batcher = Batcher(lambda items: items, max_batch_size=1, max_wait_s=0, max_queue_wait_s=0.5)
+        batcher.batch_seconds = 2.0  # a model slower than the limit, as measured on earlier batches
+        await batcher.start()
+        answers = [await asyncio.wait_for(batcher.submit(i), timeout=60) for i in range(3)]
+        await batcher.stop()
+        return answers
+
+    assert run(main()) == [0, 1, 2]
+
+
 def test_hard_queue_cap() -> None:
     async def main() -> None:
         batcher = Batcher(lambda items: items, max_queue=3)

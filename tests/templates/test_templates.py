@@ -125,7 +125,7 @@ def test_without_flags_or_a_terminal_new_takes_the_defaults(tmp_path: Path) -> N
             ["sklearn", "xgboost", "lightgbm", "pytorch", "onnx", "sentence-embeddings", "custom"],
         ),
         ("--input", "image", ["text", "tabular", "records"]),
-        ("--output", "bounding-boxes", ["label", "score", "ranking"]),
+        ("--output", "bounding-boxes", ["label", "score", "binary", "ranking"]),
     ],
 )
 def test_an_unknown_choice_is_refused_with_the_valid_ones(
@@ -257,7 +257,7 @@ def test_every_choice_renders_code_that_lints_clean(tmp_path: Path) -> None:
                 name = f"{library}-{input_kind}-{output}"
                 create_project(name, answers, tmp_path, template=str(PACKAGED), commit=False)
                 count += 1
-    assert count == 6 * 9 + 3
+    assert count == 6 * 12 + 4
     for project in sorted(tmp_path.iterdir()):
         if project.name == "cache":
             continue

@@ -120,3 +120,47 @@ def test_the_command_prints_every_check_and_exits_1_on_a_problem() -> None:
 def test_a_folder_without_a_service_is_a_problem(tmp_path: Path) -> None:
     report = check_project(tmp_path)
     assert "has no service.py" in failure(report, "service")
+
+
+def test_a_trained_model_without_a_drift_reference_is_warned_with_the_command(tmp_path: Path) -> None:
+    from shipway import write_manifest
+    from shipway.monitoring.drift import Profile
+
+    project = Path(shutil.copytree(SERVICES / "check_artifacts_incomplete", tmp_path / "svc"))
+    artifacts = project / "artifacts"
+    (artifacts / "vocabulary.txt").write_text("hello\n")
+    report = check_project(project)
+    assert report.ok and statuses(report)["drift"] == "warn", report.render()
+    warning = next(f.message for f in report.findings if f.check == "drift")
+    assert "no drift reference: artifacts/profile.json is missing" in warning
+    assert "`python train.py`" in warning and "docs/drift.md" in warning
+    assert report.render().endswith("no problems (1 warning).")
+
+    Profile.build([{"text": t} for t in ("hello", "world", "again")], [0.5, 0.25, 0.0]).save(artifacts)
+    write_manifest(artifacts)
+    report = check_project(project)
+    assert statuses(report)["drift"] == "ok" and "warn" not in report.render(), report.render()
+
+
+def test_a_validation_case_whose_input_left_the_schema_fails_with_its_place(tmp_path: Path) -> None:
+    project = Path(shutil.copytree(SERVICES / "identity", tmp_path / "svc"))
+    (project / "validation").mkdir()
+    (project / "validation" / "smoke.yaml").write_text(
+        "cases:\n"
+        "  - name: still text\n"
+        "    input: {text: hello}\n"
+        "    expect: {field: {path: text, equals: hello}}\n"
+        "  - name: written for the old schema\n"
+        "    input: {amount: 120.0, channel: web}\n"
+        "    expect: {field: {path: text, matches: .}}\n"
+    )
+    report = check_project(project)
+    message = failure(report, "suites")
+    assert f"validation case smoke::written for the old schema ({project / 'validation' / 'smoke.yaml'}:5)" in message
+    assert "does not match the input schema" in message and "text" in message
+    assert "Edit its `input:`" in message
+    (project / "validation" / "smoke.yaml").write_text(
+        "cases:\n  - name: still text\n    input: {text: hello}\n    expect: {field: {path: text, equals: hello}}\n"
+    )
+    report = check_project(project)
+    assert report.ok and statuses(report)["suites"] == "ok", report.render()

@@ -147,7 +147,7 @@ def test_a_conflict_is_left_in_the_file_between_markers_and_the_tests_wait(templ
 
 
 def test_the_command_reports_the_files_and_the_tests(template: Path, project: Path) -> None:
-    release(template, "1.2.0", {"Makefile.jinja": ("PYTHON ?= python3", "PYTHON ?= python")})
+    release(template, "1.2.0", {"Makefile.jinja": ("PYTHON ?= $(VENV)/bin/python", "PYTHON ?= $(VENV)/bin/python3")})
     outcome = CliRunner().invoke(cli, ["update", str(project)])
     assert outcome.exit_code == 0, outcome.output
     assert "updated router from template version 1.0.0 to 1.2.0: 1 file changed\n  M Makefile" in outcome.output
@@ -158,7 +158,7 @@ def test_the_command_reports_the_files_and_the_tests(template: Path, project: Pa
 
 
 def test_uncommitted_changes_or_no_git_stop_the_update(template: Path, project: Path, tmp_path: Path) -> None:
-    release(template, "1.1.0", {"Makefile.jinja": ("PYTHON ?= python3", "PYTHON ?= python")})
+    release(template, "1.1.0", {"Makefile.jinja": ("PYTHON ?= $(VENV)/bin/python", "PYTHON ?= $(VENV)/bin/python3")})
     (project / "train.py").write_text((project / "train.py").read_text() + "\n# tuning\n")
     with pytest.raises(TemplateError, match=r"has uncommitted changes \(train.py\)\. Commit or stash them first"):
         update_project(project)

@@ -15,6 +15,7 @@ from shipway.cli.build import build
 from shipway.cli.common import fail, open_project
 from shipway.cli.data import data
 from shipway.cli.deploy import deploy
+from shipway.cli.drift import drift
 from shipway.cli.export import export, export_jobs
 from shipway.cli.feedback import feedback
 from shipway.cli.inspect import inspect
@@ -156,6 +157,7 @@ main.add_command(explain)
 main.add_command(new)
 main.add_command(check)
 main.add_command(update)
+monitor.add_command(drift)
 main.add_command(monitor)
 main.add_command(dashboard)
 main.add_command(feedback)

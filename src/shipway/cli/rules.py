@@ -255,7 +255,7 @@ def backtest_command(
                 outcomes=outcomes,
                 reader=reader,
             )
-            logged = log_source(log_path, job.since, job.until, BacktestJob.COLUMNS)
+            logged = log_source(log_path, job.since, job.until, job.columns())
             if logged is None:  # the export holds no day of the window
                 report = replay([], current, proposed, examples=examples, outcomes=outcomes, reader=reader)
             else:

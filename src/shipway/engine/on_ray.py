@@ -43,10 +43,11 @@ class _Worker:
         import pyarrow as pa
 
         if self.format == "jsonl":
-            rows = [parse_line(line) for line in table.column("text").to_pylist()]
+            result = self.job([parse_line(line) for line in table.column("text").to_pylist()])
+        elif self.format == "parquet" and hasattr(self.job, "table"):  # it takes the Arrow batch itself
+            result = self.job.table(table)
         else:
-            rows = rows_of(table)
-        result = self.job(rows)
+            result = self.job(rows_of(table))
         if isinstance(result, pa.Table):
             return result
         return pa.table({PARTIAL: pa.array([pickle.dumps(result)], pa.binary())})

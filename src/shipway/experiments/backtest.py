@@ -383,6 +383,19 @@ class BacktestJob:
             logged, self._current, self._proposed, examples=self.examples, outcomes=self.outcomes, reader=self.reader
         )
 
+    def columns(self) -> tuple[str, ...]:
+        """What it reads of the exported log: COLUMNS, and the typed columns its rules read."""
+        from shipway.experiments.backtest_columns import job_columns
+
+        return job_columns(self)
+
+    def table(self, table: Any) -> BacktestReport:
+        """An Arrow batch of the export, decided over columns where the rules allow
+        (experiments/backtest_columns.py): the same report as `__call__` on its rows."""
+        from shipway.experiments.backtest_columns import job_table
+
+        return job_table(self, table)
+
 
 def merged(parts: Iterator[BacktestReport] | Iterable[BacktestReport]) -> BacktestReport:
     """One report from the reports of the parts of a log."""

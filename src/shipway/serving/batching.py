@@ -92,7 +92,10 @@ class Batcher:
                 f"retry shortly or add workers.",
                 retry_after_s=1,
             )
-        if self.batch_seconds:
+        # An idle worker runs the item at once, however long its batches take: refusing it would
+        # refuse every request to a model slower than the limit, for ever (nothing would run to
+        # bring batch_seconds down).
+        if self.batch_seconds and (queued or self._running):
             expected = (queued // self.max_batch_size + 1) * self.batch_seconds
             if expected > self.max_queue_wait_s:
                 raise Overloaded(

@@ -224,13 +224,11 @@ def read_log(
     None when the export in `root` does not cover the window (none yet, another store's, or
     retention dropped part of it): read the store then.
     """
-    state = read_state(root)
-    if state is None or not covers(state, store, since):
+    window = exported_window(store, root, service, since, until)
+    if window is None:
         return None
     pa, _ = need_arrow()
-    files = log_files(root, state, since, until)
-    tail = [g for _, g in store.iter_log(state.position, service=service, since=since, until=until)]
-    tail_table = to_table(tail, state.schema)
+    files, tail_table = window
     wanted = list(columns) if columns is not None else None
     parts = []
     if files:
@@ -247,6 +245,19 @@ def read_log(
     if ordered and len(parts) > 1 and "ts" in names:
         table = table.take(pc.sort_indices(table, [("ts", "ascending")]))
     return table
+
+
+def exported_window(
+    store: Store, root: Path, service: str | None, since: float | None, until: float | None
+) -> tuple[list[Path], pa.Table] | None:
+    """The committed files that can hold the window, and the store's entries logged since the
+    export as a table of its columns; None when the export does not cover the window."""
+    state = read_state(root)
+    if state is None or not covers(state, store, since):
+        return None
+    need_arrow()
+    tail = [g for _, g in store.iter_log(state.position, service=service, since=since, until=until)]
+    return log_files(root, state, since, until), to_table(tail, state.schema)
 
 
 def logged_records(

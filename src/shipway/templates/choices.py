@@ -87,7 +87,8 @@ OUTPUTS = Question(
     "What does the service answer?",
     (
         Choice("label", "a label with its probability and the runners-up (top-k)"),
-        Choice("score", "a score"),
+        Choice("score", "a score (a regression: a number to predict)"),
+        Choice("binary", "a yes or no: the probability of yes, and yes at or above a threshold"),
         Choice("ranking", "a ranked list of items with their scores"),
     ),
     "label",

@@ -6,12 +6,14 @@ It loads the project as `shipway serve` would and runs the service in-process:
     service      service.py imports and follows the protocol
     schemas      the type hints make input and output schemas; predict's output matches its own
     artifacts    the artifacts folder matches its manifest.json (every file, by sha256), as every load requires
+    drift        a trained model has its drift reference (artifacts/profile.json) beside it
     load         load() runs
     example      `example` (and `examples`) match the input schema
     json         every output serialises to JSON and comes back unchanged
     batch        predict_batch gives what predict gives on the same inputs, in either order
     determinism  the same input gets the same answer twice, unless `deterministic = False`
     default      `default` (the answer in modes off and shadow) matches the output schema
+    suites       every validation case's input (validation.suites) matches the input schema
 
 Two module-level names are read by the checker only: `examples`, a list of inputs to compare the
 batch and single forms on, and `deterministic`. Like scikit-learn's check_estimator, it is a test
@@ -35,10 +37,12 @@ from shipway.project import Project
 from shipway.rules.live import LiveRules
 from shipway.validation.check_report import Finding, Report
 from shipway.validation.difference import difference
+from shipway.validation.suite import SUFFIXES, load_suites
 
 __all__ = ["Finding", "Report", "check_project"]
 
 _UNDUMPABLE = object()
+PROFILE = "profile.json"  # the drift reference's file (shipway.monitoring.drift.profile.FILENAME)
 
 
 def check_project(target: str | Path) -> Report:
@@ -83,6 +87,7 @@ def check_project(target: str | Path) -> Report:
         return report
     inputs = _inputs(report, module, service, pipeline)
     _default(report, service, pipeline)
+    _suites(report, settings.path("validation.suites"), pipeline)
     if not inputs:
         return report
     singles = _predict(report, pipeline, inputs)
@@ -176,7 +181,24 @@ def _artifacts(report: Report, service: Service, folder: Path) -> str | None:
         )
     else:
         report.add("artifacts", "ok", summary)
+    _drift_reference(report, folder, listed)
     return None
+
+
+def _drift_reference(report: Report, folder: Path, listed: dict[str, str]) -> None:
+    """Drift detection compares traffic with the reference training writes; without it, it does nothing."""
+    if PROFILE in listed:
+        report.add("drift", "ok", f"{folder.name}/{PROFILE}: the drift reference")
+        return
+    report.add(
+        "drift",
+        "warn",
+        f"no drift reference: {folder.name}/{PROFILE} is missing, so `shipway monitor drift`, prediction drift "
+        f"and the dashboard's drift panels have nothing to compare traffic with. Write it where the model is "
+        f"trained, before the manifest (Profile.build(inputs, answers).save(artifacts), see docs/drift.md), then "
+        f"retrain: `python train.py` (`make train`). A project made by `shipway new` before template 1.5.0 gets "
+        f"that step with `shipway update`.",
+    )
 
 
 def _load(report: Report, service: Service, artifacts: Path) -> bool:
@@ -247,6 +269,37 @@ def _default(report: Report, service: Service, pipeline: Pipeline) -> None:
         )
         return
     report.add("default", "ok", f"matches the output schema {pipeline.output_schema.name}")
+
+
+def _suites(report: Report, path: Path, pipeline: Pipeline) -> None:
+    """A schema changed under the suites fails here, not later in pytest or the validation gate."""
+    if not path.exists() or (path.is_dir() and not any(f.suffix in SUFFIXES for f in path.iterdir())):
+        return  # no suites: nothing to hold to the schema
+    try:
+        suites = load_suites([path])
+    except ShipwayError as err:
+        report.add("suites", "fail", str(err))
+        return
+    cases = 0
+    for suite in suites:
+        for case in suite.cases:
+            cases += 1
+            for item in case.inputs:
+                try:
+                    pipeline.parse(item)
+                except ShipwayError as err:
+                    where = f"{case.file}:{case.line}" if case.file else str(suite.path)
+                    report.add(
+                        "suites",
+                        "fail",
+                        f"validation case {suite.name}::{case.name} ({where}) sends an input that does not match the "
+                        f"input schema: {err}. Edit its `input:` to the service's fields (service.py's `example` "
+                        f"matches them).",
+                    )
+                    return
+    report.add(
+        "suites", "ok", f"the inputs of {cases} validation case{'s' if cases != 1 else ''} match the input schema"
+    )
 
 
 def _predict(report: Report, pipeline: Pipeline, inputs: list[Any]) -> list[Any] | None:

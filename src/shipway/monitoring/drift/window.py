@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
@@ -102,7 +102,11 @@ def _window_from_export(
     feature, the feature read from the logged JSON documents otherwise."""
     from shipway.store.columnar import read_log
 
-    typed = {(f.role, f.path): f.column for f in _export_fields(export)}
+    fields = _export_fields(export)
+    counted = _counted_window(store, export, service, since, until, profile, fields)
+    if counted is not False:
+        return counted
+    typed = {(f.role, f.path): f.column for f in fields}
     wanted = ["ts", "status", "documents_ok"]
     plan: list[tuple[str, str | None, str, Path]] = []  # feature, typed column, role, path
     for f in profile.features:
@@ -143,6 +147,57 @@ def _window_from_export(
     first = pc.min(ts).as_py() if table.num_rows else None
     last = pc.max(ts).as_py() if table.num_rows else None
     return Window(columns, table.num_rows, first, last, excluded)
+
+
+# The export's column kinds that a feature's statistics can read from counts and arrays alone.
+_COUNTABLE = {"numeric": ("int", "float"), "categorical": ("str", "int")}
+
+
+def _counted_window(
+    store: Store,
+    export: FilePath,
+    service: str | None,
+    since: float | None,
+    until: float | None,
+    profile: Profile,
+    fields: list[Any],
+) -> Window | Literal[False] | None:
+    """The window when every feature has a numeric or categorical typed column: numbers read as
+    arrays and categories counted by DuckDB (store/log_window.py), no row built. False when some
+    feature needs its rows (text, or a field the export keeps as JSON): the caller reads rows."""
+    typed = {(f.role, f.path): f for f in fields}
+    numbers: dict[str, str] = {}  # feature -> column
+    counted: dict[str, str] = {}
+    for f in profile.features:
+        column = typed.get((f.role, f.path))
+        if column is None or column.kind not in _COUNTABLE.get(f.kind, ()):
+            return False
+        (numbers if f.kind == "numeric" else counted)[f.name] = column.column
+    from shipway.store.log_window import read_window
+
+    read = read_window(
+        store,
+        export,
+        service=service,
+        since=since,
+        until=until,
+        numbers=list(numbers.values()),
+        counted=list(counted.values()),
+    )
+    if read is None:
+        return None
+    columns: dict[str, Any] = {name: read.numbers[column] for name, column in numbers.items()}
+    for name, column in counted.items():
+        counts: dict[str, int] = {}
+        missing = 0
+        for value, n in read.counts[column]:
+            if value is None:
+                missing += n
+            else:
+                key = category_key(value)
+                counts[key] = counts.get(key, 0) + n
+        columns[name] = CategoryCounts(counts, missing)
+    return Window(columns, read.n_rows, read.first_ts, read.last_ts, read.excluded)
 
 
 def _typed_values(data: Any, kind: str) -> Any:
