@@ -130,7 +130,7 @@ def test_a_version_7_sqlite_store_gets_the_registry_tables(tmp_path: Path) -> No
     with open_store(f"sqlite:///{path}"):
         pass
     conn = sqlite3.connect(path)
-    for table in ("model_alias_history", "model_aliases", "model_versions", "model_candidates"):
+    for table in ("model_alias_history", "model_aliases", "model_versions", "model_candidates", "annotations"):
         conn.execute(f"DROP TABLE {table}")
     # Step 9 comes back too: the log's mode column, with the view that shows it.
     conn.execute("DROP VIEW predictions")

@@ -93,11 +93,11 @@ def test_a_version_5_sqlite_store_is_migrated(tmp_path: Path) -> None:
     with open_store(f"sqlite:///{path}"):
         pass
     conn = sqlite3.connect(path)
-    # Back to version 5: the run tables (6), the outcome rollups (7), the registry (8) and the
-    # model candidates (10) go,
+    # Back to version 5: the run tables (6), the outcome rollups (7), the registry (8), the
+    # model candidates (10) and the annotations (14) go,
     tables = ("run_artifacts", "run_metrics", "run_params", "run_code", "runs", "tasks", "datasets")
     registry = ("model_candidates", "model_alias_history", "model_aliases", "model_versions")
-    for table in (*registry, *tables, "feedback_scores", "feedback_ranks"):
+    for table in (*registry, *tables, "feedback_scores", "feedback_ranks", "annotations"):
         conn.execute(f"DROP TABLE {table}")
     # and the log's mode column (9), with the view that shows it.
     conn.execute("DROP VIEW predictions")

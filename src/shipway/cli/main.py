@@ -10,6 +10,7 @@ from typing import Any
 import click
 import orjson
 
+from shipway.cli.annotate import annotate
 from shipway.cli.build import build
 from shipway.cli.common import fail, open_project
 from shipway.cli.data import data
@@ -172,3 +173,4 @@ main.add_command(try_command)
 main.add_command(leaderboard)
 main.add_command(models)
 main.add_command(rollout)
+main.add_command(annotate)

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from shipway.errors import StoreError
 from shipway.store import alerts, feedback, rollups
+from shipway.store.annotations import AnnotationRecords
 from shipway.store.candidates import CandidateRecords
 from shipway.store.datasets import DatasetRecords
 from shipway.store.partitions import Partition
@@ -69,7 +70,7 @@ class Executor(Protocol):
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
 
 
-class Store(RunRecords, DatasetRecords, RegistryRecords, CandidateRecords, abc.ABC):
+class Store(RunRecords, DatasetRecords, RegistryRecords, CandidateRecords, AnnotationRecords, abc.ABC):
     """A place to keep what shipway records, reached through a URL.
 
     The constructor only stores its arguments; `open()` connects and brings the

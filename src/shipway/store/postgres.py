@@ -14,6 +14,7 @@ from psycopg.conninfo import conninfo_to_dict
 from shipway.core.collector import collector_paused
 from shipway.errors import StoreError, StoreUnavailable
 from shipway.store import partitions, pg_text
+from shipway.store.annotations import annotation_tables
 from shipway.store.base import (
     COLUMNS,
     Executor,
@@ -117,6 +118,8 @@ _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
     (10, candidate_tables(real="DOUBLE PRECISION", serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")),
     # The log partitioned by day (store/partitions.py).
     (11, partitions.MIGRATION),
+    # Timeline annotations (store/annotations.py).
+    (14, annotation_tables(real="DOUBLE PRECISION", serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 

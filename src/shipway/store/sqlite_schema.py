@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shipway.store.annotations import annotation_tables
 from shipway.store.candidates import candidate_tables
 from shipway.store.outcome_rollups import outcome_tables, rank_backfill
 from shipway.store.registry import registry_tables
@@ -162,5 +163,7 @@ MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
     (10, candidate_tables(real="REAL", serial="INTEGER PRIMARY KEY")),
     # PostgreSQL's log partitioned by day (store/partitions.py); SQLite's log stays one table.
     (11, ()),
+    # Timeline annotations (store/annotations.py).
+    (14, annotation_tables(real="REAL", serial="INTEGER PRIMARY KEY")),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
