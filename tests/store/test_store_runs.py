@@ -94,7 +94,7 @@ def test_a_version_5_sqlite_store_is_migrated(tmp_path: Path) -> None:
         pass
     conn = sqlite3.connect(path)
     # Back to version 5: the run tables (6), the outcome rollups (7), the registry (8), the
-    # model candidates (10) and the annotations (14) go,
+    # model candidates (10) and the annotations (12) go,
     tables = ("run_artifacts", "run_metrics", "run_params", "run_code", "runs", "tasks", "datasets")
     registry = ("model_candidates", "model_alias_history", "model_aliases", "model_versions")
     for table in (*registry, *tables, "feedback_scores", "feedback_ranks", "annotations"):

@@ -119,7 +119,7 @@ _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
     # The log partitioned by day (store/partitions.py).
     (11, partitions.MIGRATION),
     # Timeline annotations (store/annotations.py).
-    (14, annotation_tables(real="DOUBLE PRECISION", serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")),
+    (12, annotation_tables(real="DOUBLE PRECISION", serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 

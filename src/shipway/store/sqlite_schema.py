@@ -164,6 +164,6 @@ MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
     # PostgreSQL's log partitioned by day (store/partitions.py); SQLite's log stays one table.
     (11, ()),
     # Timeline annotations (store/annotations.py).
-    (14, annotation_tables(real="REAL", serial="INTEGER PRIMARY KEY")),
+    (12, annotation_tables(real="REAL", serial="INTEGER PRIMARY KEY")),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
