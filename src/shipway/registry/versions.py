@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from shipway.core.artifacts import verify_artifacts
+from shipway.core.held_out import HELD_OUT
 from shipway.core.settings import Settings
 from shipway.errors import RegistryError
 from shipway.store.base import Store
@@ -55,9 +56,11 @@ def register_run(store: Store, run_id: str, by: str | None = None) -> ModelVersi
             f"run {run.id} recorded no artifacts/manifest.json (its artifacts: {', '.join(run.artifacts) or 'none'}); "
             "register runs of `shipway try` or `shipway train`, whose model folder has a manifest."
         )
+    # The model's own files name the version, as the run's manifest names it: the held-out answers
+    # (evidence for the parity gate, written after the fit) are kept with it but not in its name.
     digest = hashlib.sha256()
     for name, info in files.items():
-        if name != "manifest.json":
+        if name not in ("manifest.json", HELD_OUT):
             digest.update(f"{name}\0{info['digest']}\n".encode())
     record = ModelVersion(
         version=f"{run.recipe or run.name or 'model'}-{digest.hexdigest()[:12]}",
