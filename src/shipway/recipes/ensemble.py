@@ -143,7 +143,7 @@ class Ensemble(Recipe):
         Param("members", "minilm-finetune,minilm-lr,char-svm", "the recipes averaged, comma-separated"),
         Param(
             "member_params",
-            "minilm-finetune.epochs=2,minilm-finetune.max_length=32",
+            "minilm-finetune.epochs=4,minilm-finetune.max_length=32",
             "members' parameters, `recipe.name=value` comma-separated",
         ),
         Param("step", 0.05, "the grid step of the weights (they sum to 1)"),
