@@ -19,7 +19,12 @@ from shipway.core.stage import Stage
 from shipway.core.trace import StageRecord, Trace
 from shipway.errors import OutputError, PredictError, ShipwayError
 
-__all__ = ["ColumnRun", "Decided", "Pipeline"]  # Decided lives in core.decided; re-exported here
+__all__ = ["ColumnRun", "Decided", "Pipeline", "any_of"]  # Decided lives in core.decided; re-exported here
+
+
+def any_of(values: list[Any], kind: type) -> bool:
+    """Whether any of `values` is a `kind`: one pass over their types in C, then one check a type."""
+    return any(issubclass(t, kind) for t in set(map(type, values)))
 
 
 class ColumnRun(NamedTuple):
@@ -142,15 +147,25 @@ class Pipeline:
         if last is None or last.columns is None:
             return ColumnRun(self.run_items(items), None, [])
         values = self._run_stages(self.stages[:-1], list(items), items)
-        places = [i for i, v in enumerate(values) if not isinstance(v, ShipwayError)]
-        columns = last.columns([values[i] for i in places], [items[i] for i in places]) if places else None
+        failed = any_of(values, ShipwayError)
+        places = (
+            [i for i, v in enumerate(values) if not isinstance(v, ShipwayError)] if failed else list(range(len(values)))
+        )
+        live = [values[i] for i in places] if failed else values
+        columns = last.columns(live, [items[i] for i in places] if failed else items) if places else None
         if columns is None:
             values = self._run_stages([last], values, items)
             return ColumnRun([v if isinstance(v, ShipwayError) else self._validate_output(v) for v in values], None, [])
         answers = columns.answers
+        if not any_of(answers, Decided):
+            checked = self.output_schema.validate_many(answers)
+            if not failed:
+                return ColumnRun(checked, columns, places)
+            for i, value in zip(places, checked, strict=True):
+                values[i] = value
+            return ColumnRun(values, columns, places)
         plain = [j for j, answer in enumerate(answers) if not isinstance(answer, Decided)]
-        checked = self.output_schema.validate_many([answers[j] for j in plain])
-        for j, value in zip(plain, checked, strict=True):
+        for j, value in zip(plain, self.output_schema.validate_many([answers[j] for j in plain]), strict=True):
             values[places[j]] = value
         for j, answer in enumerate(answers):
             if isinstance(answer, Decided):
@@ -158,7 +173,7 @@ class Pipeline:
         return ColumnRun(values, columns, places)
 
     def _run_stages(self, stages: list[Stage], values: list[Any], requests: list[Any]) -> list[Any]:
-        failed = any(isinstance(v, ShipwayError) for v in values)
+        failed = any_of(values, ShipwayError)
         for stage in stages:
             if not failed:
                 try:

@@ -77,7 +77,10 @@ class Stage:
         def one(value: Any, _request: Any) -> Any:
             return user_fn(value)
 
-        return cls(name, kind, one=one)
+        def many(values: list[Any], _requests: list[Any]) -> list[Any]:
+            return list(map(user_fn, values))  # `one` over the batch, without its frame per item
+
+        return cls(name, kind, one=one, many=many)
 
     def __repr__(self) -> str:
         return f"Stage({self.name!r}, kind={self.kind!r})"

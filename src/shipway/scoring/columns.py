@@ -189,7 +189,7 @@ def _build(values: list[Any], kind: pa.DataType) -> pa.Array:
     if pa.types.is_list(kind):
         if not kinds <= {list}:
             raise _NotAsIs
-        lengths = np.fromiter((0 if v is None else len(v) for v in values), dtype=np.int64, count=len(values))
+        lengths = np.fromiter(map(len, values) if not nulls else (0 if v is None else len(v) for v in values), np.int64)
         offsets = np.zeros(len(values) + 1, dtype=np.int32)
         np.cumsum(lengths, out=offsets[1:])
         items = list(chain.from_iterable(v for v in values if v is not None))

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import TypeAdapter
 
-from shipway.core.pipeline import Decided, Pipeline
+from shipway.core.pipeline import Decided, Pipeline, any_of
 from shipway.engine import Source, run
 from shipway.engine.row_batches import NOT_JSON, rows_of
 from shipway.errors import DataError, InputError, ShipwayError
@@ -88,7 +88,9 @@ class ScoreJob:
     def table(self, table: pa.Table) -> pa.Table:
         """A Parquet batch as read: its rows without a dict per row where the input is one value
         (a column of texts), as `__call__` takes them otherwise."""
-        if not self._one_column or table.num_columns != 1 or table.column(0).null_count:
+        if not self._one_column:
+            return self._scored(rows_of(table), {})  # each row is the input as it is (`_value`)
+        if table.num_columns != 1 or table.column(0).null_count:
             return self(rows_of(table))
         return self._scored(table.column(0).to_pylist(), {})
 
@@ -99,29 +101,38 @@ class ScoreJob:
         assert pipeline is not None, "setup() first"
         n = len(values)
         results: list[Any] = [None] * n
-        places = [i for i in range(n) if i not in failed]
-        parsed: list[Any] = []
-        live: list[int] = []
-        for i, value in zip(places, pipeline.parse_many([values[i] for i in places]), strict=True):
-            if isinstance(value, ShipwayError):
-                results[i] = value
-            else:
-                parsed.append(value)
-                live.append(i)
+        places = [i for i in range(n) if i not in failed] if failed else range(n)
+        checked = pipeline.parse_many([values[i] for i in places] if failed else values)
+        if failed or any_of(checked, ShipwayError):
+            parsed: list[Any] = []
+            live: list[int] = []
+            for i, value in zip(places, checked, strict=True):
+                if isinstance(value, ShipwayError):
+                    results[i] = value
+                else:
+                    parsed.append(value)
+                    live.append(i)
+        else:
+            parsed, live = checked, list(range(n))
         for i, err in failed.items():
             results[i] = err
         # Rows that failed the schema stay out of the batch: one bad row must not make the
         # stages fall back to running its whole batch one row at a time.
         run = pipeline.run_columns(parsed)
-        for i, result in zip(live, run.values, strict=True):
-            results[i] = result
+        if len(live) == n:
+            results = run.values
+        else:
+            for i, result in zip(live, run.values, strict=True):
+                results[i] = result
         decided = None
         if run.columns is not None:
+            decided = decision_columns(run.columns, len(run.places))
             # the column form's rows, in the batch's rows (nulls where it gave none)
-            index = np.full(n, -1)
-            index[[live[k] for k in run.places]] = np.arange(len(run.places))
-            index[[i for i, r in enumerate(results) if isinstance(r, ShipwayError)]] = -1
-            decided = decision_columns(run.columns, len(run.places)).take(pa.array(index, mask=index < 0))
+            if len(run.places) != n or any_of(results, ShipwayError):
+                index = np.full(n, -1)
+                index[np.asarray(live)[np.asarray(run.places, dtype=np.intp)]] = np.arange(len(run.places))
+                index[[i for i, r in enumerate(results) if isinstance(r, ShipwayError)]] = -1
+                decided = decided.take(pa.array(index, mask=index < 0))
         return self._table(results, decided)
 
     def _value(self, row: dict[str, Any]) -> Any:
@@ -143,19 +154,24 @@ class ScoreJob:
         n = len(results)
         outputs: list[Any] = [None] * n
         errors: list[str | None] = [None] * n
-        answered: list[Any] = []
-        places: list[int] = []
-        for i, result in enumerate(results):
-            if isinstance(result, ShipwayError):
-                errors[i] = f"{type(result).__name__}: {result}"
-            else:
-                answered.append(result.output if isinstance(result, Decided) else result)
-                places.append(i)
+        if not any_of(results, ShipwayError) and not any_of(results, Decided):  # every row answered
+            answered, places = results, list(range(n))
+        else:
+            answered, places = [], []
+            for i, result in enumerate(results):
+                if isinstance(result, ShipwayError):
+                    errors[i] = f"{type(result).__name__}: {result}"
+                else:
+                    answered.append(result.output if isinstance(result, Decided) else result)
+                    places.append(i)
         decision = decision_array([_decision(r) for r in results]) if decided is None else decided
         arrays = None
         if self._as_is:
-            for i, output in zip(places, answered, strict=True):
-                outputs[i] = output
+            if len(answered) == n:
+                outputs = list(answered)
+            else:
+                for i, output in zip(places, answered, strict=True):
+                    outputs[i] = output
             arrays = self._columns.arrays_of(outputs)
         if arrays is None:
             outputs = [None] * n
