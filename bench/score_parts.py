@@ -8,7 +8,7 @@ the other: the bare `model.predict_proba`; `ScoreJob.table` on every batch (the 
 the file's reading and writing); then its parts one by one on the same batches: the rows, the
 input schema (`Pipeline.parse_many`), the service's `before` stages, its `predict_batch`, the
 rules stage over columns (`LiveRules.decide_columns`) and, beside it, its row form
-(`decide_many`), the output schema, and the output table. CPU microseconds a row
+(`decide_many`), the output schema, and the output table with its decision column. CPU microseconds a row
 (`time.process_time`), every round printed: the parts do not add up exactly to the whole on a
 loaded machine.
 """
@@ -27,6 +27,7 @@ from typing import Any
 import pyarrow as pa
 
 from shipway.engine.row_batches import rows_of
+from shipway.scoring.columns import decision_columns
 from shipway.scoring.score import ScoreJob
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,7 +78,11 @@ def main() -> None:
         timed("  rules over columns (decide_columns)", lambda: [decide_columns(o, p) for o, p in pairs])
         timed("  (rules row by row, decide_many)", lambda: [rules.many(o, p) for o, p in pairs])
         timed("  output schema (validate_many)", lambda: [pipeline.output_schema.validate_many(o) for o in outputs])
-        timed("  output table (no decision column)", lambda: [job._table(o) for o in outputs])
+        decided = [decide_columns(o, p) for o, p in pairs]
+        timed(
+            "  output table, decision column included",
+            lambda: [job._table(o, decision_columns(d, len(o))) for o, d in zip(outputs, decided, strict=True)],
+        )
 
     for round_ in range(args.rounds):
         print(f"round {round_ + 1}")
