@@ -17,11 +17,16 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from shipway.errors import ShipwayError
 from shipway.project import load_pipeline
+from shipway.rules.live import Active, LiveRules
 from shipway.scoring import OutputColumns, score
+from shipway.scoring.columns import decision_columns
 from shipway.scoring.score import IDS
+from tests.experiments.test_experiments_backtest_columns import KINDS, T0, load, rules_text, value
 
 SCORER = Path(__file__).resolve().parents[1] / "services" / "scorer"
 
@@ -239,3 +244,47 @@ def test_output_columns_from_the_objects_equal_the_columns_of_the_dump() -> None
     assert columns.arrays_of([*outputs, Out(label="d", score=float("nan"), parts=[])]) is None
     painted = OutputColumns.from_json_schema(TypeAdapter(Painted).json_schema())
     assert painted.types == (pa.string(),) and painted.arrays_of([Painted(colour=Colour.red)]) is None
+
+
+@st.composite
+def batch(draw: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Requests and outputs with the backtest test's fields: mostly well typed, some null or
+    absent, and in a few batches values of another type."""
+    wrong = draw(st.integers(0, 4)) == 0
+    requests: list[dict[str, Any]] = []
+    outputs: list[dict[str, Any]] = []
+    for _ in range(draw(st.integers(1, 30))):
+        docs: dict[str, dict[str, Any]] = {"input": {}, "output": {}}
+        for name, kind in KINDS.items():
+            choice = (
+                value(kind)
+                if wrong
+                else st.one_of(*[value(kind).filter(lambda v, k=kind: type(v) is k)] * 6, st.none(), st.just("absent"))
+            )
+            v = draw(choice)
+            root, field = name.split(".")
+            if v != "absent":
+                docs[root][field] = v
+        requests.append(docs["input"])
+        outputs.append(docs["output"])
+    return requests, outputs
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(st.data(), batch())
+def test_the_rules_stage_over_columns_decides_what_it_decides_row_by_row(data: Any, rows: Any) -> None:
+    requests, outputs = rows
+    live = LiveRules()
+    live.swap(Active(live=load(data.draw(rules_text("live")))))
+    live.clock = lambda: T0 + 20
+    want = live.decide_many(outputs, requests)
+    got = live.decide_columns(outputs, requests)
+    event("row path" if got is None else "over columns, some rows by the row path" if got.rows else "over columns")
+    if got is None:  # a batch of mixed types: the stage runs `decide_many`
+        return
+    assert got.answers == [w.output for w in want]
+    for row, (decision, served) in enumerate(zip(decision_columns(got, len(outputs)).to_pylist(), want, strict=True)):
+        expected = served.decided.to_dict()
+        del expected["rules_version"]
+        expected["set"] = orjson.dumps(expected["set"]).decode() if expected["set"] else None
+        assert decision == expected, (row, requests[row], outputs[row])
