@@ -2,7 +2,8 @@
 
 The same object serves HTTP (through `parse`, `run_items`, `render`), runs one
 input in-process with a full trace (`trace`), and runs datasets or logged
-traffic offline (`run_batch`). Nothing here knows about HTTP.
+traffic offline (`run_batch`; batch scoring's `parse_many` and `run_columns`, which
+use a stage's column form where it has one). Nothing here knows about HTTP.
 """
 
 from __future__ import annotations

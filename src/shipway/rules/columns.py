@@ -1,4 +1,5 @@
-"""A second evaluator of a rule set: its expression tree over columns, for backtests at scale.
+"""A second evaluator of a rule set: its expression tree over columns, for backtests at scale and
+batch scoring (`LiveRules.decide_columns`).
 
 `RuleSet.decide` (the code codegen.py generates) decides one prediction at a time, about a
 microsecond a rule set; a backtest of ten million logged predictions needs it over columns.
