@@ -2,14 +2,15 @@
 
 The same object serves HTTP (through `parse`, `run_items`, `render`), runs one
 input in-process with a full trace (`trace`), and runs datasets or logged
-traffic offline (`run_batch`). Nothing here knows about HTTP.
+traffic offline (`run_batch`; batch scoring's `parse_many` and `run_columns`, which
+use a stage's column form where it has one). Nothing here knows about HTTP.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from time import perf_counter
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -19,7 +20,20 @@ from shipway.core.stage import Stage
 from shipway.core.trace import StageRecord, Trace
 from shipway.errors import OutputError, PredictError, ShipwayError
 
-__all__ = ["Decided", "Pipeline"]  # Decided lives in core.decided; re-exported here
+__all__ = ["ColumnRun", "Decided", "Pipeline", "any_of"]  # Decided lives in core.decided; re-exported here
+
+
+def any_of(values: list[Any], kind: type) -> bool:
+    """Whether any of `values` is a `kind`: one pass over their types in C, then one check a type."""
+    return any(issubclass(t, kind) for t in set(map(type, values)))
+
+
+class ColumnRun(NamedTuple):
+    """What `Pipeline.run_columns` returns (see there)."""
+
+    values: list[Any]
+    columns: Any
+    places: list[int]
 
 
 class Pipeline:
@@ -121,10 +135,47 @@ class Pipeline:
         This is the serving hot path: with no failures every stage is called
         once with the whole list.
         """
-        values = list(items)
-        requests = items
-        failed = any(isinstance(v, ShipwayError) for v in values)
-        for stage in self.stages:
+        values = self._run_stages(self.stages, list(items), items)
+        return [v if isinstance(v, ShipwayError) else self._validate_output(v) for v in values]
+
+    def run_columns(self, items: list[Any]) -> ColumnRun:
+        """`run_items` for offline batches (batch scoring): where the last stage has a column form
+        (the rules stage's), it decides the batch's live items over columns instead of building
+        an answer object per item. `values` are the outputs, through the output schema (a failure
+        in its item's place); `columns` what the column form returned, None when it did not run;
+        `places` the items it ran on, in its order."""
+        last = self.stages[-1] if self.stages else None
+        if last is None or last.columns is None:
+            return ColumnRun(self.run_items(items), None, [])
+        values = self._run_stages(self.stages[:-1], list(items), items)
+        failed = any_of(values, ShipwayError)
+        places = (
+            [i for i, v in enumerate(values) if not isinstance(v, ShipwayError)] if failed else list(range(len(values)))
+        )
+        live = [values[i] for i in places] if failed else values
+        columns = last.columns(live, [items[i] for i in places] if failed else items) if places else None
+        if columns is None:
+            values = self._run_stages([last], values, items)
+            return ColumnRun([v if isinstance(v, ShipwayError) else self._validate_output(v) for v in values], None, [])
+        answers = columns.answers
+        if not any_of(answers, Decided):
+            checked = self.output_schema.validate_many(answers)
+            if not failed:
+                return ColumnRun(checked, columns, places)
+            for i, value in zip(places, checked, strict=True):
+                values[i] = value
+            return ColumnRun(values, columns, places)
+        plain = [j for j, answer in enumerate(answers) if not isinstance(answer, Decided)]
+        for j, value in zip(plain, self.output_schema.validate_many([answers[j] for j in plain]), strict=True):
+            values[places[j]] = value
+        for j, answer in enumerate(answers):
+            if isinstance(answer, Decided):
+                values[places[j]] = self._validate_output(answer)
+        return ColumnRun(values, columns, places)
+
+    def _run_stages(self, stages: list[Stage], values: list[Any], requests: list[Any]) -> list[Any]:
+        failed = any_of(values, ShipwayError)
+        for stage in stages:
             if not failed:
                 try:
                     out = stage.many(values, requests)
@@ -152,7 +203,7 @@ class Pipeline:
             # cannot fail the others in its batch.
             values = [self._one_isolated(stage, v, r) for v, r in zip(values, requests, strict=False)]
             failed = True
-        return [v if isinstance(v, ShipwayError) else self._validate_output(v) for v in values]
+        return values
 
     def replay(self, stage: str, values: list[Any], requests: list[Any]) -> list[Any]:
         """Offline replay: run logged `values` (what reached `stage`) through the stages from
@@ -182,6 +233,20 @@ class Pipeline:
         if isinstance(item, bytes) or (isinstance(item, str) and self.input_schema.hint is not str):
             return self.input_schema.validate_json(item)
         return self.input_schema.validate(item)
+
+    def parse_many(self, items: list[Any]) -> list[Any]:
+        """`parse` over a batch, a failure (its InputError) in its item's place: the items that
+        `parse` validates as they are go through the input schema in one call."""
+        hint = self.input_schema.hint
+        if any(isinstance(i, bytes) or (isinstance(i, str) and hint is not str) for i in items):
+            out: list[Any] = []
+            for item in items:
+                try:
+                    out.append(self.parse(item))
+                except ShipwayError as err:
+                    out.append(err)
+            return out
+        return self.input_schema.validate_many(items)
 
     def render(self, output: Any) -> bytes:
         """The JSON body of one output; a decided output carries its `decision`."""

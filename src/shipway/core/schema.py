@@ -63,6 +63,7 @@ class Schema:
     def __init__(self, hint: Any, role: str) -> None:
         self.hint = hint
         self.role = role  # "input" or "output": which error to raise
+        self._many: TypeAdapter[Any] | None = None  # list[hint], made on first use
         try:
             self.adapter: TypeAdapter[Any] = TypeAdapter(hint)
         except Exception as err:  # pydantic cannot build a schema for this hint
@@ -81,6 +82,29 @@ class Schema:
             return self.adapter.validate_python(value)
         except ValidationError as err:
             raise self._error(err) from None
+
+    def validate_many(self, values: list[Any]) -> list[Any]:
+        """`validate` over a batch: one call for the values that pass, and `validate`'s own
+        error in the place of each value that fails (pydantic's batch error names them)."""
+        if self._many is None:
+            self._many = TypeAdapter(list[self.hint])  # type: ignore[name-defined]
+        try:
+            return list(self._many.validate_python(values))
+        except ValidationError as err:
+            bad = {e["loc"][0] for e in err.errors(include_url=False) if e["loc"] and isinstance(e["loc"][0], int)}
+        good = [i for i in range(len(values)) if i not in bad]
+        out: list[Any] = [None] * len(values)
+        try:
+            for i, value in zip(good, self._many.validate_python([values[i] for i in good]), strict=True):
+                out[i] = value
+        except ValidationError:  # pragma: no cover - pydantic named every failing value above
+            bad = set(range(len(values)))
+        for i in sorted(bad):
+            try:
+                out[i] = self.validate(values[i])
+            except (InputError, OutputError) as failed:
+                out[i] = failed
+        return out
 
     def validate_json(self, body: bytes | str) -> Any:
         """Parse and check JSON in one pass (pydantic-core parses it)."""

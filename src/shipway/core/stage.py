@@ -12,6 +12,8 @@ __all__ = ["Stage", "stage_arity"]
 
 One = Callable[[Any, Any], Any]
 Many = Callable[[list[Any], list[Any]], list[Any]]
+# (values, requests) -> an object with `answers`, one per value, or None to run `many` instead
+Columns = Callable[[list[Any], list[Any]], Any]
 
 KINDS = ("input", "before", "predict", "after", "rules", "output")
 
@@ -44,9 +46,11 @@ class Stage:
     of the whole pipeline, for stages that need it beside the current value.
     """
 
-    __slots__ = ("kind", "many", "name", "one")
+    __slots__ = ("columns", "kind", "many", "name", "one")
 
-    def __init__(self, name: str, kind: str, one: One | None = None, many: Many | None = None) -> None:
+    def __init__(
+        self, name: str, kind: str, one: One | None = None, many: Many | None = None, columns: Columns | None = None
+    ) -> None:
         if kind not in KINDS:
             raise ServiceError(f"stage kind {kind!r} is not one of {', '.join(KINDS)}")
         if one is None and many is None:
@@ -55,6 +59,8 @@ class Stage:
         self.kind = kind
         self.one: One = one if one is not None else _one_from_many(many)  # type: ignore[arg-type]
         self.many: Many = many if many is not None else _many_from_one(self.one)
+        # Optional: the batch form over columns, for offline batches (`Pipeline.run_columns`).
+        self.columns = columns
 
     @classmethod
     def from_function(cls, fn: Callable[..., Any] | Stage, kind: str) -> Stage:
@@ -71,7 +77,10 @@ class Stage:
         def one(value: Any, _request: Any) -> Any:
             return user_fn(value)
 
-        return cls(name, kind, one=one)
+        def many(values: list[Any], _requests: list[Any]) -> list[Any]:
+            return list(map(user_fn, values))  # `one` over the batch, without its frame per item
+
+        return cls(name, kind, one=one, many=many)
 
     def __repr__(self) -> str:
         return f"Stage({self.name!r}, kind={self.kind!r})"

@@ -1,4 +1,5 @@
-"""A second evaluator of a rule set: its expression tree over columns, for backtests at scale.
+"""A second evaluator of a rule set: its expression tree over columns, for backtests at scale and
+batch scoring (`LiveRules.decide_columns`).
 
 `RuleSet.decide` (the code codegen.py generates) decides one prediction at a time, about a
 microsecond a rule set; a backtest of ten million logged predictions needs it over columns.
@@ -54,6 +55,11 @@ class ColumnDecisions:
     fallback: Any  # bool
     set: dict[str, Any]  # field -> int codes into `constants`, -1 where the rules set nothing
     sure: Any  # bool: False where the row path must decide
+    # What `Decision.review_reason` and `fired` hold, for a caller that writes whole decisions
+    # (batch scoring): codes into `reasons`, and each rule's name with where it fired, in order.
+    reason: Any = None
+    reasons: tuple[Any, ...] = ()
+    fired: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
     def empty(cls, n: int, queues: list[Any]) -> ColumnDecisions:
@@ -90,6 +96,7 @@ class ColumnRules:
             self.steps.append(step)
         self.default_queue = spec.defaults.queue
         self.default_review = bool(spec.defaults.review)
+        self.default_reason = spec.defaults.reason
         self.columns: set[str] = set()
         for step in self.steps:
             if step.when is not None:
@@ -112,8 +119,11 @@ class ColumnRules:
             ev.field(name)  # every field read: its nulls and big integers mark rows unsure
         queue = np.full(n, code_of(queues, self.default_queue), dtype=np.int32)
         review = np.full(n, self.default_review)
+        reasons: list[Any] = [self.default_reason]
+        reason = np.zeros(n, dtype=np.int32)
         fallback = np.zeros(n, dtype=bool)
         sets: dict[str, Any] = {}
+        fired: list[tuple[str, Any]] = []
         stopped = np.zeros(n, dtype=bool)
         for rule in self.steps:
             when = rule.when
@@ -127,11 +137,13 @@ class ColumnRules:
                 queue[fire] = code_of(queues, a.queue)
             if a.review is not None:
                 review[fire] = a.review
+                reason[fire] = code_of(reasons, a.reason)  # decide sets the reason with review
             if a.fallback is not None:
                 fallback[fire] = a.fallback
+            fired.append((rule.name, fire))
             if rule.stop:
                 stopped |= fire
-        return ColumnDecisions(queue, review, fallback, sets, ev.sure)
+        return ColumnDecisions(queue, review, fallback, sets, ev.sure, reason, tuple(reasons), tuple(fired))
 
 
 @functools.lru_cache(maxsize=64)

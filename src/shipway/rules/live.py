@@ -12,15 +12,17 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import repeat
+from operator import attrgetter
 from typing import Any
 
 from shipway.core.pipeline import Decided, Pipeline
 from shipway.core.stage import Stage
+from shipway.rules.columns import ColumnDecisions, ColumnRules, NotColumnar
 from shipway.rules.decision import Decision
 from shipway.rules.ruleset import RuleSet
 from shipway.rules.runtime import mapping, walk
 
-__all__ = ["META_SCHEMA", "Active", "LiveRules", "rules_stage", "with_rules"]
+__all__ = ["META_SCHEMA", "Active", "DecidedColumns", "LiveRules", "rules_stage", "with_rules"]
 
 # What rules may read under `meta.`: checked at load like input and output fields.
 META_SCHEMA: dict[str, Any] = {
@@ -118,6 +120,38 @@ class LiveRules:
             out.append(Decided(answer, None, value, None, rules_version=version, decided=decision))
         return out
 
+    def decide_columns(self, values: list[Any], requests: list[Any]) -> DecidedColumns | None:
+        """`decide_many` over columns, for batch scoring: the live rules' column form
+        (rules/columns.py) decides the batch, and `decide_many` the rows it is not sure of and
+        those whose answer the rules change (`set`, `fallback`). None where the rules have no
+        column form (or a candidate runs beside them): the caller runs `decide_many`."""
+        import numpy as np
+
+        active = self.active
+        live = active.live
+        columnar = ColumnRules.of(live)
+        if live is None or active.candidate is not None or columnar is None or self.on_decision is not None:
+            return None
+        queues: list[Any] = []
+        constants: list[Any] = []
+        try:
+            columns = _rule_columns(columnar.columns, values, requests, self.clock())
+            decisions = columnar.decide(columns, len(values), queues, constants)
+        except NotColumnar:
+            return None
+        by_row = ~decisions.sure | decisions.fallback
+        for codes in decisions.set.values():
+            by_row |= codes >= 0
+        answers = list(values)
+        rows: dict[int, Decided] = {}
+        places = np.flatnonzero(by_row).tolist()
+        if places:
+            decided = self.decide_many([values[i] for i in places], [requests[i] for i in places])
+            for i, one in zip(places, decided, strict=True):
+                rows[i] = one
+                answers[i] = one.output
+        return DecidedColumns(answers, decisions, queues, rows, live.version)
+
     def decisions(
         self,
         values: list[Any],
@@ -145,8 +179,9 @@ class LiveRules:
 
 def rules_stage(live: LiveRules) -> Stage:
     """The pipeline's `rules` stage: after predict and the after-stages, before the output schema.
-    Its batch form is `LiveRules.decide_many`: serving's batches and offline replays run it."""
-    return Stage("rules", "rules", one=live.decide, many=live.decide_many)
+    Its batch form is `LiveRules.decide_many`: serving's batches and offline replays run it; its
+    column form `LiveRules.decide_columns`, batch scoring."""
+    return Stage("rules", "rules", one=live.decide, many=live.decide_many, columns=live.decide_columns)
 
 
 def with_rules(pipeline: Pipeline, ruleset: RuleSet) -> Pipeline:
@@ -160,6 +195,63 @@ def with_rules(pipeline: Pipeline, ruleset: RuleSet) -> Pipeline:
     return Pipeline(
         stages, pipeline.input_schema, pipeline.output_schema, {**pipeline.ids, "rules_version": ruleset.version}
     )
+
+
+@dataclass(slots=True)
+class DecidedColumns:
+    """A batch decided over columns (`LiveRules.decide_columns`): `answers` holds each row's
+    answer; `decisions` the live rules' decisions as columns, except for the rows in `rows`,
+    which the row path decided (their `Decided`, whose answer is in `answers` too)."""
+
+    answers: list[Any]
+    decisions: ColumnDecisions
+    queues: list[Any]
+    rows: dict[int, Decided]
+    version: str
+
+
+def _rule_columns(names: set[str], values: list[Any], requests: list[Any], now: float) -> dict[str, Any]:
+    """The columns the rules read, from a batch's outputs and requests: `output.f` from the outputs'
+    fields (pydantic models are read through `mapping`, as `decide` reads them)."""
+    import numpy as np
+    import pyarrow as pa
+
+    n = len(values)
+    columns: dict[str, Any] = {"ts": np.full(n, now), "meta.canary": np.zeros(n, dtype=bool)}
+    for name in names - set(columns):
+        root, _, field = name.partition(".")
+        items = values if root == "output" else requests if root == "input" else None
+        if items is None:
+            raise NotColumnar(f"field {name}")
+        got = _field(items, field)
+        kinds = {type(v) for v in got} - {type(None)}
+        # Exact types only: a subclass (an enum, a bool among numbers) reads differently in decide.
+        if len(kinds) > 1 or not kinds <= {str, int, float, bool}:
+            raise NotColumnar(f"field {name} holds {', '.join(sorted(k.__name__ for k in kinds))}")
+        try:
+            columns[name] = pa.array(
+                got,
+                {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}[kinds.pop()]
+                if kinds
+                else pa.null(),
+            )
+        except (OverflowError, pa.ArrowException) as err:  # an integer beyond int64
+            raise NotColumnar(f"field {name}: {err}") from None
+    return columns
+
+
+def _field(items: list[Any], name: str) -> list[Any]:
+    """`mapping(item).get(name)` of every item: by attribute where the items are pydantic models
+    of one type that declares the field and keeps no extra fields (what `mapping` reads then)."""
+    kinds = set(map(type, items))
+    if len(kinds) == 1:
+        kind = kinds.pop()
+        fields = getattr(kind, "__pydantic_fields__", None) or ()
+        if name in fields and (getattr(kind, "model_config", None) or {}).get("extra") != "allow":
+            return list(map(attrgetter(name), items))
+        if kind is dict:
+            return [item.get(name) for item in items]
+    return [mapping(item).get(name) for item in items]
 
 
 def _batch(rules: RuleSet, values: list[Any], requests: list[Any], times: list[float]) -> list[Decision]:

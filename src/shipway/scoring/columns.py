@@ -8,13 +8,18 @@ object is one column, `output`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
-__all__ = ["DECISION", "OutputColumns", "decision_array"]
+__all__ = ["DECISION", "OutputColumns", "as_is", "decision_array", "decision_columns"]
 
 # The rules' decision, typed; `set` (the fields a rule overrode) varies in shape, so it is JSON.
 DECISION = pa.struct(
@@ -47,6 +52,38 @@ def decision_array(decisions: list[Any]) -> pa.Array:
     arrays = [pa.array(column, field.type) for column, field in zip(columns, DECISION, strict=True)]
     mask = pa.array([d is None for d in decisions]) if any(d is None for d in decisions) else None
     return pa.StructArray.from_arrays(arrays, fields=list(DECISION), mask=mask)
+
+
+def decision_columns(decided: Any, n: int) -> pa.Array:
+    """The `decision` column of `n` rows from the rules' column form (rules.live.DecidedColumns),
+    without a Decision per row: its rows decided by the row path keep their own Decision."""
+    d = decided.decisions
+    queue = pa.array(decided.queues, pa.string()).take(pa.array(d.queue))
+    reason = pa.array(list(d.reasons), pa.string()).take(pa.array(d.reason))
+    fired = _fired(d.fired, n)
+    empty = pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, dtype=np.int32)), pa.array([], pa.string()))
+    arrays = [queue, pa.array(d.review), reason, pa.array(d.fallback), pa.nulls(n, pa.string()), fired, empty]
+    array = pa.StructArray.from_arrays(arrays, fields=list(DECISION))
+    if not decided.rows:
+        return array
+    # The row path's rows: their own decisions, put in their places.
+    rows = sorted(decided.rows)
+    own = decision_array([decided.rows[i].decided for i in rows])
+    index = np.arange(n)
+    index[rows] = n + np.arange(len(rows))
+    return pa.concat_arrays([array, own]).take(pa.array(index))
+
+
+def _fired(fired: tuple[tuple[str, Any], ...], n: int) -> pa.Array:
+    """The rules that fired on each row, in the rules' order, as a list column."""
+    if not fired:
+        return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, dtype=np.int32)), pa.array([], pa.string()))
+    matrix = np.stack([mask for _, mask in fired], axis=1)  # rows x rules
+    _, rules = np.nonzero(matrix)  # row-major: each row's rules in order
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(matrix.sum(axis=1), out=offsets[1:])
+    names = pa.array([name for name, _ in fired], pa.string()).take(pa.array(rules))
+    return pa.ListArray.from_arrays(pa.array(offsets), names)
 
 
 def _decision_dict(decision: Any) -> dict[str, Any]:
@@ -99,6 +136,110 @@ class OutputColumns:
                 column = [_text(v) for v in column]
             arrays.append(pa.array(column, kind))
         return arrays
+
+    def arrays_of(self, outputs: list[Any]) -> list[pa.Array] | None:
+        """`arrays` from the outputs themselves (validated objects, None for a failed row), one
+        column at a time with no dict per row: for an output type that serialises as it is
+        (`as_is`). None where a value is not exactly what its column holds (an enum, a NaN, a
+        number as text): the caller takes `arrays` of the dump, which knows those."""
+        if self.as_json:
+            return None
+        present = [o for o in outputs if o is not None]
+        mask = None if len(present) == len(outputs) else np.array([o is None for o in outputs])
+        try:
+            if self.whole:
+                return [_spread(_build(present, self.types[0]), mask)]
+            getter = (lambda name: lambda o: o.get(name)) if present and isinstance(present[0], Mapping) else attrgetter
+            return [
+                _spread(_build(list(map(getter(name), present)), kind), mask)
+                for name, kind in zip(self.names, self.types, strict=True)
+            ]
+        except _NotAsIs:
+            return None
+
+
+class _NotAsIs(Exception):
+    """A value its column does not hold as it is."""
+
+
+_EXACT: dict[pa.DataType, frozenset[type]] = {
+    pa.string(): frozenset({str}),
+    pa.int64(): frozenset({int}),
+    pa.float64(): frozenset({float, int}),
+    pa.bool_(): frozenset({bool}),
+}
+
+
+def _build(values: list[Any], kind: pa.DataType) -> pa.Array:
+    """An Arrow array of `kind` from values as the output objects hold them (see `arrays_of`)."""
+    kinds = set(map(type, values))
+    nulls = type(None) in kinds
+    kinds.discard(type(None))
+    exact = _EXACT.get(kind)
+    if exact is not None:
+        if not kinds <= exact:
+            raise _NotAsIs
+        try:
+            array = pa.array(values, kind)
+        except (OverflowError, pa.ArrowException):
+            raise _NotAsIs from None
+        if kind == pa.float64() and pc.all(pc.is_finite(array)).as_py() is False:
+            raise _NotAsIs  # the dump writes NaN and infinities as null
+        return array
+    if pa.types.is_list(kind):
+        if not kinds <= {list}:
+            raise _NotAsIs
+        lengths = np.fromiter(map(len, values) if not nulls else (0 if v is None else len(v) for v in values), np.int64)
+        offsets = np.zeros(len(values) + 1, dtype=np.int32)
+        np.cumsum(lengths, out=offsets[1:])
+        items = list(chain.from_iterable(v for v in values if v is not None))
+        child = _build(items, kind.value_type)
+        mask = pa.array([v is None for v in values]) if nulls else None
+        return pa.ListArray.from_arrays(pa.array(offsets), child, mask=mask)
+    if pa.types.is_struct(kind):
+        if not values:
+            return pa.array([], kind)
+        dicts = kinds <= {dict}
+        fields = list(kind)
+        present = [v for v in values if v is not None] if nulls else values
+        children = []
+        for f in fields:
+            try:
+                column = [v.get(f.name) for v in present] if dicts else list(map(attrgetter(f.name), present))
+            except AttributeError:  # a mapping or an object without the field
+                raise _NotAsIs from None
+            children.append(_build(column, f.type))
+        array = pa.StructArray.from_arrays(children, fields=fields)
+        return _spread(array, np.array([v is None for v in values]) if nulls else None)
+    raise _NotAsIs
+
+
+_MISSING = object()
+
+
+def _spread(array: pa.Array, mask: Any) -> pa.Array:
+    """`array` (of the present rows) put in the places where `mask` is False, nulls elsewhere."""
+    if mask is None:
+        return array
+    index = np.cumsum(~mask) - 1
+    return array.take(pa.array(index, mask=mask))
+
+
+def as_is(core_schema: Any) -> bool:
+    """Whether a type serialises to JSON as its objects' own fields hold their values: no custom
+    serializer, alias, exclusion or computed field anywhere in its pydantic core schema."""
+    if isinstance(core_schema, Mapping):
+        for key, value in core_schema.items():
+            if key in ("serialization", "serialization_alias", "validation_alias", "serialization_exclude"):
+                return False
+            if key == "computed_fields" and value:
+                return False
+            if not as_is(value):
+                return False
+        return True
+    if isinstance(core_schema, (list, tuple)):
+        return all(as_is(item) for item in core_schema)
+    return True
 
 
 def _text(value: Any) -> str | None:

@@ -17,16 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
-from shipway.core.pipeline import Decided, Pipeline
+from shipway.core.pipeline import Decided, Pipeline, any_of
 from shipway.engine import Source, run
-from shipway.engine.row_batches import NOT_JSON
+from shipway.engine.row_batches import NOT_JSON, rows_of
 from shipway.errors import DataError, InputError, ShipwayError
 from shipway.project import Project, load_pipeline
-from shipway.scoring.columns import DECISION, OutputColumns, decision_array
+from shipway.scoring.columns import DECISION, OutputColumns, as_is, decision_array, decision_columns
 
 __all__ = ["IDS", "ScoreJob", "ScoreSummary", "score"]
 
@@ -69,33 +70,70 @@ class ScoreJob:
                 *(pa.field(name, pa.string()) for name in IDS),
             ]
         )
-        # One pydantic call per batch where every row passes; row by row only to find who failed.
-        many_in: Any = list[pipeline.input_schema.hint]  # type: ignore[name-defined]
-        many_out: Any = list[pipeline.output_schema.hint]  # type: ignore[name-defined]
-        self._parse_all = TypeAdapter(many_in).validate_python
-        self._dump_all = TypeAdapter(many_out).dump_python
+        self._dump_all = TypeAdapter(list[pipeline.output_schema.hint]).dump_python  # type: ignore[name-defined]
+        self._as_is = as_is(pipeline.output_schema.adapter.core_schema)
         self.pipeline = pipeline
 
     def __call__(self, rows: list[dict[str, Any]]) -> pa.Table:
+        values: list[Any] = []
+        failed: dict[int, ShipwayError] = {}
+        for i, row in enumerate(rows):
+            try:
+                values.append(self._value(row))
+            except ShipwayError as err:
+                failed[i] = err
+                values.append(None)
+        return self._scored(values, failed)
+
+    def table(self, table: pa.Table) -> pa.Table:
+        """A Parquet batch as read: its rows without a dict per row where the input is one value
+        (a column of texts), as `__call__` takes them otherwise."""
+        if not self._one_column:
+            return self._scored(rows_of(table), {})  # each row is the input as it is (`_value`)
+        if table.num_columns != 1 or table.column(0).null_count:
+            return self(rows_of(table))
+        return self._scored(table.column(0).to_pylist(), {})
+
+    def _scored(self, values: list[Any], failed: dict[int, ShipwayError]) -> pa.Table:
+        """The rows' input values through the pipeline into the output table; `failed` holds the
+        rows that failed before the input schema (their values are placeholders)."""
         pipeline = self.pipeline
         assert pipeline is not None, "setup() first"
-        results: list[Any] = [None] * len(rows)
-        parsed: list[Any] = []
-        places: list[int] = []
-        try:
-            parsed, places = self._parse_all([self._value(row) for row in rows]), list(range(len(rows)))
-        except (ShipwayError, ValidationError):
-            for i, row in enumerate(rows):
-                try:
-                    parsed.append(pipeline.parse(self._value(row)))
-                    places.append(i)
-                except ShipwayError as err:
-                    results[i] = err
+        n = len(values)
+        results: list[Any] = [None] * n
+        places = [i for i in range(n) if i not in failed] if failed else range(n)
+        checked = pipeline.parse_many([values[i] for i in places] if failed else values)
+        if failed or any_of(checked, ShipwayError):
+            parsed: list[Any] = []
+            live: list[int] = []
+            for i, value in zip(places, checked, strict=True):
+                if isinstance(value, ShipwayError):
+                    results[i] = value
+                else:
+                    parsed.append(value)
+                    live.append(i)
+        else:
+            parsed, live = checked, list(range(n))
+        for i, err in failed.items():
+            results[i] = err
         # Rows that failed the schema stay out of the batch: one bad row must not make the
         # stages fall back to running its whole batch one row at a time.
-        for i, result in zip(places, pipeline.run_items(parsed), strict=True):
-            results[i] = result
-        return self._table(results)
+        run = pipeline.run_columns(parsed)
+        if len(live) == n:
+            results = run.values
+        else:
+            for i, result in zip(live, run.values, strict=True):
+                results[i] = result
+        decided = None
+        if run.columns is not None:
+            decided = decision_columns(run.columns, len(run.places))
+            # the column form's rows, in the batch's rows (nulls where it gave none)
+            if len(run.places) != n or any_of(results, ShipwayError):
+                index = np.full(n, -1)
+                index[np.asarray(live)[np.asarray(run.places, dtype=np.intp)]] = np.arange(len(run.places))
+                index[[i for i, r in enumerate(results) if isinstance(r, ShipwayError)]] = -1
+                decided = decided.take(pa.array(index, mask=index < 0))
+        return self._table(results, decided)
 
     def _value(self, row: dict[str, Any]) -> Any:
         if NOT_JSON in row:
@@ -109,30 +147,41 @@ class ScoreJob:
             )
         return next(iter(row.values()))
 
-    def _table(self, results: list[Any]) -> pa.Table:
+    def _table(self, results: list[Any], decided: pa.Array | None = None) -> pa.Table:
+        """The output table of a batch's results; `decided` is the decision column where the rules
+        decided over columns (`Decided` results then only where the row path decided)."""
         assert self.pipeline is not None
         n = len(results)
         outputs: list[Any] = [None] * n
-        decisions: list[Any] = [None] * n  # the rules' Decision objects, or JSON-ready dicts
         errors: list[str | None] = [None] * n
-        answered: list[Any] = []
-        places: list[int] = []
-        for i, result in enumerate(results):
-            if isinstance(result, ShipwayError):
-                errors[i] = f"{type(result).__name__}: {result}"
-            elif isinstance(result, Decided):
-                answered.append(result.output)
-                places.append(i)
-                decisions[i] = result.decided if result.decided is not None else result.decision
+        if not any_of(results, ShipwayError) and not any_of(results, Decided):  # every row answered
+            answered, places = results, list(range(n))
+        else:
+            answered, places = [], []
+            for i, result in enumerate(results):
+                if isinstance(result, ShipwayError):
+                    errors[i] = f"{type(result).__name__}: {result}"
+                else:
+                    answered.append(result.output if isinstance(result, Decided) else result)
+                    places.append(i)
+        decision = decision_array([_decision(r) for r in results]) if decided is None else decided
+        arrays = None
+        if self._as_is:
+            if len(answered) == n:
+                outputs = list(answered)
             else:
-                answered.append(result)
-                places.append(i)
-        for i, output in zip(places, self._jsonable(answered), strict=True):
-            outputs[i] = output
+                for i, output in zip(places, answered, strict=True):
+                    outputs[i] = output
+            arrays = self._columns.arrays_of(outputs)
+        if arrays is None:
+            outputs = [None] * n
+            for i, output in zip(places, self._jsonable(answered), strict=True):
+                outputs[i] = output
+            arrays = self._columns.arrays(outputs)
         ids = self.pipeline.ids
         arrays = [
-            *self._columns.arrays(outputs),
-            decision_array(decisions),
+            *arrays,
+            decision,
             pa.array(errors, pa.string()),
             *(pa.repeat(pa.scalar(ids.get(name), pa.string()), n) for name in IDS),
         ]
@@ -144,6 +193,13 @@ class ScoreJob:
         except Exception:  # one bad output: find it, as the output schema would
             assert self.pipeline is not None
             return [self.pipeline.output_schema.to_jsonable(o) for o in outputs]
+
+
+def _decision(result: Any) -> Any:
+    """A result's decision for the `decision` column: the rules' Decision, a JSON-ready dict, or None."""
+    if not isinstance(result, Decided):
+        return None
+    return result.decided if result.decided is not None else result.decision
 
 
 @dataclass
@@ -205,7 +261,7 @@ def score(
     try:
         for table in run(job, source, engine=engine, jobs=jobs, batch_size=batch_size, preload=preload):
             n = table.num_rows
-            table = table.add_column(0, "row", pa.array(range(summary.rows, summary.rows + n), pa.int64()))
+            table = table.add_column(0, "row", pa.array(np.arange(summary.rows, summary.rows + n, dtype=np.int64)))
             if writer is None:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 writer = pq.ParquetWriter(partial, table.schema)
