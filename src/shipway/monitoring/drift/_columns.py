@@ -121,14 +121,13 @@ def to_float(values: Sequence[Any] | np.ndarray | UnreadNumbers) -> tuple[np.nda
         return values.read(), 0
     if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
         return values.astype(np.float64, copy=False), 0
-    if isinstance(values, np.ndarray):
-        values = values.tolist()
+    items: Sequence[Any] = values.tolist() if isinstance(values, np.ndarray) else values
     # numpy would parse numeric strings and booleans, which JSON numbers never are: check types first.
-    if set(map(type, values)) <= {float, int, type(None)}:
-        return np.asarray(values, dtype=np.float64), 0
-    out = np.empty(len(values), dtype=np.float64)
+    if set(map(type, items)) <= {float, int, type(None)}:
+        return np.asarray(items, dtype=np.float64), 0
+    out = np.empty(len(items), dtype=np.float64)
     invalid = 0
-    for i, v in enumerate(values):
+    for i, v in enumerate(items):
         if v is None:
             out[i] = math.nan
         elif isinstance(v, (int, float)) and not isinstance(v, bool):
