@@ -104,6 +104,10 @@ def test_read_window_counts_in_one_scan_and_says_when_the_export_does_not_cover(
     assert read.n_rows == len(kept)
     expected = np.array([item(i)["amount"] for i in kept], dtype=np.float64)  # None as NaN
     np.testing.assert_array_equal(np.sort(read.numbers["input.amount"]), np.sort(expected))
+    # Every lookup reads the column again into a new array, which its caller may sort in place.
+    first = read.numbers["input.amount"]
+    first.sort()
+    np.testing.assert_array_equal(read.numbers["input.amount"], expected)  # in the log's order, untouched
     countries = dict(read.counts["input.country"])
     assert countries[None] == sum(1 for i in kept if i % 17 == 0)
     assert sum(countries.values()) == len(kept)

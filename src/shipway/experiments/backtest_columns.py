@@ -228,7 +228,8 @@ def _examples(table: Any, a: ColumnDecisions, b: ColumnDecisions, changed: Any, 
             cut = np.partition(ts[group], k - 1)[k - 1]
             group = group[ts[group] <= cut]
         picked.append(group)
-    return table.take(pa.array(np.sort(np.concatenate(picked))))
+    rows = table.select([c for c in ROW_COLUMNS if c in table.column_names])  # only what `_rows` reads is taken
+    return rows.take(pa.array(np.sort(np.concatenate(picked))))
 
 
 def _answered_default(table: Any) -> Any:

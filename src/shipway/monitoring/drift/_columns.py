@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ import orjson
 __all__ = [
     "CategoryCounts",
     "Path",
+    "UnreadNumbers",
     "category_key",
     "column",
     "count_categories",
@@ -89,22 +90,44 @@ def column(items: Sequence[Any], path: Path) -> list[Any]:
     return out
 
 
-def to_float(values: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, int]:
+@dataclass(frozen=True, slots=True)
+class UnreadNumbers:
+    """A numeric column of the window not read yet (from the Parquet export, store/log_window.py):
+    `read()` decodes it into a new float64 array (NaN for missing) that the caller owns and may
+    sort in place. The drift checks read it on their own threads, so that one column is decoded
+    while another is compared, and memory holds only the columns being compared."""
+
+    columns: Mapping[str, np.ndarray]  # read at every lookup
+    name: str
+    n: int
+
+    def read(self) -> np.ndarray:
+        return self.columns[self.name]
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return self.read() if dtype is None else self.read().astype(dtype, copy=False)
+
+
+def to_float(values: Sequence[Any] | np.ndarray | UnreadNumbers) -> tuple[np.ndarray, int]:
     """Values as float64 with NaN for missing, and how many were present but not numbers.
 
     None and NaN count as missing; strings, booleans and objects count as invalid (NaN too),
     so that a type change in the live data shows up instead of failing the whole report.
     """
+    if isinstance(values, UnreadNumbers):
+        return values.read(), 0
     if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
         return values.astype(np.float64, copy=False), 0
-    if isinstance(values, np.ndarray):
-        values = values.tolist()
+    items: Sequence[Any] = values.tolist() if isinstance(values, np.ndarray) else values
     # numpy would parse numeric strings and booleans, which JSON numbers never are: check types first.
-    if set(map(type, values)) <= {float, int, type(None)}:
-        return np.asarray(values, dtype=np.float64), 0
-    out = np.empty(len(values), dtype=np.float64)
+    if set(map(type, items)) <= {float, int, type(None)}:
+        return np.asarray(items, dtype=np.float64), 0
+    out = np.empty(len(items), dtype=np.float64)
     invalid = 0
-    for i, v in enumerate(values):
+    for i, v in enumerate(items):
         if v is None:
             out[i] = math.nan
         elif isinstance(v, (int, float)) and not isinstance(v, bool):

@@ -110,8 +110,12 @@ def ecdf_distances(reference: np.ndarray, current: np.ndarray) -> tuple[float, f
     # with c the window values below t and S_c their sum. Centring first keeps c t - S_c from
     # cancelling digits when the values sit far from zero.
     centre = u[len(u) // 2]
-    x = current - centre
-    prefix = np.concatenate(([0.0], np.cumsum(x)))
+    # The prefix sums of x = current - centre, built in one array of n + 1 (x itself is never
+    # held: a window of ten million values would need two more arrays of its size).
+    prefix = np.empty(n + 1)
+    prefix[0] = 0.0
+    np.subtract(current, centre, out=prefix[1:])
+    np.cumsum(prefix[1:], out=prefix[1:])
 
     def integral(t: np.ndarray, below: np.ndarray | None = None) -> np.ndarray:
         c = np.searchsorted(current, t + centre, side="left") if below is None else below
@@ -124,7 +128,7 @@ def ecdf_distances(reference: np.ndarray, current: np.ndarray) -> tuple[float, f
         a, b, level = uc[:-1], uc[1:], r[:-1]
         # The window CDF exceeds the flat reference level from its (q+1)-th value on.
         q = (below_u[:-1] * n) // m
-        crossing = np.where(q < n, x[np.minimum(q, n - 1)], np.inf)
+        crossing = np.where(q < n, current[np.minimum(q, n - 1)] - centre, np.inf)
         s_ = np.clip(crossing, a, b)
         h_a, h_s, h_b = h_u[:-1], integral(s_), h_u[1:]
         area += float(np.sum(level * (s_ - a) - (h_s - h_a) + (h_b - h_s) - level * (b - s_)))

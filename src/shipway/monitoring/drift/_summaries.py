@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from shipway.monitoring.drift import _radix
 from shipway.monitoring.drift import _stats as stats
-from shipway.monitoring.drift._columns import count_categories, to_float, to_texts
+from shipway.monitoring.drift._columns import UnreadNumbers, count_categories, to_float, to_texts
 from shipway.monitoring.drift._reference import NumericReference
 
 __all__ = ["KEEP_VALUES", "CategoricalPart", "NumericPart", "TextPart"]
@@ -65,7 +66,10 @@ class NumericPart:
     def of(cls, values: Sequence[Any] | np.ndarray, ref: NumericReference, keep: bool = False) -> NumericPart:
         """The summary of raw values (numbers, None, NaN, strings...); `keep` keeps every value."""
         array, invalid = to_float(values)
-        current = np.sort(array[~np.isnan(array)])
+        nan = np.isnan(array)
+        # A new array read for this summary is sorted where it is; the caller's, in a copy.
+        current = array if isinstance(values, UnreadNumbers) and not nan.any() else array[~nan]
+        _radix.sort(current)
         return cls.of_sorted(current, ref, invalid, len(array) - len(current) - invalid, keep)
 
     @classmethod

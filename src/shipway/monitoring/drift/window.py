@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 
 from shipway.errors import DriftError
-from shipway.monitoring.drift._columns import CategoryCounts, Path, category_key, column, flatten_items, path_name
+from shipway.monitoring.drift._columns import (
+    CategoryCounts,
+    Path,
+    UnreadNumbers,
+    category_key,
+    column,
+    flatten_items,
+    path_name,
+)
 from shipway.store.records import PredictionRecord
 
 if TYPE_CHECKING:
@@ -29,7 +37,7 @@ __all__ = ["Window", "window_from_records", "window_from_store"]
 class Window:
     """Live values by feature name (`amount`, `output.intent`), one entry per row."""
 
-    columns: dict[str, Any]  # name -> list or numpy array
+    columns: dict[str, Any]  # name -> list, numpy array, CategoryCounts or UnreadNumbers
     n_rows: int
     first_ts: float | None = None
     last_ts: float | None = None
@@ -163,7 +171,8 @@ def _counted_window(
     fields: list[Any],
 ) -> Window | Literal[False] | None:
     """The window when every feature has a numeric or categorical typed column: numbers read as
-    arrays and categories counted by DuckDB (store/log_window.py), no row built. False when some
+    arrays when a check needs them and categories counted by DuckDB (store/log_window.py), no
+    row built. False when some
     feature needs its rows (text, or a field the export keeps as JSON): the caller reads rows."""
     typed = {(f.role, f.path): f for f in fields}
     numbers: dict[str, str] = {}  # feature -> column
@@ -186,7 +195,10 @@ def _counted_window(
     )
     if read is None:
         return None
-    columns: dict[str, Any] = {name: read.numbers[column] for name, column in numbers.items()}
+    # Each numeric column is read when its check runs (compare's threads), not here.
+    columns: dict[str, Any] = {
+        name: UnreadNumbers(read.numbers, column, read.n_rows) for name, column in numbers.items()
+    }
     for name, column in counted.items():
         counts: dict[str, int] = {}
         missing = 0
