@@ -159,10 +159,6 @@ class _Side:
 _EMPTY = Decision()
 
 
-def _active(rules: RuleSet | Active | None) -> Active:
-    return rules if isinstance(rules, Active) else Active(live=rules)
-
-
 def replay(
     rows: Iterable[Row],
     current: RuleSet | Active | None,
@@ -173,7 +169,7 @@ def replay(
     reader: OutputReader | None = None,
 ) -> BacktestReport:
     """The backtest of logged rows whose JSON columns are text (the store) or already parsed (Parquet)."""
-    old, new = _Side(_active(current)), _Side(_active(proposed))
+    old, new = _Side(Active.of(current)), _Side(Active.of(proposed))
     report = BacktestReport(old.version, new.version, limit=examples)
     report.reads = list(dict.fromkeys([*new.reads, *old.reads]))
     scoring = None
@@ -358,6 +354,13 @@ class BacktestJob:
             canary=float(options.get("canary") or 0.0),
             canary_key=options.get("canary_key"),
         )
+
+    def rule_sets(self) -> tuple[Active, RuleSet]:
+        """The compiled rules of both sides: the current ones (with any candidate beside them, as
+        serving runs it) and the proposed ones. Compiled by `setup`, on first ask if not yet."""
+        if not hasattr(self, "_proposed"):
+            self.setup()
+        return self._current, self._proposed
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}  # workers compile their own
