@@ -138,9 +138,11 @@ def test_every_public_error_class_is_exported_by_its_module() -> None:
 
 
 def test_the_common_helpers_pin_their_names() -> None:
-    from shipway.common import diagnostics, positions, suggest, times
+    from shipway.common import diagnostics, lazy, merging, positions, suggest, times
 
     assert diagnostics.__all__ == ["SEVERITIES", "Diagnostic", "Diagnostics"]
+    assert lazy.__all__ == ["lazy_names"]
+    assert merging.__all__ == ["combine", "greatest", "least", "merge_fields"]
     assert positions.__all__ == [
         "Located",
         "LocatedList",

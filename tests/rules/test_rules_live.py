@@ -8,7 +8,7 @@ from typing import Any
 
 from shipway.core.pipeline import Decided
 from shipway.rules import load_rules
-from shipway.rules.live import META_SCHEMA, Active, LiveRules, rules_stage
+from shipway.rules.live import META_SCHEMA, Active, LiveRules, canary_bucket, rules_stage
 
 LIVE = """version: live-1
 default: {queue: general, answer: {intent: unknown, p: 0.0}}
@@ -101,3 +101,34 @@ def test_without_rules_the_batch_passes_through() -> None:
     outputs = [{"intent": "card", "p": 0.9}]
     assert rules_stage(LiveRules()).many(outputs, [{}]) is outputs
     assert LiveRules().decisions(outputs, [{}], [1.0]) == [None]
+
+
+def test_the_canary_takes_the_requests_whose_bucket_is_below_its_share() -> None:
+    live_rules, candidate = _rules(LIVE), _rules(CANDIDATE)
+    active = Active(
+        live=live_rules, candidate=candidate, candidate_mode="canary", canary=0.3, canary_key="input.customer"
+    )
+    requests = [r for r, _, _ in ROWS]
+    outputs = [o for _, o, _ in ROWS]
+    times = [t for _, _, t in ROWS]
+    buckets = [canary_bucket("input.customer", r, o) for r, o in zip(requests, outputs, strict=True)]
+    assert all(0 <= b < 1 for b in buckets) and len(set(buckets)) == len({r["customer"] for r in requests})
+    decided = LiveRules().decisions(outputs, requests, times, active)
+    assert [d.queue == "urgent" for d in decided if d is not None] == [b < 0.3 for b in buckets]
+    assert any(b < 0.3 for b in buckets) and not all(b < 0.3 for b in buckets)
+    # The same key lands in the same bucket, whatever else the request holds; no key: the whole request.
+    assert canary_bucket("input.customer", {"customer": "c1", "x": 1}, {}) == canary_bucket(
+        "input.customer", {"customer": "c1"}, {"p": 2}
+    )
+    assert canary_bucket(None, {"customer": "c1", "x": 1}, {}) != canary_bucket(None, {"customer": "c1"}, {})
+    assert canary_bucket("output.intent", {}, {"intent": "card"}) == canary_bucket(
+        "output.intent", {"a": 1}, {"intent": "card"}
+    )
+
+
+def test_a_rule_set_or_none_is_an_active_with_it_live() -> None:
+    rules = _rules(LIVE)
+    assert Active.of(rules) == Active(live=rules)
+    assert Active.of(None) == Active()
+    canary = Active(live=rules, candidate=_rules(CANDIDATE), candidate_mode="canary", canary=0.5)
+    assert Active.of(canary) is canary

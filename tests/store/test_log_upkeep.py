@@ -16,6 +16,7 @@ from store_fixtures import make_record, wait_for
 from shipway.store import open_store
 from shipway.store.columnar import LogSchema, read_state
 from shipway.store.log_upkeep import Upkeep
+from shipway.store.provider import StoreProvider
 
 pytest.importorskip("pyarrow")
 
@@ -28,7 +29,14 @@ SCHEMA = LogSchema.from_json_schemas(
 
 
 def _upkeep(url: str, root: Path, lock_dir: Path | None = None) -> Upkeep:
-    return Upkeep(url, None, SCHEMA, export_dir=root, lock_dir=lock_dir or root)
+    return Upkeep(StoreProvider(url), SCHEMA, export_dir=root, lock_dir=lock_dir or root)
+
+
+def _close(*upkeeps: Upkeep) -> None:
+    """Each upkeep's locks, then its store: the upkeep leaves that to the provider's owner."""
+    for upkeep in upkeeps:
+        upkeep.close()
+        upkeep.stores.close()
 
 
 def _exported(root: Path) -> int:
@@ -53,8 +61,7 @@ def test_one_process_exports_and_another_takes_over_when_it_stops(store_url: str
             assert turn.leader and turn.export is not None and turn.export.rows == 10
             assert _exported(root) == 90
         finally:
-            first.close()
-            second.close()
+            _close(first, second)
 
 
 def test_replicas_on_postgresql_take_turns_by_the_advisory_lock(postgres_url: str, tmp_path: Path) -> None:
@@ -69,8 +76,7 @@ def test_replicas_on_postgresql_take_turns_by_the_advisory_lock(postgres_url: st
         a.close()
         assert b().leader
     finally:
-        a.close()
-        b.close()
+        _close(a, b)
 
 
 def test_a_stopped_upkeep_exports_nothing_more(tmp_path: Path) -> None:
@@ -83,7 +89,7 @@ def test_a_stopped_upkeep_exports_nothing_more(tmp_path: Path) -> None:
         turn = upkeep()
         assert turn.leader and turn.export is None
     finally:
-        upkeep.close()
+        _close(upkeep)
 
 
 def test_serve_exports_on_a_thread_exactly_once_and_stops_on_sigterm(tmp_path: Path) -> None:
@@ -121,6 +127,27 @@ def test_a_one_shot_export_while_another_process_exports_says_so(tmp_path: Path)
         assert result.exit_code == 1
         assert "another process exports into" in result.output and "--dir" in result.output
     finally:
-        holder.close()
+        _close(holder)
     again = CliRunner().invoke(cli, ["export", str(folder), "--store", url])
     assert again.exit_code == 0, again.output
+
+
+def test_the_upkeep_works_on_the_providers_handle_and_leaves_it_open(tmp_path: Path) -> None:
+    stores = StoreProvider(f"sqlite:///{tmp_path / 'log.db'}")
+    store = stores.get()
+    store.write_predictions([make_record(i) for i in range(7)])
+    upkeep = Upkeep(stores, SCHEMA, export_dir=tmp_path / "export", lock_dir=tmp_path / "export")
+    try:
+        turn = upkeep()
+        assert turn.leader and turn.export is not None and turn.export.rows == 7
+    finally:
+        upkeep.close()
+    assert stores.get() is store and store.count_predictions() == 7  # the one handle, still open
+    stores.close()  # its owner closes it; the next turn opens the provider's new one
+    store = stores.get()
+    store.write_predictions([make_record(i) for i in range(7, 10)])
+    try:
+        assert upkeep().export.rows == 3  # type: ignore[union-attr]
+    finally:
+        upkeep.close()
+        stores.close()

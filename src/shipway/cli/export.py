@@ -11,27 +11,28 @@ from typing import TYPE_CHECKING, Any
 import click
 import orjson
 
-from shipway.cli.common import fail, load_project
+from shipway.cli.common import fail, open_project
 from shipway.errors import ExportError, ShipwayError
 
 if TYPE_CHECKING:
     from shipway.core.service import Service
     from shipway.core.settings import Settings
     from shipway.store.log_upkeep import Upkeep, UpkeepResult
+    from shipway.store.provider import StoreProvider
 
 __all__ = ["export", "export_jobs"]
 
 
-def _upkeep(service: Service, settings: Settings, *, export: bool) -> Upkeep:
-    """The project's log upkeep: the export (when `export`) and the store's retention."""
+def _upkeep(service: Service, settings: Settings, stores: StoreProvider, *, export: bool) -> Upkeep:
+    """The project's log upkeep on the store handle of `stores`: the export (when `export`) and
+    the store's retention."""
     from shipway.store.columnar import LogSchema
     from shipway.store.log_upkeep import Upkeep
 
     inputs, outputs = service.schemas()
     root = settings.path("export.dir")
     return Upkeep(
-        settings["store.url"],
-        settings.root,
+        stores,
         LogSchema.from_json_schemas(inputs.json_schema(), outputs.json_schema()),
         export_dir=root if export else None,
         lock_dir=root,
@@ -42,10 +43,13 @@ def _upkeep(service: Service, settings: Settings, *, export: bool) -> Upkeep:
     )
 
 
-def export_jobs(service: Service, settings: Settings) -> list[tuple[float, Callable[[], object]]]:
+def export_jobs(
+    service: Service, settings: Settings, stores: StoreProvider | None = None
+) -> list[tuple[float, Callable[[], object]]]:
     """What `shipway serve` runs in each worker for the log's upkeep: the export with
     `export.in_serve`, the store's retention with `log.retention_days`; one worker of one
-    replica works at a time (store/log_upkeep.py)."""
+    replica works at a time (store/log_upkeep.py). `stores` is the process's store provider
+    (the project's), shared with everything else in the worker."""
     in_serve = bool(settings["export.in_serve"])
     if not (in_serve or settings["log.retention_days"]) or not settings["log.enabled"]:
         return []
@@ -53,7 +57,10 @@ def export_jobs(service: Service, settings: Settings) -> list[tuple[float, Calla
         from shipway.store.typed_columns import need_arrow
 
         need_arrow()  # refuse to start without pyarrow rather than fail every turn
-    return [(settings["export.interval_s"], _upkeep(service, settings, export=in_serve))]
+    from shipway.store.provider import StoreProvider as Provider
+
+    provider = stores if stores is not None else Provider(settings["store.url"], settings.root)
+    return [(settings["export.interval_s"], _upkeep(service, settings, provider, export=in_serve))]
 
 
 @click.command()
@@ -71,8 +78,9 @@ def export(
     the store's retention (log.retention_days)."""
     try:
         overrides: dict[str, Any] = {"store.url": store_url, "export.dir": export_dir, "export.interval_s": interval}
-        service, settings = load_project(target, {k: v for k, v in overrides.items() if v is not None})
-        upkeep = _upkeep(service, settings, export=True)
+        project = open_project(target, {k: v for k, v in overrides.items() if v is not None})
+        settings = project.settings
+        upkeep = _upkeep(project.service, settings, project.store, export=True)
     except ShipwayError as err:
         fail(err, code=1)
     root = settings.path("export.dir")
@@ -128,3 +136,4 @@ def export(
         fail(err, code=1)
     finally:
         upkeep.close()
+        project.close()  # the one store handle

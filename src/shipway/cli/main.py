@@ -61,9 +61,9 @@ def served_beside(project: Project) -> tuple[list[tuple[float, Callable[[], obje
     """What `shipway serve` runs beside the service in each worker: the alert, rollout and log
     upkeep jobs, and the dashboard mounted at /dashboard, on the project's one store handle."""
     settings, stores = project.settings, project.store
-    # The log's upkeep (export, retention) keeps a handle of its own: one worker of one replica
-    # holds the export's lock and runs long scans (store/log_upkeep.py).
-    jobs = alert_jobs(settings, stores) + rollout_jobs(settings, stores) + export_jobs(project.service, settings)
+    jobs = (
+        alert_jobs(settings, stores) + rollout_jobs(settings, stores) + export_jobs(project.service, settings, stores)
+    )
     return jobs, dashboard_mounts(settings, stores)
 
 

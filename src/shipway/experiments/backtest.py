@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from shipway.common.merging import greatest, least, merge_fields
 from shipway.core.collector import collector_paused
 from shipway.rules import Decision, RuleSet, load_rules
 from shipway.rules.live import META_SCHEMA, Active, LiveRules, rules_stage
@@ -73,24 +74,15 @@ class BacktestReport:
             key: sorted([*self.examples.get(key, []), *other.examples.get(key, [])], key=_when)[: self.limit]
             for key in {**self.examples, **other.examples}
         }
-        return BacktestReport(
-            self.current_version,
-            self.proposed_version,
-            total=self.total + other.total,
-            changed=self.changed + other.changed,
-            skipped=self.skipped + other.skipped,
-            queues=self.queues + other.queues,
-            review=self.review + other.review,
-            fallback=self.fallback + other.fallback,
-            overrides=self.overrides + other.overrides,
+        # Counts and counters add, scores merge (common/merging.py); the rest is given here.
+        return merge_fields(
+            self,
+            other,
             examples={key: examples[key] for key in sorted(examples)},
-            first_ts=_pick(min, self.first_ts, other.first_ts),
-            last_ts=_pick(max, self.last_ts, other.last_ts),
+            first_ts=least(self.first_ts, other.first_ts),
+            last_ts=greatest(self.last_ts, other.last_ts),
             limit=self.limit,
             reads=self.reads,
-            current_score=_merged_score(self.current_score, other.current_score),
-            proposed_score=_merged_score(self.proposed_score, other.proposed_score),
-            changed_scored=self.changed_scored + other.changed_scored,
         )
 
     @property
@@ -167,10 +159,6 @@ class _Side:
 _EMPTY = Decision()
 
 
-def _active(rules: RuleSet | Active | None) -> Active:
-    return rules if isinstance(rules, Active) else Active(live=rules)
-
-
 def replay(
     rows: Iterable[Row],
     current: RuleSet | Active | None,
@@ -181,7 +169,7 @@ def replay(
     reader: OutputReader | None = None,
 ) -> BacktestReport:
     """The backtest of logged rows whose JSON columns are text (the store) or already parsed (Parquet)."""
-    old, new = _Side(_active(current)), _Side(_active(proposed))
+    old, new = _Side(Active.of(current)), _Side(Active.of(proposed))
     report = BacktestReport(old.version, new.version, limit=examples)
     report.reads = list(dict.fromkeys([*new.reads, *old.reads]))
     scoring = None
@@ -367,6 +355,13 @@ class BacktestJob:
             canary_key=options.get("canary_key"),
         )
 
+    def rule_sets(self) -> tuple[Active, RuleSet]:
+        """The compiled rules of both sides: the current ones (with any candidate beside them, as
+        serving runs it) and the proposed ones. Compiled by `setup`, on first ask if not yet."""
+        if not hasattr(self, "_proposed"):
+            self.setup()
+        return self._current, self._proposed
+
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}  # workers compile their own
 
@@ -416,16 +411,8 @@ def _answered_default(mode: str | None, decision: Any) -> bool:
     return isinstance(decision, dict) and decision.get("answer") == "default"
 
 
-def _merged_score(a: DecisionScore | None, b: DecisionScore | None) -> DecisionScore | None:
-    return b if a is None else a if b is None else a.merge(b)
-
-
 def _when(example: dict[str, Any]) -> tuple[float, str]:
     return (example["ts"], example["request_id"])
-
-
-def _pick(choose: Any, a: float | None, b: float | None) -> float | None:
-    return b if a is None else a if b is None else choose(a, b)
 
 
 def _brief(decision: Decision) -> dict[str, Any]:

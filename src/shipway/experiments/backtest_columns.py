@@ -19,10 +19,10 @@ from typing import Any
 
 import orjson
 
-from shipway.experiments.backtest import BacktestJob, BacktestReport, Row, _active, replay
+from shipway.experiments.backtest import BacktestJob, BacktestReport, Row, replay
 from shipway.rules import RuleSet
 from shipway.rules.columns import ColumnDecisions, ColumnRules, NotColumnar
-from shipway.rules.live import Active, _bucket
+from shipway.rules.live import Active, canary_bucket
 from shipway.store.outcomes import OutputReader
 
 __all__ = ["replay_table"]
@@ -44,7 +44,7 @@ def replay_table(
     import numpy as np
     import pyarrow.compute as pc
 
-    current, proposed = _active(current), _active(proposed)
+    current, proposed = Active.of(current), Active.of(proposed)
 
     def by_rows(rows: Any, scored: bool = True) -> BacktestReport:
         return replay(
@@ -89,10 +89,9 @@ def replay_table(
 
 def job_columns(job: BacktestJob) -> tuple[str, ...]:
     """`BacktestJob.columns`: COLUMNS, `documents_ok` and the typed columns its rules read."""
-    if not hasattr(job, "_proposed"):
-        job.setup()
+    current, proposed = job.rule_sets()
     read: set[str] = set()
-    for rules in (job._proposed, job._current.live, job._current.candidate):
+    for rules in (proposed, current.live, current.candidate):
         columnar = ColumnRules.of(rules)
         read |= columnar.columns if columnar is not None else set()
     return (*job.COLUMNS, "documents_ok", *sorted(read - {"ts", "meta.canary"}))
@@ -110,9 +109,8 @@ def job_table(job: BacktestJob, table: Any) -> BacktestReport:
         chosen.append(pc.fill_null(pc.equal(table.column("service"), job.service), True))
     for mask in chosen:
         table = table.filter(mask)
-    return replay_table(
-        table, job._current, job._proposed, examples=job.examples, outcomes=job.outcomes, reader=job.reader
-    )
+    current, proposed = job.rule_sets()
+    return replay_table(table, current, proposed, examples=job.examples, outcomes=job.outcomes, reader=job.reader)
 
 
 def _decide(side: Any, table: Any, columns: dict[str, Any], queues: list[Any], constants: list[Any]) -> ColumnDecisions:
@@ -128,7 +126,7 @@ def _decide(side: Any, table: Any, columns: dict[str, Any], queues: list[Any], c
         key = active.canary_key
         canary = np.fromiter(
             (
-                _bucket(key, orjson.loads(r), orjson.loads(o)) < active.canary
+                canary_bucket(key, orjson.loads(r), orjson.loads(o)) < active.canary
                 for r, o in zip(requests, outputs, strict=True)
             ),
             dtype=bool,

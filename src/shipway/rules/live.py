@@ -3,13 +3,17 @@
 A worker holds one `LiveRules`; applying, rolling back or reloading rules
 builds a new `Active` and swaps it in with one assignment, so a batch sees
 either the old rules or the new ones, never a mix.
+
+A canary's share of requests is chosen by `canary_bucket`: a stable number in [0, 1) per
+request, from its `canary_key` (or the whole request), below `Active.canary` for the canary.
+Offline replays (experiments/backtest_columns.py) bucket logged rows with it, as serving does.
 """
 
 from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import repeat
 from operator import attrgetter
@@ -22,7 +26,7 @@ from shipway.rules.decision import Decision
 from shipway.rules.ruleset import RuleSet
 from shipway.rules.runtime import mapping, walk
 
-__all__ = ["META_SCHEMA", "Active", "DecidedColumns", "LiveRules", "rules_stage", "with_rules"]
+__all__ = ["META_SCHEMA", "Active", "DecidedColumns", "LiveRules", "canary_bucket", "rules_stage", "with_rules"]
 
 # What rules may read under `meta.`: checked at load like input and output fields.
 META_SCHEMA: dict[str, Any] = {
@@ -49,6 +53,11 @@ class Active:
     candidate_mode: str = "shadow"
     canary: float = 0.0
     canary_key: str | None = None
+
+    @classmethod
+    def of(cls, rules: RuleSet | Active | None) -> Active:
+        """`rules` as an Active: an Active as it is, a rule set (or None: no rules) live alone."""
+        return rules if isinstance(rules, Active) else cls(live=rules)
 
     @property
     def versions(self) -> tuple[str | None, str | None]:
@@ -264,12 +273,16 @@ def _canary(active: Active, request: Any, value: Any) -> bool:
     """Whether this request falls in the canary's share (always False for shadow rules)."""
     return (
         active.candidate_mode == "canary"
-        and _bucket(active.canary_key, mapping(request), mapping(value)) < active.canary
+        and canary_bucket(active.canary_key, mapping(request), mapping(value)) < active.canary
     )
 
 
-def _bucket(key: str | None, request: Any, output: Any) -> float:
-    """A stable number in [0, 1) for a request: the same key always lands in the same bucket."""
+def canary_bucket(key: str | None, request: Mapping[str, Any], output: Mapping[str, Any]) -> float:
+    """A stable number in [0, 1) for a request: the same key always lands in the same bucket.
+
+    `key` is a path such as `input.customer_id` or `output.label` into the request or the
+    model's output (both mappings); None, or a path with no value, buckets the whole request.
+    A request is in the canary when its bucket is below `Active.canary`."""
     if key:
         root, _, rest = key.partition(".")
         base = request if root == "input" else output if root == "output" else None

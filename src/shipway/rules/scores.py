@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
+from shipway.common.merging import merge_fields
 from shipway.store.outcomes import OutputReader
 
 __all__ = ["DecisionScore", "queue_totals"]
@@ -67,7 +68,7 @@ class DecisionScore:
             self.through += 1
 
     def merge(self, other: DecisionScore) -> DecisionScore:
-        return DecisionScore(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+        return merge_fields(self, other)
 
     @property
     def accuracy(self) -> float | None:

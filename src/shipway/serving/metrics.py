@@ -8,7 +8,9 @@ The request counts, latencies and batch figures are tallied in plain Python on t
 loop and added to the shared counters once a second (`flush`, which /metrics also runs
 first): in multiprocess mode each counter or histogram update takes a lock and writes a
 memory-mapped file, about 12 us a request in all against about 1 us for the tally
-(docs/benchmarks.md, issue 15).
+(docs/benchmarks.md, issue 15). A Histogram takes observations one at a time, so the
+histograms are published through counters of their own and shown as histograms by a
+collector (`_TallyHistogram`), with prometheus_client's public API only.
 """
 
 from __future__ import annotations
@@ -16,10 +18,15 @@ from __future__ import annotations
 import os
 import threading
 from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import accumulate
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 __all__ = ["Metrics"]
 
@@ -43,12 +50,12 @@ class Metrics:
             ["service", "type"],
             registry=reg,
         )
-        self.latency = Histogram(
+        self.latency = _TallyHistogram(
             "shipway_request_latency_seconds",
             "Time from request received to response sent.",
             ["service", "endpoint"],
-            buckets=LATENCY_BUCKETS,
-            registry=reg,
+            LATENCY_BUCKETS,
+            reg,
         )
         self.candidate_items = Counter(
             "shipway_candidate_predictions",
@@ -57,22 +64,22 @@ class Metrics:
             ["service", "version", "mode", "outcome"],
             registry=reg,
         )
-        self.batch_size = Histogram(
-            "shipway_batch_size", "Items per predict batch.", ["service"], buckets=BATCH_BUCKETS, registry=reg
+        self.batch_size = _TallyHistogram(
+            "shipway_batch_size", "Items per predict batch.", ["service"], BATCH_BUCKETS, reg
         )
-        self.queue_wait = Histogram(
+        self.queue_wait = _TallyHistogram(
             "shipway_queue_wait_seconds",
             "Time an item waited in the batching queue.",
             ["service"],
-            buckets=LATENCY_BUCKETS,
-            registry=reg,
+            LATENCY_BUCKETS,
+            reg,
         )
-        self.batch_latency = Histogram(
+        self.batch_latency = _TallyHistogram(
             "shipway_batch_latency_seconds",
             "Time to run one batch through the pipeline.",
             ["service"],
-            buckets=LATENCY_BUCKETS,
-            registry=reg,
+            LATENCY_BUCKETS,
+            reg,
         )
         self.in_flight = Gauge(
             "shipway_in_flight", "Requests being served now.", ["service"], registry=reg, multiprocess_mode="livesum"
@@ -109,16 +116,15 @@ class Metrics:
         self._lock = threading.Lock()
         self._queues: dict[str | None, Any] = {}
         self._requests: dict[tuple[str, int], Any] = {}
-        self._latency = {e: self.latency.labels(service, e) for e in ("predict", "batch", "explain")}
         self._errors: dict[str, Any] = {}
         self.in_flight_child = self.in_flight.labels(service)
         # Tallies of the event loop's updates, published by flush(): requests by (endpoint,
         # status), and per histogram its observations per bucket and their sum.
         self._counted: dict[tuple[str, int], int] = {}
-        self._tallies = {e: _Tally(h, LATENCY_BUCKETS) for e, h in self._latency.items()}
-        self._batch_size = _Tally(self.batch_size.labels(service), BATCH_BUCKETS)
-        self._queue_wait = _Tally(self.queue_wait.labels(service), LATENCY_BUCKETS)
-        self._batch_latency = _Tally(self.batch_latency.labels(service), LATENCY_BUCKETS)
+        self._tallies = {e: self.latency.labels(service, e) for e in ("predict", "batch", "explain")}
+        self._batch_size = self.batch_size.labels(service)
+        self._queue_wait = self.queue_wait.labels(service)
+        self._batch_latency = self.batch_latency.labels(service)
         self._histograms = [*self._tallies.values(), self._batch_size, self._queue_wait, self._batch_latency]
 
     def request(self, endpoint: str, status: int, seconds: float | None = None) -> None:
@@ -203,24 +209,102 @@ class Metrics:
         self.store_up.labels(self.service).set(1 if stats.get("store_up") else 0)
 
     def render(self) -> bytes:
-        if self.multiprocess:
+        if self.multiprocess:  # every worker's values, from the shared files
             registry = CollectorRegistry()
-            MultiProcessCollector(registry)
+            histograms = (self.latency, self.batch_size, self.queue_wait, self.batch_latency)
+            registry.register(_Shared(MultiProcessCollector(None), histograms))
             return generate_latest(registry)
         return generate_latest(self.registry)
 
 
+class _TallyHistogram:
+    """A histogram published from tallies: a collector showing, as one Prometheus histogram, a
+    counter of each bucket's observations and a gauge of their sum.
+
+    Those two are not registered anywhere: in multiprocess mode their values go to the shared
+    files, which `_Shared` reads back as this histogram. Either way the buckets, count, sum and
+    created time are the ones a Histogram observing each value publishes
+    (tests/serving/test_metrics.py)."""
+
+    def __init__(
+        self, name: str, documentation: str, labelnames: Sequence[str], bounds: Sequence[float], registry: Any
+    ) -> None:
+        self.name, self.documentation, self.labelnames = name, documentation, tuple(labelnames)
+        self.bounds = tuple(bounds)
+        self.le = [*map(floatToGoString, self.bounds), "+Inf"]
+        self.counts = Counter(f"{name}_tally_bucket", documentation, [*labelnames, "le"], registry=None)
+        # A gauge: a sum may go down (a negative observation), which a counter refuses. "sum"
+        # adds every worker's, as a histogram's sum is added, including workers gone.
+        self.sums = Gauge(f"{name}_tally_sum", documentation, labelnames, registry=None, multiprocess_mode="sum")
+        registry.register(self)
+
+    def labels(self, *values: str) -> _Tally:
+        """The tally of one series; its buckets and sum are published from the start, at zero."""
+        return _Tally([self.counts.labels(*values, le) for le in self.le], self.sums.labels(*values), self.bounds)
+
+    def describe(self) -> list[Metric]:
+        return [HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)]
+
+    def collect(self) -> list[Metric]:
+        return [self.family([*_samples(self.counts.collect()), *_samples(self.sums.collect())])]
+
+    def family(self, samples: Iterable[Sample]) -> HistogramMetricFamily:
+        """The histogram of the samples of its bucket counter and sum gauge (one process's, or
+        every worker's added)."""
+        index = {le: i for i, le in enumerate(self.le)}
+        series: dict[tuple[str, ...], tuple[list[float], list[float]]] = {}  # -> (bucket counts, [sum, created])
+        for sample in samples:
+            key = tuple(sample.labels[n] for n in self.labelnames)
+            counts, more = series.setdefault(key, ([0.0] * len(self.le), [0.0]))
+            if sample.name.endswith("_sum"):
+                more[0] = sample.value
+            elif sample.name.endswith("_total"):
+                counts[index[sample.labels["le"]]] = sample.value
+            elif sample.name.endswith("_created") and len(more) == 1:  # the series' first bucket's
+                more.append(sample.value)
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for key, (counts, more) in series.items():
+            family.add_metric(key, list(zip(self.le, accumulate(counts), strict=True)), more[0])
+            if len(more) > 1:  # the created series, where prometheus_client publishes them
+                family.add_sample(f"{self.name}_created", dict(zip(self.labelnames, key, strict=True)), more[1])
+        return family
+
+
+class _Shared:
+    """The multiprocess collector's families, with each `_TallyHistogram`'s counter and gauge
+    shown as the histogram."""
+
+    def __init__(self, collector: MultiProcessCollector, histograms: Iterable[_TallyHistogram]) -> None:
+        self.collector = collector
+        self.histograms = list(histograms)
+
+    def collect(self) -> Iterator[Metric]:
+        parts = {f"{h.name}_tally_{part}": h for h in self.histograms for part in ("bucket", "sum")}
+        found: dict[str, list[Sample]] = {}
+        for family in self.collector.collect():
+            histogram = parts.get(family.name)
+            if histogram is None:
+                yield family
+            else:
+                found.setdefault(histogram.name, []).extend(family.samples)
+        for histogram in self.histograms:
+            if histogram.name in found:
+                yield histogram.family(found[histogram.name])
+
+
+def _samples(families: Iterable[Metric]) -> list[Sample]:
+    return [sample for family in families for sample in family.samples]
+
+
 class _Tally:
-    """A histogram's observations since the last publish: counts per bucket and their sum.
+    """A histogram series' observations since the last publish: counts per bucket and their sum,
+    added by `publish` to the series' bucket counters and sum gauge (`_TallyHistogram`)."""
 
-    `publish` adds them to the histogram child through its bucket and sum values, the
-    ones `observe` updates (prometheus_client's Histogram keeps them as `_buckets` and
-    `_sum`; tests/serving/test_metrics.py pins that the result equals observing each)."""
+    __slots__ = ("_bounds", "_buckets", "_counts", "_sum", "_total")
 
-    __slots__ = ("_bounds", "_child", "_counts", "_sum")
-
-    def __init__(self, child: Any, bounds: tuple[float, ...]) -> None:
-        self._child = child
+    def __init__(self, buckets: list[Any], total: Any, bounds: tuple[float, ...]) -> None:
+        self._buckets = buckets  # counter children, one a bucket, +Inf last
+        self._total = total  # the sum gauge's child
         self._bounds = bounds  # the +Inf bucket is the last index, len(bounds)
         self._counts = [0] * (len(bounds) + 1)
         self._sum = 0.0
@@ -234,8 +318,7 @@ class _Tally:
         if not any(counts):
             return
         self._counts, self._sum = [0] * len(counts), 0.0
-        child = self._child
-        child._sum.inc(total)
-        for i, n in enumerate(counts):
+        self._total.inc(total)
+        for child, n in zip(self._buckets, counts, strict=True):
             if n:
-                child._buckets[i].inc(n)
+                child.inc(n)

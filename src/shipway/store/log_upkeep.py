@@ -9,8 +9,13 @@ exports for as long as it lives; the others try again at each turn and take over
 gone. The export's own commit protocol (store/export.py) keeps every entry in exactly one
 file even if a holder dies mid-run.
 
-Cheap to build and safe to build before a fork: the store, the files and the locks are
-opened by the first turn, in the process that runs it.
+It works on the store handle of its process (store/provider.py), the one the project's rules,
+log and jobs share: the export's scans read over connections of their own (`Store.iter_log`),
+so the handle is held only for short calls. Only the PostgreSQL advisory lock has a connection
+of its own, since a session holds it.
+
+Cheap to build and safe to build before a fork: the files and the locks are opened by the
+first turn, in the process that runs it (the provider opens the store there, after a fork).
 """
 
 from __future__ import annotations
@@ -23,12 +28,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipway.errors import StoreUnavailable
 from shipway.store.export import Exporter, ExportResult
 from shipway.store.log_retention import RetentionResult, retain_log
 from shipway.store.typed_columns import LogSchema
+
+if TYPE_CHECKING:
+    from shipway.store.base import Store
+    from shipway.store.provider import StoreProvider
 
 __all__ = ["LOCK_FILE", "Upkeep", "UpkeepResult"]
 
@@ -53,13 +62,13 @@ class UpkeepResult:
 class Upkeep:
     """One turn per call: take (or keep) the lock, export what is new, apply the store's retention.
 
-    `export_dir` None: no export, retention only (the lock file then lives in `lock_dir`).
+    `stores` is the process's store provider, whose handle it uses and never closes (its owner
+    does). `export_dir` None: no export, retention only (the lock file then lives in `lock_dir`).
     """
 
     def __init__(
         self,
-        store_url: str,
-        base_dir: Path | None,
+        stores: StoreProvider,
         schema: LogSchema,
         *,
         export_dir: Path | None,
@@ -70,8 +79,7 @@ class Upkeep:
         export_archive_dir: Path | None = None,
         batch_rows: int = 500_000,
     ) -> None:
-        self.store_url = store_url
-        self.base_dir = base_dir
+        self.stores = stores
         self.schema = schema
         self.export_dir = export_dir
         self.lock_dir = lock_dir
@@ -82,7 +90,6 @@ class Upkeep:
         self.batch_rows = batch_rows
         self.stopping = threading.Event()  # set by stop(): a run under way ends between batches
         self._pid = 0
-        self._store: Any = None
         self._exporter: Exporter | None = None
         self._lock_fd: int | None = None
         self._pg_lock: Any = None  # the PostgreSQL connection holding the advisory lock
@@ -129,10 +136,8 @@ class Upkeep:
         self.stopping.set()
 
     def close(self) -> None:
-        """Release the locks and the store."""
+        """Release the locks (the store is the provider's, closed by its owner)."""
         if self._pid == os.getpid():
-            if self._store is not None:
-                self._store.close()
             if self._pg_lock is not None:
                 self._release_advisory()
             if self._lock_fd is not None:
@@ -141,25 +146,22 @@ class Upkeep:
 
     def _forget(self) -> None:
         # What a parent opened is not ours to close after a fork: the child only drops it.
-        self._store = self._exporter = self._pg_lock = self._lock_fd = None
+        self._exporter = self._pg_lock = self._lock_fd = None
         self._pid, self._pg_held, self._leading = 0, False, False
 
-    def _open(self) -> Any:
-        if self._store is None:
-            from shipway.store import store_from_url  # the package imports this module's neighbours
-
-            self._store = store_from_url(self.store_url, self.base_dir)
-            self._store.open()
-        if self._exporter is None and self.export_dir is not None:
+    def _open(self) -> Store:
+        store = self.stores.get()  # StoreUnavailable while it is down: the next turn tries again
+        if self.export_dir is not None and (self._exporter is None or self._exporter.store is not store):
+            # First turn, or the provider's handle was closed and opened again: an Exporter on it.
             self._exporter = Exporter(
-                self._store,
+                store,
                 self.export_dir,
                 self.schema,
                 batch_rows=self.batch_rows,
                 retention_days=self.export_retention_days,
                 archive_dir=self.export_archive_dir,
             )
-        return self._store
+        return store
 
     def _hold(self) -> bool:
         """Take or keep the file lock and, on PostgreSQL, the advisory lock; False while another holds one."""
@@ -172,7 +174,7 @@ class Upkeep:
                 os.close(fd)
                 return False
             self._lock_fd = fd
-        if not self.store_url.startswith(("postgresql:", "postgres:")):
+        if not self.stores.url.startswith(("postgresql:", "postgres:")):
             return True
         return self._hold_advisory()
 
@@ -194,7 +196,7 @@ class Upkeep:
         conn = self._pg_lock
         try:
             if conn is None or conn.closed or conn.broken:
-                conn = self._pg_lock = psycopg.connect(self.store_url, autocommit=True, connect_timeout=5)
+                conn = self._pg_lock = psycopg.connect(self.stores.url, autocommit=True, connect_timeout=5)
                 self._pg_held = False  # a lost session lost its lock with it
             row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_ADVISORY_KEY,)).fetchone()
             held = bool(row and row[0])

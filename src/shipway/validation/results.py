@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from shipway.common.merging import merge_fields
 from shipway.expect.cases import Failed
 from shipway.expect.diagnosis import Diagnosis
 from shipway.expect.expectations import Check
@@ -105,12 +106,9 @@ class Report:
         return f"{', '.join(parts)} in {self.seconds:.2f} s"
 
     def merge(self, other: Report) -> Report:
-        return Report(
-            self.results + other.results,
-            self.targets + other.targets,
-            min(self.started_at, other.started_at) if self.results else other.started_at,
-            self.seconds + other.seconds,
-        )
+        """Both runs' results and targets, one after the other, and their seconds added (common/merging.py)."""
+        started_at = min(self.started_at, other.started_at) if self.results else other.started_at
+        return merge_fields(self, other, started_at=started_at)
 
     def to_dict(self) -> dict[str, Any]:
         return {

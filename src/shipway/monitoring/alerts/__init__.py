@@ -8,8 +8,9 @@ imported on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from shipway.common.lazy import lazy_names
 
 if TYPE_CHECKING:
     from shipway.monitoring.alerts.alert_file import load_alerts, parse_alerts
@@ -38,9 +39,4 @@ _HOME = {
     "parse_alerts": "alert_file",
 }
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+__getattr__ = lazy_names(__name__, _HOME)

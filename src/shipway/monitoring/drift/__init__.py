@@ -9,8 +9,9 @@ are imported on first use, so reading a threshold does not load numpy.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from shipway.common.lazy import lazy_names
 
 if TYPE_CHECKING:
     from shipway.monitoring.drift.comparison import DriftReport, compare, compare_summary
@@ -47,9 +48,4 @@ _HOME = {
     "window_from_store": "window",
 }
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+__getattr__ = lazy_names(__name__, _HOME)

@@ -20,12 +20,13 @@ engines (shipway.engine) summarise parts of a log and merge them (`DriftJob`).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from shipway.common.merging import merge_fields
 from shipway.monitoring.drift import _radix
 from shipway.monitoring.drift import _stats as stats
 from shipway.monitoring.drift._columns import UnreadNumbers, count_categories, to_float, to_texts
@@ -105,25 +106,17 @@ class NumericPart:
         )
 
     def merge(self, other: NumericPart) -> NumericPart:
-        n = self.n + other.n
+        """Counts and sums add (common/merging.py); each gap's smallest value and the kept values merge here."""
         values = None
-        if self.values is not None and other.values is not None and n <= KEEP_VALUES:
+        if self.values is not None and other.values is not None and self.n + other.n <= KEEP_VALUES:
             values = np.sort(np.concatenate((self.values, other.values)))
         gap_min = np.minimum(self.gap_min, other.gap_min)
         gap_min_count = np.where(self.gap_min == gap_min, self.gap_min_count, 0) + np.where(
             other.gap_min == gap_min, other.gap_min_count, 0
         )
-        return NumericPart(
-            n=n,
-            invalid=self.invalid + other.invalid,
-            missing=self.missing + other.missing,
-            total=self.total + other.total,
-            cut_counts=self.cut_counts + other.cut_counts,
-            hist=self.hist + other.hist,
-            below=self.below + other.below,
-            above=self.above + other.above,
-            equal=self.equal + other.equal,
-            gap_count=self.gap_count + other.gap_count,
+        return merge_fields(
+            self,
+            other,
             gap_min=gap_min,
             gap_min_count=np.where(np.isinf(gap_min), 0, gap_min_count),
             values=values,
@@ -159,11 +152,10 @@ class CategoricalPart:
     @classmethod
     def of(cls, values: Sequence[Any] | np.ndarray) -> CategoricalPart:
         counts, missing = count_categories(values)
-        return cls(Counter({k: counts[k] for k in sorted(counts)}), missing)  # ties list in one order
+        return cls(_by_name(counts), missing)
 
     def merge(self, other: CategoricalPart) -> CategoricalPart:
-        counts = self.counts + other.counts
-        return CategoricalPart(Counter({k: counts[k] for k in sorted(counts)}), self.missing + other.missing)
+        return merge_fields(self, other, counts=_by_name(self.counts + other.counts))
 
 
 @dataclass(slots=True)
@@ -180,6 +172,9 @@ class TextPart:
         return cls(NumericPart.of_sorted(lengths, ref, 0, 0, keep), missing, invalid, texts if keep else None)
 
     def merge(self, other: TextPart) -> TextPart:
-        return TextPart(
-            self.lengths.merge(other.lengths), self.missing + other.missing, self.invalid + other.invalid, None
-        )
+        return merge_fields(self, other, texts=None)
+
+
+def _by_name(counts: Mapping[str, int]) -> Counter[str]:
+    """The counts in the order of their names: ties list in one order, whatever the split."""
+    return Counter({k: counts[k] for k in sorted(counts)})

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from shipway.common.merging import greatest, least, merge_fields
 from shipway.monitoring.drift._checks import Part, part_of
 from shipway.monitoring.drift.profile import Profile
 from shipway.monitoring.drift.window import Window
@@ -37,14 +38,12 @@ class WindowSummary:
     excluded: dict[str, int] = field(default_factory=dict)
 
     def merge(self, other: WindowSummary) -> WindowSummary:
-        excluded = {k: self.excluded.get(k, 0) + other.excluded.get(k, 0) for k in {**self.excluded, **other.excluded}}
-        return WindowSummary(
-            {name: part.merge(other.parts[name]) for name, part in self.parts.items()},  # type: ignore[arg-type]
-            self.n_rows + other.n_rows,
-            _pick(min, self.first_ts, other.first_ts),
-            _pick(max, self.last_ts, other.last_ts),
-            {k: excluded[k] for k in sorted(excluded)},
+        """Parts merge by feature, row counts add (common/merging.py); the window spans both."""
+        merged = merge_fields(
+            self, other, first_ts=least(self.first_ts, other.first_ts), last_ts=greatest(self.last_ts, other.last_ts)
         )
+        merged.excluded = dict(sorted(merged.excluded.items()))
+        return merged
 
     def to_dict(self) -> dict[str, Any]:
         return {"n_rows": self.n_rows, "first_ts": self.first_ts, "last_ts": self.last_ts, "excluded": self.excluded}
@@ -104,7 +103,3 @@ def merged(parts: Iterable[WindowSummary]) -> WindowSummary:
 
 def _parsed(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, (bytes, str)) else value
-
-
-def _pick(choose: Any, a: float | None, b: float | None) -> float | None:
-    return b if a is None else a if b is None else choose(a, b)

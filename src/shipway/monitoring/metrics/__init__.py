@@ -6,8 +6,9 @@ imported on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from shipway.common.lazy import lazy_names
 
 if TYPE_CHECKING:
     from shipway.monitoring.metrics.online import OnlineMetrics, online_metrics, recent_predictions
@@ -16,9 +17,4 @@ __all__ = ["OnlineMetrics", "online_metrics", "recent_predictions"]
 
 _HOME = {"OnlineMetrics": "online", "online_metrics": "online", "recent_predictions": "online"}
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+__getattr__ = lazy_names(__name__, _HOME)
