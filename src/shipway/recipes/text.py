@@ -187,7 +187,7 @@ class _OnEmbeddings(_Skops):
 
     def prepare(self, data: Data) -> None:
         for split in ("train", "valid", "test"):
-            embeddings(data, split)
+            embeddings(data, split, remember=True)
 
     def fit(self, data: Data, params: Mapping[str, Any], seed: int) -> Any:
         model = self.head(params, seed)
@@ -239,6 +239,9 @@ class MiniLMKNN(_OnEmbeddings):
 
 class MiniLMSVM(_OnEmbeddings):
     name = "minilm-svm"
+    # liblinear's primal solver draws no random numbers (scikit-learn: random_state "has no effect"
+    # when dual=False), and the calibration's folds are stratified without shuffling.
+    seeded = False
     kinds = ("text-classification", "ranking")
     summary = "all-MiniLM-L6-v2 sentence embeddings (offline) and a linear SVM, calibrated to probabilities"
     params = (
@@ -251,5 +254,7 @@ class MiniLMSVM(_OnEmbeddings):
         from sklearn.calibration import CalibratedClassifierCV
         from sklearn.svm import LinearSVC
 
-        svm = LinearSVC(C=params["C"], random_state=seed)
+        # The primal: 384 features and (nearly always) more rows than that, where scikit-learn's
+        # dual="auto" chose it already; explicit, so that the fit is seed-free on any data.
+        svm = LinearSVC(C=params["C"], dual=False)
         return CalibratedClassifierCV(svm, method="sigmoid", cv=int(params["folds"]))
