@@ -140,17 +140,32 @@ def try_recipes(
     # Recipes with nothing to prepare fit while the others prepare (the MiniLM embeddings).
     ready = [t for t in trials if type(recipes[t.recipe]).prepare is Recipe.prepare]
     later = [t for t in trials if t not in ready]
+    # What can be prepared in parts (a split's embeddings each) goes to the workers first, the
+    # longest part first, ahead of the fits that need nothing prepared: the workers share it, one
+    # thread each, and the parent then prepares from the cache they filled.
+    parts: dict[str, str] = {}
+    for trial in later:
+        for part in recipes[trial.recipe].prepare_parts(data):
+            parts.setdefault(part, trial.recipe)
     with concurrent.futures.ProcessPoolExecutor(
         max_workers=max(1, jobs), mp_context=context, initializer=_workers.start, initargs=(threads,)
     ) as pool:
+        started = time.perf_counter()
+        preparing = {
+            part: pool.submit(_workers.prepare_part, name, str(root), data, part) for part, name in parts.items()
+        }
         for group in (ready, later):
             for name in dict.fromkeys(t.recipe for t in group):
-                started, cpu = time.perf_counter(), time.process_time()
+                # A part is counted for the first recipe that names it; a failed part raises here.
+                mine = [preparing.pop(p) for p in recipes[name].prepare_parts(data) if p in preparing]
+                in_workers = sum(f.result() for f in mine)
+                cpu = time.process_time()
                 recipes[name].prepare(data)
                 if time.perf_counter() - started > 0.5:
                     say(
-                        f"prepared {name} in {time.perf_counter() - started:.1f} s, "
-                        f"{time.process_time() - cpu:.1f} CPU-s (shared by its seeds)"
+                        f"prepared {name} {time.perf_counter() - started:.1f} s after the start: "
+                        + (f"{len(mine)} parts in the workers, {in_workers:.1f} CPU-s, then " if mine else "")
+                        + f"{time.process_time() - cpu:.1f} CPU-s here (shared by its seeds)"
                     )
             for trial in group:
                 recipe = recipes[trial.recipe]

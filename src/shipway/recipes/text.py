@@ -176,6 +176,11 @@ class TfidfCentroid(Recipe):
         return np.asarray(vectoriser.transform([str(q) for q in inputs]) @ centroids.T)
 
 
+# The name of a part of what the MiniLM recipes prepare: one split's embeddings (the same for every
+# MiniLM recipe, so computed once).
+_PART = "minilm-l6 embeddings of "
+
+
 class _OnEmbeddings(_Skops):
     """A scikit-learn head over the offline MiniLM's sentence embeddings (cached per dataset)."""
 
@@ -188,6 +193,19 @@ class _OnEmbeddings(_Skops):
     def prepare(self, data: Data) -> None:
         for split in ("train", "valid", "test"):
             embeddings(data, split, remember=True)
+
+    def prepare_parts(self, data: Data) -> tuple[str, ...]:
+        if data.cache is None:  # nowhere to leave them for this process
+            return ()
+        splits = sorted(
+            (s for s in ("train", "valid", "test") if len(getattr(data, s))), key=lambda s: -len(getattr(data, s))
+        )
+        return tuple(f"{_PART}{s}" for s in splits)
+
+    def prepare_part(self, data: Data, part: str) -> None:
+        if not part.startswith(_PART):
+            super().prepare_part(data, part)
+        embeddings(data, part.removeprefix(_PART))
 
     def fit(self, data: Data, params: Mapping[str, Any], seed: int) -> Any:
         model = self.head(params, seed)
