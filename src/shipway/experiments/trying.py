@@ -159,9 +159,9 @@ def try_recipes(
                 # A part is counted for the first recipe that names it; a failed part raises here.
                 mine = [preparing.pop(p) for p in recipes[name].prepare_parts(data) if p in preparing]
                 in_workers = sum(f.result() for f in mine)
-                cpu = time.process_time()
+                cpu, here = time.process_time(), time.perf_counter()
                 recipes[name].prepare(data)
-                if time.perf_counter() - started > 0.5:
+                if mine or time.perf_counter() - here > 0.5:
                     say(
                         f"prepared {name} {time.perf_counter() - started:.1f} s after the start: "
                         + (f"{len(mine)} parts in the workers, {in_workers:.1f} CPU-s, then " if mine else "")
