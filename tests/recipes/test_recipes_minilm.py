@@ -46,6 +46,19 @@ def test_embeddings_are_computed_once_and_shared_by_recipes_and_seeds(tmp_path: 
     assert np.allclose(served.predict_proba(["x"]).sum(axis=1), 1.0)
 
 
+def test_the_calibrated_svm_on_embeddings_is_the_same_model_whatever_the_seed(tmp_path: Path) -> None:
+    # minilm-svm declares itself seed-free (`shipway try` fits it once for all seeds): the primal
+    # solver and unshuffled folds must make that true.
+    task = data(tmp_path / "cache")
+    recipe = recipes.get("minilm-svm")
+    assert recipe.seeded is False
+    fitted = [recipes.train(recipe, task, tmp_path / f"svm-{seed}", {"folds": 2}, seed) for seed in (0, 7)]
+    heads = [recipes.load(tmp_path / f"svm-{seed}").model for seed in (0, 7)]
+    for one, other in zip(heads[0].calibrated_classifiers_, heads[1].calibrated_classifiers_, strict=True):
+        assert np.array_equal(one.estimator.coef_, other.estimator.coef_)
+    assert all(m["cpu_seconds"] >= m["fit_cpu_seconds"] >= 0 for m in fitted)
+
+
 def test_the_fine_tuned_model_saves_weights_only_and_loads_back(tmp_path: Path) -> None:
     pytest.importorskip("torch", reason="needs shipway[pytorch]")
     recipe = recipes.get("minilm-finetune")
@@ -80,7 +93,13 @@ def test_an_epoch_visits_every_row_once_in_batches_grouped_by_length() -> None:
 def test_texts_of_the_task_are_looked_up_not_encoded_again(tmp_path: Path) -> None:
     from shipway.recipes import _minilm
 
-    vectors = _minilm.embeddings(data(tmp_path / "cache"), "train")
+    _minilm._known.clear()
+    # A fit (in a worker of `shipway try`) reads the embeddings without remembering them, so the
+    # latency it times afterwards includes the encoder.
+    _minilm.embeddings(data(tmp_path / "cache"), "train")
+    assert not _minilm._known
+    # The parent prepares: remembered, so the service's held-out answers are looked up.
+    vectors = _minilm.embeddings(data(tmp_path / "cache"), "train", remember=True)
     mixed = _minilm.encode([TEXTS[2], "a text never embedded", TEXTS[0]])
     assert np.array_equal(mixed[0], vectors[2]) and np.array_equal(mixed[2], vectors[0])
     fresh = _minilm._encode([TEXTS[2], "a text never embedded", TEXTS[0]])

@@ -26,12 +26,13 @@ from shipway.core.held_out import run_held_out, write_held_out
 from shipway.core.service import Service
 from shipway.core.settings import Settings
 from shipway.errors import ConfigError, RecipeError
+from shipway.experiments import _workers
 from shipway.experiments.dataset_versions import read_rows, split_files, split_for
 from shipway.experiments.steps import input_fields
 from shipway.experiments.tracking import open_run
 from shipway.experiments.training import current_dataset, held_out_inputs, task_for
 from shipway.project import Project
-from shipway.recipes import Data, Recipe, Split, get, train
+from shipway.recipes import Data, Recipe, Split, get
 from shipway.rules.live import LiveRules
 from shipway.store.base import Store
 from shipway.store.datasets import DatasetRecord
@@ -97,14 +98,6 @@ def task_data(settings: Settings, service: Service, dataset: DatasetRecord) -> D
     )
 
 
-def _fit(
-    recipe_name: str, project: str, data: Data, params: Mapping[str, Any], seed: int, folder: str, run_id: str
-) -> dict:
-    """In a worker process: fit one seed and write its folder; the manifest."""
-    recipe = get(recipe_name, Path(project))
-    return train(recipe, data, Path(folder), params, seed, meta={"run_id": run_id})
-
-
 def try_recipes(
     settings: Settings,
     service: Service,
@@ -147,15 +140,33 @@ def try_recipes(
     # Recipes with nothing to prepare fit while the others prepare (the MiniLM embeddings).
     ready = [t for t in trials if type(recipes[t.recipe]).prepare is Recipe.prepare]
     later = [t for t in trials if t not in ready]
+    # What can be prepared in parts (a split's embeddings each) goes to the workers first, the
+    # longest part first, ahead of the fits that need nothing prepared: the workers share it, one
+    # thread each, and the parent then prepares from the cache they filled.
+    parts: dict[str, str] = {}
+    for trial in later:
+        for part in recipes[trial.recipe].prepare_parts(data):
+            parts.setdefault(part, trial.recipe)
     with concurrent.futures.ProcessPoolExecutor(
-        max_workers=max(1, jobs), mp_context=context, initializer=_start_worker, initargs=(threads,)
+        max_workers=max(1, jobs), mp_context=context, initializer=_workers.start, initargs=(threads,)
     ) as pool:
+        started = time.perf_counter()
+        preparing = {
+            part: pool.submit(_workers.prepare_part, name, str(root), data, part) for part, name in parts.items()
+        }
         for group in (ready, later):
             for name in dict.fromkeys(t.recipe for t in group):
-                started = time.perf_counter()
+                # A part is counted for the first recipe that names it; a failed part raises here.
+                mine = [preparing.pop(p) for p in recipes[name].prepare_parts(data) if p in preparing]
+                in_workers = sum(f.result() for f in mine)
+                cpu, here = time.process_time(), time.perf_counter()
                 recipes[name].prepare(data)
-                if time.perf_counter() - started > 0.5:
-                    say(f"prepared {name} in {time.perf_counter() - started:.1f} s (shared by its seeds)")
+                if mine or time.perf_counter() - here > 0.5:
+                    say(
+                        f"prepared {name} {time.perf_counter() - started:.1f} s after the start: "
+                        + (f"{len(mine)} parts in the workers, {in_workers:.1f} CPU-s, then " if mine else "")
+                        + f"{time.process_time() - cpu:.1f} CPU-s here (shared by its seeds)"
+                    )
             for trial in group:
                 recipe = recipes[trial.recipe]
                 params = recipe.resolve(trial.params)
@@ -183,7 +194,7 @@ def try_recipes(
                 # A recipe whose fit draws no random numbers fits once: its other seeds get the same model.
                 for fitted in [runs] if not recipe.seeded else [[r] for r in runs]:
                     run, seed, folder = fitted[0]
-                    future = pool.submit(_fit, trial.recipe, str(root), data, params, seed, str(folder), run.id)
+                    future = pool.submit(_workers.fit, trial.recipe, str(root), data, params, seed, str(folder), run.id)
                     pending[future] = (fitted, trial.recipe)
         for future in concurrent.futures.as_completed(pending):
             fitted, name = pending[future]
@@ -217,17 +228,6 @@ def try_recipes(
     return finished
 
 
-def _start_worker(threads: int) -> None:
-    """A worker's thread pools (BLAS, OpenMP, PyTorch) capped so that the workers share the cores."""
-    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(variable, str(threads))
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return
-    threadpool_limits(threads)
-
-
 class _HeldOut:
     """The project's service on each tried model, answering the held-out examples as `shipway train`
     records them (core/held_out.py): the parity gate checks a deploy of the folder against them."""
@@ -241,6 +241,7 @@ class _HeldOut:
     def record(self, folder: Path, manifest: dict[str, Any], say: Echo) -> None:
         if self.split is None:
             return
+        cpu = time.process_time()  # the parent's: it does nothing else meanwhile
         try:
             pipeline = self.project.build(LiveRules(), folder, fresh=True)
             answers = run_held_out(pipeline, self.inputs)
@@ -249,6 +250,7 @@ class _HeldOut:
                 f"the service failed on the model: {type(exc).__name__}: {exc}")  # fmt: skip
             return
         write_held_out(folder, self.split, self.dataset.version, answers)
+        manifest["held_out_cpu_seconds"] = round(time.process_time() - cpu, 2)
         # Listed and hashed with the model's files (the version stays the digest of the model's own).
         manifest.update(write_manifest(folder, {k: v for k, v in manifest.items() if k != "files"}))
 
@@ -256,6 +258,7 @@ class _HeldOut:
 def _record(run: Any, manifest: Mapping[str, Any], folder: Path) -> None:
     metrics = dict(manifest["metrics"])
     metrics["fit_seconds"] = manifest["fit_seconds"]
+    metrics["fit_cpu_seconds"] = manifest["fit_cpu_seconds"]
     metrics["model_size_bytes"] = manifest["model_bytes"]
     if manifest.get("latency_ms") is not None:
         metrics["latency_ms_p50"] = manifest["latency_ms"]

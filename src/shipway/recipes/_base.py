@@ -112,6 +112,19 @@ class Recipe:
     def prepare(self, data: Data) -> None:
         """Compute what every seed shares (embeddings) before seeds run in parallel; optional."""
 
+    def prepare_parts(self, data: Data) -> tuple[str, ...]:
+        """Parts of `prepare` that can run apart, in other processes at once, each leaving its
+        result in `data.cache` (one split's embeddings), longest first; optional. A part's name
+        says what it computes: recipes that name the same part share it. `shipway try` runs each
+        with `prepare_part` in its workers, then `prepare`, which finds them done."""
+        return ()
+
+    def prepare_part(self, data: Data, part: str) -> None:
+        """Compute one of `prepare_parts(data)`."""
+        raise RecipeError(
+            f"recipe {self.name!r} names no part {part!r} to prepare; its parts: {self.prepare_parts(data)}"
+        )
+
     def fit(self, data: Data, params: Mapping[str, Any], seed: int) -> Any:
         raise NotImplementedError
 

@@ -22,9 +22,10 @@ __all__ = ["ENCODER", "embeddings", "encode", "encoder", "model_path"]
 
 ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 _BATCH = 128
-# The embeddings this process has read or computed for a task's splits, by text: a model of a
-# MiniLM recipe run through the service on those same texts (the held-out answers `shipway try`
-# records) looks them up instead of encoding them again.
+# The embeddings this process was asked to remember for a task's splits, by text: a model of a
+# MiniLM recipe run through the service on those same texts (the held-out answers the parent of
+# `shipway try` records) looks them up instead of encoding them again. A worker remembers none,
+# so the served latency it times includes the encoder.
 _known: dict[str, np.ndarray] = {}
 
 
@@ -69,15 +70,17 @@ def _encode(texts: list[str]) -> np.ndarray:
     return np.asarray(vectors, dtype=np.float32)
 
 
-def embeddings(data: Data, split: str) -> np.ndarray:
-    """One split's embeddings, from the cache when another recipe or seed computed them already."""
+def embeddings(data: Data, split: str, *, remember: bool = False) -> np.ndarray:
+    """One split's embeddings, from the cache when another recipe or seed computed them already;
+    with `remember`, `encode` looks these texts up from then on in this process."""
     inputs = [str(x) for x in getattr(data, split).inputs]
+    keep = _remember if remember else (lambda _, vectors: vectors)
     if data.cache is None:
-        return _remember(inputs, encode(inputs))
+        return keep(inputs, encode(inputs))
     path = data.cache / "embeddings" / f"minilm-l6-{data.fingerprint(split)}.npy"
     if path.exists():
-        return _remember(inputs, np.load(path, allow_pickle=False))
-    vectors = _remember(inputs, encode(inputs))
+        return keep(inputs, np.load(path, allow_pickle=False))
+    vectors = keep(inputs, encode(inputs))
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(f".{os.getpid()}.tmp.npy")
     np.save(temporary, vectors, allow_pickle=False)

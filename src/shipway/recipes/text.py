@@ -176,6 +176,11 @@ class TfidfCentroid(Recipe):
         return np.asarray(vectoriser.transform([str(q) for q in inputs]) @ centroids.T)
 
 
+# The name of a part of what the MiniLM recipes prepare: one split's embeddings (the same for every
+# MiniLM recipe, so computed once).
+_PART = "minilm-l6 embeddings of "
+
+
 class _OnEmbeddings(_Skops):
     """A scikit-learn head over the offline MiniLM's sentence embeddings (cached per dataset)."""
 
@@ -187,7 +192,20 @@ class _OnEmbeddings(_Skops):
 
     def prepare(self, data: Data) -> None:
         for split in ("train", "valid", "test"):
-            embeddings(data, split)
+            embeddings(data, split, remember=True)
+
+    def prepare_parts(self, data: Data) -> tuple[str, ...]:
+        if data.cache is None:  # nowhere to leave them for this process
+            return ()
+        splits = sorted(
+            (s for s in ("train", "valid", "test") if len(getattr(data, s))), key=lambda s: -len(getattr(data, s))
+        )
+        return tuple(f"{_PART}{s}" for s in splits)
+
+    def prepare_part(self, data: Data, part: str) -> None:
+        if not part.startswith(_PART):
+            super().prepare_part(data, part)
+        embeddings(data, part.removeprefix(_PART))
 
     def fit(self, data: Data, params: Mapping[str, Any], seed: int) -> Any:
         model = self.head(params, seed)
@@ -239,6 +257,9 @@ class MiniLMKNN(_OnEmbeddings):
 
 class MiniLMSVM(_OnEmbeddings):
     name = "minilm-svm"
+    # liblinear's primal solver draws no random numbers (scikit-learn: random_state "has no effect"
+    # when dual=False), and the calibration's folds are stratified without shuffling.
+    seeded = False
     kinds = ("text-classification", "ranking")
     summary = "all-MiniLM-L6-v2 sentence embeddings (offline) and a linear SVM, calibrated to probabilities"
     params = (
@@ -251,5 +272,7 @@ class MiniLMSVM(_OnEmbeddings):
         from sklearn.calibration import CalibratedClassifierCV
         from sklearn.svm import LinearSVC
 
-        svm = LinearSVC(C=params["C"], random_state=seed)
+        # The primal: 384 features and (nearly always) more rows than that, where scikit-learn's
+        # dual="auto" chose it already; explicit, so that the fit is seed-free on any data.
+        svm = LinearSVC(C=params["C"], dual=False)
         return CalibratedClassifierCV(svm, method="sigmoid", cv=int(params["folds"]))
