@@ -1,6 +1,7 @@
 """Run tracking and dataset versioning, side by side with their baselines in one run (issue 18).
 
     .venv/bin/python bench/experiments_bench.py [--rounds 5] [--artifact-mb 50] [--runs 10000] [--data-mb 200]
+        [--only listing|dataset|banking77|...] [--build NAME=ROOT ...]
 
 1. A run's 10 parameters and 100 metrics, logged one at a time: shipway's `Run` against
    MLflow's client on its local SQLite tracking store (rounds interleaved, medians).
@@ -8,6 +9,11 @@
 3. Listing 10,000 runs from a SQLite store.
 4. Hashing a dataset (content version) and building and registering it against writing its
    files with the csv module.
+
+`--build NAME=ROOT` measures listing, the synthetic dataset and banking77 for this checkout and
+for another one (ROOT: a checkout or `git archive` of another commit, whose src/ and
+examples/banking77 are used), each in its own processes of `--rounds` rounds, alternating, and
+reports both with their ratio.
 """
 
 from __future__ import annotations
@@ -15,10 +21,13 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import json
 import os
 import random
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -119,7 +128,8 @@ def bench_artifact(tmp: Path, mb: int, rounds: int) -> None:
     print(f"store a {mb} MB artifact: shipway {a * 1000:.0f} ms, copy + sha256 {b * 1000:.0f} ms, ratio {a / b:.2f}")
 
 
-def bench_listing(tmp: Path, runs: int, rounds: int) -> None:
+def bench_listing(tmp: Path, runs: int, rounds: int) -> list[tuple[float, float]]:
+    """Wall and CPU seconds of each listing of `runs` runs."""
     with open_store(f"sqlite:///{tmp / 'many.db'}") as store:
         for i in range(runs):
             record = RunRecord(
@@ -134,17 +144,8 @@ def bench_listing(tmp: Path, runs: int, rounds: int) -> None:
                 metrics={"valid_accuracy": 0.9, "test_accuracy": 0.88, "latency_ms_p50": 1.2},
             )
             store.insert_run(record)
-        cpu = []
-        for _ in range(rounds):
-            started = time.process_time()
-            store.list_runs(project="bench")
-            cpu.append(time.process_time() - started)
-        seconds = median_of(lambda: store.list_runs(project="bench"), rounds)
         assert len(store.list_runs(project="bench")) == runs
-    print(
-        f"list {runs:,} runs (SQLite): {seconds * 1000:.0f} ms wall, {statistics.median(cpu) * 1000:.0f} ms CPU "
-        f"(medians of {rounds})"
-    )
+        return [timed(lambda: store.list_runs(project="bench")) for _ in range(rounds)]
 
 
 def write_dataset(folder: Path, rows: list[tuple[str, str]]) -> None:
@@ -160,7 +161,7 @@ def write_dataset(folder: Path, rows: list[tuple[str, str]]) -> None:
             writer.writerows(part)
 
 
-def bench_dataset(tmp: Path, mb: int, rounds: int) -> None:
+def bench_dataset(tmp: Path, mb: int, rounds: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
     rng = random.Random(7)
     words = [f"w{i}" for i in range(5000)]
     labels = [f"label_{i}" for i in range(77)]
@@ -199,15 +200,16 @@ def bench_dataset(tmp: Path, mb: int, rounds: int) -> None:
         )
         shutil.rmtree(out)
         shutil.rmtree(tmp / f"data-objects-{i}")
-    report(f"{mib:.0f} MiB written with csv.writer", "registering them", writes, registers)
+    print(f"{mib:.0f} MiB written with csv.writer, then registered")
+    return writes, registers
 
 
-def bench_banking77(tmp: Path, rounds: int) -> None:
+def bench_banking77(tmp: Path, rounds: int, root: Path) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
     """The example's real dataset step (data.py: read, clean, split, write) against the same
     step followed by registering what it wrote."""
     import importlib.util
 
-    example = Path(__file__).resolve().parent.parent / "examples" / "banking77"
+    example = root / "examples" / "banking77"
     spec = importlib.util.spec_from_file_location("banking77_data", example / "data.py")
     assert spec is not None and spec.loader is not None
     data = importlib.util.module_from_spec(spec)
@@ -224,7 +226,7 @@ def bench_banking77(tmp: Path, rounds: int) -> None:
                 )
             )
         )
-    report("banking77 data.py", "registering what it wrote", steps, registers)
+    return steps, registers
 
 
 def bench_describe(rounds: int) -> None:
@@ -254,13 +256,53 @@ def timed(fn: Callable[[], object]) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def report(base: str, extra: str, bases: list[tuple[float, float]], extras: list[tuple[float, float]]) -> None:
-    parts = []
-    for index, clock in ((1, "CPU"), (0, "wall")):
-        b = statistics.median(t[index] for t in bases)
-        e = statistics.median(t[index] for t in extras)
-        parts.append(f"{clock}: {base} {b:.3f} s, {extra} {e:.3f} s (+{e / b:.0%})")
-    print("; ".join(parts))
+def measure(only: str, tmp: Path, args: argparse.Namespace) -> dict[str, list[tuple[float, float]]]:
+    """The raw (wall, CPU) seconds of one of listing, dataset and banking77."""
+    if only == "listing":
+        return {"listing": bench_listing(tmp, args.runs, args.rounds)}
+    if only == "dataset":
+        writes, registers = bench_dataset(tmp, args.data_mb, args.rounds)
+        return {"writing": writes, "registering": registers}
+    steps, registers = bench_banking77(tmp, args.rounds, args.root)
+    return {"data.py": steps, "registering": registers}
+
+
+def show(only: str, results: dict[str, dict[str, list[tuple[float, float]]]]) -> None:
+    """Medians per build, CPU and wall, and each build against the first."""
+    first = next(iter(results))
+    for build, found in results.items():
+        parts = []
+        for index, clock in ((1, "CPU"), (0, "wall")):
+            medians = {k: statistics.median(t[index] for t in v) for k, v in found.items()}
+            text = ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in medians.items())
+            if len(medians) == 2:
+                base, extra = medians.values()
+                text += f" (+{extra / base:.1%})"
+            if build != first:
+                mine = {k: statistics.median(t[index] for t in v) for k, v in results[first].items()}
+                text += "; against " + first + ": " + ", ".join(f"{k} {mine[k] / medians[k]:.2f}x" for k in medians)
+            parts.append(f"{clock}: {text}")
+        rounds = len(next(iter(found.values())))
+        print(f"{only} [{build}, {rounds} rounds]: " + "; ".join(parts))
+
+
+def side_by_side(only: str, args: argparse.Namespace) -> None:
+    """Each build in its own processes (its src/ first on the path), alternating, `--rounds` each."""
+    builds = {"this": ROOT, **{n: Path(r).resolve() for n, r in (b.split("=", 1) for b in args.build)}}
+    results: dict[str, dict[str, list[tuple[float, float]]]] = {name: {} for name in builds}
+    for r in range(args.repeat):
+        for name in builds if r % 2 == 0 else list(reversed(builds)):
+            root = builds[name]
+            command = [sys.executable, __file__, "--only", only, "--rounds", str(args.rounds), "--emit"]
+            command += ["--root", str(root), "--runs", str(args.runs), "--data-mb", str(args.data_mb)]
+            env = {**os.environ, "PYTHONPATH": str(root / "src")}
+            out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+            for key, values in json.loads(out.strip().splitlines()[-1]).items():
+                results[name].setdefault(key, []).extend(map(tuple, values))
+    show(only, results)
+
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
@@ -272,19 +314,27 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=["logging", "artifact", "listing", "dataset", "banking77", "describe"], default=None
     )
+    parser.add_argument("--build", action="append", default=[], help="NAME=ROOT: another checkout, side by side")
+    parser.add_argument("--repeat", type=int, default=3, help="processes per build with --build")
+    parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    parser.add_argument("--emit", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.build:
+        for only in [args.only] if args.only else ["listing", "dataset", "banking77"]:
+            side_by_side(only, args)
+        return
     with tempfile.TemporaryDirectory(prefix="shipway-bench-") as name:
         tmp = Path(name)
+        if args.emit:
+            print(json.dumps(measure(args.only, tmp, args)))
+            return
         if args.only in (None, "logging"):
             bench_logging(tmp, args.rounds)
         if args.only in (None, "artifact"):
             bench_artifact(tmp, args.artifact_mb, args.rounds)
-        if args.only in (None, "listing"):
-            bench_listing(tmp, args.runs, args.rounds)
-        if args.only in (None, "dataset"):
-            bench_dataset(tmp, args.data_mb, args.rounds)
-        if args.only in (None, "banking77"):
-            bench_banking77(tmp, args.rounds)
+        for only in ("listing", "dataset", "banking77"):
+            if args.only in (None, only):
+                show(only, {"this": measure(only, tmp, args)})
         if args.only in (None, "describe"):
             bench_describe(max(args.rounds, 30))
 

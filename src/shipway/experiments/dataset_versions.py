@@ -24,10 +24,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import compress, repeat
 from operator import itemgetter, not_
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from shipway.errors import DataError
+from shipway.experiments.split_writer import HANDOVER, handed_over
 from shipway.store.datasets import DatasetRecord
 from shipway.store.objects import CHUNK, ObjectStore
 
@@ -106,6 +107,11 @@ def canonical_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _canonical(data: bytes) -> str:
+    """`canonical_digest` of bytes in memory."""
+    return hashlib.sha256(data.replace(b"\r\n", b"\n")).hexdigest()
+
+
 def content_version(folder: Path) -> str:
     """The content version of the dataset in `folder` (16 hex characters)."""
     return _version({split: (path, canonical_digest(path)) for split, path in split_files(folder).items()})
@@ -146,37 +152,49 @@ def describe(folder: Path, target: str | None) -> tuple[dict[str, int], dict[str
     labels: dict[str, dict[str, int]] = {}
     columns: list[str] = []
     for split, path in split_files(folder).items():
-        counts: Counter[str] = Counter()
-        n = 0
-        if path.suffix.lower() == ".csv":
-            header, n, counts = _count_csv(path, target)
-            columns = columns or header
-        else:
-            for row in read_rows(path):
-                columns = columns or list(row)
-                n += 1
-                if target is not None and target in row:
-                    counts[str(row[target])] += 1
-        rows[split] = n
+        header, rows[split], counts = _describe_split(path, target)
+        columns = columns or header
         if counts:
             labels[split] = dict(sorted(counts.items()))
     return rows, labels, columns
 
 
-def _count_csv(path: Path, target: str | None) -> tuple[list[str], int, Counter[str]]:
+def _describe_split(path: Path, target: str | None, data: bytes | None = None) -> tuple[list[str], int, Counter[str]]:
+    """A split's columns, rows and counts of its `target` column, from `data` (its bytes) if given."""
+    if path.suffix.lower() == ".csv":
+        return _count_csv(path, target, data)
+    counts: Counter[str] = Counter()
+    columns: list[str] = []
+    n = 0
+    for row in read_rows(path):
+        columns = columns or list(row)
+        n += 1
+        if target is not None and target in row:
+            counts[str(row[target])] += 1
+    return columns, n, counts
+
+
+def _count_csv(path: Path, target: str | None, data: bytes | None = None) -> tuple[list[str], int, Counter[str]]:
     """A CSV split's header, its number of rows and the counts of its `target` column."""
-    with open(path, encoding="utf-8", newline="") as fh:
+    if data is None and path.stat().st_size < ARROW_BYTES:
+        data = path.read_bytes()
+    text = None if data is None else data.decode("utf-8")
+
+    def lines() -> io.TextIOBase:
+        return open(path, encoding="utf-8", newline="") if text is None else io.StringIO(text, newline="")
+
+    with lines() as fh:
         header = next(csv.reader(fh), [])
-    if target in header and path.stat().st_size >= ARROW_BYTES:
+    if target in header and text is None:
         found = _count_with_arrow(path, target)
         if found is not None:
             return header, found.total(), found
-    elif target in header:
-        counted = _count_lines(path.read_text(encoding="utf-8"), header.index(target))
+    elif target in header and text is not None:
+        counted = _count_lines(text, header.index(target))
         if counted is not None:
             return header, counted.total(), counted
     counts: Counter[str] = Counter()
-    with open(path, encoding="utf-8", newline="") as fh:
+    with lines() as fh:
         # The csv reader's lists, not DictReader's dicts: the description reads every row.
         reader = csv.reader(fh)
         next(reader, None)
@@ -257,10 +275,45 @@ def register_folder(
     """Hash, describe and store the dataset in `folder`; the record to register.
 
     Every file of the folder (splits and others) is copied into the artifact folder, so that
-    the version can be rebuilt anywhere (`materialize`)."""
+    the version can be rebuilt anywhere (`materialize`). Each file is read once: a split under
+    `ARROW_BYTES` is read whole, hashed, described from those bytes (or from what `write_split`
+    handed over for exactly those bytes) and stored after the checks; a larger one is hashed while
+    it is copied, before them."""
     folder = Path(folder)
     splits = split_files(folder)
-    rows, labels, columns = describe(folder, target)
+    handover = handed_over(folder)
+    rows: dict[str, int] = {}
+    labels: dict[str, dict[str, int]] = {}
+    columns: list[str] = []
+    files: dict[str, dict[str, Any]] = {}
+    canonical: dict[str, tuple[Path, str]] = {}
+    held: dict[Path, bytes] = {}
+    for split, path in splits.items():
+        data: bytes | None = None
+        if path.stat().st_size < ARROW_BYTES:
+            data = held[path] = path.read_bytes()
+            digest, size = hashlib.sha256(data).hexdigest(), len(data)
+            crlf = b"\r" in data
+        else:
+            carriage = [False]
+
+            def seen(chunk: memoryview, carriage: list[bool] = carriage) -> None:
+                carriage[0] = carriage[0] or b"\r" in bytes(chunk)
+
+            # One read: the copy's SHA-256 is the canonical digest unless the file has a CR.
+            digest, size = objects.put(path, observe=seen)
+            crlf = carriage[0]
+        files[path.relative_to(folder).as_posix()] = {"digest": digest, "size": size}
+        canonical[split] = (path, (_canonical(data) if data is not None else canonical_digest(path)) if crlf else digest)
+        given = handover.get(path.name)
+        if given is not None and given["digest"] == digest and (target is None or given["target"] == target):
+            header, rows[split] = list(given["columns"]), given["rows"]
+            counts = Counter(given["labels"] if target is not None else {})
+        else:
+            header, rows[split], counts = _describe_split(path, target, data)
+        columns = columns or header
+        if counts:
+            labels[split] = dict(sorted(counts.items()))
     if target is not None and not labels:
         raise DataError(
             f"the dataset in {str(folder)!r} has no column {target!r} (the `data.target` setting); "
@@ -272,27 +325,20 @@ def register_folder(
             f"the dataset in {str(folder)!r} lacks the service's input field(s) {missing}; its columns are "
             f"{', '.join(columns)}: the dataset step must write a column per input field of the service"
         )
-    files: dict[str, dict[str, Any]] = {}
-    canonical: dict[str, tuple[Path, str]] = {}
-    by_path = {path: split for split, path in splits.items()}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        carriage = [False]
-
-        def seen(chunk: memoryview, carriage: list[bool] = carriage) -> None:
-            carriage[0] = carriage[0] or b"\r" in bytes(chunk)
-
-        # One read per file: the copy's SHA-256 is the canonical digest unless the file has a CR.
-        digest, size = objects.put(path, observe=seen if path in by_path else None)
-        files[path.relative_to(folder).as_posix()] = {"digest": digest, "size": size}
-        if path in by_path:
-            canonical[by_path[path]] = (path, canonical_digest(path) if carriage[0] else digest)
+        relative = path.relative_to(folder).as_posix()
+        if path in held:
+            objects.put_bytes(held[path])
+        elif relative not in files and relative != HANDOVER:
+            digest, size = objects.put(path)
+            files[relative] = {"digest": digest, "size": size}
     return DatasetRecord(
         name=name,
         version=_version(canonical),
         rows=rows,
         schema=dict(schema or {c: "str" for c in columns if c != target}),
         labels=labels,
-        files=files,
+        files=dict(sorted(files.items(), key=lambda item: PurePosixPath(item[0]))),
         target=target,
         code_commit=code_commit,
         command=command,
