@@ -68,10 +68,16 @@ def write_split(
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(table)
-    with open(path, "rb") as fh:
-        digest = hashlib.file_digest(fh, "sha256").hexdigest()
-    _record(path, {"digest": digest, "rows": len(table), "columns": header, "target": target, "labels": labels})
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    # csv.writer leaves a CR inside a value unquoted when lines end in LF, and a reader takes it
+    # for a line break: such a file is described from what it reads back, as without write_split.
+    _record(path, None if b"\r" in data else _entry(digest, len(table), header, target, labels))
     return digest
+
+
+def _entry(digest: str, rows: int, columns: list[str], target: str | None, labels: dict[str, int]) -> Handover:
+    return {"digest": digest, "rows": rows, "columns": columns, "target": target, "labels": labels}
 
 
 def _written(value: Any) -> str:
@@ -79,11 +85,13 @@ def _written(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _record(path: Path, handover: Handover) -> None:
-    """Add or replace `path`'s entry in its folder's handover file."""
+def _record(path: Path, handover: Handover | None) -> None:
+    """Add, replace or (None) remove `path`'s entry in its folder's handover file."""
     file = path.parent / HANDOVER
     splits = _read(file)
-    splits[path.name] = handover
+    splits.pop(path.name, None)
+    if handover is not None:
+        splits[path.name] = handover
     file.write_text(json.dumps({"format": _FORMAT, "splits": splits}, sort_keys=True) + "\n")
 
 
