@@ -179,11 +179,9 @@ def _count_csv(path: Path, target: str | None, data: bytes | None = None) -> tup
     if data is None and path.stat().st_size < ARROW_BYTES:
         data = path.read_bytes()
     text = None if data is None else data.decode("utf-8")
-
-    def lines() -> io.TextIOBase:
-        return open(path, encoding="utf-8", newline="") if text is None else io.StringIO(text, newline="")
-
-    with lines() as fh:
+    # The header and the csv module's reading come from the file: a StringIO of the text would
+    # copy it into 4 bytes a character first.
+    with open(path, encoding="utf-8", newline="") as fh:
         header = next(csv.reader(fh), [])
     if target in header and text is None:
         found = _count_with_arrow(path, target)
@@ -194,7 +192,7 @@ def _count_csv(path: Path, target: str | None, data: bytes | None = None) -> tup
         if counted is not None:
             return header, counted.total(), counted
     counts: Counter[str] = Counter()
-    with lines() as fh:
+    with open(path, encoding="utf-8", newline="") as fh:
         # The csv reader's lists, not DictReader's dicts: the description reads every row.
         reader = csv.reader(fh)
         next(reader, None)
