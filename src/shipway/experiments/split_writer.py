@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from shipway.errors import DataError
 
@@ -92,20 +93,19 @@ def _record(path: Path, handover: Handover | None) -> None:
     splits.pop(path.name, None)
     if handover is not None:
         splits[path.name] = handover
-    file.write_text(json.dumps({"format": _FORMAT, "splits": splits}, sort_keys=True) + "\n")
+    file.write_bytes(orjson.dumps({"format": _FORMAT, "splits": splits}, option=orjson.OPT_SORT_KEYS))
 
 
-def _read(file: Path) -> dict[str, Handover]:
+def _read(file: Path) -> dict[str, Any]:
+    """The entries of a handover file as written (unchecked); none if it is missing or unreadable."""
     try:
-        document = json.loads(file.read_bytes())
+        document = orjson.loads(file.read_bytes())
     except (OSError, ValueError):
-        return {}  # none, or unreadable: every split is then described from its rows
+        return {}  # then every split is described from its rows
     if not isinstance(document, dict) or document.get("format") != _FORMAT:
         return {}
     splits = document.get("splits")
-    if not isinstance(splits, dict):
-        return {}
-    return {name: entry for name, entry in splits.items() if _well_formed(entry)}
+    return splits if isinstance(splits, dict) else {}
 
 
 def _well_formed(entry: Any) -> bool:
@@ -125,4 +125,4 @@ def _well_formed(entry: Any) -> bool:
 def handed_over(folder: Path) -> dict[str, Handover]:
     """The handed-over descriptions in `folder`, by split file name (each still to be matched
     against its file's digest by the caller)."""
-    return _read(Path(folder) / HANDOVER)
+    return {name: entry for name, entry in _read(Path(folder) / HANDOVER).items() if _well_formed(entry)}
