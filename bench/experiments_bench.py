@@ -6,7 +6,7 @@
 1. A run's 10 parameters and 100 metrics, logged one at a time: shipway's `Run` against
    MLflow's client on its local SQLite tracking store (rounds interleaved, medians).
 2. Storing a 50 MB artifact against copying it and hashing it.
-3. Listing 10,000 runs from a SQLite store.
+3. Listing 10,000 runs from a SQLite store (and PostgreSQL with `--postgres URL`).
 4. Hashing a dataset (content version) and building and registering it against writing its
    files with the csv module.
 
@@ -19,6 +19,7 @@ reports both with their ratio.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
 import json
@@ -30,7 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from shipway.experiments.dataset_versions import content_version, register_folder
@@ -128,9 +130,9 @@ def bench_artifact(tmp: Path, mb: int, rounds: int) -> None:
     print(f"store a {mb} MB artifact: shipway {a * 1000:.0f} ms, copy + sha256 {b * 1000:.0f} ms, ratio {a / b:.2f}")
 
 
-def bench_listing(tmp: Path, runs: int, rounds: int) -> list[tuple[float, float]]:
-    """Wall and CPU seconds of each listing of `runs` runs."""
-    with open_store(f"sqlite:///{tmp / 'many.db'}") as store:
+def bench_listing(url: str, runs: int, rounds: int) -> list[tuple[float, float]]:
+    """Wall and CPU seconds of each listing of `runs` runs from the store at `url`."""
+    with open_store(url) as store:
         for i in range(runs):
             record = RunRecord(
                 id=f"{i:032x}",
@@ -146,6 +148,20 @@ def bench_listing(tmp: Path, runs: int, rounds: int) -> list[tuple[float, float]
             store.insert_run(record)
         assert len(store.list_runs(project="bench")) == runs
         return [timed(lambda: store.list_runs(project="bench")) for _ in range(rounds)]
+
+
+@contextlib.contextmanager
+def postgres_schema(url: str) -> Iterator[str]:
+    """`url` in a schema of its own, dropped afterwards."""
+    import psycopg
+
+    schema = f"shipway_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            yield url + ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
+        finally:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def write_dataset(folder: Path, rows: list[tuple[str, str]], write_split: Callable[..., object] | None = None) -> None:
@@ -272,7 +288,11 @@ def timed(fn: Callable[[], object]) -> tuple[float, float]:
 def measure(only: str, tmp: Path, args: argparse.Namespace) -> dict[str, list[tuple[float, float]]]:
     """The raw (wall, CPU) seconds of one of listing, dataset and banking77."""
     if only == "listing":
-        return {"listing": bench_listing(tmp, args.runs, args.rounds)}
+        found = {"SQLite": bench_listing(f"sqlite:///{tmp / 'many.db'}", args.runs, args.rounds)}
+        if args.postgres:
+            with postgres_schema(args.postgres) as url:
+                found["PostgreSQL"] = bench_listing(url, args.runs, args.rounds)
+        return found
     if only == "dataset":
         return bench_dataset(tmp, args.data_mb, args.rounds)
     steps, registers = bench_banking77(tmp, args.rounds, args.root)
@@ -286,12 +306,12 @@ def show(only: str, results: dict[str, dict[str, list[tuple[float, float]]]]) ->
         parts = []
         for index, clock in ((1, "CPU"), (0, "wall")):
             medians = {k: statistics.median(t[index] for t in v) for k, v in found.items()}
-            # The measures come in pairs: a step, then registering what it wrote (or one alone).
+            # The dataset measures come in pairs: a step, then registering what it wrote.
             names, values = list(medians), list(medians.values())
             text = ", ".join(
                 f"{names[i]} {values[i] * 1000:.1f} ms"
-                + (f", {names[i + 1]} {values[i + 1] * 1000:.1f} ms (+{values[i + 1] / values[i]:.1%})" if i + 1 < len(names) else "")
-                for i in range(0, len(names), 2)
+                + (f", {names[i + 1]} {values[i + 1] * 1000:.1f} ms (+{values[i + 1] / values[i]:.1%})" if only != "listing" else "")
+                for i in range(0, len(names), 1 if only == "listing" else 2)
             )  # fmt: skip
             if build != first:
                 mine = {k: statistics.median(t[index] for t in v) for k, v in results[first].items()}
@@ -312,6 +332,7 @@ def side_by_side(only: str, args: argparse.Namespace) -> None:
             root = builds[name]
             command = [sys.executable, __file__, "--only", only, "--rounds", str(args.rounds), "--emit"]
             command += ["--root", str(root), "--runs", str(args.runs), "--data-mb", str(args.data_mb)]
+            command += ["--postgres", args.postgres] if args.postgres else []
             env = {**os.environ, "PYTHONPATH": str(root / "src")}
             out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
             for key, values in json.loads(out.strip().splitlines()[-1]).items():
@@ -333,6 +354,7 @@ def main() -> None:
     )
     parser.add_argument("--build", action="append", default=[], help="NAME=ROOT: another checkout, side by side")
     parser.add_argument("--repeat", type=int, default=3, help="processes per build with --build")
+    parser.add_argument("--postgres", default=None, help="a PostgreSQL URL: also list runs there (own schema)")
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--emit", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

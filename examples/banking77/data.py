@@ -128,7 +128,9 @@ def build_dataset(src: Path, out: Path, *, valid_fraction: float = VALID_FRACTIO
 
     out.mkdir(parents=True, exist_ok=True)
     splits = {"train": train, "valid": valid, "test": test}
-    files = {f"{name}.csv": write_split(out / f"{name}.csv", COLUMNS, splits[name], target="category") for name in SPLITS}
+    files = {
+        f"{name}.csv": write_split(out / f"{name}.csv", COLUMNS, splits[name], target="category") for name in SPLITS
+    }
     categories = json.dumps(labels, indent=2).encode() + b"\n"
     (out / "categories.json").write_bytes(categories)
     files["categories.json"] = hashlib.sha256(categories).hexdigest()

@@ -302,13 +302,15 @@ def register_folder(
             digest, size = objects.put(path, observe=seen)
             crlf = carriage[0]
         files[path.relative_to(folder).as_posix()] = {"digest": digest, "size": size}
-        canonical[split] = (path, (_canonical(data) if data is not None else canonical_digest(path)) if crlf else digest)
         given = handover.get(path.name)
         if given is not None and given["digest"] == digest and (target is None or given["target"] == target):
             header, rows[split] = list(given["columns"]), given["rows"]
             counts = Counter(given["labels"] if target is not None else {})
         else:
             header, rows[split], counts = _describe_split(path, target, data)
+        if crlf:
+            digest = _canonical(data) if data is not None else canonical_digest(path)
+        canonical[split] = (path, digest)
         columns = columns or header
         if counts:
             labels[split] = dict(sorted(counts.items()))
