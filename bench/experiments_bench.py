@@ -261,18 +261,18 @@ def bench_banking77(tmp: Path, rounds: int, root: Path) -> tuple[list[tuple[floa
 def bench_describe(rounds: int) -> None:
     """Describing banking77's splits (rows and label counts), the line counter against the csv
     module over every row (the counter switched off), interleaved in one process."""
-    from shipway.experiments import dataset_versions
+    from shipway.experiments import dataset_versions, split_descriptions
 
     folder = Path(__file__).resolve().parent.parent / "examples" / "banking77" / "build" / "dataset"
-    counter = dataset_versions._count_lines
+    counter = split_descriptions._count_lines
     times: dict[str, list[float]] = {"csv module": [], "line counter": []}
     for _ in range(rounds):
         for name, count in (("csv module", lambda text, column: None), ("line counter", counter)):
-            dataset_versions._count_lines = count  # type: ignore[assignment]
+            split_descriptions._count_lines = count  # type: ignore[assignment]
             started = time.process_time()
             dataset_versions.describe(folder, "category")
             times[name].append(time.process_time() - started)
-    dataset_versions._count_lines = counter
+    split_descriptions._count_lines = counter
     base, new = (statistics.median(times[k]) for k in ("csv module", "line counter"))
     print(f"describe banking77 (CPU, medians of {rounds}): csv module {base * 1000:.1f} ms, line counter "
           f"{new * 1000:.1f} ms ({new / base:.2f}x)")  # fmt: skip

@@ -29,7 +29,7 @@ from shipway.errors import (
     StoreError,
     StoreUnavailable,
 )
-from shipway.experiments.split_writer import write_split
+from shipway.experiments.split_descriptions import write_split
 from shipway.experiments.tracking import Run, active_run, run, start_run
 
 __version__ = "0.1.0"

@@ -8,9 +8,11 @@ machine (line endings are normalised). Row order is part of the version on purpo
 order-sensitive learner (SGD, early stopping on a stream) trained on reordered rows learns
 another model, so a reproduction needs the order too; `diff` tells a pure reordering apart.
 
-Hashing reads each file once in 1 MiB chunks (over 1 GB/s of SHA-256 on one core); the
-description (rows, label counts) reads the splits once more: lines without a quote are split at
-their commas, the others (and any file whose records span lines) parsed by the csv module.
+Registering reads each file once: a split under `ARROW_BYTES` whole (hashed, then described
+from those bytes: lines without a quote split at their commas, the others, and any file whose
+records span lines, parsed by the csv module), a larger one hashed while copied in 1 MiB chunks
+(over 1 GB/s of SHA-256 on one core) and counted by pyarrow. A split written by `write_split`
+is not counted at all: its writer handed its description over, for exactly its bytes.
 """
 
 from __future__ import annotations
@@ -20,15 +22,13 @@ import hashlib
 import io
 import json
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import compress, repeat
-from operator import itemgetter, not_
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from shipway.errors import DataError
-from shipway.experiments.split_writer import HANDOVER, handed_over
+from shipway.experiments import split_descriptions
+from shipway.experiments.split_descriptions import FORMATS, HANDOVER, describe_split, handed_over, read_rows
 from shipway.store.datasets import DatasetRecord
 from shipway.store.objects import CHUNK, ObjectStore
 
@@ -46,7 +46,6 @@ __all__ = [
     "split_for",
 ]
 
-FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 # The names a split may have for each role a task gives it.
 ROLES: dict[str, tuple[str, ...]] = {
     "train": ("train", "training"),
@@ -54,9 +53,6 @@ ROLES: dict[str, tuple[str, ...]] = {
     "test": ("test", "testing"),
 }
 VERSION_CHARS = 16
-# Split files at least this large have their labels counted by pyarrow when it is installed;
-# below it, importing pyarrow costs more than it saves.
-ARROW_BYTES = 8 << 20
 
 
 def split_files(folder: Path) -> dict[str, Path]:
@@ -126,137 +122,17 @@ def _version(digests: dict[str, tuple[Path, str]]) -> str:
     return digest.hexdigest()[:VERSION_CHARS]
 
 
-def read_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """The rows of a split file as dicts (CSV values are strings)."""
-    kind = FORMATS.get(Path(path).suffix.lower())
-    if kind is None:
-        raise DataError(f"{path}: unknown split format {Path(path).suffix!r}; use one of {', '.join(FORMATS)}")
-    with open(path, encoding="utf-8", newline="") as fh:
-        if kind == "csv":
-            yield from csv.DictReader(fh)
-            return
-        for number, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except ValueError as err:
-                    raise DataError(f"{path}:{number}: not a JSON object ({err}); write one object per line") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{path}:{number}: expected a JSON object per line, got {type(row).__name__}")
-                yield row
-
-
 def describe(folder: Path, target: str | None) -> tuple[dict[str, int], dict[str, dict[str, int]], list[str]]:
     """Rows per split, label counts per split (if `target` is a column) and the columns."""
     rows: dict[str, int] = {}
     labels: dict[str, dict[str, int]] = {}
     columns: list[str] = []
     for split, path in split_files(folder).items():
-        header, rows[split], counts = _describe_split(path, target)
+        header, rows[split], counts = describe_split(path, target)
         columns = columns or header
         if counts:
             labels[split] = dict(sorted(counts.items()))
     return rows, labels, columns
-
-
-def _describe_split(path: Path, target: str | None, data: bytes | None = None) -> tuple[list[str], int, Counter[str]]:
-    """A split's columns, rows and counts of its `target` column, from `data` (its bytes) if given."""
-    if path.suffix.lower() == ".csv":
-        return _count_csv(path, target, data)
-    counts: Counter[str] = Counter()
-    columns: list[str] = []
-    n = 0
-    for row in read_rows(path):
-        columns = columns or list(row)
-        n += 1
-        if target is not None and target in row:
-            counts[str(row[target])] += 1
-    return columns, n, counts
-
-
-def _count_csv(path: Path, target: str | None, data: bytes | None = None) -> tuple[list[str], int, Counter[str]]:
-    """A CSV split's header, its number of rows and the counts of its `target` column."""
-    if data is None and path.stat().st_size < ARROW_BYTES:
-        data = path.read_bytes()
-    text = None if data is None else data.decode("utf-8")
-    # The header and the csv module's reading come from the file: a StringIO of the text would
-    # copy it into 4 bytes a character first.
-    with open(path, encoding="utf-8", newline="") as fh:
-        header = next(csv.reader(fh), [])
-    if target in header and text is None:
-        found = _count_with_arrow(path, target)
-        if found is not None:
-            return header, found.total(), found
-    elif target in header and text is not None:
-        counted = _count_lines(text, header.index(target))
-        if counted is not None:
-            return header, counted.total(), counted
-    counts: Counter[str] = Counter()
-    with open(path, encoding="utf-8", newline="") as fh:
-        # The csv reader's lists, not DictReader's dicts: the description reads every row.
-        reader = csv.reader(fh)
-        next(reader, None)
-        if target not in header:
-            return header, sum(1 for _ in reader), counts
-        try:
-            counts.update(map(itemgetter(header.index(target)), reader))
-        except IndexError:
-            raise DataError(
-                f"{path} line {reader.line_num}: the row has fewer columns than the header "
-                f"({len(header)}); fix the dataset step's CSV writing"
-            ) from None
-    return header, counts.total(), counts
-
-
-def _count_lines(text: str, column: int) -> Counter[str] | None:
-    """The counts of a column when every record of the CSV `text` is one line: lines without a
-    quote split at their commas as the csv module would split them, the others go through the csv
-    module, and None (count with the csv module) when a record spans lines or a row is short.
-    About twice as fast as the csv module over every row (a quote is rare in most datasets)."""
-    if "\r" in text:
-        return None
-    lines = text.split("\n")[1:]
-    if lines and not lines[-1]:
-        lines.pop()
-    if "" in lines:
-        return None  # the csv module says which row is empty
-    quoted = list(map(str.__contains__, lines, repeat('"')))
-    pick = itemgetter(column)
-    try:
-        counts = Counter(map(pick, map(str.split, compress(lines, map(not_, quoted)), repeat(","))))
-        tricky = list(compress(lines, quoted))
-        if tricky:
-            records = list(csv.reader(tricky))
-            if len(records) != len(tricky):
-                return None  # a quoted value holds a line break
-            counts.update(map(pick, records))
-    except IndexError:
-        return None
-    return counts
-
-
-def _count_with_arrow(path: Path, target: str) -> Counter[str] | None:
-    """The label counts read by pyarrow's CSV reader (about 6x faster than the csv module on one
-    core), when pyarrow is installed; None if it is not, or cannot read the file the same way."""
-    try:
-        import pyarrow as pa
-        import pyarrow.compute as pa_compute
-        import pyarrow.csv as pa_csv
-    except ImportError:
-        return None
-    try:
-        table = pa_csv.read_csv(
-            path,
-            read_options=pa_csv.ReadOptions(use_threads=False),
-            parse_options=pa_csv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
-            convert_options=pa_csv.ConvertOptions(include_columns=[target], column_types={target: pa.string()}),
-        )
-    except (pa.ArrowException, ValueError):
-        return None  # the csv module reads it, or says where it is broken
-    column = table.column(target)
-    if column.null_count:
-        return None
-    return Counter({str(v["values"]): int(v["counts"]) for v in pa_compute.value_counts(column).to_pylist()})
 
 
 def register_folder(
@@ -288,7 +164,7 @@ def register_folder(
     held: dict[Path, bytes] = {}
     for split, path in splits.items():
         data: bytes | None = None
-        if path.stat().st_size < ARROW_BYTES:
+        if path.stat().st_size < split_descriptions.ARROW_BYTES:
             data = held[path] = path.read_bytes()
             digest, size = hashlib.sha256(data).hexdigest(), len(data)
             crlf = b"\r" in data
@@ -307,7 +183,7 @@ def register_folder(
             header, rows[split] = list(given["columns"]), given["rows"]
             counts = Counter(given["labels"] if target is not None else {})
         else:
-            header, rows[split], counts = _describe_split(path, target, data)
+            header, rows[split], counts = describe_split(path, target, data)
         if crlf:
             digest = _canonical(data) if data is not None else canonical_digest(path)
         canonical[split] = (path, digest)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from shipway import write_split
 from shipway.errors import DataError
 from shipway.experiments.dataset_versions import content_version, register_folder
-from shipway.experiments.split_writer import HANDOVER, handed_over
+from shipway.experiments.split_descriptions import HANDOVER, handed_over
 from shipway.store.objects import ObjectStore
 
 COLUMNS = ("text", "category")
