@@ -13,7 +13,8 @@
 `--build NAME=ROOT` measures listing, the synthetic dataset and banking77 for this checkout and
 for another one (ROOT: a checkout or `git archive` of another commit, whose src/ and
 examples/banking77 are used), each in its own processes of `--rounds` rounds, alternating, and
-reports both with their ratio.
+reports both with their ratio; the synthetic dataset is also written through `write_split` by
+this checkout, in processes of its own.
 """
 
 from __future__ import annotations
@@ -180,9 +181,9 @@ def write_dataset(folder: Path, rows: list[tuple[str, str]], write_split: Callab
             writer.writerows(part)
 
 
-def bench_dataset(tmp: Path, mb: int, rounds: int) -> dict[str, list[tuple[float, float]]]:
-    """Writing the synthetic splits with csv.writer, then registering them; and, where the build
-    has `write_split`, writing them through it, then registering what it handed over."""
+def bench_dataset(tmp: Path, mb: int, rounds: int, writer: str = "csv") -> dict[str, list[tuple[float, float]]]:
+    """Writing the synthetic splits with csv.writer (or, `writer="write_split"`, through
+    `write_split`), then registering them."""
     rng = random.Random(7)
     words = [f"w{i}" for i in range(5000)]
     labels = [f"label_{i}" for i in range(77)]
@@ -207,29 +208,28 @@ def bench_dataset(tmp: Path, mb: int, rounds: int) -> dict[str, list[tuple[float
         f"content version of {mib:.0f} MiB in 3 CSV files: {mib / statistics.median(cpu):.0f} MiB per CPU second "
         f"({mib / statistics.median(wall):.0f} MiB/s wall)"
     )
-    try:
+    write = write_dataset
+    if writer == "write_split":
         from shipway import write_split  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        write_split = None
-    writers = {"writing": write_dataset}
-    if write_split is not None:
-        writers["write_split"] = lambda out, rows: write_dataset(out, rows, write_split)
+
+        def write(out: Path, rows: list[tuple[str, str]]) -> None:
+            write_dataset(out, rows, write_split)
+
     found: dict[str, list[tuple[float, float]]] = {}
     for i in range(rounds):
-        for name, write in writers.items():
-            out = tmp / f"built-{i}"
-            found.setdefault(name, []).append(timed(lambda out=out, write=write: write(out, rows)))
-            objects = ObjectStore(tmp / f"data-objects-{i}")
-            found.setdefault(f"registering ({name})", []).append(
-                timed(
-                    lambda out=out, objects=objects: register_folder(
-                        out, name="bench", target="category", objects=objects, schema={"text": "str"}
-                    )
+        out = tmp / f"built-{i}"
+        found.setdefault("writing", []).append(timed(lambda out=out: write(out, rows)))
+        objects = ObjectStore(tmp / f"data-objects-{i}")
+        found.setdefault("registering", []).append(
+            timed(
+                lambda out=out, objects=objects: register_folder(
+                    out, name="bench", target="category", objects=objects, schema={"text": "str"}
                 )
             )
-            shutil.rmtree(out)
-            shutil.rmtree(tmp / f"data-objects-{i}")
-    print(f"{mib:.0f} MiB written with csv.writer (and write_split), then registered")
+        )
+        shutil.rmtree(out)
+        shutil.rmtree(tmp / f"data-objects-{i}")
+    print(f"{mib:.0f} MiB written with {writer}, then registered")
     return found
 
 
@@ -294,7 +294,7 @@ def measure(only: str, tmp: Path, args: argparse.Namespace) -> dict[str, list[tu
                 found["PostgreSQL"] = bench_listing(url, args.runs, args.rounds)
         return found
     if only == "dataset":
-        return bench_dataset(tmp, args.data_mb, args.rounds)
+        return bench_dataset(tmp, args.data_mb, args.rounds, args.writer)
     steps, registers = bench_banking77(tmp, args.rounds, args.root)
     return {"data.py": steps, "registering": registers}
 
@@ -325,12 +325,18 @@ def show(only: str, results: dict[str, dict[str, list[tuple[float, float]]]]) ->
 
 def side_by_side(only: str, args: argparse.Namespace) -> None:
     """Each build in its own processes (its src/ first on the path), alternating, `--rounds` each."""
-    builds = {"this": ROOT, **{n: Path(r).resolve() for n, r in (b.split("=", 1) for b in args.build)}}
+    builds = {
+        "this": (ROOT, "csv"),
+        **{n: (Path(r).resolve(), "csv") for n, r in (b.split("=", 1) for b in args.build)},
+    }
+    if only == "dataset":
+        builds["this, write_split"] = (ROOT, "write_split")
     results: dict[str, dict[str, list[tuple[float, float]]]] = {name: {} for name in builds}
     for r in range(args.repeat):
         for name in builds if r % 2 == 0 else list(reversed(builds)):
-            root = builds[name]
+            root, writer = builds[name]
             command = [sys.executable, __file__, "--only", only, "--rounds", str(args.rounds), "--emit"]
+            command += ["--writer", writer]
             command += ["--root", str(root), "--runs", str(args.runs), "--data-mb", str(args.data_mb)]
             command += ["--postgres", args.postgres] if args.postgres else []
             env = {**os.environ, "PYTHONPATH": str(root / "src")}
@@ -355,6 +361,7 @@ def main() -> None:
     parser.add_argument("--build", action="append", default=[], help="NAME=ROOT: another checkout, side by side")
     parser.add_argument("--repeat", type=int, default=3, help="processes per build with --build")
     parser.add_argument("--postgres", default=None, help="a PostgreSQL URL: also list runs there (own schema)")
+    parser.add_argument("--writer", choices=["csv", "write_split"], default="csv", help="how --only dataset writes")
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--emit", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
