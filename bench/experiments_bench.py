@@ -1,27 +1,39 @@
 """Run tracking and dataset versioning, side by side with their baselines in one run (issue 18).
 
     .venv/bin/python bench/experiments_bench.py [--rounds 5] [--artifact-mb 50] [--runs 10000] [--data-mb 200]
+        [--only listing|dataset|banking77|...] [--build NAME=ROOT ...]
 
 1. A run's 10 parameters and 100 metrics, logged one at a time: shipway's `Run` against
    MLflow's client on its local SQLite tracking store (rounds interleaved, medians).
 2. Storing a 50 MB artifact against copying it and hashing it.
-3. Listing 10,000 runs from a SQLite store.
+3. Listing 10,000 runs from a SQLite store (and PostgreSQL with `--postgres URL`).
 4. Hashing a dataset (content version) and building and registering it against writing its
    files with the csv module.
+
+`--build NAME=ROOT` measures listing, the synthetic dataset and banking77 for this checkout and
+for another one (ROOT: a checkout or `git archive` of another commit, whose src/ and
+examples/banking77 are used), each in its own processes of `--rounds` rounds, alternating, and
+reports both with their ratio; the synthetic dataset is also written through `write_split` by
+this checkout, in processes of its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
+import json
 import os
 import random
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from shipway.experiments.dataset_versions import content_version, register_folder
@@ -119,8 +131,9 @@ def bench_artifact(tmp: Path, mb: int, rounds: int) -> None:
     print(f"store a {mb} MB artifact: shipway {a * 1000:.0f} ms, copy + sha256 {b * 1000:.0f} ms, ratio {a / b:.2f}")
 
 
-def bench_listing(tmp: Path, runs: int, rounds: int) -> None:
-    with open_store(f"sqlite:///{tmp / 'many.db'}") as store:
+def bench_listing(url: str, runs: int, rounds: int) -> list[tuple[float, float]]:
+    """Wall and CPU seconds of each listing of `runs` runs from the store at `url`."""
+    with open_store(url) as store:
         for i in range(runs):
             record = RunRecord(
                 id=f"{i:032x}",
@@ -134,33 +147,43 @@ def bench_listing(tmp: Path, runs: int, rounds: int) -> None:
                 metrics={"valid_accuracy": 0.9, "test_accuracy": 0.88, "latency_ms_p50": 1.2},
             )
             store.insert_run(record)
-        cpu = []
-        for _ in range(rounds):
-            started = time.process_time()
-            store.list_runs(project="bench")
-            cpu.append(time.process_time() - started)
-        seconds = median_of(lambda: store.list_runs(project="bench"), rounds)
         assert len(store.list_runs(project="bench")) == runs
-    print(
-        f"list {runs:,} runs (SQLite): {seconds * 1000:.0f} ms wall, {statistics.median(cpu) * 1000:.0f} ms CPU "
-        f"(medians of {rounds})"
-    )
+        return [timed(lambda: store.list_runs(project="bench")) for _ in range(rounds)]
 
 
-def write_dataset(folder: Path, rows: list[tuple[str, str]]) -> None:
+@contextlib.contextmanager
+def postgres_schema(url: str) -> Iterator[str]:
+    """`url` in a schema of its own, dropped afterwards."""
+    import psycopg
+
+    schema = f"shipway_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            yield url + ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
+        finally:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def write_dataset(folder: Path, rows: list[tuple[str, str]], write_split: Callable[..., object] | None = None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, part in (
         ("train", rows[: len(rows) * 8 // 10]),
         ("valid", rows[len(rows) * 8 // 10 : len(rows) * 9 // 10]),
         ("test", rows[len(rows) * 9 // 10 :]),
     ):
+        if write_split is not None:
+            write_split(folder / f"{name}.csv", ("text", "category"), part, target="category")
+            continue
         with open(folder / f"{name}.csv", "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh, lineterminator="\n")
             writer.writerow(("text", "category"))
             writer.writerows(part)
 
 
-def bench_dataset(tmp: Path, mb: int, rounds: int) -> None:
+def bench_dataset(tmp: Path, mb: int, rounds: int, writer: str = "csv") -> dict[str, list[tuple[float, float]]]:
+    """Writing the synthetic splits with csv.writer (or, `writer="write_split"`, through
+    `write_split`), then registering them."""
     rng = random.Random(7)
     words = [f"w{i}" for i in range(5000)]
     labels = [f"label_{i}" for i in range(77)]
@@ -185,12 +208,19 @@ def bench_dataset(tmp: Path, mb: int, rounds: int) -> None:
         f"content version of {mib:.0f} MiB in 3 CSV files: {mib / statistics.median(cpu):.0f} MiB per CPU second "
         f"({mib / statistics.median(wall):.0f} MiB/s wall)"
     )
-    writes, registers = [], []
+    write = write_dataset
+    if writer == "write_split":
+        from shipway import write_split  # type: ignore[attr-defined,unused-ignore]
+
+        def write(out: Path, rows: list[tuple[str, str]]) -> None:
+            write_dataset(out, rows, write_split)
+
+    found: dict[str, list[tuple[float, float]]] = {}
     for i in range(rounds):
         out = tmp / f"built-{i}"
-        writes.append(timed(lambda out=out: write_dataset(out, rows)))
+        found.setdefault("writing", []).append(timed(lambda out=out: write(out, rows)))
         objects = ObjectStore(tmp / f"data-objects-{i}")
-        registers.append(
+        found.setdefault("registering", []).append(
             timed(
                 lambda out=out, objects=objects: register_folder(
                     out, name="bench", target="category", objects=objects, schema={"text": "str"}
@@ -199,15 +229,16 @@ def bench_dataset(tmp: Path, mb: int, rounds: int) -> None:
         )
         shutil.rmtree(out)
         shutil.rmtree(tmp / f"data-objects-{i}")
-    report(f"{mib:.0f} MiB written with csv.writer", "registering them", writes, registers)
+    print(f"{mib:.0f} MiB written with {writer}, then registered")
+    return found
 
 
-def bench_banking77(tmp: Path, rounds: int) -> None:
+def bench_banking77(tmp: Path, rounds: int, root: Path) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
     """The example's real dataset step (data.py: read, clean, split, write) against the same
     step followed by registering what it wrote."""
     import importlib.util
 
-    example = Path(__file__).resolve().parent.parent / "examples" / "banking77"
+    example = root / "examples" / "banking77"
     spec = importlib.util.spec_from_file_location("banking77_data", example / "data.py")
     assert spec is not None and spec.loader is not None
     data = importlib.util.module_from_spec(spec)
@@ -224,24 +255,24 @@ def bench_banking77(tmp: Path, rounds: int) -> None:
                 )
             )
         )
-    report("banking77 data.py", "registering what it wrote", steps, registers)
+    return steps, registers
 
 
 def bench_describe(rounds: int) -> None:
     """Describing banking77's splits (rows and label counts), the line counter against the csv
     module over every row (the counter switched off), interleaved in one process."""
-    from shipway.experiments import dataset_versions
+    from shipway.experiments import dataset_versions, split_descriptions
 
     folder = Path(__file__).resolve().parent.parent / "examples" / "banking77" / "build" / "dataset"
-    counter = dataset_versions._count_lines
+    counter = split_descriptions._count_lines
     times: dict[str, list[float]] = {"csv module": [], "line counter": []}
     for _ in range(rounds):
         for name, count in (("csv module", lambda text, column: None), ("line counter", counter)):
-            dataset_versions._count_lines = count  # type: ignore[assignment]
+            split_descriptions._count_lines = count  # type: ignore[assignment]
             started = time.process_time()
             dataset_versions.describe(folder, "category")
             times[name].append(time.process_time() - started)
-    dataset_versions._count_lines = counter
+    split_descriptions._count_lines = counter
     base, new = (statistics.median(times[k]) for k in ("csv module", "line counter"))
     print(f"describe banking77 (CPU, medians of {rounds}): csv module {base * 1000:.1f} ms, line counter "
           f"{new * 1000:.1f} ms ({new / base:.2f}x)")  # fmt: skip
@@ -254,13 +285,68 @@ def timed(fn: Callable[[], object]) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def report(base: str, extra: str, bases: list[tuple[float, float]], extras: list[tuple[float, float]]) -> None:
-    parts = []
-    for index, clock in ((1, "CPU"), (0, "wall")):
-        b = statistics.median(t[index] for t in bases)
-        e = statistics.median(t[index] for t in extras)
-        parts.append(f"{clock}: {base} {b:.3f} s, {extra} {e:.3f} s (+{e / b:.0%})")
-    print("; ".join(parts))
+def measure(only: str, tmp: Path, args: argparse.Namespace) -> dict[str, list[tuple[float, float]]]:
+    """The raw (wall, CPU) seconds of one of listing, dataset and banking77."""
+    if only == "listing":
+        found = {"SQLite": bench_listing(f"sqlite:///{tmp / 'many.db'}", args.runs, args.rounds)}
+        if args.postgres:
+            with postgres_schema(args.postgres) as url:
+                found["PostgreSQL"] = bench_listing(url, args.runs, args.rounds)
+        return found
+    if only == "dataset":
+        return bench_dataset(tmp, args.data_mb, args.rounds, args.writer)
+    steps, registers = bench_banking77(tmp, args.rounds, args.root)
+    return {"data.py": steps, "registering": registers}
+
+
+def show(only: str, results: dict[str, dict[str, list[tuple[float, float]]]]) -> None:
+    """Medians per build, CPU and wall, and each build against the first."""
+    first = next(iter(results))
+    for build, found in results.items():
+        parts = []
+        for index, clock in ((1, "CPU"), (0, "wall")):
+            medians = {k: statistics.median(t[index] for t in v) for k, v in found.items()}
+            # The dataset measures come in pairs: a step, then registering what it wrote.
+            names, values = list(medians), list(medians.values())
+            text = ", ".join(
+                f"{names[i]} {values[i] * 1000:.1f} ms"
+                + (f", {names[i + 1]} {values[i + 1] * 1000:.1f} ms (+{values[i + 1] / values[i]:.1%})" if only != "listing" else "")
+                for i in range(0, len(names), 1 if only == "listing" else 2)
+            )  # fmt: skip
+            if build != first:
+                mine = {k: statistics.median(t[index] for t in v) for k, v in results[first].items()}
+                text += f"; {first} against {build}: " + ", ".join(
+                    f"{k} {mine[k] / medians[k]:.2f}x" for k in medians if k in mine
+                )
+            parts.append(f"{clock}: {text}")
+        rounds = len(next(iter(found.values())))
+        print(f"{only} [{build}, {rounds} rounds]: " + "; ".join(parts))
+
+
+def side_by_side(only: str, args: argparse.Namespace) -> None:
+    """Each build in its own processes (its src/ first on the path), alternating, `--rounds` each."""
+    builds = {
+        "this": (ROOT, "csv"),
+        **{n: (Path(r).resolve(), "csv") for n, r in (b.split("=", 1) for b in args.build)},
+    }
+    if only == "dataset":
+        builds["this, write_split"] = (ROOT, "write_split")
+    results: dict[str, dict[str, list[tuple[float, float]]]] = {name: {} for name in builds}
+    for r in range(args.repeat):
+        for name in builds if r % 2 == 0 else list(reversed(builds)):
+            root, writer = builds[name]
+            command = [sys.executable, __file__, "--only", only, "--rounds", str(args.rounds), "--emit"]
+            command += ["--writer", writer]
+            command += ["--root", str(root), "--runs", str(args.runs), "--data-mb", str(args.data_mb)]
+            command += ["--postgres", args.postgres] if args.postgres else []
+            env = {**os.environ, "PYTHONPATH": str(root / "src")}
+            out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+            for key, values in json.loads(out.strip().splitlines()[-1]).items():
+                results[name].setdefault(key, []).extend(map(tuple, values))
+    show(only, results)
+
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
@@ -272,19 +358,29 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=["logging", "artifact", "listing", "dataset", "banking77", "describe"], default=None
     )
+    parser.add_argument("--build", action="append", default=[], help="NAME=ROOT: another checkout, side by side")
+    parser.add_argument("--repeat", type=int, default=3, help="processes per build with --build")
+    parser.add_argument("--postgres", default=None, help="a PostgreSQL URL: also list runs there (own schema)")
+    parser.add_argument("--writer", choices=["csv", "write_split"], default="csv", help="how --only dataset writes")
+    parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    parser.add_argument("--emit", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.build:
+        for only in [args.only] if args.only else ["listing", "dataset", "banking77"]:
+            side_by_side(only, args)
+        return
     with tempfile.TemporaryDirectory(prefix="shipway-bench-") as name:
         tmp = Path(name)
+        if args.emit:
+            print(json.dumps(measure(args.only, tmp, args)))
+            return
         if args.only in (None, "logging"):
             bench_logging(tmp, args.rounds)
         if args.only in (None, "artifact"):
             bench_artifact(tmp, args.artifact_mb, args.rounds)
-        if args.only in (None, "listing"):
-            bench_listing(tmp, args.runs, args.rounds)
-        if args.only in (None, "dataset"):
-            bench_dataset(tmp, args.data_mb, args.rounds)
-        if args.only in (None, "banking77"):
-            bench_banking77(tmp, args.rounds)
+        for only in ("listing", "dataset", "banking77"):
+            if args.only in (None, only):
+                show(only, {"this": measure(only, tmp, args)})
         if args.only in (None, "describe"):
             bench_describe(max(args.rounds, 30))
 

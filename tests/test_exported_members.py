@@ -34,6 +34,7 @@ EXPORTED = [
     "start_run",
     "verify_artifacts",
     "write_manifest",
+    "write_split",
 ]
 
 

@@ -5,6 +5,10 @@ This is the dataset step only; learning code lives in train.py and reads what th
     build/dataset/train.csv, valid.csv, test.csv   columns text,category
     build/dataset/categories.json                  the label set
     build/dataset/manifest.json                    version, row counts, what was dropped
+    build/dataset/.shipway-splits.json             rows and label counts handed to registration
+
+The splits are written with shipway's `write_split`, which hands their row and label counts to
+`shipway data build`, so registering does not read the rows again.
 
 The version is shipway's content version of the splits written (docs/experiments.md), so two
 builds of the same data share a version, any change to the data (or to the cleaning rules)
@@ -23,6 +27,7 @@ import random
 from collections import Counter
 from pathlib import Path
 
+from shipway import write_split
 from shipway.experiments.dataset_versions import content_version
 
 HERE = Path(__file__).resolve().parent
@@ -103,14 +108,6 @@ def stratified_split(rows: list[Row], fraction: float, seed: int) -> tuple[list[
     return train, [row for i, row in enumerate(rows) if i in valid]
 
 
-def write_csv(path: Path, rows: list[Row]) -> bytes:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        writer.writerows(rows)
-    return path.read_bytes()
-
-
 def build_dataset(src: Path, out: Path, *, valid_fraction: float = VALID_FRACTION, seed: int = SEED) -> dict:
     """Build train/valid/test CSVs and manifest.json from `src` into `out`; return the manifest."""
     src, out = Path(src), Path(out)
@@ -131,9 +128,12 @@ def build_dataset(src: Path, out: Path, *, valid_fraction: float = VALID_FRACTIO
 
     out.mkdir(parents=True, exist_ok=True)
     splits = {"train": train, "valid": valid, "test": test}
-    files = {f"{name}.csv": write_csv(out / f"{name}.csv", splits[name]) for name in SPLITS}
-    files["categories.json"] = json.dumps(labels, indent=2).encode() + b"\n"
-    (out / "categories.json").write_bytes(files["categories.json"])
+    files = {
+        f"{name}.csv": write_split(out / f"{name}.csv", COLUMNS, splits[name], target="category") for name in SPLITS
+    }
+    categories = json.dumps(labels, indent=2).encode() + b"\n"
+    (out / "categories.json").write_bytes(categories)
+    files["categories.json"] = hashlib.sha256(categories).hexdigest()
 
     manifest = {
         "name": "banking77",
@@ -149,7 +149,7 @@ def build_dataset(src: Path, out: Path, *, valid_fraction: float = VALID_FRACTIO
         },
         "rows": {name: len(splits[name]) for name in SPLITS},
         "labels": {name: dict(sorted(Counter(label for _, label in splits[name]).items())) for name in SPLITS},
-        "files": {name: hashlib.sha256(content).hexdigest() for name, content in files.items()},
+        "files": files,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest

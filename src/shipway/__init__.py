@@ -29,6 +29,7 @@ from shipway.errors import (
     StoreError,
     StoreUnavailable,
 )
+from shipway.experiments.split_descriptions import write_split
 from shipway.experiments.tracking import Run, active_run, run, start_run
 
 __version__ = "0.1.0"
@@ -61,4 +62,5 @@ __all__ = [
     "start_run",
     "verify_artifacts",
     "write_manifest",
+    "write_split",
 ]

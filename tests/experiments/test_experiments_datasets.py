@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shipway.errors import DataError
-from shipway.experiments import dataset_versions as datasets
+from shipway.experiments import split_descriptions as datasets
 from shipway.experiments.dataset_versions import content_version, describe
 
 ROWS = 'text,category\n"multi\nline, with a comma",a\n"",b\nplain,a\n"a ""quote""",\n'

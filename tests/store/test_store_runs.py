@@ -54,6 +54,17 @@ def test_runs_are_listed_newest_first_without_their_bulky_documents(store_url: s
         assert [r.id for r in listed] == ["run2", "run1", "run0"]
         assert listed[1].metrics == {"acc": 0.5} and listed[1].code == {} and listed[1].environment == {}
         assert [r.id for r in store.list_runs(task="t", limit=1)] == ["run2"]
+        # The small documents come back as written (the database joins them into one array).
+        documents = {
+            "config": {"text": 'a "quoted", [bracketed] £ value', "nested": {"n": [1, 2.5, None]}},
+            "overrides": {"C": "5"},
+            "seeds": {"seed": 7},
+            "tags": {"note": "]},{"},
+        }
+        store.insert_run(_run("run3", started=9.0, **documents))
+        store.record_run("run3", metrics=[("acc", 0.25, 0, 1.0)])
+        found = store.list_runs(limit=1)[0]
+        assert {k: getattr(found, k) for k in documents} == documents and found.metrics == {"acc": 0.25}
 
 
 def test_unknown_runs_and_fields_are_clear_errors(store_url: str) -> None:

@@ -8,9 +8,11 @@ machine (line endings are normalised). Row order is part of the version on purpo
 order-sensitive learner (SGD, early stopping on a stream) trained on reordered rows learns
 another model, so a reproduction needs the order too; `diff` tells a pure reordering apart.
 
-Hashing reads each file once in 1 MiB chunks (over 1 GB/s of SHA-256 on one core); the
-description (rows, label counts) reads the splits once more: lines without a quote are split at
-their commas, the others (and any file whose records span lines) parsed by the csv module.
+Registering reads each file once: a split under `ARROW_BYTES` whole (hashed, then described
+from those bytes: lines without a quote split at their commas, the others, and any file whose
+records span lines, parsed by the csv module), a larger one hashed while copied in 1 MiB chunks
+(over 1 GB/s of SHA-256 on one core) and counted by pyarrow. A split written by `write_split`
+is not counted at all: its writer handed its description over, for exactly its bytes.
 """
 
 from __future__ import annotations
@@ -20,14 +22,13 @@ import hashlib
 import io
 import json
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import compress, repeat
-from operator import itemgetter, not_
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from shipway.errors import DataError
+from shipway.experiments import split_descriptions
+from shipway.experiments.split_descriptions import FORMATS, HANDOVER, describe_split, handed_over, read_rows
 from shipway.store.datasets import DatasetRecord
 from shipway.store.objects import CHUNK, ObjectStore
 
@@ -45,7 +46,6 @@ __all__ = [
     "split_for",
 ]
 
-FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 # The names a split may have for each role a task gives it.
 ROLES: dict[str, tuple[str, ...]] = {
     "train": ("train", "training"),
@@ -53,9 +53,6 @@ ROLES: dict[str, tuple[str, ...]] = {
     "test": ("test", "testing"),
 }
 VERSION_CHARS = 16
-# Split files at least this large have their labels counted by pyarrow when it is installed;
-# below it, importing pyarrow costs more than it saves.
-ARROW_BYTES = 8 << 20
 
 
 def split_files(folder: Path) -> dict[str, Path]:
@@ -106,6 +103,11 @@ def canonical_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _canonical(data: bytes) -> str:
+    """`canonical_digest` of bytes in memory."""
+    return hashlib.sha256(data.replace(b"\r\n", b"\n")).hexdigest()
+
+
 def content_version(folder: Path) -> str:
     """The content version of the dataset in `folder` (16 hex characters)."""
     return _version({split: (path, canonical_digest(path)) for split, path in split_files(folder).items()})
@@ -120,127 +122,17 @@ def _version(digests: dict[str, tuple[Path, str]]) -> str:
     return digest.hexdigest()[:VERSION_CHARS]
 
 
-def read_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """The rows of a split file as dicts (CSV values are strings)."""
-    kind = FORMATS.get(Path(path).suffix.lower())
-    if kind is None:
-        raise DataError(f"{path}: unknown split format {Path(path).suffix!r}; use one of {', '.join(FORMATS)}")
-    with open(path, encoding="utf-8", newline="") as fh:
-        if kind == "csv":
-            yield from csv.DictReader(fh)
-            return
-        for number, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except ValueError as err:
-                    raise DataError(f"{path}:{number}: not a JSON object ({err}); write one object per line") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{path}:{number}: expected a JSON object per line, got {type(row).__name__}")
-                yield row
-
-
 def describe(folder: Path, target: str | None) -> tuple[dict[str, int], dict[str, dict[str, int]], list[str]]:
     """Rows per split, label counts per split (if `target` is a column) and the columns."""
     rows: dict[str, int] = {}
     labels: dict[str, dict[str, int]] = {}
     columns: list[str] = []
     for split, path in split_files(folder).items():
-        counts: Counter[str] = Counter()
-        n = 0
-        if path.suffix.lower() == ".csv":
-            header, n, counts = _count_csv(path, target)
-            columns = columns or header
-        else:
-            for row in read_rows(path):
-                columns = columns or list(row)
-                n += 1
-                if target is not None and target in row:
-                    counts[str(row[target])] += 1
-        rows[split] = n
+        header, rows[split], counts = describe_split(path, target)
+        columns = columns or header
         if counts:
             labels[split] = dict(sorted(counts.items()))
     return rows, labels, columns
-
-
-def _count_csv(path: Path, target: str | None) -> tuple[list[str], int, Counter[str]]:
-    """A CSV split's header, its number of rows and the counts of its `target` column."""
-    with open(path, encoding="utf-8", newline="") as fh:
-        header = next(csv.reader(fh), [])
-    if target in header and path.stat().st_size >= ARROW_BYTES:
-        found = _count_with_arrow(path, target)
-        if found is not None:
-            return header, found.total(), found
-    elif target in header:
-        counted = _count_lines(path.read_text(encoding="utf-8"), header.index(target))
-        if counted is not None:
-            return header, counted.total(), counted
-    counts: Counter[str] = Counter()
-    with open(path, encoding="utf-8", newline="") as fh:
-        # The csv reader's lists, not DictReader's dicts: the description reads every row.
-        reader = csv.reader(fh)
-        next(reader, None)
-        if target not in header:
-            return header, sum(1 for _ in reader), counts
-        try:
-            counts.update(map(itemgetter(header.index(target)), reader))
-        except IndexError:
-            raise DataError(
-                f"{path} line {reader.line_num}: the row has fewer columns than the header "
-                f"({len(header)}); fix the dataset step's CSV writing"
-            ) from None
-    return header, counts.total(), counts
-
-
-def _count_lines(text: str, column: int) -> Counter[str] | None:
-    """The counts of a column when every record of the CSV `text` is one line: lines without a
-    quote split at their commas as the csv module would split them, the others go through the csv
-    module, and None (count with the csv module) when a record spans lines or a row is short.
-    About twice as fast as the csv module over every row (a quote is rare in most datasets)."""
-    if "\r" in text:
-        return None
-    lines = text.split("\n")[1:]
-    if lines and not lines[-1]:
-        lines.pop()
-    if "" in lines:
-        return None  # the csv module says which row is empty
-    quoted = list(map(str.__contains__, lines, repeat('"')))
-    pick = itemgetter(column)
-    try:
-        counts = Counter(map(pick, map(str.split, compress(lines, map(not_, quoted)), repeat(","))))
-        tricky = list(compress(lines, quoted))
-        if tricky:
-            records = list(csv.reader(tricky))
-            if len(records) != len(tricky):
-                return None  # a quoted value holds a line break
-            counts.update(map(pick, records))
-    except IndexError:
-        return None
-    return counts
-
-
-def _count_with_arrow(path: Path, target: str) -> Counter[str] | None:
-    """The label counts read by pyarrow's CSV reader (about 6x faster than the csv module on one
-    core), when pyarrow is installed; None if it is not, or cannot read the file the same way."""
-    try:
-        import pyarrow as pa
-        import pyarrow.compute as pa_compute
-        import pyarrow.csv as pa_csv
-    except ImportError:
-        return None
-    try:
-        table = pa_csv.read_csv(
-            path,
-            read_options=pa_csv.ReadOptions(use_threads=False),
-            parse_options=pa_csv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
-            convert_options=pa_csv.ConvertOptions(include_columns=[target], column_types={target: pa.string()}),
-        )
-    except (pa.ArrowException, ValueError):
-        return None  # the csv module reads it, or says where it is broken
-    column = table.column(target)
-    if column.null_count:
-        return None
-    return Counter({str(v["values"]): int(v["counts"]) for v in pa_compute.value_counts(column).to_pylist()})
 
 
 def register_folder(
@@ -257,10 +149,47 @@ def register_folder(
     """Hash, describe and store the dataset in `folder`; the record to register.
 
     Every file of the folder (splits and others) is copied into the artifact folder, so that
-    the version can be rebuilt anywhere (`materialize`)."""
+    the version can be rebuilt anywhere (`materialize`). Each file is read once: a split under
+    `ARROW_BYTES` is read whole, hashed, described from those bytes (or from what `write_split`
+    handed over for exactly those bytes) and stored after the checks; a larger one is hashed while
+    it is copied, before them."""
     folder = Path(folder)
     splits = split_files(folder)
-    rows, labels, columns = describe(folder, target)
+    handover = handed_over(folder)
+    rows: dict[str, int] = {}
+    labels: dict[str, dict[str, int]] = {}
+    columns: list[str] = []
+    files: dict[str, dict[str, Any]] = {}
+    canonical: dict[str, tuple[Path, str]] = {}
+    held: dict[Path, bytes] = {}
+    for split, path in splits.items():
+        data: bytes | None = None
+        if path.stat().st_size < split_descriptions.ARROW_BYTES:
+            data = held[path] = path.read_bytes()
+            digest, size = hashlib.sha256(data).hexdigest(), len(data)
+            crlf = b"\r" in data
+        else:
+            carriage = [False]
+
+            def seen(chunk: memoryview, carriage: list[bool] = carriage) -> None:
+                carriage[0] = carriage[0] or b"\r" in bytes(chunk)
+
+            # One read: the copy's SHA-256 is the canonical digest unless the file has a CR.
+            digest, size = objects.put(path, observe=seen)
+            crlf = carriage[0]
+        files[path.relative_to(folder).as_posix()] = {"digest": digest, "size": size}
+        given = handover.get(path.name)
+        if given is not None and given["digest"] == digest and (target is None or given["target"] == target):
+            header, rows[split] = list(given["columns"]), given["rows"]
+            counts = Counter(given["labels"] if target is not None else {})
+        else:
+            header, rows[split], counts = describe_split(path, target, data)
+        if crlf:
+            digest = _canonical(data) if data is not None else canonical_digest(path)
+        canonical[split] = (path, digest)
+        columns = columns or header
+        if counts:
+            labels[split] = dict(sorted(counts.items()))
     if target is not None and not labels:
         raise DataError(
             f"the dataset in {str(folder)!r} has no column {target!r} (the `data.target` setting); "
@@ -272,27 +201,20 @@ def register_folder(
             f"the dataset in {str(folder)!r} lacks the service's input field(s) {missing}; its columns are "
             f"{', '.join(columns)}: the dataset step must write a column per input field of the service"
         )
-    files: dict[str, dict[str, Any]] = {}
-    canonical: dict[str, tuple[Path, str]] = {}
-    by_path = {path: split for split, path in splits.items()}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        carriage = [False]
-
-        def seen(chunk: memoryview, carriage: list[bool] = carriage) -> None:
-            carriage[0] = carriage[0] or b"\r" in bytes(chunk)
-
-        # One read per file: the copy's SHA-256 is the canonical digest unless the file has a CR.
-        digest, size = objects.put(path, observe=seen if path in by_path else None)
-        files[path.relative_to(folder).as_posix()] = {"digest": digest, "size": size}
-        if path in by_path:
-            canonical[by_path[path]] = (path, canonical_digest(path) if carriage[0] else digest)
+        relative = path.relative_to(folder).as_posix()
+        if path in held:
+            objects.put_bytes(held[path])
+        elif relative not in files and relative != HANDOVER:
+            digest, size = objects.put(path)
+            files[relative] = {"digest": digest, "size": size}
     return DatasetRecord(
         name=name,
         version=_version(canonical),
         rows=rows,
         schema=dict(schema or {c: "str" for c in columns if c != target}),
         labels=labels,
-        files=files,
+        files=dict(sorted(files.items(), key=lambda item: PurePosixPath(item[0]))),
         target=target,
         code_commit=code_commit,
         command=command,

@@ -23,6 +23,7 @@ from shipway.errors import StoreError
 __all__ = ["CHUNK", "ObjectStore", "hash_file"]
 
 CHUNK = 1 << 20  # 1 MiB reads: past this size, hashing speed no longer grows
+_HEX = frozenset("0123456789abcdef")
 
 
 def hash_file(path: Path) -> str:
@@ -39,7 +40,7 @@ class ObjectStore:
 
     def path(self, digest: str) -> Path:
         """Where the bytes of `digest` live (whether or not they are stored)."""
-        if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+        if len(digest) != 64 or not _HEX.issuperset(digest):
             raise StoreError(f"bad artifact digest {digest!r}: expected 64 lower-case hex characters (a SHA-256)")
         return self.root / digest[:2] / digest
 
