@@ -1,8 +1,14 @@
-"""The prediction log writer's pacing: a flush in slices, every entry once, in order."""
+"""The prediction log writer's pacing: a flush in slices, every entry once, in order; the writer's priority."""
 
 from __future__ import annotations
 
-from shipway.store.pacing import paced, slices
+import os
+import sys
+import threading
+
+import pytest
+
+from shipway.store.pacing import SLICE_ENTRIES, lower_priority, slices
 from shipway.store.records import LogColumns, columns_of, split_at
 
 
@@ -18,7 +24,7 @@ def _entries(groups: list[LogColumns]) -> list[tuple[str, str]]:
 
 def test_slices_hold_every_entry_once_in_order_and_keep_contexts_apart() -> None:
     groups = [_group("a", 0, 2500), _group("b", 2500, 700), _group("c", 3200, 1)]
-    parts = list(paced(slices(groups, size=1000)))
+    parts = slices(groups, size=1000)
     assert [sum(len(g) for g in s) for s in parts] == [1000, 1000, 1000, 201]
     assert _entries([g for s in parts for g in s]) == _entries(groups)
     for s in parts:
@@ -29,7 +35,8 @@ def test_slices_hold_every_entry_once_in_order_and_keep_contexts_apart() -> None
 
 def test_a_batch_within_one_slice_is_passed_as_it_is() -> None:
     groups = [_group("a", 0, 10), _group("b", 10, 5)]
-    assert list(paced(slices(groups, size=1000))) == [groups]
+    assert slices(groups, size=1000) == [groups]
+    assert slices(groups) == [groups] and SLICE_ENTRIES >= 15
     assert slices([], size=1000) == []
 
 
@@ -41,3 +48,22 @@ def test_split_at_cuts_one_group_and_keeps_the_rest_as_it_is() -> None:
     assert rest[1] is groups[2]  # untouched groups are passed on, not copied
     assert split_at(groups, 0) == ([], groups) and split_at(groups, 13) == (groups, [])
     assert split_at(groups, 99) == (groups, [])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a nice value is a thread's own on Linux only")
+@pytest.mark.parametrize("by", [0, 3, 40])
+def test_lower_priority_raises_the_calling_threads_nice_value_only(by: int) -> None:
+    seen: dict[str, int] = {}
+
+    def thread() -> None:
+        tid = threading.get_native_id()
+        seen["before"] = os.getpriority(os.PRIO_PROCESS, tid)
+        lower_priority(by)
+        seen["after"] = os.getpriority(os.PRIO_PROCESS, tid)
+
+    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    worker = threading.Thread(target=thread)
+    worker.start()
+    worker.join()
+    assert seen["after"] == min(19, seen["before"] + by)  # at most 19, whatever the start
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here  # not this thread's

@@ -1,29 +1,41 @@
 """Pacing the prediction log's writer, so that its work does not show in the request path's tail.
 
-The writer shares the GIL with the event loop and the predict thread. Written whole, a
-flush of a loaded server (thousands of entries every 0.5 s) is a few long C calls (the
-segment's rows, its one orjson call, the rollups, SQLite) for 5 ms and more, and the
-request path waits for the GIL meanwhile: the p99 latency with the log on was 40-70%
-above the log off (docs/benchmarks.md, issue 15). Paced, a flush is delivered in slices
-of at most `SLICE_ENTRIES` entries (about 1.5 ms of work each), and after each slice the
-writer sleeps as long as the slice took (at most `_MAX_PAUSE_S`), so that during a flush
-the request path gets the GIL at least half the time instead of waiting it out.
+The writer shares the GIL, and on a loaded machine the CPU, with the event loop and the
+predict thread. At 64 connections a request spends about 5 ms in the worker, and every
+request in flight waits out whatever the writer runs meanwhile: a flush written in a few
+stretches of 1 to 2 ms each (taking the buffer and decoding it, then slices of 2,000
+entries) put 3 to 4 ms on the 3% of requests that met it, which is the p99 (40-70% above
+the log off; docs/benchmarks.md, issue 15). What the tail needs is not less work but the
+same work in short pieces, spread out.
+
+So a flush is taken without decoding, cut into slices of at most `SLICE_ENTRIES` entries
+(each decoded, redacted and written on its own: about 0.5 ms of CPU), and after each slice
+the writer sleeps `1 / SHARE - 1` times the CPU time it spent on it (at most
+`_MAX_PAUSE_S`): the writer runs at most a `SHARE` of the time while it writes a flush,
+and no request waits for more than a slice. The pauses of one flush together stay within
+a budget (half the flush interval), so a writer that falls behind catches up unpaced.
 
 A slice is one store call (its own transaction, segment and rollup upserts): about
-0.3 ms of CPU more per slice than one call per flush, so slices are not made smaller.
+0.1 ms of CPU more per slice than one call per flush, so slices are not made smaller.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+import threading
 import time
-from collections.abc import Iterator
 
 from shipway.store.records import LogColumns, split_at
 
-__all__ = ["SLICE_ENTRIES", "paced", "slices"]
+__all__ = ["SHARE", "SLICE_ENTRIES", "Pacer", "lower_priority", "slices"]
 
-SLICE_ENTRIES = 2000
-_MAX_PAUSE_S = 0.005
+logger = logging.getLogger("shipway.store")
+
+SLICE_ENTRIES = 1000
+SHARE = 0.1  # the writer's share of the time while it writes a flush
+_MAX_PAUSE_S = 0.01
 
 
 def slices(groups: list[LogColumns], size: int = SLICE_ENTRIES) -> list[list[LogColumns]]:
@@ -36,12 +48,35 @@ def slices(groups: list[LogColumns], size: int = SLICE_ENTRIES) -> list[list[Log
     return out
 
 
-def paced(parts: list[list[LogColumns]]) -> Iterator[list[LogColumns]]:
-    """The slices in order; between two of them the calling thread sleeps as long as it spent
-    on the slice before (at most `_MAX_PAUSE_S`), so that threads waiting for the GIL run."""
-    handed = None
-    for part in parts:
-        if handed is not None:
-            time.sleep(min(time.perf_counter() - handed, _MAX_PAUSE_S))
-        handed = time.perf_counter()
-        yield part
+class Pacer:
+    """Pauses between the pieces of one flush's work: `pause()` sleeps `1 / SHARE - 1` times the
+    CPU time this thread spent since the last pause (at most `_MAX_PAUSE_S`), all pauses
+    together within `budget_s` of the pacer's making (0: no pauses), so that the threads
+    waiting for the GIL or the CPU run meanwhile."""
+
+    def __init__(self, budget_s: float) -> None:
+        self.deadline = time.monotonic() + budget_s
+        self.budget_s = budget_s
+        self.since = time.thread_time()
+
+    def pause(self) -> None:
+        now = time.thread_time()
+        spent, self.since = now - self.since, now
+        if self.budget_s <= 0:
+            return
+        pause = min(spent * (1 / SHARE - 1), _MAX_PAUSE_S, self.deadline - time.monotonic())
+        if pause > 0:
+            time.sleep(pause)
+            self.since = time.thread_time()
+
+
+def lower_priority(by: int) -> None:
+    """Raise the calling thread's nice value by `by` (at most to 19), on Linux, where a nice
+    value is a thread's own; elsewhere, or when the system refuses, the thread keeps its own."""
+    if by <= 0 or not sys.platform.startswith("linux"):
+        return  # elsewhere the thread id names no schedulable entity, and may name a process
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + by))
+    except OSError as exc:
+        logger.warning("cannot lower the prediction log writer's priority by %d: %s", by, exc)

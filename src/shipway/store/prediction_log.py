@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING
 
 from shipway.errors import ConfigError
 from shipway.store.held import Held
-from shipway.store.log_buffer import FIELDS, LogBuffer
+from shipway.store.log_buffer import FIELDS, LogBuffer, decoded
 from shipway.store.log_counts import LogCounts, drops_by_minute
 from shipway.store.log_delivery import Delivery
-from shipway.store.pacing import paced, slices
+from shipway.store.pacing import Pacer, lower_priority, slices
 from shipway.store.records import Context, LogColumns, PredictionRecord, context_of, records_of_columns, size
 from shipway.store.redaction import Redact, redact_columns
 from shipway.store.spool import Spool
@@ -66,12 +66,17 @@ class PredictionLog:
         redact: Redact | None = None,
         max_buffer: int = 100_000,
         retry_interval_s: float = 2.0,
+        nice: int = 0,
     ) -> None:
         _check_number("flush_interval_s", flush_interval_s, 0.0, None, "for example 0.5")
         _check_number("sample_rate", sample_rate, 0.0, 1.0, "1.0 logs every request")
         _check_number("retry_interval_s", retry_interval_s, 0.0, None, "for example 2.0")
         if not isinstance(max_buffer, int) or max_buffer < 1:
             raise ConfigError(f"max_buffer must be a positive integer, got {max_buffer!r}")
+        if not isinstance(nice, int) or isinstance(nice, bool) or not 0 <= nice <= 19:
+            raise ConfigError(
+                f"nice must be an integer from 0 to 19, got {nice!r}; 0 keeps the writer at the caller's priority"
+            )
         # A URL: a handle of the log's own. A provider: the process's one handle (`shipway serve`
         # gives the project's), shared with the rest of the worker and closed by its owner.
         self.stores = store_url if not isinstance(store_url, str) else None
@@ -86,6 +91,7 @@ class PredictionLog:
         self.redact = redact
         self.max_buffer = max_buffer
         self.retry_interval_s = retry_interval_s
+        self.nice = nice
 
         self._buffer = LogBuffer()
         # Wake the writer early once an interval's worth of traffic is waiting.
@@ -264,6 +270,7 @@ class PredictionLog:
     def _run(self) -> None:
         delivery = self._delivery
         assert delivery is not None  # set by start() before the thread runs
+        lower_priority(self.nice)
         delivery.recover()
         while True:
             self._wake.wait(self.flush_interval_s)
@@ -284,21 +291,34 @@ class PredictionLog:
 
     def _cycle(self, delivery: Delivery) -> None:
         """Deliver the held records and the new batch together, oldest first, in paced slices
-        (store/pacing.py): each slice reaches the store, the spool or memory."""
+        (store/pacing.py): each slice is decoded and redacted on its own, then reaches the
+        store, the spool or memory."""
         delivery.due()
-        held = self._held.take()  # already redacted
-        batch = self._buffer.take()
+        held = self._held.take()  # already decoded and redacted
+        batch = self._buffer.take(decode=False)
         self._full = False
         self._in_flight = size(held) + size(batch)
         try:
-            parts = slices(held + self._redacted(batch))
+            parts = [(part, False) for part in slices(held)] + [(part, True) for part in slices(batch)]
+            # Closing: the sooner written the better, nobody waits for the GIL much longer.
+            pacer = Pacer(0.0 if self._stopping else self.flush_interval_s / 2)
             done = 0
+            ready: list[LogColumns] | None = None  # the slice in hand, decoded and redacted
             try:
-                for part in paced(parts):
-                    delivery.deliver(part)
+                for part, fresh in parts:
+                    ready = part
+                    if fresh:
+                        ready = None
+                        ready = self._redacted(decoded(part))
+                        pacer.pause()
+                    delivery.deliver(ready)
                     done += 1
+                    pacer.pause()
             except Exception:  # logged by _run; the slices not delivered wait for the next cycle
-                self._dropped(self._held.keep([group for part in parts[done:] for group in part]))
+                rest = parts[done + (ready is not None) :]
+                kept = (ready or []) + [g for part, fresh in rest if not fresh for g in part]
+                kept += self._redacted(decoded([g for part, fresh in rest if fresh for g in part]))
+                self._dropped(self._held.keep(kept))
                 raise
         finally:
             self._in_flight = 0
