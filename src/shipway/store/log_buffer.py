@@ -82,7 +82,7 @@ def decoded(groups: list[LogColumns]) -> list[LogColumns]:
             g.times,
             g.latencies,
             g.statuses,
-            *map(_texts, (g.inputs, g.outputs, g.decisions, g.shadows)),
+            *map(_texts, (g.inputs, g.outputs, g.decisions, g.shadows)),  # type: ignore[arg-type]  # bytes until here
         )
         for g in groups
     ]

@@ -1,22 +1,26 @@
 """Pacing the prediction log's writer, so that its work does not show in the request path's tail.
 
-The writer shares the GIL, and on a loaded machine the CPU, with the event loop and the
+The writer shares the GIL, and on a busy machine the core, with the event loop and the
 predict thread. At 64 connections a request spends about 5 ms in the worker, and every
-request in flight waits out whatever the writer runs meanwhile: a flush written in a few
-stretches of 1 to 2 ms each (taking the buffer and decoding it, then slices of 2,000
-entries) put 3 to 4 ms on the 3% of requests that met it, which is the p99 (40-70% above
-the log off; docs/benchmarks.md, issue 15). What the tail needs is not less work but the
-same work in short pieces, spread out.
+request in flight waits out whatever the writer runs meanwhile: a flush of the identity
+service (6,500 entries) written in five stretches of 1.3 to 1.5 ms of CPU (taking and
+decoding the buffer, then slices of 2,000 entries, with a pause as long as the slice
+between) put 3 to 4 ms on the few percent of requests that met it, which is the p99
+(40-70% above the log off; docs/benchmarks.md, issue 15). What the tail needs is not less
+work but the same work in short pieces, spread out.
 
-So a flush is taken without decoding, cut into slices of at most `SLICE_ENTRIES` entries
-(each decoded, redacted and written on its own: about 0.5 ms of CPU), and after each slice
-the writer sleeps `1 / SHARE - 1` times the CPU time it spent on it (at most
-`_MAX_PAUSE_S`): the writer runs at most a `SHARE` of the time while it writes a flush,
-and no request waits for more than a slice. The pauses of one flush together stay within
-a budget (half the flush interval), so a writer that falls behind catches up unpaced.
+So a flush is taken without decoding and cut into slices of at most `SLICE_ENTRIES`
+entries; a slice is decoded and redacted (about 0.25 ms of CPU), then written (about
+1 ms: the segment's encoding, SQLite, the rollups), and after each of these pieces the
+writer sleeps `1 / SHARE - 1` times the CPU time it took (at most `_MAX_PAUSE_S`): the
+writer runs at most a `SHARE` of the time while it writes a flush, and no request waits
+for more than a piece. The pauses of one flush together stay within a budget (half the
+flush interval), so a writer that falls behind catches up unpaced. On Linux the writer
+thread also lowers its own scheduling priority (`lower_priority`), so that its work
+outside the GIL, most of SQLite's, gives the core to the event loop.
 
-A slice is one store call (its own transaction, segment and rollup upserts): about
-0.1 ms of CPU more per slice than one call per flush, so slices are not made smaller.
+A slice is one store call (its own transaction, segment and rollup upserts, the commit
+alone about 0.3 ms of CPU), so slices are not made smaller.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ logger = logging.getLogger("shipway.store")
 
 SLICE_ENTRIES = 1000
 SHARE = 0.1  # the writer's share of the time while it writes a flush
+# At least a request's time in a loaded worker (about 5 ms at 64 connections) between two
+# pieces, so that no request waits out more than one of them.
+_MIN_PAUSE_S = 0.005
 _MAX_PAUSE_S = 0.01
 
 
@@ -50,7 +57,7 @@ def slices(groups: list[LogColumns], size: int = SLICE_ENTRIES) -> list[list[Log
 
 class Pacer:
     """Pauses between the pieces of one flush's work: `pause()` sleeps `1 / SHARE - 1` times the
-    CPU time this thread spent since the last pause (at most `_MAX_PAUSE_S`), all pauses
+    CPU time this thread spent since the last pause (from `_MIN_PAUSE_S` to `_MAX_PAUSE_S`), all pauses
     together within `budget_s` of the pacer's making (0: no pauses), so that the threads
     waiting for the GIL or the CPU run meanwhile."""
 
@@ -64,7 +71,7 @@ class Pacer:
         spent, self.since = now - self.since, now
         if self.budget_s <= 0:
             return
-        pause = min(spent * (1 / SHARE - 1), _MAX_PAUSE_S, self.deadline - time.monotonic())
+        pause = min(max(spent * (1 / SHARE - 1), _MIN_PAUSE_S), _MAX_PAUSE_S, self.deadline - time.monotonic())
         if pause > 0:
             time.sleep(pause)
             self.since = time.thread_time()

@@ -3,10 +3,10 @@
 `add()` is all the request path pays: a sampling draw and one extend of a flat
 list (store/log_buffer.py) by objects it has anyway; for a plain entry (status 200,
 no decision, no shadow) just the extend, through `plain()`.
-One daemon thread takes what is buffered every `flush_interval_s`, redacts, and
-writes the batch in slices, a transaction each (store/pacing.py). When the store
-is down the batch goes to a spool on local disk, and the spool is replayed when
-the store comes back.
+One daemon thread takes what is buffered every `flush_interval_s` and cuts it into
+slices, each decoded, redacted and written on its own, in a transaction, with pauses
+between them (store/pacing.py). When the store is down the batch goes to a spool on
+local disk, and the spool is replayed when the store comes back.
 
 When the spool fails too, records wait in memory with the new ones (store/held.py),
 up to `max_buffer`; past it the oldest are dropped and counted, in the stats and in
@@ -15,7 +15,8 @@ the store's `log_drops` once it takes writes (store/log_counts.py).
 Guarantee: every record appended is written, spooled, held or counted as dropped.
 `close()` loses nothing (what the store did not take is spooled); a hard kill loses
 at most what was appended in the last flush interval (0.5 s by default; keep it at
-or under 1 s) plus the batch being written.
+or under 1 s) plus what the store has not taken yet of the batch being written (its
+pauses last at most half a flush interval).
 """
 
 from __future__ import annotations
@@ -311,9 +312,10 @@ class PredictionLog:
                         ready = None
                         ready = self._redacted(decoded(part))
                         pacer.pause()
-                    delivery.deliver(ready)
+                    delivery.deliver(ready, pacer.pause)  # it rests again once the slice is encoded
                     done += 1
-                    pacer.pause()
+                    if done < len(parts):  # the last slice written, the flush is done
+                        pacer.pause()
             except Exception:  # logged by _run; the slices not delivered wait for the next cycle
                 rest = parts[done + (ready is not None) :]
                 kept = (ready or []) + [g for part, fresh in rest if not fresh for g in part]
