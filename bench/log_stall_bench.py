@@ -137,16 +137,16 @@ def main() -> None:
     load = os.getloadavg()[0]
     for i in range(args.runs):
         for build, logged in variants if i % 2 == 0 else variants[::-1]:
-            results[(build, logged)].append(
-                one(args.seconds, args.work_us, args.doc_bytes, logged, builds[build])
-            )
+            results[(build, logged)].append(one(args.seconds, args.work_us, args.doc_bytes, logged, builds[build]))
     print(
         f"{args.runs} runs of {args.seconds:g} s per server, 64 connections of {args.work_us:g} us of CPU each, "
         f"documents of {args.doc_bytes} bytes, one CPU; load average {load:.1f} at the start, "
         f"{os.getloadavg()[0]:.1f} at the end. Latency counted in CPU time on the core (see the docstring); "
         "medians over runs.\n"
     )
-    print("| build | p50 ms, log off / on | p99 ms, log off / on | p99 on / off | p99.9 ms on | writer CPU us an entry |")
+    print(
+        "| build | p50 ms, log off / on | p99 ms, log off / on | p99 on / off | p99.9 ms on | writer CPU us an entry |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for build in builds:
         off, on = results[(build, False)], results[(build, True)]

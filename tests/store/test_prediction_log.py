@@ -185,23 +185,8 @@ def test_bad_settings_are_config_errors(tmp_path: Path) -> None:
         PredictionLog("sqlite:///x.db", spool_dir=tmp_path, flush_interval_s=0)
     with pytest.raises(ConfigError, match="max_buffer must be a positive integer"):
         PredictionLog("sqlite:///x.db", spool_dir=tmp_path, max_buffer=0)
-    with pytest.raises(ConfigError, match="nice must be an integer from 0 to 19, got -5"):
-        PredictionLog("sqlite:///x.db", spool_dir=tmp_path, nice=-5)
     with pytest.raises(StoreError, match="unknown store URL"):
         PredictionLog("redis://x", spool_dir=tmp_path).start()
-
-
-def test_the_writer_thread_runs_at_the_lower_priority_asked_for(tmp_path: Path) -> None:
-    if not sys.platform.startswith("linux"):
-        pytest.skip("a nice value is a thread's own on Linux only")
-    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    with _log(f"sqlite:///{tmp_path / 'store.db'}", tmp_path, nice=7) as log:
-        log.append(make_record(1))
-        assert log.flush()
-        thread = log._thread
-        assert thread is not None and thread.native_id is not None
-        assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == min(19, here + 7)
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here
 
 
 def test_a_flush_of_many_slices_is_written_in_order_and_redacted_once(tmp_path: Path) -> None:

@@ -1,14 +1,8 @@
-"""The prediction log writer's pacing: a flush in slices, every entry once, in order; the writer's priority."""
+"""The prediction log writer's pacing: a flush in slices, every entry once, in order."""
 
 from __future__ import annotations
 
-import os
-import sys
-import threading
-
-import pytest
-
-from shipway.store.pacing import SLICE_ENTRIES, lower_priority, slices
+from shipway.store.pacing import SLICE_ENTRIES, slices
 from shipway.store.records import LogColumns, columns_of, split_at
 
 
@@ -48,22 +42,3 @@ def test_split_at_cuts_one_group_and_keeps_the_rest_as_it_is() -> None:
     assert rest[1] is groups[2]  # untouched groups are passed on, not copied
     assert split_at(groups, 0) == ([], groups) and split_at(groups, 13) == (groups, [])
     assert split_at(groups, 99) == (groups, [])
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a nice value is a thread's own on Linux only")
-@pytest.mark.parametrize("by", [0, 3, 40])
-def test_lower_priority_raises_the_calling_threads_nice_value_only(by: int) -> None:
-    seen: dict[str, int] = {}
-
-    def thread() -> None:
-        tid = threading.get_native_id()
-        seen["before"] = os.getpriority(os.PRIO_PROCESS, tid)
-        lower_priority(by)
-        seen["after"] = os.getpriority(os.PRIO_PROCESS, tid)
-
-    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    worker = threading.Thread(target=thread)
-    worker.start()
-    worker.join()
-    assert seen["after"] == min(19, seen["before"] + by)  # at most 19, whatever the start
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here  # not this thread's

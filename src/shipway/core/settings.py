@@ -162,15 +162,6 @@ SETTINGS: tuple[Setting, ...] = (
         "log.spool_dir", str, ".shipway/spool", "Where predictions wait on local disk while the store is unreachable."
     ),
     Setting(
-        "log.writer_nice",
-        int,
-        10,
-        "How much lower than the worker's the prediction log writer thread's scheduling priority is (a nice "
-        "increment, Linux only): on a busy core its SQLite work then gives way to the event loop. 0: the same.",
-        minimum=0,
-        maximum=19,
-    ),
-    Setting(
         "rules.file",
         str,
         "",

@@ -168,7 +168,6 @@ class App:
                 spool_dir=s.path("log.spool_dir"),
                 sample_rate=s["log.sample_rate"],
                 redact=rt.service.redact,
-                nice=s["log.writer_nice"],
             )
             rt.log.start()
             rt.refresh_log()

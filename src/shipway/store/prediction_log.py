@@ -35,7 +35,7 @@ from shipway.store.held import Held
 from shipway.store.log_buffer import FIELDS, LogBuffer, decoded
 from shipway.store.log_counts import LogCounts, drops_by_minute
 from shipway.store.log_delivery import Delivery
-from shipway.store.pacing import Pacer, lower_priority, slices
+from shipway.store.pacing import Pacer, slices
 from shipway.store.records import Context, LogColumns, PredictionRecord, context_of, records_of_columns, size
 from shipway.store.redaction import Redact, redact_columns
 from shipway.store.spool import Spool
@@ -67,17 +67,12 @@ class PredictionLog:
         redact: Redact | None = None,
         max_buffer: int = 100_000,
         retry_interval_s: float = 2.0,
-        nice: int = 0,
     ) -> None:
         _check_number("flush_interval_s", flush_interval_s, 0.0, None, "for example 0.5")
         _check_number("sample_rate", sample_rate, 0.0, 1.0, "1.0 logs every request")
         _check_number("retry_interval_s", retry_interval_s, 0.0, None, "for example 2.0")
         if not isinstance(max_buffer, int) or max_buffer < 1:
             raise ConfigError(f"max_buffer must be a positive integer, got {max_buffer!r}")
-        if not isinstance(nice, int) or isinstance(nice, bool) or not 0 <= nice <= 19:
-            raise ConfigError(
-                f"nice must be an integer from 0 to 19, got {nice!r}; 0 keeps the writer at the caller's priority"
-            )
         # A URL: a handle of the log's own. A provider: the process's one handle (`shipway serve`
         # gives the project's), shared with the rest of the worker and closed by its owner.
         self.stores = store_url if not isinstance(store_url, str) else None
@@ -92,7 +87,6 @@ class PredictionLog:
         self.redact = redact
         self.max_buffer = max_buffer
         self.retry_interval_s = retry_interval_s
-        self.nice = nice
 
         self._buffer = LogBuffer()
         # Wake the writer early once an interval's worth of traffic is waiting.
@@ -271,7 +265,6 @@ class PredictionLog:
     def _run(self) -> None:
         delivery = self._delivery
         assert delivery is not None  # set by start() before the thread runs
-        lower_priority(self.nice)
         delivery.recover()
         while True:
             self._wake.wait(self.flush_interval_s)
