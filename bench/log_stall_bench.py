@@ -97,24 +97,9 @@ print(q(0.5), q(0.99), q(0.999), writer_cpu / n * 1e6, written / n)
 
 def one(seconds: float, work_us: float, doc_bytes: int, logged: bool, src: str | None) -> list[float]:
     env = {**os.environ, "PYTHONPATH": str(Path(src).resolve())} if src else None
-    out = subprocess.run(
-        [
-            "taskset",
-            "-c",
-            run.SERVER_CPU,
-            sys.executable,
-            "-c",
-            CHILD,
-            str(seconds),
-            str(work_us),
-            str(doc_bytes),
-            "on" if logged else "off",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-    ).stdout.split()
+    args = [*map(str, (seconds, work_us, doc_bytes)), "on" if logged else "off"]
+    command = ["taskset", "-c", run.SERVER_CPU, sys.executable, "-c", CHILD, *args]
+    out = subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout.split()
     return [float(x) for x in out]
 
 
