@@ -15,8 +15,10 @@ CPU); encoded and folded into rollup rows (about 0.5 ms); written in one transac
 (about 0.6 ms, most of it SQLite's, the commit alone about 0.3 ms). After each piece the
 writer sleeps `1 / SHARE - 1` times the CPU time it took (from `_MIN_PAUSE_S` to
 `_MAX_PAUSE_S`): the writer runs at most a `SHARE` of the time while it writes a flush,
-and a request in flight at 64 connections waits out at most one piece. The pauses of one flush together stay within a budget (half the
-flush interval), so a writer that falls behind catches up unpaced.
+and a request in flight at 64 connections waits out at most one piece. The pauses of one
+flush together stay within a budget (half the flush interval), so a writer that falls
+behind catches up unpaced. What is left in the tail is SQLite's WAL checkpoint, a stretch
+of several milliseconds every few seconds, as before.
 
 A slice is one store call (its own transaction, segment and rollup upserts), so slices
 are not made smaller: at 500 entries the writer's CPU per entry rose by half.
