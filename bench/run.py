@@ -35,12 +35,27 @@ IDENTITY = ROOT / "tests" / "services" / "identity"
 BANKING77 = ROOT / "examples" / "banking77"
 LUA = BENCH / "post.lua"
 SERVER_CPU, LOAD_CPU = "0", "1"
+_GIVEN: set[int] = set()  # ports of SHIPWAY_BENCH_PORTS given out in this run
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port: one the system picks, or the first free one of `SHIPWAY_BENCH_PORTS`
+    ("LOW-HIGH"), for a machine where each user keeps to a range of ports. A port of the range
+    is given once per run: the server it was given to may not have bound it yet."""
+    low, _, high = os.environ.get("SHIPWAY_BENCH_PORTS", "").partition("-")
+    candidates = range(int(low), int(high) + 1) if low and high else [0]
+    for port in candidates:
+        if port in _GIVEN:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            if port:
+                _GIVEN.add(port)
+            return int(sock.getsockname()[1])
+    sys.exit(f"no free port in SHIPWAY_BENCH_PORTS={os.environ['SHIPWAY_BENCH_PORTS']}; give a wider range")
 
 
 def wait_for(url: str, timeout: float = 60.0) -> float:

@@ -29,7 +29,8 @@ from store_fixtures import (
 
 from shipway.errors import ConfigError, StoreError
 from shipway.store import PredictionLog, open_store
-from shipway.store.log_buffer import LogBuffer
+from shipway.store.log_buffer import LogBuffer, decoded
+from shipway.store.pacing import SLICE_ENTRIES
 from shipway.store.records import entry_of
 from shipway.store.refusals import refused_lines
 from shipway.store.spool import decode_line
@@ -186,6 +187,37 @@ def test_bad_settings_are_config_errors(tmp_path: Path) -> None:
         PredictionLog("sqlite:///x.db", spool_dir=tmp_path, max_buffer=0)
     with pytest.raises(StoreError, match="unknown store URL"):
         PredictionLog("redis://x", spool_dir=tmp_path).start()
+
+
+def test_a_flush_of_many_slices_is_written_in_order_and_redacted_once(tmp_path: Path) -> None:
+    # Slices are decoded and redacted one by one (store/pacing.py); the records held while the
+    # store and the disk were away were redacted before, and must not pass the hook again.
+    calls: list[int] = []
+
+    def star(doc: dict[str, Any]) -> dict[str, Any]:
+        calls.append(doc["inputs"]["n"])
+        return {"inputs": {**doc["inputs"], "text": doc["inputs"]["text"] + "*"}, "outputs": doc["outputs"]}
+
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the store's folder should be")
+    url = f"sqlite:///{blocker / 'store.db'}"
+    log = PredictionLog(url, spool_dir=blocker / "spool", flush_interval_s=0.05, retry_interval_s=0.1, redact=star)
+    log.start()
+    n = SLICE_ENTRIES * 2 + 500
+    for i in range(n):
+        log.append(make_record(i))
+    assert log.flush() is False  # held in memory, redacted
+    assert log.stats["held"] == n
+    for i in range(n, n + SLICE_ENTRIES + 1):
+        log.append(make_record(i))
+    blocker.unlink()
+    wait_for(lambda: log.stats["written"] + log.stats["replayed"] == n + SLICE_ENTRIES + 1, what="every record")
+    log.close()
+    assert sorted(calls) == list(range(n + SLICE_ENTRIES + 1))  # each record through the hook once
+    with open_store(url) as store:
+        records = store.read_predictions()
+    assert [r.request_id for r in records] == [f"req-{i}" for i in range(n + SLICE_ENTRIES + 1)]
+    assert {orjson.loads(r.inputs)["text"][-2:] for r in records} == {f"{i % 10}*" for i in range(10)}
 
 
 # -- outages -----------------------------------------------------------------------
@@ -552,6 +584,20 @@ def test_an_entry_not_whole_is_left_for_the_next_take() -> None:
     [group] = buffer.take()
     assert group.rows() == [("p1", 1_700_000_001.0, 3.5, 200, '{"i": 2}', '{"o": 2}', None, None)]
     assert plain == ["p2", 1_700_000_002.0] and len(buffer) == 0
+
+
+def test_a_take_without_decoding_keeps_the_bytes_and_decoded_gives_what_take_gives() -> None:
+    context = ("svc", "m1", None, None, None, "on")
+    fields = (context, "r1", 1_700_000_000.0, 2.5, 200, b'{"i": 1}', b'{"o": "caf\xe9"}', b'{"queue":"auto"}', None)
+    plain = ("p1", 1_700_000_001.0, 3.5, b'{"i": 2}', b'{"o": 2}')
+    raw, whole = LogBuffer(), LogBuffer()
+    for buffer in (raw, whole):
+        buffer.fields.extend(fields)
+        buffer.plain(context).extend(plain)
+    groups = raw.take(decode=False)
+    assert [g.inputs for g in groups] == [[b'{"i": 1}'], [b'{"i": 2}']]
+    assert decoded(groups) == whole.take()
+    assert decoded(groups)[0].outputs == ['{"o": "caf\udce9"}']  # not UTF-8: a surrogate, for the store to refuse
 
 
 def test_a_document_that_is_not_utf8_is_kept_aside_and_its_batch_written(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from store_fixtures import (
 import shipway.store
 from shipway.errors import StoreError, StoreUnavailable
 from shipway.store import PredictionRecord, open_store, store_from_url
+from shipway.store.records import columns_of_records
 
 # The store_url and postgres_url fixtures (conftest.py belongs to the whole suite).
 pytest_plugins = ["store_fixtures"]
@@ -373,3 +374,19 @@ def test_large_batches_keep_every_record_and_field(store_url: str) -> None:
     assert [r.rules_version for r in back] == [r.rules_version for r in records]
     assert [orjson.loads(r.decision or b"")["queue"] for r in back] == [f"q{i}" for i in range(137)]
     assert [orjson.loads(r.inputs) for r in back] == [orjson.loads(r.inputs) for r in records]
+
+
+def test_write_columns_pauses_once_the_batch_is_encoded_and_before_its_transaction(store_url: str) -> None:
+    # The prediction log's writer rests there (store/pacing.py): nothing of the batch may be
+    # stored yet, and the store's lock must not be held (another call goes through meanwhile).
+    batch = columns_of_records([make_record(i) for i in range(5)])
+    seen: list[int] = []
+    with open_store(store_url) as store, open_store(store_url) as other:
+
+        def pause() -> None:
+            seen.append(other.count_predictions())
+            store.write_predictions([make_record(99)])  # the same handle: its lock is free
+
+        store.write_columns(batch, pause=pause)
+        assert seen == [0]
+        assert sorted(r.request_id for r in store.read_predictions()) == sorted(f"req-{i}" for i in (0, 1, 2, 3, 4, 99))

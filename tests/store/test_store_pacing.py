@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shipway.store.pacing import paced, slices
+from shipway.store.pacing import SLICE_ENTRIES, slices
 from shipway.store.records import LogColumns, columns_of, split_at
 
 
@@ -18,7 +18,7 @@ def _entries(groups: list[LogColumns]) -> list[tuple[str, str]]:
 
 def test_slices_hold_every_entry_once_in_order_and_keep_contexts_apart() -> None:
     groups = [_group("a", 0, 2500), _group("b", 2500, 700), _group("c", 3200, 1)]
-    parts = list(paced(slices(groups, size=1000)))
+    parts = slices(groups, size=1000)
     assert [sum(len(g) for g in s) for s in parts] == [1000, 1000, 1000, 201]
     assert _entries([g for s in parts for g in s]) == _entries(groups)
     for s in parts:
@@ -29,7 +29,8 @@ def test_slices_hold_every_entry_once_in_order_and_keep_contexts_apart() -> None
 
 def test_a_batch_within_one_slice_is_passed_as_it_is() -> None:
     groups = [_group("a", 0, 10), _group("b", 10, 5)]
-    assert list(paced(slices(groups, size=1000))) == [groups]
+    assert slices(groups, size=1000) == [groups]
+    assert slices(groups) == [groups] and SLICE_ENTRIES >= 15
     assert slices([], size=1000) == []
 
 

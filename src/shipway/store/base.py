@@ -116,8 +116,12 @@ class Store(RunRecords, DatasetRecords, RegistryRecords, CandidateRecords, Annot
         self.write_columns(groups, replay=replay)
 
     @abc.abstractmethod
-    def write_columns(self, groups: Sequence[LogColumns], *, replay: bool = False) -> None:
-        """`write_predictions` for the prediction log's entries, as columns per context."""
+    def write_columns(
+        self, groups: Sequence[LogColumns], *, replay: bool = False, pause: Callable[[], None] | None = None
+    ) -> None:
+        """`write_predictions` for the prediction log's entries, as columns per context.
+        `pause`, if given, is called once the batch is encoded and folded into rollup rows,
+        before its transaction: where the prediction log's writer rests (store/pacing.py)."""
 
     def _rules_event_insert(self, table: str, event: RulesEvent) -> tuple[str, tuple[Any, ...]]:
         """The INSERT of a rules (or model) event into `table`, and its parameters: what

@@ -30,7 +30,7 @@ from typing import Any
 
 from shipway.store.records import ROW_COLUMNS, Context, LogColumns, columns_of
 
-__all__ = ["FIELDS", "PLAIN_FIELDS", "LogBuffer"]
+__all__ = ["FIELDS", "PLAIN_FIELDS", "LogBuffer", "decoded"]
 
 FIELDS = 1 + len(ROW_COLUMNS)  # the context, then a log row's fields
 PLAIN_FIELDS = 5  # request_id, ts, latency_ms, inputs, outputs
@@ -60,22 +60,38 @@ class LogBuffer:
                 found = self._plain.setdefault(context, [])
         return found
 
-    def take(self) -> list[LogColumns]:
-        """Remove every whole entry as columns per context, each list's oldest first (documents
-        decoded; a byte that is not UTF-8 is kept as a surrogate, for the store to refuse with
-        its error). A context can come in two groups, its plain entries and the others."""
+    def take(self, *, decode: bool = True) -> list[LogColumns]:
+        """Remove every whole entry as columns per context, each list's oldest first, the
+        documents decoded (`decoded()`), or left as bytes for the caller to decode part by
+        part. A context can come in two groups, its plain entries and the others."""
         with self._take_lock:
             taken = _whole(self.fields, FIELDS)
             plain = [(context, _whole(p, PLAIN_FIELDS)) for context, p in self._plain.items()]
         groups = _groups(taken) if taken else []
         groups += [_plain_group(context, entries) for context, entries in plain if entries]
-        return groups
+        return decoded(groups) if decode else groups
+
+
+def decoded(groups: list[LogColumns]) -> list[LogColumns]:
+    """Groups as `LogBuffer.take(decode=False)` gives them, with their documents decoded (a byte
+    that is not UTF-8 is kept as a surrogate, for the store to refuse with its error)."""
+    return [
+        LogColumns(
+            g.context,
+            g.request_ids,
+            g.times,
+            g.latencies,
+            g.statuses,
+            *map(_texts, (g.inputs, g.outputs, g.decisions, g.shadows)),  # type: ignore[arg-type]  # bytes until here
+        )
+        for g in groups
+    ]
 
 
 def _groups(taken: list[Any]) -> list[LogColumns]:
     contexts = taken[0::FIELDS]
     columns: list[Any] = [taken[i::FIELDS] for i in range(1, 5)]  # request_ids, times, latencies, statuses
-    columns += map(_texts, (taken[i::FIELDS] for i in range(5, FIELDS)))  # the documents
+    columns += (taken[i::FIELDS] for i in range(5, FIELDS))  # the documents, as bytes
     if contexts.count(contexts[0]) == len(contexts):  # one context: the usual case
         return [LogColumns(contexts[0], *columns)]
     return columns_of(zip(contexts, *columns, strict=True))  # a model or rules swap mid-batch
@@ -85,7 +101,7 @@ def _plain_group(context: Context, entries: list[Any]) -> LogColumns:
     n = len(entries) // PLAIN_FIELDS
     columns: list[Any] = [entries[i::PLAIN_FIELDS] for i in range(3)]  # request_ids, times, latencies
     columns.append([200] * n)  # statuses
-    columns += map(_texts, (entries[i::PLAIN_FIELDS] for i in range(3, PLAIN_FIELDS)))  # the documents
+    columns += (entries[i::PLAIN_FIELDS] for i in range(3, PLAIN_FIELDS))  # the documents, as bytes
     columns += ([None] * n, [None] * n)  # no decision, no shadow
     return LogColumns(context, *columns)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,8 +76,9 @@ class Delivery:
         if now >= (self._next_scan if self.store_up else self._next_retry):
             self.recover()
 
-    def deliver(self, groups: list[LogColumns]) -> None:
-        """To the store if it is up, else to the spool, else keep in memory."""
+    def deliver(self, groups: list[LogColumns], pause: Callable[[], None] | None = None) -> None:
+        """To the store if it is up, else to the spool, else keep in memory; `pause` is called
+        before each store transaction (see `Store.write_columns`)."""
         if not groups:
             return
         if self.store_up:
@@ -85,7 +86,7 @@ class Delivery:
             # store reconnects on the next call; that is no outage worth spooling for.
             for attempt in (1, 2):
                 try:
-                    self.counts.add("written", self._write(groups))
+                    self.counts.add("written", self._write(groups, pause=pause))
                     self.held.released(self._dropped_total())
                     return
                 except StoreUnavailable as exc:
@@ -147,10 +148,12 @@ class Delivery:
         except StoreError:
             logger.exception("closing the prediction store failed")
 
-    def _write(self, groups: list[LogColumns], *, replay: bool = False) -> int:
+    def _write(self, groups: list[LogColumns], *, replay: bool = False, pause: Callable[[], None] | None = None) -> int:
         """Write a batch, refused records kept aside (store/refusals.py); how many were written."""
         store = self.stores.get()
-        return write_finding_refused(lambda part: store.write_columns(part, replay=replay), groups, self._reject)
+        return write_finding_refused(
+            lambda part: store.write_columns(part, replay=replay, pause=pause), groups, self._reject
+        )
 
     def _reject(self, entries: Sequence[LogEntry], exc: Exception) -> None:
         try:

@@ -197,12 +197,16 @@ class PostgresStore(Store):
             self._opened = False
             self._discard()
 
-    def write_columns(self, groups: Sequence[LogColumns], *, replay: bool = False) -> None:
+    def write_columns(
+        self, groups: Sequence[LogColumns], *, replay: bool = False, pause: Callable[[], None] | None = None
+    ) -> None:
         # A lost COMMIT acknowledgement is possible over a network: always skip duplicates.
         entries = entries_of_columns(groups)
         if not entries:
             return
         rows = pg_text.copy_rows(groups)  # what PostgreSQL refuses, encoded (store/pg_text.py)
+        if pause is not None:
+            pause()
         days = partitions.days_of(t for g in groups if len(g) for t in (min(g.times), max(g.times)))
         days.add(max(days, default=int(time.time() // partitions.DAY)) + 1)  # the next day's, ahead of it
         with self._lock:

@@ -3,10 +3,10 @@
 `add()` is all the request path pays: a sampling draw and one extend of a flat
 list (store/log_buffer.py) by objects it has anyway; for a plain entry (status 200,
 no decision, no shadow) just the extend, through `plain()`.
-One daemon thread takes what is buffered every `flush_interval_s`, redacts, and
-writes the batch in slices, a transaction each (store/pacing.py). When the store
-is down the batch goes to a spool on local disk, and the spool is replayed when
-the store comes back.
+One daemon thread takes what is buffered every `flush_interval_s` and cuts it into
+slices, each decoded, redacted and written on its own, in a transaction, with pauses
+between them (store/pacing.py). When the store is down the batch goes to a spool on
+local disk, and the spool is replayed when the store comes back.
 
 When the spool fails too, records wait in memory with the new ones (store/held.py),
 up to `max_buffer`; past it the oldest are dropped and counted, in the stats and in
@@ -15,7 +15,8 @@ the store's `log_drops` once it takes writes (store/log_counts.py).
 Guarantee: every record appended is written, spooled, held or counted as dropped.
 `close()` loses nothing (what the store did not take is spooled); a hard kill loses
 at most what was appended in the last flush interval (0.5 s by default; keep it at
-or under 1 s) plus the batch being written.
+or under 1 s) plus what the store has not taken yet of the batch being written (its
+pauses last at most half a flush interval).
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ from typing import TYPE_CHECKING
 
 from shipway.errors import ConfigError
 from shipway.store.held import Held
-from shipway.store.log_buffer import FIELDS, LogBuffer
+from shipway.store.log_buffer import FIELDS, LogBuffer, decoded
 from shipway.store.log_counts import LogCounts, drops_by_minute
 from shipway.store.log_delivery import Delivery
-from shipway.store.pacing import paced, slices
+from shipway.store.pacing import Pacer, slices
 from shipway.store.records import Context, LogColumns, PredictionRecord, context_of, records_of_columns, size
 from shipway.store.redaction import Redact, redact_columns
 from shipway.store.spool import Spool
@@ -284,21 +285,35 @@ class PredictionLog:
 
     def _cycle(self, delivery: Delivery) -> None:
         """Deliver the held records and the new batch together, oldest first, in paced slices
-        (store/pacing.py): each slice reaches the store, the spool or memory."""
+        (store/pacing.py): each slice is decoded and redacted on its own, then reaches the
+        store, the spool or memory."""
         delivery.due()
-        held = self._held.take()  # already redacted
-        batch = self._buffer.take()
+        held = self._held.take()  # already decoded and redacted
+        batch = self._buffer.take(decode=False)
         self._full = False
         self._in_flight = size(held) + size(batch)
         try:
-            parts = slices(held + self._redacted(batch))
+            parts = [(part, False) for part in slices(held)] + [(part, True) for part in slices(batch)]
+            # Closing: the sooner written the better, nobody waits for the GIL much longer.
+            pacer = Pacer(0.0 if self._stopping else self.flush_interval_s / 2)
             done = 0
+            ready: list[LogColumns] | None = None  # the slice in hand, decoded and redacted
             try:
-                for part in paced(parts):
-                    delivery.deliver(part)
+                for part, fresh in parts:
+                    ready = part
+                    if fresh:
+                        ready = None
+                        ready = self._redacted(decoded(part))
+                        pacer.pause()
+                    delivery.deliver(ready, pacer.pause)  # it rests again once the slice is encoded
                     done += 1
+                    if done < len(parts):  # the last slice written, the flush is done
+                        pacer.pause()
             except Exception:  # logged by _run; the slices not delivered wait for the next cycle
-                self._dropped(self._held.keep([group for part in parts[done:] for group in part]))
+                rest = parts[done + (ready is not None) :]
+                kept = (ready or []) + [g for part, fresh in rest if not fresh for g in part]
+                kept += self._redacted(decoded([g for part, fresh in rest if fresh for g in part]))
+                self._dropped(self._held.keep(kept))
                 raise
         finally:
             self._in_flight = 0

@@ -21,7 +21,17 @@ from shipway.store.records import LogColumns
 if TYPE_CHECKING:
     from shipway.store.base import Executor
 
-__all__ = ["GROWTH", "bucket_bounds", "latency_bucket", "quantile", "rollup", "write_drops", "write_rollups"]
+__all__ = [
+    "GROWTH",
+    "Folded",
+    "bucket_bounds",
+    "fold",
+    "latency_bucket",
+    "quantile",
+    "rollup",
+    "write_drops",
+    "write_rollups",
+]
 
 GROWTH = 1.1
 _FLOOR_MS = 0.001  # latencies up to a microsecond share bucket 0
@@ -50,14 +60,24 @@ UPSERT_COUNTS, UPSERT_LATENCY = _upserts("minute", "")
 UPSERT_COUNTS_HOURLY, UPSERT_LATENCY_HOURLY = _upserts("hour", "_hourly")
 
 
-def write_rollups(run: Executor, groups: Sequence[LogColumns]) -> None:
-    """Fold log entries, as columns per context, into the minute and hour rollups, inside the
-    caller's transaction."""
+Folded = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]
+
+
+def fold(groups: Sequence[LogColumns]) -> Folded:
+    """The rows a batch adds to the minute and hour rollups (counts, latency, hourly counts,
+    hourly latency), computed before the transaction that writes them."""
     counts, latency = rollup(groups)
+    return counts, latency, _hourly(counts, 2), _hourly(latency, 1)
+
+
+def write_rollups(run: Executor, groups: Sequence[LogColumns], folded: Folded | None = None) -> None:
+    """Fold log entries, as columns per context, into the minute and hour rollups, inside the
+    caller's transaction (`folded`: what `fold(groups)` gave, when it ran before)."""
+    counts, latency, counts_hourly, latency_hourly = fold(groups) if folded is None else folded
     run.many(UPSERT_COUNTS, counts)
     run.many(UPSERT_LATENCY, latency)
-    run.many(UPSERT_COUNTS_HOURLY, _hourly(counts, 2))
-    run.many(UPSERT_LATENCY_HOURLY, _hourly(latency, 1))
+    run.many(UPSERT_COUNTS_HOURLY, counts_hourly)
+    run.many(UPSERT_LATENCY_HOURLY, latency_hourly)
 
 
 UPSERT_DROPS = (

@@ -25,7 +25,7 @@ from shipway.store.base import (
 )
 from shipway.store.partitions import Partition
 from shipway.store.records import Context, LogColumns, PredictionRecord, RulesEvent, columns_of, entry_of
-from shipway.store.rollups import write_rollups
+from shipway.store.rollups import fold, write_rollups
 from shipway.store.segments import decode, encode, merge_by_ts
 from shipway.store.sqlite_connection import SQLiteExecutor, sqlite_error, transaction
 from shipway.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
@@ -164,12 +164,18 @@ class SQLiteStore(Store):
                 self._conn = None
                 self._contexts.clear()
 
-    def write_columns(self, groups: Sequence[LogColumns], *, replay: bool = False) -> None:
+    def write_columns(
+        self, groups: Sequence[LogColumns], *, replay: bool = False, pause: Callable[[], None] | None = None
+    ) -> None:
         groups = [g for g in groups if len(g)]
         if not groups:
             return
-        # Encoded before the transaction; a replay encodes only what no earlier attempt stored.
+        # Encoded and folded before the transaction; a replay does both only for what no earlier
+        # attempt stored.
         bodies = [None] * len(groups) if replay else [self._encode(g) for g in groups]
+        folded = None if replay else fold(groups)
+        if pause is not None:
+            pause()
         with self._lock:
             conn = self._connection()
             try:
@@ -187,7 +193,7 @@ class SQLiteStore(Store):
                             (self._context_id(conn, group.context), min(times), max(times), len(group), body),
                         )
                         written.append(group)
-                    write_rollups(SQLiteExecutor(conn), written)
+                    write_rollups(SQLiteExecutor(conn), written, folded)
             except (sqlite3.Error, StoreError) as exc:
                 self._contexts.clear()  # a rolled-back transaction may have added one
                 if isinstance(exc, StoreError):
