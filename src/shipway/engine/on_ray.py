@@ -72,14 +72,17 @@ def run_on_ray(job: Any, source: Source, *, jobs: int, batch_size: int, blocks: 
         ray.init()  # RAY_ADDRESS, if set, names the cluster to join
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
+    # The pool leaves one CPU of the cluster to the read tasks: with every CPU held by an actor
+    # a read task waits for one for ever (seen on a 2-CPU cluster: both actors up, the read
+    # pending, the run stalled). On a cluster of one CPU the pool still gets its one actor.
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    actors = max(1, min(jobs, cpus - 1))
     results = dataset(source, blocks).map_batches(
         _Worker,
         fn_constructor_kwargs={"job": job, "format": source.format},
         batch_size=batch_size,
         batch_format="pyarrow",
-        # From one actor up to `jobs`: a fixed pool of as many actors as the cluster has CPUs
-        # would leave none for the read tasks, and the run would wait for ever.
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=jobs),
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
         num_cpus=1,
     )
     for table in results.iter_batches(batch_format="pyarrow", batch_size=None):
