@@ -143,10 +143,11 @@ def try_recipes(
     # What can be prepared in parts (a split's embeddings each) goes to the workers first, the
     # longest part first, ahead of the fits that need nothing prepared: the workers share it, one
     # thread each, and the parent then prepares from the cache they filled.
+    named = {t.recipe: recipes[t.recipe].prepare_parts(data) for t in later}
     parts: dict[str, str] = {}
-    for trial in later:
-        for part in recipes[trial.recipe].prepare_parts(data):
-            parts.setdefault(part, trial.recipe)
+    for name, its in named.items():
+        for part in its:
+            parts.setdefault(part, name)
     with concurrent.futures.ProcessPoolExecutor(
         max_workers=max(1, jobs), mp_context=context, initializer=_workers.start, initargs=(threads,)
     ) as pool:
@@ -157,7 +158,7 @@ def try_recipes(
         for group in (ready, later):
             for name in dict.fromkeys(t.recipe for t in group):
                 # A part is counted for the first recipe that names it; a failed part raises here.
-                mine = [preparing.pop(p) for p in recipes[name].prepare_parts(data) if p in preparing]
+                mine = [preparing.pop(p) for p in named.get(name, ()) if p in preparing]
                 in_workers = sum(f.result() for f in mine)
                 cpu, here = time.process_time(), time.perf_counter()
                 recipes[name].prepare(data)

@@ -61,7 +61,7 @@ def decision_columns(decided: Any, n: int) -> pa.Array:
     queue = pa.array(decided.queues, pa.string()).take(pa.array(d.queue))
     reason = pa.array(list(d.reasons), pa.string()).take(pa.array(d.reason))
     fired = _fired(d.fired, n)
-    empty = pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, dtype=np.int32)), pa.array([], pa.string()))
+    empty = _no_lists(n)
     arrays = [queue, pa.array(d.review), reason, pa.array(d.fallback), pa.nulls(n, pa.string()), fired, empty]
     array = pa.StructArray.from_arrays(arrays, fields=list(DECISION))
     if not decided.rows:
@@ -74,10 +74,15 @@ def decision_columns(decided: Any, n: int) -> pa.Array:
     return pa.concat_arrays([array, own]).take(pa.array(index))
 
 
+def _no_lists(n: int) -> pa.Array:
+    """`n` empty lists of strings."""
+    return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, dtype=np.int32)), pa.array([], pa.string()))
+
+
 def _fired(fired: tuple[tuple[str, Any], ...], n: int) -> pa.Array:
     """The rules that fired on each row, in the rules' order, as a list column."""
     if not fired:
-        return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, dtype=np.int32)), pa.array([], pa.string()))
+        return _no_lists(n)
     matrix = np.stack([mask for _, mask in fired], axis=1)  # rows x rules
     _, rules = np.nonzero(matrix)  # row-major: each row's rules in order
     offsets = np.zeros(n + 1, dtype=np.int32)
@@ -212,9 +217,6 @@ def _build(values: list[Any], kind: pa.DataType) -> pa.Array:
         array = pa.StructArray.from_arrays(children, fields=fields)
         return _spread(array, np.array([v is None for v in values]) if nulls else None)
     raise _NotAsIs
-
-
-_MISSING = object()
 
 
 def _spread(array: pa.Array, mask: Any) -> pa.Array:
