@@ -52,6 +52,27 @@ class Row:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def cells(self) -> list[str]:
+        """The row as the terminal and the dashboard show it, from seeds to reproduced."""
+        commit = "" if self.commit is None else self.commit[:8] + (" (dirty)" if self.dirty else "")
+        return [
+            str(self.seeds or ""),
+            _figure(self.valid_mean, self.valid_std),
+            _figure(self.test_mean, self.test_std),
+            "" if self.fit_seconds is None else f"{self.fit_seconds:.1f}",
+            "" if self.latency_ms is None else f"{self.latency_ms:.2f}",
+            "" if self.model_bytes is None else f"{self.model_bytes / 1e6:.1f}",
+            self.dataset_version or "",
+            commit or self.source,
+            "yes" if self.reproduced else "",
+        ]
+
+
+def _figure(mean: float | None, spread: float | None) -> str:
+    if mean is None:
+        return ""
+    return f"{mean:.4f}" + (f" ± {spread:.4f}" if spread else "")
+
 
 def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
     if not values:

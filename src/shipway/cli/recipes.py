@@ -103,12 +103,6 @@ def try_command(
         sys.exit(1)
 
 
-def _figure(value: float | None, spread: float | None) -> str:
-    if value is None:
-        return ""
-    return f"{value:.4f}" + (f" ±{spread:.4f}" if spread else "")
-
-
 @click.command()
 @click.option("--target", default=".", help=TARGET_HELP)
 @click.option("--task", default=None, help="The task to rank (default: the task of the dataset in data.dir).")
@@ -128,22 +122,7 @@ def leaderboard(target: str, task: str | None, as_json: bool) -> None:
     click.echo(f"task {name}")
     lines = []
     for rank, row in enumerate(rows, 1):
-        commit = "" if row.commit is None else row.commit[:8] + ("+dirty" if row.dirty else "")
-        lines.append(
-            [
-                rank,
-                row.name + (" (reference)" if row.reference else ""),
-                row.seeds or "",
-                _figure(row.valid_mean, row.valid_std),
-                _figure(row.test_mean, row.test_std),
-                "" if row.fit_seconds is None else f"{row.fit_seconds:.1f}",
-                "" if row.latency_ms is None else f"{row.latency_ms:.2f}",
-                "" if row.model_bytes is None else f"{row.model_bytes / 1e6:.1f}",
-                row.dataset_version or "",
-                commit or row.source,
-                "yes" if row.reproduced else "",
-            ]
-        )
+        lines.append([rank, row.name + (" (reference)" if row.reference else ""), *row.cells()])
     metric = rows[0].metric if rows else "score"
     headers = [
         "#",

@@ -30,34 +30,13 @@ def _rows(dashboard: Dashboard, task: str | None) -> tuple[list[str], str | None
     return tasks, chosen, rows
 
 
-def _figure(mean: float | None, spread: float | None) -> str:
-    if mean is None:
-        return ""
-    return f"{mean:.4f}" + (f" ± {spread:.4f}" if spread else "")
-
-
-def _cells(row: Row) -> list[str]:
-    commit = "" if row.commit is None else row.commit[:8] + (" (dirty)" if row.dirty else "")
-    return [
-        str(row.seeds or ""),
-        _figure(row.valid_mean, row.valid_std),
-        _figure(row.test_mean, row.test_std),
-        "" if row.fit_seconds is None else f"{row.fit_seconds:.1f}",
-        "" if row.latency_ms is None else f"{row.latency_ms:.2f}",
-        "" if row.model_bytes is None else f"{row.model_bytes / 1e6:.1f}",
-        row.dataset_version or "",
-        commit or row.source,
-        "yes" if row.reproduced else "",
-    ]
-
-
 async def leaderboard_page(request: Request) -> Response:
     dashboard: Dashboard = request.scope["shipway.dashboard"]
     tasks, chosen, rows = await asyncio.to_thread(_rows, dashboard, request.query_params.get("task"))
     metric = rows[0].metric if rows else "score"
     head = ["#", "recipe", "seeds", f"valid {metric}", f"test {metric}", "fit (s)", "latency (ms/item)"]
     head += ["size (MB)", "dataset", "commit", "reproduced"]
-    shown = [{"name": r.name, "reference": r.reference, "cells": _cells(r)} for r in rows]
+    shown = [{"name": r.name, "reference": r.reference, "cells": r.cells()} for r in rows]
     context: dict[str, Any] = {"tasks": tasks, "chosen": chosen, "rows": shown, "head": head}
     return page(request, "leaderboard.html", f"{dashboard.service}: leaderboard", heading="leaderboard", **context)
 
