@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import click
+import orjson
 
 from shipway.core.gate import Gate
 from shipway.core.service import Service
@@ -15,7 +16,7 @@ from shipway.core.settings import Settings
 from shipway.errors import ShipwayError
 from shipway.project import Project
 
-__all__ = ["fail", "load_project", "open_project", "project_gate", "table"]
+__all__ = ["echo_json", "fail", "load_project", "open_project", "project_gate", "table"]
 
 
 def load_project(target: str, flags: dict[str, Any] | None = None) -> tuple[Service, Settings]:
@@ -30,6 +31,11 @@ def open_project(target: str, flags: dict[str, Any] | None = None, *, gated: boo
     if gated:
         project.gate = project_gate(project.settings)
     return project
+
+
+def echo_json(value: Any) -> None:
+    """Print `value` as indented JSON; what JSON has no type for is printed as its text."""
+    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode())
 
 
 def fail(err: ShipwayError | str, code: int = 2) -> NoReturn:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import click
 import orjson
 
-from shipway.cli.common import fail, load_project, table
+from shipway.cli.common import echo_json, fail, load_project, table
 from shipway.core.service import Service
 from shipway.core.settings import Settings
 from shipway.errors import ShipwayError
@@ -39,10 +38,6 @@ def when(ts: float | None) -> str:
     return "" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _echo_json(value: Any) -> None:
-    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode())
-
-
 @click.group()
 def data() -> None:
     """Dataset versions: build and register, list, show, diff."""
@@ -61,7 +56,7 @@ def build(target: str, as_json: bool) -> None:
     except ShipwayError as err:
         fail(err, code=1)
     if as_json:
-        _echo_json(record.to_dict())
+        echo_json(record.to_dict())
         return
     click.echo(f"dataset {record.name} version {record.version}")
     _describe(record)
@@ -86,7 +81,7 @@ def list_(target: str, as_json: bool) -> None:
     except ShipwayError as err:
         fail(err, code=1)
     if as_json:
-        _echo_json([r.to_dict() for r in records])
+        echo_json([r.to_dict() for r in records])
         return
     rows = [
         (
@@ -114,7 +109,7 @@ def show(version: str, target: str, as_json: bool) -> None:
     except ShipwayError as err:
         fail(err, code=1)
     if as_json:
-        _echo_json(record.to_dict())
+        echo_json(record.to_dict())
         return
     click.echo(f"dataset {record.name} version {record.version}")
     _describe(record)
@@ -152,7 +147,7 @@ def diff(a: str, b: str, target: str, as_json: bool) -> None:
     except ShipwayError as err:
         fail(err, code=1)
     if as_json:
-        _echo_json(result.to_dict())
+        echo_json(result.to_dict())
         return
     click.echo(f"dataset {result.a} -> {result.b}")
     rows = [

@@ -5,17 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import click
-import orjson
 
-from shipway.cli.common import fail, table
+from shipway.cli.common import echo_json, fail, table
 from shipway.cli.data import JSON_HELP, TARGET_HELP, experiment_store, when
 from shipway.errors import ShipwayError
 
 __all__ = ["models"]
-
-
-def _echo_json(value: Any) -> None:
-    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode())
 
 
 @click.group()
@@ -37,7 +32,7 @@ def register(run: str, target: str, as_json: bool) -> None:
     except ShipwayError as err:
         fail(err, code=1)
     if as_json:
-        _echo_json(version.to_dict())
+        echo_json(version.to_dict())
     else:
         dirty = " (from uncommitted code)" if version.dirty else ""
         click.echo(f"model version {version.version} from run {version.run_id}{dirty}")
@@ -77,7 +72,7 @@ def list_versions(target: str, as_json: bool) -> None:
     for name, version in sorted(aliases.items()):
         named.setdefault(version, []).append(name)
     if as_json:
-        _echo_json([{**v.to_dict(), "aliases": named.get(v.version, [])} for v in versions])
+        echo_json([{**v.to_dict(), "aliases": named.get(v.version, [])} for v in versions])
         return
     rows = [
         [
@@ -119,7 +114,7 @@ def show(name: str, target: str, as_json: bool) -> None:
         "live": live,
     }
     if as_json:
-        _echo_json(data)
+        echo_json(data)
         return
     click.echo(f"model version {version.version} (sha256 {version.digest[:16]}...)")
     click.echo(f"  run      {version.run_id}  recipe {version.recipe or ''}  task {version.task or ''}")

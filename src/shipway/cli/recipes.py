@@ -7,17 +7,12 @@ import sys
 from typing import Any
 
 import click
-import orjson
 
-from shipway.cli.common import fail, table
+from shipway.cli.common import echo_json, fail, table
 from shipway.cli.data import JSON_HELP, TARGET_HELP, experiment_store
 from shipway.errors import ConfigError, ShipwayError
 
 __all__ = ["leaderboard", "recipes", "try_command"]
-
-
-def _echo_json(value: Any) -> None:
-    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode())
 
 
 @click.command()
@@ -93,7 +88,7 @@ def try_command(
     except ShipwayError as err:
         fail(err, code=2)
     if as_json:
-        _echo_json([r.to_dict() for r in records])
+        echo_json([r.to_dict() for r in records])
     else:
         failed = [r for r in records if r.status != "finished"]
         click.echo(
@@ -117,7 +112,7 @@ def leaderboard(target: str, task: str | None, as_json: bool) -> None:
     except ShipwayError as err:
         fail(err, code=2)
     if as_json:
-        _echo_json({"task": name, "rows": [r.to_dict() for r in rows]})
+        echo_json({"task": name, "rows": [r.to_dict() for r in rows]})
         return
     click.echo(f"task {name}")
     lines = []

@@ -7,12 +7,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 import orjson
 
-from shipway.cli.common import fail, table
+from shipway.cli.common import echo_json, fail, table
 from shipway.cli.monitor import project_settings
 from shipway.common.times import iso
 from shipway.core.settings import Settings
@@ -94,13 +94,9 @@ def rollout_jobs(settings: Settings, stores: StoreProvider | None = None) -> lis
     return [(plan.check_every_s, check)]
 
 
-def _echo_json(value: Any) -> None:
-    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode())
-
-
 def _decided(decision: Decision, as_json: bool) -> None:
     if as_json:
-        _echo_json(decision.to_dict())
+        echo_json(decision.to_dict())
         return
     state = decision.state
     click.echo(f"{decision.action}: {state.version} is {state.mode} (share {state.share:g}); {decision.reason}")
@@ -211,7 +207,7 @@ def status(target: str, store_url: str | None, as_json: bool) -> None:
     except ShipwayError as err:
         fail(err, code=1)
     if as_json:
-        _echo_json(found.to_dict())
+        echo_json(found.to_dict())
         return
     state = found.state
     if state is None:
@@ -293,7 +289,7 @@ def compare(
     except ShipwayError as err:
         fail(err, code=1)
     if as_json:
-        _echo_json(found.to_dict())
+        echo_json(found.to_dict())
     else:
         for line in render_comparison(found):
             click.echo(line)

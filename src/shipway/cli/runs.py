@@ -9,7 +9,7 @@ from typing import Any
 import click
 import orjson
 
-from shipway.cli.common import fail, table
+from shipway.cli.common import echo_json, fail, table
 from shipway.cli.data import JSON_HELP, TARGET_HELP, experiment_store, when
 from shipway.errors import ConfigError, ShipwayError
 from shipway.store.runs import RunRecord
@@ -17,10 +17,6 @@ from shipway.store.runs import RunRecord
 __all__ = ["reproduce", "runs", "train"]
 
 DIRTY = {True: "(dirty: uncommitted changes recorded)", False: "(clean)", None: "(not in git)"}
-
-
-def _echo_json(value: Any) -> None:
-    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode())
 
 
 def _overrides(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -66,7 +62,7 @@ def train(
     except ShipwayError as err:
         fail(err, code=1)
     if as_json:
-        _echo_json(record.to_dict())
+        echo_json(record.to_dict())
     else:
         _summary(record)
     if record.status != "finished":
@@ -104,7 +100,7 @@ def list_(target: str, limit: int, status: str | None, task: str | None, metric:
     except ShipwayError as err:
         fail(err, code=1)
     if as_json:
-        _echo_json([{k: v for k, v in r.to_dict().items() if k not in ("code", "environment")} for r in records])
+        echo_json([{k: v for k, v in r.to_dict().items() if k not in ("code", "environment")} for r in records])
         return
     rows = [
         (
@@ -136,7 +132,7 @@ def show(run_id: str, target: str, show_diff: bool, as_json: bool) -> None:
     except ShipwayError as err:
         fail(err, code=1)
     if as_json:
-        _echo_json(record.to_dict())
+        echo_json(record.to_dict())
         return
     _summary(record)
     code = record.code
@@ -176,7 +172,7 @@ def compare(a: str, b: str, target: str, as_json: bool) -> None:
     except ShipwayError as err:
         fail(err, code=1)
     if as_json:
-        _echo_json(result.to_dict())
+        echo_json(result.to_dict())
         return
     click.echo(f"run {result.a[:12]} against {result.b[:12]}")
     sections: list[tuple[str, dict[str, tuple[Any, Any]]]] = [
@@ -234,7 +230,7 @@ def reproduce(run_id: str, target: str, tolerance: float, keep: bool, as_json: b
     except ShipwayError as err:
         fail(err, code=1)
     if as_json:
-        _echo_json(result.to_dict())
+        echo_json(result.to_dict())
     else:
         verdict = "match" if result.matches else "DO NOT match"
         how = "exactly" if tolerance == 0 else f"within {tolerance:g}"
