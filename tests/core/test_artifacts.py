@@ -15,6 +15,7 @@ from conftest import SHIPWAY, start_server
 from shipway.core.artifacts import KEY_ENV, PREVIOUS_KEY_ENV, SIGNATURE, deployable, verify_artifacts, write_manifest
 from shipway.core.service import Service, load_project
 from shipway.core.settings import load_settings
+from shipway.core.signing import PRIVATE_KEY_ENV, PUBLIC_KEYS_ENV
 from shipway.errors import ArtifactError, LoadError
 from shipway.validation.service_check import check_project
 
@@ -161,6 +162,72 @@ def test_a_signing_key_requires_a_signed_manifest(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="does not match its signature"):
         verify_artifacts(folder, key)
     assert not marker.exists()
+
+
+def _key_pair(folder: Path, name: str) -> tuple[Path, Path]:
+    """An Ed25519 pair made by openssl, as docs/security.md says: (private key file, public key file)."""
+    private, public = folder / f"{name}.pem", folder / f"{name}.pub"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(private)], check=True)
+    subprocess.run(["openssl", "pkey", "-in", str(private), "-pubout", "-out", str(public)], check=True)
+    return private, public
+
+
+def test_a_key_pair_signs_where_models_are_trained_and_public_keys_verify_where_they_are_served(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("cryptography", reason="needs shipway[signing]")
+    folder = project(tmp_path) / "artifacts"
+    old_private, old_public = _key_pair(tmp_path, "old")
+    private, public = _key_pair(tmp_path, "new")
+    serving = {PUBLIC_KEYS_ENV: str(public)}
+    with pytest.raises(ArtifactError, match=r"is not signed \(manifest\.sig is missing\)"):
+        verify_artifacts(folder, serving)
+    write_manifest(folder, environ={PRIVATE_KEY_ENV: str(private)})
+    assert json.loads((folder / SIGNATURE).read_text())["algorithm"] == "ed25519"
+    assert verify_artifacts(folder, serving) is not None
+    # The public key as PEM text (a Kubernetes Secret's value) verifies as well as its file.
+    assert verify_artifacts(folder, {PUBLIC_KEYS_ENV: public.read_text()}) is not None
+    # The machine that trains holds no public key setting: the private key's own verifies.
+    assert verify_artifacts(folder, {PRIVATE_KEY_ENV: str(private)}) is not None
+    with pytest.raises(ArtifactError, match="does not match its signature"):
+        verify_artifacts(folder, {PUBLIC_KEYS_ENV: str(old_public)})
+    # Rotation: both public keys listed, so folders signed by either load.
+    both = {PUBLIC_KEYS_ENV: os.pathsep.join([str(old_public), str(public)])}
+    assert verify_artifacts(folder, both) is not None
+    write_manifest(folder, environ={PRIVATE_KEY_ENV: str(old_private)})
+    assert verify_artifacts(folder, both) is not None
+    # A manifest edited after signing is refused, and so is an HMAC signature where only public keys verify.
+    (folder / "manifest.json").write_text((folder / "manifest.json").read_text().replace("v1", "v2"))
+    with pytest.raises(ArtifactError, match="does not match its signature"):
+        verify_artifacts(folder, both)
+    write_manifest(folder, environ={KEY_ENV: "a-secret"})
+    with pytest.raises(ArtifactError, match="'hmac-sha256' signature, and this machine verifies only ed25519"):
+        verify_artifacts(folder, both)
+
+
+@pytest.mark.parametrize(
+    ("environ", "says"),
+    [
+        ({PUBLIC_KEYS_ENV: "/nonexistent/key.pub"}, r"names /nonexistent/key.pub, which cannot be read"),
+        ({PUBLIC_KEYS_ENV: "not a key"}, r"cannot be read|holds no PEM key"),
+        ({PRIVATE_KEY_ENV: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"}, "not a usable private key"),
+    ],
+)
+def test_a_bad_key_setting_is_named_with_how_to_make_a_pair(tmp_path: Path, environ: dict[str, str], says: str) -> None:
+    pytest.importorskip("cryptography", reason="needs shipway[signing]")
+    folder = project(tmp_path) / "artifacts"
+    with pytest.raises(ArtifactError, match=says):
+        write_manifest(folder, environ=environ) if PRIVATE_KEY_ENV in environ else verify_artifacts(folder, environ)
+
+
+def test_an_rsa_key_is_refused_for_ed25519(tmp_path: Path) -> None:
+    pytest.importorskip("cryptography", reason="needs shipway[signing]")
+    rsa = tmp_path / "rsa.pem"
+    subprocess.run(
+        ["openssl", "genpkey", "-algorithm", "rsa", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(rsa)], check=True
+    )
+    with pytest.raises(ArtifactError, match="shipway signs with Ed25519: make a pair with `openssl genpkey"):
+        write_manifest(project(tmp_path) / "artifacts", environ={PRIVATE_KEY_ENV: str(rsa)})
 
 
 def test_a_key_in_the_environment_is_used_by_every_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

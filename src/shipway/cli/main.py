@@ -120,7 +120,8 @@ def predict(target: str, item: str, trace: bool) -> None:
 @click.option("--verify", is_flag=True, help="Only check FOLDER against its manifest, as every load does.")
 def manifest(folder: str, verify: bool) -> None:
     """Write FOLDER/manifest.json: the sha256 of every file in FOLDER, keeping the manifest's other
-    fields; signed (manifest.sig) when SHIPWAY_MANIFEST_KEY is set. Every load checks it first."""
+    fields; signed (manifest.sig) when SHIPWAY_MANIFEST_PRIVATE_KEY or SHIPWAY_MANIFEST_KEY is set.
+    Every load checks it first."""
     try:
         if verify:
             verified = verify_artifacts(Path(folder))

@@ -6,8 +6,8 @@ worker's swap) goes through `Service.run_load`, which calls `verify_artifacts` f
 
 - `manifest.json` lists every file in the folder with its sha256 (`files`); a file changed,
   missing, or present but not listed refuses the load, naming the file.
-- With SHIPWAY_MANIFEST_KEY set, `manifest.sig` must hold the HMAC-SHA256 of manifest.json
-  under that key (or under SHIPWAY_MANIFEST_KEY_PREVIOUS, while keys rotate).
+- With a manifest key set, `manifest.sig` must hold a signature of manifest.json that a
+  configured key verifies: HMAC-SHA256 under a shared secret, or Ed25519 (core/signing.py).
 - A folder with files and no manifest is refused; a missing or empty folder has nothing to
   verify (a service without a model).
 
@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from shipway.core.settings import Settings
+from shipway.core.signing import KEY_ENV, PREVIOUS_KEY_ENV, signature_of, verify_signature
 from shipway.errors import ArtifactError
 
 __all__ = [
@@ -43,9 +44,6 @@ __all__ = [
 
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
-KEY_ENV = "SHIPWAY_MANIFEST_KEY"
-PREVIOUS_KEY_ENV = "SHIPWAY_MANIFEST_KEY_PREVIOUS"
-_ALGORITHM = "hmac-sha256"
 _HOW = "write it after training with `shipway manifest {folder}` (or shipway.write_manifest(folder) in train.py)"
 
 
@@ -68,7 +66,7 @@ def verify_artifacts(folder: Path, environ: Mapping[str, str] | None = None) -> 
             + "."
         )
     raw = manifest_file.read_bytes()
-    _check_signature(folder, raw, os.environ if environ is None else environ)
+    verify_signature(manifest_file, raw, folder / SIGNATURE, os.environ if environ is None else environ)
     manifest = _parse(manifest_file, raw)
     listed = _listed(manifest_file, manifest.get("files"))
     unlisted = sorted(present - set(listed) - {MANIFEST, SIGNATURE})
@@ -97,7 +95,7 @@ def write_manifest(
     folder: Path, fields: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     """Write `folder/manifest.json`: `fields` (else the manifest already there) with `files` set to the
-    sha256 of every file in the folder; sign it when SHIPWAY_MANIFEST_KEY is set. Returns the manifest."""
+    sha256 of every file in the folder; sign it when a signing key is set (core/signing.py). Returns the manifest."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ArtifactError(f"cannot write a manifest: {folder} is not a folder; pass the artifacts folder.")
@@ -108,11 +106,9 @@ def write_manifest(
     manifest = {**fields, "files": {name: file_sha256(folder / name) for name in names}}
     raw = (json.dumps(manifest, indent=2) + "\n").encode()
     manifest_file.write_bytes(raw)
-    keys = _keys(os.environ if environ is None else environ)
+    body = signature_of(raw, os.environ if environ is None else environ)
     signature = folder / SIGNATURE
-    if keys:
-        key_id, key = keys[0]
-        body = {"algorithm": _ALGORITHM, "key_id": key_id, "signature": _sign(key, raw)}
+    if body is not None:
         signature.write_text(json.dumps(body) + "\n")
     elif signature.exists():
         signature.unlink()  # it signed an older manifest
@@ -194,41 +190,6 @@ def _listed(manifest_file: Path, files: Any) -> dict[str, str]:
                 + "."
             )
     return {str(k): str(v) for k, v in files.items()}
-
-
-def _keys(environ: Mapping[str, str]) -> list[tuple[str, bytes]]:
-    """(key id, key) of the configured signing keys: the current one first."""
-    keys = [environ.get(KEY_ENV, ""), environ.get(PREVIOUS_KEY_ENV, "")]
-    return [(hashlib.sha256(k.encode()).hexdigest()[:12], k.encode()) for k in keys if k]
-
-
-def _sign(key: bytes, raw: bytes) -> str:
-    return hmac.new(key, raw, hashlib.sha256).hexdigest()
-
-
-def _check_signature(folder: Path, raw: bytes, environ: Mapping[str, str]) -> None:
-    keys = _keys(environ)
-    if not keys:
-        return  # no key configured: digests alone
-    file = folder / SIGNATURE
-    sign = f"sign it with `{KEY_ENV}=... shipway manifest {folder}` where the model was trained"
-    if not file.is_file():
-        raise ArtifactError(f"{folder}/{MANIFEST} is not signed ({SIGNATURE} is missing) and {KEY_ENV} is set; {sign}.")
-    try:
-        body = json.loads(file.read_text())
-        algorithm, signature = body["algorithm"], str(body["signature"])
-    except (ValueError, KeyError, TypeError):
-        raise ArtifactError(f"{file} is not a shipway manifest signature; {sign}.") from None
-    if algorithm != _ALGORITHM:
-        raise ArtifactError(f"{file} uses {algorithm!r}; shipway verifies {_ALGORITHM!r} signatures. {sign}.")
-    if any(hmac.compare_digest(signature, _sign(key, raw)) for _, key in keys):
-        return
-    known = ", ".join(key_id for key_id, _ in keys)
-    raise ArtifactError(
-        f"{folder}/{MANIFEST} does not match its signature in {SIGNATURE} under the configured keys (key ids "
-        f"{known}; the signature names key {body.get('key_id')!r}): the manifest was changed after it was signed, "
-        f"or signed with another key. Nothing in the folder is loaded. Train again, or {sign}."
-    )
 
 
 def _some(names: list[str]) -> str:

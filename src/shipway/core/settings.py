@@ -284,6 +284,8 @@ ENVIRONMENT: dict[str, str] = {
     "SHIPWAY_FEEDBACK_TOKEN": "Bearer token that POST /feedback requires (when unset, SHIPWAY_ADMIN_TOKEN does if set).",
     "SHIPWAY_MANIFEST_KEY": "HMAC-SHA256 key that signs artifacts/manifest.json when it is written; when set, every load refuses a manifest it did not sign (docs/security.md).",
     "SHIPWAY_MANIFEST_KEY_PREVIOUS": "The signing key before the last rotation: manifests it signed still load while models are signed again (docs/security.md).",
+    "SHIPWAY_MANIFEST_PRIVATE_KEY": "Ed25519 private key (PEM, or its file's path) that signs artifacts/manifest.json where models are trained; needs shipway[signing] (docs/security.md).",
+    "SHIPWAY_MANIFEST_PUBLIC_KEYS": "Ed25519 public keys (PEM, or their files' paths) that verify manifest signatures where models are served; when set, every load refuses a manifest none of them signed (docs/security.md).",
 }
 
 BY_KEY = {s.key: s for s in SETTINGS}

@@ -9,8 +9,8 @@
 
 Secrets are never written: the Deployment reads the PostgreSQL store URL from the Secret
 `<name>-store` (key `url`, required) and the tokens from `<name>-tokens` (keys `admin-token`,
-`feedback-token`, `manifest-key`, each optional). Only stable APIs are used, so the manifests
-validate against the schemas of Kubernetes 1.30 to 1.37 (the tests check each).
+`feedback-token`, `manifest-key`, `manifest-public-keys`, each optional). Only stable APIs are
+used, so the manifests validate against the schemas of Kubernetes 1.30 to 1.37 (the tests check each).
 """
 
 from __future__ import annotations
@@ -188,6 +188,7 @@ def _deployment(
         _secret_env("SHIPWAY_ADMIN_TOKEN", f"{name}-tokens", "admin-token"),
         _secret_env("SHIPWAY_FEEDBACK_TOKEN", f"{name}-tokens", "feedback-token"),
         _secret_env("SHIPWAY_MANIFEST_KEY", f"{name}-tokens", "manifest-key"),
+        _secret_env("SHIPWAY_MANIFEST_PUBLIC_KEYS", f"{name}-tokens", "manifest-public-keys"),
     ]
     probe = {"httpGet": {"path": "/health", "port": "http"}}
     container = {
