@@ -197,9 +197,11 @@ def _typed_fast(pa: Any, docs: Any, fields: list[Field]) -> dict[str, Any] | Non
     offsets = np.frombuffer(lines.buffers()[1], np.int32)[lines.offset : lines.offset + len(lines) + 1]
     block = lines.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
     try:
-        # Threads pay off on large blocks only; a continuous export's batches are small.
-        threaded = pj.ReadOptions(use_threads=block.size > 8 << 20, block_size=max(1 << 20, min(block.size, 16 << 20)))
-        table = pj.read_json(pa.BufferReader(block), read_options=threaded, parse_options=options)
+        # Threads pay off on large blocks only; a continuous export's batches are small. A block
+        # of the data's own size, not more: the reader's cost grows with its block (10,000 short
+        # documents: 1.4 ms of CPU in a block of their size, 2.2 ms in one of 1 MiB).
+        read = pj.ReadOptions(use_threads=block.size > 8 << 20, block_size=min(block.size + 1, 16 << 20))
+        table = pj.read_json(pa.BufferReader(block), read_options=read, parse_options=options)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     if table.num_rows != len(docs):
