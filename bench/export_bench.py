@@ -1,6 +1,6 @@
 """The Parquet export's cost beside and inside a saturated service (issue 20): CPU per request.
 
-    .venv/bin/python bench/export_bench.py [--rounds 6] [--burst 3] [--interval 10]
+    .venv/bin/python bench/export_bench.py [--rounds 6] [--burst 3] [--interval 10] [--only inside]
 
 Beside: one `shipway serve` of a service (log on, SQLite) is pinned to CPU 0 and saturated by
 wrk (CPU 1, 64 connections) in bursts; `shipway export --follow` runs beside it for the whole
@@ -15,8 +15,10 @@ baseline), inside (`export.in_serve = true`, every `--interval` seconds), beside
 and `shipway export --follow` in its own process, its CPU counted with the server's) and, with
 --baseline-src, inside with that code. The extra CPU per request of each is its CPU per request
 over off's: this counts what the export costs the server it shares the core with (caches, the
-GIL), which the first arrangement does not see. At the end each export must hold every logged
-prediction (it kept up). Prints a Markdown table.
+GIL), which the first arrangement does not see (`--only inside` runs this one alone). It also
+prints the export's own CPU per request: the exporter process's beside, and inside the worker's
+`shipway-jobs` thread's, found with `py-spy dump` (`pip install py-spy`; without it, not shown).
+At the end each export must hold every logged prediction (it kept up). Prints a Markdown table.
 """
 
 from __future__ import annotations
