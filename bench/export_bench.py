@@ -1,6 +1,6 @@
 """The Parquet export's cost beside and inside a saturated service (issue 20): CPU per request.
 
-    .venv/bin/python bench/export_bench.py [--rounds 6] [--burst 3] [--interval 10]
+    .venv/bin/python bench/export_bench.py [--rounds 6] [--burst 3] [--interval 10] [--only inside]
 
 Beside: one `shipway serve` of a service (log on, SQLite) is pinned to CPU 0 and saturated by
 wrk (CPU 1, 64 connections) in bursts; `shipway export --follow` runs beside it for the whole
@@ -9,19 +9,27 @@ groups' CPU time (user plus system, from /proc) across a burst and the pause aft
 the writer's and the export's work on the burst's records is charged to the burst. The
 export's CPU per request over the server's is the extra CPU per request the export costs.
 
-Inside: two servers of the same service on CPU 0, one with `export.in_serve = true` (every
-`--interval` seconds) and one without, loaded at once (two wrk on CPU 1, 32 connections
-each), so both see the same machine to the millisecond; the extra CPU per request is the
-first's CPU per request over the second's. At the end each export must hold every logged
-prediction (it kept up). Prints a Markdown table.
+At once (the fair comparison): servers of the same service on CPU 0, loaded at once by one wrk
+each on CPU 1, so that all see the same machine to the millisecond: off (no export: the
+baseline), inside (`export.in_serve = true`, every `--interval` seconds), beside (a plain server
+and `shipway export --follow` in its own process, its CPU counted with the server's) and, with
+--baseline-src, inside with that code. The extra CPU per request of each is its CPU per request
+over off's: this counts what the export costs the server it shares the core with (caches, the
+GIL), which the first arrangement does not see (`--only inside` runs this one alone). It also
+prints the export's own CPU per request: the exporter process's beside, and inside the worker's
+`shipway-jobs` thread's, found with `py-spy dump` (`pip install py-spy`; without it, not shown).
+At the end each export must hold every logged prediction (it kept up). Prints a Markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import shutil
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -114,47 +122,99 @@ def beside(
     return readings, logged, exported
 
 
-def inside(name: str, target: Path, work: Path, args: argparse.Namespace) -> tuple[list[Any], int, int]:
-    """Two servers loaded at once: export.in_serve on, and off (the baseline)."""
-    folders = {
-        True: _copy(target, work, f"{name}-in-serve", f"\n[export]\nin_serve = true\ninterval_s = {args.interval}\n"),
-        False: _copy(target, work, f"{name}-plain", ""),
-    }
-    servers: dict[bool, tuple[Any, str, Path]] = {}
+def at_once(
+    name: str, target: Path, work: Path, args: argparse.Namespace
+) -> tuple[dict[str, list[tuple[float, float]]], dict[str, tuple[int, int]], dict[str, float]]:
+    """Servers of the same service loaded at once on CPU 0, so that all see the same machine to
+    the millisecond: off (no export, the baseline), inside (`export.in_serve`), beside (a plain
+    server and `shipway export --follow` in its own process, its CPU added to the server's) and,
+    with --baseline-src, inside with that code. Each arm's requests and CPU seconds per round."""
+    toml = f"\n[export]\nin_serve = true\ninterval_s = {args.interval}\n"
+    arms: dict[str, tuple[str, str | None]] = {"off": ("", None), "inside": (toml, None), "beside": ("", None)}
+    if args.baseline_src:
+        arms["inside, baseline code"] = (toml, args.baseline_src)
+    groups: dict[str, list[Any]] = {}  # arm -> its process groups (server, exporter)
+    urls: dict[str, str] = {}
+    dbs: dict[str, tuple[Path, Path]] = {}
     try:
-        for on, folder in folders.items():
+        for arm, (extra, src) in arms.items():
+            folder = _copy(target, work, f"at-once-{name}-{arm.replace(' ', '').replace(',', '-')}", extra)
             port = _port()
             db = work / f"{folder.name}.db"
-            proc = run.start(run.shipway_cmd(folder, port, db), work)
-            print(f"  {folder.name}: pid {proc.pid} port {port}", file=sys.stderr)
-            servers[on] = (proc, f"http://127.0.0.1:{port}/predict", db)
-        for _, url, _ in servers.values():
+            env = {"PYTHONPATH": src} if src else None
+            proc = run.start(run.shipway_cmd(folder, port, db), work, env)
+            print(f"  {arm}: pid {proc.pid} port {port}", file=sys.stderr)
+            groups[arm], urls[arm] = [proc], f"http://127.0.0.1:{port}/predict"
+            dbs[arm] = (db, folder / ".shipway" / "export")
+        for url in urls.values():
             run.wait_for(url.replace("/predict", "/ready"))
             run.wrk(url, 2)  # warm-up
+        exporter = run.start(
+            [
+                *(str(run.BIN / "shipway"), "export", str(work / f"at-once-{name}-beside"), "--store"),
+                *(f"sqlite:///{dbs['beside'][0]}", "--follow", "--interval", str(args.interval)),
+            ],
+            work,
+        )
+        groups["beside"].append(exporter)
         time.sleep(PAUSE_S + args.interval)  # the first export run (and its imports) before measuring
-        readings = []
+        thread = _jobs_thread(groups["inside"][0].pid)
+        readings: dict[str, list[tuple[float, float]]] = {arm: [] for arm in arms}
+        own: dict[str, float] = {"inside": 0.0, "beside": 0.0}  # the export's own CPU seconds
+        connections = max(8, 64 // len(arms))
         for _ in range(args.rounds):
-            got = together({on: (proc.pid, url) for on, (proc, url, _) in servers.items()}, args.burst)
-            time.sleep(args.interval)  # the export's run over the burst's records
-            extra = {on: group_cpu_seconds(servers[on][0].pid) for on in servers}
-            readings.append((got, extra))
+            before = {arm: _cpu(procs) for arm, procs in groups.items()}
+            own_before = {"inside": _thread_cpu(thread), "beside": group_cpu_seconds(exporter.pid)}
+            with ThreadPoolExecutor(len(arms)) as pool:
+                runs = {arm: pool.submit(run.wrk, url, args.burst, connections) for arm, url in urls.items()}
+                served = {arm: job.result()["rps"] * args.burst for arm, job in runs.items()}
+            time.sleep(PAUSE_S + args.interval)  # the export's run over the burst's records
+            for arm, procs in groups.items():
+                readings[arm].append((served[arm], _cpu(procs) - before[arm]))
+            own["inside"] += _thread_cpu(thread) - own_before["inside"]
+            own["beside"] += group_cpu_seconds(exporter.pid) - own_before["beside"]
         time.sleep(PAUSE_S + 2 * args.interval)
-        logged, exported = _counts(servers[True][2], folders[True] / ".shipway" / "export")
+        counts = {arm: _counts(db, export) for arm, (db, export) in dbs.items() if arm != "off"}
     finally:
-        for proc, _, _ in servers.values():
-            run.stop(proc)
-    return readings, logged, exported
+        for procs in groups.values():
+            for proc in reversed(procs):
+                run.stop(proc)
+    if thread is None:
+        del own["inside"]
+    return readings, counts, own
 
 
-def together(servers: dict[bool, tuple[int, str]], seconds: int) -> dict[bool, tuple[float, float]]:
-    """Both servers loaded at once; each one's requests and CPU seconds from before the burst to
-    the end of its pause."""
-    before = {on: group_cpu_seconds(pgid) for on, (pgid, _) in servers.items()}
-    with ThreadPoolExecutor(2) as pool:
-        runs = {on: pool.submit(run.wrk, url, seconds, 32) for on, (_, url) in servers.items()}
-        rps = {on: job.result()["rps"] for on, job in runs.items()}
-    time.sleep(PAUSE_S)
-    return {on: (rps[on] * seconds, before[on]) for on in servers}
+def _cpu(procs: list[Any]) -> float:
+    return sum(group_cpu_seconds(proc.pid) for proc in procs)
+
+
+def _jobs_thread(pgid: int) -> str | None:
+    """The /proc path of the `shipway-jobs` thread (the export's, with export.in_serve) of the
+    server whose process group is `pgid`, found by its Python name with `py-spy dump`; None
+    without py-spy (`pip install py-spy`)."""
+    spy = shutil.which("py-spy") or (str(run.BIN / "py-spy") if (run.BIN / "py-spy").is_file() else None)
+    if spy is None:
+        return None
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if entry.isdigit() and int(fields[2]) == pgid and int(entry) != pgid:  # a worker, not the arbiter
+            dump = subprocess.run([spy, "dump", "--pid", entry], capture_output=True, text=True).stdout
+            found = re.search(r'Thread (\d+) \([a-z]+\): "shipway-jobs"', dump)
+            if found:
+                return f"/proc/{entry}/task/{found.group(1)}/stat"
+    return None
+
+
+def _thread_cpu(path: str | None) -> float:
+    if path is None:
+        return 0.0
+    with open(path) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -195,22 +255,34 @@ def main() -> None:
                 _row(name, how, statistics.median(r[1] for r in readings), total, median, logged, exported)
                 print(f"  {how}: export CPU {export_us:.2f} us/request", file=sys.stderr)
             if args.only in (None, "inside"):
-                readings, logged, exported = inside(name, target, work, args)
-                print(f"  inside {name}: {readings}", file=sys.stderr)
-                per = [{on: (extra[on] - got[on][1]) / got[on][0] * 1e6 for on in got} for got, extra in readings]
-                served = {on: sum(got[on][0] for got, _ in readings) for on in (True, False)}
-                cpu = {on: sum(extra[on] - got[on][1] for got, extra in readings) for on in (True, False)}
-                total = (cpu[True] / served[True]) / (cpu[False] / served[False]) - 1
-                median = statistics.median(p[True] / p[False] - 1 for p in per)
-                _row(
-                    name,
-                    "inside (`export.in_serve`)",
-                    statistics.median(p[False] for p in per),
-                    total,
-                    median,
-                    logged,
-                    exported,
+                readings, counts, own = at_once(name, target, work, args)
+                print(f"  at once {name}: {readings}", file=sys.stderr)
+                for arm, seconds in own.items():  # the export itself, and the rest of the extra
+                    n = sum(n for n, _ in readings[arm])
+                    print(
+                        f"  {arm}: the export's own CPU {seconds / n * 1e6:.2f} us/request "
+                        f"({'the shipway-jobs thread' if arm == 'inside' else 'the exporter process'})",
+                        file=sys.stderr,
+                    )
+                off = readings["off"]
+                per_off = [cpu / n * 1e6 for n, cpu in off]
+                cpu_off = sum(cpu for _, cpu in off) / sum(n for n, _ in off)
+                print(
+                    f"| {name} | off (no export), loaded at once with the others | {statistics.median(per_off):.1f} | | | |"
                 )
+                for arm, got in readings.items():
+                    if arm == "off":
+                        continue
+                    total = (sum(cpu for _, cpu in got) / sum(n for n, _ in got)) / cpu_off - 1
+                    median = statistics.median(
+                        (cpu / n) / (cpu_o / n_o) - 1 for (n, cpu), (n_o, cpu_o) in zip(got, off, strict=True)
+                    )
+                    label = {
+                        "inside": "inside (`export.in_serve`)",
+                        "beside": "beside (`shipway export --follow`)",
+                    }.get(arm, arm)
+                    per = statistics.median(cpu / n * 1e6 for n, cpu in got)
+                    _row(name, f"{label}, at once with off", per, total, median, *counts[arm])
 
 
 def _row(name: str, how: str, server_us: float, total: float, median: float, logged: int, exported: int) -> None:

@@ -241,6 +241,58 @@ def test_cli_drift_answers_the_same_from_the_store_and_on_every_engine(cluster: 
     assert "output.probability" in shown.stdout
 
 
+def test_cli_drift_on_every_engine_reads_the_entries_logged_since_the_export(cluster: None, tmp_path: Path) -> None:
+    project = tmp_path / "router"
+    shutil.copytree(ROUTER, project)
+    with (project / "shipway.toml").open("a") as fh:
+        fh.write('\n[monitoring.drift.features.text]\nmethods = ["text_length"]\n')
+    rows = sorted(pq.read_table(logged(tmp_path / "log.parquet", n=3000)).to_pylist(), key=lambda r: r["ts"])
+    Profile.build(
+        [orjson.loads(r["inputs"]) for r in rows[:1000]], [orjson.loads(r["outputs"]) for r in rows[:1000]]
+    ).save(project / "artifacts")
+
+    def records(part: list[dict[str, object]], drifted: bool) -> list[PredictionRecord]:
+        out = []
+        for r in part:
+            answer = {**orjson.loads(r["outputs"]), "probability": 0.5} if drifted else orjson.loads(r["outputs"])  # type: ignore[arg-type]
+            out.append(
+                PredictionRecord(
+                    r["request_id"],
+                    r["ts"],
+                    "router",
+                    "m-1",
+                    1.0,
+                    r["inputs"].encode(),
+                    orjson.dumps(answer),  # type: ignore[arg-type,union-attr]
+                )
+            )
+        return out
+
+    with open_store("sqlite:///.shipway/shipway.db", project) as store:
+        store.write_predictions(records(rows[:2000], drifted=False))
+    assert CliRunner().invoke(cli, ["export", str(project)]).exit_code == 0
+    with open_store("sqlite:///.shipway/shipway.db", project) as store:  # logged after the export: its tail
+        store.write_predictions(records(rows[2000:], drifted=True))
+    export = project / ".shipway" / "export"
+    exported = sum(pq.read_metadata(f).num_rows for f in (export / "predictions").rglob("*.parquet"))
+    args = ["monitor", "drift", str(project), "--since", "2023-01-01", "--json"]
+    reports = []
+    for how in ([], ["--jobs", "2"], ["--engine", "ray", "--jobs", "2"], ["--engine", "ray", "--log", str(export)]):
+        result = CliRunner().invoke(cli, [*args, *how])
+        assert result.exit_code == 0, result.output
+        reports.append(orjson.loads(result.stdout))
+    # The export holds 2,000 rows; every report counts the 1,000 logged since, whose answers drifted.
+    assert exported == 2000 and reports[0]["window"]["n_rows"] == 3000
+    assert "output.probability" in reports[0]["summary"]["drifted_features"]
+    assert all(r == reports[0] for r in reports[1:])
+    # A window that starts after every exported row: the tail's rows alone, on Ray as here.
+    start = int(rows[1999]["ts"]) + 1  # type: ignore[call-overload]
+    late = [*args[:3], "--since", str(start), "--json"]
+    alone = [orjson.loads(CliRunner().invoke(cli, [*late, *how]).stdout) for how in ([], ["--engine", "ray"])]
+    assert alone[0]["window"]["n_rows"] == sum(r["ts"] >= start for r in rows) > 900  # type: ignore[operator]
+    assert alone[1] == alone[0]
+
+
 def test_cli_drift_says_what_is_missing(tmp_path: Path) -> None:
     project = tmp_path / "router"
     shutil.copytree(ROUTER, project)

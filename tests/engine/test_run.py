@@ -11,9 +11,11 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from shipway.engine import Source, run
 from shipway.engine.row_batches import Chunk
+from shipway.errors import DataError
 
 
 @dataclass
@@ -71,3 +73,22 @@ def test_missing_cells_are_missing_fields(tmp_path: Path) -> None:
     path = tmp_path / "in.parquet"
     pq.write_table(pa.table({"text": ["a", None, "c"], "n": [1, 2, None]}), path)
     assert Source.open(path).chunks(10).__next__().rows() == [{"text": "a", "n": 1}, {"n": 2}, {"text": "c"}]
+
+
+def test_a_tail_is_read_after_the_files_with_their_columns_and_types(tmp_path: Path) -> None:
+    files = [texts(tmp_path / "a.parquet", 120), texts(tmp_path / "b.parquet", 80)]
+    # The store's tail as the export builds it: more columns than a job selects, and its own types.
+    tail = pa.table({"text": pa.array(["y" * 51, "y" * 52], pa.large_string()), "other": [1, 2]})
+    source = Source.parquet(files, ["text", "missing"], tail=tail)
+    assert source.select == ("text",)
+    tables = [chunk.table for chunk in source.chunks(64)]
+    assert all(t.schema == pa.schema([("text", pa.string())]) for t in tables)
+    lengths = [n for result in run(Lengths(), source, batch_size=64) for n, _ in result]
+    assert lengths == [i % 50 for i in range(120)] + [i % 50 for i in range(80)] + [51, 52]
+    alone = Source.parquet([], ["text"], tail=tail)  # a window that starts after the files' days
+    assert [n for result in run(Lengths(), alone, batch_size=64) for n, _ in result] == [51, 52]
+
+
+def test_no_files_and_an_empty_tail_say_what_to_check() -> None:
+    with pytest.raises(DataError, match="no Parquet files"):
+        Source.parquet([], ["text"], tail=pa.table({"text": pa.array([], pa.string())}))

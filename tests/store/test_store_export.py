@@ -18,6 +18,9 @@ import pytest
 pytest.importorskip("pyarrow")
 pytest.importorskip("duckdb")
 
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
 from shipway.errors import ExportError
 from shipway.experiments.backtest import backtest
 from shipway.monitoring.drift.comparison import compare
@@ -25,7 +28,7 @@ from shipway.monitoring.drift.profile import Profile
 from shipway.monitoring.drift.window import window_from_store
 from shipway.rules import load_rules
 from shipway.store import PredictionRecord, Store, open_store
-from shipway.store.columnar import LogSchema, read_log, read_state, records_of_table
+from shipway.store.columnar import LogSchema, read_log, read_state, records_of_table, window_parts
 from shipway.store.export import Exporter
 from shipway.store.records import FeedbackRecord
 
@@ -241,6 +244,23 @@ def test_retention_drops_or_archives_old_days_and_reads_fall_back_to_the_store(t
         kept = Exporter(store, tmp_path / "b", SCHEMA, retention_days=1, archive_dir=archive).run(now=now)
         assert kept.archived == ["day=2025-12-05"]
         assert list((archive / "predictions" / "day=2025-12-05").glob("model_version=m-1/part-*.parquet"))
+
+
+def test_an_engine_s_window_parts_hold_the_rows_a_read_of_the_store_holds(tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path / 'log.db'}") as store:
+        records = fill(store, 0, 2000)  # about 2.2 days
+        now = T0 + 2 * DAY + 3600
+        Exporter(store, tmp_path / "a", SCHEMA, retention_days=1).run(now=now)
+        later = fill(store, 2000, 2100)  # logged after the export: the store's tail
+        window = T0 + DAY, None
+        files, tail = window_parts(store, tmp_path / "a", "svc", *window)
+        assert files and tail.column("request_id").to_pylist() == [r.request_id for r in later]
+        from_files = sum(pq.read_table(f).filter(pc.field("ts") >= T0 + DAY).num_rows for f in files)
+        assert from_files + tail.num_rows == len([r for r in records + later if r.ts >= T0 + DAY])
+        # Retention dropped the first day from the export: every row of the window from the store.
+        files, every = window_parts(store, tmp_path / "a", "svc", T0, None)
+        assert files == [] and every.column("request_id").to_pylist() == [r.request_id for r in records + later]
+        assert window_parts(store, tmp_path / "a", "another service", T0, None)[1].num_rows == 0
 
 
 def test_feedback_is_exported_as_a_snapshot_when_it_changes(store_url: str, tmp_path: Path) -> None:

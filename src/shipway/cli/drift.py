@@ -34,7 +34,8 @@ __all__ = ["drift"]
     "--log",
     "log_path",
     type=click.Path(exists=True),
-    help="Summarise the log exported as Parquet (its folder, or a file) instead of reading the store. "
+    help="Summarise the log exported as Parquet (its folder, or a file) instead of reading the store; "
+    "an export of the project's store is read with the entries logged since its last run. "
     "Default with --engine ray or --jobs: export.dir.",
 )
 @click.option(
@@ -61,7 +62,8 @@ def drift(
 
     Without --log, --engine ray or --jobs, the window is read from the store (through the Parquet
     export when it covers the window, export.read). Otherwise the export's files are summarised
-    in parts that merge: entries logged after the last `shipway export` are not in them."""
+    in parts that merge, with the entries the store logged since the last `shipway export` read
+    here as one more part: the same rows either way."""
     try:
         settings = project_settings(target, {"store.url": store_url})
         start = parse_when(since)
@@ -111,13 +113,23 @@ def _from_export(
     from shipway.monitoring.drift.job import DriftJob, merged
     from shipway.monitoring.drift.profile import Profile
     from shipway.monitoring.drift.thresholds import Thresholds
+    from shipway.store.provider import StoreProvider
 
     path = _profile_path(settings)
     log = log or settings.path("export.dir")
     if not log.exists():
         raise DriftError(f"there is no exported log at {log}: run `shipway export` first, or pass --log FOLDER.")
     job = DriftJob(str(path), since=since, until=until, service=settings["name"])
-    source = log_source(str(log), since, until, DriftJob.COLUMNS)
+    # The store's entries logged since the export's last run are read here, by this process, and
+    # summarised as one more block: the same rows as a read of the store (_from_store).
+    stores = StoreProvider(settings["store.url"], settings.root)
+    try:
+        store = stores.existing() if log.is_dir() else None
+        if log.is_dir() and store is None and not stores.url.startswith("sqlite"):
+            store = stores.get()  # down: StoreUnavailable says so, rather than a window short of its tail
+        source = log_source(str(log), since, until, DriftJob.COLUMNS, store, settings["name"])
+    finally:
+        stores.close()
     if source is None:
         raise DriftError(f"the export in {log} holds no day of the window; widen --since or run `shipway export`.")
     summary = merged(run(job, source, engine=engine, jobs=jobs, batch_size=65536))

@@ -6,7 +6,7 @@ import os
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import httpx
@@ -26,9 +26,12 @@ from shipway.rules.comparison import compare_rules
 from shipway.rules.lifecycle import MODES, RulesManager
 from shipway.rules.live import LiveRules
 from shipway.serving.admin import TOKEN_ENV
-from shipway.store.columnar import log_files, logged_records, read_state
+from shipway.store.columnar import log_files, logged_records, read_state, window_parts
 from shipway.store.feedback import recorded_outcomes
 from shipway.store.outcomes import reader_of
+
+if TYPE_CHECKING:
+    from shipway.store.base import Store
 
 __all__ = ["rules"]
 
@@ -314,11 +317,25 @@ def compare_command(
     click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() if as_json else render_comparison(data))
 
 
-def log_source(path: str, since: float | None, until: float | None, columns: tuple[str, ...]) -> Source | None:
+def log_source(
+    path: str,
+    since: float | None,
+    until: float | None,
+    columns: tuple[str, ...],
+    store: Store | None = None,
+    service: str | None = None,
+) -> Source | None:
     """The logged rows of `path`: an export folder (its committed files of the window's days,
-    docs/analysis.md; None when it has none), a folder of Parquet files, or one file."""
+    docs/analysis.md; None when it has none), a folder of Parquet files, or one file.
+
+    With `store`, when `path` is that store's export: the window's rows the files lack too
+    (`window_parts`: the entries logged since the export's last run), so that a job sees the
+    rows a read of the store sees."""
     root = Path(path)
     state = read_state(root) if root.is_dir() else None
+    if state is not None and store is not None and state.store == store.url:
+        files, tail = window_parts(store, root, service, since, until)
+        return Source.parquet(files, columns, tail=tail) if files or tail.num_rows else None
     if state is not None:
         files = log_files(root, state, since, until)
         return Source.parquet(files, columns) if files else None

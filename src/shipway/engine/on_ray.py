@@ -61,9 +61,13 @@ def dataset(source: Source, blocks: int | None = None) -> Any:
         return ray.data.read_csv(path, convert_options=source.csv_convert_options(), override_num_blocks=blocks)
     if source.format == "jsonl":
         return ray.data.read_text(path, drop_empty_lines=True, override_num_blocks=blocks)
+    tail = source.tail_table()  # the store's entries since the export: one more block, read last
+    if tail is not None and not source.files:
+        return ray.data.from_arrow(tail)
     data = ray.data.read_parquet(source.paths, override_num_blocks=blocks)
     # What Ray 2.5x asks for instead of read_parquet(columns=...), which it deprecates.
-    return data.select_columns(list(source.select)) if source.select is not None else data
+    data = data.select_columns(list(source.select)) if source.select is not None else data
+    return data if tail is None else data.union(ray.data.from_arrow(tail))
 
 
 def run_on_ray(job: Any, source: Source, *, jobs: int, batch_size: int, blocks: int | None = None) -> Iterator[Any]:

@@ -13,7 +13,7 @@ where it runs or how the file was split:
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +48,20 @@ class Source:
     columns: tuple[str, ...] = ()  # CSV: the header, read once so every reader types it the same
     files: tuple[Path, ...] = ()  # Parquet: these files only (the committed files of an export)
     select: tuple[str, ...] | None = None  # Parquet: read only these columns
+    # Parquet: rows read after the files' (an Arrow table): the entries the store logged since
+    # the export's last run, so that a job over an export sees what a read of the store sees.
+    tail: Any = field(default=None, compare=False)
 
     @classmethod
-    def parquet(cls, files: Sequence[Path], select: Sequence[str] | None = None) -> Source:
-        """Parquet files (say, an export's committed ones), reading only the `select` columns they have."""
-        if not files:
+    def parquet(cls, files: Sequence[Path], select: Sequence[str] | None = None, tail: Any = None) -> Source:
+        """Parquet files (say, an export's committed ones), then the rows of `tail` (an Arrow
+        table with the files' columns, or None), reading only the `select` columns they have."""
+        if tail is not None and not tail.num_rows:
+            tail = None
+        if not files and tail is None:
             raise DataError("there are no Parquet files to read; check the export's folder and the time window.")
-        source = cls(Path(files[0]).parent, "parquet", files=tuple(Path(f) for f in files))
+        folder = Path(files[0]).parent if files else Path(".")
+        source = cls(folder, "parquet", files=tuple(Path(f) for f in files), tail=tail)
         return source.selecting(select) if select is not None else source
 
     def selecting(self, select: Sequence[str]) -> Source:
@@ -64,8 +71,28 @@ class Source:
         _pyarrow()
         import pyarrow.dataset as ds
 
-        names = set(ds.dataset(self.paths, format="parquet").schema.names)
+        if self.files or self.tail is None:
+            names = set(ds.dataset(self.paths, format="parquet").schema.names)
+        else:
+            names = set(self.tail.column_names)
         return replace(self, select=tuple(c for c in select if c in names))
+
+    def tail_table(self) -> Any:
+        """The tail's rows with the files' columns and types (the columns of `select`), or None."""
+        if self.tail is None:
+            return None
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+
+        table = self.tail
+        if self.select is not None:
+            table = table.select([c for c in self.select if c in table.column_names])
+        if self.files:  # the files' types: a batch that spans both concatenates
+            schema = ds.dataset(self.paths, format="parquet").schema
+            table = table.cast(
+                pa.schema([schema.field(n) if n in schema.names else table.schema.field(n) for n in table.column_names])
+            )
+        return table
 
     @property
     def paths(self) -> str | list[str]:
@@ -143,14 +170,15 @@ class Source:
             import pyarrow.csv as csv
 
             with csv.open_csv(self.path, convert_options=self.csv_convert_options()) as reader:
-                for batch in reader:
-                    yield batch
+                yield from reader
         else:
             import pyarrow.dataset as ds
 
             columns = list(self.select) if self.select is not None else None
-            for batch in ds.dataset(self.paths, format="parquet").to_batches(columns=columns):
-                yield batch
+            if self.files or self.tail is None:
+                yield from ds.dataset(self.paths, format="parquet").to_batches(columns=columns)
+            if self.tail is not None:
+                yield from self.tail_table().to_batches()
 
     def _jsonl(self, size: int) -> Iterator[Chunk]:
         lines: list[bytes] = []

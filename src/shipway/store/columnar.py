@@ -46,6 +46,7 @@ __all__ = [
     "read_log",
     "read_state",
     "records_of_table",
+    "window_parts",
 ]
 
 FORMAT = 1
@@ -258,6 +259,22 @@ def exported_window(
     need_arrow()
     tail = [g for _, g in store.iter_log(state.position, service=service, since=since, until=until)]
     return log_files(root, state, since, until), to_table(tail, state.schema)
+
+
+def window_parts(
+    store: Store, root: Path, service: str | None, since: float | None, until: float | None
+) -> tuple[list[Path], pa.Table]:
+    """What a job over the export of `store` in `root` reads for a window, so that it sees the
+    rows a read of the store sees (`read_log`, `window_from_store`): the committed files of the
+    window's days and, as one table, the entries the store logged since the export's last run;
+    or, when the export does not cover the window (retention dropped some of its days), no file
+    and every entry of the window from the store, as those reads fall back to the store then."""
+    window = exported_window(store, root, service, since, until)
+    if window is not None:
+        return window
+    state = read_state(root)
+    every = [g for _, g in store.iter_log(-1, service=service, since=since, until=until)]
+    return [], to_table(every, state.schema if state is not None else LogSchema())
 
 
 def logged_records(
