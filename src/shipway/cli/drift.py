@@ -124,10 +124,7 @@ def _from_export(
     # summarised as one more block: the same rows as a read of the store (_from_store).
     stores = StoreProvider(settings["store.url"], settings.root)
     try:
-        store = stores.existing() if log.is_dir() else None
-        if log.is_dir() and store is None and not stores.url.startswith("sqlite"):
-            store = stores.get()  # down: StoreUnavailable says so, rather than a window short of its tail
-        source = log_source(str(log), since, until, DriftJob.COLUMNS, store, settings["name"])
+        source = log_source(str(log), since, until, DriftJob.COLUMNS, stores, settings["name"])
     finally:
         stores.close()
     if source is None:

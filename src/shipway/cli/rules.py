@@ -31,7 +31,7 @@ from shipway.store.feedback import recorded_outcomes
 from shipway.store.outcomes import reader_of
 
 if TYPE_CHECKING:
-    from shipway.store.base import Store
+    from shipway.store.provider import StoreProvider
 
 __all__ = ["rules"]
 
@@ -228,43 +228,43 @@ def backtest_command(
     """Replay logged predictions through the current rules and FILE; report what changes."""
     try:
         manager, project = _project(target)
-        settings = project.settings
-        with open(file, encoding="utf-8") as fh:
-            source = fh.read()
-        proposed = manager.compile(source, file)
-        current = manager.load()  # what serves now: live rules, and shadow or canary rules beside them
-        low, high = parse_when(since), parse_when(until, "--until") if until else time.time()
-        reader = reader_of(settings)
-        outcomes = _outcomes(project, low, high)
-        if log_path:
-            input_schema, output_schema = project.service.schemas()
-            live, candidate = current.live, current.candidate
-            job = BacktestJob(
-                (source, file),
-                (live.source, f"rules {live.version}") if live is not None else None,
-                input_schema.json_schema(),
-                output_schema.json_schema(),
-                labels=project.labels(),
-                examples=examples,
-                since=low,
-                until=high if until else None,
-                service=settings["name"],
-                candidate=(candidate.source, f"rules {candidate.version}") if candidate is not None else None,
-                candidate_options={
-                    "mode": current.candidate_mode,
-                    "canary": current.canary,
-                    "canary_key": current.canary_key,
-                },
-                outcomes=outcomes,
-                reader=reader,
-            )
-            logged = log_source(log_path, job.since, job.until, job.columns())
-            if logged is None:  # the export holds no day of the window
-                report = replay([], current, proposed, examples=examples, outcomes=outcomes, reader=reader)
+        try:
+            settings = project.settings
+            with open(file, encoding="utf-8") as fh:
+                source = fh.read()
+            proposed = manager.compile(source, file)
+            current = manager.load()  # what serves now: live rules, and shadow or canary rules beside them
+            low, high = parse_when(since), parse_when(until, "--until") if until else time.time()
+            reader = reader_of(settings)
+            outcomes = _outcomes(project, low, high)
+            if log_path:
+                input_schema, output_schema = project.service.schemas()
+                live, candidate = current.live, current.candidate
+                job = BacktestJob(
+                    (source, file),
+                    (live.source, f"rules {live.version}") if live is not None else None,
+                    input_schema.json_schema(),
+                    output_schema.json_schema(),
+                    labels=project.labels(),
+                    examples=examples,
+                    since=low,
+                    until=high if until else None,
+                    service=settings["name"],
+                    candidate=(candidate.source, f"rules {candidate.version}") if candidate is not None else None,
+                    candidate_options={
+                        "mode": current.candidate_mode,
+                        "canary": current.canary,
+                        "canary_key": current.canary_key,
+                    },
+                    outcomes=outcomes,
+                    reader=reader,
+                )
+                logged = log_source(log_path, job.since, job.until, job.columns(), project.store, settings["name"])
+                if logged is None:  # the export holds no day of the window
+                    report = replay([], current, proposed, examples=examples, outcomes=outcomes, reader=reader)
+                else:
+                    report = merged(run(job, logged, engine=engine, jobs=jobs, batch_size=65536))
             else:
-                report = merged(run(job, logged, engine=engine, jobs=jobs, batch_size=65536))
-        else:
-            try:
                 records = logged_records(
                     project.store.get(),
                     export_dir(settings),
@@ -273,8 +273,8 @@ def backtest_command(
                     until=high if until else None,
                 )
                 report = backtest(records, current, proposed, examples=examples, outcomes=outcomes, reader=reader)
-            finally:
-                project.close()
+        finally:
+            project.close()
     except ShipwayError as err:
         fail(err, code=1)
     click.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() if as_json else render(report))
@@ -322,17 +322,21 @@ def log_source(
     since: float | None,
     until: float | None,
     columns: tuple[str, ...],
-    store: Store | None = None,
+    stores: StoreProvider | None = None,
     service: str | None = None,
 ) -> Source | None:
     """The logged rows of `path`: an export folder (its committed files of the window's days,
     docs/analysis.md; None when it has none), a folder of Parquet files, or one file.
 
-    With `store`, when `path` is that store's export: the window's rows the files lack too
-    (`window_parts`: the entries logged since the export's last run), so that a job sees the
-    rows a read of the store sees."""
+    With `stores`, when `path` is the export of that store: the window's rows the files lack too
+    (`window_parts`: the entries logged since the export's last run), read here, so that a job
+    sees the rows a read of the store sees. A PostgreSQL store that is down stops the job
+    (StoreUnavailable) rather than leave out the tail; a SQLite store that does not exist has none."""
     root = Path(path)
     state = read_state(root) if root.is_dir() else None
+    store = None
+    if state is not None and stores is not None:
+        store = stores.existing() or (None if stores.url.startswith("sqlite") else stores.get())
     if state is not None and store is not None and state.store == store.url:
         files, tail = window_parts(store, root, service, since, until)
         return Source.parquet(files, columns, tail=tail) if files or tail.num_rows else None
