@@ -79,19 +79,25 @@ def truncate(message: Message) -> Message:
     return message if len(message.text) <= MAX_CHARS else Message(text=message.text[:MAX_CHARS])
 
 
-def predict_batch(model: shipway.recipes.Predictor, messages: list[Message]) -> list[Intent]:
-    """Classify all messages with one predict_proba call; same order as `messages`."""
-    if not messages:
-        return []
+def top(model: shipway.recipes.Predictor, messages: list[Message]) -> tuple[np.ndarray, np.ndarray]:
+    """Each message's ALTERNATIVES + 1 most likely intents and their probabilities, most likely
+    first: two arrays of shape (messages, ALTERNATIVES + 1)."""
     proba = model.predict_proba([m.text for m in messages])
     k = ALTERNATIVES + 1
     # argpartition finds each row's top k in linear time; only those k are then sorted.
     top = np.argpartition(-proba, k - 1, axis=1)[:, :k]
     top_proba = np.take_along_axis(proba, top, axis=1)
     order = np.argsort(-top_proba, axis=1, kind="stable")
+    return model.classes_[np.take_along_axis(top, order, axis=1)], np.take_along_axis(top_proba, order, axis=1)
+
+
+def predict_batch(model: shipway.recipes.Predictor, messages: list[Message]) -> list[Intent]:
+    """Classify all messages with one predict_proba call; same order as `messages`."""
+    if not messages:
+        return []
+    names, probs = top(model, messages)
     # One conversion to Python lists for the whole batch, not one per item.
-    intents = model.classes_[np.take_along_axis(top, order, axis=1)].tolist()
-    probabilities = np.take_along_axis(top_proba, order, axis=1).tolist()
+    intents, probabilities = names.tolist(), probs.tolist()
     # One call to pydantic's compiled validator makes the batch's answers from plain dicts (it
     # takes the Alternatives as they are): a few times cheaper than Intent.model_construct per
     # message, and the fields are checked (a probability outside [0, 1] is refused).
@@ -105,6 +111,18 @@ def predict_batch(model: shipway.recipes.Predictor, messages: list[Message]) -> 
             for names, probs in zip(intents, probabilities, strict=True)
         ]
     )
+
+
+def predict_columns(model: shipway.recipes.Predictor, messages: list[Message]) -> dict[str, object]:
+    """predict_batch's answers as columns, for batch scoring (`shipway score`): no object per
+    message. A 2-D array is a list per message, and the mapping the fields of `alternatives`;
+    shipway checks the columns against Intent (a probability outside [0, 1] fails its row)."""
+    names, probs = top(model, messages)
+    return {
+        "intent": names[:, 0],
+        "probability": probs[:, 0],
+        "alternatives": {"intent": names[:, 1:], "probability": probs[:, 1:]},
+    }
 
 
 def predict(model: shipway.recipes.Predictor, message: Message) -> Intent:
