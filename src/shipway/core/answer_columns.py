@@ -229,12 +229,13 @@ def _from_mapping(value: Mapping[str, Any], kind: pa.DataType, n: int, name: str
     missing = [f.name for f in struct if f.name not in value]
     extra = sorted(set(value) - set(struct.names))
     if missing or extra:
-        what = f"the fields of {path!r}" if path else f"the fields of {name}"
-        problems = [f"no column for {', '.join(map(repr, missing))}" if missing else ""]
-        problems.append(f"column(s) {', '.join(map(repr, extra))}, which are not fields" if extra else "")
+        owner = f"{path!r} of {name}" if path else name
+        problems = [f"no column for the field(s) {', '.join(map(repr, missing))} of {owner}"] if missing else []
+        if extra:
+            problems.append(f"the column(s) {', '.join(map(repr, extra))}, which {owner} has no field for")
         raise OutputError(
-            f"predict_columns returned {' and '.join(p for p in problems if p)} of {what}; return one "
-            f"column for each field: {', '.join(struct.names)}."
+            f"predict_columns returned {' and '.join(problems)}; return one column for each field of "
+            f"{owner}: {', '.join(struct.names)}."
         )
     dotted = f"{path}." if path else ""
     if not listed:

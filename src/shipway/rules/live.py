@@ -141,6 +141,8 @@ class LiveRules:
 
         active = self.active
         live = active.live
+        if live is None and active.candidate is None:  # no rules: the answers as they are, no decisions
+            return DecidedColumns(values if isinstance(values, AnswerColumns) else list(values), None, [], {}, None)
         columnar = ColumnRules.of(live)
         if live is None or active.candidate is not None or columnar is None or self.on_decision is not None:
             return None
@@ -215,14 +217,15 @@ def with_rules(pipeline: Pipeline, ruleset: RuleSet) -> Pipeline:
 @dataclass(slots=True)
 class DecidedColumns:
     """A batch decided over columns (`LiveRules.decide_columns`): `answers` holds each row's
-    answer (the AnswerColumns it decided, whose rows in `rows` have the answer there); `decisions` the live rules' decisions as columns, except for the rows in `rows`,
-    which the row path decided (their `Decided`, whose answer is in `answers` too)."""
+    answer (the AnswerColumns it decided, whose rows in `rows` have the answer there); `decisions`
+    the live rules' decisions as columns, except for the rows in `rows`, which the row path decided
+    (their `Decided`, whose answer is in `answers` too); None where no rules are live."""
 
     answers: list[Any] | AnswerColumns
-    decisions: ColumnDecisions
+    decisions: ColumnDecisions | None
     queues: list[Any]
     rows: dict[int, Decided]
-    version: str
+    version: str | None
 
 
 def _rule_columns(

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from shipway.core.output_columns import OutputColumns, as_is
 
-__all__ = ["DECISION", "OutputColumns", "as_is", "decision_array", "decision_columns"]
+__all__ = ["DECISION", "OutputColumns", "as_is", "decision_array", "decision_columns", "not_finite"]
 
 # The rules' decision, typed; `set` (the fields a rule overrode) varies in shape, so it is JSON.
 DECISION = pa.struct(
@@ -50,8 +50,11 @@ def decision_array(decisions: list[Any]) -> pa.Array:
 
 def decision_columns(decided: Any, n: int) -> pa.Array:
     """The `decision` column of `n` rows from the rules' column form (rules.live.DecidedColumns),
-    without a Decision per row: its rows decided by the row path keep their own Decision."""
+    without a Decision per row: its rows decided by the row path keep their own Decision; nulls
+    where no rules are live."""
     d = decided.decisions
+    if d is None:
+        return pa.nulls(n, DECISION)
     queue = pa.array(decided.queues, pa.string()).take(pa.array(d.queue))
     reason = pa.array(list(d.reasons), pa.string()).take(pa.array(d.reason))
     fired = _fired(d.fired, n)
@@ -66,6 +69,31 @@ def decision_columns(decided: Any, n: int) -> pa.Array:
     index = np.arange(n)
     index[rows] = n + np.arange(len(rows))
     return pa.concat_arrays([array, own]).take(pa.array(index))
+
+
+def not_finite(arrays: list[pa.Array], n: int) -> list[int]:
+    """The rows (of `n`) with a NaN or an infinity anywhere in `arrays`, nested lists and structs
+    included."""
+    import pyarrow.compute as pc
+
+    found = np.zeros(n, dtype=bool)
+
+    def walk(array: pa.Array, rows: np.ndarray) -> None:
+        kind = array.type
+        if pa.types.is_floating(kind):
+            odd = ~pc.is_finite(array).fill_null(True).to_numpy(zero_copy_only=False)
+            if odd.any():
+                found[rows[odd]] = True
+        elif pa.types.is_list(kind):
+            lengths = pc.list_value_length(array).fill_null(0).to_numpy(zero_copy_only=False)
+            walk(array.flatten(), np.repeat(rows, lengths))
+        elif pa.types.is_struct(kind):
+            for child in array.flatten():
+                walk(child, rows)
+
+    for array in arrays:
+        walk(array, np.arange(n))
+    return np.flatnonzero(found).tolist()  # type: ignore[no-any-return]
 
 
 def _no_lists(n: int) -> pa.Array:

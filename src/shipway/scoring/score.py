@@ -27,7 +27,7 @@ from shipway.engine import Source, run
 from shipway.engine.row_batches import NOT_JSON, rows_of
 from shipway.errors import DataError, InputError, ShipwayError
 from shipway.project import Project, load_pipeline
-from shipway.scoring.columns import DECISION, OutputColumns, as_is, decision_array, decision_columns
+from shipway.scoring.columns import DECISION, OutputColumns, as_is, decision_array, decision_columns, not_finite
 
 __all__ = ["IDS", "ScoreJob", "ScoreSummary", "score"]
 
@@ -202,6 +202,13 @@ class ScoreJob:
         n = len(results)
         index = np.full(n, -1, dtype=np.int64)
         index[rows] = np.arange(len(rows))
+        # A NaN or an infinity is null in the answer's JSON, or what the output type's config says:
+        # those rows' outputs come from their answers as the row path makes them.
+        odd = [j for j in not_finite(answers.arrays, len(answers)) if results[rows[j]] is None]
+        if odd:
+            results = list(results)
+            for j, answer in zip(odd, answers.rows(odd), strict=True):
+                results[rows[j]] = answer
         own = [i for i, r in enumerate(results) if r is not None]  # answered by the row path, or failed
         index[own] = -1
         arrays = answers.arrays
@@ -213,14 +220,15 @@ class ScoreJob:
                 joined = column if other is None else pa.concat_arrays([column, *other.chunks])
                 merged.append(joined.take(pa.array(index, mask=index < 0)))
             arrays = merged
-        errors = [f"{type(r).__name__}: {r}" if isinstance(r, ShipwayError) else None for r in results]
+        errors = [f"{type(r).__name__}: {r}" if isinstance(r, ShipwayError) else None for r in results] if own else []
+        errors_column = pa.array(errors, pa.string()) if own else pa.nulls(n, pa.string())
         decision = decided if decided is not None else decision_array([_decision(r) for r in results])
         ids = self.pipeline.ids if self.pipeline is not None else {}
         return pa.Table.from_arrays(
             [
                 *arrays,
                 decision,
-                pa.array(errors, pa.string()),
+                errors_column,
                 *(pa.repeat(pa.scalar(ids.get(name), pa.string()), n) for name in IDS),
             ],
             schema=self.schema,
