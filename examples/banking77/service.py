@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 import shipway.recipes
@@ -80,24 +81,27 @@ def truncate(message: Message) -> Message:
 
 
 def top(model: shipway.recipes.Predictor, messages: list[Message]) -> tuple[np.ndarray, np.ndarray]:
-    """Each message's ALTERNATIVES + 1 most likely intents and their probabilities, most likely
-    first: two arrays of shape (messages, ALTERNATIVES + 1)."""
+    """Each message's ALTERNATIVES + 1 most likely intents (their indices in `model.classes_`) and
+    their probabilities, most likely first: two arrays of shape (messages, ALTERNATIVES + 1)."""
     proba = model.predict_proba([m.text for m in messages])
-    k = ALTERNATIVES + 1
-    # argpartition finds each row's top k in linear time; only those k are then sorted.
-    top = np.argpartition(-proba, k - 1, axis=1)[:, :k]
-    top_proba = np.take_along_axis(proba, top, axis=1)
-    order = np.argsort(-top_proba, axis=1, kind="stable")
-    return model.classes_[np.take_along_axis(top, order, axis=1)], np.take_along_axis(top_proba, order, axis=1)
+    k, rows = ALTERNATIVES + 1, np.arange(len(messages))
+    indices, probabilities = np.empty((len(messages), k), dtype=np.intp), np.empty((len(messages), k))
+    # k passes of argmax over the batch, each taking the best left out: a few times faster than
+    # argpartition, which selects row by row. Of equal probabilities, the first intent comes first.
+    for column in range(k):
+        best = proba.argmax(axis=1)
+        indices[:, column], probabilities[:, column] = best, proba[rows, best]
+        proba[rows, best] = -np.inf
+    return indices, probabilities
 
 
 def predict_batch(model: shipway.recipes.Predictor, messages: list[Message]) -> list[Intent]:
     """Classify all messages with one predict_proba call; same order as `messages`."""
     if not messages:
         return []
-    names, probs = top(model, messages)
+    indices, probs = top(model, messages)
     # One conversion to Python lists for the whole batch, not one per item.
-    intents, probabilities = names.tolist(), probs.tolist()
+    intents, probabilities = model.classes_[indices].tolist(), probs.tolist()
     # One call to pydantic's compiled validator makes the batch's answers from plain dicts (it
     # takes the Alternatives as they are): a few times cheaper than Intent.model_construct per
     # message, and the fields are checked (a probability outside [0, 1] is refused).
@@ -115,13 +119,20 @@ def predict_batch(model: shipway.recipes.Predictor, messages: list[Message]) -> 
 
 def predict_columns(model: shipway.recipes.Predictor, messages: list[Message]) -> dict[str, object]:
     """predict_batch's answers as columns, for batch scoring (`shipway score`): no object per
-    message. A 2-D array is a list per message, and the mapping the fields of `alternatives`;
-    shipway checks the columns against Intent (a probability outside [0, 1] fails its row)."""
-    names, probs = top(model, messages)
+    message. shipway checks the columns against Intent (a probability outside [0, 1] fails its
+    row, as predict_batch would refuse it)."""
+    indices, probs = top(model, messages)
+    # The intents' names taken from one Arrow array of the 77: no Python string per message.
+    names = pa.array(model.classes_)
     return {
-        "intent": names[:, 0],
+        "intent": names.take(indices[:, 0]),
         "probability": probs[:, 0],
-        "alternatives": {"intent": names[:, 1:], "probability": probs[:, 1:]},
+        # A list of objects as its fields' columns, a list per message: a fixed-size list array
+        # and a 2-D array.
+        "alternatives": {
+            "intent": pa.FixedSizeListArray.from_arrays(names.take(indices[:, 1:].ravel()), ALTERNATIVES),
+            "probability": probs[:, 1:],
+        },
     }
 
 

@@ -201,12 +201,16 @@ def same(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:
 @pytest.mark.parametrize("columns", [False, True], ids=["predict_batch", "predict_columns"])
 @pytest.mark.parametrize("rules", sorted(RULES))
 @pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
-def test_scoring_answers_what_serving_answers_row_by_row(tmp_path: Path, rules: str, suffix: str, columns: bool) -> None:
+def test_scoring_answers_what_serving_answers_row_by_row(
+    tmp_path: Path, rules: str, suffix: str, columns: bool
+) -> None:
     target = project(tmp_path, RULES[rules], columns)
     pipeline = load_pipeline(target)
     # predict_columns answers a batch without 'boom' (on which it raises: the batch then goes the
     # row path, which answers the others); batches of one put every other row through it.
-    parsed = [v for v in pipeline.parse_many([r for r in ROWS if r.get("text") != "boom"]) if not isinstance(v, ShipwayError)]
+    parsed = [
+        v for v in pipeline.parse_many([r for r in ROWS if r.get("text") != "boom"]) if not isinstance(v, ShipwayError)
+    ]
     answered = pipeline.run_columns(parsed)
     assert (answered.answers is not None) == (columns and rules != "table")  # a table: the rules' row form
     assert not any(isinstance(v, ShipwayError) for v in answered.values)
@@ -332,7 +336,7 @@ def test_the_rules_stage_over_columns_decides_what_it_decides_row_by_row(data: A
         assert decision == expected, (row, requests[row], outputs[row])
 
 
-BOUNDED = '''
+BOUNDED = """
 from pydantic import BaseModel, Field{imports}
 
 
@@ -363,28 +367,28 @@ def predict_batch(texts: list[str]) -> list[Out]:
 def predict_columns(texts):
     rows = [answer(t) for t in texts]
     return {{name: [r[name] for r in rows] for name in ("label", "p", "tags", "size")}}
-'''
+"""
 
-VALIDATOR = '''
+VALIDATOR = """
     @model_validator(mode="after")
     def not_ok(self):
         if self.label == "nope":
             raise ValueError("label must not be 'nope'")
         return self
-'''
+"""
 
 
 @pytest.mark.parametrize("checked", [True, False], ids=["over-columns", "row-by-row"])
-def test_column_answers_that_break_the_output_type_fail_as_the_row_path_fails_them(tmp_path: Path, checked: bool) -> None:
+def test_column_answers_that_break_the_output_type_fail_as_the_row_path_fails_them(
+    tmp_path: Path, checked: bool
+) -> None:
     """Each bad value fails its row alone with the row path's message, unless the rules' `set`
     gives that row a good answer; a type whose checks the columns cannot run (a model validator)
     is checked answer by answer, with the same outcome."""
     folder = tmp_path / "bounded"
     folder.mkdir()
     (folder / "service.py").write_text(
-        BOUNDED.format(
-            imports=", model_validator" if not checked else "", validator="" if checked else VALIDATOR
-        )
+        BOUNDED.format(imports=", model_validator" if not checked else "", validator="" if checked else VALIDATOR)
     )
     (folder / "shipway.toml").write_text('[rules]\nfile = "rules.yaml"\n')
     (folder / "rules.yaml").write_text(
@@ -397,7 +401,18 @@ def test_column_answers_that_break_the_output_type_fail_as_the_row_path_fails_th
     pipeline = load_pipeline(folder)
     assert (pipeline.run_columns(texts).answers is not None) == checked  # else the rows' values go on as answers
     want = served(folder, texts)
-    assert [w["error"] is not None for w in want] == [False, True, False, True, True, True, False, False, not checked, True]
+    assert [w["error"] is not None for w in want] == [
+        False,
+        True,
+        False,
+        True,
+        True,
+        True,
+        False,
+        False,
+        not checked,
+        True,
+    ]
     assert "field p: Input should be less than or equal to 1" in want[1]["error"]
     for batch_size in (1, 4, 100):
         score(folder, tmp_path / "in.parquet", tmp_path / "out.parquet", batch_size=batch_size)

@@ -38,6 +38,14 @@ __all__ = ["AnswerColumns", "ColumnCheck"]
 _LEAVES = frozenset({"str", "int", "float", "bool", "literal", "enum"})
 # Keys of a leaf's schema that constrain nothing: without others, the Arrow type is the check.
 _FREE = frozenset({"type", "metadata", "ref", "strict"})
+# Leaves whose constraints are bounds alone, checked by comparing the column (a NaN fails a bound,
+# as in pydantic); any other constraint goes to pydantic's validator.
+_BOUNDED = {
+    "int": frozenset({"ge", "gt", "le", "lt"}),
+    "float": frozenset({"ge", "gt", "le", "lt"}),
+    "str": frozenset({"min_length", "max_length"}),
+}
+_COMPARE = {"ge": np.greater_equal, "gt": np.greater, "le": np.less_equal, "lt": np.less}
 
 
 class AnswerColumns:
@@ -166,9 +174,25 @@ class ColumnCheck:
                 short = (lengths < (least or 0)) | (lengths > (most if most is not None else np.inf))
                 bad.update(rows[short].tolist())
             return self._walk(node["items_schema"], array.flatten(), np.repeat(rows, lengths), bad)
-        if kind not in _LEAVES or (kind == "str" and any(node.get(k) for k in ("strip_whitespace", "to_lower", "to_upper"))):
+        if kind not in _LEAVES or (
+            kind == "str" and any(node.get(k) for k in ("strip_whitespace", "to_lower", "to_upper"))
+        ):
             raise _Unchecked  # a validator that may change the value, or a type the columns do not hold
-        if kind in ("literal", "enum") or set(node) - _FREE:
+        limits = set(node) - _FREE
+        if kind in _BOUNDED and limits <= _BOUNDED[kind]:  # bounds alone: compared over the column
+            values = (pc.utf8_length(array) if kind == "str" else array).to_numpy(zero_copy_only=False)
+            within = np.ones(len(values), dtype=bool)
+            if kind == "str":  # lengths in code points, as pydantic counts them
+                bounds = (("ge", node.get("min_length")), ("le", node.get("max_length")))
+            else:
+                bounds = tuple((key, node.get(key)) for key in ("ge", "gt", "le", "lt"))
+            for key, bound in bounds:
+                if bound is not None:
+                    within &= _COMPARE[key](values, bound)
+            if not within.all():
+                bad.update(rows[~within].tolist())
+            return None
+        if kind in ("literal", "enum") or limits:
             validator = self._validators.get(id(node))
             if validator is None:
                 validator = self._validators[id(node)] = SchemaValidator(core_schema.list_schema(node))  # type: ignore[arg-type]

@@ -180,8 +180,12 @@ class Pipeline:
         if not answers.checked:  # the answers' values go on as predict_batch would give them
             for i, answer in zip(places, answers.dicts(range(len(places))), strict=True):
                 values[i] = answer
-            return self._rule_columns(items, values) if rules is not None else ColumnRun(
-                [v if isinstance(v, ShipwayError) else self._validate_output(v) for v in values], None, []
+            return (
+                self._rule_columns(items, values)
+                if rules is not None
+                else ColumnRun(
+                    [v if isinstance(v, ShipwayError) else self._validate_output(v) for v in values], None, []
+                )
             )
         decided = rules.columns(answers, requests) if rules is not None and rules.columns is not None else None
         if rules is not None and decided is None:  # no column form: every row through the rules' row form

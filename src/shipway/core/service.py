@@ -81,7 +81,11 @@ class Service:
         predict = getattr(module, "predict", None)
         predict_batch = getattr(module, "predict_batch", None)
         if predict is None and predict_batch is None:
-            also = " predict_columns answers batch scoring only, beside them." if hasattr(module, "predict_columns") else ""
+            also = (
+                " predict_columns answers batch scoring only, beside them."
+                if hasattr(module, "predict_columns")
+                else ""
+            )
             raise ServiceError(
                 f"{where} defines no predict(). Add `def predict(item: MyInput) -> MyOutput:` "
                 f"(and optionally predict_batch, predict_columns, load, before, after, example).{also}"

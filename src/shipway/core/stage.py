@@ -15,7 +15,7 @@ Many = Callable[[list[Any], list[Any]], list[Any]]
 # The batch form over columns, for offline batches (`Pipeline.run_columns`): the predict stage's
 # gives the service's column answers (core/answer_columns.py); the rules stage's an object with
 # `answers`, one per value, or None to run `many` instead.
-Columns = Callable[[list[Any], list[Any]], Any]
+Columns = Callable[[Any, list[Any]], Any]
 
 KINDS = ("input", "before", "predict", "after", "rules", "output")
 

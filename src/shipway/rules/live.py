@@ -157,7 +157,7 @@ class LiveRules:
         for codes in decisions.set.values():
             by_row |= codes >= 0
         columnar_answers = isinstance(values, AnswerColumns)
-        answers: Any = values if columnar_answers else list(values)
+        answers: Any = values if isinstance(values, AnswerColumns) else list(values)
         rows: dict[int, Decided] = {}
         places = np.flatnonzero(by_row).tolist()
         if places:
@@ -247,7 +247,7 @@ def _rule_columns(
                 raise NotColumnar(f"field {name}")
             columns[name] = column if column.null_count < len(column) else pa.nulls(len(column))
             continue
-        items = values if root == "output" else requests if root == "input" else None
+        items: Any = values if root == "output" else requests if root == "input" else None
         if items is None:
             raise NotColumnar(f"field {name}")
         got = _field(items, field)
