@@ -20,17 +20,21 @@ is False and the pipeline validates the rows' values one answer at a time.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic_core import SchemaValidator, ValidationError, core_schema
 
-from shipway.core.output_columns import OutputColumns, as_is
 from shipway.core.schema import Schema
 from shipway.errors import OutputError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+# numpy and pyarrow (shipway[analysis]) are imported where the columns are made: a service that
+# defines predict_columns runs them in batch scoring only, which needs them anyway.
 
 __all__ = ["AnswerColumns", "ColumnCheck"]
 
@@ -45,7 +49,7 @@ _BOUNDED = {
     "float": frozenset({"ge", "gt", "le", "lt"}),
     "str": frozenset({"min_length", "max_length"}),
 }
-_COMPARE = {"ge": np.greater_equal, "gt": np.greater, "le": np.less_equal, "lt": np.less}
+_COMPARE = {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt}  # elementwise on arrays
 
 
 class AnswerColumns:
@@ -77,6 +81,8 @@ class AnswerColumns:
 
     def dicts(self, places: Sequence[int]) -> list[dict[str, Any]]:
         """The rows' values as plain dicts (nested objects as dicts)."""
+        import pyarrow as pa
+
         return self.struct.take(pa.array(places, pa.int64())).to_pylist()  # type: ignore[no-any-return]
 
     def rows(self, places: Sequence[int]) -> list[Any]:
@@ -94,6 +100,10 @@ class ColumnCheck:
     """How one output schema checks a batch's column answers. Built once per pipeline."""
 
     def __init__(self, schema: Schema) -> None:
+        import pyarrow as pa
+
+        from shipway.core.output_columns import OutputColumns, as_is
+
         self.schema = schema
         self.columns = OutputColumns.from_json_schema(schema.json_schema())
         self.type = pa.struct(self.columns.fields())
@@ -103,6 +113,8 @@ class ColumnCheck:
 
     def check(self, columns: Any, n: int) -> AnswerColumns:
         """`columns` (what predict_columns returned for `n` inputs) as checked AnswerColumns."""
+        import numpy as np
+
         name = self.schema.name
         if self.columns.whole or self.columns.as_json:
             fields = ", ".join(sorted(self.columns.as_json)) or "output"
@@ -131,6 +143,10 @@ class ColumnCheck:
     def _walk(self, node: Mapping[str, Any], array: pa.Array, rows: np.ndarray, bad: set[int]) -> None:
         """Check `array` against the core schema `node`, adding the rows (`rows`: each value's
         row) whose values fail to `bad`. _Unchecked where a check cannot run over columns."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         kind = node.get("type")
         if kind == "definitions":
             for definition in node.get("definitions", ()):
@@ -182,6 +198,7 @@ class ColumnCheck:
         if kind in _BOUNDED and limits <= _BOUNDED[kind]:  # bounds alone: compared over the column
             values = (pc.utf8_length(array) if kind == "str" else array).to_numpy(zero_copy_only=False)
             within = np.ones(len(values), dtype=bool)
+            bounds: tuple[tuple[str, Any], ...]
             if kind == "str":  # lengths in code points, as pydantic counts them
                 bounds = (("ge", node.get("min_length")), ("le", node.get("max_length")))
             else:
@@ -211,6 +228,9 @@ class _Unchecked(Exception):
 def _arrow(value: Any, kind: pa.DataType, n: int, name: str, path: str) -> pa.Array:
     """A service's column as an Arrow array of `kind` with `n` values, or an OutputError that
     names the column (`path`) and what is wrong with it."""
+    import numpy as np
+    import pyarrow as pa
+
     where = f"the column {path!r}" if path else "the answer"
     if isinstance(value, pa.ChunkedArray):
         value = value.combine_chunks()
@@ -243,6 +263,8 @@ def _arrow(value: Any, kind: pa.DataType, n: int, name: str, path: str) -> pa.Ar
 
 def _from_mapping(value: Mapping[str, Any], kind: pa.DataType, n: int, name: str, path: str) -> pa.Array:
     """An object field's (or a list of objects') column from a mapping of its fields' columns."""
+    import pyarrow as pa
+
     listed = pa.types.is_list(kind) and pa.types.is_struct(kind.value_type)
     struct = kind.value_type if listed else kind
     if not pa.types.is_struct(struct):
@@ -288,6 +310,8 @@ def _length(got: int, n: int, name: str, path: str) -> None:
 
 
 def _built(build: Any, kind: pa.DataType, name: str, path: str, got: pa.DataType | None = None) -> pa.Array:
+    import pyarrow as pa
+
     try:
         return build()
     except (pa.ArrowException, TypeError, ValueError, OverflowError) as err:

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from time import perf_counter
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
-from shipway.core.answer_columns import AnswerColumns, ColumnCheck
 from shipway.core.decided import Decided
 from shipway.core.schema import Schema
 from shipway.core.stage import Stage
 from shipway.core.trace import StageRecord, Trace
 from shipway.errors import OutputError, PredictError, ShipwayError
+
+if TYPE_CHECKING:
+    from shipway.core.answer_columns import AnswerColumns, ColumnCheck
 
 __all__ = ["ColumnRun", "Decided", "Pipeline", "any_of"]  # Decided lives in core.decided; re-exported here
 
@@ -174,6 +176,8 @@ class Pipeline:
         except Exception:  # the row path finds the items that fail and answers the others
             return self._rule_columns(items)
         if self._column_check is None:
+            from shipway.core.answer_columns import ColumnCheck  # numpy and pyarrow: batch scoring's
+
             self._column_check = ColumnCheck(self.output_schema)
         answers = self._column_check.check(raw, len(places))
         rules = self.stages[at + 1] if at + 1 < len(self.stages) else None
