@@ -418,7 +418,9 @@ def _columns(report: Report, service: Service, pipeline: Pipeline, inputs: list[
         if got is None:
             got = answers.rows([run.places.index(i)])[0]
         if isinstance(got, ShipwayError):
-            report.add("columns", "fail", f"predict_columns' answer for {_which(i)}, which predict answers, fails: {got}")
+            report.add(
+                "columns", "fail", f"predict_columns' answer for {_which(i)}, which predict answers, fails: {got}"
+            )
             return
         found = difference(pipeline.jsonable(single), pipeline.jsonable(got))
         if found:
