@@ -3,7 +3,8 @@
     summary = score("examples/banking77", "messages.csv", "scored.parquet", jobs=2)
 
 Every row goes through the pipeline `shipway predict` and `/predict` run (input schema,
-stages, predict_batch, rules, output schema), in batches. A row that fails keeps its place:
+stages, predict_batch, rules, output schema), in batches; a service's predict_columns answers
+them as columns where it has one (core/answer_columns.py). A row that fails keeps its place:
 its output columns are null and `error` says why; the run goes on. Each row of the output
 carries the ids of the model, rules, dataset and training run that produced it.
 """
