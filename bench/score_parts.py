@@ -6,8 +6,10 @@ The banking77 test texts, repeated to --rows, in Arrow batches of 1,024, in this
 the collector kept off the loaded model (as `shipway score` runs). Each round times, one after
 the other: the bare `model.predict_proba`; `ScoreJob.table` on every batch (the whole path but
 the file's reading and writing); then its parts one by one on the same batches: the rows, the
-input schema (`Pipeline.parse_many`), the service's `before` stages, its `predict_batch`, the
-rules stage over columns (`LiveRules.decide_columns`) and, beside it, its row form
+input schema (`Pipeline.parse_many`), the service's `before` stages, its `predict_batch` and,
+beside it, its `predict_columns` (what scoring runs when the service has it), their check
+against the output schema (`ColumnCheck.check`), the rules and the output table over those
+columns; then, as the path without `predict_columns` runs them, the rules stage over columns (`LiveRules.decide_columns`) and, beside it, its row form
 (`decide_many`), the output schema, and the output table with its decision column. CPU microseconds a row
 (`time.process_time`), every round printed: the parts do not add up exactly to the whole on a
 loaded machine.
@@ -24,8 +26,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
+from shipway.core.answer_columns import ColumnCheck
 from shipway.engine.row_batches import rows_of
 from shipway.scoring.columns import decision_columns
 from shipway.scoring.score import ScoreJob
@@ -71,6 +75,28 @@ def main() -> None:
         parsed = [pipeline.parse_many(r) for r in rows]
         timed("  service's before stages", lambda: [pipeline._run_stages(before, list(p), p) for p in parsed])
         timed("  service's predict_batch", lambda: [predict.many(p, p) for p in parsed])
+        if predict.columns is not None:
+            answer_columns = predict.columns
+            timed("  service's predict_columns", lambda: [answer_columns(p, p) for p in parsed])
+            raw = [answer_columns(p, p) for p in parsed]
+            check = ColumnCheck(pipeline.output_schema)
+            timed(
+                "  the columns checked (ColumnCheck)",
+                lambda: [check.check(r, len(p)) for r, p in zip(raw, parsed, strict=True)],
+            )
+            answers = [check.check(r, len(p)) for r, p in zip(raw, parsed, strict=True)]
+            timed(
+                "  rules over the columns", lambda: [rules.columns(a, p) for a, p in zip(answers, parsed, strict=True)]
+            )
+            ruled = [rules.columns(a, p) for a, p in zip(answers, parsed, strict=True)]
+
+            def column_tables() -> list[Any]:
+                return [
+                    job._table([None] * len(a), decision_columns(d, len(a)), (a, np.arange(len(a))))
+                    for a, d in zip(answers, ruled, strict=True)
+                ]
+
+            timed("  output table from the columns, decisions included", column_tables)
         outputs = [predict.many(p, p) for p in parsed]
         pairs = list(zip(outputs, parsed, strict=True))
         decide_columns = rules.columns

@@ -98,3 +98,14 @@ def test_banking77_stages_never_fail_on_text_the_schema_takes(text: str) -> None
         return
     out = SERVICE.truncate(SERVICE.normalise(message))
     assert 1 <= len(out.text) <= SERVICE.MAX_CHARS
+
+
+def test_banking77_takes_a_character_exactly_when_str_split_keeps_it() -> None:
+    """The example's pattern (Python's \\S, written for Rust's engine) over every code point: a
+    one-character message passes the schema exactly when normalise's str.split() keeps it."""
+    schema = Schema(SERVICE.Message, "input")
+    chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000]
+    checked = schema.validate_many([{"text": c} for c in chars])
+    refused = [c for c, got in zip(chars, checked, strict=True) if isinstance(got, InputError)]
+    assert refused == [c for c in chars if not c.split()]
+    assert "\x1c" in refused and "\x85" in refused and "\u3000" in refused

@@ -143,6 +143,33 @@ def test_alternatives_are_the_three_runners_up(built: dict[str, Any], test_texts
         assert 0 < sum(probabilities) <= 1 + 1e-9
 
 
+def test_batch_scoring_over_columns_answers_what_serving_answers(
+    built: dict[str, Any], test_texts: list[str], tmp_path: Path
+) -> None:
+    """`shipway score` takes the example's predict_columns; every row it writes equals the answer
+    and decision of `Pipeline.run` on that row alone (predict_batch's, through the rules)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from shipway.project import load_pipeline
+    from shipway.scoring import score
+    from tests.scoring.test_scoring_columns import same, scored, served
+
+    project = tmp_path / "banking77"
+    project.mkdir()
+    for name in ("service.py", "shipway.toml", "rules.yaml"):
+        shutil.copy(EXAMPLE / name, project / name)
+    shutil.copytree(built["root"] / "artifacts", project / "artifacts")
+    texts = [*test_texts[::5], "   ", "x" * 2001, "  lost   my card  ", "y" * 300]
+    pipeline = load_pipeline(project)
+    parsed = pipeline.parse_many([{"text": t} for t in texts[:50]])
+    assert pipeline.run_columns(parsed).answers is not None  # the column path ran
+    pq.write_table(pa.table({"text": texts}), tmp_path / "in.parquet")
+    summary = score(project, tmp_path / "in.parquet", tmp_path / "out.parquet", batch_size=256)
+    assert summary.errors == 2
+    same(scored(tmp_path / "out.parquet"), served(project, [{"text": t} for t in texts]))
+
+
 def test_predict_batch_of_nothing(built: dict[str, Any]) -> None:
     assert service.predict_batch(built["model"], []) == []
 

@@ -3,7 +3,9 @@
 Every scored row is checked against `Pipeline.run` on the same row, one at a time (what
 `/predict` and `shipway predict` run): the output fields, the decision and the error must be
 equal. The rule sets cover what the column evaluator decides, what it leaves to the row path
-(a null field it reads, `set`, `fallback`) and rules it cannot read at all (a decision table).
+(a null field it reads, `set`, `fallback`) and rules it cannot read at all (a decision table);
+each with the service's `predict_batch` alone and with its `predict_columns` beside it (the
+answers as columns, core/answer_columns.py).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from shipway.errors import ShipwayError
+from shipway.errors import OutputError, ShipwayError
 from shipway.project import load_pipeline
 from shipway.rules.live import Active, LiveRules
 from shipway.scoring import OutputColumns, score
@@ -101,8 +103,40 @@ rules:
 }
 
 
-def project(tmp_path: Path, rules: str) -> Path:
-    """The scorer test project with an optional output field (`note`), NaN for "nan", and `rules`."""
+# The scorer's answers as columns, in each form a column may take: a list, a numpy array, a
+# pyarrow array (of the nested `hits`).
+PREDICT_COLUMNS = """
+
+def predict_columns(words, messages):
+    import numpy as np
+    import pyarrow as pa
+
+    labels, probabilities, hits, counts, notes = [], [], [], [], []
+    for m in messages:
+        if m.text == "boom":
+            raise ValueError("the model cannot read 'boom'")
+        tokens = m.text.lower().split()
+        found = [{"word": t, "at": i} for i, t in enumerate(tokens) if t in words]
+        probability = min(1.0, len(found) / 2 + m.priority / 10)
+        labels.append("card" if found else "other")
+        probabilities.append(float("nan") if m.text == "nan" else probability)
+        hits.append(found)
+        counts.append(len(tokens))
+        notes.append("n" if "note" in tokens else None)
+    hits_type = pa.list_(pa.struct([("word", pa.string()), ("at", pa.int64())]))
+    return {
+        "label": labels,
+        "probability": np.array(probabilities),
+        "hits": pa.array(hits, hits_type),
+        "words": np.array(counts, dtype=np.int32),
+        "note": notes,
+    }
+"""
+
+
+def project(tmp_path: Path, rules: str, columns: bool = False) -> Path:
+    """The scorer test project with an optional output field (`note`), NaN for "nan", and `rules`;
+    with `columns`, it answers batch scoring in columns too (`predict_columns`)."""
     folder = tmp_path / "scorer"
     shutil.copytree(SCORER, folder)
     service = folder / "service.py"
@@ -117,7 +151,7 @@ def project(tmp_path: Path, rules: str) -> Path:
         "words=len(tokens)))",
         "words=len(tokens), note='n' if 'note' in tokens else None))",
     )
-    service.write_text(text)
+    service.write_text(text + (PREDICT_COLUMNS if columns else ""))
     (folder / "rules.yaml").write_text(rules)
     return folder
 
@@ -164,13 +198,25 @@ def same(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:
         assert comparable(g) == comparable(w), f"row {i}: {ROWS[i] if len(got) == len(ROWS) else ''}"
 
 
+@pytest.mark.parametrize("columns", [False, True], ids=["predict_batch", "predict_columns"])
 @pytest.mark.parametrize("rules", sorted(RULES))
 @pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
-def test_scoring_answers_what_serving_answers_row_by_row(tmp_path: Path, rules: str, suffix: str) -> None:
-    target = project(tmp_path, RULES[rules])
+def test_scoring_answers_what_serving_answers_row_by_row(
+    tmp_path: Path, rules: str, suffix: str, columns: bool
+) -> None:
+    target = project(tmp_path, RULES[rules], columns)
+    pipeline = load_pipeline(target)
+    # predict_columns answers a batch without 'boom' (on which it raises: the batch then goes the
+    # row path, which answers the others); batches of one put every other row through it.
+    parsed = [
+        v for v in pipeline.parse_many([r for r in ROWS if r.get("text") != "boom"]) if not isinstance(v, ShipwayError)
+    ]
+    answered = pipeline.run_columns(parsed)
+    assert (answered.answers is not None) == (columns and rules != "table")  # a table: the rules' row form
+    assert not any(isinstance(v, ShipwayError) for v in answered.values)
     want = served(target, [{k: str(v) for k, v in r.items()} if suffix == ".parquet" else r for r in ROWS])
     data = write(tmp_path / f"in{suffix}", ROWS)
-    for batch_size in (7, 1000):
+    for batch_size in (1, 7, 1000) if columns else (7, 1000):
         summary = score(target, data, tmp_path / "out.parquet", batch_size=batch_size)
         same(scored(tmp_path / "out.parquet"), want)
         assert summary.errors == sum(w["error"] is not None for w in want) == 3
@@ -288,3 +334,100 @@ def test_the_rules_stage_over_columns_decides_what_it_decides_row_by_row(data: A
         del expected["rules_version"]
         expected["set"] = orjson.dumps(expected["set"]).decode() if expected["set"] else None
         assert decision == expected, (row, requests[row], outputs[row])
+
+
+BOUNDED = """
+from pydantic import BaseModel, Field{imports}
+
+
+class Tag(BaseModel):
+    name: str = Field(min_length=1)
+
+
+class Out(BaseModel):
+    label: str
+    p: float = Field(ge=0, le=1)
+    tags: list[Tag] = Field(max_length=2)
+    size: int | None = None
+{validator}
+
+def answer(text):
+    return {{
+        "label": None if text == "null" else text,
+        "p": len(text) / 8,
+        "tags": [{{"name": w}} for w in text.split(",")],
+        "size": None if "?" in text else len(text),
+    }}
+
+
+def predict_batch(texts: list[str]) -> list[Out]:
+    return [answer(t) for t in texts]  # dicts: the output schema makes (or refuses) each answer
+
+
+def predict_columns(texts):
+    rows = [answer(t) for t in texts]
+    return {{name: [r[name] for r in rows] for name in ("label", "p", "tags", "size")}}
+"""
+
+VALIDATOR = """
+    @model_validator(mode="after")
+    def not_ok(self):
+        if self.label == "nope":
+            raise ValueError("label must not be 'nope'")
+        return self
+"""
+
+
+@pytest.mark.parametrize("checked", [True, False], ids=["over-columns", "row-by-row"])
+def test_column_answers_that_break_the_output_type_fail_as_the_row_path_fails_them(
+    tmp_path: Path, checked: bool
+) -> None:
+    """Each bad value fails its row alone with the row path's message, unless the rules' `set`
+    gives that row a good answer; a type whose checks the columns cannot run (a model validator)
+    is checked answer by answer, with the same outcome."""
+    folder = tmp_path / "bounded"
+    folder.mkdir()
+    (folder / "service.py").write_text(
+        BOUNDED.format(imports=", model_validator" if not checked else "", validator="" if checked else VALIDATOR)
+    )
+    (folder / "shipway.toml").write_text('[rules]\nfile = "rules.yaml"\n')
+    (folder / "rules.yaml").write_text(
+        "version: cap-1\ndefault: {queue: general}\nrules:\n"
+        "  - name: cap\n    when: output.p > 1.5\n    then: {set: {p: 1.0}}\n"
+        "  - name: long\n    when: output.p > 0.5\n    then: {queue: long}\n"
+    )
+    texts = ["ab", "abcdefghij", "abcdefghijklmnop", "a,,b", "x,y,z", "null", "q?", "ok", "nope", "abcdefghijklmno,"]
+    pq.write_table(pa.table({"text": texts}), tmp_path / "in.parquet")
+    pipeline = load_pipeline(folder)
+    assert (pipeline.run_columns(texts).answers is not None) == checked  # else the rows' values go on as answers
+    want = served(folder, texts)
+    assert [w["error"] is not None for w in want] == [
+        False,
+        True,
+        False,
+        True,
+        True,
+        True,
+        False,
+        False,
+        not checked,
+        True,
+    ]
+    assert "field p: Input should be less than or equal to 1" in want[1]["error"]
+    for batch_size in (1, 4, 100):
+        score(folder, tmp_path / "in.parquet", tmp_path / "out.parquet", batch_size=batch_size)
+        same(scored(tmp_path / "out.parquet"), want)
+
+
+def test_malformed_column_answers_stop_scoring_with_the_problem_and_the_fix(tmp_path: Path) -> None:
+    folder = tmp_path / "short"
+    folder.mkdir()
+    (folder / "service.py").write_text(
+        BOUNDED.format(imports="", validator="").replace(
+            "return {name: [r[name] for r in rows]", "return {name: [r[name] for r in rows][1:]"
+        )
+    )
+    pq.write_table(pa.table({"text": ["ab", "cd"]}), tmp_path / "in.parquet")
+    with pytest.raises(OutputError, match="returned 1 values in the column 'label' of Out for a batch of 2 inputs"):
+        score(folder, tmp_path / "in.parquet", tmp_path / "out.parquet")
+    assert not (tmp_path / "out.parquet").exists()

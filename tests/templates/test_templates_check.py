@@ -40,6 +40,11 @@ def failure(report: Report, check: str) -> str:
             "predict_batch disagrees with predict on `example` (batch of 2, given order): "
             "score is 0.7142857142857143 against 0.71",
         ),
+        (
+            "check_columns_disagrees",
+            "columns",
+            "predict_columns disagrees with predict on `example`: score is 0.7142857142857143 against 0.71",
+        ),
         ("check_nondeterministic", "determinism", "two runs of `example` gave different answers: score is"),
         ("check_not_json", "json", "the output for `example` does not serialise to JSON"),
         ("check_nan", "json", "NaN and infinity become null in JSON"),
@@ -101,8 +106,21 @@ def test_a_good_service_passes_every_check() -> None:
         "predict": "ok",
         "json": "ok",
         "batch": "skip",
+        "columns": "skip",
         "determinism": "ok",
     }
+
+
+def test_predict_columns_that_agree_pass_and_malformed_ones_fail_with_the_fix(tmp_path: Path) -> None:
+    project = Path(shutil.copytree(SERVICES / "check_columns_disagrees", tmp_path / "svc"))
+    service = project / "service.py"
+    service.write_text(service.read_text().replace("round(len(m.text) / 7, 2)", "len(m.text) / 7"))
+    report = check_project(project)
+    assert report.ok and statuses(report)["columns"] == "ok", report.render()
+    short = Path(shutil.copytree(project, tmp_path / "short"))  # a new path: service.py is imported once a path
+    (short / "service.py").write_text(service.read_text().replace("for m in messages]", "for m in messages][1:]"))
+    report = check_project(short)
+    assert "returned 1 values in the column 'score' of Score for a batch of 2 inputs" in failure(report, "columns")
 
 
 def test_the_command_prints_every_check_and_exits_1_on_a_problem() -> None:

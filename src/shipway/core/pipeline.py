@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from time import perf_counter
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
@@ -19,6 +19,9 @@ from shipway.core.schema import Schema
 from shipway.core.stage import Stage
 from shipway.core.trace import StageRecord, Trace
 from shipway.errors import OutputError, PredictError, ShipwayError
+
+if TYPE_CHECKING:
+    from shipway.core.answer_columns import AnswerColumns, ColumnCheck
 
 __all__ = ["ColumnRun", "Decided", "Pipeline", "any_of"]  # Decided lives in core.decided; re-exported here
 
@@ -34,6 +37,7 @@ class ColumnRun(NamedTuple):
     values: list[Any]
     columns: Any
     places: list[int]
+    answers: AnswerColumns | None = None
 
 
 class Pipeline:
@@ -50,6 +54,7 @@ class Pipeline:
         self.input_schema = input_schema
         self.output_schema = output_schema
         self.ids = dict(ids or {})
+        self._column_check: ColumnCheck | None = None  # made on the first column answers
 
     @property
     def stage_names(self) -> list[str]:
@@ -139,15 +144,84 @@ class Pipeline:
         return [v if isinstance(v, ShipwayError) else self._validate_output(v) for v in values]
 
     def run_columns(self, items: list[Any]) -> ColumnRun:
-        """`run_items` for offline batches (batch scoring): where the last stage has a column form
-        (the rules stage's), it decides the batch's live items over columns instead of building
-        an answer object per item. `values` are the outputs, through the output schema (a failure
-        in its item's place); `columns` what the column form returned, None when it did not run;
-        `places` the items it ran on, in its order."""
+        """`run_items` for offline batches (batch scoring), over columns where the stages have
+        column forms. The predict stage's (the service's `predict_columns`, when only the rules
+        follow it) answers the batch as columns, checked against the output schema
+        (core/answer_columns.py); the rules stage's decides the batch over columns instead of
+        building an answer object per item.
+
+        `values` are the outputs, through the output schema (a failure in its item's place; None
+        where the item's output is in `answers`); `columns` what the rules' column form returned,
+        None when it did not run; `places` the items the column forms ran on, in their order;
+        `answers` the column answers (AnswerColumns, one row per place), None when predict_columns
+        did not run."""
+        at = next((i for i, s in enumerate(self.stages) if s.kind == "predict"), -1)
+        tail = self.stages[at + 1 :]
+        if at >= 0 and self.stages[at].columns is not None and all(s.kind == "rules" for s in tail):
+            return self._answer_columns(items, at)
+        return self._rule_columns(items)
+
+    def _answer_columns(self, items: list[Any], at: int) -> ColumnRun:
+        """`run_columns` with the predict stage's column form (see there)."""
+        values = self._run_stages(self.stages[:at], list(items), items)
+        failed = any_of(values, ShipwayError)
+        places = (
+            [i for i, v in enumerate(values) if not isinstance(v, ShipwayError)] if failed else list(range(len(values)))
+        )
+        if not places:
+            return ColumnRun(values, None, [])
+        requests = [items[i] for i in places] if failed else items
+        try:
+            raw = self.stages[at].columns([values[i] for i in places] if failed else values, requests)  # type: ignore[misc]
+        except Exception:  # the row path finds the items that fail and answers the others
+            return self._rule_columns(items)
+        if self._column_check is None:
+            from shipway.core.answer_columns import ColumnCheck  # numpy and pyarrow: batch scoring's
+
+            self._column_check = ColumnCheck(self.output_schema)
+        answers = self._column_check.check(raw, len(places))
+        rules = self.stages[at + 1] if at + 1 < len(self.stages) else None
+        if not answers.checked:  # the answers' values go on as predict_batch would give them
+            for i, answer in zip(places, answers.dicts(range(len(places))), strict=True):
+                values[i] = answer
+            return (
+                self._rule_columns(items, values)
+                if rules is not None
+                else ColumnRun(
+                    [v if isinstance(v, ShipwayError) else self._validate_output(v) for v in values], None, []
+                )
+            )
+        decided = rules.columns(answers, requests) if rules is not None and rules.columns is not None else None
+        if rules is not None and decided is None:  # no column form: every row through the rules' row form
+            live = answers.rows(range(len(places)))
+            for i, value in zip(places, self._run_stages([rules], live, requests), strict=True):
+                values[i] = value if isinstance(value, ShipwayError) else self._validate_output(value)
+            return ColumnRun(values, None, [])
+        by_row = dict(decided.rows) if decided is not None else {}
+        if failed:
+            for i in places:
+                values[i] = None
+        else:
+            values = [None] * len(values)
+        for j, one in by_row.items():
+            values[places[j]] = self._validate_output(one)
+        # A row whose values break the output type: the row path's error for it, unless the rules
+        # gave it another answer (above).
+        bad = sorted(j for j in answers.bad if j not in by_row)
+        for j, value in zip(bad, answers.dicts(bad), strict=True):
+            values[places[j]] = self._validate_output(value)
+        return ColumnRun(values, decided, places, answers)
+
+    def _rule_columns(self, items: list[Any], answered: list[Any] | None = None) -> ColumnRun:
+        """`run_columns` with the rules stage's column form alone, from the first stage, or with
+        `answered` (the predict stage's outputs, a failure in its item's place) from the rules."""
         last = self.stages[-1] if self.stages else None
         if last is None or last.columns is None:
-            return ColumnRun(self.run_items(items), None, [])
-        values = self._run_stages(self.stages[:-1], list(items), items)
+            if answered is None:
+                return ColumnRun(self.run_items(items), None, [])
+            values = self._run_stages([last] if last is not None else [], answered, items)
+            return ColumnRun([v if isinstance(v, ShipwayError) else self._validate_output(v) for v in values], None, [])
+        values = answered if answered is not None else self._run_stages(self.stages[:-1], list(items), items)
         failed = any_of(values, ShipwayError)
         places = (
             [i for i, v in enumerate(values) if not isinstance(v, ShipwayError)] if failed else list(range(len(values)))
@@ -237,8 +311,8 @@ class Pipeline:
     def parse_many(self, items: list[Any]) -> list[Any]:
         """`parse` over a batch, a failure (its InputError) in its item's place: the items that
         `parse` validates as they are go through the input schema in one call."""
-        hint = self.input_schema.hint
-        if any(isinstance(i, bytes) or (isinstance(i, str) and hint is not str) for i in items):
+        kinds = set(map(type, items))  # one pass in C, then one check a type
+        if any(issubclass(t, bytes) or (issubclass(t, str) and self.input_schema.hint is not str) for t in kinds):
             out: list[Any] = []
             for item in items:
                 try:

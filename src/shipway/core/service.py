@@ -5,12 +5,17 @@ The protocol, all of it optional but `predict`:
     def load(artifacts: Path) -> Model          # once per process; result goes to predict
     def predict(model, item: In) -> Out         # or predict(item: In) -> Out without load
     def predict_batch(model, items: list[In]) -> list[Out]
+    def predict_columns(model, items: list[In]) -> dict[str, column]   # batch scoring's answers
     before = [fn, ...]; after = [fn, ...]       # extra stages: fn(value) or fn(value, request)
     example = In(...)                           # warm-up input, checked before ready
     default = Out(...)                          # the answer in modes off and shadow
     def redact(record: dict) -> dict | None     # mask or drop fields before logging
 
 Write it as module-level names in service.py, or build `shipway.Service(...)`.
+
+`predict_columns` answers a batch as columns, one per output field, with no object per answer
+(core/answer_columns.py says what a column may be); batch scoring uses it, and every other
+context predict_batch or predict, which it must agree with (`shipway check` compares them).
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ class Service:
         predict: Callable[..., Any] | None = None,
         *,
         predict_batch: Callable[..., Any] | None = None,
+        predict_columns: Callable[..., Any] | None = None,
         load: Callable[..., Any] | None = None,
         before: Sequence[Callable[..., Any] | Stage] = (),
         after: Sequence[Callable[..., Any] | Stage] = (),
@@ -55,6 +61,7 @@ class Service:
     ) -> None:
         self.predict = predict
         self.predict_batch = predict_batch
+        self.predict_columns = predict_columns
         self.load = load
         self.before = list(before)
         self.after = list(after)
@@ -74,9 +81,14 @@ class Service:
         predict = getattr(module, "predict", None)
         predict_batch = getattr(module, "predict_batch", None)
         if predict is None and predict_batch is None:
+            also = (
+                " predict_columns answers batch scoring only, beside them."
+                if hasattr(module, "predict_columns")
+                else ""
+            )
             raise ServiceError(
                 f"{where} defines no predict(). Add `def predict(item: MyInput) -> MyOutput:` "
-                f"(and optionally predict_batch, load, before, after, example)."
+                f"(and optionally predict_batch, predict_columns, load, before, after, example).{also}"
             )
         for attr in ("before", "after"):
             value = getattr(module, attr, ())
@@ -85,6 +97,7 @@ class Service:
         return cls(
             predict,
             predict_batch=predict_batch,
+            predict_columns=getattr(module, "predict_columns", None),
             load=getattr(module, "load", None),
             before=getattr(module, "before", ()),
             after=getattr(module, "after", ()),
@@ -104,6 +117,10 @@ class Service:
     @property
     def has_batch(self) -> bool:
         return self.predict_batch is not None
+
+    @property
+    def has_columns(self) -> bool:
+        return self.predict_columns is not None
 
     def run_load(self, artifacts: Path | None) -> None:
         """Verify the artifacts against their manifest, then run load() once; its result is handed
@@ -170,7 +187,8 @@ class Service:
     def _predict_stage(self) -> Stage:
         one = self._bind(self.predict, "predict") if self.predict is not None else None
         many = self._bind(self.predict_batch, "predict_batch") if self.predict_batch is not None else None
-        return Stage("predict", "predict", one=one, many=many)
+        columns = self._bind(self.predict_columns, "predict_columns") if self.predict_columns is not None else None
+        return Stage("predict", "predict", one=one, many=many, columns=columns)
 
     def _bind(self, fn: Callable[..., Any], what: str) -> Any:
         arity = stage_arity(fn, what)

@@ -12,8 +12,10 @@ __all__ = ["Stage", "stage_arity"]
 
 One = Callable[[Any, Any], Any]
 Many = Callable[[list[Any], list[Any]], list[Any]]
-# (values, requests) -> an object with `answers`, one per value, or None to run `many` instead
-Columns = Callable[[list[Any], list[Any]], Any]
+# The batch form over columns, for offline batches (`Pipeline.run_columns`): the predict stage's
+# gives the service's column answers (core/answer_columns.py); the rules stage's an object with
+# `answers`, one per value, or None to run `many` instead.
+Columns = Callable[[Any, list[Any]], Any]
 
 KINDS = ("input", "before", "predict", "after", "rules", "output")
 

@@ -19,6 +19,7 @@ from itertools import repeat
 from operator import attrgetter
 from typing import Any
 
+from shipway.core.answer_columns import AnswerColumns
 from shipway.core.pipeline import Decided, Pipeline
 from shipway.core.stage import Stage
 from shipway.rules.columns import ColumnDecisions, ColumnRules, NotColumnar
@@ -129,15 +130,19 @@ class LiveRules:
             out.append(Decided(answer, None, value, None, rules_version=version, decided=decision))
         return out
 
-    def decide_columns(self, values: list[Any], requests: list[Any]) -> DecidedColumns | None:
+    def decide_columns(self, values: list[Any] | AnswerColumns, requests: list[Any]) -> DecidedColumns | None:
         """`decide_many` over columns, for batch scoring: the live rules' column form
         (rules/columns.py) decides the batch, and `decide_many` the rows it is not sure of and
         those whose answer the rules change (`set`, `fallback`). None where the rules have no
-        column form (or a candidate runs beside them): the caller runs `decide_many`."""
+        column form (or a candidate runs beside them): the caller runs `decide_many`. `values`
+        are the outputs, or the service's column answers (`predict_columns`); for those,
+        `answers` is the AnswerColumns itself and the row path's rows get their answers made."""
         import numpy as np
 
         active = self.active
         live = active.live
+        if live is None and active.candidate is None:  # no rules: the answers as they are, no decisions
+            return DecidedColumns(values if isinstance(values, AnswerColumns) else list(values), None, [], {}, None)
         columnar = ColumnRules.of(live)
         if live is None or active.candidate is not None or columnar is None or self.on_decision is not None:
             return None
@@ -151,14 +156,17 @@ class LiveRules:
         by_row = ~decisions.sure | decisions.fallback
         for codes in decisions.set.values():
             by_row |= codes >= 0
-        answers = list(values)
+        columnar_answers = isinstance(values, AnswerColumns)
+        answers: Any = values if isinstance(values, AnswerColumns) else list(values)
         rows: dict[int, Decided] = {}
         places = np.flatnonzero(by_row).tolist()
         if places:
-            decided = self.decide_many([values[i] for i in places], [requests[i] for i in places])
+            own = values.rows(places) if isinstance(values, AnswerColumns) else [values[i] for i in places]
+            decided = self.decide_many(own, [requests[i] for i in places])
             for i, one in zip(places, decided, strict=True):
                 rows[i] = one
-                answers[i] = one.output
+                if not columnar_answers:
+                    answers[i] = one.output
         return DecidedColumns(answers, decisions, queues, rows, live.version)
 
     def decisions(
@@ -209,19 +217,23 @@ def with_rules(pipeline: Pipeline, ruleset: RuleSet) -> Pipeline:
 @dataclass(slots=True)
 class DecidedColumns:
     """A batch decided over columns (`LiveRules.decide_columns`): `answers` holds each row's
-    answer; `decisions` the live rules' decisions as columns, except for the rows in `rows`,
-    which the row path decided (their `Decided`, whose answer is in `answers` too)."""
+    answer (the AnswerColumns it decided, whose rows in `rows` have the answer there); `decisions`
+    the live rules' decisions as columns, except for the rows in `rows`, which the row path decided
+    (their `Decided`, whose answer is in `answers` too); None where no rules are live."""
 
-    answers: list[Any]
-    decisions: ColumnDecisions
+    answers: list[Any] | AnswerColumns
+    decisions: ColumnDecisions | None
     queues: list[Any]
     rows: dict[int, Decided]
-    version: str
+    version: str | None
 
 
-def _rule_columns(names: set[str], values: list[Any], requests: list[Any], now: float) -> dict[str, Any]:
+def _rule_columns(
+    names: set[str], values: list[Any] | AnswerColumns, requests: list[Any], now: float
+) -> dict[str, Any]:
     """The columns the rules read, from a batch's outputs and requests: `output.f` from the outputs'
-    fields (pydantic models are read through `mapping`, as `decide` reads them)."""
+    fields (pydantic models are read through `mapping`, as `decide` reads them), or from the
+    column answers' own column of a field of one value per row."""
     import numpy as np
     import pyarrow as pa
 
@@ -229,7 +241,13 @@ def _rule_columns(names: set[str], values: list[Any], requests: list[Any], now: 
     columns: dict[str, Any] = {"ts": np.full(n, now), "meta.canary": np.zeros(n, dtype=bool)}
     for name in names - set(columns):
         root, _, field = name.partition(".")
-        items = values if root == "output" else requests if root == "input" else None
+        if root == "output" and isinstance(values, AnswerColumns):
+            column = values.column(field)
+            if column is None or column.type not in (pa.string(), pa.int64(), pa.float64(), pa.bool_()):
+                raise NotColumnar(f"field {name}")
+            columns[name] = column if column.null_count < len(column) else pa.nulls(len(column))
+            continue
+        items: Any = values if root == "output" else requests if root == "input" else None
         if items is None:
             raise NotColumnar(f"field {name}")
         got = _field(items, field)

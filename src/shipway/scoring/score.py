@@ -3,7 +3,8 @@
     summary = score("examples/banking77", "messages.csv", "scored.parquet", jobs=2)
 
 Every row goes through the pipeline `shipway predict` and `/predict` run (input schema,
-stages, predict_batch, rules, output schema), in batches. A row that fails keeps its place:
+stages, predict_batch, rules, output schema), in batches; a service's predict_columns answers
+them as columns where it has one (core/answer_columns.py). A row that fails keeps its place:
 its output columns are null and `error` says why; the run goes on. Each row of the output
 carries the ids of the model, rules, dataset and training run that produced it.
 """
@@ -27,7 +28,7 @@ from shipway.engine import Source, run
 from shipway.engine.row_batches import NOT_JSON, rows_of
 from shipway.errors import DataError, InputError, ShipwayError
 from shipway.project import Project, load_pipeline
-from shipway.scoring.columns import DECISION, OutputColumns, as_is, decision_array, decision_columns
+from shipway.scoring.columns import DECISION, OutputColumns, as_is, decision_array, decision_columns, not_finite
 
 __all__ = ["IDS", "ScoreJob", "ScoreSummary", "score"]
 
@@ -133,7 +134,10 @@ class ScoreJob:
                 index[np.asarray(live)[np.asarray(run.places, dtype=np.intp)]] = np.arange(len(run.places))
                 index[[i for i, r in enumerate(results) if isinstance(r, ShipwayError)]] = -1
                 decided = decided.take(pa.array(index, mask=index < 0))
-        return self._table(results, decided)
+        answers = None
+        if run.answers is not None:  # the rows whose outputs are columns: their places in the batch
+            answers = (run.answers, np.asarray(live)[np.asarray(run.places, dtype=np.intp)])
+        return self._table(results, decided, answers)
 
     def _value(self, row: dict[str, Any]) -> Any:
         if NOT_JSON in row:
@@ -147,11 +151,17 @@ class ScoreJob:
             )
         return next(iter(row.values()))
 
-    def _table(self, results: list[Any], decided: pa.Array | None = None) -> pa.Table:
+    def _table(
+        self, results: list[Any], decided: pa.Array | None = None, answers: tuple[Any, np.ndarray] | None = None
+    ) -> pa.Table:
         """The output table of a batch's results; `decided` is the decision column where the rules
-        decided over columns (`Decided` results then only where the row path decided)."""
+        decided over columns (`Decided` results then only where the row path decided); `answers`
+        the service's column answers and the batch's rows they answer (a None result in those
+        rows whose output is in the columns)."""
         assert self.pipeline is not None
         n = len(results)
+        if answers is not None:
+            return self._columns_table(results, decided, *answers)
         outputs: list[Any] = [None] * n
         errors: list[str | None] = [None] * n
         if not any_of(results, ShipwayError) and not any_of(results, Decided):  # every row answered
@@ -186,6 +196,44 @@ class ScoreJob:
             *(pa.repeat(pa.scalar(ids.get(name), pa.string()), n) for name in IDS),
         ]
         return pa.Table.from_arrays(arrays, schema=self.schema)
+
+    def _columns_table(self, results: list[Any], decided: pa.Array | None, answers: Any, rows: np.ndarray) -> pa.Table:
+        """`_table` where the service answered in columns: their arrays for the rows they answer,
+        the other rows' (the row path's, failures) from `_table` of those rows alone."""
+        n = len(results)
+        index = np.full(n, -1, dtype=np.int64)
+        index[rows] = np.arange(len(rows))
+        # A NaN or an infinity is null in the answer's JSON, or what the output type's config says:
+        # those rows' outputs come from their answers as the row path makes them.
+        odd = [j for j in not_finite(answers.arrays, len(answers)) if results[rows[j]] is None]
+        if odd:
+            results = list(results)
+            for j, answer in zip(odd, answers.rows(odd), strict=True):
+                results[rows[j]] = answer
+        own = [i for i, r in enumerate(results) if r is not None]  # answered by the row path, or failed
+        index[own] = -1
+        arrays = answers.arrays
+        if own or len(rows) != n:
+            others = self._table([results[i] for i in own]).columns[: len(arrays)] if own else None
+            index[own] = len(answers) + np.arange(len(own))
+            merged = []
+            for column, other in zip(arrays, others or [None] * len(arrays), strict=True):
+                joined = column if other is None else pa.concat_arrays([column, *other.chunks])
+                merged.append(joined.take(pa.array(index, mask=index < 0)))
+            arrays = merged
+        errors = [f"{type(r).__name__}: {r}" if isinstance(r, ShipwayError) else None for r in results] if own else []
+        errors_column = pa.array(errors, pa.string()) if own else pa.nulls(n, pa.string())
+        decision = decided if decided is not None else decision_array([_decision(r) for r in results])
+        ids = self.pipeline.ids if self.pipeline is not None else {}
+        return pa.Table.from_arrays(
+            [
+                *arrays,
+                decision,
+                errors_column,
+                *(pa.repeat(pa.scalar(ids.get(name), pa.string()), n) for name in IDS),
+            ],
+            schema=self.schema,
+        )
 
     def _jsonable(self, outputs: list[Any]) -> list[Any]:
         try:

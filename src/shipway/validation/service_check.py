@@ -11,6 +11,7 @@ It loads the project as `shipway serve` would and runs the service in-process:
     example      `example` (and `examples`) match the input schema
     json         every output serialises to JSON and comes back unchanged
     batch        predict_batch gives what predict gives on the same inputs, in either order
+    columns      predict_columns (batch scoring's answers as columns) gives what predict gives
     determinism  the same input gets the same answer twice, unless `deterministic = False`
     default      `default` (the answer in modes off and shadow) matches the output schema
     suites       every validation case's input (validation.suites) matches the input schema
@@ -94,10 +95,11 @@ def check_project(target: str | Path) -> Report:
     if singles is None:
         return report
     if not _json(report, pipeline, singles):
-        for name in ("batch", "determinism"):
+        for name in ("batch", "columns", "determinism"):
             report.add(name, "skip", "not compared: the outputs do not serialise")
         return report
     _batch(report, service, pipeline, inputs, singles)
+    _columns(report, service, pipeline, inputs, singles)
     _determinism(report, module, pipeline, inputs, singles)
     return report
 
@@ -388,6 +390,48 @@ def _batch(report: Report, service: Service, pipeline: Pipeline, inputs: list[An
                 )
                 return
     report.add("batch", "ok", f"predict_batch agrees with predict on {len(inputs)} inputs, in either order")
+
+
+def _columns(report: Report, service: Service, pipeline: Pipeline, inputs: list[Any], singles: list[Any]) -> None:
+    if not service.has_columns:
+        report.add("columns", "skip", "no predict_columns: batch scoring uses predict_batch")
+        return
+    kinds = [stage.kind for stage in pipeline.stages]
+    if any(kind not in ("predict", "rules") for kind in kinds[kinds.index("predict") :]):
+        report.add("columns", "warn", "an after stage follows predict, so batch scoring does not use predict_columns")
+        return
+    try:
+        run = pipeline.run_columns([pipeline.parse(item) for item in inputs])
+    except ShipwayError as err:
+        report.add("columns", "fail", f"{err}")
+        return
+    answers = run.answers
+    if answers is None:
+        report.add(
+            "columns",
+            "fail",
+            "predict_columns raised on the inputs that predict answers (batch scoring then runs predict_batch "
+            "on such a batch); call it on them to see why.",
+        )
+        return
+    for i, (got, single) in enumerate(zip(run.values, singles, strict=True)):
+        if got is None:
+            got = answers.rows([run.places.index(i)])[0]
+        if isinstance(got, ShipwayError):
+            report.add(
+                "columns", "fail", f"predict_columns' answer for {_which(i)}, which predict answers, fails: {got}"
+            )
+            return
+        found = difference(pipeline.jsonable(single), pipeline.jsonable(got))
+        if found:
+            report.add(
+                "columns",
+                "fail",
+                f"predict_columns disagrees with predict on {_which(i)}: {found}. Batch scoring uses predict_columns "
+                f"and serving predict_batch or predict; make them compute the answers the same way.",
+            )
+            return
+    report.add("columns", "ok", f"predict_columns agrees with predict on {len(inputs)} inputs")
 
 
 def _determinism(report: Report, module: Any, pipeline: Pipeline, inputs: list[Any], first: list[Any]) -> None:
