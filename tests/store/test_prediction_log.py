@@ -215,7 +215,9 @@ def test_a_flush_of_many_slices_is_written_in_order_and_redacted_once(tmp_path: 
     blocker = tmp_path / "data"
     blocker.write_text("a file where the store's folder should be")
     url = f"sqlite:///{blocker / 'store.db'}"
-    log = PredictionLog(url, spool_dir=blocker / "spool", flush_interval_s=0.05, retry_interval_s=0.1, redact=star, writer=_writer)
+    log = PredictionLog(
+        url, spool_dir=blocker / "spool", flush_interval_s=0.05, retry_interval_s=0.1, redact=star, writer=_writer
+    )
     log.start()
     n = SLICE_ENTRIES * 2 + 500
     for i in range(n):
@@ -378,7 +380,8 @@ def test_beyond_the_bound_held_records_are_dropped_counted_and_reach_log_dropped
     blocker = tmp_path / "data"
     blocker.write_text("a file where the store's folder should be")
     url = f"sqlite:///{blocker / 'store.db'}"
-    log = PredictionLog(url, spool_dir=blocker / "spool", flush_interval_s=0.05, retry_interval_s=0.1, max_buffer=30, writer=_writer
+    log = PredictionLog(
+        url, spool_dir=blocker / "spool", flush_interval_s=0.05, retry_interval_s=0.1, max_buffer=30, writer=_writer
     )
     log.start()
     with caplog.at_level(logging.WARNING, logger="shipway.store"):

@@ -103,6 +103,7 @@ class WriterProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._started = 0.0
         self._receiver: threading.Thread | None = None
+        self._flushing = False  # a flush was asked: a new writer is asked again
         self.drops: Counter[tuple[int, str]] = Counter()  # held by dead writers, for the log to count
 
     # -- what the log calls -----------------------------------------------------
@@ -124,12 +125,19 @@ class WriterProcess:
                 self._unacked.append((self._seq, message, n))
             self._send(message)
 
+    def flush(self) -> None:
+        """Ask the writer to write what it was sent now, not at its next flush interval."""
+        with self._send_lock:
+            self._flushing = True
+            self._send(marshal.dumps(("flush",)))
+
     def wait(self, timeout: float) -> bool:
         """True once every batch sent is acknowledged and the writer holds nothing."""
         with self._cond:
-            return self._cond.wait_for(
-                lambda: self.failed or (not self._unacked and not self._child.get("held")), timeout
-            ) and not self.failed
+            return (
+                self._cond.wait_for(lambda: self.failed or (not self._unacked and not self._child.get("held")), timeout)
+                and not self.failed
+            )
 
     def close(self, timeout: float) -> list[Flat]:
         """Let the writer drain and exit; the batches it did not acknowledge in `timeout`."""
@@ -205,6 +213,8 @@ class WriterProcess:
             backlog = [message for _, message, _ in self._unacked]
         for message in backlog:
             self._send(message)
+        if self._flushing:
+            self._send(marshal.dumps(("flush",)))
 
     def _send(self, message: bytes) -> None:
         sock = self._sock
@@ -224,7 +234,10 @@ class WriterProcess:
                 if kind == "ack":
                     self._acked(*message[1:])
                 elif kind == "fatal":
-                    logger.error("the prediction log's writer process cannot run: %s; the log falls back to its thread", message[1])
+                    logger.error(
+                        "the prediction log's writer process cannot run: %s; the log falls back to its thread",
+                        message[1],
+                    )
                     with self._send_lock:
                         self._give_up()
         except (OSError, ValueError, EOFError):
@@ -240,6 +253,7 @@ class WriterProcess:
                 self._unacked.popleft()
             self._child = stats
             self._held_by_minute = held_by_minute
+            self._flushing = bool(self._unacked)
             self._quick_deaths = 0 if time.monotonic() - self._started > _QUICK_S else self._quick_deaths
             self._cond.notify_all()
 
@@ -264,7 +278,9 @@ class WriterProcess:
             orphans = self.take_unacked()
             if orphans and not self.spool(orphans):
                 with self._cond:
-                    self._unacked.extend((0, marshal.dumps(("batch", 0, flat, [], [])), flat_size(flat)) for flat in orphans)
+                    self._unacked.extend(
+                        (0, marshal.dumps(("batch", 0, flat, [], [])), flat_size(flat)) for flat in orphans
+                    )
             quick = time.monotonic() - self._started < _QUICK_S
             self._quick_deaths = self._quick_deaths + 1 if quick else 0
             logger.error(
@@ -301,4 +317,3 @@ def _record_row(r: PredictionRecord) -> tuple[Any, ...]:
 def record_of_row(row: tuple[Any, ...]) -> PredictionRecord:
     """A failed request as `WriterProcess.send` carried it."""
     return PredictionRecord(*row)
-

@@ -3,8 +3,9 @@
 Started by a serving process's `PredictionLog` (store/log_process.py) with one end of a Unix
 socket as FD. It reads the log's settings, then batches of entries, and puts them in a
 `PredictionLog` of its own, whose writer thread does what it does in a worker: decode,
-redact, write to the store, spool, hold, count. After each cycle of that thread it sends
-back what the batches came to (its counts, what it holds). At the end of the socket (the
+redact, write to the store, spool, hold, count. Every flush interval, and at once when asked
+(the serving process's `flush()`), it has that thread take what arrived through a cycle, then
+sends back what the batches came to (its counts, what it holds). At the end of the socket (the
 worker closed its log, or died) it closes its log, which writes or spools what it has, sends
 its last counts and exits. SIGINT and SIGTERM are ignored: the worker decides when it ends.
 """
@@ -20,6 +21,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,9 @@ _CYCLE_WAIT_S = 10.0
 def main(argv: list[str]) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s shipway.log_writer[%(process)d] %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s shipway.log_writer[%(process)d] %(message)s"
+    )
     sock = socket.socket(fileno=int(argv[1]))
     reader = sock.makefile("rb")
     first = read_message(reader)
@@ -68,16 +72,25 @@ def main(argv: list[str]) -> int:
     threading.Thread(target=_read_all, args=(reader, inbox), daemon=True).start()
     seq = 0
     ended = False
+    interval = config["flush_interval_s"]
+    due = time.monotonic() + interval
     while not ended:
-        messages = _next(inbox, config["flush_interval_s"])
-        for message in messages:
+        # Batches arrive every fraction of a second; they are written every flush interval, as
+        # the writer thread would, or at once when the serving process flushes.
+        now = ready = False
+        for message in _next(inbox, max(0.0, due - time.monotonic())):
             if message is None:
                 ended = True
+            elif message[0] == "flush":
+                now = True
             elif message[0] == "batch":
                 _, number, flat, failures, drops = message
                 seq = max(seq, number)  # batches sent again after a writer died carry 0
                 _put(log, flat, failures, drops)
-        if log.cycle(_CYCLE_WAIT_S):
+        if now or time.monotonic() >= due:
+            due = time.monotonic() + interval
+            ready = log.cycle(_CYCLE_WAIT_S)
+        if ready:
             _report(sock, log, seq)
     log.close(config["close_timeout_s"])
     _report(sock, log, seq)

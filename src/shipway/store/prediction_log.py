@@ -55,7 +55,7 @@ logger = logging.getLogger("shipway.store")
 WRITERS = ("process", "thread")
 # How often the buffer is handed over to the writer process: a take and a marshal of what
 # came meanwhile, a small cost, and the most a hard kill of the serving process loses.
-_SHIP_S = 0.1
+_SHIP_S = 0.05
 
 
 class PredictionLog:
@@ -213,7 +213,7 @@ class PredictionLog:
                     "max_buffer": self.max_buffer,
                     "retry_interval_s": self.retry_interval_s,
                     "close_timeout_s": 8.0,  # within close()'s default 10 s
-                }
+                },
             )
             self._process.start()
             self._thread = threading.Thread(target=self._ship_run, name="shipway-prediction-log", daemon=True)
@@ -235,6 +235,7 @@ class PredictionLog:
         process = self._process
         if process is not None:
             self._ship()
+            process.flush()
             if process.wait(timeout):
                 return True
             if not process.failed:
