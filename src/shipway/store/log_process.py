@@ -30,6 +30,7 @@ from __future__ import annotations
 import inspect
 import logging
 import marshal
+import os
 import socket
 import struct
 import subprocess
@@ -38,6 +39,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, Any
 
 from shipway.store.log_buffer import Flat, flat_size
@@ -197,6 +199,7 @@ class WriterProcess:
                 [sys.executable, "-m", "shipway.store.log_writer", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
+                env=_same_shipway(),
             )
         except OSError:
             ours.close()
@@ -307,6 +310,14 @@ class WriterProcess:
             proc.kill()
         with self._cond:
             self._cond.notify_all()
+
+
+def _same_shipway() -> dict[str, str]:
+    """The environment, with this process's shipway first on the path: the writer must run the
+    same code, whichever way this process found it."""
+    here = str(Path(__file__).resolve().parents[2])
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([here, path]) if path else here}
 
 
 def _record_row(r: PredictionRecord) -> tuple[Any, ...]:
