@@ -46,11 +46,11 @@ from shipway.store.log_buffer import Flat, flat_size
 from shipway.store.log_counts import COUNTERS
 from shipway.store.records import PredictionRecord
 
-__all__ = ["WriterProcess", "hook_reference", "read_message", "write_message"]
+__all__ = ["HEADER", "WriterProcess", "hook_reference", "read_message", "record_of_row", "write_message"]
 
 logger = logging.getLogger("shipway.store")
 
-_HEADER = struct.Struct("!Q")
+HEADER = struct.Struct("!Q")
 _QUICK_S = 5.0
 _QUICK_DEATHS = 3
 
@@ -58,16 +58,16 @@ _QUICK_DEATHS = 3
 def write_message(sock: socket.socket, message: Any) -> None:
     """Send one marshalled message, framed by its length."""
     payload = marshal.dumps(message)
-    sock.sendall(_HEADER.pack(len(payload)))
+    sock.sendall(HEADER.pack(len(payload)))
     sock.sendall(payload)
 
 
 def read_message(reader: IO[bytes]) -> Any:
     """The next message, or None at the end of the stream."""
-    header = reader.read(_HEADER.size)
-    if len(header) < _HEADER.size:
+    header = reader.read(HEADER.size)
+    if len(header) < HEADER.size:
         return None
-    (n,) = _HEADER.unpack(header)
+    (n,) = HEADER.unpack(header)
     payload = reader.read(n)
     if len(payload) < n:
         return None
@@ -224,7 +224,7 @@ class WriterProcess:
         if sock is None:
             return  # between writers, or fallen back: the batch stays unacknowledged
         try:
-            sock.sendall(_HEADER.pack(len(message)))
+            sock.sendall(HEADER.pack(len(message)))
             sock.sendall(message)  # releases the GIL while the socket is full
         except OSError:
             pass  # the writer died: _receive sees it and sends the batch again to the next one

@@ -15,19 +15,19 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import marshal
 import os
-import queue
+import select
 import signal
 import socket
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from shipway.store.log_buffer import Flat
-from shipway.store.log_process import read_message, record_of_row, write_message
+from shipway.store.log_process import HEADER, record_of_row, write_message
 from shipway.store.prediction_log import PredictionLog
 from shipway.store.redaction import Redact
 
@@ -37,6 +37,9 @@ logger = logging.getLogger("shipway.store")
 
 # How long one cycle may take before the writer reads more batches (a store call hanging).
 _CYCLE_WAIT_S = 10.0
+# The log here runs a cycle when this loop asks, not on a timer of its own.
+_OWN_TIMER_S = 3600.0
+_CHUNK = 1 << 20
 
 
 def main(argv: list[str]) -> int:
@@ -46,11 +49,11 @@ def main(argv: list[str]) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s shipway.log_writer[%(process)d] %(message)s"
     )
     sock = socket.socket(fileno=int(argv[1]))
-    reader = sock.makefile("rb")
-    first = read_message(reader)
-    if first is None or first[0] != "config":
+    inbox = Inbox(sock)
+    arrived = inbox.read(None)
+    if not arrived or arrived[0][0] != "config":
         return 1
-    config: dict[str, Any] = first[1]
+    config: dict[str, Any] = arrived.pop(0)[1]
     try:
         redact = _hook(config["redact"])
     except Exception as exc:
@@ -59,7 +62,7 @@ def main(argv: list[str]) -> int:
     log = PredictionLog(
         config["store_url"],
         base_dir=None if config["base_dir"] is None else Path(config["base_dir"]),
-        flush_interval_s=config["flush_interval_s"],
+        flush_interval_s=_OWN_TIMER_S,  # the loop below sets the pace: one cycle an interval
         spool_dir=Path(config["spool_dir"]),
         redact=redact,
         max_buffer=config["max_buffer"],
@@ -68,26 +71,25 @@ def main(argv: list[str]) -> int:
         paced=False,  # no GIL or core shared with the request path here
     )
     log.start()
-    inbox: queue.Queue[Any] = queue.Queue()
-    threading.Thread(target=_read_all, args=(reader, inbox), daemon=True).start()
     seq = 0
     ended = False
     interval = config["flush_interval_s"]
     due = time.monotonic() + interval
     while not ended:
-        # Batches arrive every fraction of a second; they are written every flush interval, as
+        # Batches arrive every 0.1 s; they are written every flush interval, as
         # the writer thread would, or at once when the serving process flushes.
         now = ready = False
-        for message in _next(inbox, max(0.0, due - time.monotonic())):
-            if message is None:
-                ended = True
-            elif message[0] == "flush":
+        arrived += inbox.read(0.0 if arrived else max(0.0, due - time.monotonic()))
+        for message in arrived:
+            if message[0] == "flush":
                 now = True
             elif message[0] == "batch":
                 _, number, flat, failures, drops = message
                 seq = max(seq, number)  # batches sent again after a writer died carry 0
                 _put(log, flat, failures, drops)
-        if now or time.monotonic() >= due:
+        arrived = []
+        ended = inbox.ended
+        if now or ended or time.monotonic() >= due:
             due = time.monotonic() + interval
             ready = log.cycle(_CYCLE_WAIT_S)
         if ready:
@@ -112,26 +114,49 @@ def _report(sock: socket.socket, log: PredictionLog, seq: int) -> None:
         pass  # the worker is gone; what it sent is written all the same
 
 
-def _next(inbox: queue.Queue[Any], wait_s: float) -> list[Any]:
-    """What arrived, waiting up to `wait_s` for the first message."""
-    try:
-        messages = [inbox.get(timeout=wait_s)]
-    except queue.Empty:
-        return []
-    while True:
-        try:
-            messages.append(inbox.get_nowait())
-        except queue.Empty:
-            return messages
+class Inbox:
+    """Messages from the serving process, read in the loop's own thread (no reader thread to
+    wake for each batch)."""
 
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.ended = False  # the serving process closed its end, or died
+        self._data = bytearray()
 
-def _read_all(reader: Any, inbox: queue.Queue[Any]) -> None:
-    try:
-        while (message := read_message(reader)) is not None:
-            inbox.put(message)
-    except (OSError, ValueError, EOFError):
-        logger.exception("reading from the serving process failed; writing what arrived")
-    inbox.put(None)
+    def read(self, wait_s: float | None) -> list[Any]:
+        """The whole messages that arrived, waiting up to `wait_s` (None: until some) for any."""
+        while not self.ended:
+            if select.select([self.sock], [], [], wait_s)[0]:
+                self._receive()
+            messages = self._messages()
+            if messages or wait_s is not None:
+                return messages
+        return self._messages()
+
+    def _receive(self) -> None:
+        while True:
+            try:
+                chunk = self.sock.recv(_CHUNK, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except OSError:
+                logger.exception("reading from the serving process failed; writing what arrived")
+                chunk = b""
+            if not chunk:
+                self.ended = True
+                return
+            self._data += chunk
+
+    def _messages(self) -> list[Any]:
+        messages, data, at = [], self._data, 0
+        while len(data) - at >= HEADER.size:
+            (n,) = HEADER.unpack_from(data, at)
+            if len(data) - at - HEADER.size < n:
+                break
+            messages.append(marshal.loads(memoryview(data)[at + HEADER.size : at + HEADER.size + n]))
+            at += HEADER.size + n
+        del data[:at]
+        return messages
 
 
 def _hook(reference: tuple[str, str, str] | None) -> Redact | None:
