@@ -30,7 +30,7 @@ from typing import Any
 
 from shipway.store.records import ROW_COLUMNS, Context, LogColumns, columns_of
 
-__all__ = ["FIELDS", "PLAIN_FIELDS", "Flat", "LogBuffer", "decoded", "flat_size", "groups_of_flat"]
+__all__ = ["FIELDS", "PLAIN_FIELDS", "Flat", "LogBuffer", "decoded", "flat_size", "groups_of_flat", "split_flat"]
 
 FIELDS = 1 + len(ROW_COLUMNS)  # the context, then a log row's fields
 PLAIN_FIELDS = 5  # request_id, ts, latency_ms, inputs, outputs
@@ -94,6 +94,18 @@ def groups_of_flat(flat: Flat) -> list[LogColumns]:
     groups = _groups(taken) if taken else []
     groups += [_plain_group(tuple(context), entries) for context, entries in plain if entries]  # type: ignore[arg-type]
     return groups
+
+
+def split_flat(flat: Flat, entries: int) -> list[Flat]:
+    """`flat` cut into parts of at most `entries` entries, in the order `groups_of_flat` keeps
+    (at least one part, which may be empty)."""
+    taken, plain = flat
+    step = entries * FIELDS
+    parts: list[Flat] = [(taken[i : i + step], []) for i in range(0, len(taken), step)]
+    step = entries * PLAIN_FIELDS
+    for context, fields in plain:
+        parts += [([], [(context, fields[i : i + step])]) for i in range(0, len(fields), step)]
+    return parts or [flat]
 
 
 def flat_size(flat: Flat) -> int:

@@ -36,11 +36,11 @@ from typing import TYPE_CHECKING
 
 from shipway.errors import ConfigError
 from shipway.store.held import Held
-from shipway.store.log_buffer import FIELDS, Flat, LogBuffer, decoded, flat_size, groups_of_flat
+from shipway.store.log_buffer import FIELDS, Flat, LogBuffer, decoded, flat_size, groups_of_flat, split_flat
 from shipway.store.log_counts import COUNTERS, LogCounts, drops_by_minute
 from shipway.store.log_delivery import Delivery
 from shipway.store.log_process import WriterProcess, hook_reference
-from shipway.store.pacing import Pacer, slices
+from shipway.store.pacing import SLICE_ENTRIES, Pacer, slices
 from shipway.store.records import Context, LogColumns, PredictionRecord, context_of, records_of_columns, size
 from shipway.store.redaction import Redact, redact_columns
 from shipway.store.spool import Spool
@@ -56,8 +56,9 @@ WRITERS = ("process", "thread")
 # How often the buffer is handed over to the writer process: what a hard kill of the serving
 # process loses at most. Each hand-over has a fixed cost on both sides (waking a thread and a
 # process, about 0.2 ms of CPU each on these machines): at 0.05 s the writer process's CPU
-# per entry at 1,500 entries a second was 1.7 times that at 0.1 s.
-_SHIP_S = 0.1
+# per entry at 1,500 entries a second was 1.7 times that at 0.1 s, and at 0.1 s the CPU per
+# request of the identity service, log on against off, was 7% (docs/benchmarks.md).
+_SHIP_S = 0.25
 
 
 class PredictionLog:
@@ -386,7 +387,11 @@ class PredictionLog:
             if process.drops:  # held by a writer process that died
                 self._dropped(process.drops)
                 process.drops.clear()
-            process.send(flat, self._counts.take_failures(), self._counts.take_drops())
+            failures, drops = self._counts.take_failures(), self._counts.take_drops()
+            # In slices: the marshalling holds the GIL, and each send lets the event loop in.
+            for part in split_flat(flat, SLICE_ENTRIES):
+                process.send(part, failures, drops)
+                failures, drops = [], Counter()
 
     def _fall_back(self) -> None:
         """The writer process cannot run: write from a thread here, from what it did not acknowledge."""
