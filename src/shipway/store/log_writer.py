@@ -76,7 +76,7 @@ def main(argv: list[str]) -> int:
     interval = config["flush_interval_s"]
     due = time.monotonic() + interval
     while not ended:
-        # Batches arrive every 0.1 s; they are written every flush interval, as
+        # Batches arrive every 0.25 s; they are written every flush interval, as
         # the writer thread would, or at once when the serving process flushes.
         now = ready = False
         arrived += inbox.read(0.0 if arrived else max(0.0, due - time.monotonic()))
