@@ -39,6 +39,7 @@ logger = logging.getLogger("shipway.store")
 _CYCLE_WAIT_S = 10.0
 # The log here runs a cycle when this loop asks, not on a timer of its own.
 _OWN_TIMER_S = 3600.0
+_READ_EVERY_S = 0.05
 _CHUNK = 1 << 20
 
 
@@ -94,6 +95,10 @@ def main(argv: list[str]) -> int:
             ready = log.cycle(_CYCLE_WAIT_S)
         if ready:
             _report(sock, log, seq)
+        elif not ended:
+            # The parts of a hand-over come a few ms apart; each wake-up costs CPU, and the
+            # socket keeps what comes meanwhile.
+            time.sleep(min(_READ_EVERY_S, max(0.0, due - time.monotonic())))
     log.close(config["close_timeout_s"])
     _report(sock, log, seq)
     sock.close()

@@ -40,7 +40,7 @@ from shipway.store.log_buffer import FIELDS, Flat, LogBuffer, decoded, flat_size
 from shipway.store.log_counts import COUNTERS, LogCounts, drops_by_minute
 from shipway.store.log_delivery import Delivery
 from shipway.store.log_process import WriterProcess, hook_reference
-from shipway.store.pacing import SLICE_ENTRIES, Pacer, slices
+from shipway.store.pacing import Pacer, slices
 from shipway.store.records import Context, LogColumns, PredictionRecord, context_of, records_of_columns, size
 from shipway.store.redaction import Redact, redact_columns
 from shipway.store.spool import Spool
@@ -59,6 +59,8 @@ WRITERS = ("process", "thread")
 # per entry at 1,500 entries a second was 1.7 times that at 0.1 s, and at 0.1 s the CPU per
 # request of the identity service, log on against off, was 7% (docs/benchmarks.md).
 _SHIP_S = 0.25
+# Entries in one message of a hand-over: its marshalling, about 0.1 ms, is one stretch of the GIL.
+_MESSAGE_ENTRIES = 250
 
 
 class PredictionLog:
@@ -388,8 +390,8 @@ class PredictionLog:
                 self._dropped(process.drops)
                 process.drops.clear()
             failures, drops = self._counts.take_failures(), self._counts.take_drops()
-            # In slices: the marshalling holds the GIL, and each send lets the event loop in.
-            for part in split_flat(flat, SLICE_ENTRIES):
+            # In small parts: the marshalling holds the GIL, and each send lets the event loop in.
+            for part in split_flat(flat, _MESSAGE_ENTRIES):
                 process.send(part, failures, drops)
                 failures, drops = [], Counter()
 
@@ -415,8 +417,8 @@ class PredictionLog:
         for close() to go on as with the thread."""
         thread = self._thread
         assert thread is not None
-        self._wake.set()
         self._stopping = True
+        self._wake.set()
         thread.join(timeout)  # the hand-over thread: its last hand-over
         process = self._process
         if process is None or process.failed:
