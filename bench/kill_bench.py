@@ -119,12 +119,14 @@ def _read_response(sock: socket.socket) -> int:
     return int(head.split(b" ", 2)[1])
 
 
-def serve(work: Path, flush: float, workers: int) -> tuple[subprocess.Popen[bytes], int, Path]:
-    """A copy of the identity service with this flush interval: (process, port, store file)."""
+def serve(work: Path, flush: float, workers: int, writer: str = "") -> tuple[subprocess.Popen[bytes], int, Path]:
+    """A copy of the identity service with this flush interval (and log.writer, if given):
+    (process, port, store file)."""
     project = work / f"identity-{time.time_ns()}"
     project.mkdir()
     (project / "service.py").write_text(IDENTITY.read_text())
-    (project / "shipway.toml").write_text(f'name = "identity"\n\n[log]\nflush_interval_s = {flush}\n')
+    where = f'writer = "{writer}"\n' if writer else ""
+    (project / "shipway.toml").write_text(f'name = "identity"\n\n[log]\nflush_interval_s = {flush}\n{where}')
     db = project / "store.db"
     port = run.free_port()
     cmd = [str(run.BIN / "shipway"), "serve", str(project), "--port", str(port), "--store", f"sqlite:///{db}"]
@@ -151,7 +153,7 @@ def cost(work: Path, flushes: list[float], rounds: int) -> dict[float, list[floa
 
 def one_run(work: Path, flush: float, args: argparse.Namespace) -> tuple[int, int]:
     """(answered, logged) for one server whose worker is killed mid-load."""
-    proc, port, db = serve(work, flush, args.workers)
+    proc, port, db = serve(work, flush, args.workers, args.writer)
     try:
         run.wait_for(f"http://127.0.0.1:{port}/ready")
         time.sleep(1.0)  # every worker up and warm
@@ -177,6 +179,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--flush", default="0.5", help="log.flush_interval_s values, comma-separated")
     parser.add_argument("--cost-rounds", type=int, default=0, help="rounds of the side-by-side CPU cost")
+    parser.add_argument("--writer", choices=("process", "thread"), help="log.writer (default: the build's)")
     args = parser.parse_args()
     flushes = [float(f) for f in args.flush.split(",")]
     os.sched_setaffinity(0, {int(run.LOAD_CPU)})  # the clients; the servers run on CPU 0
@@ -191,7 +194,8 @@ def main() -> None:
     print("## A worker killed with SIGKILL (issue 15)\n")
     print(
         f"`.venv/bin/python bench/kill_bench.py --rounds {args.rounds} --duration {args.duration} "
-        f"--workers {args.workers} --flush {args.flush}`: the identity service, {args.workers} workers, "
+        f"--workers {args.workers} --flush {args.flush}"
+        f"{' --writer ' + args.writer if args.writer else ''}`: the identity service, {args.workers} workers, "
         f"{args.connections} client threads for {args.duration} s, one worker killed halfway.\n"
     )
     print("| log.flush_interval_s | answered | logged | lost (each run) | window, s of the killed worker's traffic |")

@@ -27,6 +27,11 @@ apart see about the same machine). Prints a Markdown section.
 (e.g. `--variant wait0='--max-wait-ms 0'`) to the batching part, and to the cpu part
 (in place of its `--no-inline` server). `--banking77 FOLDER` serves another copy of the example
 (with its artifacts) in every build: one whose shipway.toml an older build can read.
+
+A worker of a build with `log.writer = "process"` writes its log from a writer process of its
+own, which inherits the server's CPU from taskset; the bench moves it to CPU 1, beside wrk,
+as the OS would place it on a machine where nothing pins the server (`--writer-cpu server`
+leaves it on the server's CPU).
 """
 
 from __future__ import annotations
@@ -109,7 +114,7 @@ def _env(src: str | None) -> dict[str, str] | None:
     return None if src is None else {"PYTHONPATH": str(Path(src).resolve())}
 
 
-def measure(order: list[tuple[Server, int]], rounds: int, burst: int) -> Readings:
+def measure(order: list[tuple[Server, int]], rounds: int, burst: int, writer_cpu: str | None = None) -> Readings:
     readings: Readings = {}
     servers = {s.name: s for s, _ in order}
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,6 +131,9 @@ def measure(order: list[tuple[Server, int]], rounds: int, burst: int) -> Reading
                 # Generous: eight servers start at once on a machine that may be loaded.
                 run.wait_for(url if servers[name].target is None else url.replace("/predict", "/ready"), timeout=300)
                 run.wrk(url, 2)  # warm-up
+                if writer_cpu is not None:  # the writer process inherits the server's CPU from taskset
+                    for pid in run.log_writers(procs[name]):
+                        os.sched_setaffinity(pid, {int(writer_cpu)})
             for round_ in range(rounds):
                 for server, connections in order if round_ % 2 == 0 else order[::-1]:
                     reading = load(urls[server.name], burst, connections)
@@ -192,6 +200,12 @@ def main() -> None:
     parser.add_argument("--build", action="append", default=[], help="NAME=SRC: the servers on another checkout")
     parser.add_argument("--variant", action="append", default=[], help="NAME=FLAGS: one more banking77 server")
     parser.add_argument("--banking77", type=Path, help="another banking77 folder (with artifacts) for every build")
+    parser.add_argument(
+        "--writer-cpu",
+        choices=("load", "server"),
+        default="load",
+        help="where the prediction log's writer processes run: with wrk (CPU 1), or on the server's CPU",
+    )
     args = parser.parse_args()
     parts = ["batching", "log", "hop", "cpu"] if args.part == "all" else [args.part]
     if args.banking77 is not None:  # e.g. a copy without settings an older build does not know
@@ -208,7 +222,8 @@ def main() -> None:
         print(cpu_part(args.rounds, args.burst, variants))
     order = plan(parts, builds, variants)
     if order:
-        readings = measure(order, args.rounds, args.burst)
+        writer_cpu = run.LOAD_CPU if args.writer_cpu == "load" else None
+        readings = measure(order, args.rounds, args.burst, writer_cpu)
         print(render(readings, args.rounds, args.burst, list(builds), list(variants)))
     if "hop" in parts:
         executor, call = hop()

@@ -86,6 +86,23 @@ def start(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> subpr
     )
 
 
+def log_writers(proc: subprocess.Popen[bytes]) -> list[int]:
+    """The prediction-log writer processes of a server started by `start()` (its session)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        session = int(stat.rsplit(")", 1)[1].split()[3])
+        if session == proc.pid and b"shipway.store.log_writer" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGTERM)

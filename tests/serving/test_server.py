@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import os
 import shutil
 import signal
 import sqlite3
@@ -161,3 +162,56 @@ def test_a_stuck_predict_gets_its_worker_replaced(tmp_path: Path) -> None:
         assert "predict is stuck" in server.log
     finally:
         assert server.stop() == 0
+
+
+def _log_writers(pid: int) -> set[int]:
+    """The prediction-log writer processes under process `pid` (children of its workers)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            session = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3])
+        except (OSError, ValueError):
+            continue
+        if session == pid and b"shipway.store.log_writer" in cmdline:
+            found.add(int(entry.name))
+    return found
+
+
+def test_a_log_writer_killed_under_load_is_replaced_and_loses_no_log(tmp_path: Path) -> None:
+    server = start_server(FAULTY, tmp_path, "--workers", "1")
+    statuses: list[int] = []
+    ok_ids: list[str] = []
+    stop = threading.Event()
+
+    def client_loop(n: int) -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            i = 0
+            while not stop.is_set():
+                rid = f"load-{n}-{i}"
+                i += 1
+                response = client.post("/predict", json={"text": "x"}, headers={"x-request-id": rid})
+                statuses.append(response.status_code)
+                if response.status_code == 200:
+                    ok_ids.append(rid)
+
+    threads = [threading.Thread(target=client_loop, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: len(ok_ids) > 50 and len(_log_writers(server.proc.pid)) == 1, 60, "the load and the writer")
+        (first,) = _log_writers(server.proc.pid)
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: _log_writers(server.proc.pid) - {first}, 60, "a new writer process")
+        answered = len(ok_ids)
+        wait_for(lambda: len(ok_ids) > answered + 50, 60, "answers after the kill")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert server.stop() == 0, server.log
+    assert ok_ids and all(s == 200 for s in statuses), sorted(set(statuses))
+    missing = set(ok_ids) - logged_ids(server.store_url)
+    assert not missing, f"{len(missing)} answered predictions were not logged"

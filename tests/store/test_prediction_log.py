@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,22 @@ SRC = TESTS.parent / "src"
 pytest_plugins = ["store_fixtures"]
 
 
+# Every test runs with each writer: the thread in this process, and the writer process.
+_writer = "thread"
+
+
+@pytest.fixture(autouse=True, params=["thread", "process"])
+def writer(request: pytest.FixtureRequest) -> Iterator[str]:
+    global _writer
+    _writer = request.param
+    yield request.param
+    _writer = "thread"
+
+
 def _log(url: str, tmp_path: Path, **kwargs: Any) -> PredictionLog:
     kwargs.setdefault("flush_interval_s", 0.05)
     kwargs.setdefault("retry_interval_s", 0.1)
+    kwargs.setdefault("writer", _writer)
     return PredictionLog(url, spool_dir=tmp_path / "spool", **kwargs)
 
 
@@ -201,7 +215,9 @@ def test_a_flush_of_many_slices_is_written_in_order_and_redacted_once(tmp_path: 
     blocker = tmp_path / "data"
     blocker.write_text("a file where the store's folder should be")
     url = f"sqlite:///{blocker / 'store.db'}"
-    log = PredictionLog(url, spool_dir=blocker / "spool", flush_interval_s=0.05, retry_interval_s=0.1, redact=star)
+    log = PredictionLog(
+        url, spool_dir=blocker / "spool", flush_interval_s=0.05, retry_interval_s=0.1, redact=star, writer=_writer
+    )
     log.start()
     n = SLICE_ENTRIES * 2 + 500
     for i in range(n):
@@ -318,7 +334,7 @@ def test_when_neither_store_nor_disk_takes_records_they_wait_in_memory(tmp_path:
     blocker = tmp_path / "data"
     blocker.write_text("a file where the store's folder should be")
     url = f"sqlite:///{blocker / 'store.db'}"
-    log = PredictionLog(url, spool_dir=blocker / "spool", flush_interval_s=0.05, retry_interval_s=0.1)
+    log = PredictionLog(url, spool_dir=blocker / "spool", flush_interval_s=0.05, retry_interval_s=0.1, writer=_writer)
     log.start()
     for i in range(25):
         log.append(make_record(i))
@@ -331,13 +347,15 @@ def test_when_neither_store_nor_disk_takes_records_they_wait_in_memory(tmp_path:
     assert _count(url) == 25
 
 
-def test_records_held_in_memory_are_kept_when_more_arrive(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_records_held_in_memory_are_kept_when_more_arrive(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
     # Each cycle used to deliver the held records, then the new batch, and the second
     # failure replaced the first's held records: 25 answered, 10 logged, 0 dropped.
     blocker = tmp_path / "data"
     blocker.write_text("a file where the store's folder should be")
     url = f"sqlite:///{blocker / 'store.db'}"
-    log = PredictionLog(url, spool_dir=blocker / "spool", flush_interval_s=0.05, retry_interval_s=0.1)
+    log = PredictionLog(url, spool_dir=blocker / "spool", flush_interval_s=0.05, retry_interval_s=0.1, writer=_writer)
     log.start()
     with caplog.at_level(logging.WARNING, logger="shipway.store"):
         for i in range(25):
@@ -348,7 +366,8 @@ def test_records_held_in_memory_are_kept_when_more_arrive(tmp_path: Path, caplog
         assert log.flush() is False
     assert log.stats["pending"] == 35 and log.stats["dropped"] == 0
     assert log.stats["held"] == 35
-    assert "25 held in memory (at most 100000), 0 dropped just now, 0 dropped since start" in caplog.text
+    logged = caplog.text + capfd.readouterr().err  # the writer process logs to its stderr
+    assert "25 held in memory (at most 100000), 0 dropped just now, 0 dropped since start" in logged
     blocker.unlink()
     wait_for(lambda: log.stats["written"] + log.stats["replayed"] == 35, what="the held records")
     log.close()
@@ -356,12 +375,14 @@ def test_records_held_in_memory_are_kept_when_more_arrive(tmp_path: Path, caplog
 
 
 def test_beyond_the_bound_held_records_are_dropped_counted_and_reach_log_dropped(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
     blocker = tmp_path / "data"
     blocker.write_text("a file where the store's folder should be")
     url = f"sqlite:///{blocker / 'store.db'}"
-    log = PredictionLog(url, spool_dir=blocker / "spool", flush_interval_s=0.05, retry_interval_s=0.1, max_buffer=30)
+    log = PredictionLog(
+        url, spool_dir=blocker / "spool", flush_interval_s=0.05, retry_interval_s=0.1, max_buffer=30, writer=_writer
+    )
     log.start()
     with caplog.at_level(logging.WARNING, logger="shipway.store"):
         for i in range(25):
@@ -372,7 +393,8 @@ def test_beyond_the_bound_held_records_are_dropped_counted_and_reach_log_dropped
         assert log.flush() is False
     # The oldest go: every answered record is held or counted as dropped.
     assert log.stats["held"] == 30 and log.stats["dropped"] == 5
-    assert "30 held in memory (at most 30), 5 dropped just now, 5 dropped since start" in caplog.text
+    logged = caplog.text + capfd.readouterr().err  # the writer process logs to its stderr
+    assert "30 held in memory (at most 30), 5 dropped just now, 5 dropped since start" in logged
     blocker.unlink()
     wait_for(lambda: log.stats["written"] + log.stats["replayed"] == 30, what="the held records")
     wait_for(lambda: _dropped_in_store(url) == 5, what="the drops counted in the store")
@@ -434,7 +456,7 @@ def test_a_hard_kill_loses_at_most_the_unflushed_tail(store_url: str, tmp_path: 
         from shipway.store import PredictionLog
         from store_fixtures import make_record
 
-        log = PredictionLog({store_url!r}, spool_dir=Path({str(tmp_path / "spool")!r}), flush_interval_s=0.1)
+        log = PredictionLog({store_url!r}, spool_dir=Path({str(tmp_path / "spool")!r}), flush_interval_s=0.1, writer={_writer!r})
         log.start()
         for i in range(100):
             log.append(make_record(i))
@@ -464,7 +486,7 @@ def test_a_dead_process_spool_is_replayed_at_start(store_url: str, tmp_path: Pat
         # The store is unreachable: a file sits where its folder should be.
         Path({str(tmp_path / "blocker")!r}).write_text("x")
         url = "sqlite:///" + {str(tmp_path / "blocker" / "store.db")!r}
-        log = PredictionLog(url, spool_dir=Path({str(tmp_path / "spool")!r}), flush_interval_s=0.05)
+        log = PredictionLog(url, spool_dir=Path({str(tmp_path / "spool")!r}), flush_interval_s=0.05, writer={_writer!r})
         log.start()
         for i in range(30):
             log.append(make_record(i))

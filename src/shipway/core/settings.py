@@ -162,6 +162,14 @@ SETTINGS: tuple[Setting, ...] = (
         "log.spool_dir", str, ".shipway/spool", "Where predictions wait on local disk while the store is unreachable."
     ),
     Setting(
+        "log.writer",
+        str,
+        "process",
+        "Where each worker's log is written: a writer process of its own (no CPU or GIL shared with the "
+        "requests) or a thread of the worker.",
+        choices=("process", "thread"),
+    ),
+    Setting(
         "rules.file",
         str,
         "",

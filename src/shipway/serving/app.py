@@ -168,6 +168,7 @@ class App:
                 spool_dir=s.path("log.spool_dir"),
                 sample_rate=s["log.sample_rate"],
                 redact=rt.service.redact,
+                writer=s["log.writer"],
             )
             rt.log.start()
             rt.refresh_log()

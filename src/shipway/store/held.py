@@ -47,6 +47,10 @@ class Held:
     def __len__(self) -> int:
         return self._size
 
+    def by_minute(self) -> Counter[tuple[int, str]]:
+        """How many are held per minute of their time and service (what `log_drops` counts)."""
+        return drops_by_minute(self._groups)
+
     def take(self) -> list[LogColumns]:
         """Everything held, oldest first; the holder is empty afterwards."""
         groups, self._groups, self._size = self._groups, [], 0

@@ -30,10 +30,15 @@ from typing import Any
 
 from shipway.store.records import ROW_COLUMNS, Context, LogColumns, columns_of
 
-__all__ = ["FIELDS", "PLAIN_FIELDS", "LogBuffer", "decoded"]
+__all__ = ["FIELDS", "PLAIN_FIELDS", "Flat", "LogBuffer", "decoded", "flat_size", "groups_of_flat", "split_flat"]
 
 FIELDS = 1 + len(ROW_COLUMNS)  # the context, then a log row's fields
 PLAIN_FIELDS = 5  # request_id, ts, latency_ms, inputs, outputs
+
+#: Whole entries as the buffer holds them: the flat list of entries, then each context's flat
+#: list of plain entries. Only lists, tuples, strings, numbers, bytes and None, so that one
+#: `marshal.dumps` (a C call) carries it to the writer process (store/log_process.py).
+Flat = tuple[list[Any], list[tuple[Context, list[Any]]]]
 
 
 class LogBuffer:
@@ -64,12 +69,48 @@ class LogBuffer:
         """Remove every whole entry as columns per context, each list's oldest first, the
         documents decoded (`decoded()`), or left as bytes for the caller to decode part by
         part. A context can come in two groups, its plain entries and the others."""
+        groups = groups_of_flat(self.take_flat())
+        return decoded(groups) if decode else groups
+
+    def take_flat(self) -> Flat:
+        """Remove every whole entry as it is held, not cut into columns: the cheapest take,
+        for the serving process to hand over to the writer process."""
         with self._take_lock:
             taken = _whole(self.fields, FIELDS)
             plain = [(context, _whole(p, PLAIN_FIELDS)) for context, p in self._plain.items()]
-        groups = _groups(taken) if taken else []
-        groups += [_plain_group(context, entries) for context, entries in plain if entries]
-        return decoded(groups) if decode else groups
+        return taken, [(context, entries) for context, entries in plain if entries]
+
+    def put_flat(self, flat: Flat) -> None:
+        """Add entries another buffer's `take_flat` gave, after those held (the writer process)."""
+        taken, plain = flat
+        self.fields.extend(taken)
+        for context, entries in plain:
+            self.plain(tuple(context)).extend(entries)  # type: ignore[arg-type]  # marshal keeps the tuple
+
+
+def groups_of_flat(flat: Flat) -> list[LogColumns]:
+    """The entries of `take_flat` as columns per context, the documents as bytes."""
+    taken, plain = flat
+    groups = _groups(taken) if taken else []
+    groups += [_plain_group(tuple(context), entries) for context, entries in plain if entries]  # type: ignore[arg-type]
+    return groups
+
+
+def split_flat(flat: Flat, entries: int) -> list[Flat]:
+    """`flat` cut into parts of at most `entries` entries, in the order `groups_of_flat` keeps
+    (at least one part, which may be empty)."""
+    taken, plain = flat
+    step = entries * FIELDS
+    parts: list[Flat] = [(taken[i : i + step], []) for i in range(0, len(taken), step)]
+    step = entries * PLAIN_FIELDS
+    for context, fields in plain:
+        parts += [([], [(context, fields[i : i + step])]) for i in range(0, len(fields), step)]
+    return parts or [flat]
+
+
+def flat_size(flat: Flat) -> int:
+    """How many entries `take_flat` gave."""
+    return len(flat[0]) // FIELDS + sum(len(entries) for _, entries in flat[1]) // PLAIN_FIELDS
 
 
 def decoded(groups: list[LogColumns]) -> list[LogColumns]:

@@ -61,6 +61,11 @@ class LogCounts:
                 logger.warning("could not count %d dropped records in the store: %s", sum(drops.values()), exc)
                 self.restore_drops(drops)
 
+    def take_failures(self) -> list[PredictionRecord]:
+        """The failed requests waiting for the store, for the writer process to write them."""
+        failures = self._failures
+        return [failures.popleft() for _ in range(len(failures))]
+
     def add(self, name: str, n: int = 1) -> None:
         with self._lock:
             self._counts[name] += n

@@ -34,8 +34,8 @@ __all__ = [
     "packaged_source",
 ]
 
-TEMPLATE_VERSION = "1.5.0"
-TEMPLATE_DIGEST = "823c0da017343e6a"
+TEMPLATE_VERSION = "1.5.1"
+TEMPLATE_DIGEST = "56ae6fed8629d05f"
 PACKAGED = Path(__file__).resolve().parent / "template"
 
 # Commits in the cache repository are shipway's, whoever runs it: no user config, hooks or signing.
