@@ -82,8 +82,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip", default="", help="comma-separated runs to leave out, e.g. predict_batch")
+    parser.add_argument("--jobs-only", action="store_true", help="only `shipway score` with one job and with two")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
+    if args.jobs_only:
+        skip |= {"model", "predict_batch"}
     with (EXAMPLE / "data" / "test.csv").open() as fh:
         texts = [row["text"] for row in csv.DictReader(fh)]
     texts = (texts * (args.rows // len(texts) + 1))[: args.rows]

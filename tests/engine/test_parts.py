@@ -83,11 +83,13 @@ def test_a_folder_of_parquet_files_keeps_its_order(tmp_path: Path) -> None:
     folder = tmp_path / "data"
     folder.mkdir()
     for f in range(3):
-        rows = range(f * 3000, (f + 1) * 3000)
-        pq.write_table(pa.table({"i": list(rows)}), folder / f"part-{f}.parquet", row_group_size=700)
+        rows = pa.array(range(f * 3000, (f + 1) * 3000), pa.int32() if f == 1 else pa.int64())
+        pq.write_table(pa.table({"i": rows}), folder / f"part-{f}.parquet", row_group_size=700)
     source = Source.open(folder)
     parts = plan(source, 2, tmp_path)
-    assert [r["i"] for r in rows_in_parts(source, parts)] == list(range(9000))
+    got = [chunk.table for part in parts for chunk in part.chunks(500)]
+    assert {t.schema.field("i").type for t in got} == {pa.int64()}  # the dataset's type, the first file's
+    assert [r["i"] for r in rows_in_parts(source, parts)] == list(range(9000)) == [r["i"] for r in whole(source)]
 
 
 def test_empty_files_and_fewer_rows_than_jobs(tmp_path: Path) -> None:

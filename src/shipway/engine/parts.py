@@ -102,14 +102,26 @@ class Part:
 
     def _parquet(self) -> Iterator[Any]:
         import pyarrow.dataset as ds
+        import pyarrow.parquet as pq
 
         dataset = ds.dataset(self.source.paths, format="parquet")
         fragments = list(dataset.get_fragments())
         columns = list(self.source.select) if self.source.select is not None else None
+        names = columns if columns is not None else dataset.schema.names
         for fragment, group, first in self.groups:
+            file = pq.ParquetFile(fragments[fragment].path)
+            if _same_fields(file.schema_arrow, dataset.schema, names):
+                # Read as a stream: it decodes no further than the part needs (the dataset's
+                # scanner reads ahead to the end of the row group).
+                batches = file.iter_batches(65_536, row_groups=[group], columns=columns, use_threads=False)
+            else:  # a file of another schema in a folder: the dataset's reader makes it the dataset's
+                batches = (
+                    fragments[fragment]
+                    .subset(row_group_ids=[group])
+                    .to_batches(schema=dataset.schema, columns=columns, use_threads=False)
+                )
             at = first
-            piece = fragments[fragment].subset(row_group_ids=[group])
-            for batch in piece.to_batches(schema=dataset.schema, columns=columns, use_threads=False):
+            for batch in batches:
                 n = batch.num_rows
                 lo, hi = max(self.start - at, 0), min(self.stop - at, n)
                 if hi > lo:
@@ -117,6 +129,10 @@ class Part:
                 at += n
                 if at >= self.stop:
                     return
+
+
+def _same_fields(have: Any, want: Any, names: list[str]) -> bool:
+    return all(name in have.names and have.field(name).equals(want.field(name)) for name in names)
 
 
 def plan(source: Source, jobs: int, folder: Path) -> list[Part]:
