@@ -10,9 +10,11 @@ validated, staged, predicted, ruled and written), all three pinned to one core; 
 `shipway score --jobs 2` on two cores. The two baselines run with the collector kept off the
 loaded model, as `shipway score` runs its job (engine.run.settled): the model at its best.
 
-For every run: wall time including loading the model (once per worker process for
---jobs 2), the steady rate (from the first batch written to the last, so without the load),
-and CPU seconds per row (this process plus its worker processes, the load included). Wall
+For every run: wall time including loading the model (for --jobs 2 once, in the parent,
+before the workers fork), the steady rate (from the first batch to the last, so without the load),
+and CPU seconds per row (this process plus its worker processes, the load included), and
+this process's own share (for --jobs 2, the parent's: loading the model before the fork,
+writing the output). --jobs-only runs only `shipway score` with one job and with two. Wall
 time on a shared machine depends on the other work; CPU time much less. Medians over rounds.
 """
 
@@ -44,6 +46,12 @@ RUNS = ("model", "predict_batch", "score", "score_jobs2")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def own_cpu() -> float:
+    """CPU seconds of this process alone (with --jobs 2: the parent's share)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime
+
+
 def cpu() -> float:
     """CPU seconds of this process and of its children: those that ended (the pool's workers at
     the end of a run) and those still running (the workers during it, read from /proc)."""
@@ -63,7 +71,7 @@ class Clock:
         self.first: tuple[float, int, float] | None = None
 
     def __enter__(self) -> Clock:
-        self.wall, self.cpu = time.perf_counter(), cpu()
+        self.wall, self.cpu, self.own = time.perf_counter(), cpu(), own_cpu()
         return self
 
     def progress(self, rows: int, _errors: int) -> None:
@@ -74,6 +82,7 @@ class Clock:
         end = time.perf_counter()
         self.cpu_end = cpu()
         self.wall, self.cpu = end - self.wall, self.cpu_end - self.cpu
+        self.own = own_cpu() - self.own
         self.end = end
 
 
@@ -101,6 +110,7 @@ def main() -> None:
     steady: dict[str, list[float]] = {name: [] for name in RUNS}
     cpu_us: dict[str, list[float]] = {name: [] for name in RUNS}
     steady_cpu_us: dict[str, list[float]] = {name: [] for name in RUNS}
+    own_cpu_us: dict[str, list[float]] = {name: [] for name in RUNS}
 
     def baseline(name: str, work: Callable[[], None]) -> None:
         with settled(), Clock() as clock:
@@ -118,6 +128,7 @@ def main() -> None:
         wall[name].append(clock.wall)
         steady[name].append((args.rows - clock.first[1]) / (clock.end - clock.first[0]))
         cpu_us[name].append(clock.cpu / args.rows * 1e6)
+        own_cpu_us[name].append(clock.own / args.rows * 1e6)
         steady_cpu_us[name].append((clock.cpu_end - clock.first[2]) / (args.rows - clock.first[1]) * 1e6)
 
     load: dict[str, str] = {}
@@ -163,6 +174,8 @@ def main() -> None:
         "steady_rows_per_s": {k: round(v) for k, v in steady_rate.items()},
         "cpu_us_per_row": {k: round(v, 1) for k, v in per_row.items()},
         "steady_cpu_us_per_row": {k: round(v, 1) for k, v in steady_per_row.items()},
+        # this process alone, the model's load included: with --jobs 2, the parent's share
+        "parent_cpu_us_per_row": {k: round(statistics.median(v), 1) for k, v in own_cpu_us.items() if v},
         "score_vs_model": ratio(rate, "score", "model"),
         "score_vs_predict_batch": ratio(rate, "score", "predict_batch"),
         "score_vs_predict_batch_steady": ratio(steady_rate, "score", "predict_batch"),
