@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import multiprocessing
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +130,20 @@ def test_a_worker_that_crashes_stops_the_run_naming_its_part_and_leaves_no_file(
     result = CliRunner().invoke(cli, ["score", str(data), "--out", str(out), "--target", str(project), "--jobs", "2"])
     assert result.exit_code == 2 and "stopped (exit code 7)" in result.output
     assert not out.exists()
+
+
+class Stop(Exception):
+    pass
+
+
+def test_a_run_stopped_midway_stops_its_workers_and_leaves_nothing(tmp_path: Path) -> None:
+    # As Ctrl-C would: the progress callback raises while the workers are scoring.
+    data = write(tmp_path / "in.jsonl", ROWS)
+    out = tmp_path / "out" / "scored.parquet"
+
+    def stop(rows: int, errors: int) -> None:
+        raise Stop
+
+    with pytest.raises(Stop):
+        score(SCORER, data, out, batch_size=50, jobs=2, progress=stop)
+    assert list(out.parent.iterdir()) == [] and multiprocessing.active_children() == []

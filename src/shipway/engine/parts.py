@@ -27,9 +27,10 @@ import gc
 import mmap
 import os
 import pickle
+import re
 import signal
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -87,7 +88,7 @@ class Part:
             with pa.memory_map(str(self.source.path)) as mapped:
                 mapped.seek(self.start)
                 data = mapped.read_buffer(self.stop - self.start)
-            if not data.to_pybytes().strip():  # blank lines only: no rows (the reader would call it empty)
+            if not re.search(rb"\S", memoryview(data)):  # blank lines only: no rows (the reader would call it empty)
                 return
             options = csv.ReadOptions(column_names=list(self.source.columns), use_threads=False)
             with csv.open_csv(
@@ -255,7 +256,7 @@ class Sink(Protocol):
 
 def run_parts(
     job: Job, parts: list[Part], sink: Sink, *, jobs: int, batch_size: int = 1024, preload: bool = False
-) -> Iterator[tuple[str, Part, Any]]:
+) -> Generator[tuple[str, Part, Any], None, None]:
     """Run `job` over every part in up to `jobs` worker processes, each taking the next part
     when it is done with one; `sink` gets each part's results in the worker.
 

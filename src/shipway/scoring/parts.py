@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,27 +67,29 @@ def scored_in_parts(
     """The answers for every row of `source`, a part's table at a time in the file's order,
     scored by `jobs` worker processes; `folder` (made here, removed at the end) holds the
     parts' files. `progress(rows, errors)` hears the rows scored so far, in any part."""
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     try:
         parts = plan(source, jobs, folder)
         finished: dict[int, str | None] = {}
         next_part = 0
         rows = errors = 0
-        for kind, part, value in run_parts(
-            job, parts, PartFiles(folder), jobs=jobs, batch_size=batch_size, preload=preload
-        ):
-            if kind == "report":
-                rows, errors = rows + value[0], errors + value[1]
-                if progress is not None:
-                    progress(rows, errors)
-                continue
-            finished[part.index] = value[0]
-            while next_part in finished:
-                path = finished.pop(next_part)
-                next_part += 1
-                if path is not None:
-                    table = pa.ipc.open_file(pa.memory_map(path)).read_all()  # mapped, not copied
-                    Path(path).unlink()  # the mapping keeps its pages until the table is written
-                    yield table
+        # closed before the folder is removed: the workers stop before their files go
+        with closing(
+            run_parts(job, parts, PartFiles(folder), jobs=jobs, batch_size=batch_size, preload=preload)
+        ) as events:
+            for kind, part, value in events:
+                if kind == "report":
+                    rows, errors = rows + value[0], errors + value[1]
+                    if progress is not None:
+                        progress(rows, errors)
+                    continue
+                finished[part.index] = value[0]
+                while next_part in finished:
+                    path = finished.pop(next_part)
+                    next_part += 1
+                    if path is not None:
+                        table = pa.ipc.open_file(pa.memory_map(path)).read_all()  # mapped, not copied
+                        Path(path).unlink()  # the mapping keeps its pages until the table is written
+                        yield table
     finally:
         shutil.rmtree(folder, ignore_errors=True)
