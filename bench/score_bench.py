@@ -1,8 +1,10 @@
 """Batch scoring of the banking77 router against the model's own batched throughput.
 
     .venv/bin/python bench/score_bench.py [--rows 200000] [--rounds 3] [--jobs-only] [--no-pin]
+        [--format parquet|csv|jsonl]
 
-The texts are the test split's, repeated to --rows, in a Parquet file. Each round runs,
+The texts are the test split's, repeated to --rows, in a Parquet file (one row group), or a CSV
+or JSON Lines file with --format. Each round runs,
 one after the other (interleaved, since the machine is shared): the bare model
 (`model.predict_proba` over the texts in batches of 1024), the service's own
 `predict_batch` on the same batches, `shipway score` in this process (the file read,
@@ -95,6 +97,9 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated runs to leave out, e.g. predict_batch")
     parser.add_argument("--jobs-only", action="store_true", help="only `shipway score` with one job and with two")
     parser.add_argument(
+        "--format", choices=("parquet", "csv", "jsonl"), default="parquet", help="the input file's format"
+    )
+    parser.add_argument(
         "--no-pin", action="store_true", help="let the one-core runs use either core (a fairer wall time when shared)"
     )
     args = parser.parse_args()
@@ -138,8 +143,14 @@ def main() -> None:
 
     load: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "texts.parquet"
-        pq.write_table(pa.table({"text": texts}), data)
+        data = Path(tmp) / f"texts.{args.format}"
+        if args.format == "parquet":
+            pq.write_table(pa.table({"text": texts}), data)
+        elif args.format == "jsonl":
+            data.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts))
+        else:
+            with data.open("w", newline="") as fh:
+                csv.writer(fh).writerows([["text"], *([text] for text in texts)])
         for round_ in range(args.rounds):
             load[f"round {round_ + 1}"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
             os.sched_setaffinity(0, one)
@@ -171,6 +182,7 @@ def main() -> None:
 
     result = {
         "rows": args.rows,
+        "format": args.format,
         "rounds": args.rounds,
         "cores": len(both),
         "load_average": load,

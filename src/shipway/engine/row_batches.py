@@ -4,7 +4,8 @@ Every engine reads a file through the same rules, so the rows a job sees do not 
 where it runs or how the file was split:
 
 - CSV: every column is read as text (the input schema converts "0.9" to a float where it
-  wants one); an empty cell is a missing field, so the field's default applies.
+  wants one); an empty cell is a missing field, so the field's default applies; a quoted field
+  may hold newlines.
 - JSON Lines: each line is parsed on its own, exactly as written; a line that is not JSON
   becomes a row holding the error, which the job reports for that row.
 - Parquet: the columns' own types; a null is a missing field, as in CSV.
