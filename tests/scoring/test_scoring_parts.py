@@ -146,4 +146,5 @@ def test_a_run_stopped_midway_stops_its_workers_and_leaves_nothing(tmp_path: Pat
 
     with pytest.raises(Stop):
         score(SCORER, data, out, batch_size=50, jobs=2, progress=stop)
-    assert list(out.parent.iterdir()) == [] and multiprocessing.active_children() == []
+    assert list(out.parent.iterdir()) == []
+    assert [p for p in multiprocessing.active_children() if p.name == "shipway-part"] == []  # the workers are gone
