@@ -1,8 +1,10 @@
 """Batch scoring of the banking77 router against the model's own batched throughput.
 
-    .venv/bin/python bench/score_bench.py [--rows 200000] [--rounds 3] [--jobs-only]
+    .venv/bin/python bench/score_bench.py [--rows 200000] [--rounds 3] [--jobs-only] [--no-pin]
+        [--format parquet|csv|jsonl]
 
-The texts are the test split's, repeated to --rows, in a Parquet file. Each round runs,
+The texts are the test split's, repeated to --rows, in a Parquet file (one row group), or a CSV
+or JSON Lines file with --format. Each round runs,
 one after the other (interleaved, since the machine is shared): the bare model
 (`model.predict_proba` over the texts in batches of 1024), the service's own
 `predict_batch` on the same batches, `shipway score` in this process (the file read,
@@ -10,9 +12,13 @@ validated, staged, predicted, ruled and written), all three pinned to one core; 
 `shipway score --jobs 2` on two cores. The two baselines run with the collector kept off the
 loaded model, as `shipway score` runs its job (engine.run.settled): the model at its best.
 
-For every run: wall time including loading the model (once per worker process for
---jobs 2), the steady rate (from the first batch written to the last, so without the load),
-and CPU seconds per row (this process plus its worker processes, the load included). Wall
+For every run: wall time including loading the model (for --jobs 2 once, in the parent,
+before the workers fork), the steady rate (from the first batch to the last, so without the load),
+and CPU seconds per row (this process plus its worker processes, the load included), and
+this process's own share (for --jobs 2, the parent's: loading the model before the fork,
+writing the output). --jobs-only runs only `shipway score` with one job and with two;
+--no-pin lets the one-job runs take either core: on a machine shared with other work, the one
+core they are pinned to may be the busier one. Wall
 time on a shared machine depends on the other work; CPU time much less. Medians over rounds.
 """
 
@@ -44,6 +50,12 @@ RUNS = ("model", "predict_batch", "score", "score_jobs2")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def own_cpu() -> float:
+    """CPU seconds of this process alone (with --jobs 2: the parent's share)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime
+
+
 def cpu() -> float:
     """CPU seconds of this process and of its children: those that ended (the pool's workers at
     the end of a run) and those still running (the workers during it, read from /proc)."""
@@ -63,7 +75,7 @@ class Clock:
         self.first: tuple[float, int, float] | None = None
 
     def __enter__(self) -> Clock:
-        self.wall, self.cpu = time.perf_counter(), cpu()
+        self.wall, self.cpu, self.own = time.perf_counter(), cpu(), own_cpu()
         return self
 
     def progress(self, rows: int, _errors: int) -> None:
@@ -74,6 +86,7 @@ class Clock:
         end = time.perf_counter()
         self.cpu_end = cpu()
         self.wall, self.cpu = end - self.wall, self.cpu_end - self.cpu
+        self.own = own_cpu() - self.own
         self.end = end
 
 
@@ -82,8 +95,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip", default="", help="comma-separated runs to leave out, e.g. predict_batch")
+    parser.add_argument("--jobs-only", action="store_true", help="only `shipway score` with one job and with two")
+    parser.add_argument(
+        "--format", choices=("parquet", "csv", "jsonl"), default="parquet", help="the input file's format"
+    )
+    parser.add_argument(
+        "--no-pin", action="store_true", help="let the one-core runs use either core (a fairer wall time when shared)"
+    )
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
+    if args.jobs_only:
+        skip |= {"model", "predict_batch"}
     with (EXAMPLE / "data" / "test.csv").open() as fh:
         texts = [row["text"] for row in csv.DictReader(fh)]
     texts = (texts * (args.rows // len(texts) + 1))[: args.rows]
@@ -93,11 +115,12 @@ def main() -> None:
     model = service.load(EXAMPLE / "artifacts")
     batches = [texts[i : i + BATCH] for i in range(0, len(texts), BATCH)]
     both = os.sched_getaffinity(0)
-    one = {min(both)}
+    one = both if args.no_pin else {min(both)}
     wall: dict[str, list[float]] = {name: [] for name in RUNS}
     steady: dict[str, list[float]] = {name: [] for name in RUNS}
     cpu_us: dict[str, list[float]] = {name: [] for name in RUNS}
     steady_cpu_us: dict[str, list[float]] = {name: [] for name in RUNS}
+    own_cpu_us: dict[str, list[float]] = {name: [] for name in RUNS}
 
     def baseline(name: str, work: Callable[[], None]) -> None:
         with settled(), Clock() as clock:
@@ -115,12 +138,19 @@ def main() -> None:
         wall[name].append(clock.wall)
         steady[name].append((args.rows - clock.first[1]) / (clock.end - clock.first[0]))
         cpu_us[name].append(clock.cpu / args.rows * 1e6)
+        own_cpu_us[name].append(clock.own / args.rows * 1e6)
         steady_cpu_us[name].append((clock.cpu_end - clock.first[2]) / (args.rows - clock.first[1]) * 1e6)
 
     load: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "texts.parquet"
-        pq.write_table(pa.table({"text": texts}), data)
+        data = Path(tmp) / f"texts.{args.format}"
+        if args.format == "parquet":
+            pq.write_table(pa.table({"text": texts}), data)
+        elif args.format == "jsonl":
+            data.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts))
+        else:
+            with data.open("w", newline="") as fh:
+                csv.writer(fh).writerows([["text"], *([text] for text in texts)])
         for round_ in range(args.rounds):
             load[f"round {round_ + 1}"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
             os.sched_setaffinity(0, one)
@@ -152,6 +182,7 @@ def main() -> None:
 
     result = {
         "rows": args.rows,
+        "format": args.format,
         "rounds": args.rounds,
         "cores": len(both),
         "load_average": load,
@@ -160,6 +191,8 @@ def main() -> None:
         "steady_rows_per_s": {k: round(v) for k, v in steady_rate.items()},
         "cpu_us_per_row": {k: round(v, 1) for k, v in per_row.items()},
         "steady_cpu_us_per_row": {k: round(v, 1) for k, v in steady_per_row.items()},
+        # this process alone, the model's load included: with --jobs 2, the parent's share
+        "parent_cpu_us_per_row": {k: round(statistics.median(v), 1) for k, v in own_cpu_us.items() if v},
         "score_vs_model": ratio(rate, "score", "model"),
         "score_vs_predict_batch": ratio(rate, "score", "predict_batch"),
         "score_vs_predict_batch_steady": ratio(steady_rate, "score", "predict_batch"),

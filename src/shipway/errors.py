@@ -21,6 +21,7 @@
     ├── DriftError           a drift profile is missing, damaged or of another version, or a window is empty
     ├── DataError            a dataset cannot be read, built or used (a bad path or format, no label column...)
     ├── RunError             a tracked run cannot start or be reproduced, or its step made no model
+    ├── WorkerError          a worker process of an offline job (`--jobs N`) stopped before it finished its part
     ├── RegistryError        an unknown model version or alias, or an alias it may not take
     ├── DeployError          an image cannot be built, or Kubernetes manifests rendered or applied
     ├── RolloutError         a rollout command that cannot go on (none running, another one running)
@@ -64,6 +65,7 @@ __all__ = [
     "SuiteError",
     "TargetError",
     "TemplateError",
+    "WorkerError",
 ]
 
 
@@ -223,6 +225,11 @@ class DataError(ShipwayError):
 class RunError(ShipwayError):
     """A tracked run that cannot start or be reproduced (a commit or diff that does not apply,
     another dataset version), or whose training step wrote no model."""
+
+
+class WorkerError(ShipwayError):
+    """A worker process of an offline job (`shipway score --jobs N`) stopped before it finished
+    its part of the dataset: a crash in the model's own code, or the system ran out of memory."""
 
 
 class StoreError(ShipwayError):

@@ -4,7 +4,8 @@ Every engine reads a file through the same rules, so the rows a job sees do not 
 where it runs or how the file was split:
 
 - CSV: every column is read as text (the input schema converts "0.9" to a float where it
-  wants one); an empty cell is a missing field, so the field's default applies.
+  wants one); an empty cell is a missing field, so the field's default applies; a quoted field
+  may hold newlines.
 - JSON Lines: each line is parsed on its own, exactly as written; a line that is not JSON
   becomes a row holding the error, which the job reports for that row.
 - Parquet: the columns' own types; a null is a missing field, as in CSV.
@@ -12,16 +13,16 @@ where it runs or how the file was split:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
 from shipway.errors import DataError
 
-__all__ = ["FORMATS", "NOT_JSON", "Chunk", "Source", "rows_of"]
+__all__ = ["FORMATS", "NOT_JSON", "Chunk", "Source", "jsonl_chunks", "rows_of", "table_chunks"]
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -128,6 +129,13 @@ class Source:
                 raise DataError(f"cannot read the CSV header of {path}: {err}") from None
         return cls(path, format, columns)
 
+    def csv_parse_options(self) -> Any:
+        import pyarrow.csv as csv
+
+        # A quoted field may hold a newline; without this the reader fails on one that spans
+        # two of its blocks ("got out of sync with chunker").
+        return csv.ParseOptions(newlines_in_values=True)
+
     def csv_convert_options(self) -> Any:
         import pyarrow as pa
         import pyarrow.csv as csv
@@ -143,33 +151,19 @@ class Source:
         """The same batches as `batches`, still as read: Arrow tables or JSON Lines text. A
         chunk pickles small, so a worker process turns it into rows, not the reading one."""
         if self.format == "jsonl":
-            yield from self._jsonl(size)
+            with self.path.open("rb") as fh:
+                yield from jsonl_chunks(fh, size)
             return
-        import pyarrow as pa
-
-        buffer: list[Any] = []
-        held = 0
-        for batch in self._tables():
-            buffer.append(batch)
-            held += batch.num_rows
-            if held < size:
-                continue
-            table = pa.Table.from_batches(buffer)
-            start = 0
-            while held - start >= size:
-                yield Chunk(table.slice(start, size))
-                start += size
-            buffer = table.slice(start).to_batches()
-            held -= start
-        if held:
-            yield Chunk(pa.Table.from_batches(buffer))
+        yield from table_chunks(self._tables(), size)
 
     def _tables(self) -> Iterator[Any]:
         _pyarrow()
         if self.format == "csv":
             import pyarrow.csv as csv
 
-            with csv.open_csv(self.path, convert_options=self.csv_convert_options()) as reader:
+            with csv.open_csv(
+                self.path, parse_options=self.csv_parse_options(), convert_options=self.csv_convert_options()
+            ) as reader:
                 yield from reader
         else:
             import pyarrow.dataset as ds
@@ -179,19 +173,6 @@ class Source:
                 yield from ds.dataset(self.paths, format="parquet").to_batches(columns=columns)
             if self.tail is not None:
                 yield from self.tail_table().to_batches()
-
-    def _jsonl(self, size: int) -> Iterator[Chunk]:
-        lines: list[bytes] = []
-        with self.path.open("rb") as fh:
-            for line in fh:
-                if not line.strip():
-                    continue
-                lines.append(line)
-                if len(lines) == size:
-                    yield Chunk(lines=lines)
-                    lines = []
-        if lines:
-            yield Chunk(lines=lines)
 
 
 class Chunk:
@@ -231,6 +212,48 @@ class Chunk:
             import pyarrow as pa
 
             self.table = pa.ipc.open_stream(blob).read_all()
+
+
+def table_chunks(batches: Iterable[Any], size: int) -> Iterator[Chunk]:
+    """Arrow record batches as chunks of `size` rows (the last may be shorter)."""
+    import pyarrow as pa
+
+    buffer: list[Any] = []
+    held = 0
+    for batch in batches:
+        buffer.append(batch)
+        held += batch.num_rows
+        if held < size:
+            continue
+        table = pa.Table.from_batches(buffer)
+        start = 0
+        while held - start >= size:
+            yield Chunk(table.slice(start, size))
+            start += size
+        buffer = table.slice(start).to_batches()
+        held -= start
+    if held:
+        yield Chunk(pa.Table.from_batches(buffer))
+
+
+def jsonl_chunks(fh: BinaryIO, size: int, stop: int | None = None) -> Iterator[Chunk]:
+    """The JSON Lines rows of an open file from where it stands, `size` lines at a time, blank
+    lines left out; with `stop`, only the lines that start before that byte."""
+    lines: list[bytes] = []
+    at = fh.tell()
+    for line in fh:
+        if stop is not None:
+            if at >= stop:
+                break
+            at += len(line)
+        if not line.strip():
+            continue
+        lines.append(line)
+        if len(lines) == size:
+            yield Chunk(lines=lines)
+            lines = []
+    if lines:
+        yield Chunk(lines=lines)
 
 
 def parse_line(line: bytes | str) -> Any:

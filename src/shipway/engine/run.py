@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from shipway.engine.row_batches import Chunk, Source
 from shipway.errors import ConfigError
 
-__all__ = ["ENGINES", "Job", "run", "settled"]
+__all__ = ["ENGINES", "Job", "called", "fork_context", "run", "settled", "start_worker"]
 
 ENGINES = ("local", "ray")
 
@@ -68,12 +68,13 @@ def run(
         job.setup()
         with settled():
             for chunk in source.chunks(batch_size):
-                yield _called(job, chunk, source.format)
+                yield called(job, chunk, source.format)
         return
-    if preload and "fork" in multiprocessing.get_all_start_methods():
+    context = fork_context() if preload else None
+    if context is not None:
         job.setup()
         with settled():  # frozen before the fork: the workers' collections leave the shared pages alone
-            yield from _pooled(multiprocessing.get_context("fork"), job, source, jobs, batch_size, _adopt)
+            yield from _pooled(context, job, source, jobs, batch_size, _adopt)
         return
     yield from _pooled(multiprocessing.get_context("spawn"), job, source, jobs, batch_size, _start)
 
@@ -103,28 +104,39 @@ def _adopt(job: Job) -> None:
     _job = job  # forked: set up in the parent already
 
 
-def _start(job: Job) -> None:
-    global _job, _failed
+def fork_context() -> Any:
+    """The multiprocessing context that forks, where the platform has one (None elsewhere)."""
+    return multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
+
+
+def start_worker(job: Job) -> Exception | None:
+    """Set the job up in a fresh worker process; the error if that failed."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per worker, set before the model loads
     try:
         job.setup()
-        gc.freeze()  # for good: the worker lives for this run only
     except Exception as err:
-        # An initializer that raises kills its worker, and the pool starts another one for ever:
-        # keep the error and raise it with the first batch, so the run stops with it.
-        _failed = err
-        return
-    _job = job
+        return err
+    gc.freeze()  # for good: the worker lives for this run only
+    return None
+
+
+def _start(job: Job) -> None:
+    global _job, _failed
+    # An initializer that raises kills its worker, and the pool starts another one for ever:
+    # keep the error and raise it with the first batch, so the run stops with it.
+    _failed = start_worker(job)
+    if _failed is None:
+        _job = job
 
 
 def _call(chunk: Chunk, format: str) -> Any:
     if _failed is not None:
         raise _failed
     assert _job is not None
-    return _called(_job, chunk, format)
+    return called(_job, chunk, format)
 
 
-def _called(job: Job, chunk: Chunk, format: str) -> Any:
+def called(job: Job, chunk: Chunk, format: str) -> Any:
     """The job on a chunk: a Parquet chunk's Arrow table itself for a job with a `table`
     method (no row built per row; the columns keep their types), its rows otherwise."""
     if format == "parquet" and hasattr(job, "table"):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from shipway.engine.row_batches import NOT_JSON, rows_of
 from shipway.errors import DataError, InputError, ShipwayError
 from shipway.project import Project, load_pipeline
 from shipway.scoring.columns import DECISION, OutputColumns, as_is, decision_array, decision_columns, not_finite
+from shipway.scoring.parts import scored_in_parts
 
 __all__ = ["IDS", "ScoreJob", "ScoreSummary", "score"]
 
@@ -286,7 +287,8 @@ def score(
     """Score every row of `data` with the project in `target`; write Parquet to `out`.
 
     The file appears only when the run finishes (it is written beside `out` and renamed).
-    `progress(rows, errors)` is called after every batch.
+    `progress(rows, errors)` is called after every batch. With the local engine and `jobs` > 1,
+    each worker process reads, scores and writes its own parts of the file (scoring/parts.py).
     """
     source = Source.open(data, format)
     out = Path(out)
@@ -305,9 +307,18 @@ def score(
     started = time.perf_counter()
     partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
     writer: pq.ParquetWriter | None = None
-    held: list[pa.Table] = []  # written a row group of about ROW_GROUP rows at a time, not one per batch
+    held: list[pa.Table] = []  # written a row group of ROW_GROUP rows at a time, not one per batch
+    tables: Iterator[pa.Table]
+    if engine == "local" and jobs > 1:
+        folder = out.with_name(f".{out.name}.{os.getpid()}.parts")
+        tables = scored_in_parts(
+            job, source, folder, jobs=jobs, batch_size=batch_size, preload=preload, progress=progress
+        )
+        progress = None  # the workers report the rows they score
+    else:
+        tables = run(job, source, engine=engine, jobs=jobs, batch_size=batch_size, preload=preload)
     try:
-        for table in run(job, source, engine=engine, jobs=jobs, batch_size=batch_size, preload=preload):
+        for table in tables:
             n = table.num_rows
             table = table.add_column(0, "row", pa.array(np.arange(summary.rows, summary.rows + n, dtype=np.int64)))
             if writer is None:
@@ -318,8 +329,10 @@ def score(
             summary.rows += n
             summary.errors += n - table.column("error").null_count
             if sum(t.num_rows for t in held) >= ROW_GROUP:
-                writer.write_table(pa.concat_tables(held), ROW_GROUP)
-                held = []
+                whole = pa.concat_tables(held)
+                full = whole.num_rows - whole.num_rows % ROW_GROUP
+                writer.write_table(whole.slice(0, full), ROW_GROUP)
+                held = [whole.slice(full)] if full < whole.num_rows else []
             if progress is not None:
                 progress(summary.rows, summary.errors)
         if writer is None:
@@ -330,6 +343,8 @@ def score(
         writer = None
         partial.replace(out)
     finally:
+        if hasattr(tables, "close"):
+            tables.close()  # stops the workers and removes their files, if it ended early
         if writer is not None:
             writer.close()
         partial.unlink(missing_ok=True)
