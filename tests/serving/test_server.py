@@ -181,7 +181,10 @@ def _log_writers(pid: int) -> set[int]:
 
 
 def test_a_log_writer_killed_under_load_is_replaced_and_loses_no_log(tmp_path: Path) -> None:
-    server = start_server(FAULTY, tmp_path, "--workers", "1")
+    project = Path(shutil.copytree(FAULTY, tmp_path / FAULTY.name, ignore=shutil.ignore_patterns("__pycache__")))
+    toml = project / "shipway.toml"
+    toml.write_text(toml.read_text().replace("[log]\n", '[log]\nwriter = "process"\n'))  # not the default
+    server = start_server(project, tmp_path, "--workers", "1")
     statuses: list[int] = []
     ok_ids: list[str] = []
     stop = threading.Event()

@@ -164,9 +164,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "log.writer",
         str,
-        "process",
-        "Where each worker's log is written: a writer process of its own (no CPU or GIL shared with the "
-        "requests) or a thread of the worker.",
+        "thread",
+        "Where each worker's log is written: a thread of the worker, or a writer process of its own (no GIL "
+        "shared with the requests: a shorter latency tail and a hard kill loses less, for more CPU per "
+        "request; docs/store.md).",
         choices=("process", "thread"),
     ),
     Setting(

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 TEMPLATE_VERSION = "1.5.1"
-TEMPLATE_DIGEST = "56ae6fed8629d05f"
+TEMPLATE_DIGEST = "bcd81b2ecbc160bf"
 PACKAGED = Path(__file__).resolve().parent / "template"
 
 # Commits in the cache repository are shipway's, whoever runs it: no user config, hooks or signing.
