@@ -6,6 +6,7 @@ from the machine's memory) and two CPUs.
 
 from __future__ import annotations
 
+import csv
 import os
 import random
 import shutil
@@ -47,6 +48,19 @@ def cluster() -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def test_scoring_on_ray_reads_quoted_newlines_across_the_csv_reader_s_blocks(cluster: None, tmp_path: Path) -> None:
+    data = tmp_path / "in.csv"
+    with data.open("w", newline="") as fh:  # over 1 MiB: some quoted newline spans two of the reader's blocks
+        out = csv.writer(fh)
+        out.writerow(["text", "channel", "priority"])
+        out.writerows([f'my card,\n"the blue one", is lost {i} ' + "x" * 40, "web", i % 4] for i in range(20_000))
+    assert data.stat().st_size > 1024**2
+    score(SCORER, data, tmp_path / "local.parquet", batch_size=512)
+    summary = score(SCORER, data, tmp_path / "ray.parquet", batch_size=512, engine="ray", jobs=2)
+    assert (summary.rows, summary.errors) == (20_000, 0)
+    assert pq.read_table(tmp_path / "ray.parquet").equals(pq.read_table(tmp_path / "local.parquet"))
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])

@@ -58,7 +58,12 @@ def dataset(source: Source, blocks: int | None = None) -> Any:
     ray = _ray()
     path = str(source.path)
     if source.format == "csv":
-        return ray.data.read_csv(path, convert_options=source.csv_convert_options(), override_num_blocks=blocks)
+        return ray.data.read_csv(
+            path,
+            parse_options=source.csv_parse_options(),
+            convert_options=source.csv_convert_options(),
+            override_num_blocks=blocks,
+        )
     if source.format == "jsonl":
         return ray.data.read_text(path, drop_empty_lines=True, override_num_blocks=blocks)
     tail = source.tail_table()  # the store's entries since the export: one more block, read last
