@@ -10,6 +10,7 @@ answers as columns, core/answer_columns.py).
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 from pathlib import Path
@@ -431,3 +432,23 @@ def test_malformed_column_answers_stop_scoring_with_the_problem_and_the_fix(tmp_
     with pytest.raises(OutputError, match="returned 1 values in the column 'label' of Out for a batch of 2 inputs"):
         score(folder, tmp_path / "in.parquet", tmp_path / "out.parquet")
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_predict_columns_that_raises_answers_row_by_row_and_says_so_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "raising"
+    folder.mkdir()
+    (folder / "service.py").write_text(
+        BOUNDED.format(imports="", validator="").replace(
+            "    rows = [answer(t) for t in texts]\n    return {",
+            '    raise RuntimeError("columns broke")\n    return {',
+        )
+    )
+    texts = ["ab", "q?", "ok"]
+    pq.write_table(pa.table({"text": texts}), tmp_path / "in.parquet")
+    with caplog.at_level(logging.WARNING, logger="shipway.core"):
+        score(folder, tmp_path / "in.parquet", tmp_path / "out.parquet", batch_size=1)
+    same(scored(tmp_path / "out.parquet"), served(folder, texts))
+    said = [r.getMessage() for r in caplog.records if "predict_columns raised" in r.getMessage()]
+    assert len(said) == 1 and "RuntimeError: columns broke" in said[0] and "shipway check" in said[0]

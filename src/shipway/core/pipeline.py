@@ -8,6 +8,7 @@ use a stage's column form where it has one). Nothing here knows about HTTP.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -23,7 +24,9 @@ from shipway.errors import OutputError, PredictError, ShipwayError
 if TYPE_CHECKING:
     from shipway.core.answer_columns import AnswerColumns, ColumnCheck
 
-__all__ = ["ColumnRun", "Decided", "Pipeline", "any_of"]  # Decided lives in core.decided; re-exported here
+__all__ = ["ColumnRun", "Decided", "Pipeline", "any_of"]
+
+logger = logging.getLogger("shipway.core")  # Decided lives in core.decided; re-exported here
 
 
 def any_of(values: list[Any], kind: type) -> bool:
@@ -55,6 +58,7 @@ class Pipeline:
         self.output_schema = output_schema
         self.ids = dict(ids or {})
         self._column_check: ColumnCheck | None = None  # made on the first column answers
+        self._columns_failed = False  # predict_columns raised once: said once, in the log
 
     @property
     def stage_names(self) -> list[str]:
@@ -173,7 +177,15 @@ class Pipeline:
         requests = [items[i] for i in places] if failed else items
         try:
             raw = self.stages[at].columns([values[i] for i in places] if failed else values, requests)  # type: ignore[misc]
-        except Exception:  # the row path finds the items that fail and answers the others
+        except Exception as exc:  # the row path finds the items that fail and answers the others
+            if not self._columns_failed:
+                self._columns_failed = True
+                logger.warning(
+                    "predict_columns raised %s: %s; the batches it fails on are answered row by row, which is "
+                    "slower. Fix predict_columns (`shipway check` compares it with predict).",
+                    type(exc).__name__,
+                    exc,
+                )
             return self._rule_columns(items)
         if self._column_check is None:
             from shipway.core.answer_columns import ColumnCheck  # numpy and pyarrow: batch scoring's
