@@ -38,7 +38,7 @@ from shipway.core.settings import Settings, load_settings
 from shipway.core.stage import Stage, stage_arity
 from shipway.errors import LoadError, ServiceError
 
-__all__ = ["Service", "import_service", "load_project", "read_ids"]
+__all__ = ["Service", "import_file", "import_service", "load_project", "read_ids"]
 
 _MISSING: Any = object()
 
@@ -216,11 +216,11 @@ def import_service(target: str | Path) -> tuple[Any, Path]:
                 f"{path} has no service.py. Create one with a predict() function, "
                 f"or pass the file or module that defines it."
             )
-        return _import_file(file), path.resolve()
+        return import_file(file), path.resolve()
     if path.suffix == ".py":
         if not path.exists():
             raise ServiceError(f"service file {path} does not exist; check the path.")
-        return _import_file(path), path.resolve().parent
+        return import_file(path), path.resolve().parent
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))  # as `python -m` would: modules in this folder import
     try:
@@ -278,7 +278,9 @@ def _hash_folder(folder: Path) -> str:
     return "sha256-" + digest.hexdigest()[:12]
 
 
-def _import_file(file: Path) -> Any:
+def import_file(file: Path) -> Any:
+    """A service's file as a module, under a name of its path's own, its folder on sys.path so it
+    can import its neighbours; once per process. ServiceError if it cannot be imported."""
     name = f"shipway_user_service_{hashlib.sha1(str(file.resolve()).encode()).hexdigest()[:8]}"
     if name in sys.modules:
         return sys.modules[name]

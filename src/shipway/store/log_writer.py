@@ -13,7 +13,6 @@ its last counts and exits. SIGINT and SIGTERM are ignored: the worker decides wh
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import logging
 import marshal
 import os
@@ -174,13 +173,9 @@ def _hook(reference: tuple[str, str, str] | None) -> Redact | None:
     except ImportError:
         if not file or not Path(file).is_file():
             raise
-        sys.path.insert(0, str(Path(file).parent))  # as the serving process did: its neighbours import
-        spec = importlib.util.spec_from_file_location(module_name, file)
-        if spec is None or spec.loader is None:
-            raise
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
+        from shipway.core.service import import_file  # pydantic and the rest: only for a service's hook
+
+        module = import_file(Path(file))  # as the serving process did, under the same module name
     target: Any = module
     for part in qualname.split("."):
         target = getattr(target, part)  # a lambda or a nested function has no such path: AttributeError
